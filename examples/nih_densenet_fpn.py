@@ -1,0 +1,222 @@
+"""NIH ChestX-ray14: DenseNet-121 with a feature-pyramid (FPN) head, the setup of the NIH DenseNet121+FPN study.
+
+Setup: DenseNet-121 (ImageNet initialisation) whose four dense-block maps feed an FPN head (lateral 1x1 convs,
+top-down upsampling, pooled concat -> linear) for the 14 findings; BCE with per-class pos_weight from the
+training labels; Adam, ReduceLROnPlateau and early stopping on validation mean AUROC; resize + horizontal
+flip ("nih_study" transforms).  Splits: the official patient-disjoint test list, and a patient-level
+validation split carved out of train_val (or the `split` column of a sample table).
+
+    python examples/nih_densenet_fpn.py --root /data/NIH               # Data_Entry_2017.csv + images*/
+    python examples/nih_densenet_fpn.py --smoke                        # seconds, on the bundled sample
+    python examples/nih_densenet_fpn.py --score PRED.csv GOLD.csv      # score a `radvision predict` CSV
+
+Scores are reported as in the radlabel NIH target: mean AUROC over the classes with at least
+`--min-positives` positives in the scored images, plus "any finding vs No Finding".  Any key of the config
+can be changed with `key=value` overrides (e.g. `optim.epochs=5 data.image_size=512`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+NO_FINDING = "No Finding"
+META_COLUMNS = {"path", "image", "patient_id", "age", "sex", "view", "split", "error", "Image Index",
+                "Finding Labels", "Patient ID"}
+
+# The study setup as a config mapping (radvision.config dataclasses); `--smoke` shrinks it.
+STUDY = {
+    "data": {"dataset": "nih", "image_size": 224, "channels": 3, "transforms": "nih_study"},
+    "model": {"backbone": "densenet121", "head": "fpn", "pretrained": "imagenet", "strategy": "full",
+              "backbone_lr_mult": 1.0, "dropout": 0.0},
+    "loss": {"name": "bce", "pos_weight": "auto"},
+    "optim": {"name": "adam", "lr": 1.0e-4, "weight_decay": 0.0, "batch_size": 32, "epochs": 20},
+    "schedule": {"monitor": "mean_auroc", "patience": 3, "plateau_factor": 0.1, "plateau_patience": 1,
+                 "restore_best": True},
+    "runtime": {"seed": 0, "amp": "auto", "channels_last": True, "device": "auto"},
+    "output": {"run_dir": "runs/nih_densenet_fpn"},
+}
+SMOKE = {
+    "data": {"image_size": 64},
+    "model": {"pretrained": None},
+    "optim": {"batch_size": 16, "epochs": 1},
+    "runtime": {"channels_last": False, "progress": False},
+}
+
+
+# --------------------------------------------------------------------------------------------- scoring
+
+
+def _key(paths: pd.Series) -> pd.Series:
+    """Join key: the image file name (predictions carry absolute paths, NIH tables bare names)."""
+    return paths.astype(str).str.replace("\\", "/", regex=False).str.rsplit("/", n=1).str[-1]
+
+
+def gold_frame(gold: pd.DataFrame | str | Path) -> pd.DataFrame:
+    """Gold labels keyed by image file name: an NIH Data_Entry table ("Image Index", "Finding Labels") or a
+    table with `path` and one 1/0 column per class (a LabelTable frame).  Adds the `any_finding` column."""
+    g = pd.read_csv(gold) if isinstance(gold, (str, Path)) else gold.copy()
+    if "Finding Labels" in g and "Image Index" in g:
+        sets = g["Finding Labels"].fillna("").astype(str).str.split("|").map(lambda xs: {x.strip() for x in xs})
+        names = sorted({x for s in sets for x in s if x and x != NO_FINDING})
+        out = pd.DataFrame({"key": _key(g["Image Index"])})
+        for c in names:
+            out[c] = sets.map(lambda s, c=c: float(c in s))
+        out["any_finding"] = sets.map(lambda s: float(bool(s - {NO_FINDING, ""})))
+        return out
+    if "path" not in g:
+        raise SystemExit("gold table needs 'Image Index' + 'Finding Labels' (NIH) or a 'path' column")
+    classes = [c for c in g.columns if c not in META_COLUMNS and c != NO_FINDING]
+    out = g[classes].apply(pd.to_numeric, errors="coerce").astype(float)
+    out.insert(0, "key", _key(g["path"]))
+    if NO_FINDING in g:
+        out["any_finding"] = 1.0 - pd.to_numeric(g[NO_FINDING], errors="coerce").astype(float)
+    else:
+        out["any_finding"] = (out[classes] == 1).any(axis=1).astype(float)
+    return out
+
+
+def any_finding_score(pred: pd.DataFrame, classes: list[str]) -> np.ndarray:
+    """Score for "any finding": 1 - P(No Finding) when the model has that output, else the noisy-OR
+    1 - prod(1 - p_c) of the finding probabilities."""
+    if NO_FINDING in pred:
+        return 1.0 - pred[NO_FINDING].to_numpy(dtype=float)
+    p = pred[classes].to_numpy(dtype=float)
+    return 1.0 - np.prod(1.0 - p, axis=1)
+
+
+def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str | Path,
+                      min_positives: int = 10) -> dict[str, float]:
+    """Mean AUROC over classes with >= `min_positives` positives among the scored images, plus any finding.
+
+    Returns {class: AUROC, ..., "any_finding": AUROC, "mean_auroc": mean of those, "n_images": N}.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    p = pd.read_csv(pred) if isinstance(pred, (str, Path)) else pred.copy()
+    if "path" not in p:
+        raise SystemExit("prediction table needs a 'path' column (as written by `radvision predict`)")
+    if "error" in p:
+        p = p[p["error"].isna() | (p["error"].astype(str) == "")]
+    p["key"] = _key(p["path"])
+    g = gold_frame(gold)
+    classes = [c for c in g.columns if c not in ("key", "any_finding") and c in p.columns]
+    if not classes:
+        raise SystemExit("prediction and gold tables share no class column")
+    m = g.merge(p.drop(columns=[c for c in p.columns if c == "any_finding"]), on="key", suffixes=("_gold", ""))
+    if m.empty:
+        raise SystemExit("no prediction matches a gold image (joined on image file name)")
+    result: dict[str, float] = {}
+    for c in classes:
+        y = m[f"{c}_gold"].to_numpy(dtype=float)
+        known = np.isin(y, (0.0, 1.0))
+        if (y[known] == 1).sum() >= min_positives and (y[known] == 0).any():
+            result[c] = float(roc_auc_score(y[known], m.loc[known, c].to_numpy(dtype=float)))
+    y_any = m["any_finding"].to_numpy(dtype=float)
+    if 0 < y_any.sum() < len(y_any):
+        result["any_finding"] = float(roc_auc_score(y_any, any_finding_score(m, classes)))
+    result["mean_auroc"] = float(np.mean(list(result.values()))) if result else float("nan")
+    result["n_images"] = float(len(m))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def merge(base: dict, extra: dict) -> dict:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, values in extra.items():
+        out.setdefault(section, {}).update(values)
+    return out
+
+
+def study_tables(root: str | None, seed: int, valid_fraction: float = 0.125) -> dict:
+    """train / valid (/ test) LabelTables: the official test list stays test; valid is patient-disjoint."""
+    from radvision.data import patient_split, read_nih
+    from radvision.sample import load_nih_sample
+
+    table = load_nih_sample() if root is None else read_nih(root)
+    split = table.frame["split"] if "split" in table.frame else pd.Series(index=table.frame.index, dtype=object)
+    parts = {}
+    if (split == "valid").any():
+        parts = {name: table.subset(name) for name in ("train", "valid", "test") if (split == name).any()}
+    else:
+        if (split == "test").any():
+            parts["test"] = table.subset("test")
+            table = table.subset(split.ne("test").to_numpy())
+        inner = patient_split(table, {"train": 1 - valid_fraction, "valid": valid_fraction}, seed)
+        parts.update(train=inner["train"], valid=inner["valid"])
+    return parts
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    from radvision.config import apply_overrides, config_from_dict
+    from radvision.data import ImageDataset, build_transforms
+    from radvision.predict import predict
+    from radvision.train import Trainer
+
+    values = merge(STUDY, SMOKE) if args.smoke else merge(STUDY, {})
+    if args.root:
+        values["data"]["root"] = args.root
+    if args.run_dir:
+        values["output"]["run_dir"] = args.run_dir
+    elif args.smoke:
+        values["output"]["run_dir"] = tempfile.mkdtemp(prefix="nih_fpn_smoke_")
+    values["output"]["overwrite"] = True
+    cfg = config_from_dict(apply_overrides(values, args.overrides))
+    parts = study_tables(None if args.smoke else cfg.data.root, cfg.runtime.seed)
+    if args.smoke:  # a few images per split keep the smoke run to seconds
+        parts = {k: t.subset(np.arange(min(len(t), 48 if k == "train" else 24))) for k, t in parts.items()}
+    d = cfg.data
+    datasets = {k: ImageDataset(t, build_transforms(d.transforms, d.image_size, train=(k == "train"),
+                                                    channels=d.channels), on_error=d.on_error)
+                for k, t in parts.items()}
+    run_dir = Trainer(cfg).fit(datasets["train"], datasets["valid"], datasets.get("test"))
+    scored = "test" if "test" in parts else "valid"
+    pred = predict(run_dir, parts[scored].frame[["path"]], batch_size=cfg.optim.batch_size)
+    result = score_predictions(pred, parts[scored].frame, min_positives=args.min_positives)
+    print(f"run dir: {run_dir}")
+    print(f"{scored} ({int(result['n_images'])} images): " + json.dumps({k: round(v, 4) for k, v in result.items()
+                                                                          if k != "n_images"}))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.epochs=5")
+    p.add_argument("--root", help="NIH ChestX-ray14 folder (Data_Entry_2017*.csv, images*/, split lists)")
+    p.add_argument("--smoke", action="store_true", help="1 epoch at 64 px on a few bundled sample images")
+    p.add_argument("--run-dir", help="where the run is written (default runs/nih_densenet_fpn)")
+    p.add_argument("--min-positives", type=int, default=None,
+                   help="classes need this many positives to be scored (default 10; 2 with --smoke)")
+    p.add_argument("--score", nargs=2, metavar=("PRED_CSV", "GOLD_CSV"),
+                   help="only score a `radvision predict` CSV against a gold table and exit")
+    args = p.parse_args(argv)
+    if args.min_positives is None:
+        args.min_positives = 2 if args.smoke else 10
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.score:
+        result = score_predictions(args.score[0], args.score[1], min_positives=args.min_positives)
+        print(json.dumps({k: round(v, 4) for k, v in result.items()}, indent=1))
+        return 0
+    if not args.smoke and not args.root:
+        p.error("give --root NIH_FOLDER, or --smoke to run on the bundled sample")
+    from radvision.errors import RadvisionError
+
+    try:
+        run(args)
+    except RadvisionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Stage 8: collapse a report graph into one value per schema class.
+
+``1`` present, ``0`` absent, ``-1`` uncertain, NaN not mentioned; positive beats uncertain beats
+absent. Hypothetical mentions ("evaluate for pneumonia") never count. No Finding follows CheXpert:
+``1`` only when no pathology class is present or uncertain (classes in ``no_finding_ignore``, e.g.
+Support Devices, excepted) and no other finding outside the schema (granuloma, scoliosis, ...)
+is asserted; otherwise blank.
+"""
+
+from __future__ import annotations
+
+import math
+
+from radlabel.graph import ReportGraph
+from radlabel.schema import Schema
+
+__all__ = ["aggregate", "LABEL_VALUE"]
+
+LABEL_VALUE = {"OBS-DP": 1.0, "OBS-U": -1.0, "OBS-DA": 0.0}
+# Rank used to combine mentions: positive > uncertain > absent.
+_RANK = {1.0: 3, -1.0: 2, 0.0: 1}
+
+
+def aggregate(graph: ReportGraph, schema: Schema) -> dict[str, float]:
+    """Every ``schema.class_names`` entry -> 1.0 / 0.0 / -1.0 / nan."""
+    values: dict[str, float] = {}
+    other_finding = False
+    for e in graph.entities:
+        value = LABEL_VALUE.get(e.label)
+        if value is None or e.assertion == "hypothetical":
+            continue
+        if not e.classes:
+            if value != 0.0 and not e.modifier:
+                other_finding = True
+            continue
+        for c in e.classes:
+            old = values.get(c)
+            if old is None or _RANK[value] > _RANK[old]:
+                values[c] = value
+    out = {name: values.get(name, math.nan) for name in schema.class_names}
+    if schema.no_finding:
+        ignore = set(schema.no_finding_ignore) | {schema.no_finding}
+        found = any(v in (1.0, -1.0) for k, v in values.items() if k not in ignore and k in out)
+        out[schema.no_finding] = math.nan if (found or other_finding) else 1.0
+    return out

@@ -1,0 +1,277 @@
+"""The `radlabel` command: label, parse, evaluate, stats, schemas.
+
+User errors (RadlabelError, missing files) print one sentence to stderr and exit with code 2,
+without a traceback; Ctrl-C exits 130 and leaves no partial output (writes are atomic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from radlabel.errors import RadlabelError
+
+EPILOG = """examples:
+  radlabel label reports.csv -o labels.csv --text-column report --id-column id --jobs 2
+  radlabel label reports.parquet -o labels.parquet --schema chestxray14 --graphs graphs.jsonl
+  radlabel parse "No pneumothorax. Small left effusion." --format table
+  radlabel evaluate labels.csv gold.csv --id-column id -o metrics.csv
+  radlabel stats reports.csv --text-column report -o stats/ --plots
+  radlabel schemas chexpert
+"""
+
+
+def _sections(value: str) -> tuple[str, ...] | str:
+    value = value.strip()
+    if value.lower() == "all":
+        return "all"
+    parts = tuple(p.strip() for p in value.split(",") if p.strip())
+    if not parts:
+        raise argparse.ArgumentTypeError("give section names separated by commas, or 'all'")
+    return parts
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be 0 or more")
+    return n
+
+
+def _add_schema(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--schema", default="chexpert", metavar="NAME|FILE.yaml",
+                   help="built-in schema (chexpert, chestxray14; see `radlabel schemas`) or your own YAML file "
+                        "(default: %(default)s)")
+
+
+def _add_sections(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sections", type=_sections, default=("findings", "impression"), metavar="LIST",
+                   help="comma-separated report sections that produce labels, or 'all' "
+                        "(default: findings,impression; history and indication never should)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    from radlabel import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="radlabel",
+        description="Label radiology reports: text -> RadGraph-style graph -> CheXpert-style labels "
+                    "(1 present, 0 absent, -1 uncertain, empty not mentioned).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"radlabel {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("label", help="label a corpus file (csv, tsv, jsonl, parquet)",
+                       description="Label every report of INPUT and write OUTPUT (format by extension: .csv "
+                                   ".tsv .jsonl .parquet): the id column first, one column per schema class "
+                                   "valued 1 / 0 / -1 / empty, then an `error` column (empty when fine). "
+                                   "Streams in chunks with bounded memory and keeps the input order.")
+    p.add_argument("input", metavar="INPUT", help="reports file (.csv .tsv .jsonl .parquet)")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="labels file to write (atomically)")
+    p.add_argument("--text-column", default="report", help="column holding the report text (default: %(default)s)")
+    p.add_argument("--id-column", default=None, metavar="ID",
+                   help="column copied to the output as the row id (default: a generated `row` 0..n-1)")
+    _add_schema(p)
+    _add_sections(p)
+    p.add_argument("--graphs", metavar="GRAPHS.jsonl",
+                   help="also write one line per report: {\"id\", \"error\", \"graph\": RadGraph JSON}")
+    p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                   help="worker processes (0 = all CPUs; default: %(default)s)")
+    p.add_argument("--chunksize", type=_positive_int, default=10_000, metavar="ROWS",
+                   help="rows read and written at a time; bounds memory (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    p = sub.add_parser("parse", help="show the graph of one report",
+                       description="Parse one report and print its entities (RadGraph labels ANAT-DP, "
+                                   "OBS-DP, OBS-U, OBS-DA) with their relations, and the resulting labels.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("text", nargs="?", metavar="TEXT", help="report text (quote it)")
+    src.add_argument("--file", metavar="F", help="read the report text from this file ('-' for stdin)")
+    _add_schema(p)
+    _add_sections(p)
+    p.add_argument("--format", choices=("json", "table"), default="table",
+                   help="table: readable entity list and labels; json: RadGraph JSON (default: %(default)s)")
+
+    p = sub.add_parser("evaluate", help="score predicted labels against gold labels",
+                       description="CheXpert-paper style evaluation: per class precision / recall / F1 for "
+                                   "positive (1), negative (0) and uncertain (-1) mentions and for the binary "
+                                   "label (1 or -1 vs the rest), with micro and macro averages. Rows are joined "
+                                   "on the id column.")
+    p.add_argument("pred", metavar="PRED", help="predicted labels file")
+    p.add_argument("gold", metavar="GOLD", help="gold labels file (1 / 0 / -1 / empty)")
+    p.add_argument("--id-column", default=None, help="id column in both files (default: GOLD's first column)")
+    p.add_argument("--schema", default=None, metavar="NAME|FILE.yaml",
+                   help="evaluate this schema's classes (default: the class columns both files share)")
+    p.add_argument("-o", "--output", metavar="metrics.csv", help="write the full metrics table here")
+
+    p = sub.add_parser("stats", help="corpus statistics: entities, verbs, similarity, prevalence",
+                       description="Corpus analysis as in the CheXpert Plus / RadGraph study: frequency tables "
+                                   "of graph entities and verbs, findings-vs-impression similarity "
+                                   "|A∩B| / max(|A|,|B|) over noun phrases, verbs and entities, and (with "
+                                   "--labels) class prevalence, label cardinality and density.")
+    p.add_argument("input", metavar="INPUT", help="reports file (.csv .tsv .jsonl .parquet)")
+    p.add_argument("--text-column", default="report", help="column holding the report text (default: %(default)s)")
+    p.add_argument("--labels", metavar="LABELS", help="labels file (as written by `radlabel label`) for prevalence")
+    _add_schema(p)
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="analyse only the first N reports")
+    p.add_argument("--top", type=_positive_int, default=30, metavar="K",
+                   help="rows in printed tables and bars in plots (default: %(default)s)")
+    p.add_argument("-o", "--output-dir", metavar="OUTDIR", help="write CSV tables (and plots) into this directory")
+    p.add_argument("--plots", action="store_true", help="also draw PNG bar plots (needs -o)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    p = sub.add_parser("schemas", help="list built-in schemas or show one schema's classes",
+                       description="Without NAME: list the built-in schemas. With NAME (or a YAML path): show "
+                                   "its classes and how many mention phrases each has.")
+    p.add_argument("name", nargs="?", metavar="NAME", help="schema name or YAML file")
+    return parser
+
+
+def _cmd_label(a: argparse.Namespace) -> int:
+    from radlabel.labeler import Labeler
+
+    labeler = Labeler(schema=a.schema, sections=a.sections, progress=not a.no_progress)
+    summary = labeler.label_file(a.input, a.output, text_column=a.text_column, id_column=a.id_column,
+                                 jobs=a.jobs, graphs=a.graphs, chunksize=max(a.chunksize, 1))
+    note = f", {summary['errors']} with an error note" if summary["errors"] else ""
+    print(f"labeled {summary['rows']} reports{note} -> {summary['output']}", file=sys.stderr)
+    return 0
+
+
+def _cmd_parse(a: argparse.Namespace) -> int:
+    from radlabel.labeler import Labeler
+
+    if a.file is not None:
+        if a.file == "-":
+            text = sys.stdin.read()
+        else:
+            path = Path(a.file)
+            if not path.is_file():
+                raise RadlabelError(f"Report file {a.file!r} does not exist.")
+            text = path.read_text(encoding="utf-8", errors="replace")
+    else:
+        text = a.text
+    if not text.strip():
+        raise RadlabelError("The report text is empty; pass the text in quotes or --file F.")
+    labeler = Labeler(schema=a.schema, sections=a.sections, progress=False)
+    graph = labeler.pipeline.parse(text)
+    if a.format == "json":
+        print(json.dumps(graph.to_radgraph(), ensure_ascii=False, indent=1))
+        return 0
+    print(_graph_table(graph))
+    labels = labeler.label_text(text)
+    shown = {k: v for k, v in labels.items() if k != "error" and v == v}
+    print("\nlabels: " + (", ".join(f"{k}={int(v)}" for k, v in shown.items()) or "(none mentioned)"))
+    return 0
+
+
+def _graph_table(graph) -> str:
+    """Entities one per line: id, RadGraph label, text, section/sentence, relations."""
+    rows = [("id", "label", "text", "section", "sent", "relations")]
+    for e in graph.entities:
+        rels = "; ".join(f"{r[0]} -> {r[1]}" for r in getattr(e, "relations", []) or [])
+        text = e.tokens if isinstance(e.tokens, str) else " ".join(e.tokens)
+        rows.append((str(e.id), str(e.label), text, str(getattr(e, "section", "")),
+                     str(getattr(e, "sentence", "")), rels))
+    if len(rows) == 1:
+        return "(no entities found)"
+    widths = [min(max(len(r[i]) for r in rows), 40) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5]
+                     for r in rows)
+
+
+def _cmd_evaluate(a: argparse.Namespace) -> int:
+    from radlabel.evaluate import evaluate, summary
+    from radlabel.io import read_table, write_table
+
+    pred, gold = read_table(a.pred), read_table(a.gold)
+    classes = None
+    if a.schema is not None:
+        from radlabel.schema import load_schema
+
+        classes = load_schema(a.schema).class_names
+    metrics = evaluate(pred, gold, id_column=a.id_column, classes=classes)
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_rows", 200, "display.float_format", "{:.3f}".format):
+        print("F1 by class and task (positive=1, negative=0, uncertain=-1, binary=1 or -1):")
+        print(summary(metrics).to_string())
+    if a.output:
+        write_table(metrics, a.output)
+        print(f"metrics -> {a.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_stats(a: argparse.Namespace) -> int:
+    from radlabel.stats import corpus_stats
+
+    if a.plots and not a.output_dir:
+        raise RadlabelError("--plots needs an output directory; add -o OUTDIR.")
+    result = corpus_stats(a.input, text_column=a.text_column, labels=a.labels, schema=a.schema, limit=a.limit,
+                          output_dir=a.output_dir, plots=a.plots, top=a.top, progress=not a.no_progress)
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_rows", 200, "display.float_format", "{:.3f}".format):
+        for name, table in result.tables.items():
+            print(f"\n== {name} ==")
+            print(table.head(a.top).to_string(index=False))
+    print("\n== summary ==")
+    for k, v in result.summary.items():
+        print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")
+    if a.output_dir:
+        print(f"tables{' and plots' if a.plots else ''} -> {a.output_dir}", file=sys.stderr)
+    return 0
+
+
+def _cmd_schemas(a: argparse.Namespace) -> int:
+    from radlabel.schema import list_schemas, load_schema
+
+    if a.name is None:
+        for name in list_schemas():
+            s = load_schema(name)
+            print(f"{name}: {len(s.class_names)} classes")
+        return 0
+    s = load_schema(a.name)
+    print(f"schema {s.name}: {len(s.class_names)} output columns")
+    for c in s.classes:
+        parent = f" (parent: {c.parent})" if c.parent else ""
+        print(f"  {c.name}: {len(c.mentions)} mention phrases, e.g. {', '.join(c.mentions[:3])}{parent}")
+    if s.no_finding:
+        ignore = f", ignoring {', '.join(s.no_finding_ignore)}" if s.no_finding_ignore else ""
+        print(f"  {s.no_finding}: 1 when no other class is present or uncertain{ignore}")
+    return 0
+
+
+COMMANDS = {"label": _cmd_label, "parse": _cmd_parse, "evaluate": _cmd_evaluate, "stats": _cmd_stats,
+            "schemas": _cmd_schemas}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `radlabel` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except RadlabelError as exc:
+        print(f"radlabel: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"radlabel: error: {exc.strerror or exc} ({exc.filename}).", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("radlabel: interrupted; no output was written.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Stage 7: the RadGraph-style report graph and its conversions (networkx, RadGraph JSON).
+
+Entities use RadGraph labels: ``ANAT-DP`` (anatomy), ``OBS-DP`` (observation present), ``OBS-U``
+(uncertain), ``OBS-DA`` (absent); relations are ``located_at``, ``modify`` and ``suggestive_of``.
+Token indices are inclusive at both ends, as in RadGraph; character offsets point into ``text``
+(the original report).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from radlabel.errors import RadlabelError
+
+__all__ = ["Entity", "ReportGraph", "LABELS", "RELATIONS"]
+
+LABELS = ("ANAT-DP", "OBS-DP", "OBS-U", "OBS-DA")
+RELATIONS = ("located_at", "modify", "suggestive_of")
+
+
+@dataclass
+class Entity:
+    """One RadGraph entity; ``classes`` are the schema classes an observation counts for."""
+
+    id: str
+    tokens: str
+    label: str
+    start_ix: int
+    end_ix: int
+    char_start: int
+    char_end: int
+    section: str | None
+    sentence: int
+    relations: list[tuple[str, str]] = field(default_factory=list)
+    classes: tuple[str, ...] = ()
+    modifier: bool = False
+    # present / absent / uncertain / hypothetical for observations ("" for anatomy); hypothetical
+    # mentions ("evaluate for pneumonia") are labelled OBS-U but never counted as labels.
+    assertion: str = ""
+
+
+@dataclass
+class ReportGraph:
+    """Entities and relations of one report.
+
+    ``sections`` maps a section name to its ``[start, end]`` character spans in ``text``;
+    ``sentences`` lists the ``[start, end]`` spans of the sentences that were analysed.
+    """
+
+    text: str
+    tokens: list[str]
+    entities: list[Entity]
+    sections: dict = field(default_factory=dict)
+    sentences: list = field(default_factory=list)
+
+    def entity(self, entity_id: str) -> Entity:
+        """The entity with this id (RadlabelError when absent)."""
+        for e in self.entities:
+            if e.id == entity_id:
+                return e
+        raise RadlabelError(f"No entity with id {entity_id!r}; ids are {[e.id for e in self.entities]}.")
+
+    def to_networkx(self) -> nx.DiGraph:
+        """A DiGraph: one node per entity id (entity fields as attributes), edges carry ``relation``."""
+        g = nx.DiGraph()
+        for e in self.entities:
+            g.add_node(
+                e.id, tokens=e.tokens, label=e.label, start_ix=e.start_ix, end_ix=e.end_ix,
+                char_start=e.char_start, char_end=e.char_end, section=e.section, sentence=e.sentence,
+                classes=e.classes, modifier=e.modifier, assertion=e.assertion,
+            )
+        for e in self.entities:
+            for rel, target in e.relations:
+                g.add_edge(e.id, target, relation=rel)
+        return g
+
+    def to_radgraph(self) -> dict:
+        """The RadGraph JSON dict: ``{"text", "entities": {id: {tokens, label, start_ix, end_ix, relations}}}``."""
+        return {
+            "text": " ".join(self.tokens),
+            "entities": {
+                e.id: {
+                    "tokens": e.tokens, "label": e.label, "start_ix": e.start_ix, "end_ix": e.end_ix,
+                    "relations": [[r, t] for r, t in e.relations],
+                }
+                for e in self.entities
+            },
+        }
+
+    def to_json(self) -> str:
+        """One JSON line: the RadGraph dict plus radlabel extras (classes, sections, offsets)."""
+        d = self.to_radgraph()
+        for e in self.entities:
+            d["entities"][e.id].update(
+                classes=list(e.classes), section=e.section, sentence=e.sentence, char_start=e.char_start,
+                char_end=e.char_end, modifier=e.modifier, assertion=e.assertion,
+            )
+        d["report"] = self.text
+        d["sections"] = self.sections
+        d["sentences"] = self.sentences
+        return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_radgraph(cls, d: dict[str, Any]) -> ReportGraph:
+        """Build a graph from a RadGraph dict (also accepts ``to_json`` output and ``labeler_1`` nesting)."""
+        if not isinstance(d, dict):
+            raise RadlabelError("A RadGraph document must be a dict with 'text' and 'entities'.")
+        if "entities" not in d and isinstance(d.get("labeler_1"), dict):
+            d = {**d, **d["labeler_1"]}
+        if "text" not in d or "entities" not in d:
+            missing = [k for k in ("text", "entities") if k not in d]
+            raise RadlabelError(f"A RadGraph document needs the keys 'text' and 'entities'; missing {missing}.")
+        tokens = d["text"].split(" ") if d["text"] else []
+        # Character offsets of each token in the space-joined text.
+        offsets, pos = [], 0
+        for t in tokens:
+            offsets.append(pos)
+            pos += len(t) + 1
+        entities = []
+        for eid, raw in d["entities"].items():
+            try:
+                s, e = int(raw["start_ix"]), int(raw["end_ix"])
+                label = raw["label"]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise RadlabelError(
+                    f"Entity {eid!r} needs integer 'start_ix', 'end_ix' and a 'label'."
+                ) from exc
+            if label not in LABELS:
+                raise RadlabelError(f"Entity {eid!r} has label {label!r}; valid labels are {', '.join(LABELS)}.")
+            if not 0 <= s <= e < len(tokens):
+                raise RadlabelError(f"Entity {eid!r} spans tokens {s}..{e}, outside the {len(tokens)} tokens.")
+            cs = raw.get("char_start", offsets[s])
+            ce = raw.get("char_end", offsets[e] + len(tokens[e]))
+            entities.append(
+                Entity(
+                    id=str(eid), tokens=raw.get("tokens", " ".join(tokens[s : e + 1])), label=label,
+                    start_ix=s, end_ix=e, char_start=cs, char_end=ce, section=raw.get("section"),
+                    sentence=int(raw.get("sentence", 0)),
+                    relations=[(str(r), str(t)) for r, t in raw.get("relations", [])],
+                    classes=tuple(raw.get("classes", ())), modifier=bool(raw.get("modifier", False)),
+                    assertion=raw.get("assertion", ""),
+                )
+            )
+        ids = {e.id for e in entities}
+        for e in entities:
+            for r, t in e.relations:
+                if t not in ids:
+                    raise RadlabelError(f"Entity {e.id!r} has a {r!r} relation to unknown entity {t!r}.")
+        text = d.get("report", d["text"])
+        return cls(
+            text=text, tokens=tokens, entities=entities, sections=d.get("sections", {}),
+            sentences=d.get("sentences", []),
+        )

@@ -1,0 +1,294 @@
+"""Streaming table I/O by file extension (.csv .tsv .jsonl .parquet) with atomic writes.
+
+Readers yield DataFrame chunks so a corpus of millions of reports is never held in memory at once;
+writers append chunk by chunk to a temporary file beside the target and `os.replace` it into place
+only when everything was written, so an interrupted run (error, Ctrl-C) leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from radlabel.errors import RadlabelError
+
+logger = logging.getLogger(__name__)
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
+DEFAULT_CHUNKSIZE = 10_000
+
+
+def table_format(path: str | os.PathLike) -> str:
+    """The format name for a path, from its extension; unknown extensions are a user error."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise RadlabelError(
+            f"Unsupported file extension {suffix or '(none)'!r} for {str(path)!r}; "
+            f"use one of {', '.join(FORMATS)}."
+        )
+    return FORMATS[suffix]
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise RadlabelError(f"Input file {str(path)!r} does not exist.")
+    if not path.is_file():
+        raise RadlabelError(f"Input path {str(path)!r} is not a file.")
+    if not os.access(path, os.R_OK):
+        raise RadlabelError(f"Input file {str(path)!r} is not readable (check its permissions).")
+
+
+def missing_column_error(column: str, available: Sequence[str], where: str) -> RadlabelError:
+    """A RadlabelError naming a missing column, the available ones, and a close match if any."""
+    available = [str(c) for c in available]
+    close = difflib.get_close_matches(str(column), available, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    shown = ", ".join(repr(c) for c in available[:30]) + (" ..." if len(available) > 30 else "")
+    return RadlabelError(f"Column {column!r} not found in {where}{hint}; available columns: {shown or 'none'}.")
+
+
+def read_columns(path: str | os.PathLike) -> list[str]:
+    """Column names of a table file without reading its rows (first line for JSONL)."""
+    path = Path(path)
+    fmt = table_format(path)
+    _check_readable(path)
+    try:
+        if fmt in ("csv", "tsv"):
+            sep = "\t" if fmt == "tsv" else ","
+            return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0).columns]
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    first = json.loads(line)
+                    if not isinstance(first, dict):
+                        raise RadlabelError(f"{str(path)!r} is not JSON Lines of objects (one {{...}} per line).")
+                    return [str(c) for c in first]
+        return []
+    except RadlabelError:
+        raise
+    except pd.errors.EmptyDataError:
+        return []
+    except Exception as exc:  # pyarrow / json / unicode errors: report them as one user-facing sentence
+        raise RadlabelError(f"Could not read {str(path)!r} as {fmt}: {type(exc).__name__}: {exc}.") from exc
+
+
+def iter_table(
+    path: str | os.PathLike,
+    columns: Sequence[str] | None = None,
+    chunksize: int = DEFAULT_CHUNKSIZE,
+) -> Iterator[pd.DataFrame]:
+    """Yield the rows of a table file in order, `chunksize` rows at a time.
+
+    `columns` restricts what is read (and must exist: a missing one is a RadlabelError naming the
+    available columns). CSV/TSV cells are read as strings so ids such as "00123" keep their form;
+    empty cells become NaN.
+    """
+    path = Path(path)
+    fmt = table_format(path)
+    if chunksize < 1:
+        raise RadlabelError(f"chunksize must be a positive number of rows, got {chunksize}.")
+    available = read_columns(path)
+    wanted = list(dict.fromkeys(columns)) if columns is not None else None
+    # A file with no header and no rows (0 bytes, or JSONL without a line) is an empty table.
+    for col in (wanted or []) if available or fmt == "parquet" else []:
+        if col not in available:
+            raise missing_column_error(col, available, repr(str(path)))
+    # Checks above run at call time; rows are read lazily by the generator below.
+    return _iter_rows(path, fmt, wanted, bool(available), chunksize)
+
+
+def _iter_rows(path: Path, fmt: str, wanted: list[str] | None, has_columns: bool,
+               chunksize: int) -> Iterator[pd.DataFrame]:
+    try:
+        if not has_columns and fmt != "parquet":
+            return
+        if fmt in ("csv", "tsv"):
+            sep = "\t" if fmt == "tsv" else ","
+            reader = pd.read_csv(path, sep=sep, usecols=wanted, dtype=str, chunksize=chunksize)
+            with reader:
+                for chunk in reader:
+                    yield chunk[wanted] if wanted else chunk
+        elif fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            for batch in pf.iter_batches(batch_size=chunksize, columns=wanted):
+                yield batch.to_pandas()
+        else:
+            yield from _iter_jsonl(path, wanted, chunksize)
+    except RadlabelError:
+        raise
+    except Exception as exc:
+        raise RadlabelError(f"Could not read {str(path)!r} as {fmt}: {type(exc).__name__}: {exc}.") from exc
+
+
+def _iter_jsonl(path: Path, wanted: list[str] | None, chunksize: int) -> Iterator[pd.DataFrame]:
+    # Parsed line by line (not pd.read_json) so values keep their JSON types and a bad line is
+    # reported with its line number.
+    rows: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RadlabelError(f"Line {lineno} of {str(path)!r} is not valid JSON: {exc.msg}.") from exc
+            if not isinstance(obj, dict):
+                raise RadlabelError(f"Line {lineno} of {str(path)!r} is not a JSON object.")
+            rows.append({k: obj.get(k) for k in wanted} if wanted else obj)
+            if len(rows) >= chunksize:
+                yield pd.DataFrame(rows, columns=wanted)
+                rows = []
+    if rows:
+        yield pd.DataFrame(rows, columns=wanted)
+
+
+def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read a whole (small) table file; use `iter_table` for corpora."""
+    chunks = list(iter_table(path, columns=columns, chunksize=100_000))
+    if not chunks:
+        return pd.DataFrame(columns=list(columns) if columns else read_columns(path))
+    return pd.concat(chunks, ignore_index=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class AtomicWriter:
+    """Context manager writing a table chunk by chunk to a temp file, moved into place on success.
+
+    >>> with AtomicWriter("out.parquet") as w:
+    ...     for chunk in chunks:
+    ...         w.write(chunk)
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.format = table_format(self.path)
+        directory = self.path.parent if str(self.path.parent) else Path(".")
+        if not directory.is_dir():
+            raise RadlabelError(f"Output directory {str(directory)!r} does not exist.")
+        self._dir = directory
+        self._tmp: Path | None = None
+        self._fh = None
+        self._pq_writer = None
+        self._arrow_schema = None
+        self.rows = 0
+
+    def __enter__(self) -> AtomicWriter:
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self._dir)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        os.chmod(self._tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+        if self.format != "parquet":
+            self._fh = open(self._tmp, "w", encoding="utf-8", newline="")
+        return self
+
+    def write(self, df: pd.DataFrame) -> None:
+        """Append one chunk (its columns must match the first chunk's)."""
+        if self.format in ("csv", "tsv"):
+            # CRLF rows (RFC 4180) make the csv module quote any field holding a bare "\r" too.
+            df.to_csv(self._fh, sep="\t" if self.format == "tsv" else ",", index=False, header=self.rows == 0,
+                      lineterminator="\r\n")
+        elif self.format == "jsonl":
+            if len(df):
+                text = df.to_json(orient="records", lines=True, force_ascii=False)
+                self._fh.write(text if text.endswith("\n") else text + "\n")
+        else:
+            self._write_parquet(df)
+        self.rows += len(df)
+
+    def _write_parquet(self, df: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            table = pa.Table.from_pandas(df, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise RadlabelError(f"Cannot write these values to {str(self.path)!r} as parquet: {exc}.") from exc
+        if self._pq_writer is None:
+            self._arrow_schema = table.schema
+            self._pq_writer = pq.ParquetWriter(self._tmp, self._arrow_schema)
+        elif not table.schema.equals(self._arrow_schema, check_metadata=False):
+            try:
+                table = table.cast(self._arrow_schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError) as exc:
+                raise RadlabelError(
+                    f"Column types changed between chunks while writing {str(self.path)!r} "
+                    f"({table.schema} vs {self._arrow_schema}); give the id column a single type."
+                ) from exc
+        self._pq_writer.write_table(table)
+
+    def write_text_line(self, line: str) -> None:
+        """Append one raw line (for JSONL side files such as graphs)."""
+        self._fh.write(line)
+        self._fh.write("\n")
+        self.rows += 1
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        committed = False
+        try:
+            if self._fh is not None:
+                self._fh.close()
+            if self._pq_writer is not None:
+                self._pq_writer.close()
+            elif self.format == "parquet" and exc_type is None:
+                # Nothing was written: still produce a valid (empty) parquet file.
+                pd.DataFrame().to_parquet(self._tmp)
+            if exc_type is None:
+                os.replace(self._tmp, self.path)
+                committed = True
+                logger.debug("wrote %d rows to %s", self.rows, self.path)
+        finally:
+            if not committed and self._tmp is not None:
+                self._tmp.unlink(missing_ok=True)
+        return False
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a small text file atomically (temp file in the same directory, then os.replace)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def data_path(name: str) -> Path:
+    """Path of a file bundled in radlabel/data (e.g. "sample_reports.csv")."""
+    folder = Path(__file__).resolve().parent / "data"
+    path = folder / name
+    if not path.is_file():
+        available = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        close = difflib.get_close_matches(name, available, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise RadlabelError(f"No bundled data file {name!r}{hint}; available: {', '.join(available)}.")
+    return path
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a whole DataFrame atomically, format by extension."""
+    with AtomicWriter(path) as writer:
+        writer.write(df)
+    return Path(path)

@@ -1,0 +1,448 @@
+"""Corpus labeling: many reports in, one row of labels per report out, in input order.
+
+`Labeler` wraps one `Pipeline` and adds what a corpus needs: per-row validation (bad rows become
+an `error`, never an exception), chunked streaming from and to files with bounded memory, an
+ordered multiprocessing pool, a progress bar, and optional RadGraph JSON lines per report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from radlabel.aggregate import aggregate
+from radlabel.errors import RadlabelError
+from radlabel.io import DEFAULT_CHUNKSIZE, AtomicWriter, iter_table, missing_column_error, table_format
+from radlabel.pipeline import Pipeline, get_pipeline
+
+logger = logging.getLogger(__name__)
+
+#: Reports longer than this are cut to this many characters (a chest X-ray report is ~0.3-3 kB);
+#: the row is still labelled and its `error` says it was truncated.
+MAX_CHARS = 100_000
+#: Rows handed to a worker process at a time: big enough to amortise pickling, small enough to
+#: keep every worker busy and memory flat.
+BATCH_SIZE = 500
+
+ERR_MISSING = "missing report"
+ERR_EMPTY = "empty report"
+ERR_NOT_TEXT = "not text"
+ERR_BINARY = "not text (binary content)"
+ERR_TRUNCATED = "truncated to the first {} characters"
+ERROR_COLUMN = "error"
+ROW_COLUMN = "row"
+
+def _check_text(value: Any, max_chars: int) -> tuple[str | None, str]:
+    """(text to label or None, error note) for one raw cell; never raises."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT:
+        return None, ERR_MISSING
+    if not isinstance(value, str):
+        return None, ERR_NOT_TEXT
+    if not value.strip():
+        return None, ERR_EMPTY
+    head = value[:4096]
+    # NUL bytes, many control characters or U+FFFD (undecodable bytes) mean a binary blob, not a report.
+    bad = sum(1 for ch in head if (ch < " " and ch not in "\t\n\r\f\v") or ch in "\x7f\ufffd")
+    if "\x00" in head or bad > 0.1 * len(head):
+        return None, ERR_BINARY
+    if len(value) > max_chars:
+        return value[:max_chars], ERR_TRUNCATED.format(max_chars)
+    return value, ""
+
+
+def _json_id(value: Any) -> Any:
+    """An id as a JSON-safe value (numpy scalars unwrapped, NaN -> null)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+@dataclass
+class _Batch:
+    """Labels for a run of consecutive rows: (n, k) float values, errors, optional graph lines."""
+
+    values: np.ndarray
+    errors: list[str]
+    graphs: list[str] | None
+
+
+def _label_batch(pipeline: Pipeline, texts: Sequence[Any], ids: Sequence[Any] | None, want_graphs: bool,
+                 max_chars: int) -> _Batch:
+    classes = pipeline.schema.class_names
+    values = np.full((len(texts), len(classes)), np.nan)
+    errors = [""] * len(texts)
+    graphs: list[str] | None = [] if want_graphs else None
+    for i, raw in enumerate(texts):
+        text, error = _check_text(raw, max_chars)
+        graph_json = "null"
+        if text is not None:
+            try:
+                if want_graphs:
+                    graph = pipeline.parse(text)
+                    labels = aggregate(graph, pipeline.schema)
+                    graph_json = graph.to_json()
+                else:
+                    labels = pipeline.label(text)
+                values[i] = [labels.get(c, np.nan) for c in classes]
+            except Exception as exc:  # one bad report must not stop a corpus: record it and go on
+                logger.debug("report %d could not be labeled", i, exc_info=True)
+                error = f"could not be labeled: {type(exc).__name__}: {exc}"[:300]
+                values[i] = np.nan
+                graph_json = "null"
+        errors[i] = error
+        if graphs is not None:
+            rid = _json_id(ids[i]) if ids is not None else None
+            graphs.append(f'{{"id": {json.dumps(rid)}, "error": {json.dumps(error)}, "graph": {graph_json}}}')
+    return _Batch(values, errors, graphs)
+
+
+# One Pipeline per worker process, built once by the pool initializer.
+_WORKER_PIPELINE: Pipeline | None = None
+_WORKER_MAX_CHARS = MAX_CHARS
+
+
+def _init_worker(schema: Any, sections: Any, max_chars: int) -> None:
+    global _WORKER_PIPELINE, _WORKER_MAX_CHARS
+    _WORKER_PIPELINE = get_pipeline(schema, sections)
+    _WORKER_MAX_CHARS = max_chars
+
+
+def _work(task: tuple[list[Any], list[Any] | None, bool]) -> _Batch:
+    texts, ids, want_graphs = task
+    return _label_batch(_WORKER_PIPELINE, texts, ids, want_graphs, _WORKER_MAX_CHARS)
+
+
+def _mp_context():
+    """Forkserver where available: forking the caller directly is unsafe once it runs threads
+    (tqdm's monitor, pyarrow, notebooks). The server preloads radlabel once, so each worker only
+    builds its Pipeline. Like any multiprocessing use, scripts need an `if __name__ == "__main__":` guard."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["radlabel.labeler"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+class Labeler:
+    """Label report corpora with one schema.
+
+    >>> labeler = Labeler(schema="chexpert", progress=False)
+    >>> labeler.label_corpus(df, text_column="report", id_column="id", jobs=2)
+
+    `sections` picks the report sections that produce labels ("all" for every section);
+    `max_chars` truncates absurdly long reports (noted in the `error` column).
+    """
+
+    def __init__(self, schema: Any = "chexpert", sections: Sequence[str] | str = ("findings", "impression"),
+                 progress: bool = True, max_chars: int = MAX_CHARS):
+        self._schema_arg = schema
+        self._sections = sections
+        self.pipeline = get_pipeline(schema, sections)  # shared per (schema, sections): building is slow
+        self.schema = self.pipeline.schema
+        self.class_names: list[str] = list(self.schema.class_names)
+        self.progress = progress
+        if max_chars < 1:
+            raise RadlabelError(f"max_chars must be a positive number of characters, got {max_chars}.")
+        self.max_chars = max_chars
+
+    # -- single report -------------------------------------------------------------------------
+    def label_text(self, text: Any) -> dict[str, Any]:
+        """Labels of one report plus its `error` note; never raises on bad input."""
+        batch = _label_batch(self.pipeline, [text], None, False, self.max_chars)
+        out: dict[str, Any] = dict(zip(self.class_names, batch.values[0].tolist(), strict=True))
+        out[ERROR_COLUMN] = batch.errors[0]
+        return out
+
+    # -- engine --------------------------------------------------------------------------------
+    def _batches(self, tasks: Iterable[tuple[list[Any], list[Any] | None, bool]], jobs: int) -> Iterator[_Batch]:
+        """Label task batches in order; with jobs > 1 on a pool whose queue is kept short so memory
+        stays bounded however long the input is (Pool.imap would read the whole input ahead)."""
+        if jobs == 1:
+            for texts, ids, want_graphs in tasks:
+                yield _label_batch(self.pipeline, texts, ids, want_graphs, self.max_chars)
+            return
+        # ProcessPoolExecutor rather than multiprocessing.Pool: a worker that dies (OOM kill) raises
+        # BrokenProcessPool here instead of leaving the run waiting forever.
+        executor = ProcessPoolExecutor(jobs, mp_context=_mp_context(), initializer=_init_worker,
+                                       initargs=(self._schema_arg, self._sections, self.max_chars))
+        try:
+            pending: deque = deque()
+            for task in tasks:
+                pending.append(executor.submit(_work, task))
+                if len(pending) >= 2 * jobs:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        except BrokenProcessPool as exc:
+            raise RadlabelError("A labeling worker process died (out of memory?); try fewer --jobs.") from exc
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _check_jobs(jobs: int | None) -> int:
+        if jobs is None or jobs == 0:
+            return os.cpu_count() or 1
+        if not isinstance(jobs, int) or jobs < 0:
+            raise RadlabelError(f"jobs must be a positive number of processes (or 0 for all CPUs), got {jobs!r}.")
+        return jobs
+
+    def _frame(self, batches: list[_Batch], ids: Sequence[Any] | None, id_column: str | None,
+               index: pd.Index | None) -> pd.DataFrame:
+        values = np.vstack([b.values for b in batches]) if batches else np.empty((0, len(self.class_names)))
+        df = pd.DataFrame(values, columns=self.class_names, index=index)
+        df[ERROR_COLUMN] = [e for b in batches for e in b.errors]
+        if id_column is not None:
+            df.insert(0, id_column, list(ids) if ids is not None else [])
+        df.attrs["radlabel_classes"] = list(self.class_names)
+        return df
+
+    # -- DataFrame in, DataFrame out -----------------------------------------------------------
+    def label_corpus(self, data: pd.DataFrame | pd.Series, text_column: str = "report",
+                     id_column: str | None = None, jobs: int = 1, graphs: str | os.PathLike | None = None,
+                     batch_size: int = BATCH_SIZE) -> pd.DataFrame:
+        """Label every row of `data`; returns one row per input row, same order and index.
+
+        Columns: `id_column` first (when given), one float column per class (1 / 0 / -1 / NaN),
+        then `error` (empty string when the row was labelled). `graphs` writes one RadGraph JSON
+        line per row to that path.
+        """
+        if isinstance(data, pd.Series):
+            texts_s, ids_s = data, None
+        elif isinstance(data, pd.DataFrame):
+            if text_column not in data.columns:
+                raise missing_column_error(text_column, list(data.columns), "the DataFrame")
+            if id_column is not None and id_column not in data.columns:
+                raise missing_column_error(id_column, list(data.columns), "the DataFrame")
+            texts_s = data[text_column]
+            ids_s = data[id_column] if id_column is not None else None
+        else:
+            raise RadlabelError(f"label_corpus needs a pandas DataFrame or Series, got {type(data).__name__}.")
+        jobs = self._check_jobs(jobs)
+        texts = texts_s.tolist()
+        if len(texts) <= batch_size:
+            jobs = 1  # one batch: starting worker processes would cost more than it saves
+        ids = ids_s.tolist() if ids_s is not None else None
+        want_graphs = graphs is not None
+        graph_ids = ids if ids is not None else [_json_id(i) for i in texts_s.index]
+
+        def tasks():
+            for start in range(0, len(texts), batch_size):
+                yield (texts[start:start + batch_size], graph_ids[start:start + batch_size] if want_graphs else None,
+                       want_graphs)
+
+        batches: list[_Batch] = []
+        with tqdm(total=len(texts), unit="reports", disable=not self.progress, desc="labeling") as bar:
+            if want_graphs:
+                table_format_graphs(graphs)
+                with AtomicWriter(graphs) as gw:
+                    for batch in self._batches(tasks(), jobs):
+                        for line in batch.graphs or []:
+                            gw.write_text_line(line)
+                        batches.append(batch)
+                        bar.update(len(batch.errors))
+            else:
+                for batch in self._batches(tasks(), jobs):
+                    batches.append(batch)
+                    bar.update(len(batch.errors))
+        return self._frame(batches, ids, id_column, texts_s.index)
+
+    # -- file in, file out ---------------------------------------------------------------------
+    def label_file(self, input: str | os.PathLike, output: str | os.PathLike, text_column: str = "report",
+                   id_column: str | None = None, jobs: int = 1, graphs: str | os.PathLike | None = None,
+                   chunksize: int = DEFAULT_CHUNKSIZE, batch_size: int = BATCH_SIZE) -> dict[str, Any]:
+        """Stream `input` through the labeler into `output` (formats by extension), atomically.
+
+        The output has `id_column` first (or a generated `row` 0..n-1), one column per class
+        valued 1 / 0 / -1 / empty, then `error`. Memory is bounded by `chunksize` rows whatever
+        the corpus size. Returns a summary: rows, rows with an error, output paths.
+        """
+        table_format(output)
+        if graphs is not None:
+            table_format_graphs(graphs)
+        if Path(output).resolve() == Path(input).resolve():
+            raise RadlabelError(f"Output {str(output)!r} is the input file; choose another output path.")
+        jobs = self._check_jobs(jobs)
+        columns = [text_column] + ([id_column] if id_column and id_column != text_column else [])
+        chunks = iter_table(input, columns=columns, chunksize=chunksize)
+        out_id = id_column or ROW_COLUMN
+        want_graphs = graphs is not None
+        total = _row_count_hint(input)
+        state = {"row": 0}
+        # Per-chunk ids kept until that chunk's batches come back, in order.
+        chunk_ids: deque = deque()
+
+        def tasks():
+            for chunk in chunks:
+                texts = chunk[text_column].tolist()
+                if id_column:
+                    ids = chunk[id_column].tolist()
+                else:
+                    ids = list(range(state["row"], state["row"] + len(texts)))
+                    state["row"] += len(texts)
+                for start in range(0, len(texts), batch_size):
+                    part_ids = ids[start:start + batch_size]
+                    chunk_ids.append(part_ids)
+                    yield texts[start:start + batch_size], part_ids if want_graphs else None, want_graphs
+
+        n_rows = n_errors = 0
+        with AtomicWriter(output) as writer, _maybe_writer(graphs) as gw, \
+                tqdm(total=total, unit="reports", disable=not self.progress, desc="labeling") as bar:
+            buffer: list[_Batch] = []
+            buffer_ids: list[Any] = []
+            for batch in self._batches(tasks(), jobs):
+                buffer.append(batch)
+                buffer_ids += chunk_ids.popleft()
+                if gw is not None:
+                    for line in batch.graphs or []:
+                        gw.write_text_line(line)
+                n_rows += len(batch.errors)
+                n_errors += sum(1 for e in batch.errors if e)
+                bar.update(len(batch.errors))
+                if len(buffer_ids) >= chunksize:
+                    writer.write(self._output_frame(buffer, buffer_ids, out_id))
+                    buffer, buffer_ids = [], []
+            if buffer or writer.rows == 0:
+                writer.write(self._output_frame(buffer, buffer_ids, out_id))
+        logger.info("labeled %d reports (%d with an error note) -> %s", n_rows, n_errors, output)
+        return {"rows": n_rows, "errors": n_errors, "output": str(output),
+                "graphs": str(graphs) if graphs is not None else None}
+
+    def _output_frame(self, batches: list[_Batch], ids: list[Any], id_column: str) -> pd.DataFrame:
+        df = self._frame(batches, ids, id_column, None)
+        if df[id_column].dtype == object:  # mixed JSON id types: write them as text, one column type
+            df[id_column] = df[id_column].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+        # Nullable integers so files hold 1 / 0 / -1 / empty rather than 1.0 / NaN.
+        return df.astype({c: "Int8" for c in self.class_names})
+
+
+def table_format_graphs(path: str | os.PathLike) -> None:
+    """Graphs are JSON Lines; refuse any other extension up front."""
+    if Path(path).suffix.lower() != ".jsonl":
+        raise RadlabelError(f"The graphs file {str(path)!r} must end in .jsonl (one RadGraph JSON object per line).")
+
+
+class _NullContext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _maybe_writer(path: str | os.PathLike | None):
+    return AtomicWriter(path) if path is not None else _NullContext()
+
+
+def _row_count_hint(path: str | os.PathLike) -> int | None:
+    """Rows in a parquet file from its metadata (cheap); None for text formats (unknown total)."""
+    if table_format(path) == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except Exception:  # progress total is only a nicety
+            return None
+    return None
+
+
+# -- module-level convenience API --------------------------------------------------------------
+_LABELERS: dict[tuple, Labeler] = {}
+
+
+def _cached_labeler(schema: Any, sections: Any) -> Labeler:
+    key = (schema, tuple(sections) if not isinstance(sections, str) else sections)
+    try:
+        hash(key)
+    except TypeError:  # e.g. an unhashable Schema object: build a fresh one
+        return Labeler(schema=schema, sections=sections, progress=False)
+    if key not in _LABELERS:
+        _LABELERS[key] = Labeler(schema=schema, sections=sections, progress=False)
+    return _LABELERS[key]
+
+
+def label(reports: Iterable[Any] | pd.Series | str, schema: Any = "chexpert",
+          sections: Sequence[str] | str = ("findings", "impression"), jobs: int = 1,
+          progress: bool = False) -> pd.DataFrame:
+    """Label report texts: one row per report (a Series keeps its index), class columns + `error`.
+
+    >>> radlabel.label(["No pneumothorax.", "Small left effusion."])
+    """
+    if isinstance(reports, pd.DataFrame):
+        raise RadlabelError("label() takes report texts (list or Series); for a DataFrame use "
+                            "Labeler.label_corpus(df, text_column=...).")
+    if isinstance(reports, str):
+        reports = [reports]
+    series = reports if isinstance(reports, pd.Series) else pd.Series(list(reports), dtype=object)
+    labeler = _cached_labeler(schema, sections)
+    labeler.progress = progress
+    return labeler.label_corpus(series, jobs=jobs)
+
+
+def to_binary(df: pd.DataFrame, policy: str = "U-Ones", classes: Sequence[str] | None = None) -> pd.DataFrame:
+    """Turn 1 / 0 / -1 / blank labels into training targets.
+
+    U-Ones: uncertain -> 1; U-Zeros: uncertain -> 0; U-Ignore: uncertain -> NaN (mask it in the
+    loss). Blank (not mentioned) -> 0. Rows whose report could not be read (an `error` and no
+    labels at all) stay NaN: an unreadable report is no evidence of absence. Other columns
+    (id, `error`) are kept unchanged.
+    """
+    policies = {"U-Ones": 1.0, "U-Zeros": 0.0, "U-Ignore": np.nan}
+    if policy not in policies:
+        import difflib
+
+        close = difflib.get_close_matches(str(policy), list(policies), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise RadlabelError(f"Unknown uncertainty policy {policy!r}{hint}; choose one of {', '.join(policies)}.")
+    if classes is None:
+        classes = [c for c in df.attrs.get("radlabel_classes", []) if c in df.columns] or _guess_classes(df)
+    else:
+        for c in classes:
+            if c not in df.columns:
+                raise missing_column_error(c, list(df.columns), "the labels")
+    classes = list(classes)
+    out = df.copy()
+    values = out[classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    unread = np.isnan(values).all(axis=1)
+    if ERROR_COLUMN in out.columns:
+        unread &= out[ERROR_COLUMN].fillna("").astype(str).str.len().to_numpy() > 0
+    else:
+        unread &= False
+    result = np.where(values == -1, policies[policy], values)
+    result = np.where(np.isnan(values), 0.0, result)
+    result[unread] = np.nan
+    out[classes] = result
+    return out
+
+
+def _guess_classes(df: pd.DataFrame) -> list[str]:
+    """Label columns of a table read back from a file: numeric columns holding only 1 / 0 / -1 / blank,
+    minus the id column conventions (`row`, first column named like an id)."""
+    skip = {ERROR_COLUMN, ROW_COLUMN, "id", "uid", "study_id", "subject_id", "dicom_id", "path"}
+    found = []
+    for c in df.columns:
+        if c in skip:
+            continue
+        col = pd.to_numeric(df[c], errors="coerce")
+        if col.notna().sum() == df[c].notna().sum() and set(col.dropna().unique()) <= {1.0, 0.0, -1.0}:
+            found.append(c)
+    if not found:
+        raise RadlabelError("No label columns found (columns of 1 / 0 / -1 / blank); pass classes=[...].")
+    return found

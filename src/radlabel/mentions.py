@@ -1,0 +1,236 @@
+"""Stage 4: find observation, anatomy and modifier mentions with one spaCy PhraseMatcher pass.
+
+Phrases come from the schema (class mentions, unmentions, absent phrases) and from the
+schema-independent lexicon in ``rules/lexicon.yaml`` (anatomy, modifiers, other findings,
+misspellings). Patterns such as ``"(heart|cardiac silhouette) (is)? enlarged"`` are expanded once,
+at init, into plain phrases, with plurals and misspellings added, so matching is a single hash
+lookup pass over the tokens (case-insensitive, ``attr="LOWER"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+from spacy.matcher import PhraseMatcher
+from spacy.tokens import Doc
+from spacy.vocab import Vocab
+
+from radlabel.errors import RadlabelError
+from radlabel.schema import Schema
+
+__all__ = ["Mention", "MentionMatcher", "expand_phrase", "load_lexicon", "plural", "select_longest"]
+
+RULES_DIR = Path(__file__).resolve().parent / "rules"
+MAX_EXPANSIONS = 20000
+
+# Kinds, strongest first: when spans of equal length overlap, the stronger kind is kept.
+OBSERVATION, ABSENT, OTHER, ANATOMY, MODIFIER = "observation", "absent", "other", "anatomy", "modifier"
+_PRIORITY = {ABSENT: 0, OBSERVATION: 1, OTHER: 2, ANATOMY: 3, MODIFIER: 4}
+
+
+@dataclass(slots=True)
+class Mention:
+    """A matched span: tokens ``[start, end)`` of the doc, its kind and the classes it counts for."""
+
+    start: int
+    end: int
+    kind: str
+    classes: tuple[str, ...] = ()
+
+
+def expand_phrase(pattern: str) -> list[str]:
+    """All phrases a pattern stands for: ``"(a|b) c (d)?"`` -> ``["a c d", "a c", "b c d", "b c"]``.
+
+    Groups may nest: ``"fluid in the (pleural space|(minor|major)? fissure)"``.
+    """
+    if pattern.count("(") != pattern.count(")"):
+        raise RadlabelError(f"Phrase pattern {pattern!r} has unbalanced parentheses.")
+    pos = 0
+
+    def seq() -> list[str]:
+        # A sequence of words and groups up to "|" or ")" -> its expansions.
+        nonlocal pos
+        results = [""]
+        while pos < len(pattern) and pattern[pos] not in "|)":
+            ch = pattern[pos]
+            if ch.isspace():
+                pos += 1
+                continue
+            if ch == "(":
+                pos += 1
+                options = seq_alternatives()
+                if pos < len(pattern) and pattern[pos] == "?":
+                    pos += 1
+                    options = [*options, ""]
+            else:
+                j = pos
+                while j < len(pattern) and not pattern[j].isspace() and pattern[j] not in "()|":
+                    j += 1
+                options = [pattern[pos:j]]
+                pos = j
+            results = [f"{r} {o}".strip() for r in results for o in options]
+            if len(results) > MAX_EXPANSIONS:
+                raise RadlabelError(
+                    f"Phrase pattern {pattern!r} expands to more than {MAX_EXPANSIONS} phrases; split it."
+                )
+        return results
+
+    def seq_alternatives() -> list[str]:
+        nonlocal pos
+        alts = seq()
+        while pos < len(pattern) and pattern[pos] == "|":
+            pos += 1
+            alts.extend(seq())
+        if pos >= len(pattern) or pattern[pos] != ")":
+            raise RadlabelError(f"Phrase pattern {pattern!r} has unbalanced parentheses.")
+        pos += 1
+        return alts
+
+    out = seq()
+    if pos != len(pattern):
+        raise RadlabelError(f"Phrase pattern {pattern!r} has a '|' or ')' outside a group.")
+    return list(dict.fromkeys(" ".join(p.split()) for p in out if p.strip()))
+
+
+def plural(word: str) -> str | None:
+    """A regular English plural for a noun-like word, or None when none should be guessed."""
+    if len(word) < 4 or not word.isalpha():
+        return None
+    if word.endswith("sis"):
+        return word[:-3] + "ses"
+    if word.endswith(("s", "x", "z", "ch", "sh")):
+        return None
+    if word.endswith("y") and word[-2] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
+
+
+@cache
+def load_lexicon(path: str | None = None) -> dict:
+    """The anatomy / modifier / other-finding / misspelling lexicon (``rules/lexicon.yaml``)."""
+    p = Path(path) if path else RULES_DIR / "lexicon.yaml"
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RadlabelError(f"Lexicon file {p} cannot be read as YAML ({exc.__class__.__name__}).") from exc
+    if not isinstance(data, dict):
+        raise RadlabelError(f"Lexicon file {p} must be a mapping.")
+    return data
+
+
+def _variants(phrase: str, misspellings: dict[str, list[str]], add_plural: bool) -> set[str]:
+    phrase = phrase.lower()
+    out = {phrase}
+    words = phrase.split(" ")
+    if add_plural:
+        p = plural(words[-1])
+        if p:
+            out.add(" ".join([*words[:-1], p]))
+    for variant in list(out):
+        vw = variant.split(" ")
+        for i, w in enumerate(vw):
+            for wrong in misspellings.get(w, ()):
+                out.add(" ".join([*vw[:i], wrong, *vw[i + 1 :]]))
+    return out
+
+
+def select_longest(spans: list[Mention]) -> list[Mention]:
+    """Non-overlapping spans, longest first (then by kind priority, then leftmost), in text order."""
+    if not spans:
+        return []
+    ranked = sorted(spans, key=lambda m: (m.start - m.end, _PRIORITY.get(m.kind, 9), m.start))
+    taken: set[int] = set()
+    keep = []
+    for m in ranked:
+        r = range(m.start, m.end)
+        if any(i in taken for i in r):
+            continue
+        taken.update(r)
+        keep.append(m)
+    keep.sort(key=lambda m: m.start)
+    return keep
+
+
+class MentionMatcher:
+    """Compiles a schema + lexicon into one PhraseMatcher; calling it on a Doc gives mentions."""
+
+    def __init__(self, vocab: Vocab, schema: Schema, tokenizer, lexicon: dict | None = None):
+        lex = load_lexicon() if lexicon is None else lexicon
+        misspell = {str(k).lower(): [str(v).lower() for v in vs] for k, vs in (lex.get("misspellings") or {}).items()}
+        # phrase -> (kind, classes); unmentions kept apart because they only subtract classes.
+        phrases: dict[str, tuple[str, set[str]]] = {}
+        unmentions: dict[str, set[str]] = {}
+
+        def add(kind: str, patterns, cls: str | None, add_plural: bool) -> None:
+            for pattern in patterns:
+                for phrase in expand_phrase(pattern):
+                    for v in _variants(phrase, misspell, add_plural):
+                        old = phrases.get(v)
+                        if old is None or _PRIORITY[kind] < _PRIORITY[old[0]]:
+                            phrases[v] = (kind, {cls} if cls else set())
+                        elif old[0] == kind and cls:
+                            old[1].add(cls)
+
+        for spec in schema.classes:
+            add(OBSERVATION, spec.mentions, spec.name, True)
+            add(ABSENT, spec.absent_phrases, spec.name, False)
+            for pattern in spec.unmentions:
+                for phrase in expand_phrase(pattern):
+                    for v in _variants(phrase, misspell, True):
+                        unmentions.setdefault(v, set()).add(spec.name)
+        add(OTHER, lex.get("other_findings") or (), None, True)
+        add(ANATOMY, lex.get("anatomy") or (), None, True)
+        add(MODIFIER, lex.get("modifiers") or (), None, False)
+
+        self.matcher = PhraseMatcher(vocab, attr="LOWER")
+        self._keys: dict[int, tuple[str, tuple[str, ...]]] = {}
+        groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        for phrase, (kind, classes) in phrases.items():
+            groups.setdefault((kind, tuple(sorted(classes))), []).append(phrase)
+        for phrase, classes in unmentions.items():
+            groups.setdefault(("unmention", tuple(sorted(classes))), []).append(phrase)
+        order = {c.name: i for i, c in enumerate(schema.classes)}
+        for (kind, classes), plist in groups.items():
+            classes = tuple(sorted(classes, key=order.__getitem__))
+            key = f"{kind}|{'|'.join(classes)}"
+            mid = vocab.strings.add(key)
+            self._keys[mid] = (kind, classes)
+            self.matcher.add(key, list(tokenizer.pipe(plist)))
+
+    def __call__(self, doc: Doc) -> list[Mention]:
+        """Non-overlapping mentions in token order."""
+        cands: list[Mention] = []
+        unm: list[tuple[int, int, tuple[str, ...]]] = []
+        keys = self._keys
+        for mid, s, e in self.matcher(doc):
+            kind, classes = keys[mid]
+            if kind == "unmention":
+                unm.append((s, e, classes))
+            else:
+                cands.append(Mention(s, e, kind, classes))
+        if unm:
+            cands = _subtract(cands, unm)
+        return select_longest(cands)
+
+
+def _subtract(cands: list[Mention], unm: list[tuple[int, int, tuple[str, ...]]]) -> list[Mention]:
+    """Remove unmentioned classes from overlapping observations; drop those left with none."""
+    cover: dict[int, set[str]] = {}
+    for s, e, ucls in unm:
+        for i in range(s, e):
+            cover.setdefault(i, set()).update(ucls)
+    out = []
+    for m in cands:
+        if m.kind in (OBSERVATION, ABSENT):
+            removed: set[str] = set()
+            for i in range(m.start, m.end):
+                removed |= cover.get(i, set())
+            if removed:
+                m.classes = tuple(c for c in m.classes if c not in removed)
+                if not m.classes:
+                    continue
+        out.append(m)
+    return out

@@ -1,0 +1,121 @@
+"""Stage 1: normalize report text while keeping every character mappable to the original.
+
+Reports arrive with ragged whitespace, bullets, "1." / "2)" numbering, de-identification tokens
+(``XXXX``) and typographic punctuation. Later stages (sections, sentences, matching) are simpler
+and faster on a canonical form, but graphs must point back into the user's text, so every edit is
+recorded as a segment and :meth:`Normalized.to_original` maps offsets back.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+__all__ = ["Normalized", "normalize"]
+
+# One alternation, one pass: each named group says how to rewrite its match. Order matters
+# (earlier alternatives win at the same position).
+_PATTERN = re.compile(
+    r"""
+    (?=[\s\-*\u2022\u00b7\u25aa\u25e6\u2023(\dX.\u2026\u2018-\u2033\u2212\u00a0\u3000])  # cheap guard
+    (?:(?P<item>^[ \t]*(?:[-*\u2022\u00b7\u25aa\u25e6\u2023]|\(?\d{1,2}[.)](?!\d))[ \t]+)  # bullet / number opening the text
+    |(?P<inum>(?<=[.:;])[ \t]+\(?\d{1,2}[.)](?![\d.])[ \t]+(?=[A-Za-z]))      # ". 2. Next item" inline numbering
+    |(?P<nl>[ \t]*(?:\r\n?|\n)[ \t\r\n\f\v]*                                 # newlines (+ blank lines)
+        (?:(?:[-*\u2022\u00b7\u25aa\u25e6\u2023]|\(?\d{1,2}[.)](?!\d))[ \t]+)?)  # + a bullet / number opening the line
+    |(?P<ws>[ \t\f\v\u00a0\u2000-\u200b\u3000]{2,}|[\t\f\v\u00a0\u2000-\u200b\u3000])  # odd/multiple spaces
+    |(?P<deid>\bX{2,}\b)                                                      # de-identification token
+    |(?P<dots>\.{2,}|\u2026)                                                  # ellipses
+    |(?P<glue>(?<=[a-z])\.(?=[A-Z][a-z]))                                     # "apex.There" -> "apex. There"
+    |(?P<punct>[\u2018\u2019\u201a\u201b\u2032\u201c\u201d\u201e\u2033\u2010-\u2015\u2212]))  # typographic
+    """,
+    re.VERBOSE,
+)
+
+_PUNCT = {
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"',
+    "\u2212": "-",
+}
+
+
+def _rewrite(m: re.Match) -> str:
+    kind = m.lastgroup
+    if kind == "item":
+        # A list item starts a new sentence; the newline before it already says so.
+        return ""
+    if kind == "inum":
+        return "\n"
+    if kind == "nl":
+        return "\n"
+    if kind == "ws":
+        return " "
+    if kind == "deid":
+        return "XXXX"
+    if kind == "dots":
+        return "."
+    if kind == "glue":
+        return ". "
+    ch = m.group()
+    return _PUNCT.get(ch, "-")
+
+
+@dataclass
+class Normalized:
+    """Normalized text plus the segments needed to map offsets back to ``original``."""
+
+    text: str
+    original: str
+    # Parallel lists, one entry per segment: start in `text`, start in `original`, length in
+    # `original` (-1 for copied segments, whose lengths are equal on both sides).
+    _norm_starts: list[int] = field(default_factory=list, repr=False)
+    _orig_starts: list[int] = field(default_factory=list, repr=False)
+    _orig_lens: list[int] = field(default_factory=list, repr=False)
+
+    def to_original(self, pos: int) -> int:
+        """Map a character offset in ``text`` (start or exclusive end) to ``original``."""
+        if not self._norm_starts:
+            return pos
+        i = bisect_right(self._norm_starts, pos) - 1
+        if i < 0:
+            return pos
+        delta = pos - self._norm_starts[i]
+        olen = self._orig_lens[i]
+        if olen < 0:
+            return self._orig_starts[i] + delta
+        return self._orig_starts[i] + min(delta, olen)
+
+
+def normalize(text: str) -> Normalized:
+    """Return the canonical form of ``text`` with an offset map to the original string."""
+    pieces: list[str] = []
+    norm_starts: list[int] = []
+    orig_starts: list[int] = []
+    orig_lens: list[int] = []
+    npos = 0
+    last = 0
+    for m in _PATTERN.finditer(text):
+        s, e = m.span()
+        rep = _rewrite(m)
+        if rep == text[s:e]:
+            continue
+        if s > last:
+            norm_starts.append(npos)
+            orig_starts.append(last)
+            orig_lens.append(-1)
+            pieces.append(text[last:s])
+            npos += s - last
+        norm_starts.append(npos)
+        orig_starts.append(s)
+        orig_lens.append(e - s)
+        pieces.append(rep)
+        npos += len(rep)
+        last = e
+    if not norm_starts:
+        return Normalized(text, text)
+    if last < len(text):
+        norm_starts.append(npos)
+        orig_starts.append(last)
+        orig_lens.append(-1)
+        pieces.append(text[last:])
+    return Normalized("".join(pieces), text, norm_starts, orig_starts, orig_lens)

@@ -1,0 +1,214 @@
+"""The report pipeline: normalize -> sections -> sentences -> mentions -> assertion -> relations ->
+graph -> labels. Everything that can be compiled (phrase matchers, regexes) is built once in
+``Pipeline.__init__``; ``parse`` is a few linear passes over the report.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from bisect import bisect_right
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+
+import spacy
+
+from radlabel.aggregate import aggregate
+from radlabel.assertion import ABSENT as S_ABSENT
+from radlabel.assertion import HYPOTHETICAL, PRESENT, UNCERTAIN, ContextEngine
+from radlabel.errors import RadlabelError
+from radlabel.graph import Entity, ReportGraph
+from radlabel.mentions import ABSENT, ANATOMY, MODIFIER, MentionMatcher
+from radlabel.normalize import normalize
+from radlabel.relations import MODIFY, find_relations
+from radlabel.schema import Schema, load_schema
+from radlabel.sections import CANONICAL, canonical_section, find_sections
+from radlabel.sentences import split_sentences
+
+__all__ = ["Pipeline", "parse", "get_pipeline", "SECTION_NAMES"]
+
+log = logging.getLogger(__name__)
+
+SECTION_NAMES = sorted(set(CANONICAL.values()) | {"preamble"})
+_STATUS_LABEL = {PRESENT: "OBS-DP", S_ABSENT: "OBS-DA", UNCERTAIN: "OBS-U", HYPOTHETICAL: "OBS-U"}
+
+
+@lru_cache(maxsize=1)
+def _blank_nlp():
+    nlp = spacy.blank("en")
+    nlp.max_length = 10**9  # the tokenizer is linear; we only ever call make_doc
+    return nlp
+
+
+@lru_cache(maxsize=16)
+def _mention_matcher(schema: Schema) -> MentionMatcher:
+    # Compiling ~20k phrases is the slow part of a Pipeline; share it across section choices.
+    nlp = _blank_nlp()
+    return MentionMatcher(nlp.vocab, schema, nlp.tokenizer)
+
+
+@lru_cache(maxsize=1)
+def _context_engine() -> ContextEngine:
+    nlp = _blank_nlp()
+    return ContextEngine(nlp.vocab, nlp.tokenizer)
+
+
+def _check_sections(sections) -> tuple[str, ...] | None:
+    if sections is None or (isinstance(sections, str) and sections.strip().lower() == "all"):
+        return None
+    if isinstance(sections, str):
+        sections = [s for s in sections.split(",") if s.strip()]
+    if not isinstance(sections, Iterable):
+        raise RadlabelError(f"sections must be None, 'all' or a list of section names, not {type(sections).__name__}.")
+    out = []
+    for s in sections:
+        if not isinstance(s, str):
+            raise RadlabelError(f"Section names must be strings; got {s!r}.")
+        name = canonical_section(s)
+        if name not in SECTION_NAMES:
+            close = difflib.get_close_matches(name, SECTION_NAMES, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise RadlabelError(
+                f"Unknown section {s!r}; valid sections are {', '.join(SECTION_NAMES)} or 'all'.{hint}"
+            )
+        out.append(name)
+    if not out:
+        raise RadlabelError("sections is empty; give at least one section name, or None / 'all' for the whole text.")
+    return tuple(dict.fromkeys(out))
+
+
+class Pipeline:
+    """Report text -> :class:`ReportGraph` -> labels for one schema and a choice of sections."""
+
+    def __init__(self, schema: str | Path | Schema = "chexpert", sections=("findings", "impression")):
+        self.schema: Schema = load_schema(schema)
+        self.sections: tuple[str, ...] | None = _check_sections(sections)
+        self._make_doc = _blank_nlp().make_doc
+        self._mentions = _mention_matcher(self.schema)
+        self._context = _context_engine()
+        log.debug("Pipeline ready: schema=%s sections=%s", self.schema.name, self.sections)
+
+    def __repr__(self) -> str:
+        return f"Pipeline(schema={self.schema.name!r}, sections={self.sections!r})"
+
+    def label(self, text: str) -> dict[str, float]:
+        """Class name -> 1.0 / 0.0 / -1.0 / nan for one report."""
+        return aggregate(self.parse(text), self.schema)
+
+    def parse(self, text: str) -> ReportGraph:
+        """The graph of one report (entities only from the selected sections)."""
+        if not isinstance(text, str):
+            raise RadlabelError(f"A report must be a str, not {type(text).__name__}.")
+        norm = normalize(text)
+        ntext = norm.text
+        to_orig = norm.to_original
+        secs = find_sections(ntext)
+        sections: dict[str, list[list[int]]] = {}
+        for s in secs:
+            sections.setdefault(s.name, []).append([to_orig(s.start), to_orig(s.end)])
+        wanted = self.sections
+        sent_spans: list[tuple[int, int]] = []
+        sent_section: list[str] = []
+        for s in secs:
+            if wanted is None or s.name in wanted:
+                for span in split_sentences(ntext, s.start, s.end):
+                    sent_spans.append(span)
+                    sent_section.append(s.name)
+        doc = self._make_doc(ntext)
+        graph_sentences = [[to_orig(a), to_orig(b)] for a, b in sent_spans]
+        if not sent_spans or not len(doc):
+            return ReportGraph(text, _tokens(doc)[0], [], sections, graph_sentences)
+        sent_starts = [a for a, _ in sent_spans]
+
+        def sentence_of(tok_start: int, tok_end: int) -> int:
+            """Sentence index of a token span, or -1 when it is outside the analysed sentences."""
+            c0 = doc[tok_start].idx
+            k = bisect_right(sent_starts, c0) - 1
+            if k < 0:
+                return -1
+            last = doc[tok_end - 1]
+            return k if last.idx + len(last) <= sent_spans[k][1] else -1
+
+        mentions, msent = [], []
+        for m in self._mentions(doc):
+            k = sentence_of(m.start, m.end)
+            if k >= 0:
+                mentions.append(m)
+                msent.append(k)
+        if not mentions:
+            return ReportGraph(text, _tokens(doc)[0], [], sections, graph_sentences)
+        triggers, tsent = [], []
+        for t in self._context.triggers(doc):
+            k = sentence_of(t.start, t.end)
+            if k >= 0:
+                triggers.append(t)
+                tsent.append(k)
+        obs_idx = [i for i, m in enumerate(mentions) if m.kind not in (ANATOMY, MODIFIER, ABSENT)]
+        statuses = self._context.assign([mentions[i] for i in obs_idx], [msent[i] for i in obs_idx], triggers, tsent)
+        status = dict(zip(obs_idx, statuses, strict=True))
+        rels = find_relations(mentions, msent, triggers, tsent)
+
+        tokens, remap = _tokens(doc)
+        ids = [str(i + 1) for i in range(len(mentions))]
+        entities = []
+        for i, m in enumerate(mentions):
+            if m.kind == ANATOMY:
+                label, assertion = "ANAT-DP", ""
+            elif m.kind == ABSENT:
+                label, assertion = "OBS-DA", S_ABSENT
+            elif m.kind == MODIFIER:
+                label, assertion = "OBS-DP", ""
+            else:
+                assertion = status[i]
+                label = _STATUS_LABEL[assertion]
+            s_ix = remap[m.start] if remap else m.start
+            e_ix = remap[m.end - 1] if remap else m.end - 1
+            first, last = doc[m.start], doc[m.end - 1]
+            entities.append(
+                Entity(
+                    id=ids[i], tokens=" ".join(tokens[s_ix : e_ix + 1]), label=label, start_ix=s_ix, end_ix=e_ix,
+                    char_start=to_orig(first.idx), char_end=to_orig(last.idx + len(last)),
+                    section=sent_section[msent[i]], sentence=msent[i], relations=[],
+                    classes=m.classes, modifier=m.kind == MODIFIER, assertion=assertion,
+                )
+            )
+        for src, rel, tgt in rels:
+            entities[src].relations.append((rel, ids[tgt]))
+            if rel == MODIFY and entities[tgt].label.startswith("OBS"):
+                # A modifier shares the assertion of what it modifies ("no new effusion").
+                entities[src].label = entities[tgt].label
+        return ReportGraph(text, tokens, entities, sections, graph_sentences)
+
+
+def _tokens(doc) -> tuple[list[str], list[int] | None]:
+    """Token texts without whitespace tokens, and the doc-index -> token-index map when they differ."""
+    texts = [t.text for t in doc]
+    if not any(t.isspace() for t in texts):
+        return texts, None
+    remap, out = [], []
+    for t in texts:
+        remap.append(len(out))
+        if not t.isspace():
+            out.append(t)
+    return out, remap
+
+
+@lru_cache(maxsize=16)
+def _cached(schema, sections) -> Pipeline:
+    return Pipeline(schema, sections)
+
+
+def get_pipeline(schema: str | Path | Schema = "chexpert", sections=("findings", "impression")) -> Pipeline:
+    """A Pipeline shared per (schema, sections): compiling matchers is the expensive part."""
+    key_schema = str(schema) if isinstance(schema, Path) else schema
+    key_sections = sections if sections is None or isinstance(sections, str) else tuple(sections)
+    try:
+        return _cached(key_schema, key_sections)
+    except TypeError:  # unhashable input: build it uncached (and let validation explain)
+        return Pipeline(schema, sections)
+
+
+def parse(text: str, schema: str | Path | Schema = "chexpert", sections=("findings", "impression")) -> ReportGraph:
+    """Parse one report with a cached :class:`Pipeline`."""
+    return get_pipeline(schema, sections).parse(text)

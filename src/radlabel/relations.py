@@ -1,0 +1,129 @@
+"""Stage 6: RadGraph relations between mentions of one sentence.
+
+* ``located_at``: observation -> the nearest anatomy within a few tokens ("opacity in the right
+  lower lobe", "right lower lobe opacity"), not across another observation.
+* ``modify``: modifier -> the observation it qualifies ("small left effusion", "increased ...
+  opacity"); skipping over anatomy and other modifiers; else the adjacent anatomy.
+* ``suggestive_of``: observation -> observation across a linking phrase ("opacity, concerning for
+  infection"; "consistent with", "may represent").
+
+Every search looks only a bounded number of mentions away, so the cost stays linear.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+from radlabel.assertion import Trigger
+from radlabel.mentions import ABSENT, ANATOMY, MODIFIER, OBSERVATION, OTHER, Mention
+
+__all__ = ["find_relations", "LOCATED_AT", "MODIFY", "SUGGESTIVE_OF"]
+
+LOCATED_AT, MODIFY, SUGGESTIVE_OF = "located_at", "modify", "suggestive_of"
+_OBS = (OBSERVATION, OTHER)
+LOCATION_GAP = 4  # tokens allowed between an observation and its anatomy ("in the left")
+MODIFIER_GAP = 2  # free tokens allowed between a modifier and what it modifies
+LINK_GAP = 6  # tokens allowed on each side of a suggestive_of phrase
+
+
+def find_relations(
+    mentions: list[Mention], sent_of: list[int], triggers: list[Trigger], trig_sent: list[int]
+) -> list[tuple[int, str, int]]:
+    """Relations as ``(source_index, relation, target_index)`` into ``mentions`` (in token order)."""
+    rels: list[tuple[int, str, int]] = []
+    n = len(mentions)
+    for i, m in enumerate(mentions):
+        if m.kind in _OBS:
+            j = _nearest_anatomy(mentions, sent_of, i)
+            if j is not None:
+                rels.append((i, LOCATED_AT, j))
+        elif m.kind == MODIFIER:
+            j = _modified(mentions, sent_of, i, n)
+            if j is not None:
+                rels.append((i, MODIFY, j))
+    if triggers:
+        starts = [m.start for m in mentions]
+        for t, ts in zip(triggers, trig_sent, strict=True):
+            if ("suggestive",) not in t.roles:
+                continue
+            k = bisect_left(starts, t.end)
+            a = _obs_before(mentions, sent_of, k - 1, t.start, ts)
+            b = _obs_after(mentions, sent_of, k, t.end, ts)
+            if a is not None and b is not None:
+                rels.append((a, SUGGESTIVE_OF, b))
+    return rels
+
+
+def _nearest_anatomy(mentions: list[Mention], sent_of: list[int], i: int) -> int | None:
+    m, sent = mentions[i], sent_of[i]
+    best: tuple[int, int] | None = None
+    # After the observation ("opacity in the right lower lobe"); stop at the next observation.
+    k = i + 1
+    while k < len(mentions) and sent_of[k] == sent:
+        o = mentions[k]
+        if o.start - m.end > LOCATION_GAP or o.kind in _OBS or o.kind == ABSENT:
+            break
+        if o.kind == ANATOMY:
+            best = (o.start - m.end, k)
+            break
+        k += 1
+    # Before it ("right lower lobe opacity"); preferred when closer.
+    k = i - 1
+    while k >= 0 and sent_of[k] == sent:
+        o = mentions[k]
+        if m.start - o.end > LOCATION_GAP or o.kind in _OBS or o.kind == ABSENT:
+            break
+        if o.kind == ANATOMY:
+            if best is None or m.start - o.end <= best[0]:
+                best = (m.start - o.end, k)
+            break
+        k -= 1
+    return None if best is None else best[1]
+
+
+def _modified(mentions: list[Mention], sent_of: list[int], i: int, n: int) -> int | None:
+    m, sent = mentions[i], sent_of[i]
+    free = 0
+    prev_end = m.end
+    first_anatomy = None
+    k = i + 1
+    while k < n and sent_of[k] == sent:
+        o = mentions[k]
+        free += o.start - prev_end
+        if free > MODIFIER_GAP:
+            break
+        if o.kind in _OBS:
+            return k
+        if o.kind == ANATOMY and first_anatomy is None:
+            first_anatomy = k
+        elif o.kind == ABSENT:
+            break
+        prev_end = o.end
+        k += 1
+    if first_anatomy is not None and mentions[first_anatomy].start - m.end <= MODIFIER_GAP:
+        return first_anatomy
+    # "effusion is small": the observation just before.
+    k = i - 1
+    while k >= 0 and sent_of[k] == sent and m.start - mentions[k].end <= MODIFIER_GAP:
+        if mentions[k].kind in _OBS:
+            return k
+        if mentions[k].kind not in (MODIFIER,):
+            break
+        k -= 1
+    return None
+
+
+def _obs_before(mentions: list[Mention], sent_of: list[int], k: int, limit: int, sent: int) -> int | None:
+    while k >= 0 and sent_of[k] == sent and limit - mentions[k].end <= LINK_GAP:
+        if mentions[k].end <= limit and mentions[k].kind in _OBS:
+            return k
+        k -= 1
+    return None
+
+
+def _obs_after(mentions: list[Mention], sent_of: list[int], k: int, limit: int, sent: int) -> int | None:
+    while k < len(mentions) and sent_of[k] == sent and mentions[k].start - limit <= LINK_GAP:
+        if mentions[k].kind in _OBS:
+            return k
+        k += 1
+    return None

@@ -1,0 +1,185 @@
+"""Label schemas as data: which classes exist and which phrases mention them.
+
+A schema is a YAML file (read with ``yaml.safe_load``)::
+
+    name: chexpert
+    no_finding: No Finding            # optional; the class set when nothing pathological is found
+    no_finding_ignore: [Support Devices]
+    classes:
+      - name: Pneumothorax
+        mentions: [pneumothorax, "(apical|basilar)? pneumothorax"]
+        unmentions: []                # phrases that contain a mention but do not count
+        absent_phrases: []            # phrases that by themselves say the class is absent
+        parent: null
+
+Phrases may use ``(a|b)`` for alternatives and ``(a|b)?`` for optional words; they are expanded
+by :mod:`radlabel.mentions`. Built-in schemas live in ``radlabel/schemas/*.yaml``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from radlabel.errors import RadlabelError
+
+__all__ = ["ClassSpec", "Schema", "list_schemas", "load_schema", "schema_from_dict"]
+
+_BUILTIN_DIR = Path(__file__).resolve().parent / "schemas"
+_TOP_KEYS = {"name", "classes", "no_finding", "no_finding_ignore", "description"}
+_CLASS_KEYS = {"name", "mentions", "unmentions", "absent_phrases", "parent"}
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """One output class and the phrases that mention it."""
+
+    name: str
+    mentions: tuple[str, ...]
+    unmentions: tuple[str, ...]
+    absent_phrases: tuple[str, ...] = ()
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A named set of classes; ``class_names`` is the output column order."""
+
+    name: str
+    classes: tuple[ClassSpec, ...]
+    no_finding: str | None
+    no_finding_ignore: tuple[str, ...]
+
+    @property
+    def class_names(self) -> list[str]:
+        """Output columns: the No Finding class first (as CheXpert), then the classes in file order."""
+        names = [c.name for c in self.classes]
+        return [self.no_finding, *names] if self.no_finding else names
+
+
+def list_schemas() -> list[str]:
+    """Names of the built-in schemas."""
+    return sorted(p.stem for p in _BUILTIN_DIR.glob("*.yaml"))
+
+
+def load_schema(schema: str | Path | Schema) -> Schema:
+    """A :class:`Schema` from a built-in name, a YAML path, or an existing Schema (returned as is)."""
+    if isinstance(schema, Schema):
+        return schema
+    if not isinstance(schema, str | Path):
+        raise RadlabelError(
+            f"schema must be a built-in name ({', '.join(list_schemas())}), a path to a .yaml file "
+            f"or a Schema, not {type(schema).__name__}."
+        )
+    text = str(schema)
+    builtin = _BUILTIN_DIR / f"{text}.yaml"
+    if isinstance(schema, str) and "/" not in text and "\\" not in text and builtin.is_file():
+        path = builtin
+    elif text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise RadlabelError(f"Schema file {path} does not exist.")
+    else:
+        names = list_schemas()
+        close = difflib.get_close_matches(text, names, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise RadlabelError(
+            f"Unknown schema {text!r}; choose one of {', '.join(names)} or a path to a .yaml file.{hint}"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise RadlabelError(f"Schema file {path} is not valid YAML{where}.") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RadlabelError(f"Schema file {path} cannot be read ({exc.__class__.__name__}).") from exc
+    return schema_from_dict(data, source=str(path))
+
+
+def _strings(value: Any, key: str, source: str, required: bool = False) -> tuple[str, ...]:
+    if value is None and not required:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise RadlabelError(f"Key {key!r} in schema {source} must be a list of non-empty strings.")
+    return tuple(v.strip() for v in value)
+
+
+def _unknown_key(keys: set, allowed: set, where: str, source: str) -> None:
+    extra = sorted(str(k) for k in keys - allowed)
+    if extra:
+        close = difflib.get_close_matches(extra[0], sorted(allowed), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise RadlabelError(
+            f"Unknown key {extra[0]!r}{hint} in {where} of schema {source}; "
+            f"valid keys are {', '.join(sorted(allowed))}."
+        )
+
+
+def schema_from_dict(data: Any, source: str = "<dict>") -> Schema:
+    """Validate a parsed YAML mapping and build a :class:`Schema` (errors name the key and source)."""
+    if not isinstance(data, dict):
+        raise RadlabelError(f"Schema {source} must be a mapping with keys 'name' and 'classes'.")
+    _unknown_key(set(data), _TOP_KEYS, "the top level", source)
+    for key in ("name", "classes"):
+        if key not in data:
+            raise RadlabelError(f"Schema {source} is missing the required key {key!r}.")
+    name = data["name"]
+    if not isinstance(name, str) or not name.strip():
+        raise RadlabelError(f"Key 'name' in schema {source} must be a non-empty string.")
+    raw_classes = data["classes"]
+    if not isinstance(raw_classes, list) or not raw_classes:
+        raise RadlabelError(f"Key 'classes' in schema {source} must be a non-empty list of mappings.")
+    classes: list[ClassSpec] = []
+    for i, c in enumerate(raw_classes):
+        if not isinstance(c, dict):
+            raise RadlabelError(f"Entry {i + 1} of 'classes' in schema {source} must be a mapping.")
+        _unknown_key(set(c), _CLASS_KEYS, f"class entry {i + 1}", source)
+        cname = c.get("name")
+        if not isinstance(cname, str) or not cname.strip():
+            raise RadlabelError(f"Class entry {i + 1} in schema {source} needs a non-empty string 'name'.")
+        if "mentions" not in c:
+            raise RadlabelError(f"Class {cname!r} in schema {source} is missing the required key 'mentions'.")
+        parent = c.get("parent")
+        if parent is not None and not isinstance(parent, str):
+            raise RadlabelError(f"Key 'parent' of class {cname!r} in schema {source} must be a string.")
+        classes.append(
+            ClassSpec(
+                name=cname.strip(),
+                mentions=_strings(c.get("mentions"), f"{cname}.mentions", source, required=True),
+                unmentions=_strings(c.get("unmentions"), f"{cname}.unmentions", source),
+                absent_phrases=_strings(c.get("absent_phrases"), f"{cname}.absent_phrases", source),
+                parent=parent,
+            )
+        )
+    names = [c.name for c in classes]
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise RadlabelError(f"Class name {n!r} appears more than once in schema {source}.")
+        seen.add(n)
+    for c in classes:
+        if c.parent is not None and c.parent not in seen:
+            raise RadlabelError(
+                f"Class {c.name!r} in schema {source} has unknown parent {c.parent!r}; "
+                f"valid parents are {', '.join(names)}."
+            )
+    no_finding = data.get("no_finding")
+    if no_finding is not None and (not isinstance(no_finding, str) or not no_finding.strip()):
+        raise RadlabelError(f"Key 'no_finding' in schema {source} must be a class name string or null.")
+    if no_finding in seen:
+        raise RadlabelError(
+            f"Key 'no_finding' in schema {source} names {no_finding!r}, which must not also be listed in 'classes'."
+        )
+    ignore = _strings(data.get("no_finding_ignore"), "no_finding_ignore", source)
+    for n in ignore:
+        if n not in seen:
+            raise RadlabelError(
+                f"Key 'no_finding_ignore' in schema {source} names unknown class {n!r}; "
+                f"valid classes are {', '.join(names)}."
+            )
+    return Schema(name=name.strip(), classes=tuple(classes), no_finding=no_finding, no_finding_ignore=ignore)

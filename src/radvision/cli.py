@@ -1,0 +1,145 @@
+"""`radvision` command line: train, predict, evaluate, explain, models.
+
+User errors (RadvisionError) print one sentence to stderr and exit with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from radvision.errors import RadvisionError
+
+OVERRIDE_HELP = """\
+config overrides:
+  Any config value can be changed on the command line as dotted.key=value; the value is read as YAML,
+  so numbers, booleans, null and lists work:
+    radvision train configs/demo.yaml optim.lr=3e-4 optim.epochs=5
+    radvision train cfg.yaml model.backbone=[resnet18,densenet121] model.head=mlp model.hidden=[512,512]
+    radvision train cfg.yaml data.dataset=nih data.root=/data/nih data.classes=[Effusion,Atelectasis]
+    radvision train cfg.yaml "cycles=[{epochs: 2, strategy: frozen}, {epochs: 8, lr: 1e-4, strategy: full}]"
+  Sections: data, model, loss, optim, schedule, cycles, runtime, output, thresholds (see docs/radvision.md).
+  An unknown key or a value of the wrong type stops with a message naming the key.
+resume:
+  radvision train cfg.yaml optim.epochs=20 --resume runs/demo continues runs/demo after its last finished
+  epoch (finished epochs are never repeated).
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="radvision", description="Train, evaluate and explain radiology image classifiers.",
+        epilog="Config values can be overridden as dotted.key=value after the config file; "
+               "see `radvision train --help` and docs/radvision.md.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model from a YAML config", epilog=OVERRIDE_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("config", help="YAML config file (e.g. configs/demo.yaml)")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.lr=3e-4")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR after its last finished epoch")
+    t.add_argument("--no-progress", action="store_true", help="hide progress bars (runtime.progress=false)")
+
+    pr = sub.add_parser("predict", help="predict class probabilities with a trained run")
+    pr.add_argument("run_dir", help="run directory written by `radvision train`")
+    pr.add_argument("input", help="CSV with a 'path' column, or a folder of images")
+    pr.add_argument("-o", "--output", required=True, help="output CSV: path, one probability column per class, error")
+    pr.add_argument("--batch-size", type=int, default=32)
+    pr.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    pr.add_argument("--labels", action="store_true", help="also write 0/1 columns at the run's thresholds")
+
+    ev = sub.add_parser("evaluate", help="score predictions against gold labels")
+    ev.add_argument("pred", help="prediction CSV (path + probability per class)")
+    ev.add_argument("gold", help="gold CSV (path + one 1/0/blank column per class)")
+    ev.add_argument("-o", "--output", help="write per-class metrics to this CSV")
+    ev.add_argument("--thresholds", help="thresholds.json of a run (default 0.5 for every class)")
+
+    ex = sub.add_parser("explain", help="Grad-CAM overlays per class")
+    ex.add_argument("run_dir")
+    ex.add_argument("images", nargs="+", metavar="IMAGE")
+    ex.add_argument("-o", "--output", default="explain", help="output folder for PNG overlays (default: explain)")
+    ex.add_argument("--classes", nargs="+", help="classes to explain (default: all)")
+
+    sub.add_parser("models", help="list available backbones")
+    return p
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from radvision.config import load_config
+    from radvision.train import Trainer
+
+    overrides = list(args.overrides)
+    if args.no_progress:
+        overrides.append("runtime.progress=false")
+    cfg = load_config(args.config, overrides)
+    run_dir = Trainer(cfg, resume=args.resume).fit()
+    print(run_dir)
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from radvision.predict import predict
+    from radvision.rundir import write_csv
+
+    df = predict(args.run_dir, args.input, batch_size=args.batch_size, device=args.device,
+                 with_labels=args.labels)
+    write_csv(df, args.output)
+    failed = int((df["error"] != "").sum()) if "error" in df else 0
+    print(f"{len(df)} predictions written to {args.output}" + (f" ({failed} failed, see 'error')" if failed else ""))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from radvision.predict import evaluate_files
+    from radvision.rundir import write_csv
+
+    summary, per_class = evaluate_files(args.pred, args.gold, thresholds=args.thresholds)
+    for key, value in summary.items():
+        print(f"{key}\t{value:.4f}")
+    if args.output:
+        write_csv(per_class, args.output)
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from radvision.predict import explain_images
+
+    written = explain_images(args.run_dir, args.images, args.output, classes=args.classes)
+    print(f"{len(written)} overlays written to {args.output}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from radvision.backbones import list_backbones
+
+    for name in list_backbones():
+        print(name)
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "evaluate": _cmd_evaluate, "explain": _cmd_explain,
+            "models": _cmd_models}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        return COMMANDS[args.command](args)
+    except RadvisionError as exc:
+        print(f"radvision: error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"radvision: error: file not found: {exc.filename or exc}.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("radvision: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,441 @@
+"""Experiment configuration: YAML (safe_load) mapped onto nested dataclasses, with dotted overrides.
+
+Every key is known in advance, so a typo ("optim.lerning_rate") fails loudly with a suggestion instead of
+being silently ignored; every value is checked against the field's type and, where the set is closed,
+against its choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tempfile
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from radvision.errors import RadvisionError
+
+__all__ = [
+    "Config",
+    "CycleConfig",
+    "DataConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "OutputConfig",
+    "RuntimeConfig",
+    "ScheduleConfig",
+    "ThresholdConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "save_config",
+]
+
+
+def _choices(*values: Any) -> dict[str, tuple[Any, ...]]:
+    return {"choices": values}
+
+
+DATASETS = ("nih", "nih_sample", "chexpert", "mimic", "openi", "imageclef", "csv", "folder")
+
+
+@dataclass
+class DataConfig:
+    """Where images and labels come from and how they are prepared."""
+
+    dataset: str = field(default="nih_sample", metadata=_choices(*DATASETS))
+    root: str | None = None  # image root (None with nih_sample: the bundled sample)
+    csv: str | None = None  # label table; readers have a default file name inside root
+    classes: list[str] | None = None  # None: every class the reader knows
+    policy: str = field(default="U-Ones", metadata=_choices("U-Ones", "U-Zeros", "U-Ignore"))
+    frontal_only: bool = False
+    split: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "valid": 0.1, "test": 0.1})
+    image_size: int = 224
+    channels: int = field(default=3, metadata=_choices(1, 3))
+    cache_dir: str | None = None  # pre-resized uint8 cache; None: decode images every epoch
+    transforms: str = "default"
+    downsample: dict[str, float] | None = None  # class -> fraction of training rows with only that label dropped
+    on_error: str = field(default="raise", metadata=_choices("raise", "skip"))
+
+
+@dataclass
+class ModelConfig:
+    backbone: str | list[str] = "resnet18"  # a list concatenates backbones (MultiBackbone)
+    head: str = field(default="linear", metadata=_choices("linear", "mlp", "fpn"))
+    hidden: int | list[int] | None = None  # MLP hidden sizes, e.g. [4096, 4096]
+    dropout: float | None = None
+    pretrained: str | None = None  # "imagenet", a local weights file, or None
+    in_chans: int = 3
+    strategy: str = field(default="full", metadata=_choices("frozen", "full", "layerwise"))
+    backbone_lr_mult: float = 0.1
+
+
+@dataclass
+class LossConfig:
+    name: str = field(
+        default="bce", metadata=_choices("bce", "weighted_bce", "soft_f1", "f1_bce", "f1_plus_bce", "focal")
+    )
+    pos_weight: str = field(default="none", metadata=_choices("auto", "none"))
+    class_weights: str | dict[str, float] | None = None  # "auto", {class: weight}, or None
+    gamma: float = 2.0
+
+
+@dataclass
+class OptimConfig:
+    name: str = field(default="adamw", metadata=_choices("adam", "adamw", "sgd"))
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9  # sgd only
+    batch_size: int = 32
+    epochs: int = 10
+    num_workers: int = 0
+
+
+# "loss" is the validation loss; f1_macro / f1_micro / f1_samples are aliases of the metric names that
+# radvision.metrics.evaluate_predictions reports (macro_f1, micro_f1, samples_f1).
+MONITORS = ("loss", "mean_auroc", "micro_auroc", "mean_average_precision", "macro_f1", "micro_f1", "samples_f1",
+            "f1_macro", "f1_micro", "f1_samples")
+
+
+@dataclass
+class ScheduleConfig:
+    monitor: str = field(default="mean_auroc", metadata=_choices(*MONITORS))
+    mode: str = field(default="auto", metadata=_choices("auto", "min", "max"))  # auto: min for loss
+    patience: int | None = 5  # early stopping; None disables it
+    min_delta: float = 0.0
+    restore_best: bool = True
+    plateau_factor: float = 0.1
+    plateau_patience: int | None = 2  # ReduceLROnPlateau; None disables it
+
+
+@dataclass
+class CycleConfig:
+    """One training cycle; unset fields fall back to optim / model / loss settings."""
+
+    epochs: int = 1
+    lr: float | None = None
+    class_weights: str | dict[str, float] | None = None
+    strategy: str | None = field(default=None, metadata=_choices("frozen", "full", "layerwise"))
+
+
+@dataclass
+class RuntimeConfig:
+    seed: int = 42
+    amp: str = field(default="auto", metadata=_choices("auto", "no", "bf16", "fp16"))  # auto: bf16 on CUDA
+    channels_last: bool = False
+    compile: bool = False
+    device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
+    progress: bool = True
+
+
+@dataclass
+class OutputConfig:
+    run_dir: str = "runs/run"
+    overwrite: bool = False  # allow training into a run dir that already holds a run
+
+
+@dataclass
+class ThresholdConfig:
+    min_precision: float | None = None
+    top_k: int | None = None
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    cycles: list[CycleConfig] = field(default_factory=list)  # empty: one cycle of optim.epochs
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    thresholds: ThresholdConfig = field(default_factory=ThresholdConfig)
+
+    def resolved_cycles(self) -> list[CycleConfig]:
+        """The cycles to run, with every unset field filled from optim / model / loss."""
+        cycles = self.cycles or [CycleConfig(epochs=self.optim.epochs)]
+        return [
+            CycleConfig(
+                epochs=c.epochs,
+                lr=self.optim.lr if c.lr is None else c.lr,
+                class_weights=self.loss.class_weights if c.class_weights is None else c.class_weights,
+                strategy=self.model.strategy if c.strategy is None else c.strategy,
+            )
+            for c in cycles
+        ]
+
+
+# ----------------------------------------------------------------------------------------------- typing
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        k, v = typing.get_args(tp)
+        return f"a mapping of {_type_name(k)} to {_type_name(v)}"
+    if tp is type(None):
+        return "null"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+class _Mismatch(Exception):
+    """Internal: the value does not fit the type (turned into one RadvisionError by the caller)."""
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, key)
+            except _Mismatch:
+                continue
+        raise _Mismatch
+    if tp is type(None):
+        if value is None:
+            return None
+        raise _Mismatch
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise _Mismatch
+        return _build(tp, value, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise _Mismatch
+        (item_tp,) = typing.get_args(tp)
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _Mismatch
+        k_tp, v_tp = typing.get_args(tp)
+        return {_coerce(k, k_tp, key): _coerce(v, v_tp, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise _Mismatch from None
+        raise _Mismatch
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _Mismatch
+    raise _Mismatch  # pragma: no cover - every field type is handled above
+
+
+def _unknown_key(key: str, valid: list[str]) -> RadvisionError:
+    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=3)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return RadvisionError(f"Unknown config key {key!r}: {hint}valid keys are {', '.join(valid)}.")
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in values.items():
+        key = f"{prefix}.{name}" if prefix else str(name)
+        if name not in fields:
+            raise _unknown_key(key, list(fields))
+        try:
+            coerced = _coerce(value, hints[name], key)
+        except _Mismatch:
+            raise RadvisionError(
+                f"Config key {key!r} must be {_type_name(hints[name])}, got {value!r}."
+            ) from None
+        choices = fields[name].metadata.get("choices")
+        if choices and coerced is not None and coerced not in choices:
+            close = difflib.get_close_matches(str(coerced), [str(c) for c in choices], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RadvisionError(
+                f"Config key {key!r} is {coerced!r}{hint}; choose one of {', '.join(map(str, choices))}."
+            )
+        kwargs[name] = coerced
+    return cls(**kwargs)
+
+
+# ------------------------------------------------------------------------------------------- public API
+
+
+def config_from_dict(values: dict[str, Any] | None) -> Config:
+    """Build a validated Config from a plain (YAML-like) mapping; missing keys keep their defaults."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise RadvisionError(f"A config must be a mapping of sections, got {type(values).__name__}.")
+    cfg = _build(Config, values, "")
+    _check_consistency(cfg)
+    return cfg
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """Plain nested dict (YAML-serialisable) of a Config."""
+    return dataclasses.asdict(cfg)
+
+
+def _check_consistency(cfg: Config) -> None:
+    for name, value in (("optim.lr", cfg.optim.lr), ("optim.batch_size", cfg.optim.batch_size)):
+        if value <= 0:
+            raise RadvisionError(f"Config key {name!r} must be positive, got {value!r}.")
+    if cfg.optim.epochs < 0:
+        raise RadvisionError(f"Config key 'optim.epochs' must be zero or more, got {cfg.optim.epochs!r}.")
+    for i, c in enumerate(cfg.cycles):
+        if c.epochs < 0:
+            raise RadvisionError(f"Config key 'cycles[{i}].epochs' must be zero or more, got {c.epochs!r}.")
+    fractions = cfg.data.split
+    unknown = sorted(set(fractions) - {"train", "valid", "test"})
+    if unknown:
+        raise RadvisionError(
+            f"Config key 'data.split' has unknown split {unknown[0]!r}; use train, valid and test."
+        )
+    if "train" not in fractions or "valid" not in fractions:
+        raise RadvisionError("Config key 'data.split' needs both a 'train' and a 'valid' fraction.")
+    total = sum(fractions.values())
+    if any(v < 0 for v in fractions.values()) or abs(total - 1.0) > 1e-6:
+        raise RadvisionError(f"Config key 'data.split' fractions must be non-negative and sum to 1, got {total:g}.")
+    weights = [("loss.class_weights", cfg.loss.class_weights)]
+    weights += [(f"cycles[{i}].class_weights", c.class_weights) for i, c in enumerate(cfg.cycles)]
+    for key, value in weights:
+        if isinstance(value, str) and value != "auto":
+            raise RadvisionError(f"Config key {key!r} is {value!r}; use 'auto', a mapping of class to weight, or null.")
+
+
+def _parse_override(item: str) -> tuple[list[str], Any, str]:
+    if "=" not in item:
+        raise RadvisionError(f"Override {item!r} is not of the form dotted.key=value (e.g. optim.lr=3e-4).")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise RadvisionError(f"Override {item!r} has an empty key; write dotted.key=value (e.g. optim.lr=3e-4).")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw  # e.g. a Windows path; string fields accept it as is
+    return key.split("."), value, raw
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Apply `dotted.key=value` overrides (value parsed by yaml.safe_load) to a plain config mapping."""
+    out = dict(values)
+    for item in overrides:
+        parts, value, raw = _parse_override(item)
+        _check_path(parts)
+        if _expects_str(parts) and isinstance(value, (int, float, bool)):
+            value = raw  # data.root=2024 means the directory "2024", not the number
+        node = out
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if not isinstance(child, dict):
+                # a mapping field (e.g. data.split) starts from its default, so one entry can change alone
+                default = _default_at(parts[: depth + 1])
+                child = default if isinstance(default, dict) else {}
+            child = dict(child)
+            node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def _field_type(parts: list[str]) -> Any:
+    """The declared type at a dotted path (validates every key on the way)."""
+    cls: Any = Config
+    tp: Any = Config
+    for depth, part in enumerate(parts):
+        if not dataclasses.is_dataclass(cls):
+            # e.g. data.split.train: inside a mapping field, any key is allowed
+            return Any
+        names = [f.name for f in dataclasses.fields(cls)]
+        if part not in names:
+            raise _unknown_key(".".join(parts[: depth + 1]), names)
+        tp = typing.get_type_hints(cls)[part]
+        cls = tp if dataclasses.is_dataclass(tp) else None
+        if typing.get_origin(tp) is dict:
+            cls = dict
+    return tp
+
+
+def _default_at(parts: list[str]) -> Any:
+    value: Any = Config()
+    for part in parts:
+        if not dataclasses.is_dataclass(value):
+            return None
+        value = getattr(value, part)
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+def _check_path(parts: list[str]) -> None:
+    _field_type(parts)
+
+
+def _expects_str(parts: list[str]) -> bool:
+    tp = _field_type(parts)
+    if tp is str:
+        return True
+    return typing.get_origin(tp) in (Union, types.UnionType) and str in typing.get_args(tp) and not any(
+        a in (int, float, bool) for a in typing.get_args(tp)
+    )
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config (or start from defaults when `path` is None) and apply dotted overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise RadvisionError(f"Config file {str(p)!r} does not exist; pass the path of a YAML file.")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            where = f" at line {line + 1}" if line is not None else ""
+            raise RadvisionError(f"Config file {str(p)!r} is not valid YAML{where}.") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise RadvisionError(f"Config file {str(p)!r} must hold a mapping of sections (data, model, ...).")
+        values = loaded or {}
+    return config_from_dict(apply_overrides(values, list(overrides)))
+
+
+def save_config(cfg: Config, path: str | os.PathLike[str]) -> Path:
+    """Write the resolved config as YAML, atomically."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
+    atomic_write_text(p, text)
+    return p
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same directory + os.replace, so readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

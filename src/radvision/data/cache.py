@@ -1,0 +1,275 @@
+"""Pre-resized uint8 image cache: decode each full-size radiograph once, then read epochs from a memmap.
+
+Layout of ``cache_dir``: ``images.npy`` (N, H, W[, C]) uint8, ``index.json`` (settings, array
+fingerprint, path -> row with the source file's mtime and size), ``skipped.csv`` (path, error).
+A rebuild decodes only files that are new or changed since the last build.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageOps
+from tqdm.auto import tqdm
+
+from radvision.data.images import load_image
+from radvision.data.table import LabelTable, check_choice, write_csv_atomic
+from radvision.errors import RadvisionError
+
+__all__ = ["FITS", "ImageCache", "build_cache", "resize_image"]
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+ARRAY_NAME = "images.npy"
+INDEX_NAME = "index.json"
+SKIPPED_NAME = "skipped.csv"
+#: How a non-square image becomes size x size: stretch, centre-crop the shorter side, or letterbox.
+FITS = ("squash", "crop", "pad")
+
+
+def resize_image(img: Image.Image, size: int, fit: str = "squash") -> Image.Image:
+    """Resize a PIL image to ``size`` x ``size`` following ``fit`` (see `FITS`)."""
+    target = (size, size)
+    if fit == "squash":
+        return img.resize(target, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    if fit == "crop":
+        return ImageOps.fit(img, target, method=Image.Resampling.BILINEAR)
+    return ImageOps.pad(img, target, method=Image.Resampling.BILINEAR, color=0)
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+class ImageCache:
+    """Read side of a cache built by `build_cache`. Safe to pickle into DataLoader workers: the
+    memmap is reopened lazily in each process instead of being copied."""
+
+    def __init__(self, cache_dir: str | os.PathLike):
+        self.cache_dir = Path(cache_dir).expanduser().resolve()
+        index_path = self.cache_dir / INDEX_NAME
+        if not index_path.is_file():
+            raise RadvisionError(f"No image cache in {self.cache_dir} (missing {INDEX_NAME}); build it with build_cache().")
+        try:
+            index = json.loads(index_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RadvisionError(f"Cache index {index_path} is unreadable: {exc}; delete the folder and rebuild.") from exc
+        if index.get("format") != FORMAT:
+            raise RadvisionError(f"Cache {self.cache_dir} has format {index.get('format')}, expected {FORMAT}; rebuild it.")
+        self.size: int = index["size"]
+        self.channels: int = index["channels"]
+        self.fit: str = index["fit"]
+        self.scaling: str = index["scaling"]
+        self.shape: tuple[int, ...] = tuple(index["array"]["shape"])
+        self._entries: dict[str, list[int]] = index["entries"]  # path -> [row, mtime_ns, bytes]
+        self._skipped: dict[str, list] = index["skipped"]  # path -> [mtime_ns, bytes, error]
+        self._fingerprint = (index["array"]["bytes"], index["array"]["mtime_ns"])
+        self._array: np.ndarray | None = None
+        st = _stat(str(self.array_path))
+        if st is None:
+            raise RadvisionError(f"Cache array {self.array_path} is missing; rebuild the cache.")
+        if (st[1], st[0]) != self._fingerprint:  # e.g. a build died between writing the array and the index
+            raise RadvisionError(f"Cache array {self.array_path} does not match its index; rebuild the cache.")
+
+    @property
+    def array_path(self) -> Path:
+        return self.cache_dir / ARRAY_NAME
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            self._array = np.load(self.array_path, mmap_mode="r")
+        return self._array
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_array"] = None
+        return state
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, path: object) -> bool:
+        return str(path) in self._entries
+
+    def __repr__(self) -> str:
+        return f"ImageCache({self.cache_dir}, {len(self)} images of {self.size}px x {self.channels}ch)"
+
+    @property
+    def paths(self) -> list[str]:
+        return list(self._entries)
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """(path, error) of the files the last build could not decode."""
+        return [(p, v[2]) for p, v in self._skipped.items()]
+
+    def is_current(self, path: str) -> bool:
+        """True when ``path`` is cached and unchanged on disk since it was cached."""
+        e = self._entries.get(str(path))
+        return e is not None and _stat(str(path)) == (e[1], e[2])
+
+    def index_of(self, path: str | os.PathLike) -> int:
+        try:
+            return self._entries[str(path)][0]
+        except KeyError:
+            raise RadvisionError(f"Image {path} is not in the cache {self.cache_dir}; rebuild it for this table.") from None
+
+    def get(self, path: str | os.PathLike) -> np.ndarray:
+        """The cached uint8 image, (H, W) for one channel or (H, W, C)."""
+        return np.array(self.array[self.index_of(path)])
+
+
+def _decode(path: str, size: int, channels: int, fit: str, scaling: str) -> np.ndarray:
+    img = load_image(path, mode="L" if channels == 1 else "RGB", scaling=scaling, draft=(size, size))
+    return np.asarray(resize_image(img, size, fit), dtype=np.uint8)
+
+
+def _try_open(cache_dir: Path, size: int, channels: int, fit: str, scaling: str) -> ImageCache | None:
+    if not (cache_dir / INDEX_NAME).is_file():
+        return None
+    try:
+        cache = ImageCache(cache_dir)
+    except RadvisionError as exc:
+        log.info("cache: ignoring the old cache in %s (%s)", cache_dir, exc)
+        return None
+    if (cache.size, cache.channels, cache.fit, cache.scaling) != (size, channels, fit, scaling):
+        log.info("cache: settings changed; rebuilding %s", cache_dir)
+        return None
+    return cache
+
+
+def build_cache(
+    table: LabelTable,
+    size: int,
+    cache_dir: str | os.PathLike,
+    channels: int = 1,
+    workers: int | None = None,
+    on_error: str = "raise",
+    fit: str = "squash",
+    scaling: str = "minmax",
+    progress: bool = True,
+) -> ImageCache:
+    """Decode every image of ``table`` once into a (N, size, size[, 3]) uint8 memmap in ``cache_dir``.
+
+    Reuses an existing cache when its settings match and every file is unchanged (same path, mtime and
+    size); otherwise decodes only new or changed files. ``on_error="skip"`` leaves unreadable files out
+    (listed in ``cache_dir/skipped.csv`` and `ImageCache.skipped`); "raise" stops at the first one.
+    ``workers`` threads decode in parallel (PIL releases the GIL while decoding). Build once, in one
+    process (e.g. rank 0 of a multi-GPU run), then open it everywhere with `ImageCache(cache_dir)`.
+    """
+    check_choice(on_error, ("raise", "skip"), "on_error mode")
+    check_choice(channels, (1, 3), "channel count")
+    check_choice(fit, FITS, "cache fit")
+    if not isinstance(size, int) or size < 8:
+        raise RadvisionError(f"Cache size must be an integer of at least 8 pixels, got {size!r}.")
+    cache_dir = Path(cache_dir).expanduser().resolve()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
+
+    paths = list(dict.fromkeys(table.frame["path"].astype(str)))
+    stats = [_stat(p) for p in paths]
+    old = _try_open(cache_dir, size, channels, fit, scaling)
+    reuse: dict[int, int] = {}  # new row -> old row
+    skipped: dict[str, list] = {}
+    todo: list[int] = []
+    for i, (p, st) in enumerate(zip(paths, stats, strict=True)):
+        e = old._entries.get(p) if old is not None else None
+        s = old._skipped.get(p) if old is not None else None
+        if e is not None and st == (e[1], e[2]):
+            reuse[i] = e[0]
+        elif s is not None and st is not None and st == (s[0], s[1]):
+            skipped[p] = s  # failed before and unchanged since: do not retry
+        else:
+            todo.append(i)
+    if skipped and on_error == "raise":
+        p = next(iter(skipped))
+        raise RadvisionError(f"Cannot read image file {p}: {skipped[p][2]} (pass on_error='skip' to leave it out).")
+
+    if old is not None and not todo:
+        log.info("cache: %s is up to date (%d images)", cache_dir, len(paths))
+        _write_skipped(cache_dir, skipped)
+        return old
+
+    shape = (len(paths), size, size) + ((3,) if channels == 3 else ())
+    fd, tmp = tempfile.mkstemp(prefix=f".{ARRAY_NAME}.", suffix=".tmp", dir=cache_dir)
+    os.close(fd)
+    try:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        for new_row, old_row in reuse.items():
+            arr[new_row] = old.array[old_row]
+        log.info("cache: reusing %d, decoding %d images into %s", len(reuse), len(todo), cache_dir)
+        failed: dict[int, str] = {}
+
+        def work(i: int, out: np.ndarray = arr) -> tuple[int, str | None]:
+            try:
+                out[i] = _decode(paths[i], size, channels, fit, scaling)
+            except RadvisionError as exc:
+                if on_error == "raise":
+                    raise
+                return i, str(exc)
+            return i, None
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = pool.map(work, todo)
+            try:
+                for i, err in tqdm(results, total=len(todo), desc="caching images", unit="img", disable=not progress):
+                    if err is not None:
+                        failed[i] = err
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        arr.flush()
+        del arr
+        for i, err in failed.items():
+            skipped[paths[i]] = [*(stats[i] or (None, None)), err]
+            log.warning("cache: skipping %s", err)
+        os.replace(tmp, cache_dir / ARRAY_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    st = os.stat(cache_dir / ARRAY_NAME)
+    entries = {
+        p: [i, *stats[i]] for i, p in enumerate(paths) if p not in skipped and stats[i] is not None
+    }
+    index = {
+        "format": FORMAT,
+        "size": size,
+        "channels": channels,
+        "fit": fit,
+        "scaling": scaling,
+        "array": {"file": ARRAY_NAME, "shape": list(shape), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns},
+        "entries": entries,
+        "skipped": skipped,
+    }
+    _write_json_atomic(cache_dir / INDEX_NAME, index)
+    _write_skipped(cache_dir, skipped)
+    return ImageCache(cache_dir)
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_skipped(cache_dir: Path, skipped: dict[str, list]) -> None:
+    frame = pd.DataFrame({"path": list(skipped), "error": [v[2] for v in skipped.values()]})
+    write_csv_atomic(frame, cache_dir / SKIPPED_NAME)

@@ -1,0 +1,151 @@
+"""CheXpert (Irvin et al., AAAI 2019) reader: ``train.csv`` / ``valid.csv`` of CheXpert-v1.0(-small).
+
+Rows: Path ("CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg"), Sex, Age,
+Frontal/Lateral, AP/PA, then the 14 observations coded 1 / 0 / -1 (uncertain) / blank.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from radvision.data.table import (
+    POLICIES,
+    LabelTable,
+    apply_policy,
+    check_choice,
+    check_files,
+    finish_frame,
+    normalize_sex,
+    select_classes,
+)
+from radvision.errors import RadvisionError
+
+__all__ = ["CHEXPERT_CLASSES", "CHEXPERT_COMPETITION", "derive_no_finding", "read_chexpert", "resolve_paths"]
+
+log = logging.getLogger(__name__)
+
+CHEXPERT_CLASSES = [
+    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
+    "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other",
+    "Fracture", "Support Devices",
+]
+#: The five competition tasks used for the CheXpert leaderboard.
+CHEXPERT_COMPETITION = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
+_SPLIT_FILES = {"train": ("train.csv",), "valid": ("valid.csv",), "test": ("test.csv", "test_labels.csv")}
+
+
+def derive_no_finding(raw: pd.DataFrame) -> pd.Series:
+    """CheXpert's No Finding rule on raw (-1/0/1/blank) labels: 1 when no pathology is positive or
+    uncertain (Support Devices excepted), else 0. Computed before the uncertainty policy, so a study
+    with only uncertain findings is not "No Finding" under any policy."""
+    pathologies = [c for c in CHEXPERT_CLASSES if c not in ("No Finding", "Support Devices") and c in raw]
+    values = raw[pathologies].apply(pd.to_numeric, errors="coerce")
+    flagged = values.isin([1.0, -1.0]).any(axis=1)
+    return pd.Series(np.where(flagged, 0.0, 1.0), index=raw.index, dtype="float32")
+
+
+def resolve_paths(relative: pd.Series, root: Path) -> list[str]:
+    """Join the CSV's relative paths onto ``root``.
+
+    The CSVs prefix paths with the dataset folder name ("CheXpert-v1.0-small/..."), relative to the
+    folder *above* the dataset; MIMIC-style tables are relative to the root. Choose the base on the
+    first row that exists, trying root/rel, root.parent/rel and root/rel-minus-first-part.
+    """
+    rel = relative.astype(str).str.replace("\\", "/", regex=False).str.lstrip("/")
+    if rel.empty:
+        return []
+
+    def strip_first(r: str) -> str:
+        return r.split("/", 1)[1] if "/" in r else r
+
+    bases = [(root, False), (root.parent, False), (root, True)]
+    probe = rel.iloc[: min(len(rel), 20)]
+    chosen = None
+    for base, strip in bases:
+        if any((base / (strip_first(r) if strip else r)).exists() for r in probe):
+            chosen = (base, strip)
+            break
+    if chosen is None:  # nothing exists yet: the usual layout is "<dataset dir>/<split>/...".
+        first = rel.iloc[0].split("/", 1)[0]
+        chosen = (root, first == root.name)
+    base, strip = chosen
+    base_s = str(base)
+    return [os.path.join(base_s, strip_first(r) if strip else r) for r in rel]
+
+
+def read_chexpert(
+    root: str | os.PathLike,
+    split: str = "train",
+    frontal_only: bool = True,
+    policy: str = "U-Ignore",
+    classes: Iterable[str] | None = None,
+    missing: str = "raise",
+    csv: str | os.PathLike | None = None,
+) -> LabelTable:
+    """Read CheXpert into a LabelTable.
+
+    ``policy``: U-Ignore (-1 -> NaN), U-Zeros (-1 -> 0), U-Ones (-1 -> 1), U-MultiClass (-1 kept as a
+    third state; the loss must handle it). Blanks ("not mentioned") stay NaN under every policy,
+    except No Finding, which is derived from the other labels (see `derive_no_finding`).
+    ``frontal_only`` keeps frontal views. ``missing``: "raise" | "drop" | "ignore" for absent files.
+    ``csv`` overrides the split file name (e.g. a relabelled train.csv).
+    """
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise RadvisionError(f"CheXpert root directory not found: {root}.")
+    check_choice(split, tuple(_SPLIT_FILES), "CheXpert split")
+    check_choice(policy, POLICIES, "uncertainty policy")
+    if csv is not None:
+        csv_path = Path(csv).expanduser()
+        csv_path = csv_path if csv_path.is_absolute() or csv_path.is_file() else root / csv_path
+    else:
+        nested = sorted(d for d in root.glob("CheXpert*") if d.is_dir())
+        if not any((root / n).is_file() for n in _SPLIT_FILES[split]) and nested:
+            root = nested[0]  # the folder above the dataset folder was given
+        found = [root / n for n in _SPLIT_FILES[split] if (root / n).is_file()]
+        csv_path = found[0] if found else root / _SPLIT_FILES[split][0]
+    if not csv_path.is_file():
+        raise RadvisionError(f"CheXpert label file not found: {csv_path} (expected {_SPLIT_FILES[split][0]} in root).")
+    raw = pd.read_csv(csv_path)
+    raw.columns = [str(c).strip() for c in raw.columns]
+    if "Path" not in raw:
+        raise RadvisionError(f"{csv_path.name} lacks the 'Path' column of a CheXpert label file.")
+    available = [c for c in CHEXPERT_CLASSES if c in raw.columns or c == "No Finding"]
+    chosen = select_classes(available, classes, "CheXpert")
+
+    if frontal_only and "Frontal/Lateral" in raw:
+        raw = raw[raw["Frontal/Lateral"].astype(str).str.strip().str.lower() == "frontal"].reset_index(drop=True)
+
+    labels = apply_policy(raw[[c for c in chosen if c != "No Finding" and c in raw]], policy)
+    frame = pd.DataFrame({"path": resolve_paths(raw["Path"], root)})
+    for c in chosen:
+        if c == "No Finding":
+            derived = derive_no_finding(raw)
+            if "No Finding" in raw:  # keep a curated 1 where given; fill blanks by the rule
+                given = pd.to_numeric(raw["No Finding"], errors="coerce")
+                derived = given.where(given == 1.0, derived)
+            frame[c] = derived.to_numpy(dtype="float32")
+        else:
+            frame[c] = labels[c].to_numpy()
+    frame["patient_id"] = raw["Path"].astype(str).str.extract(r"(patient\d+)")[0].fillna(
+        raw["Path"].astype(str)
+    )
+    if "Age" in raw:
+        frame["age"] = pd.to_numeric(raw["Age"], errors="coerce")
+    if "Sex" in raw:
+        frame["sex"] = normalize_sex(raw["Sex"])
+    if "AP/PA" in raw or "Frontal/Lateral" in raw:
+        apa = raw["AP/PA"].astype("string") if "AP/PA" in raw else pd.Series(pd.NA, index=raw.index, dtype="string")
+        fl = raw["Frontal/Lateral"].astype("string") if "Frontal/Lateral" in raw else apa
+        frame["view"] = apa.where(fl.str.lower() != "lateral", "LATERAL").astype(object)
+    frame["split"] = split
+    frame = check_files(frame, missing, f"CheXpert {csv_path.name}")
+    log.info("CheXpert %s: %d images, %d patients, policy %s", split, len(frame), frame["patient_id"].nunique(),
+             policy)
+    return LabelTable(finish_frame(frame, chosen), chosen, root)

@@ -1,0 +1,152 @@
+"""`ImageDataset`: a torch Dataset over a LabelTable, reading from the uint8 cache when one is given."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from tqdm.auto import tqdm
+
+from radvision.data.cache import ImageCache
+from radvision.data.images import check_image, load_image
+from radvision.data.table import LabelTable, check_choice, validate_table, write_csv_atomic
+from radvision.errors import RadvisionError
+
+__all__ = ["ImageDataset"]
+
+log = logging.getLogger(__name__)
+
+_TO_TENSOR = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.ToPureTensor()])
+
+
+class ImageDataset(Dataset):
+    """Yields ``(image, labels)`` — or ``(image, labels, meta)`` with ``return_meta=True`` — per table row.
+
+    ``image`` is whatever ``transform`` makes of a PIL image (or of the cached uint8 tensor (C, H, W));
+    without a transform, a float tensor in [0, 1] at the source size. ``labels`` is float32 (C,) with
+    NaN for unknown labels. ``meta`` holds path, patient_id, row index, age (NaN if unknown), sex and
+    view ("" if unknown).
+
+    ``on_error="skip"`` drops unreadable rows up front (missing, truncated or corrupt files; with a cache,
+    the ones the cache skipped) and records them in ``skipped`` / `write_skipped`; "raise" fails fast at
+    construction for missing files and at load time for undecodable ones. Without a cache, ``check``
+    says how "skip" tests files: "decode" (sure, but costs one full decode of every image; ``workers``
+    threads) or "exists" (instant; a corrupt file then fails at load time). With a cache, the cache's
+    own record of failures is used and nothing is decoded again.
+    """
+
+    def __init__(
+        self,
+        table: LabelTable,
+        transform: Callable | None = None,
+        cache: ImageCache | None = None,
+        on_error: str = "raise",
+        return_meta: bool = False,
+        workers: int | None = None,
+        check: str = "decode",
+    ):
+        check_choice(on_error, ("raise", "skip"), "on_error mode")
+        check_choice(check, ("decode", "exists"), "image check")
+        self.check = check
+        validate_table(table)
+        self.transform = transform
+        self.cache = cache
+        self.on_error = on_error
+        self.return_meta = return_meta
+        self.skipped: list[tuple[str, str]] = []
+        if on_error == "skip":
+            table = self._drop_unreadable(table, workers)
+        else:
+            missing = [p for p in table.frame["path"] if (cache is None or p not in cache) and not os.path.isfile(p)]
+            if missing:
+                raise RadvisionError(
+                    f"Image file not found: {missing[0]} ({len(missing)} of {len(table)} missing; "
+                    "pass on_error='skip' to drop them)."
+                )
+        self.table = table
+        self.classes = list(table.classes)
+        self._paths = table.frame["path"].astype(str).tolist()
+        self._labels = torch.from_numpy(table.labels())
+        frame = table.frame
+        self._patients = frame["patient_id"].astype(str).tolist()
+        self._age = (pd.to_numeric(frame["age"], errors="coerce").astype("float32").tolist() if "age" in frame
+                     else [float("nan")] * len(frame))
+        self._sex = self._strings(frame, "sex")
+        self._view = self._strings(frame, "view")
+
+    @staticmethod
+    def _strings(frame: pd.DataFrame, column: str) -> list[str]:
+        if column not in frame:
+            return [""] * len(frame)
+        return [v if isinstance(v, str) else "" for v in frame[column].tolist()]
+
+    def _drop_unreadable(self, table: LabelTable, workers: int | None) -> LabelTable:
+        paths = table.frame["path"].astype(str).tolist()
+        reasons: dict[str, str] = {}
+        to_check = paths
+        if self.cache is not None:
+            reasons.update(dict(self.cache.skipped))
+            to_check = [p for p in paths if p not in self.cache and p not in reasons]
+        unique = list(dict.fromkeys(to_check))
+        if unique and self.check == "exists":
+            reasons.update({p: f"Image file not found: {p}." for p in unique if not os.path.isfile(p)})
+        elif unique:
+            n = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
+            with ThreadPoolExecutor(max_workers=n) as pool:
+                results = pool.map(check_image, unique)
+                bar = tqdm(results, total=len(unique), desc="checking images", unit="img",
+                           disable=len(unique) < 1000)
+                for p, err in zip(unique, bar, strict=True):
+                    if err is not None:
+                        reasons[p] = err
+        keep = np.array([p not in reasons for p in paths], dtype=bool)
+        self.skipped = [(p, reasons[p]) for p in dict.fromkeys(paths) if p in reasons]
+        if self.skipped:
+            log.warning("ImageDataset: skipping %d unreadable image(s), first: %s", len(self.skipped),
+                        self.skipped[0][1])
+        return table.subset(keep) if not keep.all() else table
+
+    def write_skipped(self, path: str | os.PathLike) -> Path:
+        """Write the skipped files as CSV (path, error), atomically."""
+        frame = pd.DataFrame(self.skipped, columns=["path", "error"])
+        return write_csv_atomic(frame, path)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def labels(self) -> np.ndarray:
+        """(N, C) float32 labels (NaN unknown), e.g. for samplers and class weights (as `LabelTable.labels`)."""
+        return self._labels.numpy().copy()
+
+    def _image(self, path: str):
+        if self.cache is not None and path in self.cache:
+            arr = torch.from_numpy(self.cache.get(path))
+            arr = arr.unsqueeze(0) if arr.ndim == 2 else arr.permute(2, 0, 1)
+            return tv_tensors.Image(arr)
+        return load_image(path)
+
+    def __getitem__(self, index: int):
+        path = self._paths[index]
+        image = self._image(path)
+        image = self.transform(image) if self.transform is not None else _TO_TENSOR(image)
+        labels = self._labels[index]
+        if not self.return_meta:
+            return image, labels
+        meta = {
+            "path": path,
+            "patient_id": self._patients[index],
+            "index": index,
+            "age": self._age[index],
+            "sex": self._sex[index],
+            "view": self._view[index],
+        }
+        return image, labels, meta

@@ -1,0 +1,154 @@
+"""Generic sources: any CSV of image paths + label columns, and class-per-folder trees."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from radvision.data.images import IMAGE_EXTENSIONS
+from radvision.data.table import (
+    SPLITS,
+    LabelTable,
+    apply_policy,
+    check_files,
+    did_you_mean,
+    finish_frame,
+    normalize_sex,
+    select_classes,
+)
+from radvision.errors import RadvisionError
+
+__all__ = ["read_csv_table", "read_folder"]
+
+log = logging.getLogger(__name__)
+
+_META = ("patient_id", "age", "sex", "view", "split")
+
+
+def _column(df: pd.DataFrame, name: str, what: str, csv: Path) -> str:
+    if name in df.columns:
+        return name
+    hint = did_you_mean(name, list(df.columns))
+    raise RadvisionError(
+        f"{csv.name} has no {what} column {name!r}{hint}; columns: {', '.join(map(str, df.columns))}."
+    )
+
+
+def read_csv_table(
+    csv: str | os.PathLike,
+    root: str | os.PathLike | None = None,
+    path_column: str = "path",
+    label_columns: Iterable[str] | None = None,
+    patient_column: str | None = None,
+    policy: str = "U-Ignore",
+    sep: str | None = None,
+    missing: str = "raise",
+) -> LabelTable:
+    """Read a CSV/TSV with an image path column and label columns (1 / 0 / -1 / blank).
+
+    Relative paths are joined onto ``root`` (default: the CSV's folder). ``label_columns`` defaults to
+    every numeric column except the meta columns (patient_id, age, sex, view, split). Patients come
+    from ``patient_column`` (default "patient_id" when present, else each image is its own patient,
+    which makes splits image-level). ``-1`` follows ``policy`` as in `read_chexpert`.
+    """
+    csv = Path(csv).expanduser().resolve()
+    if not csv.is_file():
+        raise RadvisionError(f"Label CSV not found: {csv}.")
+    base = Path(root).expanduser().resolve() if root is not None else csv.parent
+    if sep is None:
+        sep = "\t" if csv.suffix.lower() in (".tsv", ".tab") else ","
+    df = pd.read_csv(csv, sep=sep)
+    df.columns = [str(c).strip() for c in df.columns]
+    _column(df, path_column, "path", csv)
+    reserved = {path_column, *_META, *([patient_column] if patient_column else [])}
+    if label_columns is None:
+        candidates = [c for c in df.columns if c not in reserved and pd.api.types.is_numeric_dtype(df[c])]
+        if not candidates:
+            raise RadvisionError(f"{csv.name} has no numeric label columns; pass label_columns= explicitly.")
+        chosen = candidates
+    else:
+        chosen = select_classes([c for c in df.columns if c not in reserved], label_columns, csv.name)
+    raw = df[chosen]
+    coerced = raw.apply(pd.to_numeric, errors="coerce")
+    bad = (coerced.notna() & ~coerced.isin([-1.0, 0.0, 1.0])) | (coerced.isna() & raw.notna())
+    if bad.to_numpy().any():
+        col = coerced.columns[bad.any(axis=0).to_numpy()][0]
+        raise RadvisionError(
+            f"Label column {col!r} in {csv.name} holds values other than 1, 0, -1 or blank; is it a label column?"
+        )
+    values = apply_policy(coerced, policy)
+    paths = df[path_column].astype(str)
+    frame = pd.DataFrame(
+        {"path": [p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p)) for p in paths]}
+    )
+    for c in chosen:
+        frame[c] = values[c].to_numpy()
+    if patient_column is not None:
+        frame["patient_id"] = df[_column(df, patient_column, "patient", csv)].astype(str).to_numpy()
+    elif "patient_id" in df:
+        frame["patient_id"] = df["patient_id"].astype(str).to_numpy()
+    else:
+        log.info("%s: no patient column; each image counts as its own patient", csv.name)
+        frame["patient_id"] = paths.to_numpy()
+    for c in ("age", "view"):
+        if c in df:
+            frame[c] = df[c].to_numpy()
+    if "sex" in df:
+        frame["sex"] = normalize_sex(df["sex"]).to_numpy()
+    if "split" in df:
+        s = df["split"].astype("string").str.strip().str.lower().replace({"validate": "valid", "val": "valid"})
+        bad_split = sorted(set(s.dropna()) - set(SPLITS))
+        if bad_split:
+            raise RadvisionError(f"{csv.name} has unknown split value(s) {bad_split}; use {', '.join(SPLITS)}.")
+        frame["split"] = s.astype(object).where(s.notna(), np.nan).to_numpy()
+    frame = check_files(frame, missing, csv.name)
+    return LabelTable(finish_frame(frame, chosen), chosen, base)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def read_folder(root: str | os.PathLike, classes: Iterable[str] | None = None) -> LabelTable:
+    """Class-per-folder tree (``root/<class>/*.png``) -> one-hot LabelTable, classes sorted by name.
+
+    ``root/train|valid|test/<class>/...`` is recognised too and fills the ``split`` column. Each image is
+    its own patient (folders carry no patient ids).
+    """
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise RadvisionError(f"Image folder not found: {root}.")
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    split_dirs = [d for d in subdirs if d.name.lower() in ("train", "valid", "val", "validation", "test")]
+    groups: list[tuple[str | None, Path]] = []
+    if split_dirs and len(split_dirs) == len(subdirs):
+        for d in split_dirs:
+            name = "valid" if d.name.lower() in ("val", "validation") else d.name.lower()
+            groups += [(name, c) for c in sorted(x for x in d.iterdir() if x.is_dir() and not x.name.startswith("."))]
+    else:
+        groups = [(None, d) for d in subdirs]
+    found = sorted({d.name for _, d in groups})
+    if not found:
+        raise RadvisionError(f"{root} has no class sub-folders; expected root/<class>/<image> files.")
+    chosen = select_classes(found, classes, f"folder {root}")
+    rows = []
+    for split, d in groups:
+        if d.name not in chosen:
+            continue
+        for p in _images_in(d):
+            rows.append((str(p), d.name, split))
+    if not rows:
+        raise RadvisionError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under the class folders of {root}.")
+    frame = pd.DataFrame(rows, columns=["path", "_class", "split"])
+    for c in chosen:
+        frame[c] = (frame["_class"] == c).astype("float32")
+    frame["patient_id"] = frame["path"]
+    frame = frame.drop(columns=["_class"])
+    if frame["split"].isna().all():
+        frame = frame.drop(columns=["split"])
+    return LabelTable(finish_frame(frame, chosen), chosen, root)

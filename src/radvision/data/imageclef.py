@@ -1,0 +1,126 @@
+"""ImageCLEF caption / concept detection, ROCO and ROCOv2 concept files.
+
+ImageCLEF 2019-2021: tab-separated, no header: ``<image id>\\t<CUI>;<CUI>;...``.
+ROCOv2 / ImageCLEFmedical 2023+: comma-separated with a header ``ID,CUIs``. Both become a multi-hot
+LabelTable over the kept concepts (1.0 / 0.0, never NaN: an absent concept is a negative).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from radvision.data.images import IMAGE_EXTENSIONS
+from radvision.data.table import LabelTable, check_files, finish_frame, select_classes
+from radvision.errors import RadvisionError
+
+__all__ = ["label_cardinality", "label_density", "read_concepts", "read_imageclef"]
+
+log = logging.getLogger(__name__)
+
+
+def read_concepts(concepts_csv: str | os.PathLike, sep: str = "\t") -> pd.DataFrame:
+    """Rows of (id, list of concepts); a header row ("ID", "CUIs") is detected and skipped."""
+    path = Path(concepts_csv).expanduser()
+    if not path.is_file():
+        raise RadvisionError(f"Concept file not found: {path}.")
+    ids, concepts = [], []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for i, row in enumerate(csv.reader(fh, delimiter=sep)):
+            if not row or not row[0].strip():
+                continue
+            if i == 0 and row[0].strip().lower() in ("id", "image", "image_id", "imageid"):
+                continue
+            if len(row) > 2:
+                raise RadvisionError(
+                    f"{path.name} line {i + 1} has {len(row)} fields with sep={sep!r}; expected an id and "
+                    "';'-separated concepts (ROCOv2 files need sep=',')."
+                )
+            ids.append(row[0].strip())
+            cell = row[1] if len(row) > 1 else ""
+            concepts.append([c.strip() for c in cell.split(";") if c.strip()])
+    if not ids:
+        raise RadvisionError(f"Concept file {path} holds no rows.")
+    return pd.DataFrame({"id": ids, "concepts": concepts})
+
+
+def _image_paths(image_dir: Path, ids: list[str]) -> list[str]:
+    by_stem: dict[str, str] = {}
+    if image_dir.is_dir():
+        with os.scandir(image_dir) as it:
+            for entry in it:
+                stem, ext = os.path.splitext(entry.name)
+                if ext.lower() in IMAGE_EXTENSIONS:
+                    by_stem.setdefault(stem, os.path.abspath(entry.path))
+                    by_stem.setdefault(entry.name, os.path.abspath(entry.path))
+    # ids may or may not carry the extension; unresolved ones default to <id>.jpg so the error names them
+    return [by_stem.get(i) or os.path.join(image_dir, i if os.path.splitext(i)[1] else f"{i}.jpg") for i in ids]
+
+
+def read_imageclef(
+    concepts_csv: str | os.PathLike,
+    image_dir: str | os.PathLike,
+    top_k: int | None = None,
+    min_frequency: int = 1,
+    sep: str = "\t",
+    classes: Iterable[str] | None = None,
+    missing: str = "raise",
+) -> LabelTable:
+    """Concept file -> multi-hot LabelTable over concepts (classes are CUIs, most frequent first).
+
+    ``min_frequency`` drops concepts seen in fewer images; ``top_k`` then keeps the k most frequent
+    (ties broken by CUI). ``classes`` picks concepts explicitly (after the frequency filters).
+    ``patient_id`` is the image id (these collections have no patient ids). The image's full concept
+    list stays in ``concepts`` (';'-joined) so dropped concepts are not lost.
+    """
+    if min_frequency < 1:
+        raise RadvisionError(f"min_frequency must be at least 1, got {min_frequency}.")
+    if top_k is not None and top_k < 1:
+        raise RadvisionError(f"top_k must be a positive number of concepts, got {top_k}.")
+    table = read_concepts(concepts_csv, sep)
+    counts = Counter(c for cs in table["concepts"] for c in set(cs))
+    ranked = sorted((c for c, n in counts.items() if n >= min_frequency), key=lambda c: (-counts[c], c))
+    if top_k is not None:
+        ranked = ranked[:top_k]
+    if not ranked:
+        raise RadvisionError(f"No concept occurs in at least {min_frequency} images of {concepts_csv}.")
+    chosen = select_classes(ranked, classes, f"concept file {Path(concepts_csv).name}")
+    col = {c: j for j, c in enumerate(chosen)}
+    y = np.zeros((len(table), len(chosen)), dtype=np.float32)
+    for i, cs in enumerate(table["concepts"]):
+        for c in cs:
+            j = col.get(c)
+            if j is not None:
+                y[i, j] = 1.0
+    folder = Path(image_dir).expanduser().resolve()
+    frame = pd.DataFrame(y, columns=chosen)
+    frame.insert(0, "path", _image_paths(folder, table["id"].tolist()))
+    frame["patient_id"] = table["id"].to_numpy()
+    frame["concepts"] = table["concepts"].map(";".join).to_numpy()
+    frame = check_files(frame, missing, f"concept file {Path(concepts_csv).name}")
+    log.info("ImageCLEF: %d images, %d concepts kept of %d (cardinality %.2f)", len(frame), len(chosen),
+             len(counts), label_cardinality(y))
+    return LabelTable(finish_frame(frame, chosen), chosen, folder)
+
+
+def label_cardinality(labels: np.ndarray | LabelTable) -> float:
+    """Mean number of positive labels per image (Tsoumakas & Katakis); NaN-safe."""
+    y = labels.labels() if isinstance(labels, LabelTable) else np.asarray(labels, dtype=np.float32)
+    if y.size == 0:
+        return float("nan")
+    return float(np.nansum(y == 1, axis=1).mean())
+
+
+def label_density(labels: np.ndarray | LabelTable) -> float:
+    """Label cardinality divided by the number of classes."""
+    y = labels.labels() if isinstance(labels, LabelTable) else np.asarray(labels, dtype=np.float32)
+    if y.ndim != 2 or y.shape[1] == 0:
+        return float("nan")
+    return label_cardinality(y) / y.shape[1]

@@ -1,0 +1,110 @@
+"""Robust image decoding: every file comes back as an 8-bit PIL image in mode "L" or "RGB".
+
+Radiology exports mix 16-bit grayscale PNGs (DICOM conversions), RGBA and palette PNGs and JPEGs;
+a corrupt or truncated file must fail loudly with its name instead of crashing a worker mid-epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from radvision.data.table import check_choice
+from radvision.errors import RadvisionError
+
+__all__ = ["IMAGE_EXTENSIONS", "check_image", "load_image", "to_uint8"]
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+SCALINGS = ("minmax", "full")
+_EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "WEBP")
+
+
+def to_uint8(array: np.ndarray, scaling: str = "minmax") -> np.ndarray:
+    """Scale a high-bit-depth array to uint8.
+
+    "minmax" stretches the image's own range to 0..255 (robust to 10/12/16-bit data stored in 16-bit
+    containers); "full" maps integer data from the 16-bit range 0..65535 (what PNG/DICOM exports hold,
+    also when PIL widens them to 32-bit), keeping absolute intensities. Float data always use "minmax".
+    """
+    check_choice(scaling, SCALINGS, "16-bit scaling")
+    a = np.asarray(array)
+    if a.dtype == np.uint8:
+        return a
+    if scaling == "full" and np.issubdtype(a.dtype, np.integer):
+        return np.clip(a.astype(np.float32) / 65535.0 * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    a = a.astype(np.float32)
+    finite = np.isfinite(a)
+    if not finite.any():
+        return np.zeros(a.shape, dtype=np.uint8)
+    lo, hi = float(a[finite].min()), float(a[finite].max())
+    if hi <= lo:
+        return np.zeros(a.shape, dtype=np.uint8)
+    out = (np.where(finite, a, lo) - lo) * (255.0 / (hi - lo)) + 0.5
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _to_8bit(img: Image.Image, scaling: str) -> Image.Image:
+    mode = img.mode
+    if mode in ("L", "RGB"):
+        return img
+    if mode.startswith("I") or mode == "F":  # I;16, I;16B, I;16L, I (32-bit), F (float)
+        return Image.fromarray(to_uint8(np.asarray(img), scaling), mode="L")
+    if mode in ("1", "LA", "La"):
+        return img.convert("L")
+    if mode == "P":
+        has_alpha = "transparency" in img.info
+        img = img.convert("RGBA" if has_alpha else "RGB")
+        mode = img.mode
+    if mode in ("RGBA", "RGBa"):
+        # Composite on black: transparent pixels in an exported radiograph are background.
+        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        return Image.alpha_composite(background, img.convert("RGBA")).convert("RGB")
+    return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX ...
+
+
+def load_image(
+    path: str | os.PathLike,
+    mode: str | None = None,
+    scaling: str = "minmax",
+    draft: tuple[int, int] | None = None,
+) -> Image.Image:
+    """Decode ``path`` fully and return an 8-bit PIL image in mode "L" (grayscale) or "RGB".
+
+    ``mode`` forces "L" or "RGB" output. ``scaling`` is how 16-bit / 32-bit data become 8-bit (see
+    `to_uint8`). ``draft`` = (w, h) lets JPEG decode at a reduced scale no smaller than that size
+    (much faster when the result is resized down anyway). Missing, truncated or corrupt files raise
+    RadvisionError naming the file.
+    """
+    if mode is not None:
+        check_choice(mode, ("L", "RGB"), "image mode")
+    path = Path(path)
+    if not path.is_file():
+        raise RadvisionError(f"Image file not found: {path}.")
+    try:
+        with Image.open(path) as img:
+            if draft is not None and img.format == "JPEG":
+                img.draft(img.mode, draft)
+            if img.format in _EXIF_FORMATS:
+                img = ImageOps.exif_transpose(img)  # camera/phone exports carry an orientation tag
+            img.load()  # force full decode so truncation surfaces here, not later
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise RadvisionError(f"Cannot read image file {path}: {exc}.") from exc
+    img = _to_8bit(img, scaling)
+    if mode is not None and img.mode != mode:
+        img = img.convert(mode)
+    return img
+
+
+def check_image(path: str | os.PathLike) -> str | None:
+    """Return None if ``path`` decodes, else the one-sentence reason it does not."""
+    try:
+        load_image(path)
+    except RadvisionError as exc:
+        return str(exc)
+    return None

@@ -1,0 +1,142 @@
+"""Class-imbalance tools: loss weights from label frequencies, sampler weights, and downsampling.
+
+Every function ignores unknown (NaN) and uncertain (-1) labels when counting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+
+from radvision.data.table import LabelTable, select_classes
+from radvision.errors import RadvisionError
+
+__all__ = [
+    "NO_FINDING_NAMES",
+    "class_counts",
+    "class_weights",
+    "downsample",
+    "pos_weight",
+    "sample_weights",
+    "weighted_sampler",
+]
+
+log = logging.getLogger(__name__)
+
+#: Class names that mean "nothing found"; `downsample` treats them as "rows with no positive" when the
+#: table has no such column.
+NO_FINDING_NAMES = ("No Finding", "No_Finding", "normal", "Normal")
+
+
+def _matrix(labels: np.ndarray | LabelTable) -> np.ndarray:
+    y = labels.labels() if isinstance(labels, LabelTable) else np.asarray(labels, dtype=np.float32)
+    if y.ndim != 2:
+        raise RadvisionError(f"Labels must be a 2-D (images x classes) array, got shape {y.shape}.")
+    return y
+
+
+def class_counts(labels: np.ndarray | LabelTable) -> tuple[np.ndarray, np.ndarray]:
+    """(positives, negatives) per class; NaN and -1 are not counted."""
+    y = _matrix(labels)
+    return (y == 1).sum(axis=0).astype(np.int64), (y == 0).sum(axis=0).astype(np.int64)
+
+
+def pos_weight(labels: np.ndarray | LabelTable, max_weight: float | None = None) -> np.ndarray:
+    """negatives / positives per class: the ``pos_weight`` of ``torch.nn.BCEWithLogitsLoss``.
+
+    A class without positives (or negatives) gets 1.0 so it neither explodes nor vanishes;
+    ``max_weight`` caps very rare classes.
+    """
+    pos, neg = class_counts(labels)
+    w = np.ones(len(pos), dtype=np.float64)
+    ok = (pos > 0) & (neg > 0)
+    w[ok] = neg[ok] / pos[ok]
+    if (~ok).any():
+        log.warning("pos_weight: %d class(es) have no positives or no negatives; weight 1.0", int((~ok).sum()))
+    if max_weight is not None:
+        w = np.minimum(w, max_weight)
+    return w.astype(np.float32)
+
+
+def class_weights(labels: np.ndarray | LabelTable, power: float = 1.0) -> np.ndarray:
+    """Per-class loss weights proportional to (1 / positive rate) ** power, normalised to mean 1.
+
+    Rare classes weigh more; ``power=0.5`` softens the effect. Pass as the per-class ``weight`` of a
+    BCE loss. A class without known positives gets the largest weight of the others.
+    """
+    pos, neg = class_counts(labels)
+    known = pos + neg
+    rate = np.divide(pos, known, out=np.zeros(len(pos), dtype=np.float64), where=known > 0)
+    w = np.zeros(len(pos), dtype=np.float64)
+    ok = rate > 0
+    w[ok] = (1.0 / rate[ok]) ** power
+    if not ok.any():
+        return np.ones(len(pos), dtype=np.float32)
+    w[~ok] = w[ok].max()
+    return (w / w.mean()).astype(np.float32)
+
+
+def sample_weights(labels: np.ndarray | LabelTable, power: float = 1.0) -> np.ndarray:
+    """Per-image weights for ``torch.utils.data.WeightedRandomSampler``.
+
+    An image weighs as much as its rarest positive class, (1 / class frequency) ** power; images with
+    no positive label form their own group. Normalised to mean 1.
+    """
+    y = _matrix(labels)
+    if len(y) == 0:
+        return np.zeros(0, dtype=np.float64)
+    positive = y == 1
+    pos = positive.sum(axis=0).astype(np.float64)
+    inv = np.divide(1.0, pos, out=np.zeros_like(pos), where=pos > 0) ** power
+    w = np.where(positive, inv[None, :], 0.0).max(axis=1)
+    none = ~positive.any(axis=1)
+    if none.any():
+        w[none] = (1.0 / none.sum()) ** power
+    return w / w.mean()
+
+
+def weighted_sampler(labels: np.ndarray | LabelTable, num_samples: int | None = None, seed: int = 0,
+                     power: float = 1.0):
+    """A seeded ``WeightedRandomSampler`` (with replacement) over `sample_weights`."""
+    import torch
+    from torch.utils.data import WeightedRandomSampler
+
+    w = sample_weights(labels, power)
+    generator = torch.Generator().manual_seed(seed)
+    return WeightedRandomSampler(torch.as_tensor(w, dtype=torch.double), num_samples or len(w),
+                                 replacement=True, generator=generator)
+
+
+def downsample(table: LabelTable, fractions: Mapping[str, float], seed: int = 0) -> LabelTable:
+    """Drop a random ``fraction`` of the rows whose ONLY positive label is that class.
+
+    E.g. ``{"No Finding": 0.91, "Effusion": 0.30}`` (as in the CheXpert study) drops 91 % of images
+    labelled No Finding and nothing else, and 30 % of images whose single finding is Effusion; images
+    with Effusion plus another finding are all kept. A "No Finding"-like key (see `NO_FINDING_NAMES`)
+    that is not a column of the table selects rows with no positive label at all. Order is preserved.
+    """
+    if not fractions:
+        return table
+    y = table.labels()
+    positive = y == 1
+    n_pos = positive.sum(axis=1)
+    rng = np.random.default_rng(seed)
+    drop = np.zeros(len(y), dtype=bool)
+    for name, fraction in fractions.items():
+        if not 0.0 <= float(fraction) <= 1.0:
+            raise RadvisionError(f"downsample fraction for {name!r} must be between 0 and 1, got {fraction}.")
+        if name in table.classes:
+            j = table.classes.index(name)
+            rows = np.flatnonzero(positive[:, j] & (n_pos == 1))
+        elif name in NO_FINDING_NAMES:
+            rows = np.flatnonzero(n_pos == 0)
+        else:
+            select_classes(table.classes, [name], "downsample")  # raises with a "did you mean"
+            continue
+        n_drop = int(round(float(fraction) * len(rows)))
+        if n_drop:
+            drop[rng.choice(rows, size=n_drop, replace=False)] = True
+        log.info("downsample: %s: dropping %d of %d single-label rows", name, n_drop, len(rows))
+    return table.subset(~drop)

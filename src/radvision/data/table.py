@@ -1,0 +1,277 @@
+"""`LabelTable`: the one contract every radvision dataset reader returns.
+
+A table is a pandas frame with an absolute image ``path``, one float column per class (1.0 present,
+0.0 absent, NaN unknown; -1.0 uncertain only under the ``U-MultiClass`` policy), a ``patient_id``
+used for leak-free splits, and optional ``age``, ``sex``, ``view`` and ``split`` columns.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from radvision.errors import RadvisionError
+
+__all__ = [
+    "LabelTable",
+    "POLICIES",
+    "SPLITS",
+    "apply_policy",
+    "check_files",
+    "check_choice",
+    "select_classes",
+    "validate_table",
+    "write_csv_atomic",
+]
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+#: Uncertainty policies (Irvin et al., CheXpert, AAAI 2019) for labels coded -1.
+POLICIES = ("U-Ignore", "U-Zeros", "U-Ones", "U-MultiClass")
+REQUIRED_COLUMNS = ("path", "patient_id")
+META_COLUMNS = ("path", "patient_id", "age", "sex", "view", "split")
+
+
+def did_you_mean(value: object, choices: Sequence[object]) -> str:
+    """' (did you mean 'X'?)' for the closest choice (case-insensitive), or ''."""
+    lowered = {str(c).lower(): str(c) for c in choices}
+    close = difflib.get_close_matches(str(value).lower(), list(lowered), n=1)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+
+
+def list_choices(choices: Sequence[object], limit: int = 20) -> str:
+    """Comma-joined choices, shortened for long lists (e.g. thousands of ImageCLEF concepts)."""
+    names = [str(c) for c in choices]
+    if len(names) <= limit:
+        return ", ".join(names)
+    return ", ".join(names[:limit]) + f", ... ({len(names)} in all)"
+
+
+def check_choice(value: object, choices: Sequence[object], what: str) -> object:
+    """Return ``value`` if it is one of ``choices``, else raise one sentence with a "did you mean"."""
+    if value in choices:
+        return value
+    hint = did_you_mean(value, choices)
+    raise RadvisionError(f"Unknown {what} {value!r}{hint}; valid choices: {list_choices(choices)}.")
+
+
+def select_classes(available: Sequence[str], classes: Iterable[str] | None, source: str) -> list[str]:
+    """Validate a user's ``classes=`` selection against the label columns a source provides."""
+    if classes is None:
+        return list(available)
+    if isinstance(classes, str):
+        classes = [classes]
+    chosen = list(classes)
+    if not chosen:
+        raise RadvisionError(f"No classes selected for {source}; choose from: {list_choices(available)}.")
+    for name in chosen:
+        if name not in available:
+            hint = did_you_mean(name, available)
+            raise RadvisionError(
+                f"Unknown label column {name!r} for {source}{hint}; valid classes: {list_choices(available)}."
+            )
+    if len(set(chosen)) != len(chosen):
+        raise RadvisionError(f"Duplicate class names in the selection for {source}: {chosen}.")
+    return chosen
+
+
+def apply_policy(values: pd.DataFrame, policy: str) -> pd.DataFrame:
+    """Map uncertain labels (-1) following an uncertainty policy; blanks stay NaN.
+
+    U-Ignore: -1 -> NaN (masked in the loss); U-Zeros: -1 -> 0; U-Ones: -1 -> 1;
+    U-MultiClass: -1 is kept as a third state for models that predict it (e.g. 3-way softmax per class).
+    """
+    check_choice(policy, POLICIES, "uncertainty policy")
+    out = values.apply(pd.to_numeric, errors="coerce").astype("float32")
+    uncertain = out == -1.0
+    if policy == "U-Ignore":
+        out = out.mask(uncertain, np.nan)
+    elif policy == "U-Zeros":
+        out = out.mask(uncertain, 0.0)
+    elif policy == "U-Ones":
+        out = out.mask(uncertain, 1.0)
+    return out
+
+
+def check_files(frame: pd.DataFrame, missing: str, source: str) -> pd.DataFrame:
+    """Check that every ``path`` exists; ``missing`` = "raise" | "drop" | "ignore"."""
+    check_choice(missing, ("raise", "drop", "ignore"), "missing-file mode")
+    if missing == "ignore" or frame.empty:
+        return frame
+    exists = np.fromiter((os.path.isfile(p) for p in frame["path"]), dtype=bool, count=len(frame))
+    n_missing = int((~exists).sum())
+    if n_missing == 0:
+        return frame
+    first = frame["path"].iloc[int(np.argmin(exists))]
+    if missing == "raise":
+        raise RadvisionError(
+            f"Image file not found: {first} ({n_missing} of {len(frame)} files listed by {source} are missing; "
+            "check the root path, or pass missing='drop' to drop them)."
+        )
+    log.warning("%s: dropping %d of %d rows whose image file is missing (first: %s)", source, n_missing,
+                len(frame), first)
+    return frame.loc[exists].reset_index(drop=True)
+
+
+@dataclass
+class LabelTable:
+    """Image paths + per-class labels + patient ids: what every reader returns."""
+
+    frame: pd.DataFrame
+    classes: list[str]
+    root: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.classes = list(self.classes)
+        if self.root is not None:
+            self.root = Path(self.root)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __repr__(self) -> str:
+        splits = ""
+        if "split" in self.frame:
+            splits = ", splits=" + str(self.frame["split"].value_counts().to_dict())
+        return f"LabelTable({len(self)} images, {len(self.classes)} classes, root={self.root}{splits})"
+
+    @property
+    def paths(self) -> list[str]:
+        return self.frame["path"].tolist()
+
+    def labels(self) -> np.ndarray:
+        """(N, C) float32 label matrix; NaN where a label is unknown."""
+        return self.frame[self.classes].to_numpy(dtype=np.float32, na_value=np.nan, copy=True)
+
+    def subset(self, mask_or_split: str | Sequence[str] | np.ndarray | pd.Series | Sequence[bool]) -> LabelTable:
+        """Rows of one split ("train"/"valid"/"test", or a list of them), a boolean mask, or integer positions."""
+        frame = self.frame
+        if isinstance(mask_or_split, str) or (
+            isinstance(mask_or_split, list | tuple) and mask_or_split and isinstance(mask_or_split[0], str)
+        ):
+            names = [mask_or_split] if isinstance(mask_or_split, str) else list(mask_or_split)
+            if "split" not in frame:
+                raise RadvisionError(
+                    "This table has no 'split' column; use radvision.data.patient_split() to make one."
+                )
+            present = sorted(frame["split"].dropna().unique().tolist())
+            for name in names:
+                check_choice(name, present or list(SPLITS), "split")
+            keep = frame["split"].isin(names).to_numpy()
+        else:
+            arr = np.asarray(mask_or_split)
+            if arr.dtype == bool:
+                if arr.shape != (len(frame),):
+                    raise RadvisionError(f"Boolean mask has {arr.shape} entries but the table has {len(frame)} rows.")
+                keep = arr
+            elif arr.size == 0 or np.issubdtype(arr.dtype, np.integer):
+                return LabelTable(frame.iloc[arr.astype(int)].reset_index(drop=True), self.classes, self.root)
+            else:
+                raise RadvisionError("subset() takes a split name, a boolean mask or integer row positions.")
+        return LabelTable(frame.loc[keep].reset_index(drop=True), self.classes, self.root)
+
+    def select(self, classes: Iterable[str]) -> LabelTable:
+        """A table with only the given label columns (meta columns are kept)."""
+        chosen = select_classes(self.classes, classes, "this table")
+        drop = [c for c in self.classes if c not in chosen]
+        return LabelTable(self.frame.drop(columns=drop), chosen, self.root)
+
+    def prevalence(self) -> pd.DataFrame:
+        """Per class: positives, negatives, uncertain (-1), unknown (NaN) and positive rate among known."""
+        y = self.labels()
+        pos = (y == 1).sum(0)
+        neg = (y == 0).sum(0)
+        unc = (y == -1).sum(0)
+        nan = np.isnan(y).sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = pos / (pos + neg + unc)
+        return pd.DataFrame(
+            {"positive": pos, "negative": neg, "uncertain": unc, "unknown": nan, "prevalence": rate},
+            index=pd.Index(self.classes, name="class"),
+        )
+
+    def to_csv(self, path: str | os.PathLike) -> Path:
+        """Write the frame atomically (temp file + rename)."""
+        return write_csv_atomic(self.frame, path)
+
+
+def validate_table(t: LabelTable) -> None:
+    """Raise RadvisionError if ``t`` breaks the contract (missing columns, unknown classes, bad values)."""
+    if not isinstance(t, LabelTable):
+        raise RadvisionError(f"Expected a LabelTable, got {type(t).__name__}.")
+    frame = t.frame
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise RadvisionError(f"Label table is missing required column(s) {missing}; it needs 'path' and 'patient_id'.")
+    if not t.classes:
+        raise RadvisionError("Label table has no classes; it needs at least one label column.")
+    if len(set(t.classes)) != len(t.classes):
+        raise RadvisionError(f"Label table lists a class twice: {t.classes}.")
+    unknown = [c for c in t.classes if c not in frame.columns]
+    if unknown:
+        cols = [c for c in frame.columns if c not in META_COLUMNS]
+        raise RadvisionError(
+            f"Label table classes {unknown} have no column in the frame; label columns present: {', '.join(cols)}."
+        )
+    clash = [c for c in t.classes if c in META_COLUMNS]
+    if clash:
+        raise RadvisionError(f"Class name(s) {clash} clash with reserved columns {', '.join(META_COLUMNS)}.")
+    if len(frame):
+        y = t.labels()
+        bad = ~(np.isnan(y) | np.isin(y, (-1.0, 0.0, 1.0)))
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise RadvisionError(
+                f"Label column {t.classes[c]!r} holds {float(y[r, c]):g} (row {r}); labels must be 1, 0, -1 or blank."
+            )
+        if frame["path"].isna().any():
+            raise RadvisionError("Label table has rows with an empty 'path'.")
+    if "split" in frame:
+        bad_split = sorted(set(frame["split"].dropna().unique()) - set(SPLITS))
+        if bad_split:
+            raise RadvisionError(f"Unknown split value(s) {bad_split}; valid splits: {', '.join(SPLITS)}.")
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike, **kwargs) -> Path:
+    """Write a CSV through a temp file in the same directory, then ``os.replace`` it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            frame.to_csv(fh, index=False, **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def finish_frame(frame: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+    """Order columns as the contract lists them: path, classes, patient_id, then optional meta, then extras."""
+    head = ["path", *classes, "patient_id"]
+    meta = [c for c in ("age", "sex", "view", "split") if c in frame.columns]
+    rest = [c for c in frame.columns if c not in head and c not in meta]
+    out = frame[head + meta + rest].reset_index(drop=True)
+    out["path"] = out["path"].astype(str)
+    out["patient_id"] = out["patient_id"].astype(str)
+    if "age" in out:
+        out["age"] = pd.to_numeric(out["age"], errors="coerce").astype("float32")
+    for c in classes:
+        out[c] = out[c].astype("float32")
+    return out
+
+
+def normalize_sex(values: pd.Series) -> pd.Series:
+    """Map the sexes that sources spell differently (Male/M/male, Female/F) onto "M"/"F"; others -> NaN."""
+    mapping = {"m": "M", "male": "M", "f": "F", "female": "F"}
+    return values.astype("string").str.strip().str.lower().map(mapping).astype(object)

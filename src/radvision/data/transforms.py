@@ -1,0 +1,77 @@
+"""Image transform presets (torchvision.transforms.v2).
+
+Every preset takes a PIL image (mode L/RGB) or a uint8 tensor (C, H, W) and returns a float32 tensor
+(channels, size, size), ImageNet-normalised: pretrained backbones expect that, and a grayscale
+radiograph is repeated onto 3 channels (``channels=1`` keeps one channel, normalised with the
+mean of ImageNet's statistics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torchvision.transforms import v2
+
+from radvision.data.table import check_choice
+from radvision.errors import RadvisionError
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PRESETS", "build_transforms"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PRESETS = ("default", "chexpert_study", "nih_study", "none")
+
+
+def _geometry(preset: str, size: int, train: bool) -> list:
+    square = (size, size)
+    if preset == "none" or not train and preset == "nih_study":
+        return [v2.Resize(square, antialias=True)]
+    if not train:  # default / chexpert_study evaluation: shorter side to size, centre square
+        return [v2.Resize(size, antialias=True), v2.CenterCrop(size)]
+    if preset == "default":
+        return [
+            v2.RandomResizedCrop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1), antialias=True),  # ~90 % side
+            v2.RandomAffine(degrees=7, translate=(0.04, 0.04), scale=(0.95, 1.05)),
+            v2.RandomHorizontalFlip(p=0.5),
+        ]
+    if preset == "chexpert_study":
+        # Random ~90 % crop, resize, small affine, Gaussian blur with p=0.4.
+        return [
+            v2.Resize(round(size / 0.9), antialias=True),
+            v2.RandomCrop(size),
+            v2.RandomAffine(degrees=5, translate=(0.03, 0.03), scale=(0.95, 1.05)),
+            v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.1, 1.5))], p=0.4),
+        ]
+    # nih_study (CheXNet, Rajpurkar et al. 2017): downscale to size x size, random horizontal flip.
+    return [v2.Resize(square, antialias=True), v2.RandomHorizontalFlip(p=0.5)]
+
+
+def build_transforms(
+    preset: str = "default",
+    size: int = 224,
+    train: bool = True,
+    channels: int = 3,
+    normalize: bool = True,
+) -> Callable:
+    """Transform for training (``train=True``, random augmentation) or evaluation (deterministic).
+
+    Presets: "default" (eval: resize + centre crop; train: random resized crop of ~90 %, small affine,
+    horizontal flip), "chexpert_study" (random ~90 % crop, resize, small affine, Gaussian blur p=0.4),
+    "nih_study" (CheXNet: resize to size x size, horizontal flip when training), "none" (resize only).
+    """
+    check_choice(preset, PRESETS, "transform preset")
+    if not isinstance(size, int) or size < 8:
+        raise RadvisionError(f"Transform size must be an integer of at least 8 pixels, got {size!r}.")
+    check_choice(channels, (1, 3), "channel count")
+    steps: list = [v2.ToImage(), *_geometry(preset, size, train)]
+    # Channel expansion after resizing: geometry on one channel is 3x cheaper.
+    steps.append(v2.RGB() if channels == 3 else v2.Grayscale(num_output_channels=1))
+    steps.append(v2.ToDtype(torch.float32, scale=True))
+    if normalize:
+        if channels == 3:
+            steps.append(v2.Normalize(IMAGENET_MEAN, IMAGENET_STD))
+        else:
+            steps.append(v2.Normalize([sum(IMAGENET_MEAN) / 3], [sum(IMAGENET_STD) / 3]))
+    steps.append(v2.ToPureTensor())
+    return v2.Compose(steps)

@@ -1,0 +1,142 @@
+"""Grad-CAM explanations per label (the ``grad-cam`` package) and PNG overlays."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from radvision.errors import RadvisionError
+from radvision.heads import ImageClassifier
+
+logger = logging.getLogger(__name__)
+
+
+def _class_indices(model: ImageClassifier, class_names: Sequence[str] | None) -> list[int]:
+    if class_names is None:
+        return list(range(model.num_classes))
+    if isinstance(class_names, str):
+        class_names = [class_names]
+    idx = []
+    for c in class_names:
+        if c not in model.class_names:
+            close = difflib.get_close_matches(str(c), model.class_names, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise RadvisionError(f"Unknown class '{c}'; {hint}the model predicts: {', '.join(model.class_names)}.")
+        idx.append(model.class_names.index(c))
+    return idx
+
+
+def gradcam(model: ImageClassifier, image_tensor: torch.Tensor,
+            class_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Grad-CAM heatmap per label for one image: ``{class: (H, W) float32 in [0, 1]}`` at input size.
+
+    ``image_tensor`` is the preprocessed input, ``(C, H, W)`` or ``(1, C, H, W)``.  All requested
+    labels are explained in one batched forward/backward pass (the image repeated once per label).
+    Works on frozen backbones too (the input is made to require gradients).
+    """
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    x = torch.as_tensor(image_tensor)
+    if x.ndim == 3:
+        x = x.unsqueeze(0)
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise RadvisionError(f"gradcam explains one image: pass a (C, H, W) tensor, got shape {tuple(x.shape)}.")
+    idx = _class_indices(model, class_names)
+    if not idx:
+        return {}
+    param = next(model.parameters())
+    x = x.to(device=param.device, dtype=param.dtype)
+    was_training = model.training
+    cam = GradCAM(model=model, target_layers=model.cam_layers())  # puts the model in eval mode
+    cam.compute_input_gradient = True  # activations need gradients even when the backbone is frozen
+    try:
+        with torch.enable_grad():
+            maps = cam(input_tensor=x.repeat(len(idx), 1, 1, 1),
+                       targets=[ClassifierOutputTarget(i) for i in idx])
+    except (ValueError, IndexError) as err:  # grad-cam's way of saying the layer gives no 2-D maps
+        raise RadvisionError(
+            f"Grad-CAM needs 2-D feature maps at the backbone's cam layer, which {model.backbone.name} does not "
+            f"give ({err}); use a convolutional backbone."
+        ) from err
+    finally:
+        cam.activations_and_grads.release()
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return {model.class_names[i]: np.asarray(m, dtype=np.float32) for i, m in zip(idx, maps, strict=True)}
+
+
+def _rgb_float(image) -> np.ndarray:
+    """Any PIL image or (H, W) / (H, W, 1|3|4) array (uint8 or float) -> (H, W, 3) float32 in [0, 1]."""
+    if isinstance(image, Image.Image):
+        arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    else:
+        arr = np.asarray(image)
+        if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3, 4):
+            arr = np.moveaxis(arr, 0, -1)  # channels-first tensor layout
+        if arr.ndim == 3 and arr.shape[-1] == 4:
+            arr = arr[..., :3]
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        if arr.ndim == 2:
+            arr = np.stack([arr] * 3, axis=-1)
+        if arr.ndim != 3 or arr.shape[-1] != 3:
+            raise RadvisionError(f"Overlay images must be (H, W) or (H, W, 3), got shape {arr.shape}.")
+        arr = arr.astype(np.float32)
+        if np.issubdtype(np.asarray(image).dtype, np.integer):
+            arr /= 255.0
+        else:  # float images (maybe normalised): rescale to [0, 1]
+            lo, hi = float(arr.min()), float(arr.max())
+            arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+    return np.clip(arr, 0.0, 1.0)
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "label"
+
+
+def save_overlays(image, cams: Mapping[str, np.ndarray], out_dir: str | Path, prefix: str,
+                  image_weight: float = 0.5) -> list[Path]:
+    """Write one ``<prefix>_<class>.png`` per heatmap (jet colour map over the image), atomically.
+
+    Heatmaps of another size than the image are resized to it.  Returns the written paths.
+    """
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    rgb = _rgb_float(image)
+    h, w = rgb.shape[:2]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    for name, cam in cams.items():
+        m = np.asarray(cam, dtype=np.float32)
+        if m.ndim != 2:
+            raise RadvisionError(f"The heatmap for '{name}' must be 2-D, got shape {m.shape}.")
+        if m.shape != (h, w):
+            m = np.asarray(Image.fromarray(m).resize((w, h), Image.BILINEAR), dtype=np.float32)
+        m = np.clip(np.nan_to_num(m), 0.0, 1.0)
+        overlay = show_cam_on_image(rgb, m, use_rgb=True, image_weight=image_weight)
+        stem = f"{_safe_name(prefix)}_{_safe_name(str(name))}"
+        path = out / f"{stem}.png"
+        if path in paths:  # two class names that sanitise alike must not overwrite each other
+            path = out / f"{stem}_{len(paths)}.png"
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=out)
+        os.close(fd)
+        try:
+            Image.fromarray(overlay).save(tmp, format="PNG")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        paths.append(path)
+    logger.info("wrote %d Grad-CAM overlays to %s", len(paths), out)
+    return paths

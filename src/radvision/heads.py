@@ -1,0 +1,176 @@
+"""Classification heads (linear, MLP, FPN) and the ``ImageClassifier`` that joins a backbone to a head."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torchvision.ops import FeaturePyramidNetwork
+
+from radvision.backbones import Backbone, MultiBackbone, create_backbone
+from radvision.errors import RadvisionError
+
+logger = logging.getLogger(__name__)
+
+HEADS = ("linear", "mlp", "fpn")
+HEAD_OPTIONS = {"hidden", "dropout", "fpn_channels"}
+# Dropout when the caller gives none: the MLP follows the 2 x 4096 + 0.5 recipe; linear/FPN heads none.
+DEFAULT_DROPOUT = {"linear": 0.0, "mlp": 0.5, "fpn": 0.0}
+
+
+class FPNHead(nn.Module):
+    """Feature pyramid over the backbone's multi-scale maps (lateral 1x1 convs, top-down upsampling, 3x3
+    smoothing: torchvision's ``FeaturePyramidNetwork``), then each level average-pooled, concatenated and
+    classified by one linear layer, as in the NIH DenseNet121+FPN study."""
+
+    uses_feature_maps = True
+
+    def __init__(self, feature_channels: Sequence[int], num_classes: int, fpn_channels: int = 256,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.fpn = FeaturePyramidNetwork(list(feature_channels), fpn_channels)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fc = nn.Linear(fpn_channels * len(feature_channels), num_classes)
+        self.num_levels = len(feature_channels)
+
+    def forward(self, maps: list[Tensor]) -> Tensor:
+        if len(maps) != self.num_levels:
+            raise RadvisionError(f"The fpn head expects {self.num_levels} feature maps, got {len(maps)}.")
+        levels = self.fpn(OrderedDict((str(i), m) for i, m in enumerate(maps)))
+        pooled = torch.cat([torch.flatten(self.pool(v), 1) for v in levels.values()], dim=1)
+        return self.fc(self.dropout(pooled))
+
+
+def create_head(
+    kind: str,
+    in_features: int,
+    num_classes: int,
+    *,
+    hidden: Sequence[int] = (4096, 4096),
+    dropout: float | None = None,
+    feature_channels: list[int] | None = None,
+    fpn_channels: int = 256,
+) -> nn.Module:
+    """A head producing ``num_classes`` logits.
+
+    ``linear``: [dropout] + Linear on pooled features.  ``mlp``: Linear-ReLU-Dropout per ``hidden`` width,
+    then Linear.  ``fpn``: ``FPNHead`` over ``feature_channels`` maps.  ``dropout=None`` uses the
+    per-kind default (``DEFAULT_DROPOUT``: 0.5 for mlp, 0 otherwise).
+    """
+    if kind not in HEADS:
+        close = difflib.get_close_matches(str(kind), HEADS, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise RadvisionError(f"Unknown head '{kind}'; {hint}valid heads: {', '.join(HEADS)}.")
+    if num_classes < 1:
+        raise RadvisionError(f"num_classes must be at least 1, got {num_classes}.")
+    p = DEFAULT_DROPOUT[kind] if dropout is None else float(dropout)
+    if not 0.0 <= p < 1.0:
+        raise RadvisionError(f"dropout must be in [0, 1), got {dropout}.")
+    if kind == "fpn":
+        if not feature_channels:
+            raise RadvisionError("The fpn head needs feature_channels (the backbone's multi-scale map widths).")
+        return FPNHead(feature_channels, num_classes, fpn_channels=fpn_channels, dropout=p)
+    layers: list[nn.Module] = []
+    width = in_features
+    if kind == "mlp":
+        if not hidden or any(int(h) < 1 for h in hidden):
+            raise RadvisionError(f"The mlp head needs positive hidden widths, got {hidden!r}.")
+        for h in hidden:
+            layers += [nn.Linear(width, int(h)), nn.ReLU(inplace=True), nn.Dropout(p)]
+            width = int(h)
+    elif p > 0:
+        layers.append(nn.Dropout(p))
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)
+
+
+class ImageClassifier(nn.Module):
+    """Backbone + head + class names.  ``forward`` returns logits ``(B, C)``; the fpn head reads the
+    backbone's feature maps, the others its pooled features.
+
+    BatchNorm layers whose parameters are all frozen stay in eval mode during training, so a frozen
+    (feature-extractor) backbone keeps its running statistics.
+    """
+
+    def __init__(self, backbone: Backbone | MultiBackbone, head: nn.Module, class_names: list[str]) -> None:
+        super().__init__()
+        class_names = [str(c) for c in class_names]
+        if len(set(class_names)) != len(class_names):
+            raise RadvisionError("class_names contains duplicates; every class needs a unique name.")
+        out = _head_out_features(head)
+        if out is not None and out != len(class_names):
+            raise RadvisionError(f"The head predicts {out} classes but {len(class_names)} class_names were given.")
+        self.backbone = backbone
+        self.head = head
+        self.class_names = class_names
+        self.uses_feature_maps = bool(getattr(head, "uses_feature_maps", False))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def cam_layers(self) -> list[nn.Module]:
+        """The layers Grad-CAM should explain (one per backbone)."""
+        return list(self.backbone.cam_layers)
+
+    def features(self, x: Tensor) -> Tensor:
+        """Pooled backbone features ``(B, num_features)`` (for caching / fusion)."""
+        return self.backbone(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.uses_feature_maps:
+            return self.head(self.backbone.feature_maps(x))
+        return self.head(self.backbone(x))
+
+    def train(self, mode: bool = True) -> ImageClassifier:
+        super().train(mode)
+        if mode:
+            for m in self.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    params = list(m.parameters(recurse=False))
+                    if params and not any(p.requires_grad for p in params):
+                        m.eval()
+        return self
+
+
+def _head_out_features(head: nn.Module) -> int | None:
+    last = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    return last[-1].out_features if last else None
+
+
+def build_model(
+    backbone: str | list[str],
+    num_classes: int,
+    class_names: Sequence[str] | None = None,
+    head: str = "linear",
+    pretrained: str | Path | None | list = None,
+    in_chans: int = 3,
+    **head_kwargs,
+) -> ImageClassifier:
+    """Backbone(s) by name + a head.  Several names build a ``MultiBackbone`` (features concatenated);
+    ``pretrained`` may then be one value for all or a list with one value per backbone."""
+    names = [backbone] if isinstance(backbone, str) else list(backbone)
+    if not names:
+        raise RadvisionError("build_model needs at least one backbone name.")
+    class_names = [f"class_{i}" for i in range(num_classes)] if class_names is None else list(class_names)
+    if len(class_names) != num_classes:
+        raise RadvisionError(f"num_classes is {num_classes} but {len(class_names)} class_names were given.")
+    pre = list(pretrained) if isinstance(pretrained, list | tuple) else [pretrained] * len(names)
+    if len(pre) != len(names):
+        raise RadvisionError(f"pretrained lists {len(pre)} values for {len(names)} backbones; give one per backbone.")
+    if head == "fpn" and len(names) > 1:
+        raise RadvisionError("The fpn head works with one backbone; use head='linear' or 'mlp' for several.")
+    unknown = sorted(set(head_kwargs) - HEAD_OPTIONS)
+    if unknown:
+        raise RadvisionError(f"Unknown head option(s) {unknown}; valid options: {', '.join(sorted(HEAD_OPTIONS))}.")
+    bbs = [create_backbone(n, pretrained=p, in_chans=in_chans) for n, p in zip(names, pre, strict=True)]
+    bb: Backbone | MultiBackbone = bbs[0] if len(bbs) == 1 else MultiBackbone(bbs)
+    h = create_head(head, bb.num_features, num_classes, feature_channels=list(bb.feature_channels), **head_kwargs)
+    logger.info("built %s + %s head for %d classes", bb.name, head, num_classes)
+    return ImageClassifier(bb, h, class_names)

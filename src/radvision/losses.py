@@ -1,0 +1,199 @@
+"""Multi-label losses on logits; every loss ignores NaN targets (unknown / U-Ignore labels).
+
+Names: ``bce``, ``weighted_bce``, ``soft_f1``, ``f1_bce`` (soft-F1 loss x BCE), ``f1_plus_bce``
+(soft-F1 loss + BCE) and ``focal``.  ``class_weights`` weight classes, ``pos_weight`` weights the
+positive term per class (as in ``BCEWithLogitsLoss``).
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.ops import sigmoid_focal_loss
+
+from radvision.errors import RadvisionError
+
+LOSSES = ("bce", "weighted_bce", "soft_f1", "f1_bce", "f1_plus_bce", "focal")
+EPS = 1e-7
+
+
+def _as_tensor(w, name: str) -> Tensor | None:
+    if w is None:
+        return None
+    if isinstance(w, Tensor):
+        w = w.detach().cpu().numpy()  # the module is moved to the device with .to() later
+    t = torch.as_tensor(np.asarray(w, dtype=np.float32))
+    if t.ndim != 1 or not torch.isfinite(t).all() or (t < 0).any():
+        raise RadvisionError(f"{name} must be a 1-D array of finite non-negative numbers, one per class.")
+    return t
+
+
+def _check(logits: Tensor, targets: Tensor, weights: list[Tensor | None]) -> tuple[Tensor, Tensor]:
+    if logits.shape != targets.shape or logits.ndim != 2:
+        raise RadvisionError(
+            f"Logits and targets must both be (batch, classes); got {tuple(logits.shape)} and {tuple(targets.shape)}."
+        )
+    for w in weights:
+        if w is not None and w.numel() != logits.shape[1]:
+            raise RadvisionError(f"Got {w.numel()} class weights for {logits.shape[1]} classes.")
+    targets = targets.to(logits.dtype)
+    mask = ~torch.isnan(targets)
+    return torch.where(mask, targets, torch.zeros_like(targets)), mask.to(logits.dtype)
+
+
+class MaskedLoss(nn.Module):
+    """Base: element losses are averaged over known targets, classes weighted by ``class_weights``."""
+
+    def __init__(self, pos_weight=None, class_weights=None) -> None:
+        super().__init__()
+        self.register_buffer("pos_weight", _as_tensor(pos_weight, "pos_weight"), persistent=False)
+        self.register_buffer("class_weights", _as_tensor(class_weights, "class_weights"), persistent=False)
+
+    def _mean(self, elem: Tensor, mask: Tensor) -> Tensor:
+        w = mask if self.class_weights is None else mask * self.class_weights.to(elem)
+        denom = w.sum()
+        # An all-NaN batch contributes a zero loss that still carries a graph (backward stays valid).
+        return (elem * w).sum() / denom.clamp_min(EPS)
+
+    def _bce(self, logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
+        pw = None if self.pos_weight is None else self.pos_weight.to(logits)
+        return self._mean(F.binary_cross_entropy_with_logits(logits, y, pos_weight=pw, reduction="none"), mask)
+
+
+class BCELoss(MaskedLoss):
+    """Binary cross-entropy averaged over known targets."""
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        y, mask = _check(logits, targets, [self.pos_weight, self.class_weights])
+        return self._bce(logits, y, mask)
+
+
+class WeightedBCELoss(MaskedLoss):
+    """Weighted BCE.  With ``pos_weight``/``class_weights`` given it uses them; without, it balances each
+    batch as in ChestX-ray8 (Wang et al. 2017): positives weigh (|P|+|N|)/|P|, negatives (|P|+|N|)/|N|."""
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        y, mask = _check(logits, targets, [self.pos_weight, self.class_weights])
+        if self.pos_weight is not None or self.class_weights is not None:
+            return self._bce(logits, y, mask)
+        n_pos = (y * mask).sum()
+        n_neg = ((1 - y) * mask).sum()
+        total = n_pos + n_neg
+        beta_p = total / n_pos.clamp_min(1.0)
+        beta_n = total / n_neg.clamp_min(1.0)
+        elem = -(beta_p * y * F.logsigmoid(logits) + beta_n * (1 - y) * F.logsigmoid(-logits))
+        return self._mean(elem, mask)
+
+
+def soft_f1_per_class(logits: Tensor, y: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Differentiable F1 per class from probabilities (tp, fp, fn as sums of p), and which classes had
+    any known target."""
+    p = torch.sigmoid(logits) * mask
+    tp = (p * y).sum(0)
+    fp = (p * (1 - y)).sum(0)
+    fn = ((1 - p) * y * mask).sum(0)
+    f1 = 2 * tp / (2 * tp + fp + fn + EPS)
+    return f1, mask.sum(0) > 0
+
+
+class SoftF1Loss(MaskedLoss):
+    """1 - mean soft-F1 over classes (classes with no known target in the batch are skipped)."""
+
+    def soft_f1_loss(self, logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
+        f1, present = soft_f1_per_class(logits, y, mask)
+        w = present.to(f1)
+        if self.class_weights is not None:
+            w = w * self.class_weights.to(f1)
+        return 1 - (f1 * w).sum() / w.sum().clamp_min(EPS)
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        y, mask = _check(logits, targets, [self.class_weights])
+        return self.soft_f1_loss(logits, y, mask)
+
+
+class F1BCEProductLoss(SoftF1Loss):
+    """(1 - soft-F1) x BCE: BCE drives calibration while the F1 factor emphasises batches with poor F1."""
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        y, mask = _check(logits, targets, [self.pos_weight, self.class_weights])
+        return self.soft_f1_loss(logits, y, mask) * self._bce(logits, y, mask)
+
+
+class F1PlusBCELoss(SoftF1Loss):
+    """(1 - soft-F1) + BCE."""
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        y, mask = _check(logits, targets, [self.pos_weight, self.class_weights])
+        return self.soft_f1_loss(logits, y, mask) + self._bce(logits, y, mask)
+
+
+class FocalLoss(MaskedLoss):
+    """Sigmoid focal loss (Lin et al. 2017, torchvision's implementation): ``alpha`` weighs positives
+    (negative value: off), ``gamma`` down-weights easy examples; ``pos_weight`` scales positive terms."""
+
+    def __init__(self, pos_weight=None, class_weights=None, gamma: float = 2.0, alpha: float = 0.25) -> None:
+        super().__init__(pos_weight, class_weights)
+        if gamma < 0:
+            raise RadvisionError(f"Focal gamma must be >= 0, got {gamma}.")
+        if alpha > 1:
+            raise RadvisionError(f"Focal alpha must be <= 1 (a negative value turns it off), got {alpha}.")
+        self.gamma, self.alpha = float(gamma), float(alpha)
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        y, mask = _check(logits, targets, [self.pos_weight, self.class_weights])
+        elem = sigmoid_focal_loss(logits, y, alpha=self.alpha, gamma=self.gamma, reduction="none")
+        if self.pos_weight is not None:
+            elem = elem * (1 + (self.pos_weight.to(elem) - 1) * y)
+        return self._mean(elem, mask)
+
+
+_CLASSES = {
+    "bce": BCELoss,
+    "weighted_bce": WeightedBCELoss,
+    "soft_f1": SoftF1Loss,
+    "f1_bce": F1BCEProductLoss,
+    "f1_plus_bce": F1PlusBCELoss,
+    "focal": FocalLoss,
+}
+
+
+def create_loss(name: str, *, pos_weight=None, class_weights=None, gamma: float = 2.0,
+                alpha: float = 0.25) -> nn.Module:
+    """A loss module by name (see ``LOSSES``); call it as ``loss(logits, targets)`` with NaN = unknown."""
+    if name not in _CLASSES:
+        close = difflib.get_close_matches(str(name), LOSSES, n=2)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise RadvisionError(f"Unknown loss '{name}'; {hint}valid losses: {', '.join(LOSSES)}.")
+    if name == "soft_f1" and pos_weight is not None:
+        raise RadvisionError("soft_f1 has no positive term for pos_weight; use class_weights, or f1_bce / f1_plus_bce.")
+    if name == "focal":
+        return FocalLoss(pos_weight, class_weights, gamma=gamma, alpha=alpha)
+    return _CLASSES[name](pos_weight, class_weights)
+
+
+def _counts(y) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y, dtype=float)
+    if y.ndim != 2:
+        raise RadvisionError(f"Labels must be a 2-D (samples, classes) array, got shape {y.shape}.")
+    known = ~np.isnan(y)
+    pos = np.where(known, y > 0.5, False).sum(0).astype(float)
+    return pos, known.sum(0).astype(float)
+
+
+def pos_weight_from_labels(y) -> np.ndarray:
+    """Per-class ``n_negative / n_positive`` (NaN ignored; a class with no positives counts one)."""
+    pos, known = _counts(y)
+    return ((known - pos) / np.maximum(pos, 1.0)).astype(np.float32)
+
+
+def class_weights_from_labels(y) -> np.ndarray:
+    """Per-class weights proportional to 1 / positive frequency, scaled to mean 1 (NaN ignored; a class
+    with no positives is treated as having one, so rare classes get large but finite weights)."""
+    pos, known = _counts(y)
+    freq = np.maximum(pos, 1.0) / np.maximum(known, 1.0)
+    w = 1.0 / freq
+    return (w / w.mean()).astype(np.float32)

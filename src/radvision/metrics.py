@@ -1,0 +1,170 @@
+"""Multi-label evaluation on top of scikit-learn.
+
+``y_true`` may hold NaN (unknown labels): per-class metrics mask them class by class, micro averages
+use all known cells, and example-based metrics (samples F1, exact match, Hamming, Jaccard, LRAP) use
+the rows whose labels are all known.  Undefined values come back as NaN, never as a crash or warning.
+Predictions are ``y_prob >= threshold``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from radvision.errors import RadvisionError
+
+
+def _prepare(y_true, y_prob, class_names) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    y_true = np.asarray(y_true, dtype=float)
+    y_prob = np.asarray(y_prob, dtype=float)
+    if y_true.ndim == 1:
+        y_true, y_prob = y_true[:, None], y_prob.reshape(-1, 1)
+    if y_true.shape != y_prob.shape or y_true.ndim != 2:
+        raise RadvisionError(f"y_true and y_prob must have the same (samples, classes) shape, got "
+                             f"{y_true.shape} and {y_prob.shape}.")
+    names = list(class_names)
+    if len(names) != y_true.shape[1]:
+        raise RadvisionError(f"{len(names)} class_names were given for {y_true.shape[1]} columns.")
+    known = y_true[~np.isnan(y_true)]
+    if not np.isin(known, (0.0, 1.0)).all():
+        raise RadvisionError("y_true must hold only 0, 1 or NaN; map uncertain (-1) labels with a policy first.")
+    if np.isnan(y_prob).any():
+        raise RadvisionError("y_prob contains NaN; every prediction must be a number.")
+    return y_true, y_prob, names
+
+
+def as_thresholds(thresholds, n_classes: int) -> np.ndarray:
+    """A scalar or per-class sequence -> array of ``n_classes`` thresholds."""
+    thr = np.asarray(thresholds, dtype=float)
+    if thr.ndim == 0:
+        return np.full(n_classes, float(thr))
+    if thr.shape != (n_classes,):
+        raise RadvisionError(f"Got {thr.size} thresholds for {n_classes} classes; give one number or one per class.")
+    return thr
+
+
+def binarize(y_prob, thresholds=0.5) -> np.ndarray:
+    """0/1 predictions ``y_prob >= thresholds`` (per class)."""
+    y_prob = np.asarray(y_prob, dtype=float)
+    return (y_prob >= as_thresholds(thresholds, y_prob.shape[1])).astype(int)
+
+
+def _binary_scores(t: np.ndarray, p: np.ndarray) -> tuple[float, float, float]:
+    pr, rc, f1, _ = skm.precision_recall_fscore_support(t, p, average="binary", zero_division=np.nan)
+    return float(pr), float(rc), float(f1)
+
+
+def _auroc(t: np.ndarray, s: np.ndarray) -> float:
+    return float(skm.roc_auc_score(t, s)) if len(np.unique(t)) == 2 else float("nan")
+
+
+def _ap(t: np.ndarray, s: np.ndarray) -> float:
+    return float(skm.average_precision_score(t, s)) if t.sum() > 0 else float("nan")
+
+
+def per_class_metrics(y_true, y_prob, class_names: Sequence[str], thresholds=0.5) -> pd.DataFrame:
+    """One row per class: auroc, average_precision, precision, recall, f1, specificity, support
+    (known positives), n (known labels), prevalence, threshold."""
+    y_true, y_prob, names = _prepare(y_true, y_prob, class_names)
+    thr = as_thresholds(thresholds, len(names))
+    rows = []
+    for j, name in enumerate(names):
+        m = ~np.isnan(y_true[:, j])
+        t, s = y_true[m, j].astype(int), y_prob[m, j]
+        p = (s >= thr[j]).astype(int)
+        if m.any():
+            pr, rc, f1 = _binary_scores(t, p)
+            neg = (t == 0).sum()
+            spec = float(((p == 0) & (t == 0)).sum() / neg) if neg else float("nan")
+        else:
+            pr = rc = f1 = spec = float("nan")
+        rows.append({"class": name, "auroc": _auroc(t, s), "average_precision": _ap(t, s), "precision": pr,
+                     "recall": rc, "f1": f1, "specificity": spec, "support": int(t.sum()), "n": int(m.sum()),
+                     "prevalence": float(t.mean()) if m.any() else float("nan"), "threshold": float(thr[j])})
+    return pd.DataFrame(rows).set_index("class")
+
+
+def _nanmean(values) -> float:
+    v = np.asarray(values, dtype=float)
+    return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+
+
+def evaluate_predictions(y_true, y_prob, class_names: Sequence[str], thresholds=0.5) -> dict:
+    """Summary metrics as a flat dict of floats (plus ``auroc/<class>`` per class).
+
+    Keys: mean_auroc, micro_auroc, mean_average_precision, macro_/micro_/samples_ f1, precision and
+    recall, exact_match, hamming_loss, jaccard_samples, jaccard_macro, lrap, label_ranking_loss,
+    coverage_error, label_cardinality_true / _pred, n_samples, n_complete_rows.
+    samples_f1 is ImageCLEF's instance-averaged F1: sklearn ``average="samples"`` where a row with no
+    true and no predicted label scores 1.
+    """
+    y_true, y_prob, names = _prepare(y_true, y_prob, class_names)
+    thr = as_thresholds(thresholds, len(names))
+    pc = per_class_metrics(y_true, y_prob, names, thr)
+    y_pred = (y_prob >= thr).astype(int)
+    out: dict = {"n_samples": int(len(y_true)), "n_classes": len(names)}
+    out["mean_auroc"] = _nanmean(pc["auroc"])
+    out["mean_average_precision"] = _nanmean(pc["average_precision"])
+    for key in ("f1", "precision", "recall"):
+        out[f"macro_{key}"] = _nanmean(pc[key])
+    known = ~np.isnan(y_true)
+    t_flat, p_flat, s_flat = y_true[known].astype(int), y_pred[known], y_prob[known]
+    if t_flat.size:
+        out["micro_precision"], out["micro_recall"], out["micro_f1"] = _binary_scores(t_flat, p_flat)
+    else:
+        out["micro_precision"] = out["micro_recall"] = out["micro_f1"] = float("nan")
+    out["micro_auroc"] = _auroc(t_flat, s_flat)
+    rows = known.all(axis=1)
+    out["n_complete_rows"] = int(rows.sum())
+    out.update(_example_based(y_true[rows].astype(int), y_pred[rows], y_prob[rows]))
+    out["label_cardinality_pred"] = float(y_pred.sum(1).mean()) if len(y_pred) else float("nan")
+    for name, v in zip(names, pc["auroc"], strict=True):
+        out[f"auroc/{name}"] = float(v)
+    return out
+
+
+def _example_based(t: np.ndarray, p: np.ndarray, s: np.ndarray) -> dict:
+    keys = ("samples_f1", "samples_precision", "samples_recall", "exact_match", "hamming_loss",
+            "jaccard_samples", "jaccard_macro", "lrap", "label_ranking_loss", "coverage_error",
+            "label_cardinality_true")
+    if len(t) == 0:
+        return dict.fromkeys(keys, float("nan"))
+    out = {
+        # zero_division=1: a row with no true and no predicted label is a perfect answer (ImageCLEF rule)
+        "samples_f1": float(skm.f1_score(t, p, average="samples", zero_division=1.0)),
+        "samples_precision": float(skm.precision_score(t, p, average="samples", zero_division=1.0)),
+        "samples_recall": float(skm.recall_score(t, p, average="samples", zero_division=1.0)),
+        "exact_match": float(skm.accuracy_score(t, p)),
+        "hamming_loss": float(skm.hamming_loss(t, p)),
+        "jaccard_samples": float(skm.jaccard_score(t, p, average="samples", zero_division=1.0)),
+        "jaccard_macro": _jaccard_macro(t, p),
+        "label_cardinality_true": float(t.sum(1).mean()),
+    }
+    has_pos = t.sum(1) > 0
+    out["lrap"] = float(skm.label_ranking_average_precision_score(t, s)) if t.shape[1] > 1 else float("nan")
+    out["label_ranking_loss"] = (float(skm.label_ranking_loss(t, s))
+                                 if t.shape[1] > 1 else float("nan"))
+    out["coverage_error"] = float(skm.coverage_error(t[has_pos], s[has_pos])) if has_pos.any() else float("nan")
+    return out
+
+
+def _jaccard_macro(t: np.ndarray, p: np.ndarray) -> float:
+    """Mean per-class Jaccard over classes where it is defined (some true or predicted positive)."""
+    per = skm.jaccard_score(t, p, average=None, zero_division=0.0).astype(float)
+    per[(t.sum(0) == 0) & (p.sum(0) == 0)] = np.nan
+    return _nanmean(per)
+
+
+def confusion_matrices(y_true, y_pred, class_names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per class a 2x2 matrix ``[[tn, fp], [fn, tp]]`` over the known labels of that class."""
+    y_true_a = np.asarray(y_true, dtype=float)
+    y_pred_a = np.asarray(y_pred, dtype=float)
+    y_true_a, y_pred_a, names = _prepare(y_true_a, y_pred_a, class_names)
+    out = {}
+    for j, name in enumerate(names):
+        m = ~np.isnan(y_true_a[:, j])
+        out[name] = skm.confusion_matrix(y_true_a[m, j].astype(int), y_pred_a[m, j].astype(int), labels=[0, 1])
+    return out

@@ -1,0 +1,114 @@
+"""Training plots as PNG: loss / metric curves, ROC per class, per-class confusion matrices.
+
+Figures are built with `matplotlib.figure.Figure` and the Agg canvas directly, so nothing touches pyplot's
+global state or the user's backend; every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+
+from radvision.rundir import atomic_write
+
+logger = logging.getLogger(__name__)
+
+CURVE_METRICS = ("mean_auroc", "macro_f1", "micro_f1", "samples_f1", "f1_macro", "f1_micro", "f1_samples")
+
+
+def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    FigureCanvasAgg(fig)
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+
+
+def plot_training_curves(metrics: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Loss (train / valid) and validation metrics against epoch, from a run's metrics.csv rows."""
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_metric = fig.subplots(1, 2)
+    x = metrics["epoch"] if "epoch" in metrics else np.arange(1, len(metrics) + 1)
+    for col in ("train_loss", "valid_loss"):
+        if col in metrics:
+            ax_loss.plot(x, metrics[col], marker="o", label=col)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title("Loss")
+    for col in CURVE_METRICS:
+        if col in metrics and metrics[col].notna().any():
+            ax_metric.plot(x, metrics[col], marker="o", label=col)
+    ax_metric.set_xlabel("epoch")
+    ax_metric.set_title("Validation metrics")
+    for ax in (ax_loss, ax_metric):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _grid(n: int) -> tuple[int, int]:
+    cols = min(4, max(1, n))
+    return math.ceil(n / cols), cols
+
+
+def plot_roc(
+    y_true: np.ndarray, y_prob: np.ndarray, class_names: Sequence[str], path: str | os.PathLike[str]
+) -> Path:
+    """One ROC panel per class; classes without both outcomes (after masking NaN) are marked undefined."""
+    y_true = np.asarray(y_true, dtype=float)
+    y_prob = np.asarray(y_prob, dtype=float)
+    rows, cols = _grid(len(class_names))
+    fig = Figure(figsize=(3 * cols, 3 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for i, name in enumerate(class_names):
+        ax = axes[i]
+        mask = ~np.isnan(y_true[:, i])
+        t, p = y_true[mask, i], y_prob[mask, i]
+        if len(np.unique(t)) < 2:
+            ax.text(0.5, 0.5, "undefined\n(one class only)", ha="center", va="center", fontsize=8)
+        else:
+            fpr, tpr, _ = roc_curve(t, p)
+            ax.plot(fpr, tpr, label=f"AUC {roc_auc_score(t, p):.3f}")
+            ax.legend(loc="lower right", fontsize=7)
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+        ax.set_title(str(name), fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    for ax in axes[len(class_names) :]:
+        ax.set_axis_off()
+    fig.supxlabel("false positive rate")
+    fig.supylabel("true positive rate")
+    return _save(fig, path)
+
+
+def plot_confusion_matrices(
+    y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], path: str | os.PathLike[str]
+) -> Path:
+    """A 2x2 confusion matrix per class (rows: truth 0/1, columns: prediction 0/1); NaN truth is skipped."""
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred)
+    rows, cols = _grid(len(class_names))
+    fig = Figure(figsize=(2.6 * cols, 2.6 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for i, name in enumerate(class_names):
+        ax = axes[i]
+        mask = ~np.isnan(y_true[:, i])
+        cm = confusion_matrix(y_true[mask, i].astype(int), y_pred[mask, i].astype(int), labels=[0, 1])
+        ax.imshow(cm, cmap="Blues")
+        for (r, c), v in np.ndenumerate(cm):
+            ax.text(c, r, str(v), ha="center", va="center", color="black" if v < cm.max() / 2 else "white")
+        ax.set_xticks([0, 1], ["0", "1"])
+        ax.set_yticks([0, 1], ["0", "1"])
+        ax.set_title(str(name), fontsize=9)
+    for ax in axes[len(class_names) :]:
+        ax.set_axis_off()
+    fig.supxlabel("predicted")
+    fig.supylabel("true")
+    return _save(fig, path)

@@ -1,0 +1,266 @@
+"""Use a finished run: load it, predict probabilities for new images, score predictions, explain them.
+
+Bad images never vanish: `predict` returns one row per input image, in input order, with an `error`
+column (empty when the image was fine, NaN probabilities when it was not).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from radvision.config import Config, load_config
+from radvision.errors import RadvisionError
+from radvision.rundir import CONFIG_FILE, MODEL_FILE, THRESHOLDS_FILE, load_weights
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["evaluate_files", "explain_images", "input_paths", "load_run", "predict", "predict_images", "resolve_device"]
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """'auto' -> CUDA when available, else CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise RadvisionError(f"Device {str(device)!r} was asked for but CUDA is not available; use 'auto' or 'cpu'.")
+    return torch.device(device)
+
+
+def _thresholds_vector(loaded: Any, class_names: list[str]) -> np.ndarray:
+    """Thresholds in class order, whatever shape `load_thresholds` hands back."""
+    if isinstance(loaded, tuple) and len(loaded) == 2:
+        names, values = loaded
+        loaded = dict(zip(names, np.asarray(values, dtype=float).tolist(), strict=True))
+    if isinstance(loaded, dict):
+        missing = [c for c in class_names if c not in loaded]
+        if missing:
+            raise RadvisionError(f"Thresholds file has no threshold for class {missing[0]!r}.")
+        return np.array([float(loaded[c]) for c in class_names])
+    arr = np.asarray(loaded, dtype=float)
+    if arr.shape != (len(class_names),):
+        raise RadvisionError(f"Thresholds file holds {arr.size} thresholds but the run has {len(class_names)} classes.")
+    return arr
+
+
+def read_thresholds(path: str | os.PathLike[str], class_names: list[str]) -> np.ndarray:
+    """Per-class thresholds from a thresholds.json, in `class_names` order."""
+    from radvision.thresholds import load_thresholds
+
+    if not Path(path).is_file():
+        raise RadvisionError(f"Thresholds file {str(path)!r} does not exist.")
+    return _thresholds_vector(load_thresholds(path), class_names)
+
+
+def load_run(run_dir: str | os.PathLike[str], device: str | torch.device | None = "cpu"
+             ) -> tuple[torch.nn.Module, Config, list[str], np.ndarray]:
+    """(model in eval mode, config, class names, thresholds) of a finished run; thresholds 0.5 if not chosen."""
+    from radvision.train import build_model_from_config
+
+    run = Path(run_dir)
+    if not (run / CONFIG_FILE).is_file():
+        raise RadvisionError(f"{str(run)!r} is not a run directory (it has no {CONFIG_FILE}); pass the folder "
+                             "that `radvision train` wrote.")
+    cfg = load_config(run / CONFIG_FILE)
+    class_names = list(cfg.data.classes or [])
+    if not class_names:
+        raise RadvisionError(f"The config in {str(run)!r} lists no classes (data.classes); it was not written by a run.")
+    model = build_model_from_config(cfg, class_names, pretrained=None)
+    load_weights(model, run / MODEL_FILE)
+    model.to(resolve_device(device)).eval()
+    thr_path = run / THRESHOLDS_FILE
+    thresholds = read_thresholds(thr_path, class_names) if thr_path.is_file() else np.full(len(class_names), 0.5)
+    return model, cfg, class_names, thresholds
+
+
+def input_paths(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str]) -> list[str]:
+    """Image paths from a CSV with a `path` column (relative paths resolve against the CSV's folder), a folder
+    (searched recursively for image files, sorted), a DataFrame or a list of paths."""
+    from radvision.data.images import IMAGE_EXTENSIONS
+
+    if isinstance(source, pd.DataFrame):
+        if "path" not in source:
+            raise RadvisionError(f"The table has no 'path' column; columns are {', '.join(map(str, source.columns))}.")
+        return source["path"].astype(str).tolist()
+    if isinstance(source, (list, tuple)):
+        return [str(p) for p in source]
+    p = Path(source)
+    if p.is_dir():
+        paths = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        if not paths:
+            raise RadvisionError(f"Folder {str(p)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)}).")
+        return paths
+    if not p.is_file():
+        raise RadvisionError(f"Input {str(p)!r} does not exist; pass a CSV with a 'path' column or a folder of images.")
+    frame = pd.read_csv(p)
+    if "path" not in frame:
+        close = difflib.get_close_matches("path", [str(c) for c in frame.columns], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise RadvisionError(f"Input CSV {str(p)!r} has no 'path' column{hint}; columns are "
+                             f"{', '.join(map(str, frame.columns))}.")
+    return [s if os.path.isabs(s) else str(p.parent / s) for s in frame["path"].astype(str)]
+
+
+class _ImageFiles(Dataset):
+    """Decoded, transformed images; a file that fails yields a zero tensor and its error message."""
+
+    def __init__(self, paths: list[str], transform: Any):
+        self.paths, self.transform = paths, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+        from radvision.data import load_image
+
+        try:
+            x = self.transform(load_image(self.paths[i]))
+            return x, ""
+        except (RadvisionError, OSError, ValueError) as exc:
+            return torch.empty(0), str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _collate(batch: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor | None, list[bool], list[str]]:
+    ok = [err == "" for _, err in batch]
+    good = [x for x, err in batch if err == ""]
+    return (torch.stack(good) if good else None), ok, [err for _, err in batch]
+
+
+def image_transform(cfg: Config) -> Any:
+    """The evaluation transform of a run's config."""
+    from radvision.data import build_transforms
+
+    return build_transforms(cfg.data.transforms, cfg.data.image_size, train=False, channels=cfg.data.channels)
+
+
+@torch.no_grad()
+def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
+            batch_size: int = 32, device: str | torch.device | None = "auto", num_workers: int = 0,
+            with_labels: bool = False) -> pd.DataFrame:
+    """DataFrame: `path`, one probability column per class, (`<class>_label` 0/1 when with_labels), `error`."""
+    if batch_size <= 0:
+        raise RadvisionError(f"batch_size must be positive, got {batch_size}.")
+    dev = resolve_device(device)
+    model, cfg, class_names, thresholds = load_run(run_dir, device=dev)
+    paths = input_paths(input)
+    ds = _ImageFiles(paths, image_transform(cfg))
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate)
+    probs = np.full((len(paths), len(class_names)), np.nan, dtype=np.float32)
+    errors: list[str] = []
+    row = 0
+    for images, ok, errs in loader:
+        if images is not None:
+            out = torch.sigmoid(model(images.to(dev)).float()).cpu().numpy()
+            idx = row + np.flatnonzero(ok)
+            probs[idx] = out
+        errors.extend(errs)
+        row += len(ok)
+    failed = sum(1 for e in errors if e)
+    if failed:
+        logger.warning("%d of %d images could not be read; their rows carry the error", failed, len(paths))
+    # float64 so a CSV round trip gives back exactly these values: thresholds sit exactly on a validation score
+    df = pd.DataFrame(probs.astype(np.float64), columns=class_names)
+    df.insert(0, "path", paths)
+    if with_labels:
+        if cfg.thresholds.top_k:
+            from radvision.thresholds import top_k
+
+            labels = top_k(np.nan_to_num(probs, nan=0.0), cfg.thresholds.top_k, thresholds).astype("float32")
+        else:
+            labels = (probs >= thresholds).astype("float32")
+        labels[np.isnan(probs)] = np.nan
+        for j, c in enumerate(class_names):
+            df[f"{c}_label"] = labels[:, j]
+    df["error"] = errors
+    return df
+
+
+# `radvision.predict` is this module once imported, so the package exports the function under this name.
+predict_images = predict
+
+
+def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.PathLike[str] | pd.DataFrame,
+                   thresholds: str | os.PathLike[str] | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+    """Score a prediction table against gold labels joined on `path`: (summary metrics, per-class table)."""
+    from radvision.metrics import evaluate_predictions, per_class_metrics
+
+    p = _read_table(pred, "prediction")
+    g = _read_table(gold, "gold")
+    meta = {"path", "patient_id", "age", "sex", "view", "split", "error"}
+    classes = [c for c in g.columns if c not in meta and c in p.columns]
+    if not classes:
+        raise RadvisionError(
+            "Prediction and gold tables share no class column; gold classes are "
+            f"{', '.join(c for c in g.columns if c not in meta)}."
+        )
+    merged = g[["path", *classes]].merge(p[["path", *classes]], on="path", how="inner", suffixes=("_gold", ""))
+    if merged.empty:
+        raise RadvisionError("No path in the prediction table matches a path in the gold table; check both 'path' columns.")
+    if len(merged) < len(g):
+        logger.warning("%d of %d gold rows have no prediction and are left out", len(g) - len(merged), len(g))
+    gold_values = merged[[f"{c}_gold" for c in classes]].apply(pd.to_numeric, errors="coerce")
+    y_true = np.array(gold_values, dtype=float)  # a writable copy
+    y_true[~np.isin(y_true, (0.0, 1.0))] = np.nan  # uncertain (-1) and blanks are not scored
+    y_prob = merged[classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    scored = ~np.isnan(y_prob).any(axis=1)
+    if not scored.all():
+        logger.warning("%d rows have no probabilities (failed images) and are left out", int((~scored).sum()))
+        y_true, y_prob = y_true[scored], y_prob[scored]
+    thr: float | np.ndarray = 0.5 if thresholds is None else read_thresholds(thresholds, classes)
+    summary = evaluate_predictions(y_true, y_prob, classes, thresholds=thr)
+    summary = {k: float(v) for k, v in summary.items()
+               if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
+    per_class = per_class_metrics(y_true, y_prob, classes, thresholds=thr)
+    if not isinstance(per_class, pd.DataFrame):
+        per_class = pd.DataFrame(per_class)
+    if per_class.index.name is not None:
+        per_class = per_class.reset_index()
+    return summary, per_class
+
+
+def _read_table(source: str | os.PathLike[str] | pd.DataFrame, what: str) -> pd.DataFrame:
+    if isinstance(source, pd.DataFrame):
+        frame = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise RadvisionError(f"The {what} file {str(path)!r} does not exist.")
+        frame = pd.read_csv(path)
+    if "path" not in frame:
+        raise RadvisionError(f"The {what} table has no 'path' column; columns are {', '.join(map(str, frame.columns))}.")
+    return frame
+
+
+def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.PathLike[str]],
+                   out_dir: str | os.PathLike[str], classes: Sequence[str] | None = None) -> list[Path]:
+    """Grad-CAM overlays (PNG) per image and class; returns the files written."""
+    from radvision.data import load_image
+    from radvision.explain import gradcam, save_overlays
+
+    model, cfg, class_names, _ = load_run(run_dir, device="cpu")
+    chosen = list(class_names if classes is None else classes)
+    for name in chosen:
+        if name not in class_names:
+            close = difflib.get_close_matches(name, class_names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RadvisionError(f"Unknown class {name!r}{hint}; the run's classes are {', '.join(class_names)}.")
+    transform = image_transform(cfg)
+    written: list[Path] = []
+    for image_path in images:
+        if not Path(image_path).is_file():
+            raise RadvisionError(f"Image {str(image_path)!r} does not exist.")
+        img = load_image(image_path)
+        tensor = transform(img)
+        cams = gradcam(model, tensor, chosen)
+        out = save_overlays(img, cams, out_dir, Path(image_path).stem)
+        written.extend(Path(p) for p in (out if isinstance(out, (list, tuple)) else out.values()))
+    return written

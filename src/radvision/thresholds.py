@@ -1,0 +1,175 @@
+"""Decision thresholds for multi-label predictions: per-class F1-optimal (optionally with a minimum
+precision), top-k, a cardinality-matching adjustment, and ``thresholds.json`` files.
+
+Every rule predicts a label when ``probability >= threshold``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import precision_recall_curve
+
+from radvision.errors import RadvisionError
+from radvision.metrics import as_thresholds
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 0.5
+FORMAT = "radvision-thresholds"
+
+
+def _probs(y_prob) -> np.ndarray:
+    p = np.asarray(y_prob, dtype=float)
+    if p.ndim != 2:
+        raise RadvisionError(f"Probabilities must be a 2-D (samples, classes) array, got shape {p.shape}.")
+    return p
+
+
+def f1_optimal_thresholds(y_true, y_prob, min_precision: float | None = None) -> np.ndarray:
+    """Per class, the threshold that maximises F1 on (y_true, y_prob) (NaN labels ignored).
+
+    With ``min_precision`` only thresholds reaching that precision qualify; when none does, the
+    most precise threshold is used and a warning logged.  Classes without both a positive and a
+    negative known label keep 0.5.
+    """
+    y_true = np.asarray(y_true, dtype=float)
+    y_prob = _probs(y_prob)
+    if y_true.shape != y_prob.shape:
+        raise RadvisionError(f"y_true {y_true.shape} and y_prob {y_prob.shape} must have the same shape.")
+    if min_precision is not None and not 0.0 <= min_precision <= 1.0:
+        raise RadvisionError(f"min_precision must be between 0 and 1, got {min_precision}.")
+    out = np.full(y_true.shape[1], DEFAULT_THRESHOLD)
+    for j in range(y_true.shape[1]):
+        m = ~np.isnan(y_true[:, j])
+        t, s = y_true[m, j].astype(int), y_prob[m, j]
+        if len(np.unique(t)) < 2:
+            logger.info("class %d has no positive or no negative labels; keeping threshold %.2f", j,
+                        DEFAULT_THRESHOLD)
+            continue
+        precision, recall, thr = precision_recall_curve(t, s)
+        precision, recall = precision[:-1], recall[:-1]  # the last point (recall 0) has no threshold
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+        ok = np.ones_like(f1, dtype=bool) if min_precision is None else precision >= min_precision
+        if ok.any():
+            best = int(np.argmax(np.where(ok, f1, -1.0)))
+        else:
+            best = int(np.lexsort((recall, precision))[-1])
+            logger.warning("class %d never reaches precision %.2f; using its most precise threshold (%.3f)",
+                           j, min_precision, precision[best])
+        out[j] = float(thr[best])
+    return out
+
+
+def top_k(y_prob, k: int, thresholds=None) -> np.ndarray:
+    """Binary predictions with at most ``k`` labels per row: the ``k`` most probable, and with
+    ``thresholds`` only those that also reach their threshold (ImageCLEF allows at most 100 concepts)."""
+    p = _probs(y_prob)
+    if int(k) != k or k < 1:
+        raise RadvisionError(f"k must be a positive integer, got {k!r}.")
+    k = min(int(k), p.shape[1])
+    pred = np.zeros(p.shape, dtype=int)
+    if p.size:
+        idx = np.argpartition(-p, k - 1, axis=1)[:, :k]
+        np.put_along_axis(pred, idx, 1, axis=1)
+    if thresholds is not None:
+        pred &= (p >= as_thresholds(thresholds, p.shape[1])).astype(int)
+    return pred
+
+
+def predict_labels(y_prob, thresholds=DEFAULT_THRESHOLD, *, min_labels: int = 0, max_labels: int | None = None
+                   ) -> np.ndarray:
+    """Threshold, then enforce per-row limits: rows with fewer than ``min_labels`` get their most probable
+    labels added (e.g. ``min_labels=1``: every image gets a label); at most ``max_labels`` are kept."""
+    p = _probs(y_prob)
+    pred = (p >= as_thresholds(thresholds, p.shape[1])).astype(int)
+    if min_labels < 0 or (max_labels is not None and max_labels < max(min_labels, 1)):
+        raise RadvisionError(f"Need 0 <= min_labels <= max_labels, got {min_labels} and {max_labels}.")
+    if min_labels > 0:
+        pred |= top_k(p, min(min_labels, p.shape[1]))
+    if max_labels is not None:
+        pred &= top_k(p, max_labels)
+    return pred
+
+
+def adjust_thresholds(y_prob, thresholds, target_cardinality: float, *, max_shift: float = 20.0) -> np.ndarray:
+    """Shift all thresholds together so the mean number of predicted labels per row on ``y_prob``
+    matches ``target_cardinality`` (e.g. the training set's label cardinality).
+
+    Dynamic adjustment for a shifted test distribution: one offset ``d`` is added to every threshold in
+    logit space (``sigmoid(logit(t) + d)``), so the per-class order of thresholds is kept.  The offset
+    is found by bisection; the closest achievable cardinality is used.
+    """
+    p = _probs(y_prob)
+    thr = np.clip(as_thresholds(thresholds, p.shape[1]), 1e-6, 1 - 1e-6)
+    if not 0 <= target_cardinality <= p.shape[1]:
+        raise RadvisionError(f"target_cardinality must be between 0 and {p.shape[1]}, got {target_cardinality}.")
+    base = np.log(thr / (1 - thr))
+
+    def shifted(d: float) -> np.ndarray:
+        return 1 / (1 + np.exp(-(base + d)))
+
+    def card(d: float) -> float:
+        return float((p >= shifted(d)).sum(1).mean()) if len(p) else 0.0
+
+    lo, hi = -max_shift, max_shift  # card(lo) >= target >= card(hi): cardinality falls as d grows
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if card(mid) > target_cardinality:
+            lo = mid
+        else:
+            hi = mid
+    best = min((lo, hi), key=lambda d: abs(card(d) - target_cardinality))
+    logger.info("shifted thresholds by %.3f logits: cardinality %.3f (target %.3f)", best, card(best),
+                target_cardinality)
+    return shifted(best)
+
+
+def save_thresholds(path: str | Path, class_names: Sequence[str], thr) -> Path:
+    """Write ``{"format", "thresholds": {class: value}}`` as JSON, atomically."""
+    names = [str(c) for c in class_names]
+    values = as_thresholds(thr, len(names))
+    if not np.isfinite(values).all():
+        raise RadvisionError("Thresholds must be finite numbers.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"format": FORMAT, "version": 1, "thresholds": {n: float(v) for n, v in zip(names, values, strict=True)}}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_thresholds(path: str | Path) -> dict[str, float]:
+    """Read a thresholds file written by ``save_thresholds`` (a plain ``{class: value}`` object also works)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RadvisionError(f"Thresholds file {path} does not exist; pass the thresholds.json of a training run.")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RadvisionError(f"Thresholds file {path} is not valid JSON ({err}).") from err
+    table = doc.get("thresholds", doc) if isinstance(doc, dict) else None
+    if not isinstance(table, dict) or not all(isinstance(v, int | float) for v in table.values()):
+        raise RadvisionError(f"Thresholds file {path} must map class names to numbers.")
+    return {str(k): float(v) for k, v in table.items()}
+
+
+def thresholds_array(table: Mapping[str, float], class_names: Sequence[str]) -> np.ndarray:
+    """Thresholds in ``class_names`` order; a class missing from ``table`` is an error."""
+    missing = [c for c in class_names if c not in table]
+    if missing:
+        raise RadvisionError(f"No threshold for class(es) {missing[:5]}; the file has {sorted(table)[:10]}.")
+    return np.array([table[c] for c in class_names], dtype=float)

@@ -1,0 +1,576 @@
+"""One `Trainer` for every radvision experiment.
+
+Device placement, mixed precision and multi-GPU come from Hugging Face `accelerate` (start several processes
+with `accelerate launch` or `torchrun`; nothing here is hand-rolled DDP). On top of it the Trainer adds what
+the experiments need: cycles (e.g. frozen backbone, then full fine-tuning, each with its own LR and class
+weights), early stopping and ReduceLROnPlateau on any monitored metric, a checkpoint after every epoch and
+`resume` that never repeats a finished epoch, F1-optimal thresholds, test metrics and plots.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from radvision.config import Config, CycleConfig, config_to_dict, save_config
+from radvision.errors import RadvisionError
+from radvision.rundir import (
+    BEST_FILE,
+    CONFIG_FILE,
+    MODEL_FILE,
+    THRESHOLDS_FILE,
+    RunDir,
+    load_weights,
+    save_weights,
+    write_csv,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Trainer", "build_datasets", "build_loss", "build_optimizer", "dataset_labels", "dataset_classes"]
+
+
+# ------------------------------------------------------------------------------------------ data helpers
+
+
+def dataset_classes(ds: Any) -> list[str] | None:
+    """Class names a dataset knows (ImageDataset keeps its LabelTable), or None."""
+    for owner in (ds, getattr(ds, "table", None), getattr(ds, "dataset", None)):
+        names = getattr(owner, "classes", None) or getattr(owner, "class_names", None)
+        if names:
+            return list(names)
+    inner = getattr(ds, "dataset", None)
+    return dataset_classes(inner) if inner is not None and inner is not ds else None
+
+
+def dataset_labels(ds: Any) -> np.ndarray:
+    """(N, C) label matrix of a dataset, read from its table when it has one (no image decoding)."""
+    table = getattr(ds, "table", None)
+    if table is not None and hasattr(table, "labels"):
+        return np.asarray(table.labels(), dtype=np.float32)
+    if hasattr(ds, "labels") and callable(ds.labels):
+        return np.asarray(ds.labels(), dtype=np.float32)
+    logger.info("Dataset has no label table; reading labels sample by sample")
+    return np.stack([np.asarray(ds[i][1], dtype=np.float32) for i in range(len(ds))])
+
+
+def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[str]]:
+    """(train, valid, test or None, class names) from the data section of a config.
+
+    A source that defines its own splits (a `split` column: NIH sample, MIMIC, folders) keeps them;
+    otherwise patients are split by `data.split` fractions, so no patient crosses splits.
+    """
+    from radvision import data as rvdata
+
+    d = cfg.data
+    table = _read_table(cfg)
+    if d.frontal_only and "view" in table.frame:
+        frontal = table.frame["view"].astype(str).str.upper().isin(["PA", "AP", "FRONTAL"]).to_numpy()
+        table = table.subset(frontal)
+    if d.classes and list(table.classes) != list(d.classes):
+        table = table.select(d.classes)
+    if "split" in table.frame and table.frame["split"].notna().all():
+        parts = rvdata.source_splits(table)
+    else:
+        parts = rvdata.patient_split(table, d.split, cfg.runtime.seed)
+    for needed in ("train", "valid"):
+        if needed not in parts or len(parts[needed]) == 0:
+            raise RadvisionError(f"The data has no {needed!r} rows; give data.split fractions for train and valid.")
+    if d.downsample:
+        parts["train"] = rvdata.downsample(parts["train"], d.downsample, cfg.runtime.seed)
+
+    cache = None
+    if d.cache_dir:
+        cache = rvdata.build_cache(table, d.image_size, d.cache_dir, channels=d.channels, on_error=d.on_error,
+                                   progress=cfg.runtime.progress)
+
+    def make(t: Any, train: bool) -> Dataset:
+        transform = rvdata.build_transforms(d.transforms, d.image_size, train=train, channels=d.channels)
+        return rvdata.ImageDataset(t, transform, cache=cache, on_error=d.on_error)
+
+    test_t = parts.get("test")
+    test = make(test_t, False) if test_t is not None and len(test_t) else None
+    logger.info("Data: %d train, %d valid, %d test images, %d classes", len(parts["train"]), len(parts["valid"]),
+                len(test_t) if test_t is not None else 0, len(table.classes))
+    return make(parts["train"], True), make(parts["valid"], False), test, list(table.classes)
+
+
+def _read_table(cfg: Config) -> Any:
+    from radvision import data as rvdata
+
+    d = cfg.data
+    if d.dataset == "nih_sample":
+        from radvision.sample import load_nih_sample
+
+        return load_nih_sample()
+    missing = "drop" if d.on_error == "skip" else "raise"
+    if d.dataset == "csv":
+        if d.csv is None:
+            raise RadvisionError("data.csv is not set; dataset 'csv' needs the path of a CSV with a 'path' column.")
+        return rvdata.read_csv_table(d.csv, root=d.root, policy=d.policy, missing=missing)
+    if d.root is None:
+        raise RadvisionError(f"data.root is not set; dataset {d.dataset!r} needs the directory of its data.")
+    if d.dataset == "nih":
+        return rvdata.read_nih(d.root, csv=d.csv, missing=missing)
+    if d.dataset == "chexpert":
+        return rvdata.read_chexpert(d.root, split="train", frontal_only=d.frontal_only, policy=d.policy,
+                                    missing=missing, csv=d.csv)
+    if d.dataset == "mimic":
+        return rvdata.read_mimic(d.root, policy=d.policy, frontal_only=d.frontal_only, missing=missing)
+    if d.dataset == "openi":
+        kwargs = {"reports_csv": d.csv} if d.csv else {}
+        return rvdata.read_openi(d.root, frontal_only=d.frontal_only, missing=missing, **kwargs)
+    if d.dataset == "imageclef":
+        if d.csv is None:
+            raise RadvisionError("data.csv is not set; dataset 'imageclef' needs the concept file (data.csv).")
+        return rvdata.read_imageclef(d.csv, d.root, classes=d.classes, missing=missing)
+    return rvdata.read_folder(d.root)
+
+
+# ------------------------------------------------------------------------------------- model / optimizer
+
+
+def build_model_from_config(cfg: Config, class_names: list[str], pretrained: str | None = None) -> torch.nn.Module:
+    """The ImageClassifier a config describes (`pretrained` overrides model.pretrained, e.g. None to rebuild)."""
+    from radvision.heads import build_model
+
+    m = cfg.model
+    head_kwargs: dict[str, Any] = {}
+    if m.hidden is not None:
+        head_kwargs["hidden"] = [m.hidden] if isinstance(m.hidden, int) else list(m.hidden)
+    if m.dropout is not None:
+        head_kwargs["dropout"] = m.dropout
+    return build_model(
+        m.backbone, len(class_names), class_names, head=m.head, pretrained=pretrained, in_chans=m.in_chans,
+        **head_kwargs,
+    )
+
+
+def build_optimizer(cfg: Config, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    """Optimizer over the trainable parameters, the backbone at `lr * backbone_lr_mult`."""
+    from radvision.finetune import param_groups
+
+    groups = param_groups(model, lr, backbone_lr_mult=cfg.model.backbone_lr_mult,
+                          weight_decay=cfg.optim.weight_decay)
+    # frozen parameters stay in the groups (no gradient, so the optimizer skips them): layerwise unfreezing
+    # then needs no new optimizer
+    if not any(p.requires_grad for g in groups for p in g["params"]):
+        raise RadvisionError("No trainable parameters: the strategy froze the whole model; use 'full' or 'layerwise'.")
+    name = cfg.optim.name
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.optim.momentum)
+    cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    return cls(groups, lr=lr)
+
+
+def _class_weight_vector(spec: Any, class_names: list[str], y: np.ndarray) -> torch.Tensor | None:
+    from radvision.losses import class_weights_from_labels
+
+    if spec is None:
+        return None
+    if spec == "auto":
+        return torch.as_tensor(np.asarray(class_weights_from_labels(y), dtype=np.float32))
+    unknown = [k for k in spec if k not in class_names]
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], class_names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise RadvisionError(
+            f"class_weights names unknown class {unknown[0]!r}{hint}; classes are {', '.join(class_names)}."
+        )
+    return torch.tensor([float(spec.get(c, 1.0)) for c in class_names], dtype=torch.float32)
+
+
+def build_loss(cfg: Config, class_names: list[str], y: np.ndarray, class_weights: Any) -> torch.nn.Module:
+    """The configured loss; pos_weight / class weights computed from the training labels when 'auto'."""
+    from radvision.losses import create_loss, pos_weight_from_labels
+
+    pos_weight = None
+    if cfg.loss.pos_weight == "auto":
+        pos_weight = torch.as_tensor(np.asarray(pos_weight_from_labels(y), dtype=np.float32))
+    return create_loss(cfg.loss.name, pos_weight=pos_weight,
+                       class_weights=_class_weight_vector(class_weights, class_names, y), gamma=cfg.loss.gamma)
+
+
+# ----------------------------------------------------------------------------------------------- trainer
+
+
+@dataclass
+class _Progress:
+    """Where training stands; saved as trainer_state.json after every epoch."""
+
+    epoch: int = 0  # epochs finished over all cycles
+    cycle: int = 0  # index of the current cycle
+    cycle_epoch: int = 0  # epochs finished in the current cycle
+    stopped_early: bool = False  # the current cycle ended by early stopping
+    best: float | None = None
+    best_epoch: int | None = None
+    bad_epochs: int = 0
+    finished: bool = False
+
+    def to_dict(self, monitor: str, mode: str, classes: list[str]) -> dict[str, Any]:
+        return {**self.__dict__, "monitor": monitor, "mode": mode, "classes": classes}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> _Progress:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+def _mixed_precision(amp: str, use_cuda: bool) -> str:
+    if not use_cuda:
+        if amp in ("bf16", "fp16"):
+            logger.warning("runtime.amp=%s needs a CUDA device; training in full precision on CPU", amp)
+        return "no"
+    if amp == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return amp
+
+
+class Trainer:
+    """Train an image classifier from a `Config`; `fit()` returns the run directory.
+
+    `Trainer(cfg).fit()` builds datasets from `cfg.data`; `Trainer(cfg).fit(train_ds, valid_ds, test_ds)` trains
+    on datasets you built (items are `(image, labels)` with NaN for unknown labels). `resume=RUN_DIR`
+    continues an earlier run from its last finished epoch (the config may add epochs or cycles).
+    """
+
+    def __init__(self, config: Config, *, resume: str | os.PathLike[str] | None = None):
+        self.config = config
+        self.resume = Path(resume) if resume is not None else None
+        self.run = RunDir(self.resume if self.resume is not None else config.output.run_dir)
+        self.mode = self._mode()
+        self.history: list[dict[str, Any]] = []
+        self.model: torch.nn.Module | None = None
+        self.class_names: list[str] = []
+
+    # -- public -------------------------------------------------------------------------------------
+    def fit(self, train_ds: Dataset | None = None, valid_ds: Dataset | None = None,
+            test_ds: Dataset | None = None) -> Path:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        cfg = self.config
+        if (train_ds is None) != (valid_ds is None):
+            raise RadvisionError("Pass both train and valid datasets to fit(), or neither to read them from the config.")
+        if train_ds is None:
+            train_ds, valid_ds, test_ds, class_names = build_datasets(cfg)
+        else:
+            class_names = cfg.data.classes or dataset_classes(train_ds)
+            if not class_names:
+                raise RadvisionError("The datasets do not name their classes; set data.classes in the config.")
+        self.class_names = list(class_names)
+        self.run.prepare(resume=self.resume is not None, overwrite=cfg.output.overwrite)
+
+        use_cuda = cfg.runtime.device != "cpu" and torch.cuda.is_available()
+        if cfg.runtime.device == "cuda" and not torch.cuda.is_available():
+            raise RadvisionError("runtime.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'.")
+        acc = Accelerator(cpu=not use_cuda, mixed_precision=_mixed_precision(cfg.runtime.amp, use_cuda))
+        self.accelerator = acc
+        set_seed(cfg.runtime.seed)
+
+        progress = self._load_progress()
+        progress.finished = False  # set again once this call has trained every epoch it was asked for
+        self._write_config()
+        raw = build_model_from_config(cfg, self.class_names, pretrained=cfg.model.pretrained
+                                      if progress.epoch == 0 else None)
+        if progress.epoch > 0:
+            load_weights(raw, self.run.file(MODEL_FILE))
+            logger.info("Resuming %s after epoch %d", self.run.path, progress.epoch)
+        if cfg.runtime.channels_last:
+            raw = raw.to(memory_format=torch.channels_last)
+        self.model = raw
+
+        y_train = dataset_labels(train_ds)
+        # no private generator: the sampler draws from torch's RNG, which set_seed(seed + epoch) fixes, so a
+        # resumed epoch shuffles exactly as it would have without the interruption
+        train_loader = DataLoader(train_ds, batch_size=cfg.optim.batch_size, shuffle=True, drop_last=False,
+                                  num_workers=cfg.optim.num_workers)
+        valid_loader = DataLoader(valid_ds, batch_size=cfg.optim.batch_size, shuffle=False,
+                                  num_workers=cfg.optim.num_workers)
+        train_loader, valid_loader = acc.prepare(train_loader, valid_loader)
+
+        cycles = cfg.resolved_cycles()
+        start_cycle, start_epoch = self._start_point(progress, cycles)
+        if progress.epoch > 0 and start_epoch == 0 and cfg.schedule.restore_best and self.run.file(BEST_FILE).is_file():
+            load_weights(raw, self.run.file(BEST_FILE))  # a new cycle starts from the best weights so far
+        for ci in range(start_cycle, len(cycles)):
+            cycle = cycles[ci]
+            first = start_epoch if ci == start_cycle else 0
+            if first >= cycle.epochs:
+                continue
+            if ci != progress.cycle or first == 0:
+                progress.cycle, progress.cycle_epoch, progress.stopped_early, progress.bad_epochs = ci, 0, False, 0
+            self._run_cycle(ci, cycle, first, progress, train_loader, valid_loader, y_train)
+
+        if cfg.schedule.restore_best and self.run.file(BEST_FILE).is_file():
+            load_weights(raw, self.run.file(BEST_FILE))
+            logger.info("Restored the best epoch (%s) by %s", progress.best_epoch, cfg.schedule.monitor)
+        if acc.is_main_process:
+            save_weights(raw, self.run.file(MODEL_FILE))
+            progress.finished = True
+            self._save_state(progress)
+        self._finish(valid_loader, test_ds)
+        acc.wait_for_everyone()
+        logger.info("Run finished: %s", self.run.path)
+        return self.run.path
+
+    # -- setup --------------------------------------------------------------------------------------
+    def _mode(self) -> str:
+        s = self.config.schedule
+        if s.mode != "auto":
+            return s.mode
+        return "min" if s.monitor == "loss" else "max"
+
+    def _load_progress(self) -> _Progress:
+        if self.resume is None:
+            return _Progress()
+        state = self.run.load_state()
+        saved_classes = state.get("classes")
+        if saved_classes and saved_classes != self.class_names:
+            raise RadvisionError(
+                f"Cannot resume: the run was trained on classes {saved_classes} but the data now gives "
+                f"{self.class_names}; set data.classes to match."
+            )
+        self.history = self.run.read_metrics().to_dict("records")
+        # metrics.csv may hold an epoch whose checkpoint never finished: keep only what the state confirms
+        self.history = [r for r in self.history if int(r["epoch"]) <= int(state.get("epoch", 0))]
+        return _Progress.from_dict(state)
+
+    @staticmethod
+    def _start_point(progress: _Progress, cycles: list[CycleConfig]) -> tuple[int, int]:
+        ci, e = progress.cycle, progress.cycle_epoch
+        if progress.stopped_early:
+            ci, e = ci + 1, 0
+        while ci < len(cycles) and e >= cycles[ci].epochs:
+            ci, e = ci + 1, 0
+        return ci, e
+
+    def _write_config(self) -> None:
+        from radvision.config import config_from_dict
+
+        values = config_to_dict(self.config)
+        values["data"]["classes"] = list(self.class_names)
+        values["output"]["run_dir"] = str(self.run.path)
+        if self.accelerator.is_main_process:
+            save_config(config_from_dict(values), self.run.file(CONFIG_FILE))
+
+    def _save_state(self, progress: _Progress) -> None:
+        self.run.save_state(progress.to_dict(self.config.schedule.monitor, self.mode, self.class_names))
+
+    # -- training -----------------------------------------------------------------------------------
+    def _run_cycle(self, ci: int, cycle: CycleConfig, first: int, progress: _Progress, train_loader: DataLoader,
+                   valid_loader: DataLoader, y_train: np.ndarray) -> None:
+        from radvision.finetune import apply_strategy, backbone_stages, unfreeze_next
+
+        cfg, acc, raw = self.config, self.accelerator, self.model
+        assert raw is not None
+        apply_strategy(raw, cycle.strategy)
+        optimizer = build_optimizer(cfg, raw, cycle.lr)
+        scheduler = None
+        if cfg.schedule.plateau_patience is not None:
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode=self.mode, factor=cfg.schedule.plateau_factor,
+                patience=cfg.schedule.plateau_patience, threshold=cfg.schedule.min_delta, threshold_mode="abs")
+        if first > 0:  # resuming inside this cycle: continue its optimizer and schedule
+            saved = self.run.load_optimizer()
+            if saved is not None and saved.get("cycle") == ci:
+                optimizer.load_state_dict(saved["optimizer"])
+                if scheduler is not None and saved.get("scheduler"):
+                    scheduler.load_state_dict(saved["scheduler"])
+        model = raw
+        if cfg.runtime.compile:
+            model = torch.compile(model)
+        model, optimizer = acc.prepare(model, optimizer)
+        loss_fn = build_loss(cfg, self.class_names, y_train, cycle.class_weights)
+        if isinstance(loss_fn, torch.nn.Module):
+            loss_fn = loss_fn.to(acc.device)
+        logger.info("Cycle %d: %d epochs, lr %g, strategy %s", ci + 1, cycle.epochs, cycle.lr, cycle.strategy)
+
+        for e in range(first, cycle.epochs):
+            from accelerate.utils import set_seed
+
+            set_seed(cfg.runtime.seed + progress.epoch)  # a resumed epoch sees the same shuffling
+            if cycle.strategy == "layerwise":
+                # one more backbone stage per epoch after the first (also right when resuming mid-cycle)
+                target = min(e, len(backbone_stages(raw)))
+                while int(getattr(raw, "unfrozen_stages", 0)) < target:
+                    unfreeze_next(raw)
+            t0 = time.perf_counter()
+            train_loss = self._train_epoch(model, optimizer, loss_fn, train_loader, progress.epoch + 1)
+            valid_loss, y_true, y_prob = self._evaluate(model, loss_fn, valid_loader, "valid")
+            row = self._epoch_row(progress.epoch + 1, ci, optimizer, train_loss, valid_loss, y_true, y_prob)
+            row["seconds"] = round(time.perf_counter() - t0, 3)
+            value = monitored_value(row, cfg.schedule.monitor)
+            improved = self._improved(value, progress.best)
+            progress.epoch += 1
+            progress.cycle_epoch = e + 1
+            if improved:
+                progress.best, progress.best_epoch, progress.bad_epochs = float(value), progress.epoch, 0
+            else:
+                progress.bad_epochs += 1
+            if scheduler is not None and not math.isnan(value):
+                scheduler.step(value)
+            patience = cfg.schedule.patience
+            stop = patience is not None and progress.bad_epochs >= patience and e + 1 < cycle.epochs
+            progress.stopped_early = stop
+            self.history.append(row)
+            self._checkpoint(progress, optimizer, scheduler, ci, improved)
+            logger.info("epoch %d  train_loss %.4f  valid_loss %.4f  %s %.4f%s", progress.epoch, train_loss,
+                        valid_loss, cfg.schedule.monitor, value, "  (best)" if improved else "")
+            if stop:
+                logger.info("Early stopping: %s did not improve for %d epochs", cfg.schedule.monitor, patience)
+                break
+        if cfg.schedule.restore_best and self.run.file(BEST_FILE).is_file():
+            load_weights(raw, self.run.file(BEST_FILE))  # the next cycle starts from the best weights
+
+    def _improved(self, value: float, best: float | None) -> bool:
+        if value is None or math.isnan(value):
+            return False
+        if best is None:
+            return True
+        delta = self.config.schedule.min_delta
+        return value < best - delta if self.mode == "min" else value > best + delta
+
+    def _train_epoch(self, model: torch.nn.Module, optimizer: Any, loss_fn: Any, loader: DataLoader,
+                     epoch: int) -> float:
+        from tqdm.auto import tqdm
+
+        acc = self.accelerator
+        model.train()
+        total, count = torch.zeros((), device=acc.device), torch.zeros((), device=acc.device)
+        bar = tqdm(loader, desc=f"epoch {epoch}", leave=False,
+                   disable=not self.config.runtime.progress or not acc.is_local_main_process)
+        for images, targets in bar:
+            if self.config.runtime.channels_last and images.dim() == 4:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with acc.autocast():
+                logits = model(images)
+                loss = loss_fn(logits.float(), targets.float())
+            optimizer.zero_grad(set_to_none=True)
+            acc.backward(loss)
+            optimizer.step()
+            n = images.shape[0]
+            total += loss.detach().float() * n
+            count += n
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        total, count = acc.reduce(total, "sum"), acc.reduce(count, "sum")
+        return float(total / count.clamp(min=1))
+
+    @torch.no_grad()
+    def _evaluate(self, model: torch.nn.Module, loss_fn: Any, loader: DataLoader,
+                  name: str) -> tuple[float, np.ndarray, np.ndarray]:
+        from tqdm.auto import tqdm
+
+        acc = self.accelerator
+        model.eval()
+        logits_all, targets_all = [], []
+        for images, targets in tqdm(loader, desc=name, leave=False,
+                                    disable=not self.config.runtime.progress or not acc.is_local_main_process):
+            if self.config.runtime.channels_last and images.dim() == 4:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with acc.autocast():
+                logits = model(images)
+            logits, targets = acc.gather_for_metrics((logits.float(), targets.float()))
+            logits_all.append(logits.cpu())
+            targets_all.append(targets.cpu())
+        logits_t, targets_t = torch.cat(logits_all), torch.cat(targets_all)
+        loss = float(loss_fn(logits_t.to(acc.device), targets_t.to(acc.device))) if loss_fn is not None else math.nan
+        return loss, targets_t.numpy(), torch.sigmoid(logits_t).numpy()
+
+    def _epoch_row(self, epoch: int, ci: int, optimizer: Any, train_loss: float, valid_loss: float,
+                   y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, Any]:
+        from radvision.metrics import evaluate_predictions
+
+        metrics = evaluate_predictions(y_true, y_prob, self.class_names)
+        row: dict[str, Any] = {"epoch": epoch, "cycle": ci + 1, "lr": optimizer.param_groups[0]["lr"],
+                               "train_loss": train_loss, "valid_loss": valid_loss}
+        row.update({k: float(v) for k, v in metrics.items() if _is_scalar(v)})
+        return row
+
+    def _checkpoint(self, progress: _Progress, optimizer: Any, scheduler: Any, ci: int, improved: bool) -> None:
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            raw = self.model
+            save_weights(raw, self.run.file(MODEL_FILE))
+            if improved:
+                save_weights(raw, self.run.file(BEST_FILE))
+            opt = acc.unwrap_model(optimizer) if hasattr(optimizer, "module") else optimizer
+            opt_state = getattr(opt, "optimizer", opt).state_dict()
+            self.run.save_optimizer({"cycle": ci, "optimizer": opt_state,
+                                     "scheduler": scheduler.state_dict() if scheduler is not None else None})
+            self.run.write_metrics(self.history)
+            self._save_state(progress)  # written last: it confirms the epoch
+        acc.wait_for_everyone()
+
+    # -- after training -----------------------------------------------------------------------------
+    def _finish(self, valid_loader: DataLoader, test_ds: Dataset | None) -> None:
+        from radvision.plots import plot_confusion_matrices, plot_roc, plot_training_curves
+        from radvision.thresholds import f1_optimal_thresholds, save_thresholds
+
+        acc, cfg = self.accelerator, self.config
+        model = acc.prepare(self.model)
+        _, y_true, y_prob = self._evaluate(model, None, valid_loader, "valid")
+        thr = np.asarray(f1_optimal_thresholds(y_true, y_prob, min_precision=cfg.thresholds.min_precision),
+                         dtype=float)
+        results = {"valid": (y_true, y_prob)}
+        if test_ds is not None:
+            loader = acc.prepare(DataLoader(test_ds, batch_size=cfg.optim.batch_size, shuffle=False,
+                                            num_workers=cfg.optim.num_workers))
+            _, t_true, t_prob = self._evaluate(model, None, loader, "test")
+            results["test"] = (t_true, t_prob)
+        if not acc.is_main_process:
+            return
+        save_thresholds(self.run.file(THRESHOLDS_FILE), self.class_names, thr)
+        history = self.run.read_metrics()
+        if len(history):
+            plot_training_curves(history, self.run.plots / "curves.png")
+        for split, (yt, yp) in results.items():
+            write_split_metrics(self.run.path, split, yt, yp, self.class_names, thr)
+            plot_roc(yt, yp, self.class_names, self.run.plots / f"roc_{split}.png")
+            plot_confusion_matrices(yt, yp >= thr, self.class_names, self.run.plots / f"confusion_{split}.png")
+
+
+_METRIC_ALIASES = {"loss": "valid_loss", "f1_macro": "macro_f1", "f1_micro": "micro_f1", "f1_samples": "samples_f1"}
+
+
+def monitored_value(row: dict[str, Any], monitor: str) -> float:
+    """The monitored number of an epoch row (NaN when the metric is undefined, e.g. AUROC of one class)."""
+    key = monitor if monitor in row else _METRIC_ALIASES.get(monitor, monitor)
+    value = row.get(key)
+    if value is None:
+        raise RadvisionError(f"Monitored metric {monitor!r} is not among the epoch metrics "
+                             f"({', '.join(k for k in row if '/' not in k)}).")
+    return float(value)
+
+
+def _is_scalar(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def write_split_metrics(run_dir: str | os.PathLike[str], split: str, y_true: np.ndarray, y_prob: np.ndarray,
+                        class_names: list[str], thresholds: np.ndarray) -> tuple[Path, Path]:
+    """`{split}_metrics.csv` (metric, value) and `{split}_per_class.csv` at the chosen thresholds."""
+    from radvision.metrics import evaluate_predictions, per_class_metrics
+
+    summary = evaluate_predictions(y_true, y_prob, class_names, thresholds=thresholds)
+    flat = pd.DataFrame({"metric": [k for k, v in summary.items() if _is_scalar(v)],
+                         "value": [float(v) for v in summary.values() if _is_scalar(v)]})
+    per_class = per_class_metrics(y_true, y_prob, class_names, thresholds=thresholds)
+    if not isinstance(per_class, pd.DataFrame):
+        per_class = pd.DataFrame(per_class)
+    run = Path(run_dir)
+    a = write_csv(flat, run / f"{split}_metrics.csv")
+    b = write_csv(per_class.reset_index() if per_class.index.name else per_class, run / f"{split}_per_class.csv")
+    return a, b

@@ -1,0 +1,223 @@
+"""Pretrained-weight resolution: ImageNet weights from the local caches, or a user's weight file.
+
+Nothing here downloads when the environment says to stay offline (``HF_HUB_OFFLINE``,
+``TORCH_HUB_OFFLINE`` or ``RADVISION_OFFLINE`` set to a true value); every failure becomes a
+``RadvisionError`` that says how to supply a local file instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from radvision.errors import RadvisionError
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_ENV_VARS = ("RADVISION_OFFLINE", "HF_HUB_OFFLINE", "TORCH_HUB_OFFLINE")
+
+# Wrappers that training frameworks put around a state dict or in front of its keys.
+_CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights")
+_DROP_PREFIXES = ("module.", "_orig_mod.")
+# Old torchvision DenseNet checkpoints (e.g. CheXNet) spell "norm1" as "norm.1".
+_OLD_DENSENET = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+def offline() -> bool:
+    """True when an environment variable forbids downloads (read at call time, not import time)."""
+    return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"} for v in OFFLINE_ENV_VARS)
+
+
+def torch_hub_dir() -> Path:
+    """Where torchvision keeps downloaded checkpoints (``$TORCH_HOME/hub``)."""
+    return Path(torch.hub.get_dir())
+
+
+def how_to_supply(name: str) -> str:
+    """The part of every weight error that says what the user can do instead."""
+    return (
+        f"pass pretrained='/path/to/{name}.pth' or '.safetensors' (a local file), put the official file in "
+        f"{torch_hub_dir() / 'checkpoints'} (torchvision) or the Hugging Face cache (timm), or use pretrained=None"
+    )
+
+
+def is_weight_file(spec: str | Path) -> bool:
+    """Whether a ``pretrained=`` value names a file rather than a keyword such as 'imagenet'."""
+    s = str(spec)
+    if isinstance(spec, Path) or os.sep in s or Path(s).expanduser().is_file():
+        return True
+    return s.endswith((".pth", ".pt", ".bin", ".ckpt", ".tar", ".safetensors"))
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read tensors from a ``.safetensors`` file or a torch pickle (``weights_only=True``, never code)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise RadvisionError(f"Weight file {path} does not exist; pass an existing .pth/.pt/.bin/.safetensors file.")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj: object = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any reader failure means a bad user file
+        raise RadvisionError(
+            f"Could not read weight file {path} ({type(err).__name__}: {err}); it must be a safetensors file "
+            "or a torch state dict saved with torch.save (loaded with weights_only=True)."
+        ) from err
+    for _ in range(3):  # unwrap {"state_dict": {...}} style checkpoints, possibly nested
+        if isinstance(obj, Mapping) and not _is_tensor_dict(obj):
+            inner = next((obj[k] for k in _CONTAINER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
+            if inner is None:
+                break
+            obj = inner
+    if not isinstance(obj, Mapping):
+        raise RadvisionError(f"Weight file {path} holds a {type(obj).__name__}, not a state dict of tensors.")
+    tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise RadvisionError(f"Weight file {path} contains no tensors; keys found: {sorted(obj)[:5]}.")
+    return tensors
+
+
+def _is_tensor_dict(obj: Mapping) -> bool:
+    return any(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _clean_key(key: str) -> str:
+    for prefix in _DROP_PREFIXES:
+        while key.startswith(prefix):
+            key = key[len(prefix) :]
+    return _OLD_DENSENET.sub(r"\1\2", key)
+
+
+def align_keys(state: Mapping[str, torch.Tensor], target_keys: set[str]) -> dict[str, torch.Tensor]:
+    """Rename a foreign state dict's keys to the model's: drop wrapper prefixes (``module.``, a
+    ``backbone.model.`` from a full classifier checkpoint, ``densenet121.`` ...) choosing the prefix that
+    makes the most keys match."""
+    cleaned = {_clean_key(k): v for k, v in state.items()}
+    best, best_hits = cleaned, len(target_keys & cleaned.keys())
+    candidates: set[str] = set()
+    for k in cleaned:
+        parts = k.split(".")
+        candidates.update(".".join(parts[:i]) + "." for i in range(1, min(len(parts), 4)))
+    for prefix in candidates:
+        renamed = {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in cleaned.items()}
+        hits = len(target_keys & renamed.keys())
+        if hits > best_hits:
+            best, best_hits = renamed, hits
+    return best
+
+
+def adapt_first_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """Fit an RGB first-conv kernel to ``in_chans`` inputs (sum for 1 channel, tile otherwise) using timm's rule."""
+    from timm.models import adapt_input_conv
+
+    if weight.shape[1] == in_chans:
+        return weight
+    if weight.shape[1] != 3:
+        raise RadvisionError(
+            f"Cannot adapt a first convolution with {weight.shape[1]} input channels to {in_chans}; "
+            "only 3-channel (RGB) kernels can be adapted."
+        )
+    return adapt_input_conv(in_chans, weight)
+
+
+def load_into(
+    module: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    *,
+    source: str,
+    first_conv: str | None = None,
+) -> tuple[list[str], list[str]]:
+    """Load ``state`` into ``module`` non-strictly; returns (missing, unexpected) keys after alignment.
+
+    Shape mismatches are errors (they mean a different architecture), except the first convolution
+    named by ``first_conv``, which is adapted to the model's input channels.  Heads that the backbone
+    does not have (e.g. a 1000-class ``fc``) simply count as unexpected keys.
+    """
+    own = module.state_dict()
+    aligned = align_keys(state, set(own))
+    if first_conv and first_conv in aligned and first_conv in own:
+        want = own[first_conv].shape[1]
+        if aligned[first_conv].ndim == 4 and aligned[first_conv].shape[1] != want:
+            aligned[first_conv] = adapt_first_conv(aligned[first_conv], want)
+    matched = [k for k in aligned if k in own]
+    if not matched:
+        raise RadvisionError(
+            f"None of the {len(aligned)} tensors in {source} match this backbone (file keys look like "
+            f"{sorted(aligned)[:3]}, the backbone expects keys like {sorted(own)[:3]}); check the backbone name."
+        )
+    bad = [f"{k} {tuple(aligned[k].shape)} vs {tuple(own[k].shape)}" for k in matched if aligned[k].shape != own[k].shape]
+    if bad:
+        raise RadvisionError(
+            f"{len(bad)} tensors in {source} have the wrong shape for this backbone (first: {bad[0]}); "
+            "the file was made for a different architecture."
+        )
+    result = module.load_state_dict({k: aligned[k] for k in matched}, strict=False)
+    missing = sorted(result.missing_keys)
+    unexpected = sorted(k for k in aligned if k not in own)
+    if missing:
+        logger.warning(
+            "%d backbone tensors were not in %s and keep their random init (first: %s)",
+            len(missing), source, ", ".join(missing[:5]),
+        )
+    if unexpected:
+        logger.info("ignored %d tensors from %s that the backbone lacks (first: %s)",
+                    len(unexpected), source, ", ".join(unexpected[:5]))
+    logger.info("loaded %d/%d backbone tensors from %s", len(matched), len(own), source)
+    return missing, unexpected
+
+
+def torchvision_imagenet_state(name: str, weights_enum: str) -> dict[str, torch.Tensor]:
+    """The ImageNet state dict of a torchvision model from the hub cache, downloading only when allowed."""
+    from torchvision.models import get_weight
+
+    weights = get_weight(weights_enum)
+    cached = torch_hub_dir() / "checkpoints" / os.path.basename(weights.url)
+    if cached.is_file():
+        return torch.load(cached, map_location="cpu", weights_only=True)
+    if offline():
+        raise RadvisionError(
+            f"ImageNet weights for {name} are not cached at {cached} and downloads are disabled; "
+            + how_to_supply(name)
+            + "."
+        )
+    try:
+        return weights.get_state_dict(progress=False, check_hash=False)
+    except Exception as err:  # network errors come in many types
+        raise RadvisionError(
+            f"Could not download ImageNet weights for {name} ({type(err).__name__}); " + how_to_supply(name) + "."
+        ) from err
+
+
+def timm_pretrained_file(model_name: str) -> str | None:
+    """A cached file holding timm's default pretrained weights for ``model_name``, or None."""
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(model_name)
+    if cfg is None:
+        return None
+    hub_id = getattr(cfg, "hf_hub_id", None)
+    if hub_id:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:  # pragma: no cover - huggingface_hub ships with timm
+            return None
+        hub_id, _, revision = hub_id.partition("@")
+        for filename in ("model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin"):
+            found = try_to_load_from_cache(hub_id, filename, revision=revision or None)
+            if isinstance(found, str) and os.path.isfile(found):
+                return found
+    url = getattr(cfg, "url", None)
+    if url:
+        cached = torch_hub_dir() / "checkpoints" / os.path.basename(url)
+        if cached.is_file():
+            return str(cached)
+    return None

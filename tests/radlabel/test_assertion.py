@@ -1,0 +1,75 @@
+import pytest
+import spacy
+
+from radlabel.assertion import ContextEngine, load_context_rules
+from radlabel.errors import RadlabelError
+from radlabel.mentions import Mention
+
+NLP = spacy.blank("en")
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return ContextEngine(NLP.vocab, NLP.tokenizer)
+
+
+def status(engine, text, word):
+    """Status of the (last) token `word` in a one-sentence text."""
+    doc = NLP.make_doc(text)
+    i = max(t.i for t in doc if t.lower_ == word)
+    trig = engine.triggers(doc)
+    return engine.assign([Mention(i, i + 1, "observation")], [0], trig, [0] * len(trig))[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "word", "expected"),
+    [
+        ("No evidence of pneumothorax", "pneumothorax", "absent"),
+        ("No focal consolidation, pleural effusion, or pneumothorax", "pneumothorax", "absent"),
+        ("Pneumothorax is not seen", "pneumothorax", "absent"),
+        ("Resolved pneumothorax", "pneumothorax", "absent"),
+        ("The pneumothorax has resolved", "pneumothorax", "absent"),
+        ("Cannot exclude pneumonia", "pneumonia", "uncertain"),
+        ("Pneumonia cannot be excluded", "pneumonia", "uncertain"),
+        ("May represent atelectasis", "atelectasis", "uncertain"),
+        ("Atelectasis versus pneumonia", "atelectasis", "uncertain"),
+        ("Atelectasis versus pneumonia", "pneumonia", "uncertain"),
+        ("? effusion", "effusion", "uncertain"),
+        ("No new effusion", "effusion", "uncertain"),
+        ("Evaluate for pneumonia", "pneumonia", "hypothetical"),
+        ("If there is concern for fracture, consider rib series", "fracture", "hypothetical"),
+        ("Small left effusion", "effusion", "present"),
+        ("No change in the small effusion", "effusion", "present"),
+        ("No pneumothorax but there is a large effusion", "effusion", "present"),
+        ("No focal consolidation, suspicious pulmonary opacity, or effusion", "effusion", "absent"),
+        ("No focal air space opacity to suggest a pneumonia", "pneumonia", "absent"),
+        ("Emphysema without superimposed pneumonia", "pneumonia", "absent"),
+    ],
+)
+def test_radiology_assertions(engine, text, word, expected):
+    assert status(engine, text, word) == expected
+
+
+def test_scope_stays_in_sentence(engine):
+    doc = NLP.make_doc("No effusion. Pneumothorax.")
+    trig = engine.triggers(doc)
+    sents = [0 if t.start < 3 else 1 for t in trig]
+    out = engine.assign([Mention(1, 2, "observation"), Mention(3, 4, "observation")], [0, 1], trig, sents)
+    assert out == ["absent", "present"]
+
+
+def test_window_limits_reach(engine):
+    far = "No " + "big " * 20 + "effusion"
+    assert status(engine, far, "effusion") == "present"
+
+
+def test_custom_rules_and_bad_rules(tmp_path):
+    rules = {"negation": {"pre": ["nope"]}, "terminate": ["stop"]}
+    eng = ContextEngine(NLP.vocab, NLP.tokenizer, rules)
+    assert status(eng, "nope effusion", "effusion") == "absent"
+    assert status(eng, "nope stop effusion", "effusion") == "present"
+    assert status(eng, "no effusion", "effusion") == "present"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("negation: [no]\n")
+    with pytest.raises(RadlabelError, match="must map directions"):
+        load_context_rules(str(bad))

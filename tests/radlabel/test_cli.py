@@ -1,0 +1,133 @@
+"""The radlabel command: subcommands, outputs and user-error handling (exit 2, one line)."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from radlabel.cli import main
+from radlabel.io import data_path, read_table, write_table
+
+
+@pytest.fixture
+def reports(tmp_path):
+    df = pd.DataFrame({"uid": ["a1", "a2", "a3"],
+                       "report": ["FINDINGS: Large right pneumothorax.", "No pleural effusion.", None]})
+    return write_table(df, tmp_path / "reports.csv")
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+def test_help_and_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("label", "parse", "evaluate", "stats", "schemas"):
+        assert cmd in out
+    with pytest.raises(SystemExit):
+        main(["label", "--help"])
+    assert "--id-column" in capsys.readouterr().out
+
+
+def test_label_command(tmp_path, reports, capsys):
+    out, graphs = tmp_path / "labels.parquet", tmp_path / "g.jsonl"
+    rc = main(["label", str(reports), "-o", str(out), "--id-column", "uid", "--graphs", str(graphs),
+               "--jobs", "1", "--no-progress", "--schema", "chestxray14"])
+    assert rc == 0
+    df = read_table(out)
+    assert df.columns[0] == "uid" and df.columns[-1] == "error"
+    assert df["uid"].tolist() == ["a1", "a2", "a3"]
+    assert df.loc[0, "Pneumothorax"] == 1 and df.loc[1, "Effusion"] == 0
+    assert df.loc[2, "error"] == "missing report"
+    assert [json.loads(x)["id"] for x in graphs.read_text().splitlines()] == ["a1", "a2", "a3"]
+    assert "labeled 3 reports" in capsys.readouterr().err
+
+
+def test_label_sections_all(tmp_path, capsys):
+    src = write_table(pd.DataFrame({"report": ["HISTORY: Pneumothorax.\nFINDINGS: Lungs are clear."]}),
+                      tmp_path / "r.csv")
+    main(["label", str(src), "-o", str(tmp_path / "default.csv"), "--no-progress"])
+    main(["label", str(src), "-o", str(tmp_path / "all.csv"), "--no-progress", "--sections", "all"])
+    assert pd.isna(read_table(tmp_path / "default.csv").loc[0, "Pneumothorax"])
+    assert read_table(tmp_path / "all.csv").loc[0, "Pneumothorax"] == "1"
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["label", "{r}", "-o", "{t}/o.csv", "--text-column", "reprot"], "did you mean 'report'"),
+    (["label", "{t}/missing.csv", "-o", "{t}/o.csv"], "does not exist"),
+    (["label", "{r}", "-o", "{t}/o.xlsx"], ".csv, .tsv, .jsonl, .parquet"),
+    (["label", "{r}", "-o", "{t}/o.csv", "--schema", "chexprt"], "chexpert"),
+    (["label", "{r}", "-o", "{t}/o.csv", "--schema", "{t}/bad.yaml"], "not valid YAML"),
+    (["parse", "--file", "{t}/nope.txt"], "does not exist"),
+    (["evaluate", "{r}", "{t}/missing.csv"], "does not exist"),
+    (["schemas", "chestxray"], "chestxray14"),
+    (["stats", "{r}", "--plots"], "-o OUTDIR"),
+])
+def test_user_errors_exit_2(tmp_path, reports, capsys, args, expected):
+    (tmp_path / "bad.yaml").write_text("name: x\nclasses: [\n")
+    argv = [a.format(r=reports, t=tmp_path) for a in args]
+    assert main(argv) == 2
+    line = _error_line(capsys)
+    assert line.startswith("radlabel: error: ") and expected in line
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_parse_command(capsys):
+    assert main(["parse", "No pneumothorax. Small left effusion.", "--format", "table"]) == 0
+    out = capsys.readouterr().out
+    assert "OBS-DA" in out and "pneumothorax" in out.lower() and "Pleural Effusion=1" in out
+    assert main(["parse", "Small left effusion.", "--format", "json"]) == 0
+    graph = json.loads(capsys.readouterr().out)
+    assert {"text", "entities"} <= set(graph)
+
+
+def test_parse_from_file(tmp_path, capsys):
+    f = tmp_path / "r.txt"
+    f.write_text("FINDINGS: Cardiomegaly.")
+    assert main(["parse", "--file", str(f)]) == 0
+    assert "Cardiomegaly=1" in capsys.readouterr().out
+
+
+def test_evaluate_command_on_sample(tmp_path, capsys):
+    pred = tmp_path / "pred.csv"
+    assert main(["label", str(data_path("sample_reports.csv")), "-o", str(pred), "--id-column", "id",
+                 "--no-progress"]) == 0
+    metrics = tmp_path / "m.csv"
+    assert main(["evaluate", str(pred), str(data_path("sample_gold_chexpert.csv")), "--id-column", "id",
+                 "-o", str(metrics), "--schema", "chexpert"]) == 0
+    out = capsys.readouterr().out
+    assert "macro avg" in out and "binary" in out
+    m = read_table(metrics)
+    f1 = float(m[(m["class"] == "micro avg") & (m["task"] == "binary")]["f1"].iloc[0])
+    assert 0.5 < f1 <= 1.0  # a labeler that works gets most of the hand gold right
+
+
+def test_stats_command(tmp_path, reports, capsys):
+    labels = tmp_path / "labels.csv"
+    main(["label", str(reports), "-o", str(labels), "--no-progress"])
+    assert main(["stats", str(reports), "--labels", str(labels), "-o", str(tmp_path / "st"), "--plots",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "== entities ==" in out and "label_cardinality" in out
+    assert (tmp_path / "st" / "entities.png").is_file()
+
+
+def test_schemas_command(capsys):
+    assert main(["schemas"]) == 0
+    out = capsys.readouterr().out
+    assert "chexpert: 14 classes" in out and "chestxray14: 15 classes" in out
+    assert main(["schemas", "chestxray14"]) == 0
+    assert "Pleural_Thickening" in capsys.readouterr().out
+
+
+def test_console_entry_point_runs():
+    r = subprocess.run([sys.executable, "-m", "radlabel.cli", "schemas"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "chexpert" in r.stdout

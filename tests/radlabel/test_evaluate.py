@@ -1,0 +1,86 @@
+"""CheXpert-style evaluation: per-task counts, averages, joins and errors."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from radlabel.errors import RadlabelError
+from radlabel.evaluate import evaluate, summary
+
+NAN = np.nan
+
+
+def _row(m, cls, task):
+    return m[(m["class"] == cls) & (m["task"] == task)].iloc[0]
+
+
+@pytest.fixture
+def gold():
+    return pd.DataFrame({"id": ["a", "b", "c", "d"], "A": [1, 0, -1, NAN], "B": [1, 1, NAN, 0]})
+
+
+def test_perfect_prediction_scores_one(gold):
+    m = evaluate(gold.sample(frac=1, random_state=0), gold)  # order does not matter: joined on id
+    assert _row(m, "A", "positive").f1 == 1.0
+    assert _row(m, "A", "uncertain").f1 == 1.0
+    assert _row(m, "micro avg", "binary").f1 == 1.0
+
+
+def test_counts_by_task(gold):
+    pred = pd.DataFrame({"id": ["a", "b", "c", "d"], "A": [-1, 0, -1, 1], "B": [1, NAN, 0, 0]})
+    m = evaluate(pred, gold, id_column="id")
+    pos = _row(m, "A", "positive")
+    assert (pos.tp, pos.fp, pos.fn) == (0, 1, 1)  # d predicted 1 (gold blank), a missed
+    unc = _row(m, "A", "uncertain")
+    assert (unc.tp, unc.fp, unc.fn) == (1, 1, 0)
+    assert unc.precision == 0.5 and unc.recall == 1.0 and math.isclose(unc.f1, 2 / 3)
+    binary = _row(m, "A", "binary")  # 1 or -1 vs rest: a, c, d positive in pred; a, c in gold
+    assert (binary.tp, binary.fp, binary.fn) == (2, 1, 0)
+    neg_b = _row(m, "B", "negative")
+    assert (neg_b.tp, neg_b.fp, neg_b.fn, neg_b.support) == (1, 1, 0, 1)
+
+
+def test_micro_and_macro(gold):
+    pred = gold.assign(B=[NAN, NAN, NAN, NAN])
+    m = evaluate(pred, gold)
+    a, b = _row(m, "A", "positive"), _row(m, "B", "positive")
+    assert a.f1 == 1.0 and b.f1 == 0.0
+    assert _row(m, "macro avg", "positive").f1 == 0.5
+    micro = _row(m, "micro avg", "positive")
+    assert (micro.tp, micro.fn) == (1, 2) and math.isclose(micro.recall, 1 / 3)
+
+
+def test_nothing_to_score_is_nan_and_skipped_by_macro():
+    gold = pd.DataFrame({"id": [1, 2], "A": [1, 1], "B": [NAN, NAN]})
+    m = evaluate(gold, gold)
+    assert math.isnan(_row(m, "B", "positive").f1)
+    assert _row(m, "macro avg", "positive").f1 == 1.0
+
+
+def test_ids_match_across_types():
+    gold = pd.DataFrame({"uid": [1, 2], "A": [1, 0]})
+    pred = pd.DataFrame({"uid": ["2", "1", "3"], "A": [0, 1, 1]})  # extra id 3 is ignored
+    assert _row(evaluate(pred, gold), "A", "positive").f1 == 1.0
+
+
+def test_errors(gold):
+    with pytest.raises(RadlabelError, match="2 gold id"):
+        evaluate(gold.iloc[:2], gold)
+    with pytest.raises(RadlabelError, match="Column 'C' not found"):
+        evaluate(gold, gold, classes=["A", "C"])
+    with pytest.raises(RadlabelError, match="Column 'idx' not found"):
+        evaluate(gold, gold, id_column="idx")
+    with pytest.raises(RadlabelError, match="repeat id"):
+        evaluate(pd.concat([gold, gold]), gold)
+    with pytest.raises(RadlabelError, match="value 2 in column .A."):
+        evaluate(gold.assign(A=[2, 0, 0, 0]), gold)
+    with pytest.raises(RadlabelError, match="share no class columns"):
+        evaluate(gold[["id"]].assign(Z=1), gold)
+
+
+def test_summary_pivot(gold):
+    s = summary(evaluate(gold, gold))
+    assert list(s.columns) == ["positive", "negative", "uncertain", "binary"]
+    assert list(s.index) == ["A", "B", "micro avg", "macro avg"]

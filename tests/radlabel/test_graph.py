@@ -1,0 +1,70 @@
+import json
+
+import networkx as nx
+import pytest
+
+from radlabel.errors import RadlabelError
+from radlabel.graph import Entity, ReportGraph
+
+RADGRAPH = {
+    "text": "Small left effusion . No pneumothorax .",
+    "entities": {
+        "1": {"tokens": "Small", "label": "OBS-DP", "start_ix": 0, "end_ix": 0, "relations": [["modify", "3"]]},
+        "2": {"tokens": "left", "label": "ANAT-DP", "start_ix": 1, "end_ix": 1, "relations": []},
+        "3": {"tokens": "effusion", "label": "OBS-DP", "start_ix": 2, "end_ix": 2, "relations": [["located_at", "2"]]},
+        "4": {"tokens": "pneumothorax", "label": "OBS-DA", "start_ix": 5, "end_ix": 5, "relations": []},
+    },
+}
+
+
+def test_from_and_to_radgraph_roundtrip():
+    g = ReportGraph.from_radgraph(RADGRAPH)
+    assert g.tokens[2] == "effusion"
+    assert g.entity("3").relations == [("located_at", "2")]
+    assert g.entity("4").char_start == len("Small left effusion . No ")
+    assert g.to_radgraph() == RADGRAPH
+
+
+def test_labeler_nesting_is_accepted():
+    g = ReportGraph.from_radgraph({"labeler_1": RADGRAPH, "data_split": "dev"})
+    assert len(g.entities) == 4
+
+
+def test_networkx():
+    d = ReportGraph.from_radgraph(RADGRAPH).to_networkx()
+    assert isinstance(d, nx.DiGraph)
+    assert d.nodes["3"]["label"] == "OBS-DP"
+    assert d.edges["1", "3"]["relation"] == "modify"
+    assert d.edges["3", "2"]["relation"] == "located_at"
+
+
+def test_to_json_is_one_line_with_extras():
+    e = Entity("1", "effusion", "OBS-U", 0, 0, 2, 10, "findings", 0, [], ("Pleural Effusion",), False, "uncertain")
+    g = ReportGraph("? effusion", ["?", "effusion"], [e], {"findings": [[0, 10]]}, [[0, 10]])
+    line = g.to_json()
+    assert "\n" not in line
+    d = json.loads(line)
+    assert d["entities"]["1"]["classes"] == ["Pleural Effusion"] and d["report"] == "? effusion"
+    back = ReportGraph.from_radgraph(d)
+    assert back.entities == [e] and back.text == "? effusion" and back.sections == {"findings": [[0, 10]]}
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"text": "a"}, "missing"),
+        ({"text": "a", "entities": {"1": {"label": "OBS-X", "start_ix": 0, "end_ix": 0}}}, "valid labels"),
+        ({"text": "a", "entities": {"1": {"label": "OBS-DP", "start_ix": 0, "end_ix": 3}}}, "outside"),
+        ({"text": "a", "entities": {"1": {"label": "OBS-DP", "start_ix": 0, "end_ix": 0,
+                                          "relations": [["modify", "9"]]}}}, "unknown entity"),
+        ([1, 2], "must be a dict"),
+    ],
+)
+def test_bad_radgraph(doc, message):
+    with pytest.raises(RadlabelError, match=message):
+        ReportGraph.from_radgraph(doc)
+
+
+def test_entity_lookup_error():
+    with pytest.raises(RadlabelError, match="No entity"):
+        ReportGraph.from_radgraph(RADGRAPH).entity("99")

@@ -1,0 +1,244 @@
+"""Corpus labeling: public API, ordering, bad rows, files, graphs, atomicity, training targets."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import radlabel
+from radlabel import labeler as labeler_mod
+from radlabel.errors import RadlabelError
+from radlabel.io import data_path, read_table, write_table
+from radlabel.labeler import Labeler, to_binary
+
+BAD = [None, np.nan, "", "   \n\t", 42, b"bytes", "\x00\x01\x02\x03garbage\x00"]
+
+
+@pytest.fixture(scope="module")
+def labeler():
+    return Labeler(schema="chexpert", progress=False)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return pd.read_csv(data_path("sample_reports.csv"))
+
+
+def test_public_api_names():
+    for name in ("label", "parse", "Labeler", "to_binary", "load_schema", "list_schemas", "ReportGraph",
+                 "RadlabelError", "__version__", "data_path"):
+        assert hasattr(radlabel, name), name
+    assert {"chexpert", "chestxray14"} <= set(radlabel.list_schemas())
+
+
+def test_label_keeps_series_index_and_columns():
+    s = pd.Series(["No pneumothorax. Small left effusion.", "Heart size is normal."], index=[10, 3])
+    df = radlabel.label(s, schema="chexpert")
+    assert list(df.index) == [10, 3]
+    assert list(df.columns) == radlabel.load_schema("chexpert").class_names + ["error"]
+    assert df.loc[10, "Pneumothorax"] == 0 and df.loc[10, "Pleural Effusion"] == 1
+    assert df.loc[3, "Cardiomegaly"] == 0
+    assert (df["error"] == "").all()
+
+
+def test_label_accepts_list_generator_and_single_string():
+    assert len(radlabel.label(t for t in ["a", "b", "c"])) == 3
+    assert len(radlabel.label("No pneumothorax.")) == 1
+    with pytest.raises(RadlabelError, match="label_corpus"):
+        radlabel.label(pd.DataFrame({"report": ["x"]}))
+
+
+def test_parse_returns_graph():
+    g = radlabel.parse("No pneumothorax. Small left effusion.")
+    assert isinstance(g, radlabel.ReportGraph)
+    assert any("effusion" in e.tokens.lower() for e in g.entities)
+
+
+def test_bad_rows_never_vanish(labeler):
+    texts = ["Small left pleural effusion.", *BAD, "Large right pneumothorax."]
+    df = labeler.label_corpus(pd.Series(texts, dtype=object))
+    assert len(df) == len(texts) and list(df.index) == list(range(len(texts)))
+    assert df["error"].tolist() == ["", "missing report", "missing report", "empty report", "empty report",
+                                    "not text", "not text", "not text (binary content)", ""]
+    classes = labeler.class_names
+    assert df.loc[1:7, classes].isna().all().all()
+    assert df.loc[0, "Pleural Effusion"] == 1 and df.loc[8, "Pneumothorax"] == 1
+
+
+def test_long_report_truncated_with_note():
+    lab = Labeler(progress=False, max_chars=60)
+    text = "Large right pneumothorax. " + "Normal. " * 50 + "Small left pleural effusion."
+    row = lab.label_text(text)
+    assert row["Pneumothorax"] == 1
+    assert np.isnan(row["Pleural Effusion"])  # beyond the first 60 characters
+    assert row["error"] == "truncated to the first 60 characters"
+
+
+def test_megabyte_report_is_labeled(labeler):
+    text = "FINDINGS: Small left pleural effusion. " + "The lungs are clear. " * 50_000
+    row = labeler.label_text(text)
+    assert row["Pleural Effusion"] == 1
+    assert row["error"].startswith("truncated")
+
+
+def test_pipeline_exception_becomes_error(labeler, monkeypatch):
+    def boom(text):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(labeler.pipeline, "label", boom)
+    df = labeler.label_corpus(pd.Series(["a", "b"]))
+    assert df["error"].tolist() == ["could not be labeled: RuntimeError: kaput"] * 2
+
+
+def test_label_corpus_dataframe_ids_and_jobs(labeler, sample):
+    one = labeler.label_corpus(sample, text_column="report", id_column="id", jobs=1, batch_size=7)
+    two = labeler.label_corpus(sample, text_column="report", id_column="id", jobs=2, batch_size=7)
+    assert one.columns[0] == "id" and one["id"].tolist() == sample["id"].tolist()
+    pd.testing.assert_frame_equal(one, two)
+    assert (one["error"] == "").all()
+    assert one[labeler.class_names].notna().any().all()  # the sample mentions every CheXpert class
+
+
+def test_label_corpus_errors(labeler, sample):
+    with pytest.raises(RadlabelError, match=r"'text'.*available columns: 'id', 'report'"):
+        labeler.label_corpus(sample, text_column="text")
+    with pytest.raises(RadlabelError, match="'uid'"):
+        labeler.label_corpus(sample, id_column="uid")
+    with pytest.raises(RadlabelError, match="DataFrame or Series"):
+        labeler.label_corpus(["x"])
+    with pytest.raises(RadlabelError, match="jobs"):
+        labeler.label_corpus(sample, jobs=-1)
+
+
+def test_unknown_schema_is_user_error():
+    with pytest.raises(RadlabelError, match="chexpert"):
+        Labeler(schema="chexpret")
+
+
+def test_graphs_jsonl_one_line_per_row(labeler, tmp_path):
+    s = pd.Series(["Small left pleural effusion.", None, "No pneumothorax."], index=["a", "b", "c"])
+    labeler.label_corpus(s, graphs=tmp_path / "g.jsonl")
+    lines = [json.loads(x) for x in (tmp_path / "g.jsonl").read_text().splitlines()]
+    assert [x["id"] for x in lines] == ["a", "b", "c"]
+    assert lines[1] == {"id": "b", "error": "missing report", "graph": None}
+    ents = lines[0]["graph"]["entities"]
+    assert any(e["label"].startswith("OBS") for e in ents.values())
+    with pytest.raises(RadlabelError, match=".jsonl"):
+        labeler.label_corpus(s, graphs=tmp_path / "g.json")
+
+
+@pytest.mark.parametrize("ext_in,ext_out", [("csv", "parquet"), ("parquet", "csv"), ("jsonl", "tsv"),
+                                            ("tsv", "jsonl")])
+def test_label_file_roundtrip(labeler, sample, tmp_path, ext_in, ext_out):
+    src = write_table(sample, tmp_path / f"in.{ext_in}")
+    out = tmp_path / f"out.{ext_out}"
+    summary = labeler.label_file(src, out, id_column="id", jobs=1, chunksize=20, batch_size=6,
+                                 graphs=tmp_path / "g.jsonl")
+    assert summary["rows"] == len(sample) and summary["errors"] == 0
+    got = read_table(out)
+    assert list(got.columns) == ["id", *labeler.class_names, "error"]
+    assert got["id"].tolist() == sample["id"].tolist()
+    ref = labeler.label_corpus(sample, id_column="id")
+    np.testing.assert_array_equal(got[labeler.class_names].apply(pd.to_numeric).to_numpy(dtype=float),
+                                  ref[labeler.class_names].to_numpy(dtype=float))
+    assert len((tmp_path / "g.jsonl").read_text().splitlines()) == len(sample)
+
+
+def test_label_file_parallel_order_and_generated_row_ids(labeler, tmp_path):
+    texts = ["Large right pneumothorax.", "No pneumothorax.", None, "Cannot exclude pneumothorax."] * 13
+    src = write_table(pd.DataFrame({"report": texts}), tmp_path / "in.csv")
+    labeler.label_file(src, tmp_path / "out.csv", jobs=2, chunksize=9, batch_size=4)
+    lines = (tmp_path / "out.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[0] == "row" and header[-1] == "error"
+    got = read_table(tmp_path / "out.csv")
+    assert got["row"].astype(int).tolist() == list(range(len(texts)))
+    assert got["Pneumothorax"].tolist()[:4] == ["1", "0", np.nan, "-1"]
+    assert got["Pneumothorax"].tolist()[4:8] == ["1", "0", np.nan, "-1"]
+
+
+def test_label_file_user_errors(labeler, sample, tmp_path):
+    src = write_table(sample, tmp_path / "in.csv")
+    with pytest.raises(RadlabelError, match="did you mean 'report'"):
+        labeler.label_file(src, tmp_path / "o.csv", text_column="reports")
+    with pytest.raises(RadlabelError, match=r"\.xls"):
+        labeler.label_file(src, tmp_path / "o.xls")
+    with pytest.raises(RadlabelError, match="does not exist"):
+        labeler.label_file(tmp_path / "missing.csv", tmp_path / "o.csv")
+    with pytest.raises(RadlabelError, match="is the input"):
+        labeler.label_file(src, src)
+    assert sorted(os.listdir(tmp_path)) == ["in.csv"]
+
+
+def test_interrupted_run_leaves_no_output(labeler, sample, tmp_path, monkeypatch):
+    src = write_table(sample, tmp_path / "in.csv")
+    out = tmp_path / "out.csv"
+    out.write_text("previous\n")
+    real = labeler_mod._label_batch
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(labeler_mod, "_label_batch", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        labeler.label_file(src, out, chunksize=10, batch_size=10, graphs=tmp_path / "g.jsonl")
+    assert out.read_text() == "previous\n"
+    assert sorted(os.listdir(tmp_path)) == ["in.csv", "out.csv"]
+
+
+def test_to_binary_policies():
+    df = pd.DataFrame({"id": [1, 2, 3, 4], "A": [1, 0, -1, np.nan], "B": [np.nan] * 3 + [1],
+                       "error": ["", "", "", ""]})
+    ones = to_binary(df, "U-Ones", classes=["A", "B"])
+    assert ones["A"].tolist() == [1, 0, 1, 0] and ones["B"].tolist() == [0, 0, 0, 1]
+    assert to_binary(df, "U-Zeros", classes=["A", "B"])["A"].tolist() == [1, 0, 0, 0]
+    ign = to_binary(df, "U-Ignore", classes=["A", "B"])["A"].tolist()
+    assert ign[:2] == [1, 0] and np.isnan(ign[2]) and ign[3] == 0
+    assert to_binary(df, classes=["A", "B"])["id"].tolist() == [1, 2, 3, 4]
+    with pytest.raises(RadlabelError, match="did you mean 'U-Ones'"):
+        to_binary(df, "U-ones")
+
+
+def test_to_binary_keeps_unreadable_rows_nan(labeler):
+    df = labeler.label_corpus(pd.Series(["No pneumothorax.", None]))
+    out = to_binary(df, "U-Zeros")  # classes found from the frame's attrs
+    assert out.loc[0, labeler.class_names].notna().all()
+    assert out.loc[1, labeler.class_names].isna().all()
+    assert out.loc[1, "error"] == "missing report"
+
+
+def test_to_binary_guesses_classes_of_a_file(labeler, sample, tmp_path):
+    labeler.label_file(write_table(sample.head(5), tmp_path / "in.csv"), tmp_path / "o.csv", id_column="id")
+    out = to_binary(read_table(tmp_path / "o.csv"), "U-Ones")
+    assert set(np.unique(out[labeler.class_names].to_numpy(dtype=float))) <= {0.0, 1.0}
+
+
+def test_indication_does_not_label(labeler):
+    row = labeler.label_text("INDICATION: Evaluate for pneumonia.\nFINDINGS: The lungs are clear.")
+    assert np.isnan(row["Pneumonia"]) or row["Pneumonia"] == 0
+
+
+@pytest.mark.parametrize("ext", ["csv", "jsonl"])
+def test_empty_input_gives_header_only_output(labeler, tmp_path, ext):
+    src = tmp_path / f"in.{ext}"
+    src.write_text("")
+    summary = labeler.label_file(src, tmp_path / "out.csv", id_column="id")
+    assert summary["rows"] == 0
+    assert (tmp_path / "out.csv").read_text().splitlines()[0].split(",") == ["id", *labeler.class_names, "error"]
+
+
+def test_labeling_does_not_import_torch():
+    code = ("import sys, radlabel; radlabel.label(['Small left effusion.']); radlabel.parse('No edema.'); "
+            "print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={k: v for k, v in os.environ.items() if k != "RADLABEL_SPACY_TORCH"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"

@@ -1,0 +1,72 @@
+import pytest
+import spacy
+
+from radlabel.errors import RadlabelError
+from radlabel.mentions import Mention, MentionMatcher, expand_phrase, plural, select_longest
+from radlabel.schema import schema_from_dict
+
+LEXICON = {
+    "anatomy": ["(right|left)? (upper|lower)? lobe"],
+    "modifiers": ["(small|increased|left)"],
+    "other_findings": ["granuloma"],
+    "misspellings": {"effusion": ["effusoin"]},
+}
+SCHEMA = schema_from_dict({
+    "name": "t",
+    "classes": [
+        {"name": "Effusion", "mentions": ["(pleural)? effusion"], "unmentions": ["pericardial effusion"]},
+        {"name": "Opacity", "mentions": ["opacity"], "absent_phrases": ["lungs are clear"]},
+        {"name": "Nodule", "mentions": ["nodule"]},
+    ],
+})
+
+
+@pytest.fixture(scope="module")
+def found():
+    nlp = spacy.blank("en")
+    matcher = MentionMatcher(nlp.vocab, SCHEMA, nlp.tokenizer, LEXICON)
+
+    def run(text):
+        doc = nlp.make_doc(text)
+        return [(doc[m.start : m.end].text, m.kind, m.classes) for m in matcher(doc)]
+
+    return run
+
+
+def test_expand_phrase_alternatives_optional_and_nested():
+    assert expand_phrase("(a|b) c (d)?") == ["a c d", "a c", "b c d", "b c"]
+    assert expand_phrase("x (y|(p|q)? z)") == ["x y", "x p z", "x q z", "x z"]
+    with pytest.raises(RadlabelError, match="unbalanced"):
+        expand_phrase("(a|b")
+    with pytest.raises(RadlabelError, match="expands to more than"):
+        expand_phrase(" ".join(["(a|b|c|d|e|f|g|h|i|j)"] * 5))
+
+
+def test_plural():
+    assert [plural(w) for w in ("opacity", "nodule", "atelectasis", "thorax", "lung", "a")] == [
+        "opacities", "nodules", "atelectases", None, "lungs", None,
+    ]
+
+
+def test_observations_anatomy_modifiers(found):
+    assert found("Small LEFT pleural effusions in the right lower lobe.") == [
+        ("Small", "modifier", ()), ("LEFT", "modifier", ()), ("pleural effusions", "observation", ("Effusion",)),
+        ("right lower lobe", "anatomy", ()),
+    ]
+
+
+def test_misspelling_plural_unmention_absent_other(found):
+    assert found("effusoin") == [("effusoin", "observation", ("Effusion",))]
+    assert found("Opacities") == [("Opacities", "observation", ("Opacity",))]
+    assert found("pericardial effusion") == []
+    assert found("The lungs are clear") == [("lungs are clear", "absent", ("Opacity",))]
+    assert found("calcified granulomas") == [("granulomas", "other", ())]
+
+
+def test_select_longest_prefers_longer_then_priority():
+    spans = [Mention(0, 3, "anatomy"), Mention(1, 3, "observation", ("A",)), Mention(3, 4, "modifier")]
+    assert [(m.start, m.end) for m in select_longest(spans)] == [(0, 3), (3, 4)]
+    tie = [Mention(0, 2, "anatomy"), Mention(1, 3, "observation", ("A",)), Mention(0, 1, "modifier")]
+    assert [(m.start, m.end) for m in select_longest(tie)] == [(0, 1), (1, 3)]
+    same = [Mention(0, 1, "modifier"), Mention(0, 1, "observation", ("A",))]
+    assert select_longest(same)[0].kind == "observation"

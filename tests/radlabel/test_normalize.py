@@ -1,0 +1,44 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from radlabel.normalize import normalize
+
+
+def test_whitespace_bullets_and_numbering():
+    n = normalize("FINDINGS:\n  - No effusion.\n\n\n2) Heart   normal.\tEnd")
+    assert n.text == "FINDINGS:\nNo effusion.\nHeart normal. End"
+
+
+def test_inline_numbering_becomes_a_line_break():
+    n = normalize("IMPRESSION: 1. Bullous emphysema. 2. Probably scarring.")
+    assert n.text == "IMPRESSION:\nBullous emphysema.\nProbably scarring."
+
+
+def test_decimals_are_not_numbering():
+    assert normalize("Nodule measures 1.5 cm.").text == "Nodule measures 1.5 cm."
+
+
+def test_deid_tokens_and_punctuation():
+    n = normalize("XXXXX-year-old \u201cclear\u201d lungs\u2026 apex.There is")
+    assert n.text == 'XXXX-year-old "clear" lungs. apex. There is'
+
+
+def test_offsets_map_back_to_original():
+    text = "A  lot\n\n of   space. Apex.There"
+    n = normalize(text)
+    for word in ("lot", "of", "space", "There"):
+        i = n.text.index(word)
+        s, e = n.to_original(i), n.to_original(i + len(word))
+        assert text[s:e] == word
+
+
+def test_unchanged_text_is_identity():
+    n = normalize("No pneumothorax.")
+    assert n.text == "No pneumothorax." and n.to_original(5) == 5
+
+
+@given(st.text(max_size=200))
+def test_any_text_maps_into_range(text):
+    n = normalize(text)
+    for i in range(len(n.text) + 1):
+        assert 0 <= n.to_original(i) <= len(text)

@@ -1,0 +1,79 @@
+import pytest
+
+from radlabel.errors import RadlabelError
+from radlabel.schema import Schema, list_schemas, load_schema, schema_from_dict
+
+CHEXPERT = [
+    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
+    "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other",
+    "Fracture", "Support Devices",
+]
+NIH = [
+    "No Finding", "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
+    "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
+]
+
+
+def test_builtin_schemas():
+    assert list_schemas() == ["chestxray14", "chexpert"]
+    chex = load_schema("chexpert")
+    assert chex.class_names == CHEXPERT
+    assert chex.no_finding_ignore == ("Support Devices",)
+    parents = {c.name: c.parent for c in chex.classes}
+    for child in ("Edema", "Consolidation", "Pneumonia", "Atelectasis", "Lung Lesion"):
+        assert parents[child] == "Lung Opacity"
+    assert load_schema("chestxray14").class_names == NIH
+    assert load_schema(chex) is chex
+
+
+def test_unknown_name_suggests_close_match():
+    with pytest.raises(RadlabelError, match=r"Unknown schema 'chexpret'.*chestxray14, chexpert.*\.yaml.*'chexpert'"):
+        load_schema("chexpret")
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(RadlabelError, match="does not exist"):
+        load_schema(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(RadlabelError, match="not valid YAML"):
+        load_schema(bad)
+
+
+def test_user_yaml_roundtrip(tmp_path):
+    p = tmp_path / "mine.yaml"
+    p.write_text(
+        "name: mine\nno_finding: Normal\nclasses:\n"
+        "  - name: Effusion\n    mentions: [effusion]\n    unmentions: [pericardial effusion]\n"
+        "  - name: Small Effusion\n    mentions: [small effusion]\n    parent: Effusion\n"
+    )
+    s = load_schema(str(p))
+    assert isinstance(s, Schema) and s.class_names == ["Normal", "Effusion", "Small Effusion"]
+    assert s.classes[0].unmentions == ("pericardial effusion",)
+    assert s.classes[1].parent == "Effusion"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"classes": [{"name": "A", "mentions": ["a"]}]}, "missing the required key 'name'"),
+        ({"name": "x", "classes": []}, "'classes'.*non-empty list"),
+        ({"name": "x", "classes": [{"name": "A"}]}, "'mentions'"),
+        ({"name": "x", "classes": [{"name": "A", "mentions": "a"}]}, "A.mentions.*list of non-empty strings"),
+        ({"name": "x", "classes": [{"name": "A", "mentions": ["a"]}, {"name": "A", "mentions": ["b"]}]},
+         "appears more than once"),
+        ({"name": "x", "classes": [{"name": "A", "mentions": ["a"], "parent": "B"}]}, "unknown parent 'B'"),
+        ({"name": "x", "classes": [{"name": "A", "mentions": ["a"], "mentoins": []}]}, "did you mean 'mentions'"),
+        ({"name": "x", "classs": []}, "did you mean 'classes'"),
+        ({"name": "x", "no_finding_ignore": ["Z"], "classes": [{"name": "A", "mentions": ["a"]}]}, "unknown class 'Z'"),
+        ("just text", "must be a mapping"),
+    ],
+)
+def test_validation_errors_name_the_key(data, message):
+    with pytest.raises(RadlabelError, match=message):
+        schema_from_dict(data, source="s.yaml")
+
+
+def test_wrong_type_argument():
+    with pytest.raises(RadlabelError, match="built-in name"):
+        load_schema(42)

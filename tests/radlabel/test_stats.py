@@ -1,0 +1,82 @@
+"""Corpus statistics: similarity, noun phrases / verbs, frequencies, prevalence, outputs."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from radlabel.errors import RadlabelError
+from radlabel.io import data_path
+from radlabel.stats import (
+    corpus_stats,
+    label_cardinality,
+    noun_phrases_and_verbs,
+    prevalence,
+    section_similarity,
+    similarity,
+)
+
+
+def test_similarity_definition():
+    assert similarity({"a", "b"}, {"a", "b", "c", "d"}) == 0.5  # |A∩B| / max(|A|,|B|)
+    assert similarity({"a"}, {"a"}) == 1.0
+    assert similarity({"a"}, set()) == 0.0
+    assert math.isnan(similarity(set(), set()))
+
+
+def test_rule_based_noun_phrases_and_verbs():
+    nps, verbs = noun_phrases_and_verbs(
+        "The heart size is normal. Small left pleural effusion has increased. Opacity may represent atelectasis.",
+        use_model=False)
+    assert {"heart size", "small left pleural effusion", "opacity", "atelectasis"} <= nps
+    assert "normal" not in nps
+    assert {"increased", "represent"} <= verbs
+    assert "heart" not in verbs
+
+
+def test_section_similarity():
+    same = section_similarity("FINDINGS: Small left pleural effusion.\nIMPRESSION: Small left pleural effusion.")
+    assert same["noun_phrases"] == 1.0
+    none = section_similarity("Small left pleural effusion.")  # no impression: nothing to compare
+    assert all(math.isnan(v) for v in none.values())
+
+
+def test_prevalence_and_cardinality():
+    labels = pd.DataFrame({"A": [1, 0, -1, np.nan], "B": [1, 1, np.nan, np.nan]})
+    p = prevalence(labels, ["A", "B"]).set_index("class")
+    assert p.loc["A", ["positive", "negative", "uncertain", "blank"]].tolist() == [1, 1, 1, 1]
+    assert p.loc["B", "prevalence"] == 0.5
+    card, dens = label_cardinality(labels, ["A", "B"])
+    assert card == 0.75 and dens == 0.375
+    card_u, _ = label_cardinality(labels, ["A", "B"], uncertain_as_positive=True)
+    assert card_u == 1.0
+
+
+def test_corpus_stats_on_sample(tmp_path):
+    labels = pd.DataFrame({"id": ["S001", "S002"], "Pneumothorax": [0, 1], "Cardiomegaly": [np.nan, 1]})
+    res = corpus_stats(data_path("sample_reports.csv"), labels=labels, output_dir=tmp_path, plots=True)
+    assert res.summary["reports"] == res.summary["reports_with_text"] > 50
+    ents = res.tables["entities"]
+    assert {"entity", "label", "count", "share"} <= set(ents.columns)
+    assert ents["label"].isin(["ANAT-DP", "OBS-DP", "OBS-U", "OBS-DA"]).all()
+    assert ents["count"].is_monotonic_decreasing
+    assert len(res.tables["verbs"]) > 0
+    sim = res.tables["similarity"].set_index("items")
+    assert 0 < sim.loc["entities", "mean"] <= 1 and sim.loc["noun_phrases", "pairs"] > 30
+    assert res.summary["label_cardinality"] == 1.0  # (0 + 2 positive labels) / 2 reports
+    for name in ("entities.csv", "verbs.csv", "noun_phrases.csv", "similarity.csv", "prevalence.csv",
+                 "summary.json", "entities.png", "verbs.png", "prevalence.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert json.loads((tmp_path / "summary.json").read_text())["reports"] == res.summary["reports"]
+
+
+def test_corpus_stats_limit_and_errors():
+    df = pd.DataFrame({"report": ["Small effusion.", None, "", "No pneumothorax."]})
+    res = corpus_stats(df, limit=3)
+    assert res.summary["reports"] == 3 and res.summary["reports_with_text"] == 1
+    with pytest.raises(RadlabelError, match="did you mean 'report'"):
+        corpus_stats(df, text_column="reports")
+    with pytest.raises(RadlabelError, match="none of the chexpert classes"):
+        corpus_stats(df, labels=pd.DataFrame({"x": [1]}))

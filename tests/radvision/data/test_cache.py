@@ -1,0 +1,77 @@
+import json
+import os
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from radvision.data.cache import ImageCache, build_cache, resize_image
+from radvision.data.images import load_image
+from radvision.errors import RadvisionError
+
+
+def test_build_matches_direct_decode_and_is_reused(tmp_path, gray_images, helpers):
+    t = helpers.make_table(gray_images)
+    cache = build_cache(t, 8, tmp_path / "c", progress=False)
+    assert cache.array.shape == (6, 8, 8) and cache.array.dtype == np.uint8
+    for p in gray_images:
+        expected = np.asarray(resize_image(load_image(p, mode="L"), 8))
+        np.testing.assert_array_equal(cache.get(p), expected)
+    arr_file = tmp_path / "c" / "images.npy"
+    stamp = arr_file.stat().st_mtime_ns
+    again = build_cache(t, 8, tmp_path / "c", progress=False)
+    assert arr_file.stat().st_mtime_ns == stamp and len(again) == 6  # up to date: nothing rewritten
+    assert pd.read_csv(tmp_path / "c" / "skipped.csv").empty
+    index = json.loads((tmp_path / "c" / "index.json").read_text())
+    assert index["size"] == 8 and set(index["entries"]) == {str(p) for p in gray_images}
+
+
+def test_changed_and_new_files_are_redecoded(tmp_path, gray_images, helpers):
+    t = helpers.make_table(gray_images[:3])
+    build_cache(t, 8, tmp_path / "c", progress=False)
+    Image.new("L", (30, 30), 77).save(gray_images[1])
+    st = os.stat(gray_images[1])
+    os.utime(gray_images[1], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    cache = build_cache(helpers.make_table(gray_images[:4]), 8, tmp_path / "c", progress=False)
+    assert len(cache) == 4 and (cache.get(gray_images[1]) == 77).all()  # the new content, not the old
+    assert cache.is_current(gray_images[0]) and cache.index_of(gray_images[3]) == 3
+    assert build_cache(t, 16, tmp_path / "c", progress=False).array.shape == (3, 16, 16)  # new size: rebuilt
+
+
+def test_skip_and_raise_on_bad_files(tmp_path, gray_images, helpers):
+    bad = helpers.save_truncated(tmp_path / "bad.png", size=64)
+    gone = tmp_path / "gone.png"
+    t = helpers.make_table([*gray_images[:2], bad, gone])
+    with pytest.raises(RadvisionError, match="bad.png|gone.png"):
+        build_cache(t, 8, tmp_path / "c", progress=False)
+    cache = build_cache(t, 8, tmp_path / "c", on_error="skip", workers=2, progress=False)
+    assert len(cache) == 2 and str(bad) not in cache and str(gray_images[0]) in cache
+    skipped = pd.read_csv(tmp_path / "c" / "skipped.csv")
+    assert set(skipped["path"]) == {str(bad), str(gone)}
+    assert {p for p, _ in cache.skipped} == {str(bad), str(gone)}
+    with pytest.raises(RadvisionError, match="bad.png"):  # remembered failure, still an error in raise mode
+        build_cache(t, 8, tmp_path / "c", progress=False)
+    with pytest.raises(RadvisionError, match="not in the cache"):
+        cache.get(bad)
+
+
+def test_rgb_fits_pickling_and_bad_dirs(tmp_path, gray_images, helpers):
+    t = helpers.make_table(gray_images[:2])
+    cache = build_cache(t, 10, tmp_path / "c3", channels=3, fit="pad", progress=False)
+    assert cache.array.shape == (2, 10, 10, 3)
+    clone = pickle.loads(pickle.dumps(cache))
+    assert clone._array is None and np.array_equal(clone.get(gray_images[0]), cache.get(gray_images[0]))
+    img = Image.new("L", (40, 20), 200)
+    assert resize_image(img, 10, "crop").size == (10, 10)
+    padded = np.asarray(resize_image(img, 10, "pad"))
+    assert padded[0, 0] == 0 and padded[5, 5] == 200
+    with pytest.raises(RadvisionError, match="No image cache"):
+        ImageCache(tmp_path / "empty")
+    with pytest.raises(RadvisionError, match="did you mean 'crop'"):
+        build_cache(t, 10, tmp_path / "c4", fit="crops")
+    (tmp_path / "c3" / "images.npy").write_bytes(b"broken")
+    with pytest.raises(RadvisionError, match="does not match its index"):
+        ImageCache(tmp_path / "c3")
+    assert build_cache(t, 10, tmp_path / "c3", channels=3, fit="pad", progress=False).array.shape[0] == 2

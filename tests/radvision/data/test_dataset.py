@@ -1,0 +1,75 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from radvision.data.cache import build_cache
+from radvision.data.dataset import ImageDataset
+from radvision.data.transforms import build_transforms
+from radvision.errors import RadvisionError
+
+
+def test_items_labels_and_meta(tmp_path, gray_images, helpers):
+    t = helpers.make_table(gray_images)
+    t.frame.loc[2, "A"] = np.nan
+    t.frame["age"] = [30, None, 50, 60, 70, 80]
+    t.frame["sex"] = ["M", "F", None, "M", "F", "M"]
+    ds = ImageDataset(t, build_transforms("default", 16, train=True), return_meta=True)
+    assert len(ds) == 6 and ds.classes == ["A", "B"]
+    x, y, meta = ds[2]
+    assert x.shape == (3, 16, 16) and y.dtype == torch.float32 and torch.isnan(y[0])
+    assert meta["path"] == str(gray_images[2]) and meta["sex"] == "" and meta["view"] == ""
+    batch = next(iter(DataLoader(ds, batch_size=4)))
+    assert batch[0].shape == (4, 3, 16, 16) and batch[2]["age"].shape == (4,)
+    assert torch.isnan(batch[2]["age"][1])
+    plain, _ = ImageDataset(t)[0]  # no transform: float [0, 1] at the source size, one channel
+    assert plain.shape == (1, 12, 12) and 0 <= plain.min() and plain.max() <= 1
+    np.testing.assert_array_equal(ds.labels(), t.labels())
+
+
+def test_cached_items_match_decoded_items(tmp_path, gray_images, helpers):
+    t = helpers.make_table(gray_images)
+    cache = build_cache(t, 16, tmp_path / "c", progress=False)
+    tf = build_transforms("none", 16, train=False)
+    direct = ImageDataset(t, tf)
+    cached = ImageDataset(t, tf, cache=cache)
+    for i in range(len(t)):
+        # PIL vs torch resizing differ by rounding only
+        assert (direct[i][0] - cached[i][0]).abs().mean() < 0.1
+    loader = DataLoader(cached, batch_size=3, num_workers=0)
+    assert sum(len(b[0]) for b in loader) == 6
+
+
+def test_skip_drops_unreadable_and_writes_list(tmp_path, gray_images, helpers):
+    bad = helpers.save_truncated(tmp_path / "bad.png", size=64)
+    gone = tmp_path / "gone.png"
+    t = helpers.make_table([gray_images[0], bad, gray_images[1], gone])
+    ds = ImageDataset(t, build_transforms("none", 8, train=False), on_error="skip")
+    assert len(ds) == 2 and [p for p, _ in ds.skipped] == [str(bad), str(gone)]
+    out = ds.write_skipped(tmp_path / "out" / "skipped.csv")
+    frame = pd.read_csv(out)
+    assert frame["path"].tolist() == [str(bad), str(gone)] and "not found" in frame["error"][1]
+    cache = build_cache(t, 8, tmp_path / "c", on_error="skip", progress=False)
+    via_cache = ImageDataset(t, cache=cache, on_error="skip")
+    assert len(via_cache) == 2 and len(via_cache.skipped) == 2
+
+
+def test_raise_mode_fails_with_file_name(tmp_path, gray_images, helpers):
+    bad = helpers.save_truncated(tmp_path / "bad.png", size=64)
+    with pytest.raises(RadvisionError, match="gone.png"):
+        ImageDataset(helpers.make_table([gray_images[0], tmp_path / "gone.png"]))
+    ds = ImageDataset(helpers.make_table([gray_images[0], bad]))
+    with pytest.raises(RadvisionError, match="bad.png"):
+        ds[1]
+    with pytest.raises(RadvisionError, match="on_error mode 'ignore'"):
+        ImageDataset(helpers.make_table(gray_images), on_error="ignore")
+
+
+def test_exists_check_is_cheap_but_misses_corruption(tmp_path, gray_images, helpers):
+    bad = helpers.save_truncated(tmp_path / "bad.png", size=64)
+    t = helpers.make_table([gray_images[0], bad, tmp_path / "gone.png"])
+    ds = ImageDataset(t, on_error="skip", check="exists")
+    assert len(ds) == 2 and [p for p, _ in ds.skipped] == [str(tmp_path / "gone.png")]
+    with pytest.raises(RadvisionError, match="image check"):
+        ImageDataset(t, on_error="skip", check="open")

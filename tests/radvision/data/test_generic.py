@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from radvision.data.generic import read_csv_table, read_folder
+from radvision.data.table import validate_table
+from radvision.errors import RadvisionError
+
+
+def make_csv(tmp_path: Path, helpers, sep=",", name="labels.csv") -> Path:
+    for i in range(3):
+        helpers.save_gray(tmp_path / "imgs" / f"{i}.png", seed=i)
+    frame = pd.DataFrame(
+        {
+            "file": ["imgs/0.png", "imgs/1.png", str(tmp_path / "imgs" / "2.png")],
+            "Effusion": [1, 0, -1],
+            "Mass": [0, np.nan, 1],
+            "pid": ["a", "a", "b"],
+            "age": [50, 60, 70],
+            "sex": ["female", "M", None],
+            "split": ["train", "val", "test"],
+            "note": ["x", "y", "z"],
+        }
+    )
+    frame.to_csv(tmp_path / name, index=False, sep=sep)
+    return tmp_path / name
+
+
+def test_csv_relative_and_absolute_paths_labels_and_meta(tmp_path, helpers):
+    t = read_csv_table(make_csv(tmp_path, helpers), path_column="file", patient_column="pid", policy="U-Zeros")
+    validate_table(t)
+    assert t.classes == ["Effusion", "Mass"]  # numeric columns except meta (age)
+    assert all(Path(p).is_file() for p in t.frame["path"])
+    np.testing.assert_array_equal(t.labels(), [[1, 0], [0, np.nan], [0, 1]])
+    assert t.frame["patient_id"].tolist() == ["a", "a", "b"]
+    assert t.frame["split"].tolist() == ["train", "valid", "test"]
+    assert t.frame["sex"].tolist()[:2] == ["F", "M"]
+    tsv = make_csv(tmp_path, helpers, sep="\t", name="labels.tsv")
+    assert read_csv_table(tsv, path_column="file", label_columns=["Mass"]).classes == ["Mass"]
+
+
+def test_csv_errors(tmp_path, helpers):
+    csv = make_csv(tmp_path, helpers)
+    with pytest.raises(RadvisionError, match="no path column 'path'"):
+        read_csv_table(csv)
+    with pytest.raises(RadvisionError, match="did you mean 'Effusion'"):
+        read_csv_table(csv, path_column="file", label_columns=["effusion "])
+    with pytest.raises(RadvisionError, match="'note'.*other than 1, 0, -1"):
+        read_csv_table(csv, path_column="file", label_columns=["note"])
+    with pytest.raises(RadvisionError, match="did you mean 'pid'"):
+        read_csv_table(csv, path_column="file", patient_column="pids")
+    (tmp_path / "imgs" / "1.png").unlink()
+    with pytest.raises(RadvisionError, match="imgs/1.png"):
+        read_csv_table(csv, path_column="file")
+    with pytest.raises(RadvisionError, match="not found"):
+        read_csv_table(tmp_path / "missing.csv")
+
+
+def test_folder_flat_and_with_splits(tmp_path, helpers):
+    for cls in ("normal", "effusion"):
+        for i in range(2):
+            helpers.save_gray(tmp_path / "flat" / cls / f"{i}.png", seed=i)
+            helpers.save_gray(tmp_path / "split" / ("train" if i == 0 else "val") / cls / f"{i}.png", seed=i)
+    t = read_folder(tmp_path / "flat")
+    validate_table(t)
+    assert t.classes == ["effusion", "normal"] and len(t) == 4
+    assert (t.labels().sum(axis=1) == 1).all()
+    s = read_folder(tmp_path / "split")
+    assert sorted(s.frame["split"]) == ["train", "train", "valid", "valid"]
+    assert len(read_folder(tmp_path / "flat", classes=["normal"])) == 2
+    (tmp_path / "empty" / "cls").mkdir(parents=True)
+    with pytest.raises(RadvisionError, match="No images"):
+        read_folder(tmp_path / "empty")
+    with pytest.raises(RadvisionError, match="no class sub-folders"):
+        read_folder(tmp_path / "empty" / "cls")

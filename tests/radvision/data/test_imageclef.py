@@ -1,0 +1,71 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from radvision.data.imageclef import label_cardinality, label_density, read_concepts, read_imageclef
+from radvision.data.table import validate_table
+from radvision.errors import RadvisionError
+
+
+def make_clef(tmp_path: Path, helpers) -> tuple[Path, Path]:
+    images = tmp_path / "images"
+    for i, ext in enumerate([".jpg", ".png", ".jpg", ".jpg"]):
+        helpers.save_gray(images / f"ROCO_{i:05d}{ext}", seed=i)
+    tsv = tmp_path / "concepts.tsv"
+    tsv.write_text(
+        "ROCO_00000\tC0040405;C0034579\n"
+        "ROCO_00001\tC0040405\n"
+        "ROCO_00002\tC0040405;C0817096;C0034579\n"
+        "ROCO_00003\t\n"
+    )
+    return tsv, images
+
+
+def test_tab_format_frequency_order_and_multi_hot(tmp_path, helpers):
+    tsv, images = make_clef(tmp_path, helpers)
+    t = read_imageclef(tsv, images)
+    validate_table(t)
+    assert t.classes == ["C0040405", "C0034579", "C0817096"]  # most frequent first, ties by CUI
+    assert t.labels().tolist() == [[1, 1, 0], [1, 0, 0], [1, 1, 1], [0, 0, 0]]
+    assert t.frame["path"][1].endswith("ROCO_00001.png") and Path(t.frame["path"][1]).is_file()
+    assert t.frame["concepts"][2] == "C0040405;C0817096;C0034579"
+    assert read_imageclef(tsv, images, min_frequency=2).classes == ["C0040405", "C0034579"]
+    assert read_imageclef(tsv, images, top_k=1).classes == ["C0040405"]
+    assert read_imageclef(tsv, images, classes=["C0817096"]).labels()[:, 0].tolist() == [0, 0, 1, 0]
+    assert label_cardinality(t) == pytest.approx(6 / 4)
+    assert label_density(t.labels()) == pytest.approx(6 / 4 / 3)
+
+
+def test_rocov2_csv_with_header(tmp_path, helpers):
+    _, images = make_clef(tmp_path, helpers)
+    csv = tmp_path / "train_concepts.csv"
+    csv.write_text("ID,CUIs\nROCO_00000.jpg,C1;C2\nROCO_00002,C2\n")
+    t = read_imageclef(csv, images, sep=",")
+    assert len(t) == 2 and t.classes == ["C2", "C1"]
+    assert read_concepts(csv, sep=",")["id"].tolist() == ["ROCO_00000.jpg", "ROCO_00002"]
+
+
+def test_errors(tmp_path, helpers):
+    tsv, images = make_clef(tmp_path, helpers)
+    csv = tmp_path / "c.csv"
+    csv.write_text("ID,CUIs,extra\nA,C1,x\n")
+    with pytest.raises(RadvisionError, match="3 fields"):
+        read_imageclef(csv, images, sep=",")
+    with pytest.raises(RadvisionError, match="min_frequency"):
+        read_imageclef(tsv, images, min_frequency=0)
+    with pytest.raises(RadvisionError, match="No concept occurs in at least 9"):
+        read_imageclef(tsv, images, min_frequency=9)
+    with pytest.raises(RadvisionError, match="did you mean 'C0034579'"):
+        read_imageclef(tsv, images, classes=["C0034578"])
+    (images / "ROCO_00003.jpg").unlink()
+    with pytest.raises(RadvisionError, match="ROCO_00003.jpg"):
+        read_imageclef(tsv, images)
+    assert len(read_imageclef(tsv, images, missing="drop")) == 3
+    with pytest.raises(RadvisionError, match="not found"):
+        read_imageclef(tmp_path / "none.tsv", images)
+
+
+def test_cardinality_handles_nan_and_empty():
+    assert label_cardinality(np.array([[1, np.nan], [0, 1]], np.float32)) == 1.0
+    assert np.isnan(label_cardinality(np.zeros((0, 2))))

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from radvision.data.images import check_image, load_image, to_uint8
+from radvision.errors import RadvisionError
+
+
+def test_16bit_png_is_windowed_to_8bit(tmp_path):
+    data = np.array([[1000, 2000], [3000, 4000]], dtype=np.uint16)
+    p = tmp_path / "x16.png"
+    Image.fromarray(data).save(p)
+    assert Image.open(p).mode.startswith("I")
+    img = load_image(p)
+    assert img.mode == "L"
+    np.testing.assert_array_equal(np.asarray(img), [[0, 85], [170, 255]])
+    full = np.asarray(load_image(p, scaling="full"))
+    assert full.max() == round(4000 / 65535 * 255)
+
+
+def test_rgba_is_composited_on_black(tmp_path):
+    arr = np.zeros((2, 2, 4), dtype=np.uint8)
+    arr[..., :3] = 200
+    arr[0, 0, 3] = 0  # fully transparent
+    arr[1, 1, 3] = 255
+    p = tmp_path / "a.png"
+    Image.fromarray(arr, mode="RGBA").save(p)
+    out = np.asarray(load_image(p))
+    assert load_image(p).mode == "RGB"
+    assert out[0, 0].tolist() == [0, 0, 0] and out[1, 1].tolist() == [200, 200, 200]
+
+
+def test_palette_bilevel_and_gray_alpha(tmp_path):
+    pal = Image.new("P", (4, 4))
+    pal.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    pal.putpixel((1, 1), 1)
+    pal.save(tmp_path / "p.png")
+    img = load_image(tmp_path / "p.png")
+    assert img.mode == "RGB" and img.getpixel((1, 1)) == (255, 0, 0)
+    Image.new("1", (3, 3), 1).save(tmp_path / "b.png")
+    assert load_image(tmp_path / "b.png").mode == "L"
+    Image.new("LA", (3, 3), (120, 255)).save(tmp_path / "la.png")
+    assert load_image(tmp_path / "la.png").getpixel((0, 0)) == 120
+
+
+def test_jpeg_gray_and_rgb_and_forced_mode(tmp_path):
+    Image.new("L", (20, 10), 90).save(tmp_path / "g.jpg")
+    Image.new("RGB", (20, 10), (10, 200, 30)).save(tmp_path / "c.jpeg")
+    g = load_image(tmp_path / "g.jpg")
+    assert g.mode == "L" and g.size == (20, 10)
+    assert load_image(tmp_path / "c.jpeg").mode == "RGB"
+    assert load_image(tmp_path / "g.jpg", mode="RGB").mode == "RGB"
+    assert load_image(tmp_path / "c.jpeg", mode="L").mode == "L"
+    small = load_image(tmp_path / "g.jpg", draft=(5, 3))
+    assert small.size[0] >= 5 and small.size[0] <= 20
+
+
+def test_missing_truncated_and_garbage_name_the_file(tmp_path, helpers):
+    with pytest.raises(RadvisionError, match="not found: .*nope.png"):
+        load_image(tmp_path / "nope.png")
+    bad = helpers.save_truncated(tmp_path / "trunc.png", size=64)
+    with pytest.raises(RadvisionError, match="Cannot read image file .*trunc.png"):
+        load_image(bad)
+    (tmp_path / "junk.png").write_bytes(b"not an image at all")
+    with pytest.raises(RadvisionError, match="junk.png"):
+        load_image(tmp_path / "junk.png")
+    assert "junk.png" in check_image(tmp_path / "junk.png")
+    assert check_image(helpers.save_gray(tmp_path / "ok.png")) is None
+
+
+def test_to_uint8_edge_cases():
+    assert to_uint8(np.full((2, 2), 7, np.uint16)).max() == 0  # constant image: no division by zero
+    out = to_uint8(np.array([[0.0, np.nan], [0.5, 1.0]], np.float32))
+    assert out.tolist() == [[0, 0], [128, 255]]
+    u8 = np.array([[3]], np.uint8)
+    assert to_uint8(u8) is u8
+    with pytest.raises(RadvisionError, match="minmax, full"):
+        to_uint8(u8.astype(np.uint16), "max")
+    with pytest.raises(RadvisionError, match="image mode"):
+        load_image("whatever.png", mode="RGBA")
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path):
+    img = Image.new("L", (30, 10), 50)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees when displayed
+    img.save(tmp_path / "o.jpg", exif=exif)
+    assert load_image(tmp_path / "o.jpg").size == (10, 30)

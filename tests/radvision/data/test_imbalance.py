@@ -1,0 +1,71 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from radvision.data.imbalance import (
+    class_weights,
+    downsample,
+    pos_weight,
+    sample_weights,
+    weighted_sampler,
+)
+from radvision.data.table import LabelTable
+from radvision.errors import RadvisionError
+
+Y = np.array([[1, 0], [0, 0], [0, np.nan], [1, 1], [0, 0], [-1, 0]], dtype=np.float32)
+
+
+def test_pos_weight_ignores_nan_and_uncertain():
+    np.testing.assert_allclose(pos_weight(Y), [3 / 2, 4 / 1])
+    np.testing.assert_allclose(pos_weight(Y, max_weight=2.0), [1.5, 2.0])
+    assert pos_weight(np.zeros((3, 1)))[0] == 1.0  # no positives: neutral
+
+
+def test_class_weights_favour_rare_classes():
+    w = class_weights(Y)
+    assert w.mean() == pytest.approx(1.0) and w[1] > w[0]
+    soft = class_weights(Y, power=0.5)
+    assert soft[1] / soft[0] < w[1] / w[0]
+
+
+def test_sample_weights_and_sampler():
+    y = np.array([[1, 0]] * 8 + [[0, 1]] * 2, dtype=np.float32)
+    w = sample_weights(y)
+    assert w.mean() == pytest.approx(1.0) and w[-1] == pytest.approx(4 * w[0])
+    draws = np.array(list(weighted_sampler(y, num_samples=4000, seed=0)))
+    frac_rare = np.isin(draws, [8, 9]).mean()
+    assert 0.4 < frac_rare < 0.6  # balanced despite 20 % prevalence
+    assert list(weighted_sampler(y, num_samples=50, seed=1)) == list(weighted_sampler(y, num_samples=50, seed=1))
+    none = sample_weights(np.zeros((4, 2)))
+    np.testing.assert_allclose(none, 1.0)
+
+
+def make(n_nf=100, n_eff=50, n_both=10):
+    rows = [[1, 0, 0]] * n_nf + [[0, 1, 0]] * n_eff + [[0, 1, 1]] * n_both
+    frame = pd.DataFrame(rows, columns=["No Finding", "Effusion", "Mass"], dtype="float32")
+    frame.insert(0, "path", [f"/i/{i}.png" for i in range(len(rows))])
+    frame["patient_id"] = [str(i) for i in range(len(rows))]
+    return LabelTable(frame, ["No Finding", "Effusion", "Mass"])
+
+
+def test_downsample_drops_only_single_positive_rows():
+    t = make()
+    out = downsample(t, {"No Finding": 0.91, "Effusion": 0.30}, seed=0)
+    y = out.labels()
+    assert (y[:, 0] == 1).sum() == 9
+    assert ((y[:, 1] == 1) & (y[:, 2] == 0)).sum() == 35
+    assert ((y[:, 1] == 1) & (y[:, 2] == 1)).sum() == 10  # multi-finding rows are kept
+    idx = out.frame["path"].str.extract(r"(\d+)")[0].astype(int)
+    assert idx.is_monotonic_increasing  # order kept
+    same = downsample(t, {"No Finding": 0.5}, seed=7).frame["path"].tolist()
+    assert same == downsample(t, {"No Finding": 0.5}, seed=7).frame["path"].tolist()
+
+
+def test_downsample_no_finding_without_column_and_errors():
+    t = make().select(["Effusion", "Mass"])
+    out = downsample(t, {"No Finding": 1.0})
+    assert len(out) == 60
+    with pytest.raises(RadvisionError, match="did you mean 'Effusion'"):
+        downsample(t, {"Efusion": 0.3})
+    with pytest.raises(RadvisionError, match="between 0 and 1"):
+        downsample(t, {"Effusion": 30})

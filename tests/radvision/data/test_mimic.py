@@ -1,0 +1,67 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from radvision.data.mimic import read_mimic
+from radvision.data.table import validate_table
+from radvision.errors import RadvisionError
+
+
+def make_mimic(root: Path, helpers) -> Path:
+    labels = pd.DataFrame(
+        {
+            "subject_id": [10000032, 10000032, 11000011],
+            "study_id": [50414267, 53189527, 56699142],
+            "Atelectasis": [np.nan, -1.0, 1.0],
+            "Edema": [0.0, np.nan, np.nan],
+            "No Finding": [1.0, np.nan, np.nan],
+        }
+    )
+    meta = pd.DataFrame(
+        {
+            "dicom_id": ["d1", "d2", "d3", "d4"],
+            "subject_id": [10000032, 10000032, 10000032, 11000011],
+            "study_id": [50414267, 50414267, 53189527, 56699142],
+            "ViewPosition": ["PA", "LATERAL", "AP", "PA"],
+        }
+    )
+    split = pd.DataFrame({"dicom_id": ["d1", "d2", "d3", "d4"], "study_id": meta["study_id"],
+                          "subject_id": meta["subject_id"], "split": ["train", "train", "validate", "test"]})
+    labels.to_csv(root / "mimic-cxr-2.0.0-chexpert.csv.gz", index=False)
+    meta.to_csv(root / "mimic-cxr-2.0.0-metadata.csv.gz", index=False)
+    split.to_csv(root / "mimic-cxr-2.0.0-split.csv", index=False)
+    for _, r in meta.iterrows():
+        s = str(r.subject_id)
+        helpers.save_gray(root / "files" / f"p{s[:2]}" / f"p{s}" / f"s{r.study_id}" / f"{r.dicom_id}.jpg")
+    return root
+
+
+def test_join_paths_views_and_splits(tmp_path, helpers):
+    t = read_mimic(make_mimic(tmp_path, helpers), classes=["Atelectasis", "Edema", "No Finding"])
+    validate_table(t)
+    f = t.frame
+    assert len(t) == 3  # the lateral view is dropped
+    assert f["path"][0].endswith("files/p10/p10000032/s50414267/d1.jpg")
+    assert f["split"].tolist() == ["train", "valid", "test"]
+    assert f["patient_id"].tolist() == ["10000032", "10000032", "11000011"]
+    y = t.labels()
+    assert np.isnan(y[1, 0]) and y[2, 0] == 1  # U-Ignore default
+    assert y[:, 2].tolist() == [1.0, 0.0, 0.0]  # No Finding: given 1, else derived
+    assert read_mimic(tmp_path, policy="U-Ones").frame["Atelectasis"].iloc[1] == 1.0
+    assert len(read_mimic(tmp_path, frontal_only=False)) == 4
+    assert read_mimic(tmp_path, split="valid").frame["study_id"].tolist() == ["53189527"]
+
+
+def test_errors(tmp_path, helpers):
+    make_mimic(tmp_path, helpers)
+    with pytest.raises(RadvisionError, match="labeler"):
+        read_mimic(tmp_path, labeler="chexbert")
+    with pytest.raises(RadvisionError, match="mimic-cxr-2.0.0-negbio"):
+        read_mimic(tmp_path, labeler="negbio")
+    with pytest.raises(RadvisionError, match="did you mean 'Edema'"):
+        read_mimic(tmp_path, classes=["Edma"])
+    (tmp_path / "files/p11/p11000011/s56699142/d4.jpg").unlink()
+    with pytest.raises(RadvisionError, match="d4.jpg"):
+        read_mimic(tmp_path)

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import tv_tensors
+
+from radvision.data.transforms import IMAGENET_MEAN, PRESETS, build_transforms
+from radvision.errors import RadvisionError
+
+
+def gray(w=50, h=40):
+    return Image.fromarray(np.random.default_rng(0).integers(0, 256, (h, w), dtype=np.uint8), mode="L")
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("train", [True, False])
+def test_every_preset_gives_normalised_3_channel_square(preset, train):
+    for image in (gray(), gray().convert("RGB"), tv_tensors.Image(torch.zeros(1, 40, 50, dtype=torch.uint8))):
+        out = build_transforms(preset, 32, train=train)(image)
+        assert type(out) is torch.Tensor and out.shape == (3, 32, 32) and out.dtype == torch.float32
+
+
+def test_black_maps_to_minus_mean_over_std_and_one_channel_option():
+    black = Image.new("L", (20, 20), 0)
+    out = build_transforms("none", 16, train=False)(black)
+    assert out[0, 0, 0].item() == pytest.approx(-IMAGENET_MEAN[0] / 0.229, rel=1e-4)
+    one = build_transforms("default", 16, train=False, channels=1)(black)
+    assert one.shape == (1, 16, 16)
+    raw = build_transforms("default", 16, train=False, normalize=False)(Image.new("L", (20, 20), 255))
+    assert raw.min() == 1.0 and raw.max() == 1.0
+
+
+def test_eval_is_deterministic_and_train_is_random():
+    img = gray()
+    ev = build_transforms("default", 24, train=False)
+    assert torch.equal(ev(img), ev(img))
+    tr = build_transforms("chexpert_study", 24, train=True)
+    torch.manual_seed(0)
+    a = tr(img)
+    torch.manual_seed(1)
+    b = tr(img)
+    assert not torch.equal(a, b)
+
+
+def test_errors_name_choices():
+    with pytest.raises(RadvisionError, match=r"did you mean 'chexpert_study'.*default, chexpert_study"):
+        build_transforms("chexpert")
+    with pytest.raises(RadvisionError, match="at least 8"):
+        build_transforms("default", size=4)
+    with pytest.raises(RadvisionError, match="channel count"):
+        build_transforms("default", channels=2)

@@ -1,0 +1,175 @@
+"""Backbone registry, feature maps, in_chans adaptation and pretrained-weight resolution (offline)."""
+
+import logging
+
+import pytest
+import torch
+import torchvision.models as tvm
+from safetensors.torch import save_file
+
+from radvision import weights as W
+from radvision.backbones import (
+    REGISTRY,
+    Backbone,
+    MultiBackbone,
+    create_backbone,
+    describe_backbones,
+    get_spec,
+    list_backbones,
+)
+from radvision.errors import RadvisionError
+
+REQUIRED = ["vgg16", "vgg19", "resnet18", "resnet50", "densenet121", "densenet169", "inception_v3",
+            "inception_resnet_v2", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny",
+            "convnext_small", "convnext_base", "convnext_large", "simple_cnn"]
+TORCHVISION = [n for n in REQUIRED if REGISTRY[n].source == "torchvision"]
+
+
+@pytest.fixture
+def offline_caches(tmp_path, monkeypatch):
+    """Empty torch / Hugging Face caches and downloads forbidden: nothing may reach the network."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    return tmp_path
+
+
+def test_registry_lists_required_names():
+    names = list_backbones()
+    assert names == sorted(names)
+    assert set(REQUIRED) <= set(names)
+    rows = {r["name"]: r for r in describe_backbones()}
+    assert rows["resnet50"]["weights"] == "ResNet50_Weights.IMAGENET1K_V2"
+    assert rows["densenet121"]["num_features"] == 1024
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_torchvision_entries_match_their_metadata(name):
+    """Built on the meta device (no memory, no init cost): pooled width and map channels match the data."""
+    spec = get_spec(name)
+    size = max(96, spec.min_size)
+    with torch.device("meta"):
+        bb = create_backbone(name)
+        pooled, maps = bb.forward_with_maps(torch.zeros(2, 3, size, size))
+    assert pooled.shape == (2, spec.num_features) == (2, bb.num_features)
+    assert [m.shape[1] for m in maps] == list(spec.feature_channels) == bb.feature_channels
+    assert all(a.shape[-1] >= b.shape[-1] for a, b in zip(maps, maps[1:], strict=False))  # low -> high level
+    assert bb.cam_layer is bb.model.get_submodule(spec.cam_layer)
+
+
+def test_timm_registry_entry_takes_metadata_from_timm():
+    with torch.device("meta"):
+        bb = create_backbone("inception_resnet_v2")
+        pooled, maps = bb.forward_with_maps(torch.zeros(2, 3, 96, 96))
+    assert bb.num_features == 1536 and pooled.shape == (2, 1536)
+    assert [m.shape[1] for m in maps] == bb.feature_channels == [64, 192, 320, 1088, 1536]
+
+
+def test_simple_cnn_real_forward_and_feature_maps():
+    bb = create_backbone("simple_cnn", in_chans=1)
+    x = torch.randn(3, 1, 64, 64)
+    out = bb(x)
+    maps = bb.feature_maps(x)
+    assert out.shape == (3, 128)
+    assert [m.shape[1:] for m in maps] == [(16, 32, 32), (32, 16, 16), (64, 8, 8), (128, 4, 4)]
+    assert not bb.model.blocks[0]._forward_hooks  # hooks are removed after each call
+    torch.testing.assert_close(out, maps[-1].mean((2, 3)))
+
+
+def test_timm_prefix_builds_any_timm_model():
+    bb = create_backbone("timm/resnet18", in_chans=1)
+    assert isinstance(bb, Backbone)
+    assert bb.num_features == 512 and bb.feature_channels[-1] == 512
+    assert bb(torch.randn(2, 1, 32, 32)).shape == (2, 512)
+
+
+def test_unknown_names_suggest_close_matches():
+    with pytest.raises(RadvisionError, match="did you mean resnet50"):
+        create_backbone("resnet5O")
+    with pytest.raises(RadvisionError, match="timm/<name>"):
+        create_backbone("no_such_net")
+    with pytest.raises(RadvisionError, match="timm has no model named"):
+        create_backbone("timm/resnet18zz")
+    with pytest.raises(RadvisionError, match="in_chans"):
+        create_backbone("simple_cnn", in_chans=0)
+    with pytest.raises(RadvisionError, match="not understood"):
+        create_backbone("simple_cnn", pretrained="imagenet21k")
+
+
+def test_one_channel_input_sums_rgb_kernel_from_a_local_file(tmp_path):
+    ref = tvm.resnet18()
+    # a DataParallel-style checkpoint wrapped in {"state_dict": ...}
+    torch.save({"state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}}, tmp_path / "r18.pth")
+    bb = create_backbone("resnet18", pretrained=tmp_path / "r18.pth", in_chans=1)
+    torch.testing.assert_close(bb.model.conv1.weight, ref.conv1.weight.sum(1, keepdim=True))
+    torch.testing.assert_close(bb.model.layer4[1].conv2.weight, ref.layer4[1].conv2.weight)
+    assert bb(torch.randn(2, 1, 32, 32)).shape == (2, 512)
+
+
+def test_full_classifier_checkpoint_loads_into_backbone(tmp_path, caplog):
+    src = create_backbone("simple_cnn")
+    state = {f"backbone.model.{k}": v for k, v in src.model.state_dict().items()}
+    state["head.0.weight"] = torch.zeros(2, 128)  # a head the backbone lacks: ignored, reported
+    save_file(state, str(tmp_path / "clf.safetensors"))
+    with caplog.at_level(logging.INFO, logger="radvision.weights"):
+        bb = create_backbone("simple_cnn", pretrained=str(tmp_path / "clf.safetensors"))
+    for a, b in zip(src.model.state_dict().values(), bb.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert "head.0.weight" in caplog.text
+
+
+def test_bad_weight_files_give_clear_errors(tmp_path):
+    with pytest.raises(RadvisionError, match="does not exist"):
+        create_backbone("simple_cnn", pretrained=tmp_path / "missing.pth")
+    save_file({"foo.bar": torch.zeros(3)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(RadvisionError, match="None of the 1 tensors"):
+        create_backbone("simple_cnn", pretrained=tmp_path / "other.safetensors")
+    wide = create_backbone("simple_cnn").model.state_dict()
+    wide["blocks.1.0.weight"] = torch.zeros(8, 16, 3, 3)
+    torch.save(wide, tmp_path / "wide.pt")
+    with pytest.raises(RadvisionError, match="wrong shape"):
+        create_backbone("simple_cnn", pretrained=tmp_path / "wide.pt")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(RadvisionError, match="Could not read weight file"):
+        create_backbone("simple_cnn", pretrained=tmp_path / "junk.pth")
+
+
+def test_imagenet_offline_without_cache_explains_how_to_supply_weights(offline_caches):
+    with pytest.raises(RadvisionError, match=r"pretrained='/path/to/resnet18\.pth'") as err:
+        create_backbone("resnet18", pretrained="imagenet")
+    assert str(offline_caches / "torch") in str(err.value)
+    with pytest.raises(RadvisionError, match="not in the local caches"):
+        create_backbone("timm/resnet18", pretrained="imagenet")
+    with pytest.raises(RadvisionError, match="no ImageNet weights"):
+        create_backbone("simple_cnn", pretrained="imagenet")
+
+
+def test_imagenet_uses_the_torch_hub_cache(offline_caches):
+    ref = tvm.resnet18()
+    url = tvm.get_weight("ResNet18_Weights.IMAGENET1K_V1").url
+    ckpt = W.torch_hub_dir() / "checkpoints" / url.rsplit("/", 1)[-1]
+    ckpt.parent.mkdir(parents=True)
+    torch.save(ref.state_dict(), ckpt)
+    bb = create_backbone("resnet18", pretrained="imagenet", in_chans=1)
+    torch.testing.assert_close(bb.model.conv1.weight, ref.conv1.weight.sum(1, keepdim=True))
+    torch.testing.assert_close(bb.model.layer3[0].bn1.running_mean, ref.layer3[0].bn1.running_mean)
+
+
+def test_multibackbone_concatenates_features():
+    mb = MultiBackbone([create_backbone("simple_cnn"), create_backbone("simple_cnn")])
+    x = torch.randn(2, 3, 32, 32)
+    out = mb(x)
+    assert mb.num_features == 256 and out.shape == (2, 256)
+    torch.testing.assert_close(out[:, :128], mb.backbones[0](x))
+    assert len(mb.cam_layers) == 2
+    with pytest.raises(RadvisionError, match="fpn"):
+        mb.feature_maps(x)
+    with pytest.raises(RadvisionError):
+        MultiBackbone([])
+
+
+def test_too_small_images_give_a_clear_error():
+    with torch.device("meta"):
+        bb = create_backbone("inception_v3")
+        with pytest.raises(RadvisionError, match="at least 75x75"):
+            bb(torch.zeros(2, 3, 64, 64))

@@ -1,0 +1,98 @@
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from radvision.cli import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # tiny models: thread start-up and contention on a shared CPU cost more than they give
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make_images(root, n=16, size=32):
+    rng = np.random.default_rng(2)
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        a = rng.integers(0, 60, size=(size, size)).astype(np.uint8) + (120 if i % 2 else 0)
+        Image.fromarray(a.astype(np.uint8), mode="L").save(root / "img" / f"{i:03d}.png")
+        rows.append({"path": f"img/{i:03d}.png", "Bright": i % 2, "Dark": 1 - i % 2, "patient_id": f"p{i}",
+                     "split": "train" if i < 10 else "valid"})
+    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
+    cfg = root / "cfg.yaml"
+    cfg.write_text(
+        f"data: {{dataset: csv, csv: {root / 'labels.csv'}, image_size: 32, transforms: none}}\n"
+        "model: {backbone: simple_cnn}\n"
+        "optim: {batch_size: 8, epochs: 1}\n"
+        "runtime: {device: cpu, progress: false}\n"
+        f"output: {{run_dir: {root / 'run'}}}\n"
+    )
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    cfg = make_images(root)
+    assert main(["-q", "train", str(cfg)]) == 0
+    return root
+
+
+def test_train_then_resume(trained, capsys):
+    run = trained / "run"
+    assert (run / "model.safetensors").is_file()
+    assert main(["-q", "train", str(trained / "cfg.yaml"), "optim.epochs=2", "--resume", str(run)]) == 0
+    assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
+    assert capsys.readouterr().out.strip().endswith(str(run))
+
+
+def test_predict_evaluate_explain(trained, tmp_path, capsys):
+    run, pred = trained / "run", tmp_path / "pred.csv"
+    assert main(["-q", "predict", str(run), str(trained / "img"), "-o", str(pred)]) == 0
+    out = pd.read_csv(pred, keep_default_na=False)
+    assert list(out.columns) == ["path", "Bright", "Dark", "error"] and len(out) == 16
+    gold = pd.read_csv(trained / "labels.csv")
+    gold["path"] = [str(trained / p) for p in gold["path"]]
+    gold[["path", "Bright", "Dark"]].to_csv(tmp_path / "gold.csv", index=False)
+    capsys.readouterr()
+    assert main(["-q", "evaluate", str(pred), str(tmp_path / "gold.csv"), "-o", str(tmp_path / "m.csv")]) == 0
+    assert "mean_auroc" in capsys.readouterr().out
+    assert len(pd.read_csv(tmp_path / "m.csv")) == 2
+    assert main(["-q", "explain", str(run), str(trained / "img" / "001.png"), "-o", str(tmp_path / "cams")]) == 0
+    assert len(list((tmp_path / "cams").glob("*.png"))) == 2
+
+
+def test_models_lists_backbones(capsys):
+    assert main(["models"]) == 0
+    assert "simple_cnn" in capsys.readouterr().out.split()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "{cfg}", "optim.epoch=3"], "did you mean epochs"),
+    (["train", "{cfg}", "optim.epochs=many"], "must be int"),
+    (["train", "{root}/missing.yaml"], "does not exist"),
+    (["predict", "{root}", "{root}/img", "-o", "{root}/p.csv"], "not a run directory"),
+    (["evaluate", "{root}/nope.csv", "{root}/labels.csv"], "does not exist"),
+])
+def test_user_errors_exit_2_with_one_sentence(trained, capsys, argv, message):
+    argv = [a.format(cfg=trained / "cfg.yaml", root=trained) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("radvision: error:") and message in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_help_documents_overrides():
+    proc = subprocess.run([sys.executable, "-m", "radvision.cli", "train", "--help"], capture_output=True,
+                          text=True, check=True)
+    assert "dotted.key=value" in proc.stdout and "--resume" in proc.stdout

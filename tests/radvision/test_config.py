@@ -1,0 +1,117 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from radvision.config import Config, config_from_dict, load_config, save_config
+from radvision.errors import RadvisionError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "cfg.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_defaults_without_file():
+    cfg = load_config(None)
+    assert isinstance(cfg, Config)
+    assert cfg.optim.epochs == 10 and cfg.model.backbone == "resnet18"
+
+
+def test_yaml_and_overrides(tmp_path):
+    p = write(tmp_path, "model:\n  backbone: simple_cnn\noptim:\n  lr: 1e-3\n  epochs: 3\n")
+    cfg = load_config(p, ["optim.lr=3e-4", "model.backbone=[resnet18,densenet121]", "data.root=/x",
+                          "schedule.patience=null", "data.split.train=0.7", "data.split.test=0.2"])
+    assert cfg.optim.lr == pytest.approx(3e-4)  # YAML 1.1 reads 3e-4 as a string; float fields accept it
+    assert cfg.optim.epochs == 3
+    assert cfg.model.backbone == ["resnet18", "densenet121"]
+    assert cfg.data.root == "/x"
+    assert cfg.schedule.patience is None
+    assert cfg.data.split == {"train": 0.7, "valid": 0.1, "test": 0.2}
+
+
+def test_numeric_looking_string_override_stays_string():
+    cfg = load_config(None, ["data.root=2024", "output.run_dir=123"])
+    assert cfg.data.root == "2024" and cfg.output.run_dir == "123"
+
+
+def test_unknown_key_in_yaml_suggests(tmp_path):
+    p = write(tmp_path, "optim:\n  lerning_rate: 0.1\n")
+    with pytest.raises(RadvisionError, match=r"optim\.lerning_rate") as exc:
+        load_config(p)
+    assert "valid keys" in str(exc.value)
+
+
+def test_unknown_key_in_override_suggests():
+    with pytest.raises(RadvisionError, match="did you mean epochs"):
+        load_config(None, ["optim.epoch=3"])
+    with pytest.raises(RadvisionError, match="Unknown config key 'modle'"):
+        load_config(None, ["modle.head=mlp"])
+
+
+def test_wrong_type_names_key_and_type():
+    with pytest.raises(RadvisionError, match=r"'optim\.epochs' must be int"):
+        load_config(None, ["optim.epochs=two"])
+    with pytest.raises(RadvisionError, match=r"'runtime\.amp'"):
+        config_from_dict({"runtime": {"amp": True}})
+    with pytest.raises(RadvisionError, match="must be bool"):
+        config_from_dict({"runtime": {"progress": "yes please"}})
+
+
+def test_choice_error_lists_valid_values():
+    with pytest.raises(RadvisionError, match="did you mean 'mlp'.*linear, mlp, fpn"):
+        load_config(None, ["model.head=mpl"])
+
+
+def test_bad_override_syntax():
+    with pytest.raises(RadvisionError, match="dotted.key=value"):
+        load_config(None, ["optim.lr"])
+
+
+def test_split_fractions_validated():
+    with pytest.raises(RadvisionError, match="sum to 1"):
+        load_config(None, ["data.split={train: 0.5, valid: 0.1}"])
+
+
+def test_cycles_resolve_from_optim():
+    cfg = config_from_dict({"optim": {"lr": 0.01, "epochs": 4},
+                            "cycles": [{"epochs": 1, "strategy": "frozen"}, {"epochs": 2, "lr": 0.001}]})
+    cycles = cfg.resolved_cycles()
+    assert [(c.epochs, c.lr, c.strategy) for c in cycles] == [(1, 0.01, "frozen"), (2, 0.001, "full")]
+    assert [c.epochs for c in config_from_dict({"optim": {"epochs": 4}}).resolved_cycles()] == [4]
+
+
+def test_save_roundtrip(tmp_path):
+    cfg = load_config(None, ["model.backbone=[simple_cnn,simple_cnn]", "loss.class_weights={a: 2.0}"])
+    out = save_config(cfg, tmp_path / "sub" / "config.yaml")
+    assert load_config(out) == cfg
+    assert yaml.safe_load(out.read_text())["model"]["backbone"] == ["simple_cnn", "simple_cnn"]
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_missing_and_invalid_file(tmp_path):
+    with pytest.raises(RadvisionError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(RadvisionError, match="mapping"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+    with pytest.raises(RadvisionError, match="not valid YAML"):
+        load_config(write(tmp_path, "a: [1, 2\n"))
+
+
+def test_demo_config_is_valid():
+    cfg = load_config(REPO / "configs" / "demo.yaml")
+    assert cfg.model.backbone == "simple_cnn"
+    assert sum(c.epochs for c in cfg.resolved_cycles()) <= 2
+
+
+def test_package_and_config_import_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, radvision, radvision.config; "
+            "assert 'torch' not in sys.modules, 'torch imported'; "
+            "assert 'Trainer' in radvision.__all__ and 'load_config' in dir(radvision)")
+    subprocess.run([sys.executable, "-c", code], check=True)

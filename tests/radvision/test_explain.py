@@ -1,0 +1,103 @@
+"""Grad-CAM per label and PNG overlays."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from radvision.errors import RadvisionError
+from radvision.explain import gradcam, save_overlays
+from radvision.finetune import apply_strategy
+from radvision.heads import build_model
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return build_model("simple_cnn", 3, ["Atelectasis", "Effusion", "Mass"], in_chans=1)
+
+
+def test_heatmap_per_label(model):
+    model.train()
+    cams = gradcam(model, torch.randn(1, 32, 40))
+    assert list(cams) == ["Atelectasis", "Effusion", "Mass"]
+    for cam in cams.values():
+        assert cam.shape == (32, 40) and cam.dtype == np.float32
+        assert cam.min() >= 0 and cam.max() <= 1
+    assert model.training  # the caller's mode is restored
+    assert not model.backbone.cam_layer._forward_hooks  # grad-cam hooks released
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_subset_frozen_backbone_and_fpn(model):
+    apply_strategy(model, "frozen")  # activations still get gradients
+    cams = gradcam(model, torch.randn(1, 1, 32, 32), ["Mass"])
+    assert list(cams) == ["Mass"]
+    fpn = build_model("simple_cnn", 2, ["a", "b"], head="fpn")
+    assert {k: v.shape for k, v in gradcam(fpn, torch.randn(3, 32, 32)).items()} == {"a": (32, 32), "b": (32, 32)}
+
+
+def test_gradcam_errors(model):
+    with pytest.raises(RadvisionError, match="did you mean 'Effusion'"):
+        gradcam(model, torch.randn(1, 32, 32), ["Efusion"])
+    with pytest.raises(RadvisionError, match="one image"):
+        gradcam(model, torch.randn(2, 1, 32, 32))
+
+
+def test_gradcam_points_at_the_evidence():
+    """A model trained to spot a bright square looks at the square."""
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = build_model("simple_cnn", 1, ["square"], in_chans=1)
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+
+    def batch():
+        x = torch.rand(16, 1, 32, 32, generator=g) * 0.2
+        for i in range(1, 16, 2):
+            r, c = torch.randint(0, 24, (2,), generator=g).tolist()
+            x[i, 0, r:r + 8, c:c + 8] += 0.8
+        return x, (torch.arange(16) % 2).float()[:, None]
+
+    model.train()
+    for _ in range(12):
+        x, y = batch()
+        loss = F.binary_cross_entropy_with_logits(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for m in model.modules():  # recompute BatchNorm statistics for the final weights (eval mode uses them)
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    with torch.no_grad():
+        for _ in range(4):
+            model(batch()[0])
+    img = torch.rand(1, 32, 32, generator=g) * 0.2
+    img[0, 20:30, 2:12] += 0.8  # lower-left quadrant
+    cam = gradcam(model, img)["square"]
+    lower_left = cam[16:, :16].mean()
+    assert lower_left > 2 * max(cam[:16, :].mean(), cam[:, 16:].mean())
+
+
+@pytest.mark.parametrize("image", [
+    np.random.default_rng(0).integers(0, 255, (24, 20), dtype=np.uint8),
+    np.random.default_rng(0).normal(size=(24, 20, 3)).astype(np.float32),  # normalised floats
+    np.zeros((1, 24, 20), dtype=np.float32),  # channels-first tensor layout
+    Image.new("L", (20, 24), 128),
+])
+def test_save_overlays(tmp_path, image):
+    cams = {"Pleural Effusion": np.random.default_rng(1).random((24, 20)), "Mass": np.ones((6, 5)) * 0.5}
+    paths = save_overlays(image, cams, tmp_path / "out", "img/01")
+    assert [p.name for p in paths] == ["img_01_Pleural_Effusion.png", "img_01_Mass.png"]
+    for p in paths:
+        with Image.open(p) as im:
+            assert im.size == (20, 24) and im.mode == "RGB"
+    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == sorted(p.name for p in paths)
+
+
+def test_save_overlays_errors(tmp_path):
+    with pytest.raises(RadvisionError, match="2-D"):
+        save_overlays(np.zeros((8, 8)), {"a": np.zeros((2, 2, 2))}, tmp_path, "x")
+    with pytest.raises(RadvisionError, match=r"\(H, W\)"):
+        save_overlays(np.zeros((8, 8, 5)), {"a": np.zeros((8, 8))}, tmp_path, "x")

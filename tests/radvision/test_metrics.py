@@ -1,0 +1,117 @@
+"""Metrics agree with scikit-learn, mask NaN labels per class, and return NaN (quietly) when undefined."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from radvision.errors import RadvisionError
+from radvision.metrics import confusion_matrices, evaluate_predictions, per_class_metrics
+
+NAMES = ["a", "b", "c", "d"]
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    y = (rng.random((60, 4)) < [0.5, 0.3, 0.2, 0.4]).astype(float)
+    p = np.clip(0.35 * y + 0.65 * rng.random((60, 4)), 0, 1)
+    return y, p
+
+
+def test_summary_matches_sklearn(data):
+    y, p = data
+    thr = np.array([0.5, 0.4, 0.6, 0.45])
+    pred = (p >= thr).astype(int)
+    out = evaluate_predictions(y, p, NAMES, thresholds=thr)
+    # ImageCLEF's instance-averaged F1 is sklearn's "samples" average
+    assert out["samples_f1"] == pytest.approx(skm.f1_score(y, pred, average="samples", zero_division=1.0))
+    assert out["micro_f1"] == pytest.approx(skm.f1_score(y, pred, average="micro"))
+    assert out["macro_f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
+    assert out["macro_precision"] == pytest.approx(skm.precision_score(y, pred, average="macro"))
+    assert out["micro_recall"] == pytest.approx(skm.recall_score(y, pred, average="micro"))
+    assert out["mean_auroc"] == pytest.approx(skm.roc_auc_score(y, p, average="macro"))
+    assert out["micro_auroc"] == pytest.approx(skm.roc_auc_score(y, p, average="micro"))
+    assert out["mean_average_precision"] == pytest.approx(skm.average_precision_score(y, p, average="macro"))
+    assert out["exact_match"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert out["hamming_loss"] == pytest.approx(skm.hamming_loss(y, pred))
+    assert out["jaccard_samples"] == pytest.approx(skm.jaccard_score(y, pred, average="samples", zero_division=1.0))
+    assert out["jaccard_macro"] == pytest.approx(skm.jaccard_score(y, pred, average="macro"))
+    assert out["lrap"] == pytest.approx(skm.label_ranking_average_precision_score(y, p))
+    assert out["label_ranking_loss"] == pytest.approx(skm.label_ranking_loss(y, p))
+    assert out["auroc/c"] == pytest.approx(skm.roc_auc_score(y[:, 2], p[:, 2]))
+    assert out["n_samples"] == out["n_complete_rows"] == 60
+    assert out["label_cardinality_true"] == pytest.approx(y.sum(1).mean())
+
+
+def test_imageclef_empty_rows_score_one():
+    y = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0]], dtype=float)
+    p = np.array([[0.1, 0.2, 0.3], [0.9, 0.8, 0.1], [0.9, 0.1, 0.1]])
+    out = evaluate_predictions(y, p, ["x", "y", "z"])
+    # row 0: nothing true, nothing predicted -> 1; row 1: P=1/2 R=1 -> 2/3; row 2: P=1 R=1/2 -> 2/3
+    assert out["samples_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+
+
+def test_nan_labels_are_masked_per_class(data):
+    y, p = data
+    y = y.copy()
+    y[::5, 1] = np.nan
+    y[3, 0] = np.nan
+    out = evaluate_predictions(y, p, NAMES)
+    pc = per_class_metrics(y, p, NAMES)
+    keep = ~np.isnan(y[:, 1])
+    assert pc.loc["b", "auroc"] == pytest.approx(skm.roc_auc_score(y[keep, 1], p[keep, 1]))
+    assert pc.loc["b", "n"] == keep.sum() and pc.loc["b", "support"] == int(np.nansum(y[:, 1]))
+    known = ~np.isnan(y)
+    assert out["micro_f1"] == pytest.approx(skm.f1_score(y[known], (p >= 0.5)[known]))
+    rows = known.all(1)
+    assert out["n_complete_rows"] == rows.sum()
+    assert out["hamming_loss"] == pytest.approx(skm.hamming_loss(y[rows], (p[rows] >= 0.5).astype(int)))
+
+
+def test_undefined_metrics_are_nan_without_warnings():
+    y = np.array([[0, 1], [0, 0], [0, 1]], dtype=float)  # class "a" has no positive
+    p = np.array([[0.1, 0.9], [0.2, 0.3], [0.3, 0.2]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = evaluate_predictions(y, p, ["a", "b"])
+        pc = per_class_metrics(y, p, ["a", "b"])
+        empty = evaluate_predictions(np.full((2, 2), np.nan), np.full((2, 2), 0.5), ["a", "b"])
+    assert math.isnan(pc.loc["a", "auroc"]) and math.isnan(pc.loc["a", "f1"])
+    assert pc.loc["a", "specificity"] == 1.0
+    assert out["mean_auroc"] == pytest.approx(pc.loc["b", "auroc"])  # mean over defined classes
+    assert math.isnan(empty["mean_auroc"]) and math.isnan(empty["samples_f1"]) and math.isnan(empty["micro_f1"])
+
+
+def test_per_class_table_columns(data):
+    y, p = data
+    pc = per_class_metrics(y, p, NAMES, thresholds=0.3)
+    assert list(pc.index) == NAMES
+    assert {"auroc", "average_precision", "precision", "recall", "f1", "specificity", "support", "n",
+            "prevalence", "threshold"} <= set(pc.columns)
+    f1 = skm.f1_score(y, (p >= 0.3).astype(int), average=None)
+    np.testing.assert_allclose(pc["f1"].to_numpy(), f1)
+
+
+def test_confusion_matrices():
+    y = np.array([[1, 0], [0, np.nan], [1, 1], [0, 0]], dtype=float)
+    pred = np.array([[1, 1], [1, 1], [0, 1], [0, 0]])
+    cm = confusion_matrices(y, pred, ["a", "b"])
+    np.testing.assert_array_equal(cm["a"], [[1, 1], [1, 1]])  # [[tn, fp], [fn, tp]]
+    np.testing.assert_array_equal(cm["b"], [[1, 1], [0, 1]])  # the NaN row is left out
+
+
+def test_input_errors(data):
+    y, p = data
+    with pytest.raises(RadvisionError, match="same"):
+        evaluate_predictions(y, p[:, :3], NAMES)
+    with pytest.raises(RadvisionError, match="class_names"):
+        evaluate_predictions(y, p, NAMES[:3])
+    bad = y.copy()
+    bad[0, 0] = -1
+    with pytest.raises(RadvisionError, match="uncertain"):
+        evaluate_predictions(bad, p, NAMES)
+    with pytest.raises(RadvisionError, match="thresholds for 4 classes"):
+        evaluate_predictions(y, p, NAMES, thresholds=[0.5, 0.5])

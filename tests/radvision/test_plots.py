@@ -1,0 +1,28 @@
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from radvision.plots import plot_confusion_matrices, plot_roc, plot_training_curves
+
+
+def _is_png(path):
+    with Image.open(path) as im:
+        return im.format == "PNG" and im.size[0] > 50
+
+
+def test_training_curves(tmp_path):
+    df = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.7, 0.6, 0.5], "valid_loss": [0.7, 0.65, 0.6],
+                       "mean_auroc": [0.5, 0.6, np.nan], "f1_macro": [0.1, 0.2, 0.3]})
+    out = plot_training_curves(df, tmp_path / "plots" / "curves.png")
+    assert _is_png(out)
+
+
+def test_roc_and_confusion_handle_nan_and_single_class(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=(30, 3)).astype(float)
+    y[:, 1] = 0.0  # one class only: ROC undefined, must not crash
+    y[:5, 2] = np.nan
+    p = rng.random((30, 3))
+    assert _is_png(plot_roc(y, p, ["a", "b", "c"], tmp_path / "roc.png"))
+    assert _is_png(plot_confusion_matrices(y, p >= 0.5, ["a", "b", "c"], tmp_path / "cm.png"))
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["cm.png", "roc.png"]

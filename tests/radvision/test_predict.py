@@ -1,0 +1,145 @@
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from radvision.config import load_config, save_config
+from radvision.errors import RadvisionError
+from radvision.predict import evaluate_files, explain_images, input_paths, load_run, predict
+from radvision.thresholds import save_thresholds
+from radvision.train import Trainer
+
+CLASSES = ["Bright", "Stripe"]
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # tiny models: thread start-up and contention on a shared CPU cost more than they give
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make_images(root, n=24, size=32):
+    rng = np.random.default_rng(1)
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        bright, stripe = int(i % 2), int((i // 2) % 2)
+        a = rng.integers(0, 60, size=(size, size)).astype(np.uint8) + (120 if bright else 0)
+        if stripe:
+            a[:, size // 2 - 2 : size // 2 + 2] = 255
+        Image.fromarray(a.astype(np.uint8), mode="L").save(root / "img" / f"{i:03d}.png")
+        rows.append({"path": f"img/{i:03d}.png", "Bright": bright, "Stripe": stripe, "patient_id": f"p{i}",
+                     "split": "train" if i < 16 else "valid"})
+    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
+    return root / "labels.csv"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    csv = make_images(root)
+    cfg = load_config(None, [
+        "data.dataset=csv", f"data.csv={csv}", "data.image_size=32", "data.transforms=none",
+        "model.backbone=simple_cnn", "optim.batch_size=8", "optim.epochs=1", "runtime.device=cpu",
+        "runtime.progress=false", f"output.run_dir={root / 'run'}",
+    ])
+    return Trainer(cfg).fit()
+
+
+def test_load_run(run_dir):
+    model, cfg, classes, thr = load_run(run_dir)
+    assert classes == CLASSES
+    assert thr.shape == (2,) and np.all((thr > 0) & (thr < 1))
+    assert not model.training
+    assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+
+
+def test_predict_folder_and_csv_same_order(run_dir):
+    folder = run_dir.parent / "img"
+    by_folder = predict(run_dir, folder, batch_size=5, device="cpu")
+    assert list(by_folder.columns) == ["path", *CLASSES, "error"]
+    assert len(by_folder) == 24 and (by_folder["error"] == "").all()
+    assert by_folder[CLASSES].apply(lambda c: c.between(0, 1)).all().all()
+    csv = run_dir.parent / "some.csv"
+    pd.DataFrame({"path": ["img/003.png", "img/001.png"]}).to_csv(csv, index=False)
+    by_csv = predict(run_dir, csv, device="cpu")
+    expected = by_folder.set_index("path").loc[[str(folder / "003.png"), str(folder / "001.png")], CLASSES]
+    np.testing.assert_allclose(by_csv[CLASSES].to_numpy(), expected.to_numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_bad_image_keeps_its_row(run_dir, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    good = run_dir.parent / "img" / "000.png"
+    out = predict(run_dir, [str(good), str(bad), str(good)], device="cpu", with_labels=True)
+    assert out["path"].tolist() == [str(good), str(bad), str(good)]
+    assert out["error"].iloc[0] == "" and out["error"].iloc[1] != ""
+    assert out[CLASSES].iloc[1].isna().all() and out[CLASSES].iloc[0].notna().all()
+    assert set(out["Bright_label"].dropna()) <= {0.0, 1.0}
+
+
+def test_input_errors(run_dir, tmp_path):
+    with pytest.raises(RadvisionError, match="does not exist"):
+        predict(run_dir, tmp_path / "missing.csv")
+    pd.DataFrame({"file": ["a.png"]}).to_csv(tmp_path / "x.csv", index=False)
+    with pytest.raises(RadvisionError, match="no 'path' column"):
+        input_paths(tmp_path / "x.csv")
+    with pytest.raises(RadvisionError, match="not a run directory"):
+        load_run(tmp_path)
+
+
+def test_evaluate_files(run_dir, tmp_path):
+    pred = predict(run_dir, run_dir.parent / "img", device="cpu")
+    gold = pd.read_csv(run_dir.parent / "labels.csv")
+    gold["path"] = [str(run_dir.parent / p) for p in gold["path"]]
+    gold = gold.drop(columns=["patient_id", "split"])
+    pred.to_csv(tmp_path / "pred.csv", index=False)
+    gold.to_csv(tmp_path / "gold.csv", index=False)
+    summary, per_class = evaluate_files(tmp_path / "pred.csv", tmp_path / "gold.csv",
+                                        thresholds=run_dir / "thresholds.json")
+    assert 0.0 <= summary["mean_auroc"] <= 1.0
+    assert len(per_class) == 2
+    # a perfect prediction scores AUROC 1
+    perfect = gold.copy()
+    summary, _ = evaluate_files(perfect, gold)
+    assert summary["mean_auroc"] == pytest.approx(1.0)
+    with pytest.raises(RadvisionError, match="share no class column"):
+        evaluate_files(pred[["path", "error"]], gold)
+
+
+def test_explain_writes_overlays(run_dir, tmp_path):
+    image = run_dir.parent / "img" / "001.png"
+    written = explain_images(run_dir, [image], tmp_path / "cams", classes=["Bright"])
+    assert len(written) == 1 and written[0].is_file()
+    with pytest.raises(RadvisionError, match="did you mean 'Stripe'"):
+        explain_images(run_dir, [image], tmp_path / "cams", classes=["Strip"])
+
+
+def test_top_k_limits_predicted_labels(run_dir, tmp_path):
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    cfg = load_config(copy / "config.yaml", ["thresholds.top_k=1"])
+    save_config(cfg, copy / "config.yaml")
+    save_thresholds(copy / "thresholds.json", CLASSES, [0.0, 0.0])  # every class would pass its threshold
+    out = predict(copy, run_dir.parent / "img", device="cpu", with_labels=True)
+    labels = out[["Bright_label", "Stripe_label"]].to_numpy()
+    assert (labels.sum(axis=1) == 1).all()
+    # the more probable class is the one kept
+    assert (labels.argmax(axis=1) == out[CLASSES].to_numpy().argmax(axis=1)).all()
+
+
+def test_csv_round_trip_reproduces_the_runs_valid_metrics(run_dir, tmp_path):
+    gold = pd.read_csv(run_dir.parent / "labels.csv")
+    gold = gold[gold["split"] == "valid"].drop(columns=["patient_id", "split"])
+    gold["path"] = [str(run_dir.parent / p) for p in gold["path"]]
+    predict(run_dir, gold[["path"]], device="cpu").to_csv(tmp_path / "pred.csv", index=False)
+    summary, _ = evaluate_files(tmp_path / "pred.csv", gold, thresholds=run_dir / "thresholds.json")
+    expected = pd.read_csv(run_dir / "valid_metrics.csv").set_index("metric")["value"]
+    for key in ("mean_auroc", "macro_f1", "micro_f1"):
+        assert summary[key] == pytest.approx(expected[key], nan_ok=True), key

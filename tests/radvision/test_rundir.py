@@ -1,0 +1,70 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from radvision.errors import RadvisionError
+from radvision.rundir import RunDir, atomic_write, load_weights, save_weights, write_json
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+
+    def failing(tmp):
+        with open(tmp, "w") as fh:
+            fh.write("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, failing)
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_weights_roundtrip_channels_last(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).to(memory_format=torch.channels_last)
+    save_weights(model, tmp_path / "m.safetensors")
+    other = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    load_weights(other, tmp_path / "m.safetensors")
+    assert torch.equal(model[0].weight, other[0].weight)
+
+
+def test_load_weights_errors(tmp_path):
+    with pytest.raises(RadvisionError, match="does not exist"):
+        load_weights(torch.nn.Linear(2, 2), tmp_path / "none.safetensors")
+    save_weights(torch.nn.Linear(2, 2), tmp_path / "a.safetensors")
+    with pytest.raises(RadvisionError, match="do not fit"):
+        load_weights(torch.nn.Linear(3, 2), tmp_path / "a.safetensors")
+
+
+def test_prepare_refuses_existing_run(tmp_path):
+    run = RunDir(tmp_path / "run")
+    with pytest.raises(RadvisionError, match="Cannot resume"):
+        run.prepare(resume=True)
+    run.prepare(resume=False)
+    run.save_state({"epoch": 1})
+    with pytest.raises(RadvisionError, match="already holds a run"):
+        run.prepare(resume=False)
+    run.prepare(resume=True)
+    run.prepare(resume=False, overwrite=True)
+    assert not run.has_run()
+
+
+def test_state_metrics_optimizer(tmp_path):
+    run = RunDir(tmp_path)
+    run.save_state({"epoch": 2, "best": float("nan"), "x": np.float32(0.5)})
+    state = json.loads((tmp_path / "trainer_state.json").read_text())
+    assert state == {"epoch": 2, "best": None, "x": 0.5}
+    run.write_metrics([{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4}])
+    assert run.read_metrics()["epoch"].tolist() == [1, 2]
+    opt = torch.optim.AdamW(torch.nn.Linear(2, 2).parameters())
+    run.save_optimizer({"cycle": 0, "optimizer": opt.state_dict()})
+    assert run.load_optimizer()["cycle"] == 0
+
+
+def test_write_json_is_standard(tmp_path):
+    write_json({"a": [float("inf"), 1.0]}, tmp_path / "x.json")
+    assert json.loads((tmp_path / "x.json").read_text()) == {"a": [None, 1.0]}

@@ -1,0 +1,108 @@
+"""Threshold selection, top-k, dynamic adjustment and thresholds.json."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, precision_score
+
+from radvision.errors import RadvisionError
+from radvision.thresholds import (
+    adjust_thresholds,
+    f1_optimal_thresholds,
+    load_thresholds,
+    predict_labels,
+    save_thresholds,
+    thresholds_array,
+    top_k,
+)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(1)
+    y = (rng.random((80, 3)) < [0.3, 0.5, 0.1]).astype(float)
+    p = np.clip(0.3 * y + 0.7 * rng.random((80, 3)), 0, 1)
+    return y, p
+
+
+def test_f1_optimal_beats_every_other_cut(data):
+    y, p = data
+    thr = f1_optimal_thresholds(y, p)
+    for j in range(3):
+        best = f1_score(y[:, j], p[:, j] >= thr[j])
+        assert all(best >= f1_score(y[:, j], p[:, j] >= c) - 1e-12 for c in np.unique(p[:, j]))
+        assert best > f1_score(y[:, j], p[:, j] >= 0.5) - 1e-12
+
+
+def test_min_precision_constraint(data):
+    y, p = data
+    thr = f1_optimal_thresholds(y, p, min_precision=0.8)
+    for j in range(3):
+        assert precision_score(y[:, j], p[:, j] >= thr[j], zero_division=0) >= 0.8
+    free = f1_optimal_thresholds(y, p)
+    assert (thr >= free).all()
+
+
+def test_unreachable_precision_and_degenerate_classes():
+    y = np.array([[1, 0], [0, 0], [1, 0], [0, np.nan]], dtype=float)
+    p = np.array([[0.2, 0.3], [0.9, 0.8], [0.1, 0.1], [0.8, 0.2]])
+    thr = f1_optimal_thresholds(y, p, min_precision=0.99)
+    assert thr[1] == 0.5  # no positive label: default kept
+    assert 0 < thr[0] <= 0.9
+    with pytest.raises(RadvisionError, match="min_precision"):
+        f1_optimal_thresholds(y, p, min_precision=2)
+
+
+def test_top_k():
+    p = np.array([[0.9, 0.1, 0.5, 0.7], [0.2, 0.3, 0.1, 0.05]])
+    np.testing.assert_array_equal(top_k(p, 2), [[1, 0, 0, 1], [1, 1, 0, 0]])
+    np.testing.assert_array_equal(top_k(p, 2, thresholds=0.25), [[1, 0, 0, 1], [0, 1, 0, 0]])
+    assert top_k(p, 100).sum() == p.size  # ImageCLEF cap larger than the label set
+    with pytest.raises(RadvisionError, match="positive integer"):
+        top_k(p, 0)
+
+
+def test_predict_labels_row_limits():
+    p = np.array([[0.1, 0.2, 0.3], [0.9, 0.8, 0.7]])
+    assert (predict_labels(p, 0.5).sum(1) == [0, 3]).all()
+    np.testing.assert_array_equal(predict_labels(p, 0.5, min_labels=1, max_labels=2), [[0, 0, 1], [1, 1, 0]])
+    with pytest.raises(RadvisionError):
+        predict_labels(p, 0.5, min_labels=2, max_labels=1)
+
+
+def test_adjust_thresholds_reaches_target_cardinality(data):
+    _, p = data
+    base = np.array([0.5, 0.6, 0.7])
+    for target in (0.5, 1.0, 2.0):
+        new = adjust_thresholds(p, base, target)
+        card = (p >= new).sum(1).mean()
+        assert abs(card - target) <= 0.05
+        assert list(np.argsort(new)) == list(np.argsort(base))  # per-class order kept
+    with pytest.raises(RadvisionError, match="target_cardinality"):
+        adjust_thresholds(p, base, 5)
+
+
+def test_save_load_roundtrip(tmp_path):
+    path = save_thresholds(tmp_path / "run" / "thresholds.json", ["a", "b"], np.array([0.25, 0.75]))
+    assert load_thresholds(path) == {"a": 0.25, "b": 0.75}
+    assert json.loads(path.read_text())["format"] == "radvision-thresholds"
+    assert [f.name for f in path.parent.iterdir()] == ["thresholds.json"]  # no temp file left behind
+    np.testing.assert_array_equal(thresholds_array(load_thresholds(path), ["b", "a"]), [0.75, 0.25])
+    (tmp_path / "plain.json").write_text('{"a": 0.1}')
+    assert load_thresholds(tmp_path / "plain.json") == {"a": 0.1}
+
+
+def test_threshold_file_errors(tmp_path):
+    with pytest.raises(RadvisionError, match="does not exist"):
+        load_thresholds(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{oops")
+    with pytest.raises(RadvisionError, match="not valid JSON"):
+        load_thresholds(tmp_path / "bad.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(RadvisionError, match="map class names"):
+        load_thresholds(tmp_path / "list.json")
+    with pytest.raises(RadvisionError, match="No threshold"):
+        thresholds_array({"a": 0.5}, ["a", "b"])
+    with pytest.raises(RadvisionError, match="2 classes"):
+        save_thresholds(tmp_path / "t.json", ["a", "b"], [0.1, 0.2, 0.3])

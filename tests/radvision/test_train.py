@@ -1,0 +1,136 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from radvision.config import load_config
+from radvision.errors import RadvisionError
+from radvision.train import Trainer
+
+CLASSES = ["Bright", "Stripe"]
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # tiny models: thread start-up and contention on a shared CPU cost more than they give
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make_images(root, n=32, size=32, seed=0):
+    """Tiny PNGs whose labels are visible (brightness, a vertical stripe) + a CSV with splits."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        bright, stripe = int(i % 2), int((i // 2) % 2)
+        a = rng.integers(0, 60, size=(size, size)).astype(np.uint8) + (120 if bright else 0)
+        if stripe:
+            a[:, size // 2 - 2 : size // 2 + 2] = 255
+        Image.fromarray(a.astype(np.uint8), mode="L").save(root / "img" / f"{i:03d}.png")
+        split = "train" if i < n // 2 else "valid" if i < 3 * n // 4 else "test"
+        rows.append({"path": f"img/{i:03d}.png", "Bright": bright, "Stripe": stripe, "patient_id": f"p{i}",
+                     "split": split})
+    csv = root / "labels.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    return csv
+
+
+def tiny_config(tmp_path, csv, *extra):
+    return load_config(None, [
+        "data.dataset=csv", f"data.csv={csv}", "data.image_size=32", "data.transforms=none",
+        "model.backbone=simple_cnn", "optim.batch_size=8", "optim.epochs=1", "optim.lr=0.01",
+        "runtime.device=cpu", "runtime.progress=false", "runtime.seed=0", "schedule.plateau_patience=null",
+        f"output.run_dir={tmp_path / 'run'}", *extra,
+    ])
+
+
+@pytest.fixture(scope="module")
+def data_csv(tmp_path_factory):
+    return make_images(tmp_path_factory.mktemp("data"))
+
+
+def test_fit_writes_complete_run_dir(tmp_path, data_csv):
+    run = Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2")).fit()
+    for name in ("config.yaml", "metrics.csv", "model.safetensors", "optimizer.pt", "trainer_state.json",
+                 "thresholds.json", "valid_metrics.csv", "test_metrics.csv", "test_per_class.csv",
+                 "plots/curves.png", "plots/roc_test.png", "plots/confusion_valid.png"):
+        assert (run / name).is_file(), name
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["epoch"].tolist() == [1, 2]
+    assert {"train_loss", "valid_loss", "mean_auroc", "lr", "cycle"} <= set(metrics.columns)
+    assert np.isfinite(metrics["train_loss"]).all()
+    resolved = load_config(run / "config.yaml")
+    assert resolved.data.classes == CLASSES
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["epoch"] == 2 and state["finished"] is True
+    summary = pd.read_csv(run / "test_metrics.csv").set_index("metric")["value"]
+    assert "mean_auroc" in summary.index
+    assert not [p for p in run.rglob("*.tmp")]
+
+
+def test_resume_continues_without_repeating(tmp_path, data_csv):
+    run = Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=1")).fit()
+    assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1]
+    with pytest.raises(RadvisionError, match="already holds a run"):
+        Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2")).fit()
+    Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2"), resume=run).fit()
+    assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
+    # everything finished: resuming again trains nothing
+    Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2"), resume=run).fit()
+    resumed = pd.read_csv(run / "metrics.csv")
+    assert resumed["epoch"].tolist() == [1, 2]
+    # weights, optimizer state and shuffling are restored: the same numbers as an uninterrupted run
+    straight = Trainer(tiny_config(tmp_path / "straight", data_csv, "optim.epochs=2")).fit()
+    straight = pd.read_csv(straight / "metrics.csv")
+    np.testing.assert_allclose(resumed["train_loss"], straight["train_loss"], rtol=1e-5)
+    np.testing.assert_allclose(resumed["valid_loss"], straight["valid_loss"], rtol=1e-5)
+
+
+def test_early_stopping_and_restore_best(tmp_path, data_csv):
+    # min_delta so large that only the first epoch counts as an improvement
+    cfg = tiny_config(tmp_path, data_csv, "optim.epochs=6", "schedule.monitor=loss", "schedule.patience=2",
+                      "schedule.min_delta=100")
+    run = Trainer(cfg).fit()
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["epoch"].tolist() == [1, 2, 3]
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["best_epoch"] == 1 and state["stopped_early"] is True
+    assert (run / "model.safetensors").read_bytes() == (run / "best.safetensors").read_bytes()
+
+
+def test_cycles_with_strategy_and_class_weights(tmp_path, data_csv):
+    cfg = tiny_config(tmp_path, data_csv, "cycles=[{epochs: 1, strategy: frozen, lr: 0.01},"
+                      " {epochs: 1, strategy: full, lr: 0.001, class_weights: {Stripe: 3.0}}]")
+    trainer = Trainer(cfg)
+    run = trainer.fit()
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["cycle"].tolist() == [1, 2]
+    assert metrics["lr"].tolist() == pytest.approx([0.01, 0.001])
+    assert all(p.requires_grad for p in trainer.model.backbone.parameters())
+
+
+def test_python_api_with_datasets(tmp_path, data_csv):
+    from radvision.data import ImageDataset, build_transforms, read_csv_table
+
+    table = read_csv_table(data_csv)
+    tf = build_transforms("none", 32, train=False)
+    train, valid = ImageDataset(table.subset("train"), tf), ImageDataset(table.subset("valid"), tf)
+    cfg = tiny_config(tmp_path, data_csv, "schedule.monitor=macro_f1", "loss.pos_weight=auto",
+                      "loss.name=weighted_bce")
+    run = Trainer(cfg).fit(train, valid)
+    assert load_config(run / "config.yaml").data.classes == CLASSES
+    assert not (run / "test_metrics.csv").exists()
+    assert (run / "valid_metrics.csv").is_file()
+
+
+def test_unknown_class_weight_name(tmp_path, data_csv):
+    cfg = tiny_config(tmp_path, data_csv, "loss.class_weights={Strpe: 2.0}")
+    with pytest.raises(RadvisionError, match="did you mean 'Stripe'"):
+        Trainer(cfg).fit()
