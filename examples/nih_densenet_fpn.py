@@ -165,10 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     values = merge(STUDY, SMOKE) if args.smoke else merge(STUDY, {})
     if args.root:
         values["data"]["root"] = args.root
-    if args.run_dir:
-        values["output"]["run_dir"] = args.run_dir
-    elif args.smoke:
-        values["output"]["run_dir"] = tempfile.mkdtemp(prefix="nih_fpn_smoke_")
+    values["output"]["run_dir"] = args.run_dir or values["output"]["run_dir"]
     values["output"]["overwrite"] = True
     cfg = config_from_dict(apply_overrides(values, args.overrides))
     parts = study_tables(None if args.smoke else cfg.data.root, cfg.runtime.seed)
@@ -211,7 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     from radvision.errors import RadvisionError
 
     try:
-        run(args)
+        if args.smoke and not args.run_dir:  # a throw-away run directory
+            with tempfile.TemporaryDirectory(prefix="nih_fpn_smoke_") as tmp:
+                args.run_dir = tmp
+                run(args)
+        else:
+            run(args)
     except RadvisionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -153,7 +153,8 @@ class ContextEngine:
                 if status:
                     best = (dist, 1, status)
                     break
-                if ("terminate",) in t.roles or ("pseudo",) in t.roles:
+                if ("terminate",) in t.roles or ("pseudo",) in t.roles or _opens_scope(t.roles):
+                    # "opacity may represent atelectasis versus ...": a forward trigger governs what follows it.
                     break
                 j += 1
             out.append(best[2] if best else PRESENT)
@@ -167,3 +168,8 @@ def _status(roles: frozenset, directions: tuple[str, ...]) -> str | None:
             if (cat, d) in roles:
                 return _CATEGORY_STATUS[cat]
     return None
+
+
+def _opens_scope(roles: frozenset) -> bool:
+    """True for triggers that govern the words after them ("may represent", "no")."""
+    return any(len(r) == 2 and r[1] == "pre" for r in roles)

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Streams in chunks with bounded memory and keeps the input order.")
     p.add_argument("input", metavar="INPUT", help="reports file (.csv .tsv .jsonl .parquet)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="labels file to write (atomically)")
-    p.add_argument("--text-column", default="report", help="column holding the report text (default: %(default)s)")
+    p.add_argument("--text-column", default="report", metavar="COL", help="column holding the report text (default: %(default)s)")
     p.add_argument("--id-column", default=None, metavar="ID",
                    help="column copied to the output as the row id (default: a generated `row` 0..n-1)")
     _add_schema(p)
@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "|A∩B| / max(|A|,|B|) over noun phrases, verbs and entities, and (with "
                                    "--labels) class prevalence, label cardinality and density.")
     p.add_argument("input", metavar="INPUT", help="reports file (.csv .tsv .jsonl .parquet)")
-    p.add_argument("--text-column", default="report", help="column holding the report text (default: %(default)s)")
+    p.add_argument("--text-column", default="report", metavar="COL", help="column holding the report text (default: %(default)s)")
     p.add_argument("--labels", metavar="LABELS", help="labels file (as written by `radlabel label`) for prevalence")
     _add_schema(p)
     p.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="analyse only the first N reports")

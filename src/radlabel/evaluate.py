@@ -42,7 +42,7 @@ def _as_values(frame: pd.DataFrame, classes: Sequence[str], name: str) -> np.nda
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise RadlabelError(
-            f"{name} contain the value {float(values[row, col]):g} in column {classes[col]!r}; "
+            f"{name} have the value {float(values[row, col]):g} in column {classes[col]!r}; "
             f"valid values are 1, 0, -1 or blank."
         )
     return values
@@ -98,7 +98,7 @@ def evaluate(
             if c not in frame.columns:
                     raise missing_column_error(c, [x for x in frame.columns if x != id_column], f"the {name}")
     p = _as_values(pred_a, classes, "The predictions")
-    g = _as_values(gold_a, classes, "The gold")
+    g = _as_values(gold_a, classes, "The gold labels")
     rows = []
     for task, positives in TASKS.items():
         pp, gg = np.isin(p, positives), np.isin(g, positives)

@@ -192,7 +192,10 @@ class Labeler:
             while pending:
                 yield pending.popleft().result()
         except BrokenProcessPool as exc:
-            raise RadlabelError("A labeling worker process died (out of memory?); try fewer --jobs.") from exc
+            raise RadlabelError(
+                "A labeling worker process stopped unexpectedly (killed, out of memory, or a script that calls "
+                "jobs > 1 without an `if __name__ == '__main__':` guard); fix that or use fewer jobs."
+            ) from exc
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
 

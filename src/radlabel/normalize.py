@@ -32,6 +32,12 @@ _PATTERN = re.compile(
     re.VERBOSE,
 )
 
+# spaCy's tokenizer strips prefixes/suffixes one character at a time, which is quadratic on a long
+# run without spaces ("((((..."); such runs are cut every _MAX_RUN characters (a space is inserted).
+_MAX_RUN = 100
+_LONG_RUN = re.compile(rf"\S{{{_MAX_RUN + 1}}}")
+_PATTERN_LONG = re.compile(rf"(?P<long>\S{{{_MAX_RUN}}}(?=\S))|" + _PATTERN.pattern, re.VERBOSE)
+
 _PUNCT = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
     "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"',
@@ -41,6 +47,8 @@ _PUNCT = {
 
 def _rewrite(m: re.Match) -> str:
     kind = m.lastgroup
+    if kind == "long":
+        return m.group() + " "
     if kind == "item":
         # A list item starts a new sentence; the newline before it already says so.
         return ""
@@ -94,7 +102,8 @@ def normalize(text: str) -> Normalized:
     orig_lens: list[int] = []
     npos = 0
     last = 0
-    for m in _PATTERN.finditer(text):
+    pattern = _PATTERN_LONG if _LONG_RUN.search(text) else _PATTERN
+    for m in pattern.finditer(text):
         s, e = m.span()
         rep = _rewrite(m)
         if rep == text[s:e]:

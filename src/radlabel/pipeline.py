@@ -89,6 +89,10 @@ class Pipeline:
         self._context = _context_engine()
         log.debug("Pipeline ready: schema=%s sections=%s", self.schema.name, self.sections)
 
+    def __reduce__(self):
+        # Rebuild from (schema, sections) in the receiving process instead of pickling matchers and vocab.
+        return (Pipeline, (self.schema, self.sections))
+
     def __repr__(self) -> str:
         return f"Pipeline(schema={self.schema.name!r}, sections={self.sections!r})"
 

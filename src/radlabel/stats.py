@@ -36,10 +36,12 @@ logger = logging.getLogger(__name__)
 # Base forms of verbs that radiology reports use; inflections are generated below.
 _VERB_BASES = """
 appear demonstrate show suggest represent reflect remain persist resolve improve worsen increase decrease
-develop extend project measure compare note see identify visualize evaluate exclude consider recommend
-correlate favor indicate obscure enlarge elevate displace collapse compress overlie terminate course
-place insert remove advance retract position change stabilize consist involve surround cause
+develop extend project compare see identify visualize evaluate exclude consider recommend
+correlate favor indicate obscure enlarge elevate displace compress overlie terminate
+insert remove advance retract stabilize consist involve surround cause
 """.split()
+# Also nouns in reports ("in place", "no change", "collapse"): only their -ed / -ing forms count.
+_VERB_OR_NOUN = "place position change course measure note increase decrease collapse".split()
 _IRREGULAR = {"seen", "shown", "unchanged", "noted", "found"}
 _AUX = {"is", "are", "was", "were", "be", "been", "being", "has", "have", "had"}
 _STOP = set("""
@@ -63,7 +65,9 @@ def _inflections(base: str) -> set[str]:
     return {base, s, ed, stem + "ing"}
 
 
-VERBS = frozenset(set().union(*(_inflections(b) for b in _VERB_BASES)) | _IRREGULAR)
+VERBS = frozenset(set().union(*(_inflections(b) for b in _VERB_BASES))
+                  | {f for b in _VERB_OR_NOUN for f in _inflections(b) if f.endswith(("ed", "ing"))}
+                  | _IRREGULAR)
 
 
 @lru_cache(maxsize=1)
@@ -268,7 +272,8 @@ def corpus_stats(input: str | os.PathLike | pd.DataFrame, text_column: str = "re
                     ents = entity_texts(graph)
                     entities.update(ents)
                     n_entities += len(ents)
-                p, v = noun_phrases_and_verbs(raw)
+                # Section contents only, so headers ("FINDINGS:") are not counted as noun phrases.
+                p, v = noun_phrases_and_verbs(" \n".join(_section_texts(raw).values()))
                 nps.update(p)
                 verbs.update(v)
                 for kind, value in section_similarity(raw, graph).items():

@@ -310,9 +310,9 @@ def _build_timm(spec: BackboneSpec, pretrained: str | Path | None, in_chans: int
                 f"ImageNet weights for {spec.name} are not in the local caches and downloads are disabled; "
                 + W.how_to_supply(spec.name.replace("/", "_")) + "."
             )
-        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": cached} if cached else None)
-        if cached is None:
-            kwargs.pop("pretrained_cfg_overlay")
+        kwargs["pretrained"] = True
+        if cached is not None:  # load the cached file directly rather than asking the hub
+            kwargs["pretrained_cfg_overlay"] = {"file": cached}
     try:
         model = timm.create_model(spec.builder, **kwargs)
     except RadvisionError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from radvision.errors import RadvisionError
@@ -76,8 +77,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides.append("runtime.progress=false")
     cfg = load_config(args.config, overrides)
     run_dir = Trainer(cfg, resume=args.resume).fit()
-    print(run_dir)
+    if _rank() == 0:
+        print(run_dir)
     return 0
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0") or 0)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -113,10 +119,11 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from radvision.backbones import list_backbones
+    from radvision.backbones import TIMM_NOTE, list_backbones
 
     for name in list_backbones():
         print(name)
+    print(f"# {TIMM_NOTE}")
     return 0
 
 
@@ -127,6 +134,8 @@ COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "evaluate": _cmd_evalu
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    if _rank() > 0:  # several processes (accelerate launch / torchrun): only the first one talks
+        level = max(level, logging.WARNING)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         return COMMANDS[args.command](args)

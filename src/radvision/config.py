@@ -307,6 +307,11 @@ def _check_consistency(cfg: Config) -> None:
     for i, c in enumerate(cfg.cycles):
         if c.epochs < 0:
             raise RadvisionError(f"Config key 'cycles[{i}].epochs' must be zero or more, got {c.epochs!r}.")
+    if cfg.data.channels != cfg.model.in_chans:
+        raise RadvisionError(
+            f"data.channels ({cfg.data.channels}) and model.in_chans ({cfg.model.in_chans}) differ; "
+            "set both to 1 or both to 3."
+        )
     fractions = cfg.data.split
     unknown = sorted(set(fractions) - {"train", "valid", "test"})
     if unknown:

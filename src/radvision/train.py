@@ -294,10 +294,10 @@ class Trainer:
         y_train = dataset_labels(train_ds)
         # no private generator: the sampler draws from torch's RNG, which set_seed(seed + epoch) fixes, so a
         # resumed epoch shuffles exactly as it would have without the interruption
-        train_loader = DataLoader(train_ds, batch_size=cfg.optim.batch_size, shuffle=True, drop_last=False,
-                                  num_workers=cfg.optim.num_workers)
-        valid_loader = DataLoader(valid_ds, batch_size=cfg.optim.batch_size, shuffle=False,
-                                  num_workers=cfg.optim.num_workers)
+        loader_kw = {"batch_size": cfg.optim.batch_size, "num_workers": cfg.optim.num_workers, "pin_memory": use_cuda,
+                     "persistent_workers": cfg.optim.num_workers > 0}
+        train_loader = DataLoader(train_ds, shuffle=True, drop_last=False, **loader_kw)
+        valid_loader = DataLoader(valid_ds, shuffle=False, **loader_kw)
         train_loader, valid_loader = acc.prepare(train_loader, valid_loader)
 
         cycles = cfg.resolved_cycles()

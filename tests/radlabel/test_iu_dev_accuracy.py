@@ -15,7 +15,8 @@ from radlabel.pipeline import get_pipeline
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 TOOL = SHARED / "tools" / "score_iu_dev.py"
-FLOORS = {"mesh": 0.88 - 0.02, "negbio": 0.86 - 0.02}
+FLOORS = {"mesh": 0.893 - 0.02, "negbio": 0.870 - 0.02}
+CLASS_FLOOR = 0.6 - 0.02  # the target: no class with >= 10 positives below 0.6
 
 pytestmark = pytest.mark.skipif(not TOOL.is_file(), reason="shared IU dev data not available")
 
@@ -42,5 +43,5 @@ def test_dev_macro_f1(tool, schema, gold):
     reports = tool.load("dev")
     scores = tool.score(reports, predictions(reports, schema), True, gold)
     assert scores["macro_f1"] >= FLOORS[gold], scores
-    weak = {c: v["f1"] for c, v in scores.items() if c != "macro_f1" and v["n"] >= 10 and v["f1"] < 0.5}
+    weak = {c: v["f1"] for c, v in scores.items() if c != "macro_f1" and v["n"] >= 10 and v["f1"] < CLASS_FLOOR}
     assert not weak, weak

@@ -242,3 +242,28 @@ def test_labeling_does_not_import_torch():
                        env={k: v for k, v in os.environ.items() if k != "RADLABEL_SPACY_TORCH"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_parallel_reader_stays_bounded(labeler):
+    """The pool never runs more than 2 x jobs batches ahead of the consumer (bounded memory)."""
+    pulled = {"n": 0}
+
+    def endless():
+        while True:
+            pulled["n"] += 1
+            yield ["Small left pleural effusion."] * 3, None, False
+
+    batches = labeler._batches(endless(), jobs=2)
+    got = [next(batches) for _ in range(5)]
+    batches.close()
+    assert all(b.values.shape == (3, len(labeler.class_names)) for b in got)
+    assert pulled["n"] <= 5 + 2 * 2
+
+
+def test_dead_worker_is_a_clear_error_not_a_hang(tmp_path):
+    script = tmp_path / "unguarded.py"  # no __main__ guard: workers re-run it and fail to start
+    script.write_text("import pandas as pd\nfrom radlabel.labeler import Labeler\n"
+                      "Labeler(progress=False).label_corpus(pd.Series(['No edema.'] * 30), jobs=2, batch_size=5)\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode != 0
+    assert "RadlabelError" in r.stderr and "__main__" in r.stderr

@@ -42,3 +42,11 @@ def test_any_text_maps_into_range(text):
     n = normalize(text)
     for i in range(len(n.text) + 1):
         assert 0 <= n.to_original(i) <= len(text)
+
+
+def test_long_runs_are_cut_and_still_map():
+    text = "a " + "(" * 250 + " b"
+    n = normalize(text)
+    assert max(len(w) for w in n.text.split()) <= 100
+    assert n.text.replace(" ", "") == text.replace(" ", "")
+    assert text[n.to_original(n.text.index("b"))] == "b"

@@ -118,6 +118,12 @@ def test_full_classifier_checkpoint_loads_into_backbone(tmp_path, caplog):
     assert "head.0.weight" in caplog.text
 
 
+def test_relative_weight_file_without_known_suffix(tmp_path, monkeypatch):
+    torch.save(create_backbone("simple_cnn").model.state_dict(), tmp_path / "chexnet.weights")
+    monkeypatch.chdir(tmp_path)
+    assert isinstance(create_backbone("simple_cnn", pretrained="chexnet.weights"), Backbone)
+
+
 def test_bad_weight_files_give_clear_errors(tmp_path):
     with pytest.raises(RadvisionError, match="does not exist"):
         create_backbone("simple_cnn", pretrained=tmp_path / "missing.pth")
@@ -173,3 +179,14 @@ def test_too_small_images_give_a_clear_error():
         bb = create_backbone("inception_v3")
         with pytest.raises(RadvisionError, match="at least 75x75"):
             bb(torch.zeros(2, 3, 64, 64))
+
+
+def test_timm_imagenet_loads_the_cached_file(tmp_path, monkeypatch):
+    import timm
+
+    ref = timm.create_model("resnet18")
+    save_file(ref.state_dict(), str(tmp_path / "model.safetensors"))
+    monkeypatch.setattr(W, "timm_pretrained_file", lambda name: str(tmp_path / "model.safetensors"))
+    bb = create_backbone("timm/resnet18", pretrained="imagenet", in_chans=1)
+    torch.testing.assert_close(bb.model.conv1.weight, ref.conv1.weight.sum(1, keepdim=True))
+    torch.testing.assert_close(bb.model.layer2[0].conv1.weight, ref.layer2[0].conv1.weight)

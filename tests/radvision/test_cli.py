@@ -74,7 +74,9 @@ def test_predict_evaluate_explain(trained, tmp_path, capsys):
 
 def test_models_lists_backbones(capsys):
     assert main(["models"]) == 0
-    assert "simple_cnn" in capsys.readouterr().out.split()
+    out = capsys.readouterr().out
+    assert "simple_cnn" in out.split()
+    assert "timm/<name>" in out
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -76,6 +76,12 @@ def test_split_fractions_validated():
         load_config(None, ["data.split={train: 0.5, valid: 0.1}"])
 
 
+def test_channels_must_match_model_input():
+    with pytest.raises(RadvisionError, match="set both to 1 or both to 3"):
+        load_config(None, ["data.channels=1"])
+    assert load_config(None, ["data.channels=1", "model.in_chans=1"]).model.in_chans == 1
+
+
 def test_cycles_resolve_from_optim():
     cfg = config_from_dict({"optim": {"lr": 0.01, "epochs": 4},
                             "cycles": [{"epochs": 1, "strategy": "frozen"}, {"epochs": 2, "lr": 0.001}]})

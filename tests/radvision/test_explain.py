@@ -36,6 +36,9 @@ def test_subset_frozen_backbone_and_fpn(model):
     assert list(cams) == ["Mass"]
     fpn = build_model("simple_cnn", 2, ["a", "b"], head="fpn")
     assert {k: v.shape for k, v in gradcam(fpn, torch.randn(3, 32, 32)).items()} == {"a": (32, 32), "b": (32, 32)}
+    multi = build_model(["simple_cnn", "simple_cnn"], 2, ["a", "b"])  # one cam layer per backbone, averaged
+    cams = gradcam(multi, torch.randn(3, 32, 32))
+    assert cams["a"].shape == (32, 32) and np.isfinite(cams["a"]).all()
 
 
 def test_gradcam_errors(model):

@@ -54,6 +54,7 @@ def test_bce_matches_torch(batch):
     full = torch.nan_to_num(targets)
     ref_pw = F.binary_cross_entropy_with_logits(logits, full, pos_weight=pw, reduction="none")[known].mean()
     torch.testing.assert_close(create_loss("weighted_bce", pos_weight=pw.numpy())(logits, targets), ref_pw)
+    torch.testing.assert_close(create_loss("bce", pos_weight=pw)(logits, targets), ref_pw)  # tensors work too
 
 
 def test_class_weights_select_classes(batch):

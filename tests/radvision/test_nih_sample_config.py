@@ -54,7 +54,7 @@ def test_config_rejects_a_misspelt_override():
 def _gold(n=40, seed=0):
     rng = np.random.default_rng(seed)
     labels = []
-    for i in range(n):
+    for _ in range(n):
         found = [c for c, p in (("Effusion", 0.4), ("Mass", 0.1)) if rng.random() < p]
         labels.append("|".join(found) if found else "No Finding")
     return pd.DataFrame({"Image Index": [f"{i:08d}_000.png" for i in range(n)], "Finding Labels": labels})
@@ -81,10 +81,11 @@ def test_score_perfect_and_inverted_predictions(example):
 def test_score_uses_no_finding_output_and_label_tables(example):
     gold = _gold(seed=1)
     table = pd.DataFrame({"path": "/data/" + gold["Image Index"],
-                          "Effusion": gold["Finding Labels"].str.contains("Effusion").astype(float)})
+                          "Effusion": gold["Finding Labels"].str.contains("Effusion").astype(float),
+                          "Mass": gold["Finding Labels"].str.contains("Mass").astype(float)})
     no_finding = (gold["Finding Labels"] == "No Finding").astype(float)
     # Effusion output is uninformative; the "No Finding" output alone decides any-finding
-    pred = pd.DataFrame({"path": table["path"], "Effusion": 0.5, "No Finding": no_finding})
+    pred = pd.DataFrame({"path": table["path"], "Effusion": 0.5, "Mass": 0.5, "No Finding": no_finding})
     result = example.score_predictions(pred, table, min_positives=1)
     assert result["Effusion"] == pytest.approx(0.5)
     assert result["any_finding"] == pytest.approx(1.0)

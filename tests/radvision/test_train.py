@@ -96,8 +96,10 @@ def test_resume_continues_without_repeating(tmp_path, data_csv):
 def test_early_stopping_and_restore_best(tmp_path, data_csv):
     # min_delta so large that only the first epoch counts as an improvement
     cfg = tiny_config(tmp_path, data_csv, "optim.epochs=6", "schedule.monitor=loss", "schedule.patience=2",
-                      "schedule.min_delta=100")
-    run = Trainer(cfg).fit()
+                      "schedule.min_delta=100", "model.strategy=layerwise", "data.channels=1", "model.in_chans=1")
+    trainer = Trainer(cfg)
+    run = trainer.fit()
+    assert trainer.model.unfrozen_stages == 2  # layerwise: one more backbone stage per epoch after the first
     metrics = pd.read_csv(run / "metrics.csv")
     assert metrics["epoch"].tolist() == [1, 2, 3]
     state = json.loads((run / "trainer_state.json").read_text())
