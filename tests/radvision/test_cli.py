@@ -4,19 +4,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 from radvision.cli import main
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # tiny models: thread start-up and contention on a shared CPU cost more than they give
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def make_images(root, n=16, size=32):

@@ -1,7 +1,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 from radvision.config import load_config, save_config
@@ -10,15 +9,6 @@ from radvision.errors import RadvisionError
 from radvision.features import extract_features, read_features
 from radvision.heads import build_model
 from radvision.rundir import save_weights
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # tiny models: thread start-up and contention on a shared CPU cost more than they give
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture()

@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
 
 from radvision.config import load_config, save_config
 from radvision.errors import RadvisionError
@@ -15,36 +14,10 @@ from radvision.train import Trainer
 CLASSES = ["Bright", "Stripe"]
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # tiny models: thread start-up and contention on a shared CPU cost more than they give
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def make_images(root, n=24, size=32):
-    rng = np.random.default_rng(1)
-    (root / "img").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in range(n):
-        bright, stripe = int(i % 2), int((i // 2) % 2)
-        a = rng.integers(0, 60, size=(size, size)).astype(np.uint8) + (120 if bright else 0)
-        if stripe:
-            a[:, size // 2 - 2 : size // 2 + 2] = 255
-        Image.fromarray(a.astype(np.uint8), mode="L").save(root / "img" / f"{i:03d}.png")
-        rows.append({"path": f"img/{i:03d}.png", "Bright": bright, "Stripe": stripe, "patient_id": f"p{i}",
-                     "split": "train" if i < 16 else "valid"})
-    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
-    return root / "labels.csv"
-
-
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, make_images):
     root = tmp_path_factory.mktemp("predict")
-    csv = make_images(root)
+    csv = make_images(root, n=24, seed=1, fractions=(2 / 3, 1 / 3, 0))
     cfg = load_config(None, [
         "data.dataset=csv", f"data.csv={csv}", "data.image_size=32", "data.transforms=none",
         "model.backbone=simple_cnn", "optim.batch_size=8", "optim.epochs=1", "runtime.device=cpu",

@@ -3,8 +3,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from PIL import Image
 
 from radvision.config import load_config
 from radvision.errors import RadvisionError
@@ -13,33 +11,6 @@ from radvision.train import Trainer
 CLASSES = ["Bright", "Stripe"]
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # tiny models: thread start-up and contention on a shared CPU cost more than they give
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def make_images(root, n=32, size=32, seed=0):
-    """Tiny PNGs whose labels are visible (brightness, a vertical stripe) + a CSV with splits."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    (root / "img").mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        bright, stripe = int(i % 2), int((i // 2) % 2)
-        a = rng.integers(0, 60, size=(size, size)).astype(np.uint8) + (120 if bright else 0)
-        if stripe:
-            a[:, size // 2 - 2 : size // 2 + 2] = 255
-        Image.fromarray(a.astype(np.uint8), mode="L").save(root / "img" / f"{i:03d}.png")
-        split = "train" if i < n // 2 else "valid" if i < 3 * n // 4 else "test"
-        rows.append({"path": f"img/{i:03d}.png", "Bright": bright, "Stripe": stripe, "patient_id": f"p{i}",
-                     "split": split})
-    csv = root / "labels.csv"
-    pd.DataFrame(rows).to_csv(csv, index=False)
-    return csv
 
 
 def tiny_config(tmp_path, csv, *extra):
@@ -52,7 +23,7 @@ def tiny_config(tmp_path, csv, *extra):
 
 
 @pytest.fixture(scope="module")
-def data_csv(tmp_path_factory):
+def data_csv(tmp_path_factory, make_images):
     return make_images(tmp_path_factory.mktemp("data"))
 
 

@@ -1,0 +1,43 @@
+"""Fixtures shared by the radvision tests."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # tiny models: thread start-up and contention on a shared CPU cost more than they give
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _make_images(root, n=32, size=32, seed=0, fractions=(0.5, 0.25, 0.25)):
+    """Tiny PNGs whose labels are visible (brightness, a vertical stripe) + `labels.csv` with a split
+    column cut by `fractions` (train, valid, test). Returns the CSV path."""
+    rng = np.random.default_rng(seed)
+    n_train, n_valid = int(n * fractions[0]), int(n * fractions[1])
+    rows = []
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        bright, stripe = int(i % 2), int((i // 2) % 2)
+        a = rng.integers(0, 60, size=(size, size)).astype(np.uint8) + (120 if bright else 0)
+        if stripe:
+            a[:, size // 2 - 2 : size // 2 + 2] = 255
+        Image.fromarray(a.astype(np.uint8), mode="L").save(root / "img" / f"{i:03d}.png")
+        split = "train" if i < n_train else "valid" if i < n_train + n_valid else "test"
+        rows.append({"path": f"img/{i:03d}.png", "Bright": bright, "Stripe": stripe, "patient_id": f"p{i}",
+                     "split": split})
+    csv = root / "labels.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    return csv
+
+
+@pytest.fixture(scope="session")
+def make_images():
+    """The factory above, as a fixture: `make_images(root, n=..., fractions=...)`."""
+    return _make_images
