@@ -1,10 +1,11 @@
 """Stage 8: collapse a report graph into one value per schema class.
 
 ``1`` present, ``0`` absent, ``-1`` uncertain, NaN not mentioned; positive beats uncertain beats
-absent. Hypothetical mentions ("evaluate for pneumonia") never count. No Finding follows CheXpert:
-``1`` only when no pathology class is present or uncertain (classes in ``no_finding_ignore``, e.g.
-Support Devices, excepted) and no other finding outside the schema (granuloma, scoliosis, ...)
-is asserted; otherwise blank.
+absent. Hypothetical mentions ("evaluate for pneumonia", "may represent atelectasis or pneumonia")
+never count for their class. No Finding follows CheXpert: ``1`` only when no pathology class is
+present or uncertain (classes in ``no_finding_ignore``, e.g. Support Devices, excepted), no other
+finding outside the schema (granuloma, scoliosis, ...) is asserted and nothing is raised as a
+possibility; otherwise blank.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ def aggregate(graph: ReportGraph, schema: Schema) -> dict[str, float]:
     other_finding = False
     for e in graph.entities:
         value = LABEL_VALUE.get(e.label)
-        if value is None or e.assertion == "hypothetical":
+        if value is None:
+            continue
+        if e.assertion == "hypothetical":
+            # "may represent atelectasis or pneumonia": no label, but not a normal report either.
+            other_finding = other_finding or not e.modifier
             continue
         if not e.classes:
             if value != 0.0 and not e.modifier:

@@ -5,6 +5,14 @@ pass; then each observation looks outward from its own span, nearest trigger fir
 sentence and a token window, stopping at terminators ("but", "however", ";") and pseudo-triggers
 ("no change in"). The nearest trigger whose direction reaches the observation decides. Walking
 outward with bounded windows keeps the cost linear in the report length.
+
+Hedges come in three strengths, following what both gold codings of the IU reports (MeSH
+curators, NegBio) count as a finding. Strong ones ("probable", "atelectasis versus scar") and
+single weak ones ("may represent atelectasis", "cannot exclude pneumonia", "? effusion") are
+``uncertain``, as in CheXpert. A weak hedge over a list of alternatives ("may represent atelectasis
+or infiltrate", "question of pneumonia and/or effusion") and a differential ("differential
+includes", "alternatively", "less likely") only raise possibilities: ``hypothetical``, which the
+aggregator does not count.
 """
 
 from __future__ import annotations
@@ -27,7 +35,10 @@ __all__ = [
 ]
 
 PRESENT, ABSENT, UNCERTAIN, HYPOTHETICAL = "present", "absent", "uncertain", "hypothetical"
-_CATEGORY_STATUS = {"negation": ABSENT, "uncertain": UNCERTAIN, "hypothetical": HYPOTHETICAL}
+_CATEGORY_STATUS = {
+    "negation": ABSENT, "uncertain": UNCERTAIN, "possible": UNCERTAIN, "speculative": HYPOTHETICAL,
+    "hypothetical": HYPOTHETICAL,
+}
 _DIRECTIONS = ("pre", "post", "both")
 _RULES = Path(__file__).resolve().parent / "rules" / "context.yaml"
 
@@ -80,6 +91,7 @@ class ContextEngine:
         add(rules.get("pseudo"), ("pseudo",))
         add(rules.get("terminate"), ("terminate",))
         add(rules.get("suggestive"), ("suggestive",))
+        add(rules.get("alternative"), ("alternative",))
         self.matcher = PhraseMatcher(vocab, attr="LOWER")
         self._roles: dict[int, frozenset] = {}
         groups: dict[frozenset, list[str]] = {}
@@ -114,6 +126,10 @@ class ContextEngine:
         wpre, wpost, wboth = self.window["pre"], self.window["post"], self.window["both"]
         for m, sent in zip(mentions, sent_of, strict=True):
             best: tuple[int, int, str] | None = None  # (distance, side, status)
+            weak = False  # the deciding trigger is a weak hedge ("may represent")
+            nearest_alt = False  # the nearest trigger links alternatives ("versus")
+            saw_alt = False  # an alternative link ("or") lies between the deciding trigger and the mention
+            alt_back = False  # ... or anywhere before the mention in its clause
             # Walk backwards: triggers ending at or before the mention start.
             i = bisect_left(starts, m.start) - 1
             while i >= 0:
@@ -126,21 +142,30 @@ class ContextEngine:
                 dist = m.start - t.end
                 if dist > wpre:
                     break
-                status = _status(t.roles, ("pre",) if dist > wboth else ("pre", "both"))
+                dirs = ("pre",) if dist > wboth else ("pre", "both")
+                status = _status(t.roles, dirs)
                 if status:
+                    hedge = _has(t.roles, "possible", dirs) or _has(t.roles, "speculative", dirs)
                     if best is None:
-                        best = (dist, 0, status)
-                    if status == HYPOTHETICAL:
+                        best, weak = (dist, 0, status), hedge
+                        nearest_alt = ("alternative",) in t.roles
+                    elif hedge and nearest_alt and best[2] == UNCERTAIN:
+                        # "may represent infiltrate versus atelectasis": the weak hedge governs the list.
+                        best, weak, saw_alt = (dist, 0, status), True, True
+                    if status == HYPOTHETICAL and not _has(t.roles, "speculative", dirs):
                         # "if there is concern for fracture": a hypothetical frame wins over nearer triggers.
-                        best = (dist, 0, status)
+                        best, weak = (dist, 0, status), False
                         break
                 if ("terminate",) in t.roles or ("pseudo",) in t.roles:
                     break
+                if ("alternative",) in t.roles:
+                    alt_back = True
+                    saw_alt = saw_alt or best is None
                 i -= 1
-            # Walk forwards: triggers starting at or after the mention end.
             if best is not None and best[2] == HYPOTHETICAL:
                 out.append(HYPOTHETICAL)
                 continue
+            # Walk forwards: triggers starting at or after the mention end.
             j = bisect_left(starts, m.end)
             while j < len(triggers):
                 t = triggers[j]
@@ -149,25 +174,56 @@ class ContextEngine:
                 dist = t.start - m.end
                 if dist > wpost or (best is not None and dist >= best[0]):
                     break
-                status = _status(t.roles, ("post",) if dist > wboth else ("post", "both"))
+                dirs = ("post",) if dist > wboth else ("post", "both")
+                status = _status(t.roles, dirs)
+                if status and weak and ("alternative",) in t.roles:
+                    saw_alt = True  # "may represent infiltrate versus atelectasis": the hedge still governs
+                    break
                 if status:
-                    best = (dist, 1, status)
+                    best, weak = (dist, 1, status), _has(t.roles, "possible", dirs)
+                    # "atelectasis or infiltrate cannot be ruled out": the hedge covers the list before it.
+                    saw_alt = saw_alt or alt_back
                     break
                 if ("terminate",) in t.roles or ("pseudo",) in t.roles or _opens_scope(t.roles):
                     # "opacity may represent atelectasis versus ...": a forward trigger governs what follows it.
                     break
+                if ("alternative",) in t.roles:
+                    saw_alt = True
                 j += 1
+            if weak and best[2] == UNCERTAIN and (
+                saw_alt or self._alternative_follows(m, sent, starts, triggers, trig_sent)
+            ):
+                # "may represent atelectasis or infiltrate", "atelectasis or infiltrate cannot be ruled
+                # out": a weak hedge over alternatives raises possibilities, not findings.
+                out.append(HYPOTHETICAL)
+                continue
             out.append(best[2] if best else PRESENT)
         return out
 
+    def _alternative_follows(self, m: Mention, sent: int, starts: list[int], triggers: list[Trigger],
+                             trig_sent: list[int]) -> bool:
+        """True when "or" / "versus" follows the mention within its clause ("atelectasis or infiltrate")."""
+        j, reach = bisect_left(starts, m.end), m.end + self.window["post"]
+        while j < len(triggers) and trig_sent[j] == sent and triggers[j].start <= reach:
+            roles = triggers[j].roles
+            if ("alternative",) in roles:
+                return True
+            if ("terminate",) in roles or ("pseudo",) in roles or _opens_scope(roles):
+                return False
+            j += 1
+        return False
+
 
 def _status(roles: frozenset, directions: tuple[str, ...]) -> str | None:
-    """The status a trigger gives in the allowed directions (uncertainty outranks negation)."""
-    for cat in ("uncertain", "negation", "hypothetical"):
-        for d in directions:
-            if (cat, d) in roles:
-                return _CATEGORY_STATUS[cat]
+    """The status a trigger gives in the allowed directions (hedges outrank negation)."""
+    for cat in ("speculative", "possible", "uncertain", "negation", "hypothetical"):
+        if _has(roles, cat, directions):
+            return _CATEGORY_STATUS[cat]
     return None
+
+
+def _has(roles: frozenset, category: str, directions: tuple[str, ...]) -> bool:
+    return any((category, d) in roles for d in directions)
 
 
 def _opens_scope(roles: frozenset) -> bool:

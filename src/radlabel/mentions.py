@@ -44,6 +44,7 @@ class Mention:
 def expand_phrase(pattern: str) -> list[str]:
     """All phrases a pattern stands for: ``"(a|b) c (d)?"`` -> ``["a c d", "a c", "b c d", "b c"]``.
 
+    A word ending in ``?`` has an optional last letter: ``"signs?"`` -> ``["signs", "sign"]``.
     Groups may nest: ``"fluid in the (pleural space|(minor|major)? fissure)"``.
     """
     if pattern.count("(") != pattern.count(")"):
@@ -69,7 +70,9 @@ def expand_phrase(pattern: str) -> list[str]:
                 j = pos
                 while j < len(pattern) and not pattern[j].isspace() and pattern[j] not in "()|":
                     j += 1
-                options = [pattern[pos:j]]
+                word = pattern[pos:j]
+                # "signs?": a trailing "?" makes the word's last letter optional (a lone "?" is literal).
+                options = [word[:-1], word[:-2]] if len(word) > 2 and word[-1] == "?" else [word]
                 pos = j
             results = [f"{r} {o}".strip() for r in results for o in options]
             if len(results) > MAX_EXPANSIONS:

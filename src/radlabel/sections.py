@@ -39,6 +39,8 @@ _NAMES = "|".join(sorted((re.escape(k).replace(r"\ ", r"[ \t]+") for k in CANONI
 # follows a sentence end. Scanning colons first keeps this cheap on long reports.
 _BEFORE_COLON = re.compile(r"(?:^|[\n.;])[ \t]*(?P<name>" + _NAMES + r")[ \t]*$", re.IGNORECASE)
 _LOOKBACK = 40
+# A header alone on its line, without a colon ("FINDINGS\nThe lungs are clear.").
+_BARE = re.compile(r"^[ \t]*(?P<name>" + _NAMES + r")[ \t]*$", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,9 @@ def find_sections(text: str) -> list[Section]:
         if m is not None and (m.start() > lo or lo == 0 or text[m.start()] in "\n.;"):
             heads.append((m.start("name"), pos + 1, m.group("name")))
         pos = text.find(":", pos + 1)
+    if "\n" in text:
+        heads.extend((m.start("name"), m.end(), m.group("name")) for m in _BARE.finditer(text))
+        heads.sort()
     if not heads:
         return [Section("findings", "", 0, len(text))] if text else []
     out: list[Section] = []

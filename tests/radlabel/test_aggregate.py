@@ -37,9 +37,13 @@ def test_no_finding_rules():
     assert labels(ent("OBS-DP", [], modifier=True), ent("ANAT-DP"))["No Finding"] == 1.0
 
 
-def test_hypothetical_is_ignored():
+def test_hypothetical_is_not_a_label_but_not_normal_either():
+    # "may represent atelectasis or pneumonia": no class value, yet the report is not "No Finding".
     out = labels(ent("OBS-U", ["Pneumonia"], "hypothetical"))
-    assert math.isnan(out["Pneumonia"]) and out["No Finding"] == 1.0
+    assert math.isnan(out["Pneumonia"]) and math.isnan(out["No Finding"])
+    out = labels(ent("OBS-U", ["Pneumonia"], "hypothetical"), ent("OBS-DA", ["Pneumonia"], "absent"))
+    assert out["Pneumonia"] == 0.0
+    assert labels(ent("OBS-U", [], "hypothetical", modifier=True))["No Finding"] == 1.0
 
 
 def test_other_schema_and_unknown_classes():

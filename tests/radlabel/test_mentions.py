@@ -36,6 +36,9 @@ def found():
 def test_expand_phrase_alternatives_optional_and_nested():
     assert expand_phrase("(a|b) c (d)?") == ["a c d", "a c", "b c d", "b c"]
     assert expand_phrase("x (y|(p|q)? z)") == ["x y", "x p z", "x q z", "x z"]
+    # A trailing "?" makes the last letter optional; a lone "?" stays a literal token.
+    assert expand_phrase("no (evidence|signs?) of") == ["no evidence of", "no signs of", "no sign of"]
+    assert expand_phrase("?") == ["?"]
     with pytest.raises(RadlabelError, match="unbalanced"):
         expand_phrase("(a|b")
     with pytest.raises(RadlabelError, match="expands to more than"):

@@ -32,3 +32,8 @@ def test_canonical_names():
     assert canonical_section("Impressions") == "impression"
     assert canonical_section("CLINICAL  HISTORY") == "history"
     assert find_sections("") == []
+
+
+def test_header_alone_on_its_line_without_colon():
+    text = "INDICATION\nCough.\nFINDINGS\nNo effusion.\nImpression\nNormal."
+    assert names(text) == [("indication", "Cough."), ("findings", "No effusion."), ("impression", "Normal.")]
