@@ -166,5 +166,8 @@ def confusion_matrices(y_true, y_pred, class_names: Sequence[str]) -> dict[str, 
     out = {}
     for j, name in enumerate(names):
         m = ~np.isnan(y_true_a[:, j])
+        if not m.any():  # no known label for this class in the split: an all-zero matrix, not a crash
+            out[name] = np.zeros((2, 2), dtype=int)
+            continue
         out[name] = skm.confusion_matrix(y_true_a[m, j].astype(int), y_pred_a[m, j].astype(int), labels=[0, 1])
     return out

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+from sklearn.metrics import roc_auc_score, roc_curve
 
+from radvision.metrics import confusion_matrices
 from radvision.rundir import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -92,18 +93,14 @@ def plot_confusion_matrices(
     y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], path: str | os.PathLike[str]
 ) -> Path:
     """A 2x2 confusion matrix per class (rows: truth 0/1, columns: prediction 0/1); NaN truth is skipped."""
-    y_true = np.asarray(y_true, dtype=float)
-    y_pred = np.asarray(y_pred)
+    cms = confusion_matrices(y_true, y_pred, class_names)
     rows, cols = _grid(len(class_names))
     fig = Figure(figsize=(2.6 * cols, 2.6 * rows))
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    for i, name in enumerate(class_names):
-        ax = axes[i]
-        mask = ~np.isnan(y_true[:, i])
-        cm = confusion_matrix(y_true[mask, i].astype(int), y_pred[mask, i].astype(int), labels=[0, 1])
-        ax.imshow(cm, cmap="Blues")
+    for ax, (name, cm) in zip(axes, cms.items(), strict=False):
+        ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(int(cm.max()), 1))
         for (r, c), v in np.ndenumerate(cm):
-            ax.text(c, r, str(v), ha="center", va="center", color="black" if v < cm.max() / 2 else "white")
+            ax.text(c, r, str(v), ha="center", va="center", color="black" if v < max(int(cm.max()), 1) / 2 else "white")
         ax.set_xticks([0, 1], ["0", "1"])
         ax.set_yticks([0, 1], ["0", "1"])
         ax.set_title(str(name), fontsize=9)

@@ -67,8 +67,9 @@ def dataset_labels(ds: Any) -> np.ndarray:
 def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[str]]:
     """(train, valid, test or None, class names) from the data section of a config.
 
-    A source that defines its own splits (a `split` column: NIH sample, MIMIC, folders) keeps them;
-    otherwise patients are split by `data.split` fractions, so no patient crosses splits.
+    A source that defines its own splits (a `split` column: NIH sample, MIMIC, folders) keeps them, and
+    when it has train but no valid rows, valid is split off train by patient with the `data.split` train /
+    valid ratio; otherwise patients are split by `data.split` fractions, so no patient crosses splits.
     """
     from radvision import data as rvdata
 
@@ -81,6 +82,11 @@ def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[
         table = table.select(d.classes)
     if "split" in table.frame and table.frame["split"].notna().all():
         parts = rvdata.source_splits(table)
+        if len(parts.get("train", ())) and not len(parts.get("valid", ())):
+            # e.g. CheXpert's train.csv or NIH's official train_val list: carve valid out of train by patient
+            tr, va = d.split["train"], d.split["valid"]
+            parts.update(rvdata.patient_split(parts["train"], {"train": tr / (tr + va), "valid": va / (tr + va)},
+                                              cfg.runtime.seed))
     else:
         parts = rvdata.patient_split(table, d.split, cfg.runtime.seed)
     for needed in ("train", "valid"):

@@ -26,3 +26,8 @@ def test_roc_and_confusion_handle_nan_and_single_class(tmp_path):
     assert _is_png(plot_roc(y, p, ["a", "b", "c"], tmp_path / "roc.png"))
     assert _is_png(plot_confusion_matrices(y, p >= 0.5, ["a", "b", "c"], tmp_path / "cm.png"))
     assert sorted(f.name for f in tmp_path.iterdir()) == ["cm.png", "roc.png"]
+
+
+def test_confusion_with_a_class_that_has_no_known_label(tmp_path):
+    y = np.array([[1.0, np.nan], [0.0, np.nan], [1.0, np.nan]])
+    assert _is_png(plot_confusion_matrices(y, np.ones_like(y), ["a", "b"], tmp_path / "cm.png"))

@@ -11,8 +11,6 @@ from radvision.train import Trainer
 CLASSES = ["Bright", "Stripe"]
 
 
-
-
 def tiny_config(tmp_path, csv, *extra):
     return load_config(None, [
         "data.dataset=csv", f"data.csv={csv}", "data.image_size=32", "data.transforms=none",
@@ -107,3 +105,13 @@ def test_unknown_class_weight_name(tmp_path, data_csv):
     cfg = tiny_config(tmp_path, data_csv, "loss.class_weights={Strpe: 2.0}")
     with pytest.raises(RadvisionError, match="did you mean 'Stripe'"):
         Trainer(cfg).fit()
+
+
+def test_source_without_valid_rows_splits_valid_off_train_by_patient(tmp_path, make_images):
+    from radvision.train import build_datasets
+
+    csv = make_images(tmp_path, n=20, fractions=(0.8, 0.0, 0.2))  # train + test only, as NIH's official lists
+    train, valid, test, classes = build_datasets(tiny_config(tmp_path, csv, "data.split={train: 0.75, valid: 0.25}"))
+    frames = [ds.table.frame for ds in (train, valid, test)]
+    assert [len(f) for f in frames] == [12, 4, 4]
+    assert not set(frames[0]["patient_id"]) & set(frames[1]["patient_id"])

@@ -1,0 +1,394 @@
+"""CheXpert study: VGG16 + ResNet50 + ConvNeXt-Large features fused under one weighted-BCE head, plus the
+report side (radlabel's CheXpert labeler, label prevalence and graph-entity statistics).
+
+Image side (configs/chexpert_study.yaml): the three ImageNet backbones run on the same frontal radiograph and
+their pooled features are concatenated (radvision MultiBackbone) before a linear head for the 14 CheXpert
+observations; uncertain labels follow U-Ones or U-Zeros (`--policies U-Ones U-Zeros` trains one run per
+policy and compares them); 91 % of the training images labelled only "No Finding" and 30 % of those labelled
+only "Pleural Effusion" are dropped; "chexpert_study" augmentation (random ~90 % crop, small affine, Gaussian
+blur p=0.4); weighted BCE with per-class pos_weight.  train.csv is split by patient into train / valid
+(thresholds, early stopping); the official valid.csv (radiologist-labelled) is the held-out test set.
+
+Report side (`--reports REPORTS.csv`): every report is labelled with radlabel's `chexpert` schema
+(1 / 0 / -1 / blank), and the corpus statistics of radlabel.stats are written: class prevalence, label
+cardinality / density, the most frequent graph entities and verbs, FINDINGS-IMPRESSION similarity.
+
+    python examples/chexpert_study.py --data-root /data/CheXpert-v1.0-small
+    python examples/chexpert_study.py --data-root /data/CheXpert-v1.0-small --policies U-Ones U-Zeros \\
+        --reports /data/chexpert_plus/reports.csv --text-column section_findings optim.epochs=5
+    python examples/chexpert_study.py --smoke      # seconds: synthetic CheXpert layout, tiny backbones
+
+Any config key can be changed with `key=value` overrides (e.g. `model.pretrained=null data.image_size=320`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "chexpert_study.yaml"
+COMPETITION = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
+
+# --smoke: the same pipeline with two small backbones (still a MultiBackbone) at 32 px, 1 epoch, no weights,
+# on four classes (the downsampled two among them): the run's per-class plots dominate a tiny run's time.
+SMOKE = {
+    "data": {"image_size": 32, "classes": ["No Finding", "Cardiomegaly", "Edema", "Pleural Effusion"]},
+    "model": {"backbone": ["simple_cnn", "simple_cnn"], "pretrained": None},
+    "optim": {"batch_size": 16, "epochs": 1, "num_workers": 0},
+    "schedule": {"patience": None, "plateau_patience": None},
+    "runtime": {"amp": "no", "channels_last": False, "device": "cpu", "progress": False},
+}
+
+# Invented report texts for --smoke (no real patient text is shipped).
+SMOKE_REPORTS = [
+    "FINDINGS: The heart is enlarged. Small left pleural effusion. No pneumothorax.\n"
+    "IMPRESSION: Cardiomegaly with a small left effusion.",
+    "FINDINGS: Lungs are clear. Heart size is normal. No pleural effusion or pneumothorax.\n"
+    "IMPRESSION: No acute cardiopulmonary process.",
+    "FINDINGS: Patchy opacity in the right lower lobe, may represent pneumonia. Endotracheal tube in place.\n"
+    "IMPRESSION: Right lower lobe opacity, cannot exclude pneumonia.",
+    "FINDINGS: Mild pulmonary edema. Bibasilar atelectasis.\nIMPRESSION: Mild edema and atelectasis.",
+    "FINDINGS: No focal consolidation. Healed left rib fracture.\nIMPRESSION: No acute disease.",
+    "FINDINGS: Moderate right pleural effusion with adjacent consolidation.\n"
+    "IMPRESSION: Right effusion and consolidation.",
+]
+
+
+# ------------------------------------------------------------------------------------------ configuration
+
+
+def merge(base: dict, extra: dict) -> dict:
+    """Section-wise update of a config mapping (one level deep, as the config has sections)."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, values in extra.items():
+        if isinstance(values, dict):
+            out.setdefault(section, {}).update(values)
+        else:
+            out[section] = values
+    return out
+
+
+def study_config(
+    config: str | Path = CONFIG,
+    overrides: list[str] | tuple[str, ...] = (),
+    smoke: bool = False,
+    data_root: str | None = None,
+    run_dir: str | None = None,
+) -> Any:
+    """The validated radvision Config of the study (smoke settings, --data-root and overrides applied)."""
+    from radvision.config import apply_overrides, config_from_dict
+    from radvision.errors import RadvisionError
+
+    path = Path(config)
+    if not path.is_file():
+        raise RadvisionError(f"Config file {str(path)!r} does not exist; pass --config with a YAML file.")
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if smoke:
+        values = merge(values, SMOKE)
+    if data_root is not None:
+        values = merge(values, {"data": {"root": str(data_root)}})
+    if run_dir is not None:
+        values = merge(values, {"output": {"run_dir": str(run_dir)}})
+    return config_from_dict(apply_overrides(values, list(overrides)))
+
+
+# ------------------------------------------------------------------------------------------------- image
+
+
+def study_tables(cfg: Any, policy: str) -> dict[str, Any]:
+    """train / valid (patient split of train.csv, train downsampled) and test (official valid.csv)."""
+    from radvision.data import downsample, patient_split, read_chexpert
+    from radvision.errors import RadvisionError
+
+    d = cfg.data
+    if d.root is None:
+        raise RadvisionError("data.root is not set; pass --data-root with the CheXpert-v1.0(-small) folder.")
+    missing = "drop" if d.on_error == "skip" else "raise"
+    train_all = read_chexpert(
+        d.root, split="train", frontal_only=d.frontal_only, policy=policy, classes=d.classes, missing=missing
+    )
+    fractions = {k: v for k, v in d.split.items() if k in ("train", "valid")}
+    total = sum(fractions.values())
+    parts = patient_split(train_all, {k: v / total for k, v in fractions.items()}, cfg.runtime.seed)
+    if d.downsample:
+        parts["train"] = downsample(parts["train"], d.downsample, cfg.runtime.seed)
+    parts["test"] = read_chexpert(
+        d.root,
+        split="valid",
+        frontal_only=d.frontal_only,
+        policy=policy,
+        classes=train_all.classes,
+        missing=missing,
+    )
+    return parts
+
+
+def train_policy(cfg: Any, policy: str, run_dir: Path) -> dict[str, Any]:
+    """Train one run under an uncertainty policy; returns its test scores."""
+    from radvision.config import config_from_dict, config_to_dict
+    from radvision.data import ImageDataset, build_transforms
+    from radvision.train import Trainer
+
+    values = config_to_dict(cfg)
+    values["data"]["policy"] = policy
+    values["output"]["run_dir"] = str(run_dir)
+    cfg = config_from_dict(values)
+    parts = study_tables(cfg, policy)
+    d = cfg.data
+    datasets = {
+        k: ImageDataset(
+            t,
+            build_transforms(d.transforms, d.image_size, train=(k == "train"), channels=d.channels),
+            on_error=d.on_error,
+        )
+        for k, t in parts.items()
+    }
+    run = Trainer(cfg).fit(
+        datasets["train"], datasets["valid"], datasets["test"] if len(parts["test"]) else None
+    )
+    result: dict[str, Any] = {
+        "policy": policy,
+        "run_dir": str(run),
+        **{f"n_{k}": len(t) for k, t in parts.items()},
+    }
+    result.update(test_scores(run))
+    return result
+
+
+def test_scores(run: Path) -> dict[str, float]:
+    """Mean AUROC over all classes and over the five CheXpert competition tasks, from the run's test files."""
+    out: dict[str, float] = {}
+    summary, per_class = run / "test_metrics.csv", run / "test_per_class.csv"
+    if summary.is_file():
+        m = pd.read_csv(summary).set_index("metric")["value"]
+        for key in ("mean_auroc", "macro_f1", "micro_f1"):
+            if key in m:
+                out[f"test_{key}"] = float(m[key])
+    if per_class.is_file():
+        pc = pd.read_csv(per_class).set_index("class")
+        auroc = pd.to_numeric(pc.loc[[c for c in COMPETITION if c in pc.index], "auroc"], errors="coerce")
+        out["test_competition_auroc"] = float(auroc.mean()) if auroc.notna().any() else float("nan")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- reports
+
+
+def report_statistics(
+    reports: str | Path,
+    out_dir: Path,
+    text_column: str = "report",
+    id_column: str | None = None,
+    jobs: int = 1,
+    policy: str = "U-Ones",
+    plots: bool = False,
+) -> dict[str, Any]:
+    """Label reports with the chexpert schema; write labels, prevalence and entity statistics to out_dir."""
+    import radlabel
+    from radlabel.stats import corpus_stats
+
+    frame = radlabel.read_table(reports)
+    labeler = radlabel.Labeler(schema="chexpert", progress=False)
+    labels = labeler.label_corpus(frame, text_column=text_column, id_column=id_column, jobs=jobs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    radlabel.write_table(labels, out_dir / "labels.csv")
+    stats = corpus_stats(
+        frame, text_column=text_column, labels=labels, schema="chexpert", output_dir=out_dir, plots=plots
+    )
+    prevalence = stats.tables["prevalence"].set_index("class")
+    binary = radlabel.to_binary(labels, policy=policy, classes=list(prevalence.index))
+    prevalence[f"positive_{policy}"] = binary[list(prevalence.index)].mean().to_numpy()
+    radlabel.write_table(prevalence.reset_index(), out_dir / "prevalence.csv")
+    errors = int((labels["error"].fillna("").astype(str) != "").sum())
+    return {
+        "reports": len(labels),
+        "errors": errors,
+        "summary": stats.summary,
+        "prevalence": prevalence,
+        "entities": stats.tables["entities"],
+    }
+
+
+# ------------------------------------------------------------------------------------------- smoke data
+
+
+def make_synthetic_chexpert(
+    parent: str | Path, n_patients: int = 24, n_valid: int = 8, size: int = 40, seed: int = 0
+) -> Path:
+    """A tiny CheXpert-v1.0-small layout: train.csv / valid.csv with the real columns, PNGs on disk.
+
+    Training patients have a frontal and a lateral view; labels mix 1 / 0 / -1 / blank, with some images
+    labelled only No Finding or only Pleural Effusion (what the study downsamples). Cardiomegaly brightens
+    the image so the labels are learnable.
+    """
+    from PIL import Image
+
+    from radvision.data import CHEXPERT_CLASSES
+
+    rng = np.random.default_rng(seed)
+    parent = Path(parent)
+    root = parent / "CheXpert-v1.0-small"
+    findings = [c for c in CHEXPERT_CLASSES if c != "No Finding"]
+
+    def labels(kind: int, valid: bool) -> dict[str, float]:
+        row = dict.fromkeys(CHEXPERT_CLASSES, 0.0)
+        if kind == 3 and not valid:
+            row["Fracture"] = np.nan  # "not mentioned"
+        if kind == 0:
+            row["No Finding"] = 1.0
+        elif kind == 1:
+            row["Pleural Effusion"] = 1.0
+        else:
+            for c in rng.choice(findings, size=3, replace=False):
+                row[c] = float(rng.choice([1.0, 0.0] if valid else [1.0, 0.0, -1.0]))
+        return row
+
+    rows: dict[str, list[dict]] = {"train": [], "valid": []}
+    for split, count, offset in (("train", n_patients, 1), ("valid", n_valid, 60001)):
+        for p in range(count):
+            kind = p % 4 if split == "train" else 2 + p % 2
+            lab = labels(kind, split == "valid")
+            views = (("frontal", "Frontal", "PA" if p % 2 else "AP"), ("lateral", "Lateral", np.nan))
+            for v, (name, fl, apa) in enumerate(views if split == "train" else views[:1], start=1):
+                rel = f"CheXpert-v1.0-small/{split}/patient{offset + p:05d}/study1/view{v}_{name}.png"
+                img = rng.integers(0, 80, size=(size, size)).astype(np.uint8)
+                if lab.get("Cardiomegaly") == 1.0:
+                    img[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] += 150
+                (parent / rel).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(img, mode="L").save(parent / rel)
+                rows[split].append(
+                    {
+                        "Path": rel,
+                        "Sex": "Female" if p % 2 else "Male",
+                        "Age": 40 + p,
+                        "Frontal/Lateral": fl,
+                        "AP/PA": apa,
+                        **lab,
+                    }
+                )
+    for split, data in rows.items():
+        pd.DataFrame(data).to_csv(root / f"{split}.csv", index=False)
+    return root
+
+
+def make_synthetic_reports(path: str | Path) -> Path:
+    path = Path(path)
+    pd.DataFrame({"study_id": [f"s{i}" for i in range(len(SMOKE_REPORTS))], "report": SMOKE_REPORTS}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+# -------------------------------------------------------------------------------------------------- main
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the study as the parsed arguments say; returns {"runs": [...], "reports": {...} or None}."""
+    cfg = study_config(
+        args.config, args.overrides, smoke=args.smoke, data_root=args.data_root, run_dir=args.run_dir
+    )
+    policies = args.policies or [cfg.data.policy]
+    base = Path(cfg.output.run_dir)
+    results = []
+    for policy in policies:
+        run_dir = base / policy if len(policies) > 1 else base
+        results.append(train_policy(cfg, policy, run_dir))
+    table = pd.DataFrame(results).set_index("policy")
+    print(f"CheXpert image study ({'+'.join(np.atleast_1d(cfg.model.backbone))}, {cfg.data.image_size} px):")
+    print(table.drop(columns=["run_dir"]).round(4).to_string())
+
+    reports = None
+    if args.reports:
+        reports = report_statistics(
+            args.reports,
+            base / "reports",
+            text_column=args.text_column,
+            id_column=args.id_column,
+            jobs=args.jobs,
+            policy=policies[0],
+            plots=args.plots,
+        )
+        s = reports["summary"]
+        print(
+            f"\nReports: {reports['reports']} labelled ({reports['errors']} errors), "
+            f"{s.get('entities_per_report', float('nan')):.2f} graph entities per report, "
+            f"label cardinality {s.get('label_cardinality', float('nan')):.2f}, "
+            f"density {s.get('label_density', float('nan')):.3f}"
+        )
+        print(reports["prevalence"].round(3).to_string())
+        print("most frequent entities:")
+        print(reports["entities"].head(10).to_string(index=False))
+        print(f"report tables: {base / 'reports'}")
+
+    from radvision.config import atomic_write_text
+
+    base.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "runs": results,
+        "reports": None
+        if reports is None
+        else {"reports": reports["reports"], "errors": reports["errors"], **reports["summary"]},
+    }
+    atomic_write_text(base / "study_summary.json", json.dumps(summary, indent=1, default=float) + "\n")
+    return {"runs": results, "reports": reports}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.epochs=5")
+    p.add_argument("--data-root", help="CheXpert-v1.0(-small) folder holding train.csv and valid.csv")
+    p.add_argument("--config", default=str(CONFIG), help="study config (default configs/chexpert_study.yaml)")
+    p.add_argument(
+        "--policies",
+        nargs="+",
+        choices=["U-Ones", "U-Zeros", "U-Ignore"],
+        help="uncertainty policies to train, one run each (default: data.policy of the config)",
+    )
+    p.add_argument("--run-dir", help="where runs are written (default output.run_dir of the config)")
+    p.add_argument("--reports", help="report table (.csv/.tsv/.jsonl/.parquet) to label and describe")
+    p.add_argument("--text-column", default="report", help="report text column (default report)")
+    p.add_argument("--id-column", help="id column kept in the report labels")
+    p.add_argument("--jobs", type=int, default=1, help="labeler worker processes")
+    p.add_argument("--plots", action="store_true", help="also write entity / verb / prevalence bar plots")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds: synthetic CheXpert layout + invented reports, small backbones, 1 epoch",
+    )
+    args = p.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.smoke else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not args.smoke and not args.data_root:
+        p.error("give --data-root CHEXPERT_FOLDER, or --smoke for the synthetic check")
+    from radlabel.errors import RadlabelError
+    from radvision.errors import RadvisionError
+
+    try:
+        if args.smoke:
+            with tempfile.TemporaryDirectory(prefix="chexpert_smoke_") as tmp:
+                args.data_root = str(make_synthetic_chexpert(tmp))
+                args.reports = args.reports or str(make_synthetic_reports(Path(tmp) / "reports.csv"))
+                args.run_dir = args.run_dir or str(Path(tmp) / "runs")
+                args.policies = args.policies or ["U-Ones", "U-Zeros"]
+                run(args)
+        else:
+            run(args)
+    except (RadvisionError, RadlabelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,377 @@
+"""ImageCLEF 2020 medical concept detection: VGG16 + MLP head (2 x 4096, dropout 0.5), soft-F1 + BCE loss.
+
+Setup (configs/imageclef2020_vgg16.yaml): the concept vocabulary is the `--top-concepts` most frequent UMLS
+concepts (CUIs) of the training file that occur in at least `--min-frequency` images; an ImageNet VGG16 with a
+2 x 4096 MLP head (dropout 0.5) predicts them, trained with (1 - soft-F1) + BCE.  Per-concept F1-optimal
+thresholds are chosen on a validation split of the training images, and each image keeps at most
+`thresholds.top_k` (100, ImageCLEF's limit) concepts that pass their threshold.  The score is ImageCLEF's:
+per image F1 = 2|P & G| / (|P| + |G|) against ALL of the image's gold concepts (1 when both are empty),
+averaged over images (instance-averaged / samples F1).  Concepts outside the vocabulary therefore count as
+misses, as they do in the official evaluation; the F1 over the kept vocabulary is printed beside it.
+
+Layout (`--data-root ROOT`, file names changeable with the flags below):
+    ROOT/train_concepts.csv   ROOT/train/<ID>.jpg    tab-separated "ID<TAB>CUI;CUI;..." (ImageCLEF 2019-21)
+    ROOT/valid_concepts.csv   ROOT/valid/<ID>.jpg    the official validation set, scored as the test set
+
+    python examples/imageclef_concepts.py --data-root /data/imageclef2020 --top-concepts 100
+    python examples/imageclef_concepts.py --train-concepts T.csv --train-images T/ --valid-concepts V.csv \\
+        --valid-images V/ --min-frequency 10 optim.epochs=5
+    python examples/imageclef_concepts.py --smoke       # seconds: synthetic concept file + images
+
+Any config key can be changed with `key=value` overrides (e.g. `model.pretrained=/path/vgg16.pth`).
+The test predictions are written in the submission format (`test_submission.tsv`) in the run directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "imageclef2020_vgg16.yaml"
+
+# --smoke: the same pipeline with a tiny CNN and a 64-unit MLP at 32 px, 1 epoch, no weights.
+SMOKE = {
+    "data": {"image_size": 32},
+    "model": {"backbone": "simple_cnn", "hidden": [64, 64], "pretrained": None},
+    "optim": {"batch_size": 16, "epochs": 1, "num_workers": 0},
+    "schedule": {"patience": None, "plateau_patience": None},
+    "thresholds": {"top_k": 3},
+    "runtime": {"amp": "no", "channels_last": False, "device": "cpu", "progress": False},
+}
+
+
+# ------------------------------------------------------------------------------------------ configuration
+
+
+def merge(base: dict, extra: dict) -> dict:
+    """Section-wise update of a config mapping (one level deep, as the config has sections)."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, values in extra.items():
+        if isinstance(values, dict):
+            out.setdefault(section, {}).update(values)
+        else:
+            out[section] = values
+    return out
+
+
+def study_config(
+    config: str | Path = CONFIG,
+    overrides: list[str] | tuple[str, ...] = (),
+    smoke: bool = False,
+    run_dir: str | None = None,
+) -> Any:
+    """The validated radvision Config of the study (smoke settings, run dir and overrides applied)."""
+    from radvision.config import apply_overrides, config_from_dict
+    from radvision.errors import RadvisionError
+
+    path = Path(config)
+    if not path.is_file():
+        raise RadvisionError(f"Config file {str(path)!r} does not exist; pass --config with a YAML file.")
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if smoke:
+        values = merge(values, SMOKE)
+    if run_dir is not None:
+        values = merge(values, {"output": {"run_dir": str(run_dir)}})
+    return config_from_dict(apply_overrides(values, list(overrides)))
+
+
+# -------------------------------------------------------------------------------------------------- data
+
+
+def concept_table(
+    concepts_csv: str | Path,
+    image_dir: str | Path,
+    classes: list[str],
+    sep: str = "\t",
+    missing: str = "raise",
+) -> Any:
+    """A LabelTable over a fixed concept vocabulary (e.g. the training one) for another concept file.
+
+    Vocabulary concepts the file never uses are all-negative columns; the image's full concept list stays in
+    the `concepts` column for the official score.
+    """
+    from radvision.data import LabelTable, read_imageclef
+    from radvision.data.table import finish_frame
+
+    full = read_imageclef(concepts_csv, image_dir, sep=sep, missing=missing)
+    frame = full.frame[["path", "patient_id", "concepts"]].copy()
+    sets = frame["concepts"].map(concept_set)
+    for c in classes:
+        frame[c] = sets.map(lambda s, c=c: float(c in s))
+    return LabelTable(finish_frame(frame, classes), classes, full.root)
+
+
+def concept_set(cell: Any) -> set[str]:
+    """The ';'-joined concept cell of a table as a set (empty for a blank cell)."""
+    if not isinstance(cell, str):
+        return set()
+    return {c for c in cell.split(";") if c}
+
+
+def vocabulary_stats(table: Any) -> dict[str, float]:
+    """Label cardinality / density over all concepts of the file and over the kept vocabulary."""
+    from radvision.data import label_cardinality, label_density
+
+    sets = table.frame["concepts"].map(concept_set)
+    all_concepts = Counter(c for s in sets for c in s)
+    return {
+        "images": len(table),
+        "concepts_in_file": len(all_concepts),
+        "concepts_kept": len(table.classes),
+        "cardinality_all": float(sets.map(len).mean()) if len(sets) else float("nan"),
+        "density_all": float(sets.map(len).mean() / len(all_concepts)) if all_concepts else float("nan"),
+        "cardinality_kept": label_cardinality(table),
+        "density_kept": label_density(table),
+    }
+
+
+# ----------------------------------------------------------------------------------------------- scoring
+
+
+def imageclef_f1(predicted: list[set[str]], gold: list[set[str]]) -> float:
+    """ImageCLEF concept-detection score: mean over images of 2|P & G| / (|P| + |G|) (1 if both empty)."""
+    from radvision.errors import RadvisionError
+
+    if len(predicted) != len(gold):
+        raise RadvisionError(
+            f"Got {len(predicted)} predicted and {len(gold)} gold concept sets; give one per image."
+        )
+    if not gold:
+        return float("nan")
+    scores = [
+        1.0 if not p and not g else 2 * len(p & g) / (len(p) + len(g))
+        for p, g in zip(predicted, gold, strict=True)
+    ]
+    return float(np.mean(scores))
+
+
+def predicted_concepts(
+    probs: np.ndarray, classes: list[str], thresholds: np.ndarray, k: int | None
+) -> list[set[str]]:
+    """Concepts per image: those reaching their threshold, at most the k most probable (k=None: no cap)."""
+    from radvision.thresholds import top_k
+
+    p = np.nan_to_num(np.asarray(probs, dtype=float), nan=0.0)  # an unreadable image predicts nothing
+    labels = top_k(p, k, thresholds) if k else (p >= thresholds).astype(int)
+    names = np.asarray(classes, dtype=object)
+    return [set(names[row.astype(bool)]) for row in labels]
+
+
+def write_submission(path: Path, ids: list[str], concepts: list[set[str]]) -> Path:
+    """`ID<TAB>CUI;CUI` lines, one per test image (the ImageCLEF run format), written atomically."""
+    from radvision.config import atomic_write_text
+
+    lines = [f"{i}\t{';'.join(sorted(c))}" for i, c in zip(ids, concepts, strict=True)]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
+def score_run(run: Path, test: Any, cfg: Any) -> dict[str, float]:
+    """Predict the test images with the finished run and score them the ImageCLEF way."""
+    from radvision.predict import predict, read_thresholds
+    from radvision.rundir import THRESHOLDS_FILE
+
+    classes = list(test.classes)
+    pred = predict(run, test.frame[["path"]], batch_size=cfg.optim.batch_size, device=cfg.runtime.device)
+    thr = read_thresholds(run / THRESHOLDS_FILE, classes)
+    chosen = predicted_concepts(pred[classes].to_numpy(dtype=float), classes, thr, cfg.thresholds.top_k)
+    gold_all = test.frame["concepts"].map(concept_set).tolist()
+    vocab = set(classes)
+    gold_kept = [g & vocab for g in gold_all]
+    write_submission(run / "test_submission.tsv", test.frame["patient_id"].tolist(), chosen)
+    return {
+        "test_images": len(test),
+        "imageclef_f1": imageclef_f1(chosen, gold_all),
+        "f1_kept_concepts": imageclef_f1(chosen, gold_kept),
+        "mean_predicted_concepts": float(np.mean([len(c) for c in chosen])) if chosen else float("nan"),
+    }
+
+
+# ------------------------------------------------------------------------------------------- smoke data
+
+
+def make_synthetic_imageclef(
+    root: str | Path, n_train: int = 64, n_valid: int = 24, size: int = 40, seed: int = 0
+) -> Path:
+    """A tiny ImageCLEF layout: train_concepts.csv / valid_concepts.csv ("ID<TAB>CUI;CUI") + PNG folders.
+
+    Concept frequencies fall off like real ones (a few common, several rare, some seen once, which the
+    min-frequency filter drops); the first two concepts are drawn into the image (brightness, a stripe).
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    cuis = [f"C{1000000 + 137 * j:07d}" for j in range(14)]
+    freq = np.array([0.6, 0.5, 0.35, 0.3, 0.25, 0.2, 0.15, 0.12, 0.1, 0.08, 0.05, 0.03, 0.0, 0.0])
+    for split, n in (("train", n_train), ("valid", n_valid)):
+        (root / split).mkdir(parents=True, exist_ok=True)
+        lines = []
+        for i in range(n):
+            present = [c for c, f in zip(cuis, freq, strict=True) if rng.random() < f]
+            if split == "train" and i == 0:
+                present.append(cuis[12])  # seen once: below any min-frequency filter
+            img = rng.integers(0, 70, size=(size, size)).astype(np.uint8)
+            if cuis[0] in present:
+                img += 120
+            if cuis[1] in present:
+                img[:, size // 2 - 3 : size // 2 + 3] = 255
+            image_id = f"ROCO_CLEF_{split}_{i:05d}"
+            Image.fromarray(img, mode="L").save(root / split / f"{image_id}.png")
+            lines.append(f"{image_id}\t{';'.join(present)}")
+        (root / f"{split}_concepts.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+# -------------------------------------------------------------------------------------------------- main
+
+
+def resolve_layout(args: argparse.Namespace) -> dict[str, Path | None]:
+    """Concept files and image folders from --data-root and the per-file flags (flags win)."""
+    from radvision.errors import RadvisionError
+
+    root = Path(args.data_root) if args.data_root else None
+    layout: dict[str, Path | None] = {}
+    for key, default in (
+        ("train_concepts", "train_concepts.csv"),
+        ("train_images", "train"),
+        ("valid_concepts", "valid_concepts.csv"),
+        ("valid_images", "valid"),
+    ):
+        given = getattr(args, key)
+        layout[key] = Path(given) if given else (root / default if root else None)
+    if layout["train_concepts"] is None or layout["train_images"] is None:
+        raise RadvisionError(
+            "No training data given; pass --data-root or --train-concepts and --train-images."
+        )
+    if layout["valid_concepts"] is not None and not layout["valid_concepts"].is_file():
+        if args.valid_concepts:
+            raise RadvisionError(f"Validation concept file {str(layout['valid_concepts'])!r} does not exist.")
+        layout["valid_concepts"] = None  # --data-root without a validation file: split the training images
+    return layout
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the study as the parsed arguments say; returns vocabulary statistics and scores."""
+    from radvision.config import atomic_write_text
+    from radvision.data import ImageDataset, build_transforms, patient_split, read_imageclef
+    from radvision.train import Trainer
+
+    cfg = study_config(args.config, args.overrides, smoke=args.smoke, run_dir=args.run_dir)
+    layout = resolve_layout(args)
+    missing = "drop" if cfg.data.on_error == "skip" else "raise"
+    train_all = read_imageclef(
+        layout["train_concepts"],
+        layout["train_images"],
+        top_k=args.top_concepts,
+        min_frequency=args.min_frequency,
+        sep=args.sep,
+        missing=missing,
+    )
+    stats = vocabulary_stats(train_all)
+    print(
+        "training concepts: "
+        + json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()})
+    )
+    seed = cfg.runtime.seed
+    if layout["valid_concepts"] is not None:
+        parts = patient_split(
+            train_all,
+            {"train": cfg.data.split.get("train", 0.9), "valid": 1 - cfg.data.split.get("train", 0.9)},
+            seed,
+        )
+        parts["test"] = concept_table(
+            layout["valid_concepts"],
+            layout["valid_images"] or layout["train_images"],
+            list(train_all.classes),
+            sep=args.sep,
+            missing=missing,
+        )
+    else:
+        parts = patient_split(train_all, cfg.data.split, seed)
+    d = cfg.data
+    datasets = {
+        k: ImageDataset(
+            t,
+            build_transforms(d.transforms, d.image_size, train=(k == "train"), channels=d.channels),
+            on_error=d.on_error,
+        )
+        for k, t in parts.items()
+        if len(t)
+    }
+    run_dir = Trainer(cfg).fit(datasets["train"], datasets["valid"], datasets.get("test"))
+    scored = "test" if "test" in datasets else "valid"
+    scores = score_run(run_dir, parts[scored], cfg)
+    result = {"run_dir": str(run_dir), "scored_split": scored, "vocabulary": stats, "scores": scores}
+    atomic_write_text(run_dir / "imageclef_scores.json", json.dumps(result, indent=1) + "\n")
+    print(f"run dir: {run_dir}")
+    print(
+        f"{scored} ({scores['test_images']} images, <= {cfg.thresholds.top_k} concepts each): "
+        f"ImageCLEF F1 {scores['imageclef_f1']:.4f} (all gold concepts), "
+        f"{scores['f1_kept_concepts']:.4f} (kept vocabulary), "
+        f"{scores['mean_predicted_concepts']:.2f} concepts predicted per image"
+    )
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.epochs=5")
+    p.add_argument("--data-root", help="folder with train_concepts.csv, train/, valid_concepts.csv, valid/")
+    p.add_argument("--train-concepts", help="training concept file (default DATA_ROOT/train_concepts.csv)")
+    p.add_argument("--train-images", help="training image folder (default DATA_ROOT/train)")
+    p.add_argument("--valid-concepts", help="validation concept file, scored as the test set")
+    p.add_argument("--valid-images", help="validation image folder (default DATA_ROOT/valid)")
+    p.add_argument("--sep", default="\t", help="concept file separator (tab; ',' for ROCOv2 files)")
+    p.add_argument(
+        "--top-concepts",
+        type=int,
+        default=None,
+        help="keep the K most frequent concepts (default: all that pass --min-frequency)",
+    )
+    p.add_argument("--min-frequency", type=int, default=1, help="drop concepts seen in fewer training images")
+    p.add_argument(
+        "--config", default=str(CONFIG), help="study config (default configs/imageclef2020_vgg16.yaml)"
+    )
+    p.add_argument("--run-dir", help="where the run is written (default output.run_dir of the config)")
+    p.add_argument(
+        "--smoke", action="store_true", help="seconds: synthetic concept files + images, tiny model"
+    )
+    args = p.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.smoke else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not args.smoke and not (args.data_root or args.train_concepts):
+        p.error("give --data-root (or --train-concepts/--train-images), or --smoke for the synthetic check")
+    from radvision.errors import RadvisionError
+
+    try:
+        if args.smoke:
+            with tempfile.TemporaryDirectory(prefix="imageclef_smoke_") as tmp:
+                args.data_root = str(make_synthetic_imageclef(Path(tmp) / "data"))
+                args.run_dir = args.run_dir or str(Path(tmp) / "run")
+                if args.top_concepts is None:
+                    args.top_concepts = 8
+                if args.min_frequency == 1:
+                    args.min_frequency = 2
+                run(args)
+        else:
+            run(args)
+    except RadvisionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""The study examples: their configs hold the published setups, and each --smoke mode runs end to end on
+synthetic data in seconds (small backbones, no weights, no network)."""
+
+import argparse
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from radvision.data import CHEXPERT_CLASSES
+from radvision.errors import RadvisionError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", REPO / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def chexpert():
+    return _load("chexpert_study")
+
+
+@pytest.fixture(scope="module")
+def clef():
+    return _load("imageclef_concepts")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: extra threads only contend on a shared CPU
+    yield
+    torch.set_num_threads(n)
+
+
+# ------------------------------------------------------------------------------------------------ CheXpert
+
+
+def test_chexpert_config_is_the_published_setup(chexpert):
+    cfg = chexpert.study_config()
+    assert cfg.model.backbone == ["vgg16", "resnet50", "convnext_large"]
+    assert cfg.model.pretrained == "imagenet"
+    assert cfg.data.dataset == "chexpert" and cfg.data.frontal_only and cfg.data.policy == "U-Ones"
+    assert cfg.data.transforms == "chexpert_study"
+    assert cfg.data.downsample == {"No Finding": 0.91, "Pleural Effusion": 0.30}
+    assert set(cfg.data.downsample) <= set(
+        CHEXPERT_CLASSES
+    )  # real column names, or downsample() refuses them
+    assert cfg.loss.name == "weighted_bce" and cfg.loss.pos_weight == "auto"
+    smoke = chexpert.study_config(smoke=True, overrides=["optim.lr=0.01"])
+    assert smoke.model.pretrained is None and smoke.optim.epochs == 1 and smoke.optim.lr == 0.01
+    assert isinstance(smoke.model.backbone, list) and len(smoke.model.backbone) == 2  # still a MultiBackbone
+
+
+def test_chexpert_tables_split_downsample_and_policies(chexpert, tmp_path):
+    root = chexpert.make_synthetic_chexpert(tmp_path)
+    cfg = chexpert.study_config(smoke=True, data_root=root, overrides=["data.classes=null"])
+    ones = chexpert.study_tables(cfg, "U-Ones")
+    zeros = chexpert.study_tables(cfg, "U-Zeros")
+    assert set(ones) == {"train", "valid", "test"}
+    frames = {k: t.frame for k, t in ones.items()}
+    assert all(not f["path"].str.contains("lateral").any() for f in frames.values())  # frontal only
+    assert len(frames["test"]) == len(pd.read_csv(root / "valid.csv"))  # official valid.csv is the test set
+    assert not set(frames["train"]["patient_id"]) & set(frames["valid"]["patient_id"])
+    # downsampling: before it, a quarter of the training patients are No-Finding-only
+    undownsampled = chexpert.study_config(smoke=True, data_root=root, overrides=["data.downsample=null"])
+    full = chexpert.study_tables(undownsampled, "U-Ones")["train"]
+    y_full, y = full.labels(), ones["train"].labels()
+    j = full.classes.index("No Finding")
+    only_nf = lambda m: int(((m[:, j] == 1) & ((m == 1).sum(1) == 1)).sum())  # noqa: E731
+    assert only_nf(y_full) >= 4 and only_nf(y) <= round(0.09 * only_nf(y_full)) + 1
+    assert len(ones["train"]) < len(full)
+    # U-Ones turns uncertain labels into positives, U-Zeros into negatives; nothing stays -1
+    assert not (y == -1).any()
+    assert (ones["valid"].labels() == 1).sum() + (y == 1).sum() > (zeros["valid"].labels() == 1).sum() + (
+        zeros["train"].labels() == 1
+    ).sum()
+
+
+def test_chexpert_smoke_trains_both_policies_and_describes_reports(chexpert, tmp_path, capsys):
+    assert chexpert.main(["--smoke", "--run-dir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "U-Ones" in out and "U-Zeros" in out
+    summary = json.loads((tmp_path / "runs" / "study_summary.json").read_text())
+    assert [r["policy"] for r in summary["runs"]] == ["U-Ones", "U-Zeros"]
+    for r in summary["runs"]:
+        run = Path(r["run_dir"])
+        assert (run / "model.safetensors").is_file() and (run / "thresholds.json").is_file()
+        assert (run / "test_metrics.csv").is_file()
+        assert 0.0 <= r["test_mean_auroc"] <= 1.0
+        metrics = pd.read_csv(run / "metrics.csv")
+        assert len(metrics) == 1 and np.isfinite(metrics["train_loss"]).all()
+    reports = tmp_path / "runs" / "reports"
+    labels = pd.read_csv(reports / "labels.csv")
+    assert len(labels) == len(chexpert.SMOKE_REPORTS)
+    assert {"Pleural Effusion", "Cardiomegaly", "error"} <= set(labels.columns)
+    prevalence = pd.read_csv(reports / "prevalence.csv").set_index("class")
+    assert prevalence.loc["Pleural Effusion", "positive"] >= 1
+    assert "positive_U-Ones" in prevalence.columns
+    assert summary["reports"]["reports"] == len(labels) and summary["reports"]["entities_per_report"] > 0
+    assert (reports / "entities.csv").is_file()
+
+
+def test_chexpert_bad_override_is_one_sentence(chexpert, capsys):
+    assert chexpert.main(["--smoke", "optim.epocs=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "epochs" in err and "Traceback" not in err
+
+
+def test_chexpert_needs_data_root_or_smoke(chexpert):
+    with pytest.raises(SystemExit) as info:
+        chexpert.main([])
+    assert info.value.code == 2
+
+
+# ----------------------------------------------------------------------------------------------- ImageCLEF
+
+
+def test_imageclef_config_is_the_published_setup(clef):
+    cfg = clef.study_config()
+    assert cfg.model.backbone == "vgg16" and cfg.model.head == "mlp"
+    assert cfg.model.hidden == [4096, 4096] and cfg.model.dropout == 0.5
+    assert cfg.model.pretrained == "imagenet"
+    assert cfg.loss.name == "f1_plus_bce" and cfg.thresholds.top_k == 100
+    assert cfg.schedule.monitor == "samples_f1"
+
+
+def test_imageclef_f1_is_the_instance_average(clef):
+    assert clef.imageclef_f1([{"a", "b"}, set()], [{"a", "b"}, set()]) == 1.0  # both empty scores 1
+    assert clef.imageclef_f1([{"a", "b"}], [{"b", "c"}]) == pytest.approx(0.5)
+    assert clef.imageclef_f1([{"a"}, {"a"}], [set(), {"a"}]) == pytest.approx(0.5)  # a false alarm scores 0
+    assert clef.imageclef_f1([set()], [{"a"}]) == 0.0
+    with pytest.raises(RadvisionError, match="one per image"):
+        clef.imageclef_f1([set()], [set(), set()])
+
+
+def test_predicted_concepts_respect_thresholds_and_top_k(clef):
+    probs = np.array([[0.9, 0.8, 0.7, 0.1], [0.2, 0.3, 0.1, 0.05]])
+    thr = np.array([0.5, 0.5, 0.5, 0.5])
+    classes = ["C1", "C2", "C3", "C4"]
+    assert clef.predicted_concepts(probs, classes, thr, k=2) == [{"C1", "C2"}, set()]
+    assert clef.predicted_concepts(probs, classes, thr, k=None) == [{"C1", "C2", "C3"}, set()]
+    low = np.array([0.95, 0.5, 0.5, 0.01])
+    # C4 passes its threshold in row 2 but is not among the 3 most probable there
+    assert clef.predicted_concepts(probs, classes, low, k=3) == [{"C2", "C3"}, set()]
+    assert clef.predicted_concepts(probs, classes, low, k=4) == [{"C2", "C3", "C4"}, {"C4"}]
+
+
+def test_concept_table_uses_the_training_vocabulary(clef, tmp_path):
+    root = clef.make_synthetic_imageclef(tmp_path, n_train=8, n_valid=6)
+    vocab = ["C1000000", "C9999999"]  # the second never occurs in the file
+    t = clef.concept_table(root / "valid_concepts.csv", root / "valid", vocab)
+    assert t.classes == vocab and len(t) == 6
+    assert (t.labels()[:, 1] == 0).all()
+    lines = (root / "valid_concepts.csv").read_text().splitlines()
+    gold = [set(filter(None, line.split("\t")[1].split(";"))) for line in lines]
+    assert [clef.concept_set(c) for c in t.frame["concepts"]] == gold
+    assert t.labels()[:, 0].tolist() == [float("C1000000" in g) for g in gold]
+
+
+def test_imageclef_smoke_runs_and_writes_a_submission(clef, tmp_path, capsys):
+    assert clef.main(["--smoke", "--run-dir", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "cardinality_all" in out and "density_kept" in out and "ImageCLEF F1" in out
+    result = json.loads((tmp_path / "run" / "imageclef_scores.json").read_text())
+    vocab = result["vocabulary"]
+    assert vocab["concepts_kept"] == 8 and vocab["concepts_in_file"] > vocab["concepts_kept"]
+    assert vocab["cardinality_all"] >= vocab["cardinality_kept"] > 0
+    scores = result["scores"]
+    assert 0.0 <= scores["imageclef_f1"] <= 1.0 and scores["test_images"] == 24
+    classes = json.loads((tmp_path / "run" / "thresholds.json").read_text())["thresholds"]
+    assert len(classes) == 8
+    lines = (tmp_path / "run" / "test_submission.tsv").read_text().splitlines()
+    assert len(lines) == 24
+    for line in lines:
+        image_id, cell = line.split("\t")
+        concepts = [c for c in cell.split(";") if c]
+        assert (
+            image_id.startswith("ROCO_CLEF_valid_") and len(concepts) <= 3 and set(concepts) <= set(classes)
+        )
+
+
+def test_imageclef_without_validation_file_splits_the_training_images(clef, tmp_path):
+    root = clef.make_synthetic_imageclef(tmp_path / "data", n_train=40, n_valid=4)
+    (root / "valid_concepts.csv").unlink()
+    cfg_overrides = ["data.split={train: 0.6, valid: 0.2, test: 0.2}"]
+    args = argparse.Namespace(
+        config=str(clef.CONFIG),
+        overrides=cfg_overrides,
+        smoke=True,
+        run_dir=str(tmp_path / "run"),
+        data_root=str(root),
+        train_concepts=None,
+        train_images=None,
+        valid_concepts=None,
+        valid_images=None,
+        sep="\t",
+        top_concepts=5,
+        min_frequency=1,
+    )
+    result = clef.run(args)
+    assert result["scored_split"] == "test"
+    assert 0 < result["scores"]["test_images"] < 40
+
+
+def test_imageclef_missing_validation_file_is_an_error(clef, tmp_path, capsys):
+    code = clef.main(["--data-root", str(tmp_path), "--valid-concepts", str(tmp_path / "nope.csv")])
+    assert code == 2 and "nope.csv" in capsys.readouterr().err
