@@ -214,6 +214,9 @@ class ContextEngine:
         return False
 
 
+# The role lookups below take a trigger's (hashable) role set and run for every trigger-mention
+# pair; there are only a few dozen distinct role sets, so memoizing them is a cheap ~10% speed-up.
+@cache
 def _status(roles: frozenset, directions: tuple[str, ...]) -> str | None:
     """The status a trigger gives in the allowed directions (hedges outrank negation)."""
     for cat in ("speculative", "possible", "uncertain", "negation", "hypothetical"):
@@ -222,10 +225,12 @@ def _status(roles: frozenset, directions: tuple[str, ...]) -> str | None:
     return None
 
 
+@cache
 def _has(roles: frozenset, category: str, directions: tuple[str, ...]) -> bool:
     return any((category, d) in roles for d in directions)
 
 
+@cache
 def _opens_scope(roles: frozenset) -> bool:
     """True for triggers that govern the words after them ("may represent", "no")."""
     return any(len(r) == 2 and r[1] == "pre" for r in roles)
