@@ -123,7 +123,6 @@ def main(argv: list[str] | None = None) -> None:
         if target is not None:
             verdict = f"train >= {target:,.0f}: {'PASS' if r['train_img_s'] >= target else 'FAIL'}"
         print(f"{name:<16}{r['train_img_s']:>14,.1f}{r['infer_img_s']:>14,.1f}  {verdict}", flush=True)
-        del r
         if cuda:
             torch.cuda.empty_cache()
     if not cuda:

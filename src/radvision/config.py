@@ -104,6 +104,9 @@ class OptimConfig:
 MONITORS = ("loss", "mean_auroc", "micro_auroc", "mean_average_precision", "macro_f1", "micro_f1", "samples_f1",
             "f1_macro", "f1_micro", "f1_samples")
 
+# monitors that average a per-class metric (so schedule.monitor_min_positives can choose the classes)
+CLASS_MEAN_MONITORS = ("mean_auroc", "mean_average_precision", "macro_f1", "f1_macro")
+
 
 @dataclass
 class ScheduleConfig:
@@ -114,6 +117,12 @@ class ScheduleConfig:
     restore_best: bool = True
     plateau_factor: float = 0.1
     plateau_patience: int | None = 2  # ReduceLROnPlateau; None disables it
+    # The monitored mean_auroc / mean_average_precision / macro_f1 is taken over the classes with at least this
+    # many positives in the valid split (metrics.csv keeps the all-class figures): on a small valid split a
+    # class with one or two positives turns epoch selection into noise.
+    monitor_min_positives: int = 0
+    # mean_auroc only: add "any finding vs none" AUROC as one more term (and leave "No Finding" out of the mean)
+    monitor_include_any: bool = False
 
 
 @dataclass
@@ -312,6 +321,15 @@ def _check_consistency(cfg: Config) -> None:
             f"data.channels ({cfg.data.channels}) and model.in_chans ({cfg.model.in_chans}) differ; "
             "set both to 1 or both to 3."
         )
+    s = cfg.schedule
+    if s.monitor_min_positives < 0:
+        raise RadvisionError(f"Config key 'schedule.monitor_min_positives' must be zero or more, "
+                             f"got {s.monitor_min_positives!r}.")
+    if s.monitor_min_positives and s.monitor not in CLASS_MEAN_MONITORS:
+        raise RadvisionError(f"schedule.monitor_min_positives needs a per-class mean monitor "
+                             f"({', '.join(CLASS_MEAN_MONITORS)}), not {s.monitor!r}.")
+    if s.monitor_include_any and s.monitor != "mean_auroc":
+        raise RadvisionError(f"schedule.monitor_include_any needs schedule.monitor 'mean_auroc', not {s.monitor!r}.")
     fractions = cfg.data.split
     unknown = sorted(set(fractions) - {"train", "valid", "test"})
     if unknown:

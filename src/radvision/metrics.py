@@ -92,10 +92,31 @@ def _nanmean(values) -> float:
     return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
 
 
+NO_FINDING = "No Finding"
+
+
+def any_finding(y_true, y_prob, class_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(truth, score) of "any finding vs none" per image.
+
+    Truth: some finding class (every class but "No Finding") is positive; NaN when a row has no positive
+    and some unknown finding label.  Score: 1 - P(No Finding) when the model has that output, else the
+    noisy-OR ``1 - prod(1 - p_c)`` of the finding probabilities.
+    """
+    y_true, y_prob, names = _prepare(y_true, y_prob, class_names)
+    finding = np.array([n != NO_FINDING for n in names])
+    t = y_true[:, finding]
+    truth = np.where((t == 1).any(axis=1), 1.0, np.where(np.isnan(t).any(axis=1), np.nan, 0.0))
+    if NO_FINDING in names and not finding.all():
+        score = 1.0 - y_prob[:, names.index(NO_FINDING)]
+    else:
+        score = 1.0 - np.prod(1.0 - y_prob[:, finding], axis=1)
+    return truth, score
+
+
 def evaluate_predictions(y_true, y_prob, class_names: Sequence[str], thresholds=0.5) -> dict:
     """Summary metrics as a flat dict of floats (plus ``auroc/<class>`` per class).
 
-    Keys: mean_auroc, micro_auroc, mean_average_precision, macro_/micro_/samples_ f1, precision and
+    Keys: mean_auroc, micro_auroc, auroc_any_finding (see `any_finding`), mean_average_precision, macro_/micro_/samples_ f1, precision and
     recall, exact_match, hamming_loss, jaccard_samples, jaccard_macro, lrap, label_ranking_loss,
     coverage_error, label_cardinality_true / _pred, n_samples, n_complete_rows.
     samples_f1 is ImageCLEF's instance-averaged F1: sklearn ``average="samples"`` where a row with no
@@ -117,6 +138,10 @@ def evaluate_predictions(y_true, y_prob, class_names: Sequence[str], thresholds=
     else:
         out["micro_precision"] = out["micro_recall"] = out["micro_f1"] = float("nan")
     out["micro_auroc"] = _auroc(t_flat, s_flat)
+    any_true, any_score = any_finding(y_true, y_prob, names)
+    any_known = ~np.isnan(any_true)
+    out["auroc_any_finding"] = (_auroc(any_true[any_known].astype(int), any_score[any_known])
+                                if any(n != NO_FINDING for n in names) else float("nan"))
     rows = known.all(axis=1)
     out["n_complete_rows"] = int(rows.sum())
     out.update(_example_based(y_true[rows].astype(int), y_pred[rows], y_prob[rows]))
@@ -124,6 +149,28 @@ def evaluate_predictions(y_true, y_prob, class_names: Sequence[str], thresholds=
     for name, v in zip(names, pc["auroc"], strict=True):
         out[f"auroc/{name}"] = float(v)
     return out
+
+
+def monitored_mean(y_true, y_prob, class_names: Sequence[str], metric: str = "auroc", min_positives: int = 0,
+                   include_any: bool = False, thresholds=0.5) -> float:
+    """Mean of a per-class metric ("auroc", "average_precision" or "f1") over the classes with at least
+    `min_positives` known positives, for model selection on a small valid split (a class with one positive
+    makes its AUROC noise).  `include_any` adds "any finding" AUROC as one more term and then leaves the
+    "No Finding" class out (the any-finding term already measures it).  NaN when no term is defined.
+    """
+    y_true, y_prob, names = _prepare(y_true, y_prob, class_names)
+    if metric not in ("auroc", "average_precision", "f1"):
+        raise RadvisionError(f"Cannot average {metric!r} per class; use auroc, average_precision or f1.")
+    pc = per_class_metrics(y_true, y_prob, names, thresholds)
+    keep = pc["support"] >= min_positives
+    if include_any:
+        keep &= pc.index != NO_FINDING
+    terms = list(pc.loc[keep, metric])
+    if include_any:
+        any_true, any_score = any_finding(y_true, y_prob, names)
+        known = ~np.isnan(any_true)
+        terms.append(_auroc(any_true[known].astype(int), any_score[known]))
+    return _nanmean(terms)
 
 
 def _example_based(t: np.ndarray, p: np.ndarray, s: np.ndarray) -> dict:

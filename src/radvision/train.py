@@ -118,29 +118,31 @@ def _read_table(cfg: Config) -> Any:
     if d.dataset == "nih_sample":
         from radvision.sample import load_nih_sample
 
-        return load_nih_sample()
+        return load_nih_sample(classes=d.classes)
     missing = "drop" if d.on_error == "skip" else "raise"
     if d.dataset == "csv":
         if d.csv is None:
             raise RadvisionError("data.csv is not set; dataset 'csv' needs the path of a CSV with a 'path' column.")
-        return rvdata.read_csv_table(d.csv, root=d.root, policy=d.policy, missing=missing)
+        return rvdata.read_csv_table(d.csv, root=d.root, label_columns=d.classes, policy=d.policy,
+                                     missing=missing)
     if d.root is None:
         raise RadvisionError(f"data.root is not set; dataset {d.dataset!r} needs the directory of its data.")
     if d.dataset == "nih":
-        return rvdata.read_nih(d.root, csv=d.csv, missing=missing)
+        return rvdata.read_nih(d.root, csv=d.csv, classes=d.classes, missing=missing)
     if d.dataset == "chexpert":
         return rvdata.read_chexpert(d.root, split="train", frontal_only=d.frontal_only, policy=d.policy,
-                                    missing=missing, csv=d.csv)
+                                    classes=d.classes, missing=missing, csv=d.csv)
     if d.dataset == "mimic":
-        return rvdata.read_mimic(d.root, policy=d.policy, frontal_only=d.frontal_only, missing=missing)
+        return rvdata.read_mimic(d.root, policy=d.policy, classes=d.classes, frontal_only=d.frontal_only,
+                                 missing=missing)
     if d.dataset == "openi":
         kwargs = {"reports_csv": d.csv} if d.csv else {}
-        return rvdata.read_openi(d.root, frontal_only=d.frontal_only, missing=missing, **kwargs)
+        return rvdata.read_openi(d.root, frontal_only=d.frontal_only, classes=d.classes, missing=missing, **kwargs)
     if d.dataset == "imageclef":
         if d.csv is None:
             raise RadvisionError("data.csv is not set; dataset 'imageclef' needs the concept file (data.csv).")
         return rvdata.read_imageclef(d.csv, d.root, classes=d.classes, missing=missing)
-    return rvdata.read_folder(d.root)
+    return rvdata.read_folder(d.root, classes=d.classes)
 
 
 # ------------------------------------------------------------------------------------- model / optimizer
@@ -417,7 +419,7 @@ class Trainer:
             valid_loss, y_true, y_prob = self._evaluate(model, loss_fn, valid_loader, "valid")
             row = self._epoch_row(progress.epoch + 1, ci, optimizer, train_loss, valid_loss, y_true, y_prob)
             row["seconds"] = round(time.perf_counter() - t0, 3)
-            value = monitored_value(row, cfg.schedule.monitor)
+            value = self._monitored(row, y_true, y_prob)
             improved = self._improved(value, progress.best)
             progress.epoch += 1
             progress.cycle_epoch = e + 1
@@ -439,6 +441,20 @@ class Trainer:
                 break
         if cfg.schedule.restore_best and self.run.file(BEST_FILE).is_file():
             load_weights(raw, self.run.file(BEST_FILE))  # the next cycle starts from the best weights
+
+    def _monitored(self, row: dict[str, Any], y_true: np.ndarray, y_prob: np.ndarray) -> float:
+        """The number early stopping and the LR schedule follow; also stored in the row as `monitored`."""
+        from radvision.metrics import monitored_mean
+
+        s = self.config.schedule
+        if s.monitor_min_positives or s.monitor_include_any:
+            metric = {"mean_auroc": "auroc", "mean_average_precision": "average_precision"}.get(s.monitor, "f1")
+            value = monitored_mean(y_true, y_prob, self.class_names, metric, min_positives=s.monitor_min_positives,
+                                   include_any=s.monitor_include_any)
+        else:
+            value = monitored_value(row, s.monitor)
+        row["monitored"] = float(value)
+        return float(value)
 
     def _improved(self, value: float, best: float | None) -> bool:
         if value is None or math.isnan(value):

@@ -121,3 +121,15 @@ def test_package_and_config_import_without_torch():
             "assert 'torch' not in sys.modules, 'torch imported'; "
             "assert 'Trainer' in radvision.__all__ and 'load_config' in dir(radvision)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_monitor_min_positives_validated():
+    cfg = load_config(None, ["schedule.monitor_min_positives=10", "schedule.monitor_include_any=true"])
+    assert cfg.schedule.monitor_min_positives == 10 and cfg.schedule.monitor_include_any is True
+    assert load_config(None).schedule.monitor_min_positives == 0
+    with pytest.raises(RadvisionError, match="zero or more"):
+        load_config(None, ["schedule.monitor_min_positives=-1"])
+    with pytest.raises(RadvisionError, match="per-class mean monitor"):
+        load_config(None, ["schedule.monitor=loss", "schedule.monitor_min_positives=5"])
+    with pytest.raises(RadvisionError, match="monitor_include_any needs"):
+        load_config(None, ["schedule.monitor=macro_f1", "schedule.monitor_include_any=true"])

@@ -8,7 +8,13 @@ import pytest
 from sklearn import metrics as skm
 
 from radvision.errors import RadvisionError
-from radvision.metrics import confusion_matrices, evaluate_predictions, per_class_metrics
+from radvision.metrics import (
+    any_finding,
+    confusion_matrices,
+    evaluate_predictions,
+    monitored_mean,
+    per_class_metrics,
+)
 
 NAMES = ["a", "b", "c", "d"]
 
@@ -115,3 +121,39 @@ def test_input_errors(data):
         evaluate_predictions(bad, p, NAMES)
     with pytest.raises(RadvisionError, match="thresholds for 4 classes"):
         evaluate_predictions(y, p, NAMES, thresholds=[0.5, 0.5])
+
+
+def test_any_finding_noisy_or_and_no_finding_output():
+    y = np.array([[1, 0], [0, 0], [0, np.nan], [0, 1]], dtype=float)
+    p = np.array([[0.5, 0.2], [0.1, 0.1], [0.3, 0.3], [0.0, 0.9]])
+    truth, score = any_finding(y, p, ["a", "b"])
+    np.testing.assert_array_equal(truth[[0, 1, 3]], [1, 0, 1])
+    assert math.isnan(truth[2])  # no positive and one unknown label: unknown
+    np.testing.assert_allclose(score, 1 - (1 - p[:, 0]) * (1 - p[:, 1]))
+    # with a "No Finding" output the score is 1 - P(No Finding), and that class is not a finding
+    y_nf = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], dtype=float)
+    p_nf = np.array([[0.9, 0.3], [0.2, 0.6], [0.1, 0.2], [0.3, 0.1]])
+    truth, score = any_finding(y_nf, p_nf, ["a", "No Finding"])
+    np.testing.assert_array_equal(truth, [1, 0, 1, 0])
+    np.testing.assert_allclose(score, 1 - p_nf[:, 1])
+    out = evaluate_predictions(y_nf, p_nf, ["a", "No Finding"])
+    assert out["auroc_any_finding"] == pytest.approx(skm.roc_auc_score([1, 0, 1, 0], 1 - p_nf[:, 1]))
+
+
+def test_monitored_mean_keeps_classes_with_enough_positives():
+    rng = np.random.default_rng(1)
+    y = (rng.random((40, 3)) < [0.5, 0.5, 0.0]).astype(float)
+    y[0, 2] = 1  # "rare": a single positive, so its AUROC is noise
+    p = rng.random((40, 3))
+    names = ["a", "b", "rare"]
+    pc = per_class_metrics(y, p, names)
+    assert monitored_mean(y, p, names) == pytest.approx(pc["auroc"].mean())
+    assert monitored_mean(y, p, names, min_positives=2) == pytest.approx(pc.loc[["a", "b"], "auroc"].mean())
+    assert monitored_mean(y, p, names, "f1", min_positives=2) == pytest.approx(pc.loc[["a", "b"], "f1"].mean())
+    truth, score = any_finding(y, p, names)
+    with_any = monitored_mean(y, p, names, min_positives=2, include_any=True)
+    expected = np.mean([*pc.loc[["a", "b"], "auroc"], skm.roc_auc_score(truth, score)])
+    assert with_any == pytest.approx(expected)
+    assert math.isnan(monitored_mean(y, p, names, min_positives=100))
+    with pytest.raises(RadvisionError, match="auroc, average_precision or f1"):
+        monitored_mean(y, p, names, "lrap")

@@ -115,3 +115,43 @@ def test_source_without_valid_rows_splits_valid_off_train_by_patient(tmp_path, m
     frames = [ds.table.frame for ds in (train, valid, test)]
     assert [len(f) for f in frames] == [12, 4, 4]
     assert not set(frames[0]["patient_id"]) & set(frames[1]["patient_id"])
+
+
+def test_monitor_min_positives_selects_on_well_supported_classes(tmp_path, make_images):
+    csv = make_images(tmp_path, n=32)
+    frame = pd.read_csv(csv)
+    frame["Rare"] = 0
+    frame.loc[frame.index[frame["split"] == "valid"][0], "Rare"] = 1  # one valid positive: a noisy AUROC
+    frame.loc[frame.index[frame["split"] == "train"][:3], "Rare"] = 1
+    frame.to_csv(csv, index=False)
+    cfg = tiny_config(tmp_path, csv, "optim.epochs=2", "schedule.monitor_min_positives=2",
+                      "data.classes=[Bright, Stripe, Rare]")
+    run = Trainer(cfg).fit()
+    metrics = pd.read_csv(run / "metrics.csv")
+    wide = metrics[["auroc/Bright", "auroc/Stripe"]].mean(axis=1)
+    np.testing.assert_allclose(metrics["monitored"], wide)  # Rare (1 positive) is left out of selection
+    np.testing.assert_allclose(metrics["mean_auroc"], metrics[["auroc/Bright", "auroc/Stripe", "auroc/Rare"]]
+                               .mean(axis=1))  # metrics.csv keeps the all-class mean
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["best"] == pytest.approx(metrics["monitored"].max())
+
+
+def test_nih_reader_receives_classes_so_no_finding_can_be_an_output(tmp_path, make_images):
+    from radvision.train import build_datasets
+
+    csv = make_images(tmp_path, n=12, fractions=(0.5, 0.5, 0.0))
+    src = pd.read_csv(csv)
+    (tmp_path / "images").mkdir()
+    for p in src["path"]:
+        (tmp_path / p).rename(tmp_path / "images" / p.split("/")[-1])
+    labels = ["Effusion" if b else "No Finding" for b in src["Bright"]]
+    pd.DataFrame({"Image Index": [p.split("/")[-1] for p in src["path"]], "Finding Labels": labels,
+                  "Patient ID": src["patient_id"], "split": src["split"]}).to_csv(tmp_path / "Data_Entry_x.csv",
+                                                                                   index=False)
+    cfg = load_config(None, ["data.dataset=nih", f"data.root={tmp_path}", "data.classes=[Effusion, No Finding]",
+                             "data.image_size=32", "data.transforms=none", f"output.run_dir={tmp_path / 'run'}"])
+    train, valid, test, classes = build_datasets(cfg)
+    assert classes == ["Effusion", "No Finding"]
+    y = train.table.labels()
+    np.testing.assert_array_equal(y[:, 1], 1 - y[:, 0])
+    assert len(train) == 6 and len(valid) == 6 and test is None

@@ -16,11 +16,14 @@ from torchvision.transforms import v2
 from radvision.data.table import check_choice
 from radvision.errors import RadvisionError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PRESETS", "build_transforms"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "MODIFIERS", "PRESETS", "build_transforms"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PRESETS = ("default", "chexpert_study", "nih_study", "none")
+#: Options appended to a preset with "+", e.g. "default+equalize"; kept in the preset string so every
+#: consumer of ``data.transforms`` (training, predict, examples) builds the same pipeline.
+MODIFIERS = ("equalize",)
 
 
 def _geometry(preset: str, size: int, train: bool) -> list:
@@ -59,12 +62,22 @@ def build_transforms(
     Presets: "default" (eval: resize + centre crop; train: random resized crop of ~90 %, small affine,
     horizontal flip), "chexpert_study" (random ~90 % crop, resize, small affine, Gaussian blur p=0.4),
     "nih_study" (CheXNet: resize to size x size, horizontal flip when training), "none" (resize only).
+    "+equalize" (e.g. "default+equalize") histogram-equalises every image first, in training and evaluation
+    alike: radiographs differ widely in exposure and windowing.
     """
+    if not isinstance(preset, str):
+        raise RadvisionError(f"Transform preset must be a string such as 'default', got {preset!r}.")
+    preset, *modifiers = preset.split("+")
     check_choice(preset, PRESETS, "transform preset")
+    for m in modifiers:
+        check_choice(m, MODIFIERS, "transform option")
     if not isinstance(size, int) or size < 8:
         raise RadvisionError(f"Transform size must be an integer of at least 8 pixels, got {size!r}.")
     check_choice(channels, (1, 3), "channel count")
-    steps: list = [v2.ToImage(), *_geometry(preset, size, train)]
+    steps: list = [v2.ToImage()]
+    if "equalize" in modifiers:  # on the uint8 image, before geometry pads or blurs it
+        steps += [v2.ToDtype(torch.uint8, scale=True), v2.RandomEqualize(p=1.0)]
+    steps += _geometry(preset, size, train)
     # Channel expansion after resizing: geometry on one channel is 3x cheaper.
     steps.append(v2.RGB() if channels == 3 else v2.Grayscale(num_output_channels=1))
     steps.append(v2.ToDtype(torch.float32, scale=True))

@@ -49,3 +49,14 @@ def test_errors_name_choices():
         build_transforms("default", size=4)
     with pytest.raises(RadvisionError, match="channel count"):
         build_transforms("default", channels=2)
+
+
+def test_equalize_option_spreads_a_narrow_histogram():
+    dim = Image.fromarray(np.random.default_rng(1).integers(100, 140, (32, 32), dtype=np.uint8), mode="L")
+    plain = build_transforms("none", 32, train=False, normalize=False)(dim)
+    eq = build_transforms("none+equalize", 32, train=False, normalize=False)(dim)
+    assert float(plain.max() - plain.min()) < 0.2 and float(eq.max() - eq.min()) > 0.9
+    out = build_transforms("default+equalize", 16, train=True)(dim)
+    assert out.shape == (3, 16, 16) and out.dtype == torch.float32
+    with pytest.raises(RadvisionError, match="did you mean 'equalize'"):
+        build_transforms("default+equalise", 16)
