@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "chexpert_study.yaml"
@@ -67,17 +66,6 @@ SMOKE_REPORTS = [
 # ------------------------------------------------------------------------------------------ configuration
 
 
-def merge(base: dict, extra: dict) -> dict:
-    """Section-wise update of a config mapping (one level deep, as the config has sections)."""
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
-    for section, values in extra.items():
-        if isinstance(values, dict):
-            out.setdefault(section, {}).update(values)
-        else:
-            out[section] = values
-    return out
-
-
 def study_config(
     config: str | Path = CONFIG,
     overrides: list[str] | tuple[str, ...] = (),
@@ -86,20 +74,14 @@ def study_config(
     run_dir: str | None = None,
 ) -> Any:
     """The validated radvision Config of the study (smoke settings, --data-root and overrides applied)."""
-    from radvision.config import apply_overrides, config_from_dict
-    from radvision.errors import RadvisionError
+    from radvision.config import load_config, merge_sections
 
-    path = Path(config)
-    if not path.is_file():
-        raise RadvisionError(f"Config file {str(path)!r} does not exist; pass --config with a YAML file.")
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if smoke:
-        values = merge(values, SMOKE)
+    updates = SMOKE if smoke else {}
     if data_root is not None:
-        values = merge(values, {"data": {"root": str(data_root)}})
+        updates = merge_sections(updates, {"data": {"root": str(data_root)}})
     if run_dir is not None:
-        values = merge(values, {"output": {"run_dir": str(run_dir)}})
-    return config_from_dict(apply_overrides(values, list(overrides)))
+        updates = merge_sections(updates, {"output": {"run_dir": str(run_dir)}})
+    return load_config(config, overrides, updates=updates)
 
 
 # ------------------------------------------------------------------------------------------------- image

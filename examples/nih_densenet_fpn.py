@@ -130,13 +130,6 @@ def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str 
 # ---------------------------------------------------------------------------------------------- training
 
 
-def merge(base: dict, extra: dict) -> dict:
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
-    for section, values in extra.items():
-        out.setdefault(section, {}).update(values)
-    return out
-
-
 def study_tables(root: str | None, seed: int, valid_fraction: float = 0.125) -> dict:
     """train / valid (/ test) LabelTables: the official test list stays test; valid is patient-disjoint."""
     from radvision.data import patient_split, read_nih
@@ -157,12 +150,12 @@ def study_tables(root: str | None, seed: int, valid_fraction: float = 0.125) -> 
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
-    from radvision.config import apply_overrides, config_from_dict
+    from radvision.config import apply_overrides, config_from_dict, merge_sections
     from radvision.data import ImageDataset, build_transforms
     from radvision.predict import predict
     from radvision.train import Trainer
 
-    values = merge(STUDY, SMOKE) if args.smoke else merge(STUDY, {})
+    values = merge_sections(STUDY, SMOKE if args.smoke else {})
     if args.root:
         values["data"]["root"] = args.root
     values["output"]["run_dir"] = args.run_dir or values["output"]["run_dir"]

@@ -424,8 +424,25 @@ def _expects_str(parts: list[str]) -> bool:
     )
 
 
-def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a YAML config (or start from defaults when `path` is None) and apply dotted overrides."""
+def merge_sections(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Section-wise update of a config mapping: `extra`'s keys replace `base`'s inside each section
+    (one level deep, as a config is a mapping of sections); neither input is changed."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, values in extra.items():
+        if isinstance(values, dict) and isinstance(out.get(section), dict):
+            out[section].update(values)
+        else:
+            out[section] = dict(values) if isinstance(values, dict) else values
+    return out
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    updates: dict[str, Any] | None = None,
+) -> Config:
+    """Read a YAML config (or start from defaults when `path` is None), merge section-wise `updates`
+    (e.g. a smoke-test preset, see `merge_sections`) and then apply dotted overrides."""
     values: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -440,6 +457,8 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
         if loaded is not None and not isinstance(loaded, dict):
             raise RadvisionError(f"Config file {str(p)!r} must hold a mapping of sections (data, model, ...).")
         values = loaded or {}
+    if updates:
+        values = merge_sections(values, updates)
     return config_from_dict(apply_overrides(values, list(overrides)))
 
 

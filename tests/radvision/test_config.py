@@ -133,3 +133,16 @@ def test_monitor_min_positives_validated():
         load_config(None, ["schedule.monitor=loss", "schedule.monitor_min_positives=5"])
     with pytest.raises(RadvisionError, match="monitor_include_any needs"):
         load_config(None, ["schedule.monitor=macro_f1", "schedule.monitor_include_any=true"])
+
+
+def test_merge_sections_and_updates_before_overrides(tmp_path):
+    from radvision.config import merge_sections
+
+    base = {"optim": {"lr": 0.1, "epochs": 3}, "model": {"backbone": "resnet18"}}
+    merged = merge_sections(base, {"optim": {"lr": 0.5}, "output": {"run_dir": "x"}})
+    assert merged == {"optim": {"lr": 0.5, "epochs": 3}, "model": {"backbone": "resnet18"}, "output": {"run_dir": "x"}}
+    assert base["optim"]["lr"] == 0.1  # inputs untouched
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  lr: 0.1\n  epochs: 3\n")
+    cfg = load_config(path, ["optim.epochs=7"], updates={"optim": {"lr": 0.5, "epochs": 5}})
+    assert (cfg.optim.lr, cfg.optim.epochs) == (0.5, 7)
