@@ -118,26 +118,15 @@ def study_tables(cfg: Any, policy: str) -> dict[str, Any]:
 def train_policy(cfg: Any, policy: str, run_dir: Path) -> dict[str, Any]:
     """Train one run under an uncertainty policy; returns its test scores."""
     from radvision.config import config_from_dict, config_to_dict
-    from radvision.data import ImageDataset, build_transforms
-    from radvision.train import Trainer
+    from radvision.train import Trainer, make_datasets
 
     values = config_to_dict(cfg)
     values["data"]["policy"] = policy
     values["output"]["run_dir"] = str(run_dir)
     cfg = config_from_dict(values)
     parts = study_tables(cfg, policy)
-    d = cfg.data
-    datasets = {
-        k: ImageDataset(
-            t,
-            build_transforms(d.transforms, d.image_size, train=(k == "train"), channels=d.channels),
-            on_error=d.on_error,
-        )
-        for k, t in parts.items()
-    }
-    run = Trainer(cfg).fit(
-        datasets["train"], datasets["valid"], datasets["test"] if len(parts["test"]) else None
-    )
+    datasets = make_datasets(cfg, parts)
+    run = Trainer(cfg).fit(datasets["train"], datasets["valid"], datasets.get("test"))
     result: dict[str, Any] = {
         "policy": policy,
         "run_dir": str(run),

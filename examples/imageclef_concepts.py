@@ -246,8 +246,8 @@ def resolve_layout(args: argparse.Namespace) -> dict[str, Path | None]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the study as the parsed arguments say; returns vocabulary statistics and scores."""
     from radvision.config import atomic_write_text
-    from radvision.data import ImageDataset, build_transforms, patient_split, read_imageclef
-    from radvision.train import Trainer
+    from radvision.data import patient_split, read_imageclef
+    from radvision.train import Trainer, make_datasets
 
     cfg = study_config(args.config, args.overrides, smoke=args.smoke, run_dir=args.run_dir)
     layout = resolve_layout(args)
@@ -281,16 +281,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     else:
         parts = patient_split(train_all, cfg.data.split, seed)
-    d = cfg.data
-    datasets = {
-        k: ImageDataset(
-            t,
-            build_transforms(d.transforms, d.image_size, train=(k == "train"), channels=d.channels),
-            on_error=d.on_error,
-        )
-        for k, t in parts.items()
-        if len(t)
-    }
+    datasets = make_datasets(cfg, parts)
     run_dir = Trainer(cfg).fit(datasets["train"], datasets["valid"], datasets.get("test"))
     scored = "test" if "test" in datasets else "valid"
     scores = score_run(run_dir, parts[scored], cfg)

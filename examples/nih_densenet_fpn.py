@@ -151,9 +151,8 @@ def study_tables(root: str | None, seed: int, valid_fraction: float = 0.125) -> 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     from radvision.config import apply_overrides, config_from_dict, merge_sections
-    from radvision.data import ImageDataset, build_transforms
     from radvision.predict import predict
-    from radvision.train import Trainer
+    from radvision.train import Trainer, make_datasets
 
     values = merge_sections(STUDY, SMOKE if args.smoke else {})
     if args.root:
@@ -164,10 +163,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     parts = study_tables(None if args.smoke else cfg.data.root, cfg.runtime.seed)
     if args.smoke:  # a few images per split keep the smoke run to seconds
         parts = {k: t.subset(np.arange(min(len(t), 48 if k == "train" else 24))) for k, t in parts.items()}
-    d = cfg.data
-    datasets = {k: ImageDataset(t, build_transforms(d.transforms, d.image_size, train=(k == "train"),
-                                                    channels=d.channels), on_error=d.on_error)
-                for k, t in parts.items()}
+    datasets = make_datasets(cfg, parts)
     run_dir = Trainer(cfg).fit(datasets["train"], datasets["valid"], datasets.get("test"))
     scored = "test" if "test" in parts else "valid"
     pred = predict(run_dir, parts[scored].frame[["path"]], batch_size=cfg.optim.batch_size)

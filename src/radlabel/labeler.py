@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from tqdm.auto import tqdm
 from radlabel.aggregate import aggregate
 from radlabel.errors import RadlabelError
 from radlabel.io import DEFAULT_CHUNKSIZE, AtomicWriter, iter_table, missing_column_error, table_format
-from radlabel.pipeline import Pipeline, get_pipeline
+from radlabel.pipeline import Pipeline, check_sections, get_pipeline
+from radlabel.schema import load_schema
 
 logger = logging.getLogger(__name__)
 
@@ -155,13 +157,19 @@ class Labeler:
                  progress: bool = True, max_chars: int = MAX_CHARS):
         self._schema_arg = schema
         self._sections = sections
-        self.pipeline = get_pipeline(schema, sections)  # shared per (schema, sections): building is slow
-        self.schema = self.pipeline.schema
+        # Validate now; the matchers are compiled on first use, so with jobs > 1 only the workers pay for them.
+        self.schema = load_schema(schema)
+        check_sections(sections)
         self.class_names: list[str] = list(self.schema.class_names)
         self.progress = progress
         if max_chars < 1:
             raise RadlabelError(f"max_chars must be a positive number of characters, got {max_chars}.")
         self.max_chars = max_chars
+
+    @cached_property
+    def pipeline(self) -> Pipeline:
+        """This process's Pipeline, shared per (schema, sections): building it is the slow part."""
+        return get_pipeline(self._schema_arg, self._sections)
 
     # -- single report -------------------------------------------------------------------------
     def label_text(self, text: Any) -> dict[str, Any]:

@@ -54,7 +54,8 @@ def _context_engine() -> ContextEngine:
     return ContextEngine(nlp.vocab, nlp.tokenizer)
 
 
-def _check_sections(sections) -> tuple[str, ...] | None:
+def check_sections(sections) -> tuple[str, ...] | None:
+    """The canonical section names (None for the whole text); RadlabelError on unknown ones."""
     if sections is None or (isinstance(sections, str) and sections.strip().lower() == "all"):
         return None
     if isinstance(sections, str):
@@ -83,7 +84,7 @@ class Pipeline:
 
     def __init__(self, schema: str | Path | Schema = "chexpert", sections=("findings", "impression")):
         self.schema: Schema = load_schema(schema)
-        self.sections: tuple[str, ...] | None = _check_sections(sections)
+        self.sections: tuple[str, ...] | None = check_sections(sections)
         self._make_doc = _blank_nlp().make_doc
         self._mentions = _mention_matcher(self.schema)
         self._context = _context_engine()

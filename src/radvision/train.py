@@ -100,15 +100,26 @@ def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[
         cache = rvdata.build_cache(table, d.image_size, d.cache_dir, channels=d.channels, on_error=d.on_error,
                                    progress=cfg.runtime.progress)
 
-    def make(t: Any, train: bool) -> Dataset:
-        transform = rvdata.build_transforms(d.transforms, d.image_size, train=train, channels=d.channels)
-        return rvdata.ImageDataset(t, transform, cache=cache, on_error=d.on_error)
-
-    test_t = parts.get("test")
-    test = make(test_t, False) if test_t is not None and len(test_t) else None
+    sets = make_datasets(cfg, parts, cache)
     logger.info("Data: %d train, %d valid, %d test images, %d classes", len(parts["train"]), len(parts["valid"]),
-                len(test_t) if test_t is not None else 0, len(table.classes))
-    return make(parts["train"], True), make(parts["valid"], False), test, list(table.classes)
+                len(parts["test"]) if "test" in parts else 0, len(table.classes))
+    return sets["train"], sets["valid"], sets.get("test"), list(table.classes)
+
+
+def make_datasets(cfg: Config, tables: dict[str, Any], cache: Any = None) -> dict[str, Dataset]:
+    """One ImageDataset per non-empty split table, with the config's transforms (augmenting only
+    "train"), channels, optional uint8 cache and on_error policy."""
+    from radvision import data as rvdata
+
+    d = cfg.data
+    return {
+        name: rvdata.ImageDataset(
+            t, rvdata.build_transforms(d.transforms, d.image_size, train=name == "train", channels=d.channels),
+            cache=cache, on_error=d.on_error,
+        )
+        for name, t in tables.items()
+        if len(t)
+    }
 
 
 def _read_table(cfg: Config) -> Any:

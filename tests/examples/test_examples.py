@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from radvision.data import CHEXPERT_CLASSES
 from radvision.errors import RadvisionError
@@ -33,13 +32,6 @@ def chexpert():
 def clef():
     return _load("imageclef_concepts")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: extra threads only contend on a shared CPU
-    yield
-    torch.set_num_threads(n)
 
 
 # ------------------------------------------------------------------------------------------------ CheXpert

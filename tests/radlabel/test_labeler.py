@@ -267,3 +267,17 @@ def test_dead_worker_is_a_clear_error_not_a_hang(tmp_path):
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode != 0
     assert "RadlabelError" in r.stderr and "__main__" in r.stderr
+
+
+def test_parallel_run_builds_no_pipeline_in_the_main_process():
+    lab = radlabel.Labeler(schema="chexpert", progress=False)
+    reports = pd.DataFrame({"report": ["No effusion.", "Small left effusion."] * 3})
+    out = lab.label_corpus(reports, jobs=2, batch_size=2)  # three batches: worker processes run
+    assert out["Pleural Effusion"].tolist() == [0.0, 1.0] * 3
+    assert "pipeline" not in vars(lab)  # only the workers compiled matchers
+    assert lab.label_text("No effusion.")["Pleural Effusion"] == 0.0  # built on first use here
+
+
+def test_bad_sections_fail_at_construction():
+    with pytest.raises(RadlabelError, match="Unknown section 'findngs'"):
+        radlabel.Labeler(sections=("findngs",))

@@ -3,17 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # tiny models: thread start-up and contention on a shared CPU cost more than they give
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _make_images(root, n=32, size=32, seed=0, fractions=(0.5, 0.25, 0.25)):

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from radvision.config import load_config
 from radvision.errors import RadvisionError
@@ -26,13 +25,6 @@ def example():
     spec.loader.exec_module(module)
     return module
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny workloads: extra threads only contend on a shared CPU
-    yield
-    torch.set_num_threads(n)
 
 
 def test_config_loads_with_overrides(tmp_path):
