@@ -246,6 +246,14 @@ class _Progress:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
+def _ddp_kwargs(cfg: Config) -> list[Any]:
+    """DDP options: the fpn head reads feature maps only, so a backbone's own pooling / norm layers after
+    its last map get no gradient; DDP must be told to expect unused parameters or it stops with an error."""
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    return [DistributedDataParallelKwargs(find_unused_parameters=True)] if cfg.model.head == "fpn" else []
+
+
 def _mixed_precision(amp: str, use_cuda: bool) -> str:
     if not use_cuda:
         if amp in ("bf16", "fp16"):
@@ -282,6 +290,10 @@ class Trainer:
         cfg = self.config
         if (train_ds is None) != (valid_ds is None):
             raise RadvisionError("Pass both train and valid datasets to fit(), or neither to read them from the config.")
+        from radvision.backbones import get_spec
+
+        for name in [cfg.model.backbone] if isinstance(cfg.model.backbone, str) else cfg.model.backbone:
+            get_spec(name)  # an unknown backbone fails here, before minutes of reading and caching images
         if train_ds is None:
             train_ds, valid_ds, test_ds, class_names = build_datasets(cfg)
         else:
@@ -294,7 +306,8 @@ class Trainer:
         use_cuda = cfg.runtime.device != "cpu" and torch.cuda.is_available()
         if cfg.runtime.device == "cuda" and not torch.cuda.is_available():
             raise RadvisionError("runtime.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'.")
-        acc = Accelerator(cpu=not use_cuda, mixed_precision=_mixed_precision(cfg.runtime.amp, use_cuda))
+        acc = Accelerator(cpu=not use_cuda, mixed_precision=_mixed_precision(cfg.runtime.amp, use_cuda),
+                          kwargs_handlers=_ddp_kwargs(cfg))
         self.accelerator = acc
         set_seed(cfg.runtime.seed)
 
@@ -423,8 +436,14 @@ class Trainer:
             if cycle.strategy == "layerwise":
                 # one more backbone stage per epoch after the first (also right when resuming mid-cycle)
                 target = min(e, len(backbone_stages(raw)))
+                opened = False
                 while int(getattr(raw, "unfrozen_stages", 0)) < target:
                     unfreeze_next(raw)
+                    opened = True
+                if opened and acc.num_processes > 1:
+                    # DDP syncs only the parameters that trained when it wrapped the model: wrap again so
+                    # the stages just opened are averaged across processes instead of drifting apart
+                    model = acc.prepare_model(torch.compile(raw) if cfg.runtime.compile else raw)
             t0 = time.perf_counter()
             train_loss = self._train_epoch(model, optimizer, loss_fn, train_loader, progress.epoch + 1)
             valid_loss, y_true, y_prob = self._evaluate(model, loss_fn, valid_loader, "valid")

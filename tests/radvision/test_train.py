@@ -155,3 +155,15 @@ def test_nih_reader_receives_classes_so_no_finding_can_be_an_output(tmp_path, ma
     y = train.table.labels()
     np.testing.assert_array_equal(y[:, 1], 1 - y[:, 0])
     assert len(train) == 6 and len(valid) == 6 and test is None
+
+
+def test_unknown_backbone_fails_before_any_image_is_read(tmp_path, monkeypatch, data_csv):
+    import radvision.train as train
+
+    def read_nothing(cfg):
+        raise AssertionError("the data table was read before the backbone name was checked")
+
+    monkeypatch.setattr(train, "build_datasets", read_nothing)
+    with pytest.raises(RadvisionError, match="Unknown backbone 'resnet5'; did you mean resnet50"):
+        Trainer(tiny_config(tmp_path, data_csv, "model.backbone=resnet5")).fit()
+    assert not (tmp_path / "run").exists()
