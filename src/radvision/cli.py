@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch-size", type=int, default=32)
     pr.add_argument("--device", default="auto", help="auto, cpu or cuda")
     pr.add_argument("--labels", action="store_true", help="also write 0/1 columns at the run's thresholds")
+    pr.add_argument("--root", metavar="DIR", help="where relative paths in the CSV start (default: the CSV's folder)")
 
     ev = sub.add_parser("evaluate", help="score predictions against gold labels")
     ev.add_argument("pred", help="prediction CSV (path + probability per class)")
@@ -91,10 +92,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from radvision.rundir import write_csv
 
     df = predict(args.run_dir, args.input, batch_size=args.batch_size, device=args.device,
-                 with_labels=args.labels)
+                 with_labels=args.labels, root=args.root)
     write_csv(df, args.output)
     failed = int((df["error"] != "").sum()) if "error" in df else 0
     print(f"{len(df)} predictions written to {args.output}" + (f" ({failed} failed, see 'error')" if failed else ""))
+    if len(df) and failed == len(df):  # the rows are written, but a run that read nothing is an error
+        hint = "" if os.path.isdir(args.input) else (
+            f"; relative paths start at {args.root or os.path.dirname(os.path.abspath(args.input))}, "
+            "--root DIR changes that")
+        print(f"radvision: error: no image could be read (first: {df['error'].iloc[0]}){hint}", file=sys.stderr)
+        return 2
     return 0
 
 

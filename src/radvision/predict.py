@@ -82,17 +82,19 @@ def load_run(run_dir: str | os.PathLike[str], device: str | torch.device | None 
     return model, cfg, class_names, thresholds
 
 
-def input_paths(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str]) -> list[str]:
-    """Image paths from a CSV with a `path` column (relative paths resolve against the CSV's folder), a folder
-    (searched recursively for image files, sorted), a DataFrame or a list of paths."""
+def input_paths(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
+                root: str | os.PathLike[str] | None = None) -> list[str]:
+    """Image paths from a CSV with a `path` column, a folder (searched recursively for image files, sorted),
+    a DataFrame or a list of paths.  Relative paths start at `root`; without it, at the CSV's folder (and as
+    given for a DataFrame or a list)."""
     from radvision.data.images import IMAGE_EXTENSIONS
 
     if isinstance(source, pd.DataFrame):
         if "path" not in source:
             raise RadvisionError(f"The table has no 'path' column; columns are {', '.join(map(str, source.columns))}.")
-        return source["path"].astype(str).tolist()
+        return _under(root, source["path"].astype(str))
     if isinstance(source, (list, tuple)):
-        return [str(p) for p in source]
+        return _under(root, map(str, source))
     p = Path(source)
     if p.is_dir():
         paths = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
@@ -107,7 +109,11 @@ def input_paths(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str]) -
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise RadvisionError(f"Input CSV {str(p)!r} has no 'path' column{hint}; columns are "
                              f"{', '.join(map(str, frame.columns))}.")
-    return [s if os.path.isabs(s) else str(p.parent / s) for s in frame["path"].astype(str)]
+    return _under(p.parent if root is None else root, frame["path"].astype(str))
+
+
+def _under(root: str | os.PathLike[str] | None, paths: Any) -> list[str]:
+    return [s if root is None or os.path.isabs(s) else str(Path(root) / s) for s in paths]
 
 
 class _ImageFiles(Dataset):
@@ -145,13 +151,14 @@ def image_transform(cfg: Config) -> Any:
 @torch.no_grad()
 def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
             batch_size: int = 32, device: str | torch.device | None = "auto", num_workers: int = 0,
-            with_labels: bool = False) -> pd.DataFrame:
-    """DataFrame: `path`, one probability column per class, (`<class>_label` 0/1 when with_labels), `error`."""
+            with_labels: bool = False, root: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """DataFrame: `path`, one probability column per class, (`<class>_label` 0/1 when with_labels), `error`.
+    `root`: where relative paths in a CSV start (default: the CSV's folder)."""
     if batch_size <= 0:
         raise RadvisionError(f"batch_size must be positive, got {batch_size}.")
     dev = resolve_device(device)
     model, cfg, class_names, thresholds = load_run(run_dir, device=dev)
-    paths = input_paths(input)
+    paths = input_paths(input, root=root)
     ds = _ImageFiles(paths, image_transform(cfg))
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate)
     probs = np.full((len(paths), len(class_names)), np.nan, dtype=np.float32)

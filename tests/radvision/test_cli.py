@@ -62,6 +62,18 @@ def test_predict_evaluate_explain(trained, tmp_path, capsys):
     assert len(list((tmp_path / "cams").glob("*.png"))) == 2
 
 
+def test_predict_that_reads_nothing_exits_2_with_a_root_hint(trained, tmp_path, capsys):
+    csv = tmp_path / "paths.csv"  # paths relative to the data folder, CSV somewhere else
+    pd.DataFrame({"path": ["img/000.png", "img/001.png"]}).to_csv(csv, index=False)
+    pred = tmp_path / "pred.csv"
+    assert main(["-q", "predict", str(trained / "run"), str(csv), "-o", str(pred)]) == 2
+    err = capsys.readouterr().err
+    assert "no image could be read" in err and f"relative paths start at {tmp_path}" in err and "--root" in err
+    assert len(pd.read_csv(pred)) == 2  # the rows are still written, each with its error
+    assert main(["-q", "predict", str(trained / "run"), str(csv), "-o", str(pred), "--root", str(trained)]) == 0
+    assert pd.read_csv(pred, keep_default_na=False)["error"].tolist() == ["", ""]
+
+
 def test_models_lists_backbones(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out

@@ -47,6 +47,17 @@ def test_predict_folder_and_csv_same_order(run_dir):
     np.testing.assert_allclose(by_csv[CLASSES].to_numpy(), expected.to_numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_root_sets_where_relative_csv_paths_start(run_dir, tmp_path):
+    csv = tmp_path / "elsewhere.csv"  # a CSV away from the images, paths relative to the data folder
+    pd.DataFrame({"path": ["img/003.png", str(run_dir.parent / "img" / "001.png")]}).to_csv(csv, index=False)
+    assert input_paths(csv, root=run_dir.parent) == [str(run_dir.parent / "img" / "003.png"),
+                                                     str(run_dir.parent / "img" / "001.png")]
+    assert input_paths(csv)[0] == str(tmp_path / "img" / "003.png")
+    assert input_paths(["a.png", "/abs/b.png"], root="/data") == ["/data/a.png", "/abs/b.png"]
+    out = predict(run_dir, csv, device="cpu", root=run_dir.parent)
+    assert (out["error"] == "").all()
+
+
 def test_bad_image_keeps_its_row(run_dir, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
