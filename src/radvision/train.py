@@ -247,8 +247,8 @@ class _Progress:
 
 
 def _ddp_kwargs(cfg: Config) -> list[Any]:
-    """DDP options: the fpn head reads feature maps only, so a backbone's own pooling / norm layers after
-    its last map get no gradient; DDP must be told to expect unused parameters or it stops with an error."""
+    """DDP options: the fpn head reads feature maps only, so a backbone's layers after its last map (e.g.
+    mobilenet_v3's final conv) get no gradient; DDP must be told to expect that or it stops with an error."""
     from accelerate.utils import DistributedDataParallelKwargs
 
     return [DistributedDataParallelKwargs(find_unused_parameters=True)] if cfg.model.head == "fpn" else []
