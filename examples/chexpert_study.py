@@ -343,9 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.smoke and not args.data_root:
         p.error("give --data-root CHEXPERT_FOLDER, or --smoke for the synthetic check")
     from radlabel.errors import RadlabelError
-    from radvision.errors import RadvisionError
+    from radvision.cli import exit_code
 
-    try:
+    def go() -> None:
         if args.smoke:
             with tempfile.TemporaryDirectory(prefix="chexpert_smoke_") as tmp:
                 args.data_root = str(make_synthetic_chexpert(tmp))
@@ -355,10 +355,8 @@ def main(argv: list[str] | None = None) -> int:
                 run(args)
         else:
             run(args)
-    except (RadvisionError, RadlabelError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_code(go, prog=None, errors=(RadlabelError,))
 
 
 if __name__ == "__main__":

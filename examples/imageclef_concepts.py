@@ -326,9 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not args.smoke and not (args.data_root or args.train_concepts):
         p.error("give --data-root (or --train-concepts/--train-images), or --smoke for the synthetic check")
-    from radvision.errors import RadvisionError
+    from radvision.cli import exit_code
 
-    try:
+    def go() -> None:
         if args.smoke:
             with tempfile.TemporaryDirectory(prefix="imageclef_smoke_") as tmp:
                 args.data_root = str(make_synthetic_imageclef(Path(tmp) / "data"))
@@ -340,10 +340,8 @@ def main(argv: list[str] | None = None) -> int:
                 run(args)
         else:
             run(args)
-    except RadvisionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_code(go, prog=None)
 
 
 if __name__ == "__main__":

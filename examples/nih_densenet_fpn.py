@@ -194,19 +194,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.smoke and not args.root:
         p.error("give --root NIH_FOLDER, or --smoke to run on the bundled sample")
-    from radvision.errors import RadvisionError
+    from radvision.cli import exit_code
 
-    try:
+    def go() -> None:
         if args.smoke and not args.run_dir:  # a throw-away run directory
             with tempfile.TemporaryDirectory(prefix="nih_fpn_smoke_") as tmp:
                 args.run_dir = tmp
                 run(args)
         else:
             run(args)
-    except RadvisionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_code(go, prog=None)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from radvision.errors import RadvisionError
 
@@ -144,16 +145,25 @@ def main(argv: list[str] | None = None) -> int:
     if _rank() > 0:  # several processes (accelerate launch / torchrun): only the first one talks
         level = max(level, logging.WARNING)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    return exit_code(lambda: COMMANDS[args.command](args))
+
+
+def exit_code(command: Callable[[], int | None], *, prog: str | None = "radvision",
+              errors: tuple[type[Exception], ...] = ()) -> int:
+    """Run `command()` as a command line does: a user error (`RadvisionError`, a missing file, or one of
+    `errors`) prints one line `prog: error: ...` on stderr and gives 2, Ctrl-C gives 130, else its code or 0.
+    The example scripts use it too, so every entry point reports errors the same way."""
+    lead = f"{prog}: " if prog else ""
     try:
-        return COMMANDS[args.command](args)
-    except RadvisionError as exc:
-        print(f"radvision: error: {exc}", file=sys.stderr)
+        return command() or 0
+    except (RadvisionError, *errors) as exc:
+        print(f"{lead}error: {exc}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:
-        print(f"radvision: error: file not found: {exc.filename or exc}.", file=sys.stderr)
+        print(f"{lead}error: file not found: {exc.filename or exc}.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("radvision: interrupted.", file=sys.stderr)
+        print(f"{lead}interrupted.", file=sys.stderr)
         return 130
 
 

@@ -436,11 +436,10 @@ class Trainer:
             if cycle.strategy == "layerwise":
                 # one more backbone stage per epoch after the first (also right when resuming mid-cycle)
                 target = min(e, len(backbone_stages(raw)))
-                opened = False
+                opened = target - int(getattr(raw, "unfrozen_stages", 0))
                 while int(getattr(raw, "unfrozen_stages", 0)) < target:
                     unfreeze_next(raw)
-                    opened = True
-                if opened and acc.num_processes > 1:
+                if opened > 0 and acc.num_processes > 1:
                     # DDP syncs only the parameters that trained when it wrapped the model: wrap again so
                     # the stages just opened are averaged across processes instead of drifting apart
                     model = acc.prepare_model(torch.compile(raw) if cfg.runtime.compile else raw)

@@ -100,3 +100,26 @@ def test_help_documents_overrides():
     proc = subprocess.run([sys.executable, "-m", "radvision.cli", "train", "--help"], capture_output=True,
                           text=True, check=True)
     assert "dotted.key=value" in proc.stdout and "--resume" in proc.stdout
+
+
+def test_exit_code_maps_user_errors_for_every_entry_point(capsys):
+    from radvision.cli import exit_code
+    from radvision.errors import RadvisionError
+
+    class OtherUserError(Exception):
+        pass
+
+    def fail(exc):
+        def command():
+            raise exc
+        return command
+
+    assert exit_code(lambda: None) == 0 and exit_code(lambda: 3) == 3
+    assert exit_code(fail(RadvisionError("bad key")), prog=None) == 2
+    assert capsys.readouterr().err == "error: bad key\n"
+    assert exit_code(fail(OtherUserError("bad report")), prog="x", errors=(OtherUserError,)) == 2
+    assert capsys.readouterr().err == "x: error: bad report\n"
+    assert exit_code(fail(FileNotFoundError(2, "missing", "a.csv"))) == 2
+    assert "file not found: a.csv" in capsys.readouterr().err
+    with pytest.raises(ValueError):  # a bug is not a user error: it keeps its traceback
+        exit_code(fail(ValueError("bug")))
