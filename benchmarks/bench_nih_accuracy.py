@@ -1,0 +1,130 @@
+"""NIH sample accuracy: the shipped recipe vs the issue's plain ResNet18 loop, on the same valid split.
+
+    .venv/bin/python benchmarks/bench_nih_accuracy.py                       # ../shared/data/nih_sample
+    .venv/bin/python benchmarks/bench_nih_accuracy.py --root DIR --seeds 0 1 2 --peer-epochs 15
+
+The figure is the NIH target's: mean AUROC over classes with >= 10 valid positives plus "any finding vs
+No Finding" (noisy-OR of the finding probabilities), `radvision.metrics.monitored_mean`.
+
+- recipe: `radvision.Trainer` on `configs/nih_sample.yaml` (train rows, epoch chosen on valid), then
+  `radvision.predict_images` on the valid rows.
+- peer: torchvision ResNet18 from scratch, BCE, Adam lr 1e-3, batch 32, `--peer-epochs` epochs, last epoch,
+  ImageNet normalisation, no augmentation (the "plain torchvision loop" the NIH issue quotes).
+
+It also prints the valid figure split by whether the patient has images in train: this sample's valid
+images from such patients all carry a finding, so part of the figure is patient overlap, not disease.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from radvision import Trainer, load_config, predict_images
+from radvision.data import read_nih
+from radvision.metrics import any_finding, monitored_mean
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def recipe_run(config: Path, root: Path, seed: int, valid_paths: list[str], workdir: Path) -> pd.DataFrame:
+    cfg = load_config(config, [f"data.root={root}", f"runtime.seed={seed}", "runtime.progress=false",
+                               f"output.run_dir={workdir / f'recipe_{seed}'}"])
+    run_dir = Trainer(cfg).fit()
+    return predict_images(run_dir, pd.DataFrame({"path": valid_paths}), device="cpu")
+
+
+def peer_run(images: torch.Tensor, y: np.ndarray, train: np.ndarray, valid: np.ndarray, seed: int,
+             epochs: int) -> np.ndarray:
+    import torchvision
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+    std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    x = (images.repeat(1, 3, 1, 1) - mean) / std
+    target = torch.from_numpy(np.nan_to_num(y[train], nan=0.0)).float()
+    model = torchvision.models.resnet18(weights=None, num_classes=y.shape[1])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rows = np.flatnonzero(train)
+    for _ in range(epochs):
+        model.train()
+        order = rng.permutation(len(rows))
+        for i in range(0, len(order), 32):
+            b = order[i:i + 32]
+            loss = F.binary_cross_entropy_with_logits(model(x[rows[b]]), target[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        return torch.sigmoid(model(x[torch.tensor(valid)])).numpy()
+
+
+def figure(y: np.ndarray, p: np.ndarray, classes: list[str]) -> float:
+    return monitored_mean(y, p, classes, "auroc", min_positives=10, include_any=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "nih_sample",
+                    help="NIH sample folder (Data_Entry_sample.csv with a split column + images/)")
+    ap.add_argument("--config", type=Path, default=REPO / "configs" / "nih_sample.yaml")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--peer-epochs", type=int, default=15)
+    ap.add_argument("--no-peer", action="store_true", help="time and score the recipe only")
+    args = ap.parse_args(argv)
+    if not (args.root / "Data_Entry_sample.csv").is_file() and not list(args.root.glob("Data_Entry_2017*.csv")):
+        print(f"No NIH table under {args.root}; pass --root with the nih_sample folder.", file=sys.stderr)
+        return 2
+
+    table = read_nih(args.root)
+    frame, classes = table.frame, list(table.classes)
+    train = (frame["split"] == "train").to_numpy()
+    valid = (frame["split"] == "valid").to_numpy()
+    y = frame[classes].to_numpy(dtype=float)
+    seen = frame.loc[valid, "patient_id"].isin(frame.loc[train, "patient_id"]).to_numpy()
+    any_true, _ = any_finding(y[valid], y[valid], classes)
+    print(f"valid: {valid.sum()} images, {seen.sum()} of them from patients with train images "
+          f"(any-finding rate {np.nanmean(any_true[seen]):.2f} vs {np.nanmean(any_true[~seen]):.2f} for the rest)")
+
+    images = None
+    if not args.no_peer:
+        from PIL import Image
+
+        images = torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("L"), dtype=np.float32) / 255.0)
+                              for p in frame["path"]])[:, None]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            t0 = time.perf_counter()
+            pred = recipe_run(args.config, args.root, seed, list(frame.loc[valid, "path"]), Path(tmp))
+            row = {"seed": seed, "recipe": figure(y[valid], pred[classes].to_numpy(), classes),
+                   "recipe_s": time.perf_counter() - t0}
+            if images is not None:
+                t0 = time.perf_counter()
+                p = peer_run(images, y, train, valid, seed, args.peer_epochs)
+                row.update(peer=figure(y[valid], p, classes), peer_s=time.perf_counter() - t0)
+            rows.append(row)
+            print("  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
+                  flush=True)
+    out = pd.DataFrame(rows)
+    line = f"mean valid figure: recipe {out['recipe'].mean():.3f} ({out['recipe_s'].mean():.0f} s/run)"
+    if "peer" in out:
+        line += (f"  |  plain ResNet18 peer {out['peer'].mean():.3f} ({out['peer_s'].mean():.0f} s/run)"
+                 f"  |  difference {out['recipe'].mean() - out['peer'].mean():+.3f}")
+    print(line)
+    print("target: >= 0.70 on the held-out test images (not in this sample); the valid figure is a proxy")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
