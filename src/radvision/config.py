@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any, Union
 
 import yaml
 
+from radvision.atomic import atomic_write_text
 from radvision.errors import RadvisionError
 
 __all__ = [
@@ -471,13 +471,3 @@ def save_config(cfg: Config, path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same directory + os.replace, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

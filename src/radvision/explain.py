@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from radvision.atomic import atomic_write
 from radvision.errors import RadvisionError
 from radvision.heads import ImageClassifier
 
@@ -129,14 +128,7 @@ def save_overlays(image, cams: Mapping[str, np.ndarray], out_dir: str | Path, pr
         path = out / f"{stem}.png"
         if path in paths:  # two class names that sanitise alike must not overwrite each other
             path = out / f"{stem}_{len(paths)}.png"
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=out)
-        os.close(fd)
-        try:
-            Image.fromarray(overlay).save(tmp, format="PNG")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda tmp, overlay=overlay: Image.fromarray(overlay).save(tmp, format="PNG"))
         paths.append(path)
     logger.info("wrote %d Grad-CAM overlays to %s", len(paths), out)
     return paths

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from radvision.errors import RadvisionError
-from radvision.rundir import atomic_write
+from radvision.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from radvision.metrics import confusion_matrices
-from radvision.rundir import atomic_write
+from radvision.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 

@@ -18,13 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from radvision.atomic import atomic_write
 from radvision.errors import RadvisionError
 
 logger = logging.getLogger(__name__)
@@ -37,21 +36,6 @@ OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "trainer_state.json"
 THRESHOLDS_FILE = "thresholds.json"
 PLOTS_DIR = "plots"
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
-    """Call `write(tmp_path)` on a temp file in the same directory, then move it over `path`."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike[str], index: bool = False) -> Path:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import precision_recall_curve
 
+from radvision.atomic import atomic_write_text
 from radvision.errors import RadvisionError
 from radvision.metrics import as_thresholds
 
@@ -140,16 +139,7 @@ def save_thresholds(path: str | Path, class_names: Sequence[str], thr) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"format": FORMAT, "version": 1, "thresholds": {n: float(v) for n, v in zip(names, values, strict=True)}}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
 
 
 def load_thresholds(path: str | Path) -> dict[str, float]:

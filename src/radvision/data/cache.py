@@ -19,6 +19,7 @@ import pandas as pd
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
+from radvision.atomic import atomic_write_text, file_mode
 from radvision.data.images import load_image
 from radvision.data.table import LabelTable, check_choice, write_csv_atomic
 from radvision.errors import RadvisionError
@@ -206,6 +207,7 @@ def build_cache(
     shape = (len(paths), size, size) + ((3,) if channels == 3 else ())
     fd, tmp = tempfile.mkstemp(prefix=f".{ARRAY_NAME}.", suffix=".tmp", dir=cache_dir)
     os.close(fd)
+    os.chmod(tmp, file_mode())
     try:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         for new_row, old_row in reuse.items():
@@ -260,14 +262,7 @@ def build_cache(
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(data))
 
 
 def _write_skipped(cache_dir: Path, skipped: dict[str, list]) -> None:

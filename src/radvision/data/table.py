@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from radvision.atomic import atomic_write
 from radvision.errors import RadvisionError
 
 __all__ = [
@@ -243,17 +243,7 @@ def validate_table(t: LabelTable) -> None:
 
 def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike, **kwargs) -> Path:
     """Write a CSV through a temp file in the same directory, then ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            frame.to_csv(fh, index=False, **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, **kwargs))
 
 
 def finish_frame(frame: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:

@@ -1,0 +1,47 @@
+import os
+import stat
+
+import pandas as pd
+import pytest
+
+from radvision.atomic import atomic_write, atomic_write_text
+from radvision.data.table import write_csv_atomic
+from radvision.rundir import write_csv, write_json
+from radvision.thresholds import save_thresholds
+
+
+@pytest.fixture(params=[0o022, 0o077])
+def umask(request):
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path, umask):
+    frame = pd.DataFrame({"path": ["a.png"], "x": [1.0]})
+    written = [
+        atomic_write_text(tmp_path / "a.txt", "hi"),
+        write_csv(frame, tmp_path / "b.csv"),
+        write_json({"k": 1}, tmp_path / "c.json"),
+        write_csv_atomic(frame, tmp_path / "d.csv"),
+        save_thresholds(tmp_path / "thresholds.json", ["x"], [0.5]),
+    ]
+    for path in written:
+        assert mode(path) == 0o666 & ~umask, path
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    target = atomic_write_text(tmp_path / "keep.txt", "old")
+
+    def boom(tmp):
+        open(tmp, "w").write("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, boom)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
