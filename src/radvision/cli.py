@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model from a YAML config", epilog=OVERRIDE_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("config", help="YAML config file (e.g. configs/demo.yaml)")
-    t.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.lr=3e-4")
+    t.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides, e.g. optim.lr=3e-4 (before or after the options)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR after its last finished epoch")
     t.add_argument("--no-progress", action="store_true", help="hide progress bars (runtime.progress=false)")
 
@@ -62,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("explain", help="Grad-CAM overlays per class")
     ex.add_argument("run_dir")
-    ex.add_argument("images", nargs="+", metavar="IMAGE")
+    ex.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     ex.add_argument("-o", "--output", default="explain", help="output folder for PNG overlays (default: explain)")
     ex.add_argument("--classes", nargs="+", help="classes to explain (default: all)")
 
@@ -92,6 +93,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from radvision.predict import predict
     from radvision.rundir import write_csv
 
+    _check_output(args.output)
     df = predict(args.run_dir, args.input, batch_size=args.batch_size, device=args.device,
                  with_labels=args.labels, root=args.root)
     write_csv(df, args.output)
@@ -110,12 +112,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from radvision.predict import evaluate_files
     from radvision.rundir import write_csv
 
+    if args.output:
+        _check_output(args.output)
     summary, per_class = evaluate_files(args.pred, args.gold, thresholds=args.thresholds)
     for key, value in summary.items():
         print(f"{key}\t{value:.4f}")
     if args.output:
         write_csv(per_class, args.output)
     return 0
+
+
+def _check_output(path: str) -> None:
+    """Fail before the work, not after it, when the output file cannot be written."""
+    if os.path.isdir(path):
+        raise RadvisionError(f"Output {path!r} is a folder; pass a file name such as {os.path.join(path, 'pred.csv')!r}.")
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -139,8 +149,22 @@ COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "evaluate": _cmd_evalu
             "models": _cmd_models}
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """argparse, except that `train` takes key=value overrides after its options too
+    (`radvision train cfg.yaml --resume RUN optim.epochs=20`)."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "train":
+        late = [a for a in extra if not a.startswith("-") and "=" in a]
+        args.overrides = [*args.overrides, *late]
+        extra = [a for a in extra if a not in late]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     if _rank() > 0:  # several processes (accelerate launch / torchrun): only the first one talks
         level = max(level, logging.WARNING)

@@ -130,5 +130,5 @@ def save_overlays(image, cams: Mapping[str, np.ndarray], out_dir: str | Path, pr
             path = out / f"{stem}_{len(paths)}.png"
         atomic_write(path, lambda tmp, overlay=overlay: Image.fromarray(overlay).save(tmp, format="PNG"))
         paths.append(path)
-    logger.info("wrote %d Grad-CAM overlays to %s", len(paths), out)
+    logger.info("wrote %d Grad-CAM overlays for %s to %s", len(paths), prefix, out)
     return paths

@@ -179,14 +179,17 @@ def _example_based(t: np.ndarray, p: np.ndarray, s: np.ndarray) -> dict:
             "label_cardinality_true")
     if len(t) == 0:
         return dict.fromkeys(keys, float("nan"))
+    # sklearn has no samplewise scores for one column; an all-zero second column changes no row's
+    # TP / FP / FN, so padding gives the same per-row values
+    ts, ps = (t, p) if t.shape[1] > 1 else (np.pad(t, ((0, 0), (0, 1))), np.pad(p, ((0, 0), (0, 1))))
     out = {
         # zero_division=1: a row with no true and no predicted label is a perfect answer (ImageCLEF rule)
-        "samples_f1": float(skm.f1_score(t, p, average="samples", zero_division=1.0)),
-        "samples_precision": float(skm.precision_score(t, p, average="samples", zero_division=1.0)),
-        "samples_recall": float(skm.recall_score(t, p, average="samples", zero_division=1.0)),
+        "samples_f1": float(skm.f1_score(ts, ps, average="samples", zero_division=1.0)),
+        "samples_precision": float(skm.precision_score(ts, ps, average="samples", zero_division=1.0)),
+        "samples_recall": float(skm.recall_score(ts, ps, average="samples", zero_division=1.0)),
         "exact_match": float(skm.accuracy_score(t, p)),
         "hamming_loss": float(skm.hamming_loss(t, p)),
-        "jaccard_samples": float(skm.jaccard_score(t, p, average="samples", zero_division=1.0)),
+        "jaccard_samples": float(skm.jaccard_score(ts, ps, average="samples", zero_division=1.0)),
         "jaccard_macro": _jaccard_macro(t, p),
         "label_cardinality_true": float(t.sum(1).mean()),
     }
@@ -194,13 +197,18 @@ def _example_based(t: np.ndarray, p: np.ndarray, s: np.ndarray) -> dict:
     out["lrap"] = float(skm.label_ranking_average_precision_score(t, s)) if t.shape[1] > 1 else float("nan")
     out["label_ranking_loss"] = (float(skm.label_ranking_loss(t, s))
                                  if t.shape[1] > 1 else float("nan"))
-    out["coverage_error"] = float(skm.coverage_error(t[has_pos], s[has_pos])) if has_pos.any() else float("nan")
+    out["coverage_error"] = (float(skm.coverage_error(t[has_pos], s[has_pos]))
+                             if has_pos.any() and t.shape[1] > 1 else float("nan"))
     return out
 
 
 def _jaccard_macro(t: np.ndarray, p: np.ndarray) -> float:
     """Mean per-class Jaccard over classes where it is defined (some true or predicted positive)."""
-    per = skm.jaccard_score(t, p, average=None, zero_division=0.0).astype(float)
+    k = t.shape[1]
+    if k == 1:  # one column reads as binary to sklearn (a score per value); pad it to stay multilabel
+        t, p = np.pad(t, ((0, 0), (0, 1))), np.pad(p, ((0, 0), (0, 1)))
+    per = skm.jaccard_score(t, p, average=None, zero_division=0.0).astype(float)[:k]
+    t, p = t[:, :k], p[:, :k]
     per[(t.sum(0) == 0) & (p.sum(0) == 0)] = np.nan
     return _nanmean(per)
 

@@ -18,8 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from radvision.metrics import confusion_matrices
 from radvision.atomic import atomic_write
+from radvision.metrics import confusion_matrices
 
 logger = logging.getLogger(__name__)
 

@@ -31,9 +31,13 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """'auto' -> CUDA when available, else CPU."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise RadvisionError(f"Unknown device {str(device)!r}; use auto, cpu, cuda or cuda:N.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
         raise RadvisionError(f"Device {str(device)!r} was asked for but CUDA is not available; use 'auto' or 'cpu'.")
-    return torch.device(device)
+    return dev
 
 
 def _thresholds_vector(loaded: Any, class_names: list[str]) -> np.ndarray:
@@ -84,36 +88,62 @@ def load_run(run_dir: str | os.PathLike[str], device: str | torch.device | None 
 
 def input_paths(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
                 root: str | os.PathLike[str] | None = None) -> list[str]:
-    """Image paths from a CSV with a `path` column, a folder (searched recursively for image files, sorted),
-    a DataFrame or a list of paths.  Relative paths start at `root`; without it, at the CSV's folder (and as
-    given for a DataFrame or a list)."""
+    """Image paths to read, from a CSV with a `path` column, a folder (searched recursively for image files,
+    sorted), one image file, a DataFrame or a list of paths.  Relative paths start at `root`; without it, at
+    the CSV's folder (and as given for a DataFrame or a list).  An empty cell gives "" (a row that fails)."""
+    return input_rows(source, root)[1]
+
+
+def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
+               root: str | os.PathLike[str] | None = None) -> tuple[list[str], list[str]]:
+    """(paths as the input gives them, paths to read): one entry per input row, in input order.  Outputs
+    carry the first, so they join back to the input (and to gold tables keyed like it)."""
     from radvision.data.images import IMAGE_EXTENSIONS
 
     if isinstance(source, pd.DataFrame):
         if "path" not in source:
             raise RadvisionError(f"The table has no 'path' column; columns are {', '.join(map(str, source.columns))}.")
-        return _under(root, source["path"].astype(str))
+        given = _cells(source["path"])
+        return given, _under(root, given)
     if isinstance(source, (list, tuple)):
-        return _under(root, map(str, source))
+        given = [os.fspath(s) for s in source]
+        return given, _under(root, given)
     p = Path(source)
     if p.is_dir():
         paths = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
         if not paths:
             raise RadvisionError(f"Folder {str(p)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)}).")
-        return paths
+        return paths, paths
     if not p.is_file():
-        raise RadvisionError(f"Input {str(p)!r} does not exist; pass a CSV with a 'path' column or a folder of images.")
-    frame = pd.read_csv(p)
+        raise RadvisionError(f"Input {str(p)!r} does not exist; pass a CSV with a 'path' column, a folder of "
+                             "images or an image file.")
+    if p.suffix.lower() in IMAGE_EXTENSIONS:
+        return [str(p)], [str(p)]
+    frame = read_csv_file(p, "input")
     if "path" not in frame:
         close = difflib.get_close_matches("path", [str(c) for c in frame.columns], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise RadvisionError(f"Input CSV {str(p)!r} has no 'path' column{hint}; columns are "
                              f"{', '.join(map(str, frame.columns))}.")
-    return _under(p.parent if root is None else root, frame["path"].astype(str))
+    given = _cells(frame["path"])
+    return given, _under(p.parent if root is None else root, given)
+
+
+def read_csv_file(path: str | os.PathLike[str], what: str) -> pd.DataFrame:
+    """A CSV read as text cells (blank lines and empty cells kept as ""), or an error that names the file."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RadvisionError(f"The {what} file {str(path)!r} is not a readable CSV ({reason}).") from None
+
+
+def _cells(column: pd.Series) -> list[str]:
+    return ["" if pd.isna(v) else str(v).strip() for v in column]
 
 
 def _under(root: str | os.PathLike[str] | None, paths: Any) -> list[str]:
-    return [s if root is None or os.path.isabs(s) else str(Path(root) / s) for s in paths]
+    return [s if not s or root is None or os.path.isabs(s) else str(Path(root) / s) for s in paths]
 
 
 class _ImageFiles(Dataset):
@@ -128,6 +158,8 @@ class _ImageFiles(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
         from radvision.data import load_image
 
+        if not self.paths[i]:
+            return torch.empty(0), "empty path"
         try:
             x = self.transform(load_image(self.paths[i]))
             return x, ""
@@ -158,7 +190,7 @@ def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.
         raise RadvisionError(f"batch_size must be positive, got {batch_size}.")
     dev = resolve_device(device)
     model, cfg, class_names, thresholds = load_run(run_dir, device=dev)
-    paths = input_paths(input, root=root)
+    given, paths = input_rows(input, root=root)
     ds = _ImageFiles(paths, image_transform(cfg))
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate)
     probs = np.full((len(paths), len(class_names)), np.nan, dtype=np.float32)
@@ -176,7 +208,7 @@ def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.
         logger.warning("%d of %d images could not be read; their rows carry the error", failed, len(paths))
     # float64 so a CSV round trip gives back exactly these values: thresholds sit exactly on a validation score
     df = pd.DataFrame(probs.astype(np.float64), columns=class_names)
-    df.insert(0, "path", paths)
+    df.insert(0, "path", given)
     if with_labels:
         if cfg.thresholds.top_k:
             from radvision.thresholds import top_k
@@ -202,22 +234,32 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
 
     p = _read_table(pred, "prediction")
     g = _read_table(gold, "gold")
-    meta = {"path", "patient_id", "age", "sex", "view", "split", "error"}
-    classes = [c for c in g.columns if c not in meta and c in p.columns]
+    gold_classes = [c for c in g.columns if c not in META_COLUMNS]
+    pred_classes = [c for c in p.columns if c not in META_COLUMNS and not str(c).endswith("_label")]
+    classes = [c for c in gold_classes if c in pred_classes]
     if not classes:
         raise RadvisionError(
-            "Prediction and gold tables share no class column; gold classes are "
-            f"{', '.join(c for c in g.columns if c not in meta)}."
+            f"Prediction and gold tables share no class column; gold classes are {', '.join(gold_classes)}, "
+            f"predicted classes are {', '.join(pred_classes)}."
         )
-    merged = g[["path", *classes]].merge(p[["path", *classes]], on="path", how="inner", suffixes=("_gold", ""))
+    for c in gold_classes:
+        if c not in classes:
+            close = difflib.get_close_matches(c, pred_classes, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            logger.warning("gold column %r has no prediction column%s and is not scored", c, hint)
+    y_gold = _numeric(g, classes, "gold", allowed=(0.0, 1.0, -1.0))
+    y_pred = _numeric(p, classes, "prediction", allowed=None)
+    left = pd.DataFrame(y_gold, columns=[f"{c}_gold" for c in classes]).assign(path=g["path"].to_numpy())
+    right = pd.DataFrame(y_pred, columns=classes).assign(path=p["path"].to_numpy())
+    merged = left.merge(right, on="path", how="inner")
     if merged.empty:
-        raise RadvisionError("No path in the prediction table matches a path in the gold table; check both 'path' columns.")
+        raise RadvisionError("No path in the prediction table matches a path in the gold table; check both 'path' "
+                             f"columns (gold starts {g['path'].iloc[0]!r}, prediction {p['path'].iloc[0]!r}).")
     if len(merged) < len(g):
         logger.warning("%d of %d gold rows have no prediction and are left out", len(g) - len(merged), len(g))
-    gold_values = merged[[f"{c}_gold" for c in classes]].apply(pd.to_numeric, errors="coerce")
-    y_true = np.array(gold_values, dtype=float)  # a writable copy
+    y_true = np.array(merged[[f"{c}_gold" for c in classes]], dtype=float)  # a writable copy
     y_true[~np.isin(y_true, (0.0, 1.0))] = np.nan  # uncertain (-1) and blanks are not scored
-    y_prob = merged[classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    y_prob = merged[classes].to_numpy(dtype=float)
     scored = ~np.isnan(y_prob).any(axis=1)
     if not scored.all():
         logger.warning("%d rows have no probabilities (failed images) and are left out", int((~scored).sum()))
@@ -234,22 +276,52 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
     return summary, per_class
 
 
+META_COLUMNS = {"path", "patient_id", "age", "sex", "view", "split", "error"}
+
+
 def _read_table(source: str | os.PathLike[str] | pd.DataFrame, what: str) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
-        frame = source
+        frame = source.reset_index(drop=True)
     else:
         path = Path(source)
         if not path.is_file():
             raise RadvisionError(f"The {what} file {str(path)!r} does not exist.")
-        frame = pd.read_csv(path)
+        frame = read_csv_file(path, what)
     if "path" not in frame:
         raise RadvisionError(f"The {what} table has no 'path' column; columns are {', '.join(map(str, frame.columns))}.")
+    named = frame["path"].astype(str).str.strip() != ""  # rows of failed or empty inputs carry no path
+    frame = frame[named.to_numpy()].reset_index(drop=True)
+    dup = frame["path"].astype(str).duplicated()
+    if dup.any():
+        raise RadvisionError(f"The {what} table lists {int(dup.sum())} path(s) more than once (first: "
+                             f"{frame['path'].astype(str)[dup].iloc[0]!r}); each image must appear once.")
     return frame
+
+
+def _numeric(frame: pd.DataFrame, classes: list[str], what: str, allowed: tuple[float, ...] | None) -> np.ndarray:
+    """Class columns as floats (blank -> NaN).  Gold values must be in `allowed`; predictions in [0, 1]."""
+    out = np.empty((len(frame), len(classes)))
+    for j, c in enumerate(classes):
+        raw = frame[c]
+        text = raw.astype(str).str.strip() if raw.dtype == object else None
+        values = pd.to_numeric(raw.mask(text == "") if text is not None else raw, errors="coerce").to_numpy(float)
+        blank = raw.isna().to_numpy() | ((text == "").to_numpy() if text is not None else False)
+        bad = (np.isnan(values) & ~blank) | (
+            ~np.isnan(values) & (~np.isin(values, allowed) if allowed else ((values < 0) | (values > 1))))
+        if bad.any():
+            valid = ", ".join(f"{v:g}" for v in allowed) + " or blank" if allowed else "a probability in [0, 1] or blank"
+            shown = raw[bad].iloc[0]
+            shown = repr(shown) if isinstance(shown, str) else str(shown)
+            raise RadvisionError(f"The {what} column {c!r} holds {shown} (data row "
+                                 f"{int(np.flatnonzero(bad)[0]) + 1}); values must be {valid}.")
+        out[:, j] = values
+    return out
 
 
 def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.PathLike[str]],
                    out_dir: str | os.PathLike[str], classes: Sequence[str] | None = None) -> list[Path]:
-    """Grad-CAM overlays (PNG) per image and class; returns the files written."""
+    """Grad-CAM overlays (PNG) per image and class, named `<image stem>_<class>.png` (`<stem>_2_<class>` for a
+    second image of the same stem); `images` may include folders.  Returns the files written."""
     from radvision.data import load_image
     from radvision.explain import gradcam, save_overlays
 
@@ -260,14 +332,19 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
             close = difflib.get_close_matches(name, class_names, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise RadvisionError(f"Unknown class {name!r}{hint}; the run's classes are {', '.join(class_names)}.")
-    transform = image_transform(cfg)
-    written: list[Path] = []
-    for image_path in images:
+    files = [f for image in images for f in (input_paths(image) if Path(image).is_dir() else [str(image)])]
+    for image_path in files:
         if not Path(image_path).is_file():
             raise RadvisionError(f"Image {str(image_path)!r} does not exist.")
+    transform = image_transform(cfg)
+    written: list[Path] = []
+    stems: dict[str, int] = {}
+    for image_path in files:
         img = load_image(image_path)
         tensor = transform(img)
         cams = gradcam(model, tensor, chosen)
-        out = save_overlays(img, cams, out_dir, Path(image_path).stem)
+        stem = Path(image_path).stem
+        stems[stem.lower()] = seen = stems.get(stem.lower(), 0) + 1  # lower: case-insensitive file systems
+        out = save_overlays(img, cams, out_dir, stem if seen == 1 else f"{stem}_{seen}")
         written.extend(Path(p) for p in (out if isinstance(out, (list, tuple)) else out.values()))
     return written

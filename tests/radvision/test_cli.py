@@ -87,6 +87,9 @@ def test_models_lists_backbones(capsys):
     (["train", "{root}/missing.yaml"], "does not exist"),
     (["predict", "{root}", "{root}/img", "-o", "{root}/p.csv"], "not a run directory"),
     (["evaluate", "{root}/nope.csv", "{root}/labels.csv"], "does not exist"),
+    (["evaluate", "{root}/img/000.png", "{root}/labels.csv"], "is not a readable CSV"),
+    (["predict", "{root}/run", "{root}/img", "-o", "{root}/img"], "is a folder; pass a file name"),
+    (["predict", "{root}/run", "{root}/img", "-o", "{root}/p.csv", "--device", "gpu"], "Unknown device 'gpu'"),
 ])
 def test_user_errors_exit_2_with_one_sentence(trained, capsys, argv, message):
     argv = [a.format(cfg=trained / "cfg.yaml", root=trained) for a in argv]
@@ -123,3 +126,13 @@ def test_exit_code_maps_user_errors_for_every_entry_point(capsys):
     assert "file not found: a.csv" in capsys.readouterr().err
     with pytest.raises(ValueError):  # a bug is not a user error: it keeps its traceback
         exit_code(fail(ValueError("bug")))
+
+
+def test_overrides_may_follow_the_options(trained, tmp_path):
+    run = tmp_path / "late"
+    assert main(["-q", "train", str(trained / "cfg.yaml"), "--no-progress", "optim.epochs=1",
+                 f"output.run_dir={run}"]) == 0
+    assert (run / "model.safetensors").is_file()
+    with pytest.raises(SystemExit) as stop:  # options it does not know still stop argparse's way
+        main(["-q", "train", str(trained / "cfg.yaml"), "optim.epochs=1", "--bogus"])
+    assert stop.value.code == 2

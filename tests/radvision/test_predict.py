@@ -127,3 +127,63 @@ def test_csv_round_trip_reproduces_the_runs_valid_metrics(run_dir, tmp_path):
     expected = pd.read_csv(run_dir / "valid_metrics.csv").set_index("metric")["value"]
     for key in ("mean_auroc", "macro_f1", "micro_f1"):
         assert summary[key] == pytest.approx(expected[key], nan_ok=True), key
+
+
+def test_output_keeps_the_input_paths_so_it_joins_back(run_dir, tmp_path):
+    csv = run_dir.parent / "relative.csv"
+    csv.write_text("path\nimg/003.png\n\n  \nimg/001.png\n")  # blank and whitespace-only lines are rows too
+    out = predict(run_dir, csv, device="cpu")
+    assert out["path"].tolist() == ["img/003.png", "", "", "img/001.png"]
+    assert out["error"].tolist()[1:3] == ["empty path", "empty path"] and out["error"].iloc[0] == ""
+    gold = pd.read_csv(run_dir.parent / "labels.csv")  # relative paths, as the input CSV has them
+    summary, _ = evaluate_files(out, gold[gold["path"].isin(out["path"])].drop(columns=["patient_id", "split"]))
+    assert summary["n_samples"] == 2
+
+
+def test_a_single_image_file_is_an_input(run_dir):
+    image = run_dir.parent / "img" / "001.png"
+    out = predict(run_dir, image, device="cpu")
+    assert out["path"].tolist() == [str(image)] and out["error"].iloc[0] == ""
+
+
+def test_unknown_device_names_the_choices(run_dir):
+    with pytest.raises(RadvisionError, match="Unknown device 'gpu'; use auto, cpu, cuda"):
+        predict(run_dir, run_dir.parent / "img", device="gpu")
+
+
+def test_evaluate_rejects_bad_tables(run_dir, tmp_path):
+    gold = pd.read_csv(run_dir.parent / "labels.csv").drop(columns=["patient_id", "split"])
+    pred = gold.assign(Bright=0.5, Stripe=0.5)
+    bad = gold.astype({"Bright": object})
+    bad.loc[3, "Bright"] = "yes"
+    with pytest.raises(RadvisionError, match=r"gold column 'Bright' holds 'yes' \(data row 4\); values must be 0, 1, -1"):
+        evaluate_files(pred, bad)
+    with pytest.raises(RadvisionError, match="prediction column 'Stripe' holds 2"):
+        evaluate_files(pred.assign(Stripe=2.0), gold)
+    with pytest.raises(RadvisionError, match="lists 1 path"):
+        evaluate_files(pred, pd.concat([gold, gold.iloc[:1]]))
+    png = tmp_path / "not.csv"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00binary")
+    with pytest.raises(RadvisionError, match="not a readable CSV"):
+        evaluate_files(png, gold)
+
+
+def test_evaluate_one_class_and_warns_about_gold_columns_it_cannot_score(run_dir, caplog):
+    gold = pd.read_csv(run_dir.parent / "labels.csv").drop(columns=["patient_id", "split"])
+    pred = gold.assign(Bright=gold["Bright"] * 0.8 + 0.1, Stripe=0.5)
+    summary, per_class = evaluate_files(pred, gold[["path", "Bright"]])
+    assert summary["mean_auroc"] == pytest.approx(1.0) and summary["samples_f1"] == pytest.approx(1.0)
+    assert len(per_class) == 1
+    with caplog.at_level("WARNING"):
+        evaluate_files(pred, gold.rename(columns={"Stripe": "Stripy"}))
+    assert "gold column 'Stripy' has no prediction column (did you mean 'Stripe'?)" in caplog.text
+
+
+def test_explain_folders_and_images_with_the_same_name(run_dir, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(run_dir.parent / "img" / "001.png", other / "001.png")
+    written = explain_images(run_dir, [run_dir.parent / "img" / "001.png", other], tmp_path / "cams",
+                             classes=["Bright"])
+    assert sorted(p.name for p in written) == ["001_2_Bright.png", "001_Bright.png"]
+    assert all(p.is_file() for p in written)
