@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("pred", help="prediction CSV (path + probability per class)")
     ev.add_argument("gold", help="gold CSV (path + one 1/0/blank column per class)")
     ev.add_argument("-o", "--output", help="write per-class metrics to this CSV")
-    ev.add_argument("--thresholds", help="thresholds.json of a run (default 0.5 for every class)")
+    ev.add_argument("--thresholds", help="thresholds.json of a run, or the run folder (default 0.5 for every class)")
 
     ex = sub.add_parser("explain", help="Grad-CAM overlays per class")
     ex.add_argument("run_dir")

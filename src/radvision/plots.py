@@ -95,7 +95,7 @@ def plot_confusion_matrices(
     """A 2x2 confusion matrix per class (rows: truth 0/1, columns: prediction 0/1); NaN truth is skipped."""
     cms = confusion_matrices(y_true, y_pred, class_names)
     rows, cols = _grid(len(class_names))
-    fig = Figure(figsize=(2.6 * cols, 2.6 * rows))
+    fig = Figure(figsize=(2.6 * cols, 2.6 * rows), layout="constrained")  # titles clear the ticks above
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax, (name, cm) in zip(axes, cms.items(), strict=False):
         ax.imshow(cm, cmap="Blues", vmin=0, vmax=max(int(cm.max()), 1))

@@ -57,9 +57,11 @@ def _thresholds_vector(loaded: Any, class_names: list[str]) -> np.ndarray:
 
 
 def read_thresholds(path: str | os.PathLike[str], class_names: list[str]) -> np.ndarray:
-    """Per-class thresholds from a thresholds.json, in `class_names` order."""
+    """Per-class thresholds from a thresholds.json (or a run folder holding one), in `class_names` order."""
     from radvision.thresholds import load_thresholds
 
+    if Path(path).is_dir():
+        path = Path(path) / THRESHOLDS_FILE
     if not Path(path).is_file():
         raise RadvisionError(f"Thresholds file {str(path)!r} does not exist.")
     return _thresholds_vector(load_thresholds(path), class_names)

@@ -68,8 +68,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any reader failure means a bad user file
+        reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0]}" if str(err).strip() else type(err).__name__
+        if "weights only load failed" in reason.lower():  # torch's advice to unpickle anyway is unsafe: omit it
+            reason = "it holds Python objects besides tensors, which are not loaded because that could run code"
         raise RadvisionError(
-            f"Could not read weight file {path} ({type(err).__name__}: {err}); it must be a safetensors file "
+            f"Could not read weight file {path} ({reason}); it must be a safetensors file "
             "or a torch state dict saved with torch.save (loaded with weights_only=True)."
         ) from err
     for _ in range(3):  # unwrap {"state_dict": {...}} style checkpoints, possibly nested

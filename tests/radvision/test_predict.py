@@ -90,6 +90,7 @@ def test_evaluate_files(run_dir, tmp_path):
                                         thresholds=run_dir / "thresholds.json")
     assert 0.0 <= summary["mean_auroc"] <= 1.0
     assert len(per_class) == 2
+    assert evaluate_files(tmp_path / "pred.csv", tmp_path / "gold.csv", thresholds=run_dir)[0] == summary
     # a perfect prediction scores AUROC 1
     perfect = gold.copy()
     summary, _ = evaluate_files(perfect, gold)
