@@ -1,13 +1,21 @@
 """Pooled backbone features, computed once and cached on disk, so fusion models train in seconds.
 
-`.npy` holds the (N, F) float32 matrix; `.parquet` holds `path` plus columns `f0..f{F-1}`, which lets a
-later call check that the cache still matches the images it is asked about.
+`.npy` holds the (N, F) float32 matrix; `.parquet` holds `path`, columns `f0..f{F-1}` and `error`. Beside
+either sits `<name>.meta.json`: the key the features were made for (image paths in order, a digest of the
+backbone's weights, the image transform) and the rows that failed. A cache is read back only when its key
+matches the call exactly; anything else, a cache without a key included, is recomputed.
+
+Bad rows never vanish: with ``on_error="skip"`` an unreadable image keeps its row, as NaN features, and
+its error is logged, kept in the parquet `error` column and in the sidecar.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +24,19 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from radvision.atomic import atomic_write, atomic_write_text
 from radvision.errors import RadvisionError
-from radvision.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["extract_features", "pooled_features", "read_features"]
 
 FORMATS = (".npy", ".parquet")
+ON_ERROR = ("raise", "skip")
+# Bump when the features computed for the same key change (pooling, dtype ...): old caches are then rebuilt.
+KEY_VERSION = 1
+_ACCEPTED = ("a LabelTable, a torch Dataset, a DataFrame with a 'path' column, a list of image paths, "
+             "a folder of images or a CSV file with a 'path' column")
 
 
 def pooled_features(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -55,7 +68,7 @@ def _save_npy(path: str, array: np.ndarray) -> None:
 
 
 def read_features(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] | None]:
-    """(features, paths or None) from a cache written by `extract_features`."""
+    """(features, paths or None) from a cache written by `extract_features`; failed rows are NaN."""
     p = _check_out(path)
     assert p is not None
     if not p.is_file():
@@ -63,25 +76,241 @@ def read_features(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str] |
     if p.suffix.lower() == ".npy":
         return np.load(p, allow_pickle=False), None
     frame = pd.read_parquet(p)
-    cols = [c for c in frame.columns if c != "path"]
+    cols = [c for c in frame.columns if c not in ("path", "error")]
     paths = frame["path"].astype(str).tolist() if "path" in frame else None
     return frame[cols].to_numpy(dtype=np.float32), paths
 
 
-def _as_dataset(data: Any, transform: Any, on_error: str) -> tuple[Dataset, list[str] | None]:
-    """Accept a Dataset (items (image, ...)) or a LabelTable (wrapped in an ImageDataset)."""
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+class _Guarded(Dataset):
+    """A user's Dataset as (image, error) items, the shape `radvision.predict` batches; with `catch`, an
+    unreadable item becomes an error message instead of an exception, so its row can be kept."""
+
+    def __init__(self, dataset: Dataset, catch: bool):
+        self.dataset, self.catch = dataset, catch
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, str]:
+        try:
+            item = self.dataset[i]
+        except (RadvisionError, OSError, ValueError) as exc:
+            if not self.catch:
+                raise
+            return torch.empty(0), str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (item[0] if isinstance(item, (list, tuple)) else item), ""
+
+
+def _image_paths(data: Any, root: str | os.PathLike[str] | None) -> list[str] | None:
+    """Paths for the path-like inputs (parsed by `radvision.predict.input_paths`, as `radvision predict`
+    does); None for anything else."""
     from radvision.data import LabelTable
+    from radvision.predict import input_paths
 
     if isinstance(data, LabelTable):
-        if transform is None:
-            raise RadvisionError("extract_features needs a transform (or a run directory) to read a LabelTable.")
-        from radvision.data import ImageDataset
+        return [str(p) for p in data.paths]
+    if isinstance(data, (list, tuple)):
+        if not all(isinstance(p, (str, os.PathLike)) for p in data):
+            return None
+        return input_paths([os.fspath(p) for p in data], root=root)
+    if isinstance(data, (pd.DataFrame, str, os.PathLike)):
+        return input_paths(data, root=root)
+    return None
 
-        return ImageDataset(data, transform, on_error=on_error), data.paths
+
+def _image_source(data: Any, transform: Any, on_error: str, root: str | os.PathLike[str] | None
+                  ) -> tuple[Dataset, list[str] | None]:
+    """(dataset of (image, error) items, image paths or None when the input does not say)."""
+    from radvision.predict import ImageFiles
+
     if isinstance(data, Dataset):
         table = getattr(data, "table", None)
-        return data, (table.paths if table is not None and hasattr(table, "paths") else None)
-    raise RadvisionError(f"extract_features takes a LabelTable or a torch Dataset, got {type(data).__name__}.")
+        paths = [str(p) for p in table.paths] if table is not None and hasattr(table, "paths") else None
+        return _Guarded(data, catch=on_error == "skip"), paths
+    paths = _image_paths(data, root)
+    if paths is None:
+        raise RadvisionError(f"extract_features takes {_ACCEPTED}; got {type(data).__name__}.")
+    if transform is None:
+        raise RadvisionError("extract_features needs a transform (or a run directory) to read image files.")
+    return ImageFiles(paths, transform), paths
+
+
+def _raise_if_missing(paths: list[str]) -> None:
+    """Fail before any work, naming the way to keep going."""
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise RadvisionError(f"Image file not found: {missing[0]} ({len(missing)} of {len(paths)} missing; pass "
+                             "on_error='skip' to keep their rows as NaN features with the error recorded).")
+
+
+# ------------------------------------------------------------------------------------------- cache key
+
+
+def _model_digest(model: torch.nn.Module) -> str:
+    """sha256 of the backbone's class, weights and buffers: the pooled features depend on nothing else of
+    the model (the head is not used), and content, unlike a file's name or mtime, also covers in-memory
+    models and copied run directories."""
+    backbone = getattr(model, "backbone", model)
+    h = hashlib.sha256(type(backbone).__qualname__.encode())
+    for name, tensor in backbone.state_dict().items():
+        t = tensor.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}:{t.dtype}:{tuple(tensor.shape)};".encode())
+        h.update(t.view(torch.uint8).numpy())  # raw bytes; a uint8 view also works for bfloat16
+    return h.hexdigest()
+
+
+def _input_settings(ds: Dataset, transform: Any) -> str | None:
+    """What, besides paths and weights, shapes the features: the transform (for a Dataset, its own and its
+    pixel cache's size). None when that has no stable description (a repr with a memory address, e.g. a
+    lambda): such a cache cannot be told apart from another one, so it is never reused."""
+    if isinstance(ds, _Guarded):
+        inner = ds.dataset
+        parts = [type(inner).__name__, f"transform={getattr(inner, 'transform', None)!r}"]
+        cache = getattr(inner, "cache", None)
+        if cache is not None:
+            parts.append("cache=" + ", ".join(f"{a}={getattr(cache, a, None)}" for a in
+                                              ("cache_dir", "size", "channels", "fit", "scaling")))
+        text = "; ".join(parts)
+    else:
+        text = repr(transform)
+    return None if re.search(r" at 0x[0-9a-fA-F]+", text) else text
+
+
+def _paths_digest(paths: list[str] | None) -> str | None:
+    if paths is None:
+        return None
+    return hashlib.sha256("\n".join(os.path.abspath(p) for p in paths).encode()).hexdigest()
+
+
+def _cache_key(model: torch.nn.Module, ds: Dataset, paths: list[str] | None, transform: Any) -> dict[str, Any]:
+    return {"version": KEY_VERSION, "rows": len(ds), "paths": _paths_digest(paths),  # type: ignore[arg-type]
+            "model": _model_digest(model), "input": _input_settings(ds, transform)}
+
+
+def _meta_path(out: Path) -> Path:
+    return out.with_name(out.name + ".meta.json")
+
+
+def _file_stamp(path: Path) -> dict[str, int]:
+    """Size and mtime of the feature file, kept in its sidecar: a feature file replaced by anything else
+    (an older radvision, a copy) no longer matches its key."""
+    st = path.stat()
+    return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _read_meta(out: Path) -> dict[str, Any] | None:
+    try:
+        meta = json.loads(_meta_path(out).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+_KEY_FIELDS = (("version", "it was written by another radvision version"), ("rows", "the number of images differs"),
+               ("paths", "the image paths differ"), ("model", "the backbone weights differ"),
+               ("input", "the image transform differs"))
+
+
+def _stale_reason(out: Path, key: dict[str, Any], on_error: str) -> str | None:
+    """Why the cache at `out` cannot serve `key`; None when it can."""
+    if key["paths"] is None:
+        return "the input does not say which image files it reads, so the cache cannot be checked"
+    if key["input"] is None:
+        return "the transform has no stable description (its repr names a memory address)"
+    meta = _read_meta(out)
+    if meta is None:
+        return "it has no key (written by an older radvision, or the write was interrupted)"
+    if meta.get("file") != _file_stamp(out):
+        return "the feature file changed after its key was written"
+    cached_key = meta.get("key") or {}
+    for field, why in _KEY_FIELDS:
+        if cached_key.get(field) != key[field]:
+            return why
+    if meta.get("errors") and on_error == "raise":
+        return f"{len(meta['errors'])} image(s) failed when it was written and on_error='raise'"
+    return None
+
+
+def _cached(out: Path, key: dict[str, Any], on_error: str) -> np.ndarray | None:
+    """The cached features when `out` was written for exactly `key`; None otherwise (logged, with why)."""
+    if not out.is_file():
+        logger.info("Building feature cache %s", out)
+        return None
+    reason = _stale_reason(out, key, on_error)
+    if reason is not None:
+        logger.info("Rebuilding feature cache %s: %s", out, reason)
+        return None
+    feats, _ = read_features(out)
+    logger.info("Reusing feature cache %s: %d rows for the same images, backbone weights and transform", out,
+                len(feats))
+    errors = (_read_meta(out) or {}).get("errors") or {}
+    if errors:
+        first = next(iter(errors.items()))
+        logger.warning("%d cached rows have no features (first: row %s: %s); pass overwrite=True to retry them",
+                       len(errors), *first)
+    return feats
+
+
+def _write_cache(out: Path, feats: np.ndarray, paths: list[str] | None, errors: list[str],
+                 key: dict[str, Any]) -> None:
+    # The old key goes first: if this write dies half way, the new features never sit beside an old key.
+    _meta_path(out).unlink(missing_ok=True)
+    if out.suffix.lower() == ".npy":
+        atomic_write(out, lambda tmp: _save_npy(tmp, feats))
+    else:
+        frame = pd.DataFrame(feats, columns=[f"f{i}" for i in range(feats.shape[1])])
+        if paths is not None:
+            frame.insert(0, "path", paths)
+        frame["error"] = errors
+        atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
+    meta = {"key": key, "file": _file_stamp(out), "errors": {str(i): e for i, e in enumerate(errors) if e}}
+    atomic_write_text(_meta_path(out), json.dumps(meta, indent=1) + "\n")
+    logger.info("Wrote %s features to %s", feats.shape, out)
+
+
+# ---------------------------------------------------------------------------------------------- compute
+
+
+def _compute(model: torch.nn.Module, ds: Dataset, paths: list[str] | None, dev: torch.device, batch_size: int,
+             on_error: str, progress: bool) -> tuple[np.ndarray, list[str]]:
+    """(N, F) features, NaN where an image failed, and one error message per row ("" when fine)."""
+    from tqdm.auto import tqdm
+
+    from radvision.predict import collate_images
+
+    n = len(ds)  # type: ignore[arg-type]
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_images)
+    feats: np.ndarray | None = None
+    errors: list[str] = []
+    for images, ok, errs in tqdm(loader, desc="features", disable=not progress, leave=False):
+        row = len(errors)
+        if on_error == "raise" and not all(ok):
+            i = row + ok.index(False)
+            where = paths[i] if paths is not None else f"row {i}"
+            raise RadvisionError(f"Cannot read image {where}: {errs[i - row]} (pass on_error='skip' to keep its row "
+                                 "as NaN features with the error recorded).")
+        if images is not None:
+            out = pooled_features(model, images.to(dev)).float().cpu().numpy()
+            if feats is None:  # the width is known from the first readable batch
+                feats = np.full((n, out.shape[1]), np.nan, dtype=np.float32)
+            feats[row + np.flatnonzero(ok)] = out
+        errors.extend(errs)
+    if feats is None:  # nothing readable (or no rows): the backbone's width, if it says
+        width = int(getattr(getattr(model, "backbone", model), "num_features", 0))
+        feats = np.full((n, width), np.nan, dtype=np.float32)
+    return feats, errors
+
+
+def _log_failures(errors: list[str], paths: list[str] | None) -> None:
+    failed = [i for i, e in enumerate(errors) if e]
+    if failed:
+        i = failed[0]
+        where = paths[i] if paths is not None else f"row {i}"
+        logger.warning("%d of %d images could not be read; their feature rows are NaN (first: %s: %s)",
+                       len(failed), len(errors), where, errors[i])
 
 
 @torch.no_grad()
@@ -93,52 +322,45 @@ def extract_features(
     batch_size: int = 32,
     device: str | torch.device | None = "auto",
     transform: Any = None,
+    on_error: str = "raise",
+    root: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> np.ndarray:
     """(N, F) pooled backbone features for every image of `data`, in order; cached at `out_path`.
 
-    `model` is an ImageClassifier or a run directory (whose config also gives the transform). An existing
-    cache with the right number of rows (and, for parquet, the same paths) is read instead of recomputed
-    unless `overwrite`.
+    `model` is an ImageClassifier or a run directory (whose config also gives the transform). `data` is a
+    LabelTable, a torch Dataset (items (image, ...)), a DataFrame with a `path` column, a list of image
+    paths, a folder (searched recursively, sorted) or a CSV with a `path` column; relative paths start at
+    `root` (default: the CSV's folder). `on_error`: "raise" stops at the first unreadable image; "skip"
+    keeps its row as NaN features and logs / records the error. An existing cache is read instead of
+    recomputed only when it was written for the same image paths, backbone weights and transform (and,
+    with "raise", has no failed rows); `overwrite` always recomputes.
     """
-    from tqdm.auto import tqdm
-
+    from radvision.data.table import check_choice
     from radvision.predict import image_transform, load_run, resolve_device
 
+    check_choice(on_error, ON_ERROR, "on_error mode")
+    if batch_size <= 0:
+        raise RadvisionError(f"batch_size must be positive, got {batch_size}.")
     out = _check_out(out_path)
     dev = resolve_device(device)
-    on_error = "raise"
     if isinstance(model, (str, os.PathLike)):
         model, cfg, _, _ = load_run(model, device=dev)
         transform = transform if transform is not None else image_transform(cfg)
-        on_error = cfg.data.on_error
     if not isinstance(model, torch.nn.Module):
         raise RadvisionError(f"extract_features takes a model or a run directory, got {type(model).__name__}.")
-    ds, paths = _as_dataset(data, transform, on_error)
-
-    if out is not None and out.is_file() and not overwrite:
-        cached, cached_paths = read_features(out)
-        if len(cached) == len(ds) and (cached_paths is None or paths is None or cached_paths == paths):
-            logger.info("Read %d cached feature rows from %s", len(cached), out)
+    ds, paths = _image_source(data, transform, on_error, root)
+    key = _cache_key(model, ds, paths, transform) if out is not None else None  # hashing weights costs ~0.1 s
+    if out is not None and key is not None and not overwrite:
+        cached = _cached(out, key, on_error)
+        if cached is not None:
             return cached
-        logger.info("Cache %s does not match the %d images asked for; recomputing", out, len(ds))
+    if on_error == "raise" and paths is not None and not isinstance(ds, _Guarded):
+        _raise_if_missing(paths)  # after the cache check: a matching cache needs no image files at all
 
-    model = model.to(dev).eval()
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
-    chunks = []
-    for batch in tqdm(loader, desc="features", disable=not progress, leave=False):
-        images = batch[0] if isinstance(batch, (list, tuple)) else batch
-        chunks.append(pooled_features(model, images.to(dev)).float().cpu().numpy())
-    feats = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, 0), dtype=np.float32)
-
-    if out is not None:
-        if out.suffix.lower() == ".npy":
-            atomic_write(out, lambda tmp: _save_npy(tmp, feats))
-        else:
-            frame = pd.DataFrame(feats, columns=[f"f{i}" for i in range(feats.shape[1])])
-            if paths is not None:
-                frame.insert(0, "path", paths)
-            atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
-        logger.info("Wrote %s features to %s", feats.shape, out)
+    feats, errors = _compute(model.to(dev).eval(), ds, paths, dev, batch_size, on_error, progress)
+    _log_failures(errors, paths)
+    if out is not None and key is not None:
+        _write_cache(out, feats, paths, errors, key)
     return feats

@@ -148,7 +148,7 @@ def _under(root: str | os.PathLike[str] | None, paths: Any) -> list[str]:
     return [s if not s or root is None or os.path.isabs(s) else str(Path(root) / s) for s in paths]
 
 
-class _ImageFiles(Dataset):
+class ImageFiles(Dataset):
     """Decoded, transformed images; a file that fails yields a zero tensor and its error message."""
 
     def __init__(self, paths: list[str], transform: Any):
@@ -169,7 +169,7 @@ class _ImageFiles(Dataset):
             return torch.empty(0), str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _collate(batch: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor | None, list[bool], list[str]]:
+def collate_images(batch: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor | None, list[bool], list[str]]:
     ok = [err == "" for _, err in batch]
     good = [x for x, err in batch if err == ""]
     return (torch.stack(good) if good else None), ok, [err for _, err in batch]
@@ -193,8 +193,8 @@ def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.
     dev = resolve_device(device)
     model, cfg, class_names, thresholds = load_run(run_dir, device=dev)
     given, paths = input_rows(input, root=root)
-    ds = _ImageFiles(paths, image_transform(cfg))
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate)
+    ds = ImageFiles(paths, image_transform(cfg))
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_images)
     probs = np.full((len(paths), len(class_names)), np.nan, dtype=np.float32)
     errors: list[str] = []
     row = 0

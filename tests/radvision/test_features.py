@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,15 +13,20 @@ from radvision.heads import build_model
 from radvision.rundir import save_weights
 
 
-@pytest.fixture()
-def table(tmp_path):
-    rng = np.random.default_rng(0)
+def _pngs(folder, n, seed):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for i in range(6):
-        p = tmp_path / f"{i}.png"
+    for i in range(n):
+        p = folder / f"{i}.png"
         Image.fromarray(rng.integers(0, 255, size=(32, 32), dtype=np.uint8), mode="L").save(p)
         rows.append({"path": str(p), "A": float(i % 2), "patient_id": str(i)})
-    return LabelTable(pd.DataFrame(rows), ["A"], tmp_path)
+    return LabelTable(pd.DataFrame(rows), ["A"], folder)
+
+
+@pytest.fixture()
+def table(tmp_path):
+    return _pngs(tmp_path, 6, seed=0)
 
 
 @pytest.fixture()
@@ -27,54 +34,175 @@ def model():
     return build_model("simple_cnn", 1, ["A"])
 
 
-def test_features_npy_cache(tmp_path, table, model):
-    tf = build_transforms("none", 32, train=False)
+@pytest.fixture()
+def tf():
+    return build_transforms("none", 32, train=False)
+
+
+def _run_dir(path, model, image_size=16):
+    cfg = load_config(None, ["model.backbone=simple_cnn", "data.classes=[A]", f"data.image_size={image_size}",
+                             "data.transforms=none"])
+    save_config(cfg, path / "config.yaml")
+    save_weights(model, path / "model.safetensors")
+    return path
+
+
+def _extract(model, data, out=None, **kw):
+    kw.setdefault("device", "cpu")
+    kw.setdefault("progress", False)
+    return extract_features(model, data, out, **kw)
+
+
+def test_features_npy_cache(tmp_path, table, model, tf, caplog):
     out = tmp_path / "feats.npy"
-    feats = extract_features(model, table, out, transform=tf, device="cpu", progress=False)
+    feats = _extract(model, table, out, transform=tf)
     assert feats.shape == (6, model.backbone.num_features) and feats.dtype == np.float32
     cached, paths = read_features(out)
     np.testing.assert_array_equal(cached, feats)
     assert paths is None
-    # a different model must not be used: the cache is read back as is
-    other = build_model("simple_cnn", 1, ["A"])
-    again = extract_features(other, table, out, transform=tf, device="cpu", progress=False)
+    with caplog.at_level(logging.INFO, logger="radvision.features"):
+        again = _extract(model, table, out, transform=tf)
     np.testing.assert_array_equal(again, feats)
-    fresh = extract_features(other, table, out, transform=tf, device="cpu", progress=False, overwrite=True)
+    assert "Reusing feature cache" in caplog.text
+    # a different model is not served the first model's features
+    other = build_model("simple_cnn", 1, ["A"])
+    fresh = _extract(other, table, out, transform=tf)
     assert not np.allclose(fresh, feats)
+    np.testing.assert_allclose(fresh, _extract(other, table, transform=tf), rtol=1e-5, atol=1e-6)
+    # a matching cache needs no image files (fusion may run where the images are not)
+    (tmp_path / "0.png").unlink()
+    np.testing.assert_array_equal(_extract(other, table, out, transform=tf), fresh)
+
+
+def test_npy_cache_is_rebuilt_for_other_images_with_the_same_row_count(tmp_path, table, model, tf, caplog):
+    out = tmp_path / "feats.npy"
+    first = _extract(model, table, out, transform=tf)
+    others = _pngs(tmp_path / "other", 6, seed=1)
+    with caplog.at_level(logging.INFO, logger="radvision.features"):
+        second = _extract(model, others, out, transform=tf)
+    assert "the image paths differ" in caplog.text
+    assert not np.allclose(first, second)
+    np.testing.assert_allclose(second, _extract(model, others, transform=tf), rtol=1e-5, atol=1e-6)
+    # the same paths in another order are other rows too
+    flipped = LabelTable(table.frame.iloc[::-1].reset_index(drop=True), ["A"], table.root)
+    np.testing.assert_allclose(_extract(model, flipped, out, transform=tf), first[::-1], rtol=1e-5, atol=1e-6)
+
+
+def test_cache_without_a_key_is_rebuilt(tmp_path, table, model, tf, caplog):
+    out = tmp_path / "feats.npy"
+    np.save(out, np.zeros((6, model.backbone.num_features), dtype=np.float32))  # as an older version wrote it
+    with caplog.at_level(logging.INFO, logger="radvision.features"):
+        feats = _extract(model, table, out, transform=tf)
+    assert "has no key" in caplog.text
+    assert np.abs(feats).sum() > 0
+    # a feature file replaced behind its key's back is not trusted either
+    np.save(out, np.zeros((5, feats.shape[1]), dtype=np.float32))
+    np.testing.assert_allclose(_extract(model, table, out, transform=tf), feats, rtol=1e-5, atol=1e-6)
+
+
+def test_parquet_cache_is_rebuilt_for_another_run_or_image_size(tmp_path, table, caplog):
+    out = tmp_path / "feats.parquet"
+    model_a = build_model("simple_cnn", 1, ["A"])
+    run_a = _run_dir(tmp_path / "a", model_a)
+    run_b = _run_dir(tmp_path / "b", build_model("simple_cnn", 1, ["A"]))
+    run_a32 = _run_dir(tmp_path / "a32", model_a, image_size=32)  # same weights, other image size
+    feats_a = _extract(run_a, table, out)
+    with caplog.at_level(logging.INFO, logger="radvision.features"):
+        _extract(run_a32, table, out)
+    assert "the image transform differs" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="radvision.features"):
+        _extract(run_a32, table, out)
+    assert "Reusing feature cache" in caplog.text
+    caplog.clear()
+    _extract(run_a, table, out)
+    with caplog.at_level(logging.INFO, logger="radvision.features"):
+        feats_b = _extract(run_b, table, out)
+    assert "the backbone weights differ" in caplog.text
+    assert not np.allclose(feats_a, feats_b)
+    np.testing.assert_allclose(feats_b, _extract(run_b, table), rtol=1e-5, atol=1e-6)
 
 
 def test_features_parquet_keeps_paths_and_dataset_input(tmp_path, table, model):
     ds = ImageDataset(table, build_transforms("none", 32, train=False))
     out = tmp_path / "feats.parquet"
-    feats = extract_features(model, ds, out, device="cpu", progress=False)
+    feats = _extract(model, ds, out)
     back, paths = read_features(out)
     np.testing.assert_allclose(back, feats)
     assert paths == table.paths
     # the order of the table is the order of the rows
-    first = extract_features(model, ImageDataset(table.subset([0]), ds.transform), device="cpu", progress=False)
+    first = _extract(model, ImageDataset(table.subset([0]), ds.transform))
     np.testing.assert_allclose(first[0], feats[0], rtol=1e-5, atol=1e-6)
+
+
+def test_missing_image_raises_or_keeps_its_row(tmp_path, table, model, tf):
+    frame = table.frame.copy()
+    frame.loc[2, "path"] = str(tmp_path / "gone.png")
+    broken = LabelTable(frame, ["A"], table.root)
+    with pytest.raises(RadvisionError, match="gone.png.*on_error='skip'"):
+        _extract(model, broken, transform=tf)
+    out = tmp_path / "feats.parquet"
+    feats = _extract(model, broken, out, transform=tf, on_error="skip")
+    good = _extract(model, table, transform=tf)
+    assert feats.shape == good.shape
+    assert np.isnan(feats[2]).all() and not np.isnan(np.delete(feats, 2, axis=0)).any()
+    np.testing.assert_allclose(np.delete(feats, 2, axis=0), np.delete(good, 2, axis=0), rtol=1e-5, atol=1e-6)
+    written = pd.read_parquet(out)
+    assert written["path"].tolist() == broken.paths
+    assert "gone.png" in written.loc[2, "error"] and (written["error"].drop(index=2) == "").all()
+    back, _ = read_features(out)
+    assert back.shape == good.shape and np.isnan(back[2]).all()
+    # "raise" does not take a cache with failed rows as an answer: it tries again, and fails again
+    with pytest.raises(RadvisionError, match="gone.png"):
+        _extract(model, broken, out, transform=tf)
+    with pytest.raises(RadvisionError, match="on_error mode"):
+        _extract(model, table, transform=tf, on_error="ignore")
+
+
+def test_corrupt_image_with_skip_keeps_its_row(tmp_path, table, model, tf):
+    (tmp_path / "3.png").write_bytes(b"not a png")
+    with pytest.raises(RadvisionError, match="3.png.*on_error='skip'"):
+        _extract(model, table, transform=tf)
+    feats = _extract(model, table, tmp_path / "f.npy", transform=tf, on_error="skip")
+    assert feats.shape[0] == 6 and np.isnan(feats[3]).all() and not np.isnan(feats[[0, 1, 2, 4, 5]]).any()
+
+
+def test_path_inputs(tmp_path, table, model, tf):
+    expected = _extract(model, table, transform=tf)
+    close = dict(rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(_extract(model, table.frame[["path"]], transform=tf), expected, **close)
+    np.testing.assert_allclose(_extract(model, table.paths, transform=tf), expected, **close)
+    np.testing.assert_allclose(_extract(model, tmp_path, transform=tf), expected, **close)  # folder, sorted
+    csv = tmp_path / "list.csv"
+    pd.DataFrame({"path": [f"{i}.png" for i in range(6)]}).to_csv(csv, index=False)  # relative to the CSV
+    np.testing.assert_allclose(_extract(model, str(csv), transform=tf), expected, **close)
+    np.testing.assert_allclose(_extract(model, [f"{i}.png" for i in range(6)], transform=tf, root=tmp_path),
+                               expected, **close)
+    # a run directory gives the transform for path inputs too, and the cache key sees the same paths
+    out = tmp_path / "f.parquet"
+    run = _run_dir(tmp_path / "run", model)
+    from_csv = _extract(run, csv, out)
+    np.testing.assert_allclose(_extract(run, table, out), from_csv, **close)
+    assert read_features(out)[1] == table.paths
 
 
 def test_features_errors(tmp_path, table, model):
     with pytest.raises(RadvisionError, match=".npy or .parquet"):
-        extract_features(model, table, tmp_path / "x.csv", transform=lambda x: x)
+        _extract(model, table, tmp_path / "x.csv", transform=lambda x: x)
     with pytest.raises(RadvisionError, match="needs a transform"):
-        extract_features(model, table)
-    with pytest.raises(RadvisionError, match="LabelTable or a torch Dataset"):
-        extract_features(model, [1, 2, 3])
+        _extract(model, table)
+    for bad in ([1, 2, 3], 5, {"path": "x"}):
+        with pytest.raises(RadvisionError, match="LabelTable, a torch Dataset, a DataFrame with a 'path' column"):
+            _extract(model, bad, transform=lambda x: x)
+    with pytest.raises(RadvisionError, match="no 'path' column"):
+        _extract(model, pd.DataFrame({"file": ["a.png"]}), transform=lambda x: x)
 
 
 def test_features_from_run_dir_use_its_transform(tmp_path, table, model):
-    run = tmp_path / "run"
-    cfg = load_config(None, ["model.backbone=simple_cnn", "data.classes=[A]", "data.image_size=16",
-                             "data.transforms=none"])
-    save_config(cfg, run / "config.yaml")
-    save_weights(model, run / "model.safetensors")
-    feats = extract_features(run, table, device="cpu", progress=False)
+    run = _run_dir(tmp_path / "run", model)
+    feats = _extract(run, table)
     # the run's 16-pixel transform, applied by hand, gives the same features
-    direct = extract_features(model, table, transform=build_transforms("none", 16, train=False), device="cpu",
-                              progress=False)
+    direct = _extract(model, table, transform=build_transforms("none", 16, train=False))
     np.testing.assert_allclose(feats, direct, rtol=1e-5, atol=1e-6)
-    other = extract_features(model, table, transform=build_transforms("none", 32, train=False), device="cpu",
-                             progress=False)
+    other = _extract(model, table, transform=build_transforms("none", 32, train=False))
     assert not np.allclose(feats, other)

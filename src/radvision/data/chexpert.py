@@ -79,43 +79,70 @@ def resolve_paths(relative: pd.Series, root: Path) -> list[str]:
     return [os.path.join(base_s, strip_first(r) if strip else r) for r in rel]
 
 
+def _split_file(root: Path, split: str) -> Path | None:
+    """The first of a split's file names (`_SPLIT_FILES`) present in ``root``, or None."""
+    return next((root / n for n in _SPLIT_FILES[split] if (root / n).is_file()), None)
+
+
 def read_chexpert(
     root: str | os.PathLike,
-    split: str = "train",
+    split: str | None = None,
     frontal_only: bool = True,
     policy: str = "U-Ignore",
     classes: Iterable[str] | None = None,
     missing: str = "raise",
     csv: str | os.PathLike | None = None,
 ) -> LabelTable:
-    """Read CheXpert into a LabelTable.
+    """Read CheXpert into a LabelTable whose ``split`` column says where each row belongs.
+
+    ``split=None`` (default) reads every official file in ``root``: ``train.csv`` rows become "train"
+    and ``valid.csv`` rows become "test". That is the CheXpert study convention: the hidden test set is
+    not public, so the radiologist-labelled valid set is the test set, and a valid split is carved out of
+    train by patient (radvision's Trainer does this for a source with train but no valid rows;
+    `patient_split` does it by hand). When a labelled test file (``test.csv`` or ``test_labels.csv``) is
+    present as well, ``valid.csv`` rows become "valid" and the test file's rows "test". CheXpert's
+    files hold disjoint patients; a patient found in train.csv and another file is logged as a warning.
+    ``split="train" | "valid" | "test"`` reads only that file, its rows marked with that name.
 
     ``policy``: U-Ignore (-1 -> NaN), U-Zeros (-1 -> 0), U-Ones (-1 -> 1), U-MultiClass (-1 kept as a
     third state; the loss must handle it). Blanks ("not mentioned") stay NaN under every policy,
     except No Finding, which is derived from the other labels (see `derive_no_finding`).
-    ``frontal_only`` keeps frontal views. ``missing``: "raise" | "drop" | "ignore" for absent files.
-    ``csv`` overrides the split file name (e.g. a relabelled train.csv).
+    ``frontal_only`` keeps frontal views. The policy and the frontal filter apply to every file read.
+    ``missing``: "raise" | "drop" | "ignore" for absent image files.
+    ``csv`` replaces the file of ``split`` (with ``split=None``, train.csv; e.g. a relabelled train.csv).
     """
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise RadvisionError(f"CheXpert root directory not found: {root}.")
-    check_choice(split, tuple(_SPLIT_FILES), "CheXpert split")
+    if split is not None:
+        check_choice(split, tuple(_SPLIT_FILES), "CheXpert split")
     check_choice(policy, POLICIES, "uncertainty policy")
+    first = split or "train"
     if csv is not None:
         csv_path = Path(csv).expanduser()
         csv_path = csv_path if csv_path.is_absolute() or csv_path.is_file() else root / csv_path
     else:
         nested = sorted(d for d in root.glob("CheXpert*") if d.is_dir())
-        if not any((root / n).is_file() for n in _SPLIT_FILES[split]) and nested:
+        if _split_file(root, first) is None and nested:
             root = nested[0]  # the folder above the dataset folder was given
-        found = [root / n for n in _SPLIT_FILES[split] if (root / n).is_file()]
-        csv_path = found[0] if found else root / _SPLIT_FILES[split][0]
+        csv_path = _split_file(root, first) or root / _SPLIT_FILES[first][0]
     if not csv_path.is_file():
-        raise RadvisionError(f"CheXpert label file not found: {csv_path} (expected {_SPLIT_FILES[split][0]} in root).")
-    raw = pd.read_csv(csv_path)
-    raw.columns = [str(c).strip() for c in raw.columns]
-    if "Path" not in raw:
-        raise RadvisionError(f"{csv_path.name} lacks the 'Path' column of a CheXpert label file.")
+        raise RadvisionError(f"CheXpert label file not found: {csv_path} (expected {_SPLIT_FILES[first][0]} in root).")
+    files = {first: csv_path}
+    if split is None:
+        valid, test = _split_file(root, "valid"), _split_file(root, "test")
+        if valid is not None:
+            files["valid" if test is not None else "test"] = valid
+        if test is not None:
+            files["test"] = test
+    raws = []
+    for name, path in files.items():
+        part = pd.read_csv(path)
+        part.columns = [str(c).strip() for c in part.columns]
+        if "Path" not in part:
+            raise RadvisionError(f"{path.name} lacks the 'Path' column of a CheXpert label file.")
+        raws.append(part.assign(_split=name))
+    raw = pd.concat(raws, ignore_index=True)
     available = [c for c in CHEXPERT_CLASSES if c in raw.columns or c == "No Finding"]
     chosen = select_classes(available, classes, "CheXpert")
 
@@ -144,8 +171,14 @@ def read_chexpert(
         apa = raw["AP/PA"].astype("string") if "AP/PA" in raw else pd.Series(pd.NA, index=raw.index, dtype="string")
         fl = raw["Frontal/Lateral"].astype("string") if "Frontal/Lateral" in raw else apa
         frame["view"] = apa.where(fl.str.lower() != "lateral", "LATERAL").astype(object)
-    frame["split"] = split
-    frame = check_files(frame, missing, f"CheXpert {csv_path.name}")
-    log.info("CheXpert %s: %d images, %d patients, policy %s", split, len(frame), frame["patient_id"].nunique(),
-             policy)
+    frame["split"] = raw["_split"].to_numpy()
+    source = "CheXpert " + " + ".join(p.name for p in files.values())
+    frame = check_files(frame, missing, source)
+    in_train = frame["split"] == first
+    shared = set(frame.loc[in_train, "patient_id"]) & set(frame.loc[~in_train, "patient_id"])
+    if shared:
+        log.warning("%s: %d patient(s) appear in %s and in another file (e.g. %s); those splits are not "
+                    "patient-disjoint", source, len(shared), csv_path.name, min(shared))
+    log.info("%s: %s images, %d patients, policy %s", source, frame["split"].value_counts().to_dict(),
+             frame["patient_id"].nunique(), policy)
     return LabelTable(finish_frame(frame, chosen), chosen, root)

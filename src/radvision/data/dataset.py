@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +17,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
-from radvision.data.cache import ImageCache
+from radvision.data.cache import SKIPPED_NAME, ImageCache
 from radvision.data.images import check_image, load_image
 from radvision.data.table import LabelTable, check_choice, validate_table, write_csv_atomic
 from radvision.errors import RadvisionError
@@ -37,8 +38,11 @@ class ImageDataset(Dataset):
     view ("" if unknown).
 
     ``on_error="skip"`` drops unreadable rows up front (missing, truncated or corrupt files; with a cache,
-    the ones the cache skipped) and records them in ``skipped`` / `write_skipped`; "raise" fails fast at
-    construction for missing files and at load time for undecodable ones. Without a cache, ``check``
+    the ones the cache skipped) and records them in ``skipped``; "raise" fails fast at construction for
+    missing files and at load time for undecodable ones. The full list of skipped files (CSV: path, error)
+    is written to ``skipped_csv`` when given; else, with a cache that holds all of them, it is the cache's
+    ``skipped.csv``; else a new temporary file. The warning that reports the skips names that file, and
+    ``skipped_csv`` holds its path afterwards (None when nothing was skipped). Without a cache, ``check``
     says how "skip" tests files: "decode" (sure, but costs one full decode of every image; ``workers``
     threads) or "exists" (instant; a corrupt file then fails at load time). With a cache, the cache's
     own record of failures is used and nothing is decoded again.
@@ -53,6 +57,7 @@ class ImageDataset(Dataset):
         return_meta: bool = False,
         workers: int | None = None,
         check: str = "decode",
+        skipped_csv: str | os.PathLike | None = None,
     ):
         check_choice(on_error, ("raise", "skip"), "on_error mode")
         check_choice(check, ("decode", "exists"), "image check")
@@ -63,8 +68,9 @@ class ImageDataset(Dataset):
         self.on_error = on_error
         self.return_meta = return_meta
         self.skipped: list[tuple[str, str]] = []
+        self.skipped_csv: Path | None = None
         if on_error == "skip":
-            table = self._drop_unreadable(table, workers)
+            table = self._drop_unreadable(table, workers, skipped_csv)
         else:
             missing = [p for p in table.frame["path"] if (cache is None or p not in cache) and not os.path.isfile(p)]
             if missing:
@@ -89,7 +95,8 @@ class ImageDataset(Dataset):
             return [""] * len(frame)
         return [v if isinstance(v, str) else "" for v in frame[column].tolist()]
 
-    def _drop_unreadable(self, table: LabelTable, workers: int | None) -> LabelTable:
+    def _drop_unreadable(self, table: LabelTable, workers: int | None,
+                         skipped_csv: str | os.PathLike | None) -> LabelTable:
         paths = table.frame["path"].astype(str).tolist()
         reasons: dict[str, str] = {}
         to_check = paths
@@ -111,9 +118,23 @@ class ImageDataset(Dataset):
         keep = np.array([p not in reasons for p in paths], dtype=bool)
         self.skipped = [(p, reasons[p]) for p in dict.fromkeys(paths) if p in reasons]
         if self.skipped:
-            log.warning("ImageDataset: skipping %d unreadable image(s), first: %s", len(self.skipped),
-                        self.skipped[0][1])
+            self.skipped_csv = self._list_skipped(skipped_csv)
+            log.warning("ImageDataset: skipping %d unreadable image(s), first: %s; full list: %s",
+                        len(self.skipped), self.skipped[0][1], self.skipped_csv)
         return table.subset(keep) if not keep.all() else table
+
+    def _list_skipped(self, skipped_csv: str | os.PathLike | None) -> Path:
+        """Where the full list of skipped files is: written to ``skipped_csv``, else the cache's list when
+        it holds them all, else written to a new temporary file."""
+        if skipped_csv is None and self.cache is not None:
+            cached = dict(self.cache.skipped)
+            listed = self.cache.cache_dir / SKIPPED_NAME
+            if listed.is_file() and all(p in cached for p, _ in self.skipped):
+                return listed
+        if skipped_csv is None:
+            fd, skipped_csv = tempfile.mkstemp(prefix="radvision_skipped_", suffix=".csv")
+            os.close(fd)
+        return self.write_skipped(skipped_csv)
 
     def write_skipped(self, path: str | os.PathLike) -> Path:
         """Write the skipped files as CSV (path, error), atomically."""

@@ -1,8 +1,9 @@
 """ImageCLEF caption / concept detection, ROCO and ROCOv2 concept files.
 
 ImageCLEF 2019-2021: tab-separated, no header: ``<image id>\\t<CUI>;<CUI>;...``.
-ROCOv2 / ImageCLEFmedical 2023+: comma-separated with a header ``ID,CUIs``. Both become a multi-hot
-LabelTable over the kept concepts (1.0 / 0.0, never NaN: an absent concept is a negative).
+ROCOv2 / ImageCLEFmedical 2023+: comma-separated with a header ``ID,CUIs``. The separator is detected
+from the first line unless given. Both become a multi-hot LabelTable over the kept concepts (1.0 / 0.0,
+never NaN: an absent concept is a negative).
 """
 
 from __future__ import annotations
@@ -26,11 +27,18 @@ __all__ = ["label_cardinality", "label_density", "read_concepts", "read_imagecle
 log = logging.getLogger(__name__)
 
 
-def read_concepts(concepts_csv: str | os.PathLike, sep: str = "\t") -> pd.DataFrame:
-    """Rows of (id, list of concepts); a header row ("ID", "CUIs") is detected and skipped."""
+def read_concepts(concepts_csv: str | os.PathLike, sep: str | None = None) -> pd.DataFrame:
+    """Rows of (id, list of concepts); a header row ("ID", "CUIs") is detected and skipped.
+
+    ``sep=None`` detects the separator: a tab when the first non-empty line holds one or holds no comma
+    (ImageCLEF 2019-2021), else a comma (ROCOv2)."""
     path = Path(concepts_csv).expanduser()
     if not path.is_file():
         raise RadvisionError(f"Concept file not found: {path}.")
+    if sep is None:
+        with open(path, encoding="utf-8") as fh:
+            first = next((line for line in fh if line.strip()), "")
+        sep = "\t" if "\t" in first or "," not in first else ","
     ids, concepts = [], []
     with open(path, newline="", encoding="utf-8") as fh:
         for i, row in enumerate(csv.reader(fh, delimiter=sep)):
@@ -69,12 +77,13 @@ def read_imageclef(
     image_dir: str | os.PathLike,
     top_k: int | None = None,
     min_frequency: int = 1,
-    sep: str = "\t",
+    sep: str | None = None,
     classes: Iterable[str] | None = None,
     missing: str = "raise",
 ) -> LabelTable:
     """Concept file -> multi-hot LabelTable over concepts (classes are CUIs, most frequent first).
 
+    ``sep``: "\\t" (ImageCLEF 2019-2021), "," (ROCOv2), or None to detect it (see `read_concepts`).
     ``min_frequency`` drops concepts seen in fewer images; ``top_k`` then keeps the k most frequent
     (ties broken by CUI). ``classes`` picks concepts explicitly (after the frequency filters).
     ``patient_id`` is the image id (these collections have no patient ids). The image's full concept

@@ -115,7 +115,7 @@ def check_files(frame: pd.DataFrame, missing: str, source: str) -> pd.DataFrame:
     if missing == "raise":
         raise RadvisionError(
             f"Image file not found: {first} ({n_missing} of {len(frame)} files listed by {source} are missing; "
-            "check the root path, or pass missing='drop' to drop them)."
+            "check the root path, or drop them with missing='drop' in Python / data.on_error=skip in a config)."
         )
     log.warning("%s: dropping %d of %d rows whose image file is missing (first: %s)", source, n_missing,
                 len(frame), first)

@@ -39,6 +39,14 @@ def make_table(paths: list[Path], classes=("A", "B"), seed: int = 0, patients=No
     return LabelTable(frame, list(classes), None)
 
 
+@pytest.fixture(autouse=True)
+def _temporary_files_in_tmp_path(tmp_path: Path, monkeypatch) -> None:
+    """Files the code under test makes with `tempfile` (e.g. lists of skipped images) stay in tmp_path."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
 @pytest.fixture
 def gray_images(tmp_path: Path) -> list[Path]:
     """Six gray PNGs of differing size, half of them 16-bit."""

@@ -29,10 +29,16 @@ def make_chexpert(parent: Path, helpers) -> Path:
         row("CheXpert-v1.0-small/train/patient00003/study2/view1_frontal.jpg", "Unknown", 41, "Frontal", "AP",
             Pneumothorax=0.0, Support_Devices=1.0),
     ]
+    valid = [  # the official valid set: its own patients, labelled by radiologists (here with a -1 to test policies)
+        row("CheXpert-v1.0-small/valid/patient64541/study1/view1_frontal.jpg", "Male", 73, "Frontal", "AP",
+            Edema=-1.0, Support_Devices=1.0),
+        row("CheXpert-v1.0-small/valid/patient64541/study1/view2_lateral.jpg", "Male", 73, "Lateral", np.nan,
+            Edema=-1.0, Support_Devices=1.0),
+    ]
     root.mkdir(parents=True)
     pd.DataFrame(rows, columns=HEAD).to_csv(root / "train.csv", index=False)
-    pd.DataFrame(rows[2:3], columns=HEAD).to_csv(root / "valid.csv", index=False)
-    for i, r in enumerate(rows):
+    pd.DataFrame(valid, columns=HEAD).to_csv(root / "valid.csv", index=False)
+    for i, r in enumerate(rows + valid):
         helpers.save_gray(parent / r[0], seed=i)
     return root
 
@@ -43,11 +49,13 @@ def test_policies(tmp_path, helpers, policy, edema):
     t = read_chexpert(make_chexpert(tmp_path, helpers), policy=policy)
     validate_table(t)
     np.testing.assert_array_equal(t.frame["Edema"].to_numpy()[:1], [edema])
+    # the policy applies to the official valid.csv rows (the test split) too
+    np.testing.assert_array_equal(t.subset("test").frame["Edema"].to_numpy(), [edema])
 
 
 def test_frontal_no_finding_meta_and_paths(tmp_path, helpers):
     root = make_chexpert(tmp_path, helpers)
-    t = read_chexpert(root)
+    t = read_chexpert(root, split="train")
     f = t.frame
     assert len(t) == 3 and t.classes == CHEXPERT_CLASSES
     assert all(Path(p).is_file() for p in f["path"])
@@ -57,12 +65,46 @@ def test_frontal_no_finding_meta_and_paths(tmp_path, helpers):
     assert np.isnan(f["Fracture"]).all()  # blanks stay unknown
     assert f["sex"].tolist()[:2] == ["F", "M"] and pd.isna(f["sex"].iloc[2])
     assert f["view"].tolist() == ["AP", "PA", "AP"] and set(f["split"]) == {"train"}
-    both = read_chexpert(root, frontal_only=False)
+    both = read_chexpert(root, split="train", frontal_only=False)
     assert len(both) == 4 and both.frame["view"].iloc[1] == "LATERAL"
     # root may also be the folder above the dataset folder
-    assert read_chexpert(tmp_path, classes=["Edema"]).frame["path"].tolist() == f["path"].tolist()
+    assert read_chexpert(tmp_path, split="train", classes=["Edema"]).frame["path"].tolist() == f["path"].tolist()
     v = read_chexpert(root, split="valid", classes=["Support Devices", "No Finding"])
-    assert v.labels().tolist() == [[1.0, 1.0]] and v.frame["split"].tolist() == ["valid"]
+    assert v.labels().tolist() == [[1.0, 0.0]] and v.frame["split"].tolist() == ["valid"]
+
+
+def test_official_valid_csv_is_the_test_split(tmp_path, helpers, caplog):
+    root = make_chexpert(tmp_path, helpers)
+    t = read_chexpert(root)  # every official file, each row marked with its split
+    validate_table(t)
+    f = t.frame
+    assert f["split"].tolist() == ["train", "train", "train", "test"]  # valid.csv's lateral is filtered out
+    assert f["path"].iloc[3].endswith("valid/patient64541/study1/view1_frontal.jpg") and Path(f["path"].iloc[3]).is_file()
+    assert f["view"].iloc[3] == "AP" and f["No Finding"].iloc[3] == 0.0
+    assert len(read_chexpert(root, frontal_only=False).subset("test")) == 2
+    assert read_chexpert(tmp_path).frame["path"].tolist() == f["path"].tolist()  # from the folder above too
+    # the Trainer's contract: a source with train and test rows gets valid carved from train by patient
+    from radvision.data.splits import assert_patient_disjoint, patient_split, source_splits
+
+    parts = source_splits(t)
+    assert set(parts) == {"train", "test"}
+    parts.update(patient_split(parts["train"], {"train": 0.5, "valid": 0.5}, seed=0))
+    assert_patient_disjoint(parts)
+    # a relabelled train file (csv=) replaces train.csv only
+    pd.read_csv(root / "train.csv").iloc[:1].to_csv(tmp_path / "relabelled.csv", index=False)
+    assert read_chexpert(root, csv=tmp_path / "relabelled.csv").frame["split"].tolist() == ["train", "test"]
+    # with a labelled test file, valid.csv is the valid split and the test file the test split
+    test = pd.read_csv(root / "valid.csv")
+    test["Path"] = test["Path"].str.replace("patient64541", "patient64741")
+    test.to_csv(root / "test_labels.csv", index=False)
+    for name in ("view1_frontal.jpg", "view2_lateral.jpg"):
+        helpers.save_gray(tmp_path / "CheXpert-v1.0-small/valid/patient64741/study1" / name)
+    assert read_chexpert(root).frame["split"].tolist() == ["train", "train", "train", "valid", "test"]
+    # a patient in train.csv and in another file is reported
+    pd.read_csv(root / "train.csv").iloc[:1].to_csv(root / "test_labels.csv", index=False)
+    with caplog.at_level("WARNING", logger="radvision.data.chexpert"):
+        read_chexpert(root)
+    assert "patient00001" in caplog.text and "not patient-disjoint" in caplog.text
 
 
 def test_derive_no_finding_counts_uncertain():
@@ -83,4 +125,4 @@ def test_errors(tmp_path, helpers):
     (tmp_path / "CheXpert-v1.0-small/train/patient00002/study1/view1_frontal.jpg").unlink()
     with pytest.raises(RadvisionError, match="patient00002/study1/view1_frontal.jpg"):
         read_chexpert(root)
-    assert len(read_chexpert(root, missing="drop")) == 2
+    assert len(read_chexpert(root, split="train", missing="drop")) == 2

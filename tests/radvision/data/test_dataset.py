@@ -1,3 +1,5 @@
+import tempfile
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -53,6 +55,33 @@ def test_skip_drops_unreadable_and_writes_list(tmp_path, gray_images, helpers):
     cache = build_cache(t, 8, tmp_path / "c", on_error="skip", progress=False)
     via_cache = ImageDataset(t, cache=cache, on_error="skip")
     assert len(via_cache) == 2 and len(via_cache.skipped) == 2
+
+
+def test_skip_log_names_the_full_list(tmp_path, gray_images, helpers, caplog, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    bad = helpers.save_truncated(tmp_path / "bad.png", size=64)
+    gone = tmp_path / "gone.png"
+    t = helpers.make_table([gray_images[0], bad, gray_images[1], gone])
+    # without a cache: a temporary file, named in the warning
+    with caplog.at_level("WARNING", logger="radvision.data.dataset"):
+        ds = ImageDataset(t, on_error="skip")
+    listed = ds.skipped_csv
+    assert listed is not None and listed.parent == tmp_path / "tmp" and f"full list: {listed}" in caplog.text
+    assert pd.read_csv(listed)["path"].tolist() == [str(bad), str(gone)]
+    # a path of your own
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="radvision.data.dataset"):
+        ds = ImageDataset(t, on_error="skip", skipped_csv=tmp_path / "run" / "skipped_train.csv")
+    assert str(tmp_path / "run" / "skipped_train.csv") in caplog.text
+    assert pd.read_csv(tmp_path / "run" / "skipped_train.csv")["path"].tolist() == [str(bad), str(gone)]
+    # with a cache: the cache's skipped.csv already lists them
+    caplog.clear()
+    cache = build_cache(t, 8, tmp_path / "c", on_error="skip", progress=False)
+    with caplog.at_level("WARNING", logger="radvision.data.dataset"):
+        ds = ImageDataset(t, cache=cache, on_error="skip")
+    assert ds.skipped_csv == tmp_path / "c" / "skipped.csv" and str(ds.skipped_csv) in caplog.text
+    assert ImageDataset(helpers.make_table(gray_images[:2]), on_error="skip").skipped_csv is None
 
 
 def test_raise_mode_fails_with_file_name(tmp_path, gray_images, helpers):

@@ -44,6 +44,8 @@ def test_rocov2_csv_with_header(tmp_path, helpers):
     t = read_imageclef(csv, images, sep=",")
     assert len(t) == 2 and t.classes == ["C2", "C1"]
     assert read_concepts(csv, sep=",")["id"].tolist() == ["ROCO_00000.jpg", "ROCO_00002"]
+    # the separator is detected when not given (data.dataset=imageclef passes none)
+    assert read_imageclef(csv, images).labels().tolist() == t.labels().tolist()
 
 
 def test_errors(tmp_path, helpers):
