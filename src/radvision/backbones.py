@@ -145,9 +145,11 @@ class Backbone(nn.Module):
 
     def _check_size(self, x: Tensor) -> None:
         if x.ndim == 4 and min(x.shape[-2:]) < self.min_size:
+            others = small_input_backbones(min(x.shape[-2:]), exclude=self.name)
+            pick = f" or pick a backbone such as {' or '.join(others)}" if others else ""
             raise RadvisionError(
                 f"{self.name} needs images of at least {self.min_size}x{self.min_size} pixels, got "
-                f"{x.shape[-2]}x{x.shape[-1]}; resize the images or pick a backbone such as simple_cnn or resnet18."
+                f"{x.shape[-2]}x{x.shape[-1]}; resize the images{pick}."
             )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -205,6 +207,11 @@ class MultiBackbone(nn.Module):
             f"Concatenated backbones ({self.name}) have no single feature pyramid; use one backbone with the "
             "fpn head, or head='linear' or 'mlp' with several."
         )
+
+
+def small_input_backbones(size: int, exclude: str = "") -> list[str]:
+    """Common small backbones, other than ``exclude``, that accept ``size x size`` images (for error hints)."""
+    return [n for n in ("simple_cnn", "resnet18") if n != exclude and REGISTRY[n].min_size <= size]
 
 
 def list_backbones() -> list[str]:

@@ -24,8 +24,10 @@ config overrides:
   Sections: data, model, loss, optim, schedule, cycles, runtime, output, thresholds (see docs/radvision.md).
   An unknown key or a value of the wrong type stops with a message naming the key.
 resume:
-  radvision train cfg.yaml optim.epochs=20 --resume runs/demo continues runs/demo after its last finished
-  epoch (finished epochs are never repeated).
+  radvision train cfg.yaml --resume runs/demo optim.epochs=20 continues runs/demo after its last finished
+  epoch (finished epochs are never repeated). Only runtime/output settings may differ from the run's
+  config.yaml, and the schedule may only be extended (more epochs, more cycles); other changes stop
+  with the keys named: start a new run for those.
 """
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "apply_overrides",
     "config_from_dict",
     "config_to_dict",
+    "flatten_config",
     "load_config",
     "save_config",
 ]
@@ -64,6 +65,8 @@ class DataConfig:
     transforms: str = "default"
     downsample: dict[str, float] | None = None  # class -> fraction of training rows with only that label dropped
     on_error: str = field(default="raise", metadata=_choices("raise", "skip"))
+    # weighted: draw training images with replacement, rare-label images more often (data.weighted_sampler)
+    sampler: str = field(default="none", metadata=_choices("none", "weighted"))
 
 
 @dataclass
@@ -72,7 +75,8 @@ class ModelConfig:
     head: str = field(default="linear", metadata=_choices("linear", "mlp", "fpn"))
     hidden: int | list[int] | None = None  # MLP hidden sizes, e.g. [4096, 4096]
     dropout: float | None = None
-    pretrained: str | None = None  # "imagenet", a local weights file, or None
+    # "imagenet", a local weights file, or None; a list gives one of these per backbone of a list backbone
+    pretrained: str | list[str | None] | None = None
     in_chans: int = 3
     strategy: str = field(default="full", metadata=_choices("frozen", "full", "layerwise"))
     backbone_lr_mult: float = 0.1
@@ -307,6 +311,17 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def flatten_config(cfg: Config) -> dict[str, Any]:
+    """`{"section.key": value}` of a Config (`cycles` stays one list-valued key), for comparing configs."""
+    flat: dict[str, Any] = {}
+    for section, values in config_to_dict(cfg).items():
+        if isinstance(values, dict):
+            flat.update({f"{section}.{k}": v for k, v in values.items()})
+        else:
+            flat[section] = values
+    return flat
+
+
 def _check_consistency(cfg: Config) -> None:
     for name, value in (("optim.lr", cfg.optim.lr), ("optim.batch_size", cfg.optim.batch_size)):
         if value <= 0:
@@ -330,6 +345,10 @@ def _check_consistency(cfg: Config) -> None:
                              f"({', '.join(CLASS_MEAN_MONITORS)}), not {s.monitor!r}.")
     if s.monitor_include_any and s.monitor != "mean_auroc":
         raise RadvisionError(f"schedule.monitor_include_any needs schedule.monitor 'mean_auroc', not {s.monitor!r}.")
+    _check_pretrained(cfg.model)
+    if cfg.loss.name == "soft_f1" and cfg.loss.pos_weight == "auto":
+        raise RadvisionError("loss.name 'soft_f1' has no positive term for loss.pos_weight 'auto'; set "
+                             "loss.pos_weight=none (class_weights still work) or use f1_bce / f1_plus_bce.")
     fractions = cfg.data.split
     unknown = sorted(set(fractions) - {"train", "valid", "test"})
     if unknown:
@@ -346,6 +365,17 @@ def _check_consistency(cfg: Config) -> None:
     for key, value in weights:
         if isinstance(value, str) and value != "auto":
             raise RadvisionError(f"Config key {key!r} is {value!r}; use 'auto', a mapping of class to weight, or null.")
+
+
+def _check_pretrained(m: ModelConfig) -> None:
+    if not isinstance(m.pretrained, list):
+        return
+    names = [m.backbone] if isinstance(m.backbone, str) else m.backbone
+    if len(m.pretrained) != len(names):
+        raise RadvisionError(
+            f"Config key 'model.pretrained' lists {len(m.pretrained)} values for {len(names)} backbone(s) "
+            f"({', '.join(names)}); give one value per backbone, or a single value for all."
+        )
 
 
 def _parse_override(item: str) -> tuple[list[str], Any, str]:

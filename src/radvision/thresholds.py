@@ -31,12 +31,13 @@ def _probs(y_prob) -> np.ndarray:
     return p
 
 
-def f1_optimal_thresholds(y_true, y_prob, min_precision: float | None = None) -> np.ndarray:
+def f1_optimal_thresholds(y_true, y_prob, min_precision: float | None = None,
+                          class_names: Sequence[str] | None = None) -> np.ndarray:
     """Per class, the threshold that maximises F1 on (y_true, y_prob) (NaN labels ignored).
 
     With ``min_precision`` only thresholds reaching that precision qualify; when none does, the
     most precise threshold is used and a warning logged.  Classes without both a positive and a
-    negative known label keep 0.5.
+    negative known label keep 0.5.  ``class_names`` name the classes in those log lines.
     """
     y_true = np.asarray(y_true, dtype=float)
     y_prob = _probs(y_prob)
@@ -44,12 +45,15 @@ def f1_optimal_thresholds(y_true, y_prob, min_precision: float | None = None) ->
         raise RadvisionError(f"y_true {y_true.shape} and y_prob {y_prob.shape} must have the same shape.")
     if min_precision is not None and not 0.0 <= min_precision <= 1.0:
         raise RadvisionError(f"min_precision must be between 0 and 1, got {min_precision}.")
+    if class_names is not None and len(class_names) != y_true.shape[1]:
+        raise RadvisionError(f"Got {len(class_names)} class names for {y_true.shape[1]} classes.")
+    names = [str(c) for c in class_names] if class_names is not None else [f"class {j}" for j in range(y_true.shape[1])]
     out = np.full(y_true.shape[1], DEFAULT_THRESHOLD)
     for j in range(y_true.shape[1]):
         m = ~np.isnan(y_true[:, j])
         t, s = y_true[m, j].astype(int), y_prob[m, j]
         if len(np.unique(t)) < 2:
-            logger.info("class %d has no positive or no negative labels; keeping threshold %.2f", j,
+            logger.info("%s has no positive or no negative labels; keeping threshold %.2f", names[j],
                         DEFAULT_THRESHOLD)
             continue
         precision, recall, thr = precision_recall_curve(t, s)
@@ -60,8 +64,8 @@ def f1_optimal_thresholds(y_true, y_prob, min_precision: float | None = None) ->
             best = int(np.argmax(np.where(ok, f1, -1.0)))
         else:
             best = int(np.lexsort((recall, precision))[-1])
-            logger.warning("class %d never reaches precision %.2f; using its most precise threshold (%.3f)",
-                           j, min_precision, precision[best])
+            logger.warning("%s never reaches precision %.2f; using its most precise threshold (%.3f)",
+                           names[j], min_precision, precision[best])
         out[j] = float(thr[best])
     return out
 

@@ -22,12 +22,13 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from radvision.config import Config, CycleConfig, config_to_dict, save_config
+from radvision.config import Config, CycleConfig, config_to_dict, flatten_config, load_config, save_config
 from radvision.errors import RadvisionError
 from radvision.rundir import (
     BEST_FILE,
     CONFIG_FILE,
     MODEL_FILE,
+    STATE_FILE,
     THRESHOLDS_FILE,
     RunDir,
     load_weights,
@@ -37,7 +38,8 @@ from radvision.rundir import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Trainer", "build_datasets", "build_loss", "build_optimizer", "dataset_labels", "dataset_classes"]
+__all__ = ["Trainer", "build_datasets", "build_loss", "build_optimizer", "build_train_loader", "check_resume_config",
+           "dataset_labels", "dataset_classes"]
 
 
 # ------------------------------------------------------------------------------------------ data helpers
@@ -101,8 +103,11 @@ def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[
                                    progress=cfg.runtime.progress)
 
     sets = make_datasets(cfg, parts, cache)
-    logger.info("Data: %d train, %d valid, %d test images, %d classes", len(parts["train"]), len(parts["valid"]),
-                len(parts["test"]) if "test" in parts else 0, len(table.classes))
+    for needed in ("train", "valid"):  # on_error=skip may have emptied a split
+        if len(sets.get(needed, ())) == 0:  # type: ignore[arg-type]
+            raise RadvisionError(f"No readable {needed!r} image is left after skipping unreadable ones.")
+    logger.info("Data: %d train, %d valid, %d test images, %d classes", len(sets["train"]), len(sets["valid"]),
+                len(sets["test"]) if "test" in sets else 0, len(table.classes))
     return sets["train"], sets["valid"], sets.get("test"), list(table.classes)
 
 
@@ -141,7 +146,7 @@ def _read_table(cfg: Config) -> Any:
     if d.dataset == "nih":
         return rvdata.read_nih(d.root, csv=d.csv, classes=d.classes, missing=missing)
     if d.dataset == "chexpert":
-        return rvdata.read_chexpert(d.root, split="train", frontal_only=d.frontal_only, policy=d.policy,
+        return rvdata.read_chexpert(d.root, frontal_only=d.frontal_only, policy=d.policy,
                                     classes=d.classes, missing=missing, csv=d.csv)
     if d.dataset == "mimic":
         return rvdata.read_mimic(d.root, policy=d.policy, classes=d.classes, frontal_only=d.frontal_only,
@@ -159,8 +164,10 @@ def _read_table(cfg: Config) -> Any:
 # ------------------------------------------------------------------------------------- model / optimizer
 
 
-def build_model_from_config(cfg: Config, class_names: list[str], pretrained: str | None = None) -> torch.nn.Module:
-    """The ImageClassifier a config describes (`pretrained` overrides model.pretrained, e.g. None to rebuild)."""
+def build_model_from_config(cfg: Config, class_names: list[str],
+                            pretrained: str | list[str | None] | None = None) -> torch.nn.Module:
+    """The ImageClassifier a config describes (`pretrained`, used in place of model.pretrained, is None to
+    rebuild a trained run, or one value / one per backbone)."""
     from radvision.heads import build_model
 
     m = cfg.model
@@ -222,6 +229,42 @@ def build_loss(cfg: Config, class_names: list[str], y: np.ndarray, class_weights
                        class_weights=_class_weight_vector(class_weights, class_names, y), gamma=cfg.loss.gamma)
 
 
+def _check_model_config(cfg: Config, image_size: bool = True) -> None:
+    """What the model section alone can get wrong: unknown backbones and (when the config's data are used)
+    images smaller than a backbone accepts."""
+    from radvision.backbones import get_spec, small_input_backbones
+
+    names = [cfg.model.backbone] if isinstance(cfg.model.backbone, str) else cfg.model.backbone
+    for name in names:
+        spec = get_spec(name)
+        size = cfg.data.image_size
+        if image_size and size < spec.min_size:
+            others = small_input_backbones(size, exclude=name)
+            pick = f", or pick a backbone that takes {size}x{size} images such as {' or '.join(others)}" if others else ""
+            raise RadvisionError(f"Backbone {name} needs data.image_size of at least {spec.min_size}, got {size}; "
+                                 f"raise data.image_size{pick}.")
+
+
+def build_train_loader(cfg: Config, train_ds: Dataset, y_train: np.ndarray, **loader_kw: Any
+                       ) -> tuple[DataLoader, Any]:
+    """The training DataLoader and its weighted sampler (None unless data.sampler is 'weighted').
+
+    Shuffling draws from torch's RNG, which set_seed(seed + epoch) fixes, so a resumed epoch shuffles exactly
+    as it would have without the interruption. The weighted sampler (`radvision.data.weighted_sampler`, with
+    replacement) has its own generator, which the Trainer re-seeds every epoch for the same reason; with several
+    processes accelerate keeps a custom sampler, synchronises that generator from the main process and gives
+    each process its share of the batches, so together they draw one epoch's sample.
+    """
+    if cfg.data.sampler == "none":
+        return DataLoader(train_ds, shuffle=True, drop_last=False, **loader_kw), None
+    from radvision.data import weighted_sampler
+
+    sampler = weighted_sampler(y_train, seed=cfg.runtime.seed)
+    logger.info("Weighted sampling: %d training images drawn with replacement per epoch, rare labels more often",
+                len(y_train))
+    return DataLoader(train_ds, sampler=sampler, drop_last=False, **loader_kw), sampler
+
+
 # ----------------------------------------------------------------------------------------------- trainer
 
 
@@ -264,12 +307,88 @@ def _mixed_precision(amp: str, use_cuda: bool) -> str:
     return amp
 
 
+# ------------------------------------------------------------------------------------------------ resume
+
+# Keys a resumed run may change: how it runs (runtime, except the seed, which fixes the patient split and the
+# shuffling), where it writes (output), loader processes, the image cache, when the epochs still to come stop
+# (schedule.patience), and the thresholds, which are chosen again after every fit. Any other key decides what
+# the finished epochs were; changing it would leave config.yaml describing a run that never happened.
+RESUME_FREE_KEYS = frozenset({
+    "runtime.amp", "runtime.channels_last", "runtime.compile", "runtime.device", "runtime.progress",
+    "output.run_dir", "output.overwrite", "optim.num_workers", "data.cache_dir", "schedule.patience",
+    "thresholds.min_precision", "thresholds.top_k",
+})
+# Keys that make up the schedule: compared through Config.resolved_cycles, so a resumed run may add epochs
+# and cycles but never rewrite the ones already trained.
+SCHEDULE_KEYS = ("optim.epochs", "optim.lr", "model.strategy", "loss.class_weights", "cycles")
+
+
+def _schedule_change(old: list[CycleConfig], new: list[CycleConfig], progress: _Progress) -> str | None:
+    """None when `new` continues what `old` trained, "short" when `new` ends inside the trained part (nothing
+    left to train), otherwise why `new` would rewrite trained epochs."""
+    cur, done = progress.cycle, progress.cycle_epoch
+    for i in range(min(cur + (done > 0), len(old))):  # the cycles that have trained epochs
+        if i >= len(new):
+            return "short"
+        a, b = old[i], new[i]
+        same = (a.lr, a.strategy, a.class_weights) == (b.lr, b.strategy, b.class_weights)
+        if not same or (i < cur and a.epochs != b.epochs):  # the current cycle may grow
+            return f"changes cycle {i + 1}, which has already trained"
+    if 0 < done and cur < len(new) and new[cur].epochs < done:
+        if len(new) == cur + 1:
+            return "short"
+        return f"gives cycle {cur + 1} {new[cur].epochs} epochs but {done} have already trained"
+    return None
+
+
+def _show(value: Any) -> str:
+    """A config value as the user would write it in an override (cycles without their unset fields)."""
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        items = (", ".join(f"{k}: {x}" for k, x in v.items() if x is not None) for v in value)
+        return "[" + ", ".join("{" + item + "}" for item in items) + "]"
+    return repr(value)
+
+
+def _changes(keys: list[tuple[str, Any, Any]]) -> str:
+    return ", ".join(f"{k} ({_show(old)} -> {_show(new)})" for k, old, new in keys)
+
+
+def check_resume_config(saved: Config, new: Config, progress: _Progress, run_dir: str | os.PathLike[str]) -> bool:
+    """Compare the config of a resumed run with the run's own config.yaml (`saved`).
+
+    Raises RadvisionError naming every key outside RESUME_FREE_KEYS that differs, and the schedule keys when the
+    new schedule rewrites trained epochs. Returns True when the new schedule ends before the epochs already
+    trained: nothing is left to train, and config.yaml keeps the run's schedule.
+    """
+    old_flat, new_flat = flatten_config(saved), flatten_config(new)
+    changed = [(k, old_flat.get(k), v) for k, v in new_flat.items() if v != old_flat.get(k)]
+    if new.data.classes is None:  # "every class the data has": checked against the run once the data is read
+        changed = [c for c in changed if c[0] != "data.classes"]
+    fixed = [c for c in changed if c[0] not in RESUME_FREE_KEYS and c[0] not in SCHEDULE_KEYS]
+    schedule = _schedule_change(saved.resolved_cycles(), new.resolved_cycles(), progress)
+    reason = ""
+    if schedule not in (None, "short"):
+        fixed += [c for c in changed if c[0] in SCHEDULE_KEYS]
+        reason = f" (the new schedule {schedule}; to train on with other settings, keep the trained cycles and add one)"
+    if fixed:
+        raise RadvisionError(
+            f"Cannot resume {str(run_dir)!r}: the config differs from its {CONFIG_FILE} in {_changes(fixed)}, which "
+            f"decide what the finished epochs trained{reason}; start a new run instead (a different "
+            "output.run_dir), or resume with the run's settings."
+        )
+    free = [c for c in changed if c[0] in RESUME_FREE_KEYS and c[0] != "output.run_dir"]  # the resume dir wins
+    if free:
+        logger.info("Resuming with changed settings: %s", _changes(free))
+    return schedule == "short"
+
+
 class Trainer:
     """Train an image classifier from a `Config`; `fit()` returns the run directory.
 
     `Trainer(cfg).fit()` builds datasets from `cfg.data`; `Trainer(cfg).fit(train_ds, valid_ds, test_ds)` trains
     on datasets you built (items are `(image, labels)` with NaN for unknown labels). `resume=RUN_DIR`
-    continues an earlier run from its last finished epoch (the config may add epochs or cycles).
+    continues an earlier run from its last finished epoch: the config may add epochs or cycles and change the
+    keys in RESUME_FREE_KEYS; any other difference from RUN_DIR/config.yaml stops (check_resume_config).
     """
 
     def __init__(self, config: Config, *, resume: str | os.PathLike[str] | None = None):
@@ -280,6 +399,9 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.model: torch.nn.Module | None = None
         self.class_names: list[str] = []
+        self.sampler: Any = None  # the weighted sampler of the train loader (data.sampler=weighted)
+        self._saved_config: Config | None = None  # the resumed run's config.yaml
+        self._overwrite_pending = False  # an old run in the directory waits to be replaced (output.overwrite)
 
     # -- public -------------------------------------------------------------------------------------
     def fit(self, train_ds: Dataset | None = None, valid_ds: Dataset | None = None,
@@ -290,10 +412,15 @@ class Trainer:
         cfg = self.config
         if (train_ds is None) != (valid_ds is None):
             raise RadvisionError("Pass both train and valid datasets to fit(), or neither to read them from the config.")
-        from radvision.backbones import get_spec
-
-        for name in [cfg.model.backbone] if isinstance(cfg.model.backbone, str) else cfg.model.backbone:
-            get_spec(name)  # an unknown backbone fails here, before minutes of reading and caching images
+        # everything the config alone can tell fails here, before minutes of reading and caching images and
+        # before an old run in the directory is touched
+        _check_model_config(cfg, image_size=train_ds is None)
+        use_cuda = cfg.runtime.device != "cpu" and torch.cuda.is_available()
+        if cfg.runtime.device == "cuda" and not torch.cuda.is_available():
+            raise RadvisionError("runtime.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'.")
+        short = self._check_resume()
+        if self.resume is None and self.run.has_run() and not cfg.output.overwrite:
+            self.run.prepare(resume=False)  # raises: the directory already holds a run
         if train_ds is None:
             train_ds, valid_ds, test_ds, class_names = build_datasets(cfg)
         else:
@@ -301,11 +428,13 @@ class Trainer:
             if not class_names:
                 raise RadvisionError("The datasets do not name their classes; set data.classes in the config.")
         self.class_names = list(class_names)
-        self.run.prepare(resume=self.resume is not None, overwrite=cfg.output.overwrite)
+        self._check_classes()
+        # an old run that output.overwrite replaces is cleared only when the first epoch is saved, so an
+        # unreadable image met in that epoch does not cost the old run
+        self._overwrite_pending = self.resume is None and self.run.has_run()
+        if not self._overwrite_pending:
+            self.run.prepare(resume=self.resume is not None)
 
-        use_cuda = cfg.runtime.device != "cpu" and torch.cuda.is_available()
-        if cfg.runtime.device == "cuda" and not torch.cuda.is_available():
-            raise RadvisionError("runtime.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'.")
         acc = Accelerator(cpu=not use_cuda, mixed_precision=_mixed_precision(cfg.runtime.amp, use_cuda),
                           kwargs_handlers=_ddp_kwargs(cfg))
         self.accelerator = acc
@@ -313,7 +442,11 @@ class Trainer:
 
         progress = self._load_progress()
         progress.finished = False  # set again once this call has trained every epoch it was asked for
-        self._write_config()
+        cycles = cfg.resolved_cycles()
+        start_cycle, start_epoch = self._start_point(progress, cycles)
+        done = self.resume is not None and start_cycle >= len(cycles)
+        if not self._overwrite_pending:
+            self._write_config(keep_schedule=done)  # a resume that trains nothing keeps the recorded schedule
         raw = build_model_from_config(cfg, self.class_names, pretrained=cfg.model.pretrained
                                       if progress.epoch == 0 else None)
         if progress.epoch > 0:
@@ -324,16 +457,12 @@ class Trainer:
         self.model = raw
 
         y_train = dataset_labels(train_ds)
-        # no private generator: the sampler draws from torch's RNG, which set_seed(seed + epoch) fixes, so a
-        # resumed epoch shuffles exactly as it would have without the interruption
         loader_kw = {"batch_size": cfg.optim.batch_size, "num_workers": cfg.optim.num_workers, "pin_memory": use_cuda,
                      "persistent_workers": cfg.optim.num_workers > 0}
-        train_loader = DataLoader(train_ds, shuffle=True, drop_last=False, **loader_kw)
+        train_loader, self.sampler = build_train_loader(cfg, train_ds, y_train, **loader_kw)
         valid_loader = DataLoader(valid_ds, shuffle=False, **loader_kw)
         train_loader, valid_loader = acc.prepare(train_loader, valid_loader)
 
-        cycles = cfg.resolved_cycles()
-        start_cycle, start_epoch = self._start_point(progress, cycles)
         if progress.epoch > 0 and start_epoch == 0 and cfg.schedule.restore_best and self.run.file(BEST_FILE).is_file():
             load_weights(raw, self.run.file(BEST_FILE))  # a new cycle starts from the best weights so far
         for ci in range(start_cycle, len(cycles)):
@@ -344,6 +473,9 @@ class Trainer:
             if ci != progress.cycle or first == 0:
                 progress.cycle, progress.cycle_epoch, progress.stopped_early, progress.bad_epochs = ci, 0, False, 0
             self._run_cycle(ci, cycle, first, progress, train_loader, valid_loader, y_train)
+        if done:
+            self._log_nothing_to_train(progress, cycles, short)
+        self._open_overwritten_run()  # no epoch trained: the old run is replaced now, before restore_best looks
 
         if cfg.schedule.restore_best and self.run.file(BEST_FILE).is_file():
             load_weights(raw, self.run.file(BEST_FILE))
@@ -364,16 +496,44 @@ class Trainer:
             return s.mode
         return "min" if s.monitor == "loss" else "max"
 
-    def _load_progress(self) -> _Progress:
+    def _check_resume(self) -> bool:
+        """Before any data is read: the resume directory holds a run and the config fits it (see
+        check_resume_config). True when the config's schedule ends before the trained epochs."""
         if self.resume is None:
-            return _Progress()
-        state = self.run.load_state()
-        saved_classes = state.get("classes")
+            return False
+        if not self.run.has_run():
+            raise RadvisionError(f"Cannot resume: {str(self.run.path)!r} holds no {STATE_FILE}; pass the directory "
+                                 "of an earlier run.")
+        path = self.run.file(CONFIG_FILE)
+        if not path.is_file():
+            logger.warning("%s has no %s; cannot check that the config matches the run", self.run.path, CONFIG_FILE)
+            return False
+        try:
+            self._saved_config = load_config(path)
+        except RadvisionError as err:
+            raise RadvisionError(f"Cannot resume: the run's {path} does not load ({err})") from None
+        progress = _Progress.from_dict(self.run.load_state())
+        return check_resume_config(self._saved_config, self.config, progress, self.run.path)
+
+    def _check_classes(self) -> None:
+        """Once the class names are known, before the run directory is touched: class weights name real
+        classes, and a resumed run gets the classes it was trained on."""
+        for cycle in self.config.resolved_cycles():
+            if isinstance(cycle.class_weights, dict):
+                _class_weight_vector(cycle.class_weights, self.class_names, np.zeros((0, len(self.class_names))))
+        if self.resume is None:
+            return
+        saved_classes = self.run.load_state().get("classes")
         if saved_classes and saved_classes != self.class_names:
             raise RadvisionError(
                 f"Cannot resume: the run was trained on classes {saved_classes} but the data now gives "
                 f"{self.class_names}; set data.classes to match."
             )
+
+    def _load_progress(self) -> _Progress:
+        if self.resume is None:
+            return _Progress()
+        state = self.run.load_state()
         self.history = self.run.read_metrics().to_dict("records")
         # metrics.csv may hold an epoch whose checkpoint never finished: keep only what the state confirms
         self.history = [r for r in self.history if int(r["epoch"]) <= int(state.get("epoch", 0))]
@@ -388,14 +548,50 @@ class Trainer:
             ci, e = ci + 1, 0
         return ci, e
 
-    def _write_config(self) -> None:
+    def _log_nothing_to_train(self, progress: _Progress, cycles: list[CycleConfig], short: bool) -> None:
+        asked = sum(c.epochs for c in cycles)
+        more = "add a cycle or raise the last cycle's epochs" if self.config.cycles else "raise optim.epochs"
+        if short:
+            logger.warning("Nothing left to train: %s already finished epoch %d and the config asks for %d epoch(s); "
+                           "%s to continue. %s keeps the run's schedule; only thresholds, metrics and plots are "
+                           "rewritten.", self.run.path, progress.epoch, asked, more, CONFIG_FILE)
+        elif progress.stopped_early:
+            logger.info("Nothing left to train: early stopping ended the last cycle of %s at epoch %d of %d; add a "
+                        "cycle to continue. Only thresholds, metrics and plots are rewritten.", self.run.path,
+                        progress.epoch, asked)
+        else:
+            logger.info("Nothing left to train: %s already finished epoch %d of %d; %s to continue. Only "
+                        "thresholds, metrics and plots are rewritten.", self.run.path, progress.epoch, asked, more)
+
+    def _write_config(self, keep_schedule: bool = False) -> None:
+        """The resolved config; with `keep_schedule` the schedule keys stay as the resumed run recorded them
+        (a resume that trains nothing, e.g. asking for fewer epochs than were trained, must not change the record)."""
         from radvision.config import config_from_dict
 
         values = config_to_dict(self.config)
         values["data"]["classes"] = list(self.class_names)
         values["output"]["run_dir"] = str(self.run.path)
+        if keep_schedule and self._saved_config is not None:
+            saved = config_to_dict(self._saved_config)
+            for key in SCHEDULE_KEYS:
+                section, _, name = key.partition(".")
+                if name:
+                    values[section][name] = saved[section][name]
+                else:
+                    values[section] = saved[section]
         if self.accelerator.is_main_process:
             save_config(config_from_dict(values), self.run.file(CONFIG_FILE))
+
+    def _open_overwritten_run(self) -> None:
+        """Clear the old run that output.overwrite replaces and write the new config.yaml (once, on the main
+        process; every process waits so none reads the old run's files afterwards)."""
+        if not self._overwrite_pending:
+            return
+        if self.accelerator.is_main_process:
+            self.run.prepare(resume=False, overwrite=True)
+            self._write_config()
+        self._overwrite_pending = False
+        self.accelerator.wait_for_everyone()
 
     def _save_state(self, progress: _Progress) -> None:
         self.run.save_state(progress.to_dict(self.config.schedule.monitor, self.mode, self.class_names))
@@ -433,6 +629,8 @@ class Trainer:
             from accelerate.utils import set_seed
 
             set_seed(cfg.runtime.seed + progress.epoch)  # a resumed epoch sees the same shuffling
+            if self.sampler is not None:
+                self.sampler.generator.manual_seed(cfg.runtime.seed + progress.epoch)
             if cycle.strategy == "layerwise":
                 # one more backbone stage per epoch after the first (also right when resuming mid-cycle)
                 target = min(e, len(backbone_stages(raw)))
@@ -463,8 +661,8 @@ class Trainer:
             progress.stopped_early = stop
             self.history.append(row)
             self._checkpoint(progress, optimizer, scheduler, ci, improved)
-            logger.info("epoch %d  train_loss %.4f  valid_loss %.4f  %s %.4f%s", progress.epoch, train_loss,
-                        valid_loss, cfg.schedule.monitor, value, "  (best)" if improved else "")
+            logger.info("epoch %d  train_loss %.4f  valid_loss %.4f  %s%s", progress.epoch, train_loss,
+                        valid_loss, self._monitor_text(row, value), "  (best)" if improved else "")
             if stop:
                 logger.info("Early stopping: %s did not improve for %d epochs", cfg.schedule.monitor, patience)
                 break
@@ -484,6 +682,17 @@ class Trainer:
             value = monitored_value(row, s.monitor)
         row["monitored"] = float(value)
         return float(value)
+
+    def _monitor_text(self, row: dict[str, Any], value: float) -> str:
+        """The monitored number for the epoch log, labelled as what it is: with monitor_min_positives /
+        monitor_include_any it is not metrics.csv's all-class figure, so both are shown."""
+        s = self.config.schedule
+        if not (s.monitor_min_positives or s.monitor_include_any):
+            return f"{s.monitor} {value:.4f}"
+        over = f"classes with >= {s.monitor_min_positives} valid positives" if s.monitor_min_positives else "classes"
+        extra = " + any finding" if s.monitor_include_any else ""
+        return (f"{s.monitor} {monitored_value(row, s.monitor):.4f}  monitored {value:.4f} "
+                f"({s.monitor} over {over}{extra})")
 
     def _improved(self, value: float, best: float | None) -> bool:
         if value is None or math.isnan(value):
@@ -552,6 +761,7 @@ class Trainer:
     def _checkpoint(self, progress: _Progress, optimizer: Any, scheduler: Any, ci: int, improved: bool) -> None:
         acc = self.accelerator
         acc.wait_for_everyone()
+        self._open_overwritten_run()
         if acc.is_main_process:
             raw = self.model
             save_weights(raw, self.run.file(MODEL_FILE))
@@ -573,8 +783,8 @@ class Trainer:
         acc, cfg = self.accelerator, self.config
         model = acc.prepare(self.model)
         _, y_true, y_prob = self._evaluate(model, None, valid_loader, "valid")
-        thr = np.asarray(f1_optimal_thresholds(y_true, y_prob, min_precision=cfg.thresholds.min_precision),
-                         dtype=float)
+        thr = np.asarray(f1_optimal_thresholds(y_true, y_prob, min_precision=cfg.thresholds.min_precision,
+                                               class_names=self.class_names), dtype=float)
         results = {"valid": (y_true, y_prob)}
         if test_ds is not None:
             loader = acc.prepare(DataLoader(test_ds, batch_size=cfg.optim.batch_size, shuffle=False,

@@ -190,3 +190,11 @@ def test_timm_imagenet_loads_the_cached_file(tmp_path, monkeypatch):
     bb = create_backbone("timm/resnet18", pretrained="imagenet", in_chans=1)
     torch.testing.assert_close(bb.model.conv1.weight, ref.conv1.weight.sum(1, keepdim=True))
     torch.testing.assert_close(bb.model.layer2[0].conv1.weight, ref.layer2[0].conv1.weight)
+
+
+def test_too_small_input_suggests_only_backbones_that_take_it():
+    with pytest.raises(RadvisionError, match=r"simple_cnn needs images of at least 16x16 pixels, got 8x8; "
+                                             r"resize the images\.$"):
+        create_backbone("simple_cnn")(torch.zeros(1, 3, 8, 8))
+    with pytest.raises(RadvisionError, match=r"got 24x24; resize the images or pick a backbone such as simple_cnn\.$"):
+        create_backbone("resnet18")(torch.zeros(1, 3, 24, 24))

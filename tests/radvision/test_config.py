@@ -146,3 +146,24 @@ def test_merge_sections_and_updates_before_overrides(tmp_path):
     path.write_text("optim:\n  lr: 0.1\n  epochs: 3\n")
     cfg = load_config(path, ["optim.epochs=7"], updates={"optim": {"lr": 0.5, "epochs": 5}})
     assert (cfg.optim.lr, cfg.optim.epochs) == (0.5, 7)
+
+
+def test_sampler_choices():
+    assert load_config(None).data.sampler == "none"
+    assert load_config(None, ["data.sampler=weighted"]).data.sampler == "weighted"
+    with pytest.raises(RadvisionError, match="'data.sampler' is 'weigthed' .*choose one of none, weighted"):
+        load_config(None, ["data.sampler=weigthed"])
+
+
+def test_pretrained_accepts_one_value_per_backbone():
+    cfg = load_config(None, ["model.backbone=[simple_cnn, resnet18]", "model.pretrained=[null, r18.pth]"])
+    assert cfg.model.pretrained == [None, "r18.pth"]
+    assert load_config(None, ["model.pretrained=imagenet"]).model.pretrained == "imagenet"
+    with pytest.raises(RadvisionError, match="'model.pretrained' lists 2 values for 1 backbone"):
+        load_config(None, ["model.backbone=simple_cnn", "model.pretrained=[null, r18.pth]"])
+
+
+def test_soft_f1_with_auto_pos_weight_fails_when_loading():
+    with pytest.raises(RadvisionError, match="soft_f1.*loss.pos_weight 'auto'"):
+        load_config(None, ["loss.name=soft_f1", "loss.pos_weight=auto"])
+    assert load_config(None, ["loss.name=f1_bce", "loss.pos_weight=auto"]).loss.name == "f1_bce"

@@ -106,3 +106,13 @@ def test_threshold_file_errors(tmp_path):
         thresholds_array({"a": 0.5}, ["a", "b"])
     with pytest.raises(RadvisionError, match="2 classes"):
         save_thresholds(tmp_path / "t.json", ["a", "b"], [0.1, 0.2, 0.3])
+
+
+def test_threshold_log_names_classes(caplog):
+    y = np.array([[1, 0], [0, 0], [1, 0]], dtype=float)  # "Rare" has no positive label
+    p = np.array([[0.9, 0.1], [0.2, 0.3], [0.7, 0.2]])
+    with caplog.at_level("INFO", logger="radvision.thresholds"):
+        f1_optimal_thresholds(y, p, class_names=["Effusion", "Rare"])
+    assert "Rare has no positive or no negative labels" in caplog.text
+    with pytest.raises(RadvisionError, match="2 classes"):
+        f1_optimal_thresholds(y, p, class_names=["Effusion"])

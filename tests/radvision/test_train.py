@@ -117,7 +117,7 @@ def test_source_without_valid_rows_splits_valid_off_train_by_patient(tmp_path, m
     assert not set(frames[0]["patient_id"]) & set(frames[1]["patient_id"])
 
 
-def test_monitor_min_positives_selects_on_well_supported_classes(tmp_path, make_images):
+def test_monitor_min_positives_selects_on_well_supported_classes(tmp_path, make_images, caplog):
     csv = make_images(tmp_path, n=32)
     frame = pd.read_csv(csv)
     frame["Rare"] = 0
@@ -126,8 +126,13 @@ def test_monitor_min_positives_selects_on_well_supported_classes(tmp_path, make_
     frame.to_csv(csv, index=False)
     cfg = tiny_config(tmp_path, csv, "optim.epochs=2", "schedule.monitor_min_positives=2",
                       "data.classes=[Bright, Stripe, Rare]")
-    run = Trainer(cfg).fit()
+    with caplog.at_level("INFO", logger="radvision.train"):
+        run = Trainer(cfg).fit()
     metrics = pd.read_csv(run / "metrics.csv")
+    # the epoch log labels the selection value as such, beside metrics.csv's all-class mean
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch 1 "))
+    assert (f"mean_auroc {metrics['mean_auroc'][0]:.4f}  monitored {metrics['monitored'][0]:.4f} "
+            "(mean_auroc over classes with >= 2 valid positives)") in line
     wide = metrics[["auroc/Bright", "auroc/Stripe"]].mean(axis=1)
     np.testing.assert_allclose(metrics["monitored"], wide)  # Rare (1 positive) is left out of selection
     np.testing.assert_allclose(metrics["mean_auroc"], metrics[["auroc/Bright", "auroc/Stripe", "auroc/Rare"]]
@@ -167,3 +172,195 @@ def test_unknown_backbone_fails_before_any_image_is_read(tmp_path, monkeypatch, 
     with pytest.raises(RadvisionError, match="Unknown backbone 'resnet5'; did you mean resnet50"):
         Trainer(tiny_config(tmp_path, data_csv, "model.backbone=resnet5")).fit()
     assert not (tmp_path / "run").exists()
+
+
+# -- resume: the config must describe the run --------------------------------------------------------------
+
+
+def _no_data(monkeypatch):
+    import radvision.train as train
+
+    def read_nothing(cfg):
+        raise AssertionError("the data table was read before the config was checked")
+
+    monkeypatch.setattr(train, "build_datasets", read_nothing)
+
+
+def test_resume_with_other_model_or_data_fails_before_data_and_keeps_the_record(tmp_path, data_csv, monkeypatch):
+    run = Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=1")).fit()
+    record = (run / "config.yaml").read_text()
+    _no_data(monkeypatch)
+    changed = tiny_config(tmp_path, data_csv, "model.backbone=resnet18", "loss.name=focal", "optim.epochs=2",
+                          "runtime.progress=true")
+    with pytest.raises(RadvisionError) as err:
+        Trainer(changed, resume=run).fit()
+    msg = str(err.value)
+    assert "model.backbone ('simple_cnn' -> 'resnet18')" in msg and "loss.name ('bce' -> 'focal')" in msg
+    assert "output.run_dir" in msg and "new run" in msg
+    assert "optim.epochs" not in msg and "runtime.progress" not in msg  # extending and steering are allowed
+    assert (run / "config.yaml").read_text() == record
+
+
+def test_resume_cannot_rewrite_trained_cycles(tmp_path, data_csv, monkeypatch):
+    cycles = "cycles=[{epochs: 1, strategy: frozen}, {epochs: 1}, {epochs: 1, lr: 0.001}]"
+    run = Trainer(tiny_config(tmp_path, data_csv, cycles)).fit()
+    record = (run / "config.yaml").read_text()
+    _no_data(monkeypatch)
+    with pytest.raises(RadvisionError, match=r"cycles \(\[\{epochs: 1, strategy: frozen\}, .* -> \[\]\).*changes cycle 1"):
+        Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2"), resume=run).fit()
+    assert (run / "config.yaml").read_text() == record
+
+
+def test_resume_asking_for_fewer_epochs_trains_nothing_and_keeps_the_schedule(tmp_path, data_csv, caplog):
+    run = Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2")).fit()
+    with caplog.at_level("INFO", logger="radvision.train"):
+        Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=1", "thresholds.min_precision=0.5"), resume=run).fit()
+    assert "already finished epoch 2 and the config asks for 1 epoch(s); raise optim.epochs" in caplog.text
+    assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
+    record = load_config(run / "config.yaml")
+    assert record.optim.epochs == 2  # the record still describes the run
+    assert record.thresholds.min_precision == 0.5  # a free key: thresholds are chosen again on every fit
+    caplog.clear()
+    with caplog.at_level("INFO", logger="radvision.train"):
+        Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2"), resume=run).fit()
+    assert "already finished epoch 2 of 2; raise optim.epochs" in caplog.text
+    # a new cycle after the trained one extends the run
+    Trainer(tiny_config(tmp_path, data_csv, "cycles=[{epochs: 2}, {epochs: 1, lr: 0.001}]"), resume=run).fit()
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["epoch"].tolist() == [1, 2, 3] and metrics["lr"].iloc[-1] == pytest.approx(0.001)
+
+
+def test_resume_schedule_rules():
+    from radvision.train import _Progress, check_resume_config
+
+    saved = load_config(None, ["optim.epochs=10"])
+    mid = _Progress(epoch=3, cycle=0, cycle_epoch=3)  # interrupted after epoch 3 of 10
+    assert check_resume_config(saved, load_config(None, ["optim.epochs=5"]), mid, "r") is False  # 2 more epochs
+    assert check_resume_config(saved, load_config(None, ["optim.epochs=2"]), mid, "r") is True  # nothing to train
+    with pytest.raises(RadvisionError, match=r"optim.lr \(0.001 -> 0.0001\).*changes cycle 1, which has already"):
+        check_resume_config(saved, load_config(None, ["optim.lr=1e-4"]), mid, "r")
+    with pytest.raises(RadvisionError, match="gives cycle 1 2 epochs but 3 have already trained"):
+        check_resume_config(saved, load_config(None, ["cycles=[{epochs: 2}, {epochs: 5}]"]), mid, "r")
+    with pytest.raises(RadvisionError, match=r"runtime.seed \(42 -> 1\)"):  # the seed fixes the patient split
+        check_resume_config(saved, load_config(None, ["optim.epochs=10", "runtime.seed=1"]), mid, "r")
+    # a finished run goes on with a new cycle and its own learning rate
+    finished = _Progress(epoch=10, cycle=0, cycle_epoch=10)
+    extended = load_config(None, ["cycles=[{epochs: 10}, {epochs: 5, lr: 1e-4}]", "runtime.device=cpu"])
+    assert check_resume_config(saved, extended, finished, "r") is False
+
+
+def test_resume_of_a_missing_run_or_training_over_a_run_fails_before_data(tmp_path, data_csv, monkeypatch):
+    _no_data(monkeypatch)
+    with pytest.raises(RadvisionError, match="Cannot resume: .*nope.* holds no trainer_state.json"):
+        Trainer(tiny_config(tmp_path, data_csv), resume=tmp_path / "nope").fit()
+    assert not (tmp_path / "nope").exists()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "trainer_state.json").write_text("{}")
+    with pytest.raises(RadvisionError, match="already holds a run"):
+        Trainer(tiny_config(tmp_path, data_csv)).fit()
+
+
+def test_overwrite_keeps_the_old_run_when_a_check_fails(tmp_path, data_csv):
+    run = Trainer(tiny_config(tmp_path, data_csv)).fit()
+    with pytest.raises(RadvisionError, match="did you mean 'Stripe'"):
+        Trainer(tiny_config(tmp_path, data_csv, "output.overwrite=true", "loss.class_weights={Strpe: 2.0}")).fit()
+    assert (run / "trainer_state.json").is_file() and (run / "metrics.csv").is_file()
+
+
+def test_too_small_images_fail_before_data_and_suggest_another_backbone(tmp_path, data_csv, monkeypatch):
+    _no_data(monkeypatch)
+    with pytest.raises(RadvisionError, match="simple_cnn needs data.image_size of at least 16, got 8") as err:
+        Trainer(tiny_config(tmp_path, data_csv, "data.image_size=8")).fit()
+    assert "such as" not in str(err.value)  # no backbone of the registry takes 8x8: do not suggest simple_cnn
+    with pytest.raises(RadvisionError, match="resnet18 needs .* at least 32, got 24.*such as simple_cnn\\.$"):
+        Trainer(tiny_config(tmp_path, data_csv, "data.image_size=24", "model.backbone=resnet18")).fit()
+
+
+# -- weighted sampling, pretrained lists, log lines --------------------------------------------------------
+
+
+def test_weighted_sampler_trains_and_resumes_exactly(tmp_path, data_csv):
+    weighted = Trainer(tiny_config(tmp_path / "w", data_csv, "optim.epochs=2", "data.sampler=weighted"))
+    straight = pd.read_csv(weighted.fit() / "metrics.csv")
+    assert weighted.sampler is not None
+    shuffled = pd.read_csv(Trainer(tiny_config(tmp_path / "s", data_csv, "optim.epochs=2")).fit() / "metrics.csv")
+    assert not np.allclose(straight["train_loss"], shuffled["train_loss"])
+    run = Trainer(tiny_config(tmp_path / "r", data_csv, "optim.epochs=1", "data.sampler=weighted")).fit()
+    Trainer(tiny_config(tmp_path / "r", data_csv, "optim.epochs=2", "data.sampler=weighted"), resume=run).fit()
+    resumed = pd.read_csv(run / "metrics.csv")
+    np.testing.assert_allclose(resumed["train_loss"], straight["train_loss"], rtol=1e-5)
+
+
+def test_weighted_sampler_is_shared_out_across_processes():
+    import torch
+    from accelerate.data_loader import prepare_data_loader
+    from torch.utils.data import TensorDataset
+
+    from radvision.train import build_train_loader
+
+    y = np.array([[1, 0]] * 2 + [[0, 1]] * 12 + [[0, 0]] * 10, dtype=np.float32)  # 6 batches: 3 per process
+    cfg = load_config(None, ["data.sampler=weighted"])
+    loader, sampler = build_train_loader(cfg, TensorDataset(torch.arange(len(y))), y, batch_size=4)
+    sampler.generator.manual_seed(7)
+    whole = [int(i) for i in sampler]
+    shards = []
+    for rank in (0, 1):
+        sampler.generator.manual_seed(7)
+        shard = prepare_data_loader(loader, num_processes=2, process_index=rank, put_on_device=False)
+        assert shard.batch_sampler.batch_sampler.sampler is sampler  # accelerate keeps the custom sampler
+        shards.append([int(i) for (batch,) in shard for i in batch])
+    # every process draws the same sample and takes every other batch of it
+    assert sorted(shards[0] + shards[1]) == sorted(whole)
+    assert shards[0][:4] == whole[:4] and shards[1][:4] == whole[4:8]
+
+
+def test_pretrained_list_loads_one_file_per_backbone(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from radvision.backbones import create_backbone
+    from radvision.train import build_model_from_config
+
+    donor = create_backbone("simple_cnn")
+    save_file({k: v.contiguous() for k, v in donor.model.state_dict().items()}, tmp_path / "cnn.safetensors")
+    cfg = load_config(None, ["model.backbone=[simple_cnn, simple_cnn]",
+                             f"model.pretrained=[null, {tmp_path / 'cnn.safetensors'}]"])
+    assert cfg.model.pretrained == [None, str(tmp_path / "cnn.safetensors")]
+    model = build_model_from_config(cfg, CLASSES, pretrained=cfg.model.pretrained)
+    first, second = (b.model.blocks[0][0].weight for b in model.backbone.backbones)
+    assert torch.equal(second, donor.model.blocks[0][0].weight) and not torch.equal(first, second)
+
+
+def test_overwrite_keeps_the_old_run_when_an_image_cannot_be_read(tmp_path, make_images):
+    csv = make_images(tmp_path)
+    run = Trainer(tiny_config(tmp_path, csv)).fit()
+    record = (run / "config.yaml").read_text()
+    (tmp_path / "img" / "000.png").write_bytes(b"not a png")  # a train image, found only when it is loaded
+    with pytest.raises(RadvisionError, match="000.png"):
+        Trainer(tiny_config(tmp_path, csv, "output.overwrite=true", "optim.epochs=2")).fit()
+    assert (run / "trainer_state.json").is_file() and (run / "config.yaml").read_text() == record
+    (tmp_path / "img" / "000.png").unlink()
+    make_images(tmp_path)  # the image is readable again: the overwrite goes through
+    Trainer(tiny_config(tmp_path, csv, "output.overwrite=true", "optim.epochs=2")).fit()
+    assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
+    assert load_config(run / "config.yaml").optim.epochs == 2
+
+
+def test_chexpert_official_valid_csv_becomes_the_test_split(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    from radvision.train import build_datasets
+
+    spec = importlib.util.spec_from_file_location(
+        "chexpert_study", Path(__file__).resolve().parents[2] / "examples" / "chexpert_study.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    root = study.make_synthetic_chexpert(tmp_path, n_patients=24, n_valid=8, size=32)
+    cfg = load_config(None, ["data.dataset=chexpert", f"data.root={root}", "data.image_size=32",
+                             "runtime.progress=false"])
+    train, valid, test, _ = build_datasets(cfg)
+    assert test is not None and len(test) > 0
+    assert all("/valid/" in str(p) for p in test.table.paths)
+    assert not any("/valid/" in str(p) for p in [*train.table.paths, *valid.table.paths])
+    assert not set(train.table.frame["patient_id"]) & set(valid.table.frame["patient_id"])
