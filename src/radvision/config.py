@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
 import types
 import typing
@@ -328,6 +329,14 @@ def _check_consistency(cfg: Config) -> None:
             raise RadvisionError(f"Config key {name!r} must be positive, got {value!r}.")
     if cfg.optim.epochs < 0:
         raise RadvisionError(f"Config key 'optim.epochs' must be zero or more, got {cfg.optim.epochs!r}.")
+    if cfg.thresholds.top_k is not None and cfg.thresholds.top_k < 1:
+        raise RadvisionError(f"Config key 'thresholds.top_k' must be 1 or more (or null for no limit), "
+                             f"got {cfg.thresholds.top_k!r}.")
+    unused = [k for k in ("root", "csv") if getattr(cfg.data, k) is not None]
+    if cfg.data.dataset == "nih_sample" and unused:
+        logging.getLogger(__name__).warning(
+            "data.%s is not used by data.dataset 'nih_sample' (the bundled sample); set data.dataset=nih "
+            "to read an NIH folder", " / data.".join(unused))
     for i, c in enumerate(cfg.cycles):
         if c.epochs < 0:
             raise RadvisionError(f"Config key 'cycles[{i}].epochs' must be zero or more, got {c.epochs!r}.")

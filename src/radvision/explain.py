@@ -71,7 +71,13 @@ def gradcam(model: ImageClassifier, image_tensor: torch.Tensor,
         cam.activations_and_grads.release()
         model.zero_grad(set_to_none=True)
         model.train(was_training)
-    return {model.class_names[i]: np.asarray(m, dtype=np.float32) for i, m in zip(idx, maps, strict=True)}
+    out = {model.class_names[i]: np.asarray(m, dtype=np.float32) for i, m in zip(idx, maps, strict=True)}
+    empty = [name for name, m in out.items() if not np.any(m > 0)]
+    if empty:  # no positive evidence at the cam layer: the overlay is the plain image, which looks like a bug
+        logger.warning("Grad-CAM is empty for %s (no positive gradient x activation at %s; common with tiny "
+                       "inputs or an untrained model): the overlay shows the image only", ", ".join(empty),
+                       getattr(model.backbone, "cam_layer_name", "the cam layer"))
+    return out
 
 
 def _rgb_float(image) -> np.ndarray:

@@ -167,3 +167,14 @@ def test_soft_f1_with_auto_pos_weight_fails_when_loading():
     with pytest.raises(RadvisionError, match="soft_f1.*loss.pos_weight 'auto'"):
         load_config(None, ["loss.name=soft_f1", "loss.pos_weight=auto"])
     assert load_config(None, ["loss.name=f1_bce", "loss.pos_weight=auto"]).loss.name == "f1_bce"
+
+
+def test_top_k_must_be_positive_and_nih_sample_warns_about_an_unused_root(caplog):
+    from radvision.config import load_config
+    from radvision.errors import RadvisionError
+
+    with pytest.raises(RadvisionError, match="'thresholds.top_k' must be 1 or more"):
+        load_config(None, ["thresholds.top_k=0"])
+    with caplog.at_level("WARNING"):
+        load_config(None, ["data.dataset=nih_sample", "data.root=/data/nih"])
+    assert "data.root is not used by data.dataset 'nih_sample'" in caplog.text

@@ -104,3 +104,20 @@ def test_save_overlays_errors(tmp_path):
         save_overlays(np.zeros((8, 8)), {"a": np.zeros((2, 2, 2))}, tmp_path, "x")
     with pytest.raises(RadvisionError, match=r"\(H, W\)"):
         save_overlays(np.zeros((8, 8, 5)), {"a": np.zeros((8, 8))}, tmp_path, "x")
+
+
+def test_an_empty_heatmap_is_reported(caplog, monkeypatch):
+    import numpy as np
+    import torch
+
+    from radvision import explain
+    from radvision.heads import build_model
+
+    model = build_model("simple_cnn", 1, class_names=["A"], pretrained=None)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()  # no activation, no gradient: Grad-CAM has nothing to show
+    with caplog.at_level("WARNING"):
+        cams = explain.gradcam(model, torch.rand(3, 32, 32), ["A"])
+    assert not np.any(cams["A"] > 0)
+    assert "Grad-CAM is empty for A" in caplog.text
