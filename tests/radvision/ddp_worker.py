@@ -34,6 +34,10 @@ def main(csv: str, run_dir: str, out: str, backbone: str, strategy: str, image_s
         with open(out, "w") as f:
             json.dump({"checksums": [float(g) for g in gathered], "backbone_grads": len(grads),
                        "unfrozen_stages": int(trainer.model.unfrozen_stages)}, f)
+    # an orderly teardown: a process group left to interpreter exit can abort ("terminate called without
+    # an active exception") while gloo's threads are still up, which fails the run on a loaded machine
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
