@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from radvision.errors import RadvisionError
+
 NO_FINDING = "No Finding"
 META_COLUMNS = {"path", "image", "patient_id", "age", "sex", "view", "split", "error", "Image Index",
                 "Finding Labels", "Patient ID"}
@@ -62,7 +64,9 @@ def _key(paths: pd.Series) -> pd.Series:
 def gold_frame(gold: pd.DataFrame | str | Path) -> pd.DataFrame:
     """Gold labels keyed by image file name: an NIH Data_Entry table ("Image Index", "Finding Labels") or a
     table with `path` and one 1/0 column per class (a LabelTable frame).  Adds the `any_finding` column."""
-    g = pd.read_csv(gold) if isinstance(gold, (str, Path)) else gold.copy()
+    from radvision.data.table import read_csv_checked
+
+    g = read_csv_checked(gold) if isinstance(gold, (str, Path)) else gold.copy()
     if "Finding Labels" in g and "Image Index" in g:
         sets = g["Finding Labels"].fillna("").astype(str).str.split("|").map(lambda xs: {x.strip() for x in xs})
         names = sorted({x for s in sets for x in s if x and x != NO_FINDING})
@@ -72,7 +76,7 @@ def gold_frame(gold: pd.DataFrame | str | Path) -> pd.DataFrame:
         out["any_finding"] = sets.map(lambda s: float(bool(s - {NO_FINDING, ""})))
         return out
     if "path" not in g:
-        raise SystemExit("gold table needs 'Image Index' + 'Finding Labels' (NIH) or a 'path' column")
+        raise RadvisionError("gold table needs 'Image Index' + 'Finding Labels' (NIH) or a 'path' column")
     classes = [c for c in g.columns if c not in META_COLUMNS and c != NO_FINDING]
     out = g[classes].apply(pd.to_numeric, errors="coerce").astype(float)
     out.insert(0, "key", _key(g["path"]))
@@ -100,19 +104,21 @@ def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str 
     """
     from sklearn.metrics import roc_auc_score
 
-    p = pd.read_csv(pred) if isinstance(pred, (str, Path)) else pred.copy()
+    from radvision.data.table import read_csv_checked
+
+    p = read_csv_checked(pred) if isinstance(pred, (str, Path)) else pred.copy()
     if "path" not in p:
-        raise SystemExit("prediction table needs a 'path' column (as written by `radvision predict`)")
+        raise RadvisionError("prediction table needs a 'path' column (as written by `radvision predict`)")
     if "error" in p:
         p = p[p["error"].isna() | (p["error"].astype(str) == "")]
     p["key"] = _key(p["path"])
     g = gold_frame(gold)
     classes = [c for c in g.columns if c not in ("key", "any_finding") and c in p.columns]
     if not classes:
-        raise SystemExit("prediction and gold tables share no class column")
+        raise RadvisionError("prediction and gold tables share no class column")
     m = g.merge(p.drop(columns=[c for c in p.columns if c == "any_finding"]), on="key", suffixes=("_gold", ""))
     if m.empty:
-        raise SystemExit("no prediction matches a gold image (joined on image file name)")
+        raise RadvisionError("no prediction matches a gold image (joined on image file name)")
     result: dict[str, float] = {}
     for c in classes:
         y = m[f"{c}_gold"].to_numpy(dtype=float)
@@ -188,13 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.min_positives is None:
         args.min_positives = 2 if args.smoke else 10
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from radvision.cli import exit_code
+
     if args.score:
-        result = score_predictions(args.score[0], args.score[1], min_positives=args.min_positives)
-        print(json.dumps({k: round(v, 4) for k, v in result.items()}, indent=1))
-        return 0
+        def score() -> None:
+            result = score_predictions(args.score[0], args.score[1], min_positives=args.min_positives)
+            print(json.dumps({k: round(v, 4) for k, v in result.items()}, indent=1))
+
+        return exit_code(score, prog=None)
     if not args.smoke and not args.root:
         p.error("give --root NIH_FOLDER, or --smoke to run on the bundled sample")
-    from radvision.cli import exit_code
 
     def go() -> None:
         if args.smoke and not args.run_dir:  # a throw-away run directory

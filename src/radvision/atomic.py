@@ -22,8 +22,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        os.chmod(tmp, file_mode())
         write(tmp)
+        os.chmod(tmp, file_mode())  # after writing: some writers (safetensors) recreate the file as 0600
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -50,10 +50,10 @@ def _parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="predict class probabilities with a trained run")
     pr.add_argument("run_dir", help="run directory written by `radvision train`")
-    pr.add_argument("input", help="CSV with a 'path' column, or a folder of images")
+    pr.add_argument("input", help="CSV with a 'path' column, a folder of images, or one image file")
     pr.add_argument("-o", "--output", required=True, help="output CSV: path, one probability column per class, error")
     pr.add_argument("--batch-size", type=int, default=32)
-    pr.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    pr.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     pr.add_argument("--labels", action="store_true", help="also write 0/1 columns at the run's thresholds")
     pr.add_argument("--root", metavar="DIR", help="where relative paths in the CSV start (default: the CSV's folder)")
 
@@ -126,7 +126,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _check_output(path: str) -> None:
     """Fail before the work, not after it, when the output file cannot be written."""
-    if os.path.isdir(path):
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
         raise RadvisionError(f"Output {path!r} is a folder; pass a file name such as {os.path.join(path, 'pred.csv')!r}.")
 
 
@@ -187,6 +187,9 @@ def exit_code(command: Callable[[], int | None], *, prog: str | None = "radvisio
         return 2
     except FileNotFoundError as exc:
         print(f"{lead}error: file not found: {exc.filename or exc}.", file=sys.stderr)
+        return 2
+    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:  # an output path through a file
+        print(f"{lead}error: cannot write {exc.filename or exc}: {exc.strerror or exc}.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{lead}interrupted.", file=sys.stderr)

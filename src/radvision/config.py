@@ -329,6 +329,9 @@ def _check_consistency(cfg: Config) -> None:
             raise RadvisionError(f"Config key {name!r} must be positive, got {value!r}.")
     if cfg.optim.epochs < 0:
         raise RadvisionError(f"Config key 'optim.epochs' must be zero or more, got {cfg.optim.epochs!r}.")
+    mp = cfg.thresholds.min_precision
+    if mp is not None and not 0.0 <= mp <= 1.0:
+        raise RadvisionError(f"Config key 'thresholds.min_precision' must be between 0 and 1 (or null), got {mp!r}.")
     if cfg.thresholds.top_k is not None and cfg.thresholds.top_k < 1:
         raise RadvisionError(f"Config key 'thresholds.top_k' must be 1 or more (or null for no limit), "
                              f"got {cfg.thresholds.top_k!r}.")
@@ -486,9 +489,12 @@ def load_config(
     if path is not None:
         p = Path(path)
         if not p.is_file():
-            raise RadvisionError(f"Config file {str(p)!r} does not exist; pass the path of a YAML file.")
+            what = "is a folder" if p.is_dir() else "does not exist"
+            raise RadvisionError(f"Config file {str(p)!r} {what}; pass the path of a YAML file.")
         try:
             loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise RadvisionError(f"Config file {str(p)!r} is not text (is it an image?); pass a YAML file.") from None
         except yaml.YAMLError as exc:
             line = getattr(getattr(exc, "problem_mark", None), "line", None)
             where = f" at line {line + 1}" if line is not None else ""

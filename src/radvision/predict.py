@@ -120,7 +120,7 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
         raise RadvisionError(f"Input {str(p)!r} does not exist; pass a CSV with a 'path' column, a folder of "
                              "images or an image file.")
     if p.suffix.lower() in IMAGE_EXTENSIONS:
-        return [str(p)], [str(p)]
+        return [os.fspath(source)], [str(p)]
     frame = read_csv_file(p, "input")
     if "path" not in frame:
         close = difflib.get_close_matches("path", [str(c) for c in frame.columns], n=1)
@@ -305,9 +305,12 @@ def _numeric(frame: pd.DataFrame, classes: list[str], what: str, allowed: tuple[
     out = np.empty((len(frame), len(classes)))
     for j, c in enumerate(classes):
         raw = frame[c]
-        text = raw.astype(str).str.strip() if raw.dtype == object else None
-        values = pd.to_numeric(raw.mask(text == "") if text is not None else raw, errors="coerce").to_numpy(float)
-        blank = raw.isna().to_numpy() | ((text == "").to_numpy() if text is not None else False)
+        if pd.api.types.is_numeric_dtype(raw):
+            values, blank = raw.to_numpy(dtype=float), raw.isna().to_numpy()
+        else:  # text cells (object or pandas' string dtype): "" and whitespace are blanks
+            text = raw.astype(str).str.strip()
+            blank = raw.isna().to_numpy() | (text == "").to_numpy()
+            values = pd.to_numeric(text.mask(blank), errors="coerce").to_numpy(dtype=float)
         bad = (np.isnan(values) & ~blank) | (
             ~np.isnan(values) & (~np.isin(values, allowed) if allowed else ((values < 0) | (values > 1))))
         if bad.any():

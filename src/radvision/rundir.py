@@ -76,7 +76,11 @@ def load_weights(model: Any, path: str | os.PathLike[str]) -> Any:
     p = Path(path)
     if not p.is_file():
         raise RadvisionError(f"Weights file {str(p)!r} does not exist; train a run first or check the path.")
-    state = load_file(str(p))
+    try:
+        state = load_file(str(p))
+    except Exception as exc:  # safetensors' own error type: a truncated or foreign file
+        raise RadvisionError(f"Weights file {str(p)!r} is not a readable safetensors file ({exc}); it may be "
+                             "truncated: copy it again or retrain.") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -119,11 +123,18 @@ class RunDir:
                 "set output.overwrite=true, or choose another output.run_dir."
             )
         elif self.has_run():
-            for name in (STATE_FILE, METRICS_FILE, OPTIMIZER_FILE, BEST_FILE):
-                self.file(name).unlink(missing_ok=True)
+            self._clear_outputs()
             logger.info("Overwriting the run in %s", self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.plots.mkdir(exist_ok=True)
+
+    def _clear_outputs(self) -> None:
+        """Remove what a run writes, so nothing of the replaced run (a test split's metrics, say) survives;
+        other files a user put in the folder stay."""
+        fixed = (STATE_FILE, METRICS_FILE, OPTIMIZER_FILE, BEST_FILE, MODEL_FILE, THRESHOLDS_FILE)
+        for path in [*(self.file(n) for n in fixed), *self.path.glob("*_metrics.csv"),
+                     *self.path.glob("*_per_class.csv"), *self.plots.glob("*.png")]:
+            path.unlink(missing_ok=True)
 
     # -- trainer state -------------------------------------------------------------------------------
     def save_state(self, state: dict[str, Any]) -> None:

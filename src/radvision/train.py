@@ -556,11 +556,11 @@ class Trainer:
                            "%s to continue. %s keeps the run's schedule; only thresholds, metrics and plots are "
                            "rewritten.", self.run.path, progress.epoch, asked, more, CONFIG_FILE)
         elif progress.stopped_early:
-            logger.info("Nothing left to train: early stopping ended the last cycle of %s at epoch %d of %d; add a "
+            logger.warning("Nothing left to train: early stopping ended the last cycle of %s at epoch %d of %d; add a "
                         "cycle to continue. Only thresholds, metrics and plots are rewritten.", self.run.path,
                         progress.epoch, asked)
         else:
-            logger.info("Nothing left to train: %s already finished epoch %d of %d; %s to continue. Only "
+            logger.warning("Nothing left to train: %s already finished epoch %d of %d; %s to continue. Only "
                         "thresholds, metrics and plots are rewritten.", self.run.path, progress.epoch, asked, more)
 
     def _write_config(self, keep_schedule: bool = False) -> None:

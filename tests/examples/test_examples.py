@@ -33,6 +33,11 @@ def clef():
     return _load("imageclef_concepts")
 
 
+@pytest.fixture(scope="module")
+def nih():
+    return _load("nih_densenet_fpn")
+
+
 
 # ------------------------------------------------------------------------------------------------ CheXpert
 
@@ -207,3 +212,13 @@ def test_imageclef_without_validation_file_splits_the_training_images(clef, tmp_
 def test_imageclef_missing_validation_file_is_an_error(clef, tmp_path, capsys):
     code = clef.main(["--data-root", str(tmp_path), "--valid-concepts", str(tmp_path / "nope.csv")])
     assert code == 2 and "nope.csv" in capsys.readouterr().err
+
+
+def test_nih_score_errors_are_one_sentence(nih, tmp_path, capsys):
+    image = tmp_path / "chest.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x00binary")
+    assert nih.main(["--score", str(tmp_path / "missing.csv"), str(image)]) == 2
+    assert nih.main(["--score", str(image), str(image)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error:") for line in err)
+    assert "not a readable CSV" in err[1]

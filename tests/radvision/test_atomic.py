@@ -3,10 +3,11 @@ import stat
 
 import pandas as pd
 import pytest
+import torch
 
 from radvision.atomic import atomic_write, atomic_write_text
 from radvision.data.table import write_csv_atomic
-from radvision.rundir import write_csv, write_json
+from radvision.rundir import save_weights, write_csv, write_json
 from radvision.thresholds import save_thresholds
 
 
@@ -29,6 +30,7 @@ def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path, umask):
         write_json({"k": 1}, tmp_path / "c.json"),
         write_csv_atomic(frame, tmp_path / "d.csv"),
         save_thresholds(tmp_path / "thresholds.json", ["x"], [0.5]),
+        save_weights(torch.nn.Linear(2, 1), tmp_path / "model.safetensors"),  # safetensors recreates its file
     ]
     for path in written:
         assert mode(path) == 0o666 & ~umask, path

@@ -136,3 +136,27 @@ def test_overrides_may_follow_the_options(trained, tmp_path):
     with pytest.raises(SystemExit) as stop:  # options it does not know still stop argparse's way
         main(["-q", "train", str(trained / "cfg.yaml"), "optim.epochs=1", "--bogus"])
     assert stop.value.code == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "{root}"], "is a folder; pass the path of a YAML file"),
+    (["train", "{root}/img/000.png"], "is not text"),
+    (["predict", "{root}/run", "{root}/img", "-o", "{root}/newdir/"], "is a folder; pass a file name"),
+    (["predict", "{root}/run", "{root}/img", "-o", "{root}/img/000.png/x.csv"], "cannot write"),
+    (["train", "{cfg}", "thresholds.min_precision=2"], "'thresholds.min_precision' must be between 0 and 1"),
+])
+def test_more_user_errors_exit_2_with_one_sentence(trained, capsys, argv, message):
+    argv = [a.format(cfg=trained / "cfg.yaml", root=trained) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("radvision: error:") and message in err and len(err.splitlines()) == 1
+    assert not (trained / "newdir").exists()
+
+
+def test_a_corrupt_weights_file_is_a_user_error(trained, tmp_path, capsys):
+    import shutil
+
+    run = shutil.copytree(trained / "run", tmp_path / "run")
+    (run / "model.safetensors").write_bytes(b"\xff" * 64)
+    assert main(["-q", "predict", str(run), str(trained / "img"), "-o", str(tmp_path / "p.csv")]) == 2
+    assert "is not a readable safetensors file" in capsys.readouterr().err

@@ -188,3 +188,15 @@ def test_explain_folders_and_images_with_the_same_name(run_dir, tmp_path):
                              classes=["Bright"])
     assert sorted(p.name for p in written) == ["001_2_Bright.png", "001_Bright.png"]
     assert all(p.is_file() for p in written)
+
+
+def test_evaluate_files_on_disk_skip_blank_cells_and_failed_rows(run_dir, tmp_path):
+    gold = pd.read_csv(run_dir.parent / "labels.csv").drop(columns=["patient_id", "split"])
+    gold.loc[0, "Bright"] = None  # a blank gold cell is not scored
+    gold.to_csv(tmp_path / "gold.csv", index=False)
+    pred = gold.fillna(0).assign(Bright=gold["Bright"].fillna(0) * 0.8 + 0.1, Stripe=0.5)
+    pred.loc[1, ["Bright", "Stripe"]] = None  # an image predict could not read: blank probabilities
+    pred.to_csv(tmp_path / "pred.csv", index=False)
+    summary, _ = evaluate_files(tmp_path / "pred.csv", tmp_path / "gold.csv")
+    assert summary["n_samples"] == len(gold) - 1
+    assert summary["auroc/Bright"] == pytest.approx(1.0)

@@ -68,3 +68,18 @@ def test_state_metrics_optimizer(tmp_path):
 def test_write_json_is_standard(tmp_path):
     write_json({"a": [float("inf"), 1.0]}, tmp_path / "x.json")
     assert json.loads((tmp_path / "x.json").read_text()) == {"a": [None, 1.0]}
+
+
+def test_overwrite_clears_every_output_of_the_old_run(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.prepare(resume=False)
+    run.save_state({"epoch": 1})
+    old = [run.file("test_metrics.csv"), run.file("test_per_class.csv"), run.plots / "roc_test.png",
+           run.file("thresholds.json"), run.file("model.safetensors")]
+    for path in old:
+        path.write_text("old run")
+    mine = run.file("notes.txt")
+    mine.write_text("the user's")
+    run.prepare(resume=False, overwrite=True)
+    assert not any(p.exists() for p in old)
+    assert mine.read_text() == "the user's"

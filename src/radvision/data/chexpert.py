@@ -22,6 +22,7 @@ from radvision.data.table import (
     check_files,
     finish_frame,
     normalize_sex,
+    read_csv_checked,
     select_classes,
 )
 from radvision.errors import RadvisionError
@@ -137,7 +138,7 @@ def read_chexpert(
             files["test"] = test
     raws = []
     for name, path in files.items():
-        part = pd.read_csv(path)
+        part = read_csv_checked(path)
         part.columns = [str(c).strip() for c in part.columns]
         if "Path" not in part:
             raise RadvisionError(f"{path.name} lacks the 'Path' column of a CheXpert label file.")

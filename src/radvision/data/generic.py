@@ -19,6 +19,7 @@ from radvision.data.table import (
     did_you_mean,
     finish_frame,
     normalize_sex,
+    read_csv_checked,
     select_classes,
 )
 from radvision.errors import RadvisionError
@@ -62,7 +63,7 @@ def read_csv_table(
     base = Path(root).expanduser().resolve() if root is not None else csv.parent
     if sep is None:
         sep = "\t" if csv.suffix.lower() in (".tsv", ".tab") else ","
-    df = pd.read_csv(csv, sep=sep)
+    df = read_csv_checked(csv, sep=sep)
     df.columns = [str(c).strip() for c in df.columns]
     _column(df, path_column, "path", csv)
     reserved = {path_column, *_META, *([patient_column] if patient_column else [])}

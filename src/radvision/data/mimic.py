@@ -22,6 +22,7 @@ from radvision.data.table import (
     check_choice,
     check_files,
     finish_frame,
+    read_csv_checked,
     select_classes,
 )
 from radvision.errors import RadvisionError
@@ -64,9 +65,9 @@ def read_mimic(
     check_choice(labeler, LABELERS, "MIMIC-CXR labeler")
     if split is not None:
         check_choice(split, ("train", "valid", "test"), "split")
-    labels = pd.read_csv(_find(root, f"mimic-cxr-2.0.0-{labeler}"))
-    meta = pd.read_csv(_find(root, "mimic-cxr-2.0.0-metadata"))
-    splits = pd.read_csv(_find(root, "mimic-cxr-2.0.0-split"))
+    labels = read_csv_checked(_find(root, f"mimic-cxr-2.0.0-{labeler}"))
+    meta = read_csv_checked(_find(root, "mimic-cxr-2.0.0-metadata"))
+    splits = read_csv_checked(_find(root, "mimic-cxr-2.0.0-split"))
     for name, df, need in (
         ("labels", labels, ("subject_id", "study_id")),
         ("metadata", meta, ("dicom_id", "subject_id", "study_id")),

@@ -20,6 +20,7 @@ from radvision.data.table import (
     check_files,
     finish_frame,
     normalize_sex,
+    read_csv_checked,
     select_classes,
 )
 from radvision.errors import RadvisionError
@@ -95,7 +96,7 @@ def read_nih(
         csv_path = root / csv_path
     if not csv_path.is_file():
         raise RadvisionError(f"NIH label table not found: {csv_path}.")
-    raw = pd.read_csv(csv_path)
+    raw = read_csv_checked(csv_path)
     raw.columns = [str(c).strip() for c in raw.columns]
     missing_cols = [c for c in _REQUIRED if c not in raw.columns]
     if missing_cols:

@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 
 from radvision.data.nih import NIH_CLASSES, NO_FINDING
-from radvision.data.table import LabelTable, check_choice, check_files, finish_frame, select_classes
+from radvision.data.table import (
+    LabelTable,
+    check_choice,
+    check_files,
+    finish_frame,
+    read_csv_checked,
+    select_classes,
+)
 from radvision.errors import RadvisionError
 
 __all__ = ["OPENI_TERM_MAP", "match_terms", "read_openi"]
@@ -119,8 +126,8 @@ def read_openi(
     default = [*NIH_CLASSES, NO_FINDING] if term_map is OPENI_TERM_MAP else list(term_map)
     chosen = select_classes(default if classes is None else list(term_map), classes, "Open-i")
 
-    reports = pd.read_csv(_pick(root, reports_csv, "indiana_reports"))
-    projections = pd.read_csv(_pick(root, projections_csv, "indiana_projections"))
+    reports = read_csv_checked(_pick(root, reports_csv, "indiana_reports"))
+    projections = read_csv_checked(_pick(root, projections_csv, "indiana_projections"))
     for name, df, need in (("reports", reports, ("uid", source)), ("projections", projections,
                                                                      ("uid", "filename", "projection"))):
         lacking = [c for c in need if c not in df.columns]

@@ -29,6 +29,7 @@ __all__ = [
     "check_choice",
     "select_classes",
     "validate_table",
+    "read_csv_checked",
     "write_csv_atomic",
 ]
 
@@ -239,6 +240,16 @@ def validate_table(t: LabelTable) -> None:
         bad_split = sorted(set(frame["split"].dropna().unique()) - set(SPLITS))
         if bad_split:
             raise RadvisionError(f"Unknown split value(s) {bad_split}; valid splits: {', '.join(SPLITS)}.")
+
+
+def read_csv_checked(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
+    """`pd.read_csv`, but a file that is not CSV text (an image, a binary, a broken quote) gives an error
+    that names it instead of a pandas traceback."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RadvisionError(f"{str(path)!r} is not a readable CSV file ({reason}).") from None
 
 
 def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike, **kwargs) -> Path:
