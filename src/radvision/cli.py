@@ -95,7 +95,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from radvision.predict import predict
     from radvision.rundir import write_csv
 
-    _check_output(args.output)
+    _check_output(args.output, "pred.csv")
     df = predict(args.run_dir, args.input, batch_size=args.batch_size, device=args.device,
                  with_labels=args.labels, root=args.root)
     write_csv(df, args.output)
@@ -115,7 +115,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from radvision.rundir import write_csv
 
     if args.output:
-        _check_output(args.output)
+        _check_output(args.output, "per_class.csv")
     summary, per_class = evaluate_files(args.pred, args.gold, thresholds=args.thresholds)
     for key, value in summary.items():
         print(f"{key}\t{value:.4f}")
@@ -124,10 +124,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_output(path: str) -> None:
+def _check_output(path: str, example: str) -> None:
     """Fail before the work, not after it, when the output file cannot be written."""
     if os.path.isdir(path) or path.endswith(("/", os.sep)):
-        raise RadvisionError(f"Output {path!r} is a folder; pass a file name such as {os.path.join(path, 'pred.csv')!r}.")
+        raise RadvisionError(f"Output {path!r} is a folder; pass a file name such as {os.path.join(path, example)!r}.")
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:

@@ -102,6 +102,8 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
     carry the first, so they join back to the input (and to gold tables keyed like it)."""
     from radvision.data.images import IMAGE_EXTENSIONS
 
+    if root is not None and not Path(root).is_dir():
+        raise RadvisionError(f"Root {str(root)!r} is not a folder; relative paths would start nowhere.")
     if isinstance(source, pd.DataFrame):
         if "path" not in source:
             raise RadvisionError(f"The table has no 'path' column; columns are {', '.join(map(str, source.columns))}.")

@@ -53,7 +53,7 @@ def test_root_sets_where_relative_csv_paths_start(run_dir, tmp_path):
     assert input_paths(csv, root=run_dir.parent) == [str(run_dir.parent / "img" / "003.png"),
                                                      str(run_dir.parent / "img" / "001.png")]
     assert input_paths(csv)[0] == str(tmp_path / "img" / "003.png")
-    assert input_paths(["a.png", "/abs/b.png"], root="/data") == ["/data/a.png", "/abs/b.png"]
+    assert input_paths(["a.png", "/abs/b.png"], root=tmp_path) == [str(tmp_path / "a.png"), "/abs/b.png"]
     out = predict(run_dir, csv, device="cpu", root=run_dir.parent)
     assert (out["error"] == "").all()
 
@@ -145,6 +145,11 @@ def test_a_single_image_file_is_an_input(run_dir):
     image = run_dir.parent / "img" / "001.png"
     out = predict(run_dir, image, device="cpu")
     assert out["path"].tolist() == [str(image)] and out["error"].iloc[0] == ""
+
+
+def test_a_root_that_is_not_a_folder_is_refused(run_dir, tmp_path):
+    with pytest.raises(RadvisionError, match="is not a folder"):
+        input_paths(["a.png"], root=tmp_path / "nowhere")
 
 
 def test_unknown_device_names_the_choices(run_dir):
