@@ -81,7 +81,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.no_progress:
         overrides.append("runtime.progress=false")
     cfg = load_config(args.config, overrides)
-    run_dir = Trainer(cfg, resume=args.resume).fit()
+    trainer = Trainer(cfg, resume=args.resume)
+    try:
+        run_dir = trainer.fit()
+    finally:  # under torchrun, close the process group in order rather than leave it to interpreter exit
+        accelerator = getattr(trainer, "accelerator", None)
+        if accelerator is not None:
+            accelerator.end_training()
     if _rank() == 0:
         print(run_dir)
     return 0

@@ -160,3 +160,12 @@ def test_a_corrupt_weights_file_is_a_user_error(trained, tmp_path, capsys):
     (run / "model.safetensors").write_bytes(b"\xff" * 64)
     assert main(["-q", "predict", str(run), str(trained / "img"), "-o", str(tmp_path / "p.csv")]) == 2
     assert "is not a readable safetensors file" in capsys.readouterr().err
+
+
+def test_train_ends_the_accelerator_it_used(trained, tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    ended = []
+    monkeypatch.setattr(Accelerator, "end_training", lambda self: ended.append(self))
+    assert main(["-q", "train", str(trained / "cfg.yaml"), f"output.run_dir={tmp_path / 'r'}"]) == 0
+    assert len(ended) == 1
