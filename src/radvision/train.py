@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,9 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from radvision.config import Config, CycleConfig, config_to_dict, flatten_config, load_config, save_config
+from radvision.config import Config, CycleConfig, config_to_dict, load_config, save_config
 from radvision.errors import RadvisionError
+from radvision.resume import SCHEDULE_KEYS, Progress, check_resume_config
 from radvision.rundir import (
     BEST_FILE,
     CONFIG_FILE,
@@ -268,27 +268,6 @@ def build_train_loader(cfg: Config, train_ds: Dataset, y_train: np.ndarray, **lo
 # ----------------------------------------------------------------------------------------------- trainer
 
 
-@dataclass
-class _Progress:
-    """Where training stands; saved as trainer_state.json after every epoch."""
-
-    epoch: int = 0  # epochs finished over all cycles
-    cycle: int = 0  # index of the current cycle
-    cycle_epoch: int = 0  # epochs finished in the current cycle
-    stopped_early: bool = False  # the current cycle ended by early stopping
-    best: float | None = None
-    best_epoch: int | None = None
-    bad_epochs: int = 0
-    finished: bool = False
-
-    def to_dict(self, monitor: str, mode: str, classes: list[str]) -> dict[str, Any]:
-        return {**self.__dict__, "monitor": monitor, "mode": mode, "classes": classes}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> _Progress:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-
-
 def _ddp_kwargs(cfg: Config) -> list[Any]:
     """DDP options: the fpn head reads feature maps only, so a backbone's layers after its last map (e.g.
     mobilenet_v3's final conv) get no gradient; DDP must be told to expect that or it stops with an error."""
@@ -305,81 +284,6 @@ def _mixed_precision(amp: str, use_cuda: bool) -> str:
     if amp == "auto":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return amp
-
-
-# ------------------------------------------------------------------------------------------------ resume
-
-# Keys a resumed run may change: how it runs (runtime, except the seed, which fixes the patient split and the
-# shuffling), where it writes (output), loader processes, the image cache, when the epochs still to come stop
-# (schedule.patience), and the thresholds, which are chosen again after every fit. Any other key decides what
-# the finished epochs were; changing it would leave config.yaml describing a run that never happened.
-RESUME_FREE_KEYS = frozenset({
-    "runtime.amp", "runtime.channels_last", "runtime.compile", "runtime.device", "runtime.progress",
-    "output.run_dir", "output.overwrite", "optim.num_workers", "data.cache_dir", "schedule.patience",
-    "thresholds.min_precision", "thresholds.top_k",
-})
-# Keys that make up the schedule: compared through Config.resolved_cycles, so a resumed run may add epochs
-# and cycles but never rewrite the ones already trained.
-SCHEDULE_KEYS = ("optim.epochs", "optim.lr", "model.strategy", "loss.class_weights", "cycles")
-
-
-def _schedule_change(old: list[CycleConfig], new: list[CycleConfig], progress: _Progress) -> str | None:
-    """None when `new` continues what `old` trained, "short" when `new` ends inside the trained part (nothing
-    left to train), otherwise why `new` would rewrite trained epochs."""
-    cur, done = progress.cycle, progress.cycle_epoch
-    for i in range(min(cur + (done > 0), len(old))):  # the cycles that have trained epochs
-        if i >= len(new):
-            return "short"
-        a, b = old[i], new[i]
-        same = (a.lr, a.strategy, a.class_weights) == (b.lr, b.strategy, b.class_weights)
-        if not same or (i < cur and a.epochs != b.epochs):  # the current cycle may grow
-            return f"changes cycle {i + 1}, which has already trained"
-    if 0 < done and cur < len(new) and new[cur].epochs < done:
-        if len(new) == cur + 1:
-            return "short"
-        return f"gives cycle {cur + 1} {new[cur].epochs} epochs but {done} have already trained"
-    return None
-
-
-def _show(value: Any) -> str:
-    """A config value as the user would write it in an override (cycles without their unset fields)."""
-    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
-        items = (", ".join(f"{k}: {x}" for k, x in v.items() if x is not None) for v in value)
-        return "[" + ", ".join("{" + item + "}" for item in items) + "]"
-    return repr(value)
-
-
-def _changes(keys: list[tuple[str, Any, Any]]) -> str:
-    return ", ".join(f"{k} ({_show(old)} -> {_show(new)})" for k, old, new in keys)
-
-
-def check_resume_config(saved: Config, new: Config, progress: _Progress, run_dir: str | os.PathLike[str]) -> bool:
-    """Compare the config of a resumed run with the run's own config.yaml (`saved`).
-
-    Raises RadvisionError naming every key outside RESUME_FREE_KEYS that differs, and the schedule keys when the
-    new schedule rewrites trained epochs. Returns True when the new schedule ends before the epochs already
-    trained: nothing is left to train, and config.yaml keeps the run's schedule.
-    """
-    old_flat, new_flat = flatten_config(saved), flatten_config(new)
-    changed = [(k, old_flat.get(k), v) for k, v in new_flat.items() if v != old_flat.get(k)]
-    if new.data.classes is None:  # "every class the data has": checked against the run once the data is read
-        changed = [c for c in changed if c[0] != "data.classes"]
-    fixed = [c for c in changed if c[0] not in RESUME_FREE_KEYS and c[0] not in SCHEDULE_KEYS]
-    schedule = _schedule_change(saved.resolved_cycles(), new.resolved_cycles(), progress)
-    reason = ""
-    if schedule not in (None, "short"):
-        fixed += [c for c in changed if c[0] in SCHEDULE_KEYS]
-        reason = f" (the new schedule {schedule}; to train on with other settings, keep the trained cycles and add one)"
-    if fixed:
-        raise RadvisionError(
-            f"Cannot resume {str(run_dir)!r}: the config differs from its {CONFIG_FILE} in {_changes(fixed)}, which "
-            f"decide what the finished epochs trained{reason}; start a new run instead (a different "
-            "output.run_dir), or resume with the run's settings."
-        )
-    free = [c for c in changed if c[0] in RESUME_FREE_KEYS and c[0] != "output.run_dir"]  # the resume dir wins
-    if free:
-        logger.info("Resuming with changed settings: %s", _changes(free))
-    return schedule == "short"
 
 
 class Trainer:
@@ -512,7 +416,7 @@ class Trainer:
             self._saved_config = load_config(path)
         except RadvisionError as err:
             raise RadvisionError(f"Cannot resume: the run's {path} does not load ({err})") from None
-        progress = _Progress.from_dict(self.run.load_state())
+        progress = Progress.from_dict(self.run.load_state())
         return check_resume_config(self._saved_config, self.config, progress, self.run.path)
 
     def _check_classes(self) -> None:
@@ -530,17 +434,17 @@ class Trainer:
                 f"{self.class_names}; set data.classes to match."
             )
 
-    def _load_progress(self) -> _Progress:
+    def _load_progress(self) -> Progress:
         if self.resume is None:
-            return _Progress()
+            return Progress()
         state = self.run.load_state()
         self.history = self.run.read_metrics().to_dict("records")
         # metrics.csv may hold an epoch whose checkpoint never finished: keep only what the state confirms
         self.history = [r for r in self.history if int(r["epoch"]) <= int(state.get("epoch", 0))]
-        return _Progress.from_dict(state)
+        return Progress.from_dict(state)
 
     @staticmethod
-    def _start_point(progress: _Progress, cycles: list[CycleConfig]) -> tuple[int, int]:
+    def _start_point(progress: Progress, cycles: list[CycleConfig]) -> tuple[int, int]:
         ci, e = progress.cycle, progress.cycle_epoch
         if progress.stopped_early:
             ci, e = ci + 1, 0
@@ -548,7 +452,7 @@ class Trainer:
             ci, e = ci + 1, 0
         return ci, e
 
-    def _log_nothing_to_train(self, progress: _Progress, cycles: list[CycleConfig], short: bool) -> None:
+    def _log_nothing_to_train(self, progress: Progress, cycles: list[CycleConfig], short: bool) -> None:
         asked = sum(c.epochs for c in cycles)
         more = "add a cycle or raise the last cycle's epochs" if self.config.cycles else "raise optim.epochs"
         if short:
@@ -593,11 +497,11 @@ class Trainer:
         self._overwrite_pending = False
         self.accelerator.wait_for_everyone()
 
-    def _save_state(self, progress: _Progress) -> None:
+    def _save_state(self, progress: Progress) -> None:
         self.run.save_state(progress.to_dict(self.config.schedule.monitor, self.mode, self.class_names))
 
     # -- training -----------------------------------------------------------------------------------
-    def _run_cycle(self, ci: int, cycle: CycleConfig, first: int, progress: _Progress, train_loader: DataLoader,
+    def _run_cycle(self, ci: int, cycle: CycleConfig, first: int, progress: Progress, train_loader: DataLoader,
                    valid_loader: DataLoader, y_train: np.ndarray) -> None:
         from radvision.finetune import apply_strategy, backbone_stages, unfreeze_next
 
@@ -758,7 +662,7 @@ class Trainer:
         row.update({k: float(v) for k, v in metrics.items() if _is_scalar(v)})
         return row
 
-    def _checkpoint(self, progress: _Progress, optimizer: Any, scheduler: Any, ci: int, improved: bool) -> None:
+    def _checkpoint(self, progress: Progress, optimizer: Any, scheduler: Any, ci: int, improved: bool) -> None:
         acc = self.accelerator
         acc.wait_for_everyone()
         self._open_overwritten_run()

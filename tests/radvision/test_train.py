@@ -230,25 +230,6 @@ def test_resume_asking_for_fewer_epochs_trains_nothing_and_keeps_the_schedule(tm
     assert metrics["epoch"].tolist() == [1, 2, 3] and metrics["lr"].iloc[-1] == pytest.approx(0.001)
 
 
-def test_resume_schedule_rules():
-    from radvision.train import _Progress, check_resume_config
-
-    saved = load_config(None, ["optim.epochs=10"])
-    mid = _Progress(epoch=3, cycle=0, cycle_epoch=3)  # interrupted after epoch 3 of 10
-    assert check_resume_config(saved, load_config(None, ["optim.epochs=5"]), mid, "r") is False  # 2 more epochs
-    assert check_resume_config(saved, load_config(None, ["optim.epochs=2"]), mid, "r") is True  # nothing to train
-    with pytest.raises(RadvisionError, match=r"optim.lr \(0.001 -> 0.0001\).*changes cycle 1, which has already"):
-        check_resume_config(saved, load_config(None, ["optim.lr=1e-4"]), mid, "r")
-    with pytest.raises(RadvisionError, match="gives cycle 1 2 epochs but 3 have already trained"):
-        check_resume_config(saved, load_config(None, ["cycles=[{epochs: 2}, {epochs: 5}]"]), mid, "r")
-    with pytest.raises(RadvisionError, match=r"runtime.seed \(42 -> 1\)"):  # the seed fixes the patient split
-        check_resume_config(saved, load_config(None, ["optim.epochs=10", "runtime.seed=1"]), mid, "r")
-    # a finished run goes on with a new cycle and its own learning rate
-    finished = _Progress(epoch=10, cycle=0, cycle_epoch=10)
-    extended = load_config(None, ["cycles=[{epochs: 10}, {epochs: 5, lr: 1e-4}]", "runtime.device=cpu"])
-    assert check_resume_config(saved, extended, finished, "r") is False
-
-
 def test_resume_of_a_missing_run_or_training_over_a_run_fails_before_data(tmp_path, data_csv, monkeypatch):
     _no_data(monkeypatch)
     with pytest.raises(RadvisionError, match="Cannot resume: .*nope.* holds no trainer_state.json"):
