@@ -6,6 +6,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def file_mode() -> int:
@@ -29,6 +30,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def atomic_write_csv(frame: Any, path: str | os.PathLike[str], index: bool = False, **kwargs: Any) -> Path:
+    """Atomically write a DataFrame as CSV (`DataFrame.to_csv` keyword arguments pass through)."""
+    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=index, **kwargs))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

@@ -98,13 +98,13 @@ def _rank() -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from radvision.atomic import atomic_write_csv
     from radvision.predict import predict
-    from radvision.rundir import write_csv
 
     _check_output(args.output, "pred.csv")
     df = predict(args.run_dir, args.input, batch_size=args.batch_size, device=args.device,
                  with_labels=args.labels, root=args.root)
-    write_csv(df, args.output)
+    atomic_write_csv(df, args.output)
     failed = int((df["error"] != "").sum()) if "error" in df else 0
     print(f"{len(df)} predictions written to {args.output}" + (f" ({failed} failed, see 'error')" if failed else ""))
     if len(df) and failed == len(df):  # the rows are written, but a run that read nothing is an error
@@ -117,8 +117,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from radvision.atomic import atomic_write_csv
     from radvision.predict import evaluate_files
-    from radvision.rundir import write_csv
 
     if args.output:
         _check_output(args.output, "per_class.csv")
@@ -126,7 +126,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for key, value in summary.items():
         print(f"{key}\t{value:.4f}")
     if args.output:
-        write_csv(per_class, args.output)
+        atomic_write_csv(per_class, args.output)
     return 0
 
 

@@ -1,6 +1,13 @@
 """The one exception type for user errors in radvision."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when empty): enough to name a failure in a
+    one-sentence error or an `error` column, without a library's multi-line advice."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class RadvisionError(ValueError):
     """A user error (bad path, column, config key, backbone or loss name): the message is one sentence
     that names the problem and the valid choices. The CLI prints it and exits with code 2."""

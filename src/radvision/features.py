@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from radvision.atomic import atomic_write, atomic_write_text
-from radvision.errors import RadvisionError
+from radvision.errors import RadvisionError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class _Guarded(Dataset):
         except (RadvisionError, OSError, ValueError) as exc:
             if not self.catch:
                 raise
-            return torch.empty(0), str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return torch.empty(0), first_line(exc)
         return (item[0] if isinstance(item, (list, tuple)) else item), ""
 
 

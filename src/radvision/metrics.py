@@ -179,9 +179,7 @@ def _example_based(t: np.ndarray, p: np.ndarray, s: np.ndarray) -> dict:
             "label_cardinality_true")
     if len(t) == 0:
         return dict.fromkeys(keys, float("nan"))
-    # sklearn has no samplewise scores for one column; an all-zero second column changes no row's
-    # TP / FP / FN, so padding gives the same per-row values
-    ts, ps = (t, p) if t.shape[1] > 1 else (np.pad(t, ((0, 0), (0, 1))), np.pad(p, ((0, 0), (0, 1))))
+    ts, ps = _multilabel(t), _multilabel(p)
     out = {
         # zero_division=1: a row with no true and no predicted label is a perfect answer (ImageCLEF rule)
         "samples_f1": float(skm.f1_score(ts, ps, average="samples", zero_division=1.0)),
@@ -202,13 +200,16 @@ def _example_based(t: np.ndarray, p: np.ndarray, s: np.ndarray) -> dict:
     return out
 
 
+def _multilabel(a: np.ndarray) -> np.ndarray:
+    """`a` as sklearn's multilabel input: one column reads as binary there (no samplewise scores, a score per
+    value), so it gets an all-zero second column, which changes no row's TP / FP / FN."""
+    return a if a.shape[1] > 1 else np.pad(a, ((0, 0), (0, 1)))
+
+
 def _jaccard_macro(t: np.ndarray, p: np.ndarray) -> float:
     """Mean per-class Jaccard over classes where it is defined (some true or predicted positive)."""
-    k = t.shape[1]
-    if k == 1:  # one column reads as binary to sklearn (a score per value); pad it to stay multilabel
-        t, p = np.pad(t, ((0, 0), (0, 1))), np.pad(p, ((0, 0), (0, 1)))
-    per = skm.jaccard_score(t, p, average=None, zero_division=0.0).astype(float)[:k]
-    t, p = t[:, :k], p[:, :k]
+    per = skm.jaccard_score(_multilabel(t), _multilabel(p), average=None, zero_division=0.0).astype(float)
+    per = per[: t.shape[1]]
     per[(t.sum(0) == 0) & (p.sum(0) == 0)] = np.nan
     return _nanmean(per)
 

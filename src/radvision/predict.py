@@ -19,10 +19,15 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from radvision.config import Config, load_config
-from radvision.errors import RadvisionError
+from radvision.data.table import read_csv_checked
+from radvision.errors import RadvisionError, first_line
 from radvision.rundir import CONFIG_FILE, MODEL_FILE, THRESHOLDS_FILE, load_weights
 
 logger = logging.getLogger(__name__)
+
+# CSV inputs are read as text: blank lines and empty cells stay rows of "" (one output row per input row),
+# and paths keep their exact spelling
+TEXT_CELLS = {"dtype": str, "keep_default_na": False, "skip_blank_lines": False}
 
 __all__ = ["evaluate_files", "explain_images", "input_paths", "load_run", "predict", "predict_images", "resolve_device"]
 
@@ -123,7 +128,7 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
                              "images or an image file.")
     if p.suffix.lower() in IMAGE_EXTENSIONS:
         return [os.fspath(source)], [str(p)]
-    frame = read_csv_file(p, "input")
+    frame = read_csv_checked(p, **TEXT_CELLS)
     if "path" not in frame:
         close = difflib.get_close_matches("path", [str(c) for c in frame.columns], n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -131,15 +136,6 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
                              f"{', '.join(map(str, frame.columns))}.")
     given = _cells(frame["path"])
     return given, _under(p.parent if root is None else root, given)
-
-
-def read_csv_file(path: str | os.PathLike[str], what: str) -> pd.DataFrame:
-    """A CSV read as text cells (blank lines and empty cells kept as ""), or an error that names the file."""
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RadvisionError(f"The {what} file {str(path)!r} is not a readable CSV ({reason}).") from None
 
 
 def _cells(column: pd.Series) -> list[str]:
@@ -168,7 +164,7 @@ class ImageFiles(Dataset):
             x = self.transform(load_image(self.paths[i]))
             return x, ""
         except (RadvisionError, OSError, ValueError) as exc:
-            return torch.empty(0), str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return torch.empty(0), first_line(exc)
 
 
 def collate_images(batch: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor | None, list[bool], list[str]]:
@@ -290,7 +286,7 @@ def _read_table(source: str | os.PathLike[str] | pd.DataFrame, what: str) -> pd.
         path = Path(source)
         if not path.is_file():
             raise RadvisionError(f"The {what} file {str(path)!r} does not exist.")
-        frame = read_csv_file(path, what)
+        frame = read_csv_checked(path, **TEXT_CELLS)
     if "path" not in frame:
         raise RadvisionError(f"The {what} table has no 'path' column; columns are {', '.join(map(str, frame.columns))}.")
     named = frame["path"].astype(str).str.strip() != ""  # rows of failed or empty inputs carry no path

@@ -23,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from radvision.atomic import atomic_write
-from radvision.errors import RadvisionError
+from radvision.atomic import atomic_write, atomic_write_csv
+from radvision.errors import RadvisionError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +36,6 @@ OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "trainer_state.json"
 THRESHOLDS_FILE = "thresholds.json"
 PLOTS_DIR = "plots"
-
-
-def write_csv(df: pd.DataFrame, path: str | os.PathLike[str], index: bool = False) -> Path:
-    """Atomically write a DataFrame as CSV."""
-    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=index))
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
@@ -84,7 +79,7 @@ def load_weights(model: Any, path: str | os.PathLike[str]) -> Any:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
+        first = first_line(exc)
         raise RadvisionError(
             f"Weights in {str(p)!r} do not fit the model built from the config ({first})."
         ) from None
@@ -148,7 +143,7 @@ class RunDir:
 
     # -- metrics -------------------------------------------------------------------------------------
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
-        write_csv(pd.DataFrame(rows), self.file(METRICS_FILE))
+        atomic_write_csv(pd.DataFrame(rows), self.file(METRICS_FILE))
 
     def read_metrics(self) -> pd.DataFrame:
         p = self.file(METRICS_FILE)

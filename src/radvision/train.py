@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from radvision.atomic import atomic_write_csv
 from radvision.config import Config, CycleConfig, config_to_dict, load_config, save_config
 from radvision.errors import RadvisionError
 from radvision.resume import SCHEDULE_KEYS, Progress, check_resume_config
@@ -33,7 +34,6 @@ from radvision.rundir import (
     RunDir,
     load_weights,
     save_weights,
-    write_csv,
 )
 
 logger = logging.getLogger(__name__)
@@ -305,6 +305,7 @@ class Trainer:
         self.class_names: list[str] = []
         self.sampler: Any = None  # the weighted sampler of the train loader (data.sampler=weighted)
         self._saved_config: Config | None = None  # the resumed run's config.yaml
+        self._saved_state: dict[str, Any] = {}  # the resumed run's trainer_state.json, read once
         self._overwrite_pending = False  # an old run in the directory waits to be replaced (output.overwrite)
 
     # -- public -------------------------------------------------------------------------------------
@@ -408,6 +409,7 @@ class Trainer:
         if not self.run.has_run():
             raise RadvisionError(f"Cannot resume: {str(self.run.path)!r} holds no {STATE_FILE}; pass the directory "
                                  "of an earlier run.")
+        self._saved_state = self.run.load_state()
         path = self.run.file(CONFIG_FILE)
         if not path.is_file():
             logger.warning("%s has no %s; cannot check that the config matches the run", self.run.path, CONFIG_FILE)
@@ -416,7 +418,7 @@ class Trainer:
             self._saved_config = load_config(path)
         except RadvisionError as err:
             raise RadvisionError(f"Cannot resume: the run's {path} does not load ({err})") from None
-        progress = Progress.from_dict(self.run.load_state())
+        progress = Progress.from_dict(self._saved_state)
         return check_resume_config(self._saved_config, self.config, progress, self.run.path)
 
     def _check_classes(self) -> None:
@@ -427,7 +429,7 @@ class Trainer:
                 _class_weight_vector(cycle.class_weights, self.class_names, np.zeros((0, len(self.class_names))))
         if self.resume is None:
             return
-        saved_classes = self.run.load_state().get("classes")
+        saved_classes = self._saved_state.get("classes")
         if saved_classes and saved_classes != self.class_names:
             raise RadvisionError(
                 f"Cannot resume: the run was trained on classes {saved_classes} but the data now gives "
@@ -437,7 +439,7 @@ class Trainer:
     def _load_progress(self) -> Progress:
         if self.resume is None:
             return Progress()
-        state = self.run.load_state()
+        state = self._saved_state
         self.history = self.run.read_metrics().to_dict("records")
         # metrics.csv may hold an epoch whose checkpoint never finished: keep only what the state confirms
         self.history = [r for r in self.history if int(r["epoch"]) <= int(state.get("epoch", 0))]
@@ -456,16 +458,13 @@ class Trainer:
         asked = sum(c.epochs for c in cycles)
         more = "add a cycle or raise the last cycle's epochs" if self.config.cycles else "raise optim.epochs"
         if short:
-            logger.warning("Nothing left to train: %s already finished epoch %d and the config asks for %d epoch(s); "
-                           "%s to continue. %s keeps the run's schedule; only thresholds, metrics and plots are "
-                           "rewritten.", self.run.path, progress.epoch, asked, more, CONFIG_FILE)
+            where = f"already finished epoch {progress.epoch} and the config asks for {asked} epoch(s); {more}"
         elif progress.stopped_early:
-            logger.warning("Nothing left to train: early stopping ended the last cycle of %s at epoch %d of %d; add a "
-                        "cycle to continue. Only thresholds, metrics and plots are rewritten.", self.run.path,
-                        progress.epoch, asked)
+            where = f"early stopping ended its last cycle at epoch {progress.epoch} of {asked}; add a cycle"
         else:
-            logger.warning("Nothing left to train: %s already finished epoch %d of %d; %s to continue. Only "
-                        "thresholds, metrics and plots are rewritten.", self.run.path, progress.epoch, asked, more)
+            where = f"already finished epoch {progress.epoch} of {asked}; {more}"
+        logger.warning("Nothing left to train: %s %s to continue. %s keeps the run's schedule; only thresholds, "
+                       "metrics and plots are rewritten.", self.run.path, where, CONFIG_FILE)
 
     def _write_config(self, keep_schedule: bool = False) -> None:
         """The resolved config; with `keep_schedule` the schedule keys stay as the resumed run recorded them
@@ -736,6 +735,6 @@ def write_split_metrics(run_dir: str | os.PathLike[str], split: str, y_true: np.
     if not isinstance(per_class, pd.DataFrame):
         per_class = pd.DataFrame(per_class)
     run = Path(run_dir)
-    a = write_csv(flat, run / f"{split}_metrics.csv")
-    b = write_csv(per_class.reset_index() if per_class.index.name else per_class, run / f"{split}_per_class.csv")
+    a = atomic_write_csv(flat, run / f"{split}_metrics.csv")
+    b = atomic_write_csv(per_class.reset_index() if per_class.index.name else per_class, run / f"{split}_per_class.csv")
     return a, b

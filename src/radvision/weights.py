@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from radvision.errors import RadvisionError
+from radvision.errors import RadvisionError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any reader failure means a bad user file
-        reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0]}" if str(err).strip() else type(err).__name__
+        reason = f"{type(err).__name__}: {first_line(err)}"
         if "weights only load failed" in reason.lower():  # torch's advice to unpickle anyway is unsafe: omit it
             reason = "it holds Python objects besides tensors, which are not loaded because that could run code"
         raise RadvisionError(

@@ -5,9 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from radvision.atomic import atomic_write, atomic_write_text
-from radvision.data.table import write_csv_atomic
-from radvision.rundir import save_weights, write_csv, write_json
+from radvision.atomic import atomic_write, atomic_write_csv, atomic_write_text
+from radvision.rundir import save_weights, write_json
 from radvision.thresholds import save_thresholds
 
 
@@ -26,9 +25,8 @@ def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path, umask):
     frame = pd.DataFrame({"path": ["a.png"], "x": [1.0]})
     written = [
         atomic_write_text(tmp_path / "a.txt", "hi"),
-        write_csv(frame, tmp_path / "b.csv"),
+        atomic_write_csv(frame, tmp_path / "b.csv"),
         write_json({"k": 1}, tmp_path / "c.json"),
-        write_csv_atomic(frame, tmp_path / "d.csv"),
         save_thresholds(tmp_path / "thresholds.json", ["x"], [0.5]),
         save_weights(torch.nn.Linear(2, 1), tmp_path / "model.safetensors"),  # safetensors recreates its file
     ]

@@ -19,9 +19,9 @@ import pandas as pd
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
-from radvision.atomic import atomic_write_text, file_mode
+from radvision.atomic import atomic_write_csv, atomic_write_text, file_mode
 from radvision.data.images import load_image
-from radvision.data.table import LabelTable, check_choice, write_csv_atomic
+from radvision.data.table import LabelTable, check_choice
 from radvision.errors import RadvisionError
 
 __all__ = ["FITS", "ImageCache", "build_cache", "resize_image"]
@@ -256,15 +256,11 @@ def build_cache(
         "entries": entries,
         "skipped": skipped,
     }
-    _write_json_atomic(cache_dir / INDEX_NAME, index)
+    atomic_write_text(cache_dir / INDEX_NAME, json.dumps(index))
     _write_skipped(cache_dir, skipped)
     return ImageCache(cache_dir)
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    atomic_write_text(path, json.dumps(data))
-
-
 def _write_skipped(cache_dir: Path, skipped: dict[str, list]) -> None:
     frame = pd.DataFrame({"path": list(skipped), "error": [v[2] for v in skipped.values()]})
-    write_csv_atomic(frame, cache_dir / SKIPPED_NAME)
+    atomic_write_csv(frame, cache_dir / SKIPPED_NAME)

@@ -17,9 +17,10 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
+from radvision.atomic import atomic_write_csv
 from radvision.data.cache import SKIPPED_NAME, ImageCache
 from radvision.data.images import check_image, load_image
-from radvision.data.table import LabelTable, check_choice, validate_table, write_csv_atomic
+from radvision.data.table import LabelTable, check_choice, validate_table
 from radvision.errors import RadvisionError
 
 __all__ = ["ImageDataset"]
@@ -139,7 +140,7 @@ class ImageDataset(Dataset):
     def write_skipped(self, path: str | os.PathLike) -> Path:
         """Write the skipped files as CSV (path, error), atomically."""
         frame = pd.DataFrame(self.skipped, columns=["path", "error"])
-        return write_csv_atomic(frame, path)
+        return atomic_write_csv(frame, path)
 
     def __len__(self) -> int:
         return len(self._paths)

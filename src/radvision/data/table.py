@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from radvision.atomic import atomic_write
-from radvision.errors import RadvisionError
+from radvision.atomic import atomic_write_csv
+from radvision.errors import RadvisionError, first_line
 
 __all__ = [
     "LabelTable",
@@ -30,7 +30,6 @@ __all__ = [
     "select_classes",
     "validate_table",
     "read_csv_checked",
-    "write_csv_atomic",
 ]
 
 log = logging.getLogger(__name__)
@@ -202,7 +201,7 @@ class LabelTable:
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write the frame atomically (temp file + rename)."""
-        return write_csv_atomic(self.frame, path)
+        return atomic_write_csv(self.frame, path)
 
 
 def validate_table(t: LabelTable) -> None:
@@ -248,13 +247,8 @@ def read_csv_checked(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
     try:
         return pd.read_csv(path, **kwargs)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise RadvisionError(f"{str(path)!r} is not a readable CSV file ({reason}).") from None
-
-
-def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike, **kwargs) -> Path:
-    """Write a CSV through a temp file in the same directory, then ``os.replace`` it into place."""
-    return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False, **kwargs))
 
 
 def finish_frame(frame: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:

@@ -2,13 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from radvision.atomic import atomic_write_csv
 from radvision.data.table import (
     LabelTable,
     apply_policy,
     check_files,
     select_classes,
     validate_table,
-    write_csv_atomic,
 )
 from radvision.errors import RadvisionError
 
@@ -107,7 +107,7 @@ def test_check_files_modes(tmp_path):
 
 
 def test_atomic_csv_and_prevalence(tmp_path):
-    out = write_csv_atomic(pd.DataFrame({"a": [1]}), tmp_path / "sub" / "t.csv")
+    out = atomic_write_csv(pd.DataFrame({"a": [1]}), tmp_path / "sub" / "t.csv")
     assert out.read_text().splitlines() == ["a", "1"]
     assert [p.name for p in out.parent.iterdir()] == ["t.csv"]
     prev = table().prevalence()
