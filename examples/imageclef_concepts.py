@@ -74,7 +74,7 @@ def concept_table(
     concepts_csv: str | Path,
     image_dir: str | Path,
     classes: list[str],
-    sep: str = "\t",
+    sep: str | None = None,
     missing: str = "raise",
 ) -> Any:
     """A LabelTable over a fixed concept vocabulary (e.g. the training one) for another concept file.
@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-images", help="training image folder (default DATA_ROOT/train)")
     p.add_argument("--valid-concepts", help="validation concept file, scored as the test set")
     p.add_argument("--valid-images", help="validation image folder (default DATA_ROOT/valid)")
-    p.add_argument("--sep", default="\t", help="concept file separator (tab; ',' for ROCOv2 files)")
+    p.add_argument("--sep", default=None,
+                   help="concept file separator (default: detected; tab for ImageCLEF 2019-2021, ',' for ROCOv2)")
     p.add_argument(
         "--top-concepts",
         type=int,
@@ -321,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         "--smoke", action="store_true", help="seconds: synthetic concept files + images, tiny model"
     )
     args = p.parse_args(argv)
+    if args.top_concepts is not None and args.top_concepts < 1:
+        p.error(f"--top-concepts must be 1 or more (or left out to keep every concept), got {args.top_concepts}")
+    if args.min_frequency < 1:
+        p.error(f"--min-frequency must be 1 or more, got {args.min_frequency}")
     logging.basicConfig(
         level=logging.WARNING if args.smoke else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )

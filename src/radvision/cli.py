@@ -45,13 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("config", help="YAML config file (e.g. configs/demo.yaml)")
     t.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides, e.g. optim.lr=3e-4 (before or after the options)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR after its last finished epoch")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR after its last finished epoch (RUN_DIR replaces output.run_dir)")
     t.add_argument("--no-progress", action="store_true", help="hide progress bars (runtime.progress=false)")
 
     pr = sub.add_parser("predict", help="predict class probabilities with a trained run")
     pr.add_argument("run_dir", help="run directory written by `radvision train`")
     pr.add_argument("input", help="CSV with a 'path' column, a folder of images, or one image file")
-    pr.add_argument("-o", "--output", required=True, help="output CSV: path, one probability column per class, error")
+    pr.add_argument("-o", "--output", required=True, help="output .csv file: path, one probability column per class, error")
     pr.add_argument("--batch-size", type=int, default=32)
     pr.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     pr.add_argument("--labels", action="store_true", help="also write 0/1 columns at the run's thresholds")
@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="score predictions against gold labels")
     ev.add_argument("pred", help="prediction CSV (path + probability per class)")
     ev.add_argument("gold", help="gold CSV (path + one 1/0/blank column per class)")
-    ev.add_argument("-o", "--output", help="write per-class metrics to this CSV")
+    ev.add_argument("-o", "--output", help="write per-class metrics to this .csv file")
     ev.add_argument("--thresholds", help="thresholds.json of a run, or the run folder (default 0.5 for every class)")
 
     ex = sub.add_parser("explain", help="Grad-CAM overlays per class")
@@ -134,6 +134,11 @@ def _check_output(path: str, example: str) -> None:
     """Fail before the work, not after it, when the output file cannot be written."""
     if os.path.isdir(path) or path.endswith(("/", os.sep)):
         raise RadvisionError(f"Output {path!r} is a folder; pass a file name such as {os.path.join(path, example)!r}.")
+    suffix = os.path.splitext(path)[1]
+    if suffix.lower() != ".csv":  # the file is CSV text whatever its name; a .parquet name would mislead
+        named = f"ends in {suffix!r}" if suffix else "has no suffix"
+        raise RadvisionError(f"Output {path!r} {named}; radvision writes CSV, so name it .csv "
+                             f"(e.g. {os.path.splitext(path)[0] + '.csv'!r}).")
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:

@@ -210,6 +210,9 @@ def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.
     df = pd.DataFrame(probs.astype(np.float64), columns=class_names)
     df.insert(0, "path", given)
     if with_labels:
+        if not (Path(run_dir) / THRESHOLDS_FILE).is_file():  # a run stopped before its thresholds were chosen
+            logger.warning("%s has no %s (the run did not finish); the labels use 0.5 for every class",
+                           run_dir, THRESHOLDS_FILE)
         if cfg.thresholds.top_k:
             from radvision.thresholds import top_k
 

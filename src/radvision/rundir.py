@@ -35,6 +35,7 @@ BEST_FILE = "best.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "trainer_state.json"
 THRESHOLDS_FILE = "thresholds.json"
+SKIPPED_FILE = "skipped_images.csv"  # images on_error=skip left out of the run: split, path, error
 PLOTS_DIR = "plots"
 
 
@@ -126,7 +127,7 @@ class RunDir:
     def _clear_outputs(self) -> None:
         """Remove what a run writes, so nothing of the replaced run (a test split's metrics, say) survives;
         other files a user put in the folder stay."""
-        fixed = (STATE_FILE, METRICS_FILE, OPTIMIZER_FILE, BEST_FILE, MODEL_FILE, THRESHOLDS_FILE)
+        fixed = (STATE_FILE, METRICS_FILE, OPTIMIZER_FILE, BEST_FILE, MODEL_FILE, THRESHOLDS_FILE, SKIPPED_FILE)
         for path in [*(self.file(n) for n in fixed), *self.path.glob("*_metrics.csv"),
                      *self.path.glob("*_per_class.csv"), *self.plots.glob("*.png")]:
             path.unlink(missing_ok=True)

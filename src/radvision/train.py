@@ -29,6 +29,7 @@ from radvision.rundir import (
     BEST_FILE,
     CONFIG_FILE,
     MODEL_FILE,
+    SKIPPED_FILE,
     STATE_FILE,
     THRESHOLDS_FILE,
     RunDir,
@@ -135,7 +136,9 @@ def _read_table(cfg: Config) -> Any:
         from radvision.sample import load_nih_sample
 
         return load_nih_sample(classes=d.classes)
-    missing = "drop" if d.on_error == "skip" else "raise"
+    # with on_error=skip a missing file is left to the image datasets, which skip it with the unreadable ones
+    # and list it (split, path, error); "drop" here would leave it out of that list
+    missing = "ignore" if d.on_error == "skip" else "raise"
     if d.dataset == "csv":
         if d.csv is None:
             raise RadvisionError("data.csv is not set; dataset 'csv' needs the path of a CSV with a 'path' column.")
@@ -307,6 +310,7 @@ class Trainer:
         self._saved_config: Config | None = None  # the resumed run's config.yaml
         self._saved_state: dict[str, Any] = {}  # the resumed run's trainer_state.json, read once
         self._overwrite_pending = False  # an old run in the directory waits to be replaced (output.overwrite)
+        self._monitor_warned = False  # the "monitored value is undefined" warning is given once
 
     # -- public -------------------------------------------------------------------------------------
     def fit(self, train_ds: Dataset | None = None, valid_ds: Dataset | None = None,
@@ -324,6 +328,9 @@ class Trainer:
         if cfg.runtime.device == "cuda" and not torch.cuda.is_available():
             raise RadvisionError("runtime.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'.")
         short = self._check_resume()
+        if self.resume is None and not any(c.epochs for c in cfg.resolved_cycles()):
+            where = "every cycle has epochs: 0" if cfg.cycles else "optim.epochs is 0"
+            raise RadvisionError(f"Nothing to train: {where}; set optim.epochs (or a cycle's epochs) to 1 or more.")
         if self.resume is None and self.run.has_run() and not cfg.output.overwrite:
             self.run.prepare(resume=False)  # raises: the directory already holds a run
         if train_ds is None:
@@ -385,11 +392,15 @@ class Trainer:
         if cfg.schedule.restore_best and self.run.file(BEST_FILE).is_file():
             load_weights(raw, self.run.file(BEST_FILE))
             logger.info("Restored the best epoch (%s) by %s", progress.best_epoch, cfg.schedule.monitor)
+        elif cfg.schedule.restore_best:
+            logger.warning("No epoch had a defined %s on the valid split, so there is no best epoch to restore; "
+                           "the run keeps the last epoch's weights.", cfg.schedule.monitor)
         if acc.is_main_process:
             save_weights(raw, self.run.file(MODEL_FILE))
             progress.finished = True
             self._save_state(progress)
         self._finish(valid_loader, test_ds)
+        self._list_skipped({"train": train_ds, "valid": valid_ds, "test": test_ds})
         acc.wait_for_everyone()
         logger.info("Run finished: %s", self.run.path)
         return self.run.path
@@ -419,6 +430,9 @@ class Trainer:
         except RadvisionError as err:
             raise RadvisionError(f"Cannot resume: the run's {path} does not load ({err})") from None
         progress = Progress.from_dict(self._saved_state)
+        asked = Path(self.config.output.run_dir)
+        if asked.resolve() != self.run.path.resolve():  # e.g. the config file's default run_dir
+            logger.info("Resuming in %s (the --resume folder); output.run_dir %s is not used", self.run.path, asked)
         return check_resume_config(self._saved_config, self.config, progress, self.run.path)
 
     def _check_classes(self) -> None:
@@ -555,6 +569,8 @@ class Trainer:
             progress.cycle_epoch = e + 1
             if improved:
                 progress.best, progress.best_epoch, progress.bad_epochs = float(value), progress.epoch, 0
+            elif math.isnan(value) and cfg.schedule.monitor != "loss":
+                self._warn_undefined_monitor()  # not a worse epoch: the valid split cannot score it
             else:
                 progress.bad_epochs += 1
             if scheduler is not None and not math.isnan(value):
@@ -585,6 +601,18 @@ class Trainer:
             value = monitored_value(row, s.monitor)
         row["monitored"] = float(value)
         return float(value)
+
+    def _warn_undefined_monitor(self) -> None:
+        if self._monitor_warned:
+            return
+        self._monitor_warned = True
+        s = self.config.schedule
+        over = f" over classes with >= {s.monitor_min_positives} valid positives" if s.monitor_min_positives else ""
+        logger.warning("%s%s is undefined on the valid split (no class there has both positive and negative "
+                       "labels, or none has enough positives); such epochs count neither as better nor as worse "
+                       "for early stopping and the best epoch. A larger valid split (data.split), a lower "
+                       "schedule.monitor_min_positives or schedule.monitor=loss gives a usable figure.",
+                       s.monitor, over)
 
     def _monitor_text(self, row: dict[str, Any], value: float) -> str:
         """The monitored number for the epoch log, labelled as what it is: with monitor_min_positives /
@@ -679,6 +707,20 @@ class Trainer:
         acc.wait_for_everyone()
 
     # -- after training -----------------------------------------------------------------------------
+    def _list_skipped(self, datasets: dict[str, Dataset | None]) -> None:
+        """SKIPPED_FILE in the run folder: every image on_error=skip left out (split, path, error), beside the
+        run it shaped; no file when nothing was skipped."""
+        if not self.accelerator.is_main_process:
+            return
+        rows = [(split, path, error) for split, ds in datasets.items()
+                for path, error in getattr(ds, "skipped", None) or []]
+        target = self.run.file(SKIPPED_FILE)
+        if rows:
+            atomic_write_csv(pd.DataFrame(rows, columns=["split", "path", "error"]), target)
+            logger.warning("%d image(s) were skipped as unreadable; the list is in %s", len(rows), target)
+        else:
+            target.unlink(missing_ok=True)  # a resumed run whose images are all readable now
+
     def _finish(self, valid_loader: DataLoader, test_ds: Dataset | None) -> None:
         from radvision.plots import plot_confusion_matrices, plot_roc, plot_training_curves
         from radvision.thresholds import f1_optimal_thresholds, save_thresholds

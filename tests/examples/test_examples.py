@@ -186,6 +186,22 @@ def test_imageclef_smoke_runs_and_writes_a_submission(clef, tmp_path, capsys):
         )
 
 
+@pytest.mark.parametrize("flag, value", [("--top-concepts", "0"), ("--min-frequency", "0")])
+def test_imageclef_bad_vocabulary_options_name_the_option(clef, flag, value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        clef.main(["--smoke", flag, value])
+    assert exc.value.code == 2
+    assert f"{flag} must be 1 or more" in capsys.readouterr().err
+
+
+def test_imageclef_detects_a_comma_separated_concept_file(clef, tmp_path):
+    root = clef.make_synthetic_imageclef(tmp_path, n_train=8, n_valid=6)
+    tsv = (root / "valid_concepts.csv").read_text()
+    (root / "valid_concepts.csv").write_text(tsv.replace("\t", ","))  # ROCOv2 layout
+    t = clef.concept_table(root / "valid_concepts.csv", root / "valid", ["C1000000"])
+    assert len(t) == 6 and set(t.frame["concepts"]) == {c.split("\t")[1] for c in tsv.splitlines()}
+
+
 def test_imageclef_without_validation_file_splits_the_training_images(clef, tmp_path):
     root = clef.make_synthetic_imageclef(tmp_path / "data", n_train=40, n_valid=4)
     (root / "valid_concepts.csv").unlink()

@@ -205,3 +205,14 @@ def test_evaluate_files_on_disk_skip_blank_cells_and_failed_rows(run_dir, tmp_pa
     summary, _ = evaluate_files(tmp_path / "pred.csv", tmp_path / "gold.csv")
     assert summary["n_samples"] == len(gold) - 1
     assert summary["auroc/Bright"] == pytest.approx(1.0)
+
+
+def test_labels_without_thresholds_warn_that_they_use_one_half(run_dir, tmp_path, caplog):
+    copy = shutil.copytree(run_dir, tmp_path / "unfinished")
+    (copy / "thresholds.json").unlink()  # as a run stopped before its thresholds were chosen
+    out = predict(copy, run_dir.parent / "img", device="cpu", with_labels=True)
+    assert "has no thresholds.json" in caplog.text and "0.5 for every class" in caplog.text
+    assert ((out["Bright"] >= 0.5) == (out["Bright_label"] == 1)).all()
+    caplog.clear()
+    predict(run_dir, run_dir.parent / "img", device="cpu", with_labels=True)
+    assert "has no thresholds.json" not in caplog.text

@@ -345,3 +345,59 @@ def test_chexpert_official_valid_csv_becomes_the_test_split(tmp_path):
     assert all("/valid/" in str(p) for p in test.table.paths)
     assert not any("/valid/" in str(p) for p in [*train.table.paths, *valid.table.paths])
     assert not set(train.table.frame["patient_id"]) & set(valid.table.frame["patient_id"])
+
+
+# -- what a run says about itself ------------------------------------------------------------------------
+
+
+def test_a_fresh_run_with_no_epochs_is_refused_before_any_data(tmp_path, data_csv, monkeypatch):
+    _no_data(monkeypatch)
+    with pytest.raises(RadvisionError, match="Nothing to train: optim.epochs is 0"):
+        Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=0")).fit()
+    with pytest.raises(RadvisionError, match="every cycle has epochs: 0"):
+        Trainer(tiny_config(tmp_path, data_csv, "cycles=[{epochs: 0}]")).fit()
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_undefined_monitor_neither_stops_training_nor_picks_a_best_epoch(tmp_path, make_images, caplog):
+    csv = make_images(tmp_path / "d", n=16)
+    frame = pd.read_csv(csv)
+    frame.loc[frame["split"] == "valid", ["Bright", "Stripe"]] = 0  # no positives: AUROC is undefined
+    frame.to_csv(csv, index=False)
+    cfg = tiny_config(tmp_path, csv, "optim.epochs=3", "schedule.patience=1", "schedule.restore_best=true")
+    run = Trainer(cfg).fit()
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["epoch"] == 3 and not state["stopped_early"] and state["best_epoch"] is None
+    assert caplog.text.count("is undefined on the valid split") == 1
+    assert "keeps the last epoch's weights" in caplog.text
+
+
+def test_skipped_images_are_listed_in_the_run_folder(tmp_path, make_images):
+    csv = make_images(tmp_path / "d", n=16)
+    (tmp_path / "d" / "img" / "001.png").write_bytes(b"not a png")  # a train image
+    frame = pd.read_csv(csv)
+    frame.loc[len(frame)] = {"path": "img/missing.png", "Bright": 1, "Stripe": 0, "patient_id": "px",
+                             "split": "valid"}
+    frame.to_csv(csv, index=False)
+    run = Trainer(tiny_config(tmp_path, csv, "data.on_error=skip")).fit()
+    skipped = pd.read_csv(run / "skipped_images.csv")
+    assert list(skipped.columns) == ["split", "path", "error"]
+    assert sorted(zip(skipped["split"], skipped["path"].map(lambda p: p.rsplit("/", 1)[1]))) == [
+        ("train", "001.png"), ("valid", "missing.png")]
+    assert skipped["error"].str.len().gt(0).all()
+    # a new run over the same folder whose images all read leaves no stale list behind
+    (tmp_path / "d" / "img" / "001.png").unlink()
+    frame[~frame["path"].isin(["img/001.png", "img/missing.png"])].to_csv(csv, index=False)
+    Trainer(tiny_config(tmp_path, csv, "data.on_error=skip", "output.overwrite=true")).fit()
+    assert not (run / "skipped_images.csv").exists()
+
+
+def test_resume_writes_into_the_resume_folder_and_says_output_run_dir_is_not_used(tmp_path, data_csv, caplog):
+    import logging
+
+    run = Trainer(tiny_config(tmp_path, data_csv)).fit()
+    other = tmp_path / "elsewhere"
+    with caplog.at_level(logging.INFO, logger="radvision.train"):
+        Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2", f"output.run_dir={other}"), resume=run).fit()
+    assert f"output.run_dir {other} is not used" in caplog.text
+    assert not other.exists() and json.loads((run / "trainer_state.json").read_text())["epoch"] == 2
