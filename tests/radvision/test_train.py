@@ -382,7 +382,7 @@ def test_skipped_images_are_listed_in_the_run_folder(tmp_path, make_images):
     run = Trainer(tiny_config(tmp_path, csv, "data.on_error=skip")).fit()
     skipped = pd.read_csv(run / "skipped_images.csv")
     assert list(skipped.columns) == ["split", "path", "error"]
-    assert sorted(zip(skipped["split"], skipped["path"].map(lambda p: p.rsplit("/", 1)[1]))) == [
+    assert sorted(zip(skipped["split"], skipped["path"].map(lambda p: p.rsplit("/", 1)[1]), strict=True)) == [
         ("train", "001.png"), ("valid", "missing.png")]
     assert skipped["error"].str.len().gt(0).all()
     # a new run over the same folder whose images all read leaves no stale list behind
