@@ -137,16 +137,12 @@ def imageclef_f1(predicted: list[set[str]], gold: list[set[str]]) -> float:
     return float(np.mean(scores))
 
 
-def predicted_concepts(
-    probs: np.ndarray, classes: list[str], thresholds: np.ndarray, k: int | None
-) -> list[set[str]]:
-    """Concepts per image: those reaching their threshold, at most the k most probable (k=None: no cap)."""
-    from radvision.thresholds import top_k
-
-    p = np.nan_to_num(np.asarray(probs, dtype=float), nan=0.0)  # an unreadable image predicts nothing
-    labels = top_k(p, k, thresholds) if k else (p >= thresholds).astype(int)
+def predicted_concepts(labels: Any, classes: list[str]) -> list[set[str]]:
+    """Concepts per image from `radvision predict --labels` output (its `<concept>_label` 0/1 columns, blank
+    for an unreadable image, which predicts nothing)."""
     names = np.asarray(classes, dtype=object)
-    return [set(names[row.astype(bool)]) for row in labels]
+    chosen = labels[[f"{c}_label" for c in classes]].fillna(0).to_numpy(dtype=float) > 0
+    return [set(names[row]) for row in chosen]
 
 
 def write_submission(path: Path, ids: list[str], concepts: list[set[str]]) -> Path:
@@ -160,13 +156,13 @@ def write_submission(path: Path, ids: list[str], concepts: list[set[str]]) -> Pa
 
 def score_run(run: Path, test: Any, cfg: Any) -> dict[str, float]:
     """Predict the test images with the finished run and score them the ImageCLEF way."""
-    from radvision.predict import predict, read_thresholds
-    from radvision.rundir import THRESHOLDS_FILE
+    from radvision.predict import predict
 
     classes = list(test.classes)
-    pred = predict(run, test.frame[["path"]], batch_size=cfg.optim.batch_size, device=cfg.runtime.device)
-    thr = read_thresholds(run / THRESHOLDS_FILE, classes)
-    chosen = predicted_concepts(pred[classes].to_numpy(dtype=float), classes, thr, cfg.thresholds.top_k)
+    # with_labels: the run's own decision rule (its thresholds, thresholds.top_k, min_labels, cardinality)
+    pred = predict(run, test.frame[["path"]], batch_size=cfg.optim.batch_size, device=cfg.runtime.device,
+                   with_labels=True)
+    chosen = predicted_concepts(pred, classes)
     gold_all = test.frame["concepts"].map(concept_set).tolist()
     vocab = set(classes)
     gold_kept = [g & vocab for g in gold_all]

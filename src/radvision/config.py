@@ -159,7 +159,9 @@ class OutputConfig:
 @dataclass
 class ThresholdConfig:
     min_precision: float | None = None
-    top_k: int | None = None
+    top_k: int | None = None  # at most k labels per image
+    min_labels: int = 0  # at least this many labels per image (the most probable ones)
+    cardinality: float | str | None = None  # "train" or a number: shift thresholds to this mean labels/image
 
 
 @dataclass
@@ -323,6 +325,22 @@ def flatten_config(cfg: Config) -> dict[str, Any]:
     return flat
 
 
+def _check_decision_rule(t: ThresholdConfig) -> None:
+    if t.min_labels < 0:
+        raise RadvisionError(f"Config key 'thresholds.min_labels' must be zero or more, got {t.min_labels!r}.")
+    if t.top_k is not None and t.min_labels > t.top_k:
+        raise RadvisionError(f"thresholds.min_labels ({t.min_labels}) is more than thresholds.top_k ({t.top_k}).")
+    c = t.cardinality
+    if isinstance(c, str) and c != "train":
+        try:
+            c = t.cardinality = float(c)  # "1.5" from an override stays a number
+        except ValueError:
+            raise RadvisionError(f"Config key 'thresholds.cardinality' must be 'train', a number of labels per "
+                                 f"image, or null, got {c!r}.") from None
+    if isinstance(c, float) and not c >= 0:
+        raise RadvisionError(f"Config key 'thresholds.cardinality' must be zero or more, got {c!r}.")
+
+
 def _check_consistency(cfg: Config) -> None:
     for name, value in (("optim.lr", cfg.optim.lr), ("optim.batch_size", cfg.optim.batch_size)):
         if value <= 0:
@@ -335,6 +353,7 @@ def _check_consistency(cfg: Config) -> None:
     if cfg.thresholds.top_k is not None and cfg.thresholds.top_k < 1:
         raise RadvisionError(f"Config key 'thresholds.top_k' must be 1 or more (or null for no limit), "
                              f"got {cfg.thresholds.top_k!r}.")
+    _check_decision_rule(cfg.thresholds)
     unused = [k for k in ("root", "csv") if getattr(cfg.data, k) is not None]
     if cfg.data.dataset == "nih_sample" and unused:
         logging.getLogger(__name__).warning(

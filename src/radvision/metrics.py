@@ -65,16 +65,30 @@ def _ap(t: np.ndarray, s: np.ndarray) -> float:
     return float(skm.average_precision_score(t, s)) if t.sum() > 0 else float("nan")
 
 
-def per_class_metrics(y_true, y_prob, class_names: Sequence[str], thresholds=0.5) -> pd.DataFrame:
+def _decisions(y_prob: np.ndarray, thr: np.ndarray, y_pred) -> np.ndarray:
+    """0/1 predictions: `y_pred` when given (a decision rule beyond thresholds, e.g. top-k), else p >= thr."""
+    if y_pred is None:
+        return (y_prob >= thr).astype(int)
+    pred = np.asarray(y_pred)
+    if pred.ndim == 1:
+        pred = pred.reshape(-1, 1)
+    if pred.shape != y_prob.shape:
+        raise RadvisionError(f"y_pred {pred.shape} and y_prob {y_prob.shape} must have the same shape.")
+    return pred.astype(int)
+
+
+def per_class_metrics(y_true, y_prob, class_names: Sequence[str], thresholds=0.5, y_pred=None) -> pd.DataFrame:
     """One row per class: auroc, average_precision, precision, recall, f1, specificity, support
-    (known positives), n (known labels), prevalence, threshold."""
+    (known positives), n (known labels), prevalence, threshold.  Precision, recall, F1 and specificity
+    score `y_pred` when given (0/1 decisions of a whole rule, see `thresholds.decide`), else p >= threshold."""
     y_true, y_prob, names = _prepare(y_true, y_prob, class_names)
     thr = as_thresholds(thresholds, len(names))
+    decided = _decisions(y_prob, thr, y_pred)
     rows = []
     for j, name in enumerate(names):
         m = ~np.isnan(y_true[:, j])
         t, s = y_true[m, j].astype(int), y_prob[m, j]
-        p = (s >= thr[j]).astype(int)
+        p = decided[m, j]
         if m.any():
             pr, rc, f1 = _binary_scores(t, p)
             neg = (t == 0).sum()
@@ -113,19 +127,20 @@ def any_finding(y_true, y_prob, class_names: Sequence[str]) -> tuple[np.ndarray,
     return truth, score
 
 
-def evaluate_predictions(y_true, y_prob, class_names: Sequence[str], thresholds=0.5) -> dict:
+def evaluate_predictions(y_true, y_prob, class_names: Sequence[str], thresholds=0.5, y_pred=None) -> dict:
     """Summary metrics as a flat dict of floats (plus ``auroc/<class>`` per class).
 
     Keys: mean_auroc, micro_auroc, auroc_any_finding (see `any_finding`), mean_average_precision, macro_/micro_/samples_ f1, precision and
     recall, exact_match, hamming_loss, jaccard_samples, jaccard_macro, lrap, label_ranking_loss,
     coverage_error, label_cardinality_true / _pred, n_samples, n_complete_rows.
     samples_f1 is ImageCLEF's instance-averaged F1: sklearn ``average="samples"`` where a row with no
-    true and no predicted label scores 1.
+    true and no predicted label scores 1.  The label metrics score `y_pred` when given (0/1 decisions of a
+    whole rule, see `thresholds.decide`), else p >= threshold.
     """
     y_true, y_prob, names = _prepare(y_true, y_prob, class_names)
     thr = as_thresholds(thresholds, len(names))
-    pc = per_class_metrics(y_true, y_prob, names, thr)
-    y_pred = (y_prob >= thr).astype(int)
+    y_pred = _decisions(y_prob, thr, y_pred)
+    pc = per_class_metrics(y_true, y_prob, names, thr, y_pred=y_pred)
     out: dict = {"n_samples": int(len(y_true)), "n_classes": len(names)}
     out["mean_auroc"] = _nanmean(pc["auroc"])
     out["mean_average_precision"] = _nanmean(pc["average_precision"])

@@ -6,6 +6,7 @@ column (empty when the image was fine, NaN probabilities when it was not).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import os
@@ -213,17 +214,28 @@ def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.
         if not (Path(run_dir) / THRESHOLDS_FILE).is_file():  # a run stopped before its thresholds were chosen
             logger.warning("%s has no %s (the run did not finish); the labels use 0.5 for every class",
                            run_dir, THRESHOLDS_FILE)
-        if cfg.thresholds.top_k:
-            from radvision.thresholds import top_k
-
-            labels = top_k(np.nan_to_num(probs, nan=0.0), cfg.thresholds.top_k, thresholds).astype("float32")
-        else:
-            labels = (probs >= thresholds).astype("float32")
-        labels[np.isnan(probs)] = np.nan
+        labels = decide_labels(run_dir, cfg, probs, thresholds)
         for j, c in enumerate(class_names):
             df[f"{c}_label"] = labels[:, j]
     df["error"] = errors
     return df
+
+
+def decide_labels(run_dir: str | os.PathLike[str], cfg: Config, probs: np.ndarray, thresholds: np.ndarray
+                  ) -> np.ndarray:
+    """0/1 labels (NaN for unread images) by the run's decision rule, as its test metrics were scored:
+    thresholds, `thresholds.cardinality` over these images, `min_labels` and `top_k` per image."""
+    from radvision.thresholds import decide, load_train_cardinality, rule_from_config
+
+    t = cfg.thresholds
+    recorded = load_train_cardinality(Path(run_dir) / THRESHOLDS_FILE)
+    if t.cardinality == "train" and recorded is None:
+        logger.warning("thresholds.cardinality is 'train' but %s records no train_cardinality; the thresholds "
+                       "are not shifted", run_dir)
+        t = dataclasses.replace(t, cardinality=None)
+    labels = decide(probs, thresholds, **rule_from_config(t, recorded)).astype("float32")
+    labels[np.isnan(probs).any(axis=1)] = np.nan
+    return labels
 
 
 # `radvision.predict` is this module once imported, so the package exports the function under this name.

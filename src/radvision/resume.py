@@ -46,7 +46,7 @@ class Progress:
 RESUME_FREE_KEYS = frozenset({
     "runtime.amp", "runtime.channels_last", "runtime.compile", "runtime.device", "runtime.progress",
     "output.run_dir", "output.overwrite", "optim.num_workers", "data.cache_dir", "schedule.patience",
-    "thresholds.min_precision", "thresholds.top_k",
+    "thresholds.min_precision", "thresholds.top_k", "thresholds.min_labels", "thresholds.cardinality",
 })
 # Keys that make up the schedule: compared through Config.resolved_cycles, so a resumed run may add epochs
 # and cycles but never rewrite the ones already trained.

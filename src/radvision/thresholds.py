@@ -134,16 +134,66 @@ def adjust_thresholds(y_prob, thresholds, target_cardinality: float, *, max_shif
     return shifted(best)
 
 
-def save_thresholds(path: str | Path, class_names: Sequence[str], thr) -> Path:
-    """Write ``{"format", "thresholds": {class: value}}`` as JSON, atomically."""
+def decide(y_prob, thresholds=DEFAULT_THRESHOLD, *, top_k: int | None = None, min_labels: int = 0,
+           cardinality: float | None = None) -> np.ndarray:
+    """0/1 labels from probabilities by a run's whole decision rule (config section ``thresholds``):
+    per-class thresholds, shifted together first when ``cardinality`` is given so that these rows get that
+    many labels on average (`adjust_thresholds`), then at least ``min_labels`` and at most ``top_k`` labels
+    per row (`predict_labels`).  Rows with a NaN probability (an unreadable image) get no label."""
+    p = _probs(y_prob)
+    missing = np.isnan(p).any(axis=1)
+    p = np.where(missing[:, None], 0.0, p)
+    thr = as_thresholds(thresholds, p.shape[1])
+    if cardinality is not None and (~missing).any():
+        thr = adjust_thresholds(p[~missing], thr, min(float(cardinality), p.shape[1]))
+    pred = predict_labels(p, thr, min_labels=min(min_labels, p.shape[1]), max_labels=top_k)
+    pred[missing] = 0
+    return pred
+
+
+def rule_from_config(t, train_cardinality: float | None = None) -> dict:
+    """`decide` keyword arguments from a config's ``thresholds`` section; ``cardinality: train`` becomes
+    `train_cardinality`, the mean labels per training image that the run recorded."""
+    card = t.cardinality
+    if card == "train":
+        if train_cardinality is None:
+            raise RadvisionError("thresholds.cardinality is 'train' but the run recorded no training label "
+                                 "cardinality (its thresholds.json has no train_cardinality); give a number.")
+        card = train_cardinality
+    return {"top_k": t.top_k, "min_labels": t.min_labels, "cardinality": card}
+
+
+def label_cardinality(y_true) -> float:
+    """Mean number of positive labels per row (unknown labels count as absent); NaN for no rows."""
+    y = np.asarray(y_true, dtype=float)
+    return float(np.nan_to_num(y, nan=0.0).clip(0, 1).sum(axis=1).mean()) if len(y) else float("nan")
+
+
+def save_thresholds(path: str | Path, class_names: Sequence[str], thr, *,
+                    train_cardinality: float | None = None) -> Path:
+    """Write ``{"format", "thresholds": {class: value}}`` as JSON, atomically; ``train_cardinality`` (the
+    training labels' mean labels per image, for ``thresholds.cardinality: train``) is kept beside them."""
     names = [str(c) for c in class_names]
     values = as_thresholds(thr, len(names))
     if not np.isfinite(values).all():
         raise RadvisionError("Thresholds must be finite numbers.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"format": FORMAT, "version": 1, "thresholds": {n: float(v) for n, v in zip(names, values, strict=True)}}
+    doc: dict = {"format": FORMAT, "version": 1,
+                 "thresholds": {n: float(v) for n, v in zip(names, values, strict=True)}}
+    if train_cardinality is not None and np.isfinite(train_cardinality):
+        doc["train_cardinality"] = float(train_cardinality)
     return atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
+
+
+def load_train_cardinality(path: str | Path) -> float | None:
+    """The ``train_cardinality`` a run recorded in its thresholds.json (None when the file has none)."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    value = doc.get("train_cardinality") if isinstance(doc, dict) else None
+    return float(value) if isinstance(value, int | float) else None
 
 
 def load_thresholds(path: str | Path) -> dict[str, float]:

@@ -311,6 +311,7 @@ class Trainer:
         self._saved_state: dict[str, Any] = {}  # the resumed run's trainer_state.json, read once
         self._overwrite_pending = False  # an old run in the directory waits to be replaced (output.overwrite)
         self._monitor_warned = False  # the "monitored value is undefined" warning is given once
+        self._train_cardinality: float | None = None  # mean labels per training image (thresholds.cardinality)
 
     # -- public -------------------------------------------------------------------------------------
     def fit(self, train_ds: Dataset | None = None, valid_ds: Dataset | None = None,
@@ -369,6 +370,9 @@ class Trainer:
         self.model = raw
 
         y_train = dataset_labels(train_ds)
+        from radvision.thresholds import label_cardinality
+
+        self._train_cardinality = label_cardinality(y_train)
         loader_kw = {"batch_size": cfg.optim.batch_size, "num_workers": cfg.optim.num_workers, "pin_memory": use_cuda,
                      "persistent_workers": cfg.optim.num_workers > 0}
         train_loader, self.sampler = build_train_loader(cfg, train_ds, y_train, **loader_kw)
@@ -723,7 +727,7 @@ class Trainer:
 
     def _finish(self, valid_loader: DataLoader, test_ds: Dataset | None) -> None:
         from radvision.plots import plot_confusion_matrices, plot_roc, plot_training_curves
-        from radvision.thresholds import f1_optimal_thresholds, save_thresholds
+        from radvision.thresholds import decide, f1_optimal_thresholds, rule_from_config, save_thresholds
 
         acc, cfg = self.accelerator, self.config
         model = acc.prepare(self.model)
@@ -738,14 +742,17 @@ class Trainer:
             results["test"] = (t_true, t_prob)
         if not acc.is_main_process:
             return
-        save_thresholds(self.run.file(THRESHOLDS_FILE), self.class_names, thr)
+        save_thresholds(self.run.file(THRESHOLDS_FILE), self.class_names, thr,
+                        train_cardinality=self._train_cardinality)
         history = self.run.read_metrics()
         if len(history):
             plot_training_curves(history, self.run.plots / "curves.png")
+        rule = rule_from_config(cfg.thresholds, self._train_cardinality)  # as `radvision predict --labels`
         for split, (yt, yp) in results.items():
-            write_split_metrics(self.run.path, split, yt, yp, self.class_names, thr)
+            decided = decide(yp, thr, **rule)
+            write_split_metrics(self.run.path, split, yt, yp, self.class_names, thr, y_pred=decided)
             plot_roc(yt, yp, self.class_names, self.run.plots / f"roc_{split}.png")
-            plot_confusion_matrices(yt, yp >= thr, self.class_names, self.run.plots / f"confusion_{split}.png")
+            plot_confusion_matrices(yt, decided, self.class_names, self.run.plots / f"confusion_{split}.png")
 
 
 _METRIC_ALIASES = {"loss": "valid_loss", "f1_macro": "macro_f1", "f1_micro": "micro_f1", "f1_samples": "samples_f1"}
@@ -766,14 +773,16 @@ def _is_scalar(v: Any) -> bool:
 
 
 def write_split_metrics(run_dir: str | os.PathLike[str], split: str, y_true: np.ndarray, y_prob: np.ndarray,
-                        class_names: list[str], thresholds: np.ndarray) -> tuple[Path, Path]:
-    """`{split}_metrics.csv` (metric, value) and `{split}_per_class.csv` at the chosen thresholds."""
+                        class_names: list[str], thresholds: np.ndarray, y_pred: np.ndarray | None = None
+                        ) -> tuple[Path, Path]:
+    """`{split}_metrics.csv` (metric, value) and `{split}_per_class.csv` at the chosen thresholds (label
+    metrics score `y_pred`, the run's whole decision rule, when given)."""
     from radvision.metrics import evaluate_predictions, per_class_metrics
 
-    summary = evaluate_predictions(y_true, y_prob, class_names, thresholds=thresholds)
+    summary = evaluate_predictions(y_true, y_prob, class_names, thresholds=thresholds, y_pred=y_pred)
     flat = pd.DataFrame({"metric": [k for k, v in summary.items() if _is_scalar(v)],
                          "value": [float(v) for v in summary.values() if _is_scalar(v)]})
-    per_class = per_class_metrics(y_true, y_prob, class_names, thresholds=thresholds)
+    per_class = per_class_metrics(y_true, y_prob, class_names, thresholds=thresholds, y_pred=y_pred)
     if not isinstance(per_class, pd.DataFrame):
         per_class = pd.DataFrame(per_class)
     run = Path(run_dir)

@@ -140,16 +140,10 @@ def test_imageclef_f1_is_the_instance_average(clef):
         clef.imageclef_f1([set()], [set(), set()])
 
 
-def test_predicted_concepts_respect_thresholds_and_top_k(clef):
-    probs = np.array([[0.9, 0.8, 0.7, 0.1], [0.2, 0.3, 0.1, 0.05]])
-    thr = np.array([0.5, 0.5, 0.5, 0.5])
-    classes = ["C1", "C2", "C3", "C4"]
-    assert clef.predicted_concepts(probs, classes, thr, k=2) == [{"C1", "C2"}, set()]
-    assert clef.predicted_concepts(probs, classes, thr, k=None) == [{"C1", "C2", "C3"}, set()]
-    low = np.array([0.95, 0.5, 0.5, 0.01])
-    # C4 passes its threshold in row 2 but is not among the 3 most probable there
-    assert clef.predicted_concepts(probs, classes, low, k=3) == [{"C2", "C3"}, set()]
-    assert clef.predicted_concepts(probs, classes, low, k=4) == [{"C2", "C3", "C4"}, {"C4"}]
+def test_predicted_concepts_read_the_label_columns(clef):
+    labels = pd.DataFrame({"C1_label": [1.0, 0.0, np.nan], "C2_label": [1.0, 0.0, np.nan], "C3_label": [0.0, 1.0, np.nan],
+                           "C1": [0.9, 0.1, np.nan]})
+    assert clef.predicted_concepts(labels, ["C1", "C2", "C3"]) == [{"C1", "C2"}, {"C3"}, set()]
 
 
 def test_concept_table_uses_the_training_vocabulary(clef, tmp_path):

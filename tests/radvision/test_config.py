@@ -178,3 +178,21 @@ def test_top_k_must_be_positive_and_nih_sample_warns_about_an_unused_root(caplog
     with caplog.at_level("WARNING"):
         load_config(None, ["data.dataset=nih_sample", "data.root=/data/nih"])
     assert "data.root is not used by data.dataset 'nih_sample'" in caplog.text
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["thresholds.min_labels=-1"], "'thresholds.min_labels' must be zero or more"),
+    (["thresholds.min_labels=2", "thresholds.top_k=1"], "min_labels (2) is more than thresholds.top_k (1)"),
+    (["thresholds.cardinality=most"], "must be 'train', a number of labels per image, or null"),
+    (["thresholds.cardinality=-0.5"], "'thresholds.cardinality' must be zero or more"),
+])
+def test_decision_rule_keys_are_checked(overrides, message):
+    with pytest.raises(RadvisionError) as err:
+        load_config(None, overrides)
+    assert message in str(err.value)
+
+
+def test_decision_rule_keys_load():
+    t = load_config(None, ["thresholds.min_labels=1", "thresholds.top_k=3", "thresholds.cardinality=train"]).thresholds
+    assert (t.min_labels, t.top_k, t.cardinality) == (1, 3, "train")
+    assert load_config(None, ["thresholds.cardinality=1.5"]).thresholds.cardinality == 1.5

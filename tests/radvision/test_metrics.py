@@ -157,3 +157,17 @@ def test_monitored_mean_keeps_classes_with_enough_positives():
     assert math.isnan(monitored_mean(y, p, names, min_positives=100))
     with pytest.raises(RadvisionError, match="auroc, average_precision or f1"):
         monitored_mean(y, p, names, "lrap")
+
+
+def test_label_metrics_score_the_given_decisions(data):
+    y, p, names = *data, NAMES
+    decided = np.zeros(y.shape, dtype=int)
+    decided[:, 0] = 1  # a rule that labels every row with class 0 and nothing else
+    summary = evaluate_predictions(y, p, names, thresholds=0.5, y_pred=decided)
+    assert summary["label_cardinality_pred"] == 1.0
+    assert summary["micro_f1"] == pytest.approx(skm.f1_score(y.ravel(), decided.ravel()))
+    pc = per_class_metrics(y, p, names, y_pred=decided)
+    assert pc["recall"].iloc[0] == 1.0 and pc["precision"].iloc[0] == pytest.approx(y[:, 0].mean())
+    assert summary["mean_auroc"] == evaluate_predictions(y, p, names)["mean_auroc"]  # scores are unchanged
+    with pytest.raises(RadvisionError, match="y_pred"):
+        evaluate_predictions(y, p, names, y_pred=decided[:, :1])

@@ -216,3 +216,15 @@ def test_labels_without_thresholds_warn_that_they_use_one_half(run_dir, tmp_path
     caplog.clear()
     predict(run_dir, run_dir.parent / "img", device="cpu", with_labels=True)
     assert "has no thresholds.json" not in caplog.text
+
+
+def test_labels_follow_the_runs_cardinality_rule(run_dir, tmp_path):
+    import json
+
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    recorded = json.loads((copy / "thresholds.json").read_text())["train_cardinality"]
+    for value, expected in (("0", 0.0), ("train", recorded), ("0.5", 0.5), ("1.5", 1.5)):
+        save_config(load_config(copy / "config.yaml", [f"thresholds.cardinality={value}"]), copy / "config.yaml")
+        out = predict(copy, run_dir.parent / "img", device="cpu", with_labels=True)
+        mean = out[["Bright_label", "Stripe_label"]].sum(axis=1).mean()
+        assert mean == pytest.approx(expected, abs=1 / 24)  # 24 images: within one label of the target

@@ -116,3 +116,30 @@ def test_threshold_log_names_classes(caplog):
     assert "Rare has no positive or no negative labels" in caplog.text
     with pytest.raises(RadvisionError, match="2 classes"):
         f1_optimal_thresholds(y, p, class_names=["Effusion"])
+
+
+def test_decide_applies_the_whole_rule_in_order():
+    from radvision.thresholds import decide
+
+    p = np.array([[0.9, 0.8, 0.1], [0.2, 0.3, 0.1], [np.nan, 0.9, 0.9]])
+    np.testing.assert_array_equal(decide(p, 0.5), [[1, 1, 0], [0, 0, 0], [0, 0, 0]])  # a NaN row gets nothing
+    np.testing.assert_array_equal(decide(p, 0.5, top_k=1), [[1, 0, 0], [0, 0, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(decide(p, 0.5, min_labels=1), [[1, 1, 0], [0, 1, 0], [0, 0, 0]])
+    # cardinality shifts every threshold together over the readable rows: 1 label per row on average
+    shifted = decide(p, 0.5, cardinality=1.0)
+    assert shifted[:2].sum() == 2 and shifted[0, 0] == 1 and shifted[2].sum() == 0
+    assert decide(p, 0.5, cardinality=0.0)[:2].sum() == 0
+
+
+def test_train_cardinality_is_recorded_beside_the_thresholds(tmp_path):
+    from radvision.config import ThresholdConfig
+    from radvision.thresholds import label_cardinality, load_train_cardinality, rule_from_config
+
+    assert label_cardinality([[1, 0, np.nan], [1, 1, 0]]) == pytest.approx(1.5)
+    path = save_thresholds(tmp_path / "t.json", ["a", "b"], [0.3, 0.6], train_cardinality=1.5)
+    assert load_train_cardinality(path) == 1.5 and load_thresholds(path) == {"a": 0.3, "b": 0.6}
+    assert load_train_cardinality(save_thresholds(tmp_path / "u.json", ["a"], [0.3])) is None
+    rule = rule_from_config(ThresholdConfig(top_k=2, min_labels=1, cardinality="train"), 1.5)
+    assert rule == {"top_k": 2, "min_labels": 1, "cardinality": 1.5}
+    with pytest.raises(RadvisionError, match="recorded no training label cardinality"):
+        rule_from_config(ThresholdConfig(cardinality="train"), None)

@@ -401,3 +401,13 @@ def test_resume_writes_into_the_resume_folder_and_says_output_run_dir_is_not_use
         Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2", f"output.run_dir={other}"), resume=run).fit()
     assert f"output.run_dir {other} is not used" in caplog.text
     assert not other.exists() and json.loads((run / "trainer_state.json").read_text())["epoch"] == 2
+
+
+def test_run_metrics_follow_the_whole_decision_rule(tmp_path, data_csv):
+    run = Trainer(tiny_config(tmp_path, data_csv, "thresholds.top_k=1", "thresholds.min_labels=1")).fit()
+    for split in ("valid", "test"):
+        summary = pd.read_csv(run / f"{split}_metrics.csv").set_index("metric")["value"]
+        assert summary["label_cardinality_pred"] == 1.0  # exactly one label per image
+    train = pd.read_csv(data_csv).query("split == 'train'")
+    recorded = json.loads((run / "thresholds.json").read_text())["train_cardinality"]
+    assert recorded == pytest.approx(train[CLASSES].sum(axis=1).mean())
