@@ -404,7 +404,7 @@ class Trainer:
             progress.finished = True
             self._save_state(progress)
         self._finish(valid_loader, test_ds)
-        self._list_skipped({"train": train_ds, "valid": valid_ds, "test": test_ds})
+        self._write_skipped_list({"train": train_ds, "valid": valid_ds, "test": test_ds})
         acc.wait_for_everyone()
         logger.info("Run finished: %s", self.run.path)
         return self.run.path
@@ -711,7 +711,7 @@ class Trainer:
         acc.wait_for_everyone()
 
     # -- after training -----------------------------------------------------------------------------
-    def _list_skipped(self, datasets: dict[str, Dataset | None]) -> None:
+    def _write_skipped_list(self, datasets: dict[str, Dataset | None]) -> None:
         """SKIPPED_FILE in the run folder: every image on_error=skip left out (split, path, error), beside the
         run it shaped; no file when nothing was skipped."""
         if not self.accelerator.is_main_process:
@@ -721,7 +721,7 @@ class Trainer:
         target = self.run.file(SKIPPED_FILE)
         if rows:
             atomic_write_csv(pd.DataFrame(rows, columns=["split", "path", "error"]), target)
-            logger.warning("%d image(s) were skipped as unreadable; the list is in %s", len(rows), target)
+            logger.warning("%d image(s) were skipped (missing or unreadable); the list is in %s", len(rows), target)
         else:
             target.unlink(missing_ok=True)  # a resumed run whose images are all readable now
 

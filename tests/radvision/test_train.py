@@ -372,14 +372,16 @@ def test_an_undefined_monitor_neither_stops_training_nor_picks_a_best_epoch(tmp_
     assert "keeps the last epoch's weights" in caplog.text
 
 
-def test_skipped_images_are_listed_in_the_run_folder(tmp_path, make_images):
+@pytest.mark.parametrize("cache", [False, True])
+def test_skipped_images_are_listed_in_the_run_folder(tmp_path, make_images, cache):
     csv = make_images(tmp_path / "d", n=16)
     (tmp_path / "d" / "img" / "001.png").write_bytes(b"not a png")  # a train image
     frame = pd.read_csv(csv)
     frame.loc[len(frame)] = {"path": "img/missing.png", "Bright": 1, "Stripe": 0, "patient_id": "px",
                              "split": "valid"}
     frame.to_csv(csv, index=False)
-    run = Trainer(tiny_config(tmp_path, csv, "data.on_error=skip")).fit()
+    extra = [f"data.cache_dir={tmp_path / 'cache'}"] if cache else []
+    run = Trainer(tiny_config(tmp_path, csv, "data.on_error=skip", *extra)).fit()
     skipped = pd.read_csv(run / "skipped_images.csv")
     assert list(skipped.columns) == ["split", "path", "error"]
     assert sorted(zip(skipped["split"], skipped["path"].map(lambda p: p.rsplit("/", 1)[1]), strict=True)) == [
@@ -388,7 +390,7 @@ def test_skipped_images_are_listed_in_the_run_folder(tmp_path, make_images):
     # a new run over the same folder whose images all read leaves no stale list behind
     (tmp_path / "d" / "img" / "001.png").unlink()
     frame[~frame["path"].isin(["img/001.png", "img/missing.png"])].to_csv(csv, index=False)
-    Trainer(tiny_config(tmp_path, csv, "data.on_error=skip", "output.overwrite=true")).fit()
+    Trainer(tiny_config(tmp_path, csv, "data.on_error=skip", "output.overwrite=true", *extra)).fit()
     assert not (run / "skipped_images.csv").exists()
 
 
