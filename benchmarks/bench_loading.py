@@ -67,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch intra-op threads in the main process (DataLoader workers always use 1)")
     ap.add_argument("--json", action="store_true", help="also print one JSON line of results")
     args = ap.parse_args(argv)
+    for flag, value, least in (("--n", args.n, 1), ("--source-size", args.source_size, 1), ("--size", args.size, 1),
+                               ("--batch-size", args.batch_size, 1), ("--workers", args.workers, 0),
+                               ("--cache-workers", args.cache_workers, 1), ("--threads", args.threads, 1)):
+        if value < least:
+            ap.error(f"{flag} must be {least} or more, got {value}")
+    if args.root is not None and not args.root.is_dir():
+        ap.error(f"--root {args.root} is not a folder")
     torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory(prefix="bench_loading_") as tmp:

@@ -99,6 +99,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda was asked for but no CUDA device is available")
+    for flag, value, least in (("--batch-size", args.batch_size, 1), ("--steps", args.steps, 1),
+                               ("--warmup", args.warmup, 0), ("--size", args.size, 1)):
+        if value is not None and value < least:
+            p.error(f"{flag} must be {least} or more, got {value}")
     return args
 
 
@@ -106,8 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     cuda = args.device != "cpu" and torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
-    batch = args.batch_size or (128 if cuda else 8)
-    steps = args.steps or (20 if cuda else 2)
+    batch = args.batch_size if args.batch_size is not None else (128 if cuda else 8)
+    steps = args.steps if args.steps is not None else (20 if cuda else 2)
     warmup = args.warmup if args.warmup is not None else (5 if cuda else 1)
     amp = cuda and not args.no_amp
     channels_last = cuda and not args.no_channels_last

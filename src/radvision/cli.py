@@ -108,7 +108,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     failed = int((df["error"] != "").sum()) if "error" in df else 0
     print(f"{len(df)} predictions written to {args.output}" + (f" ({failed} failed, see 'error')" if failed else ""))
     if len(df) and failed == len(df):  # the rows are written, but a run that read nothing is an error
-        hint = "" if os.path.isdir(args.input) else (
+        from radvision.data.images import IMAGE_EXTENSIONS
+
+        listed = not os.path.isdir(args.input) and os.path.splitext(args.input)[1].lower() not in IMAGE_EXTENSIONS
+        hint = "" if not listed else (  # relative paths matter only for a CSV's rows
             f"; relative paths start at {args.root or os.path.dirname(os.path.abspath(args.input))}, "
             "--root DIR changes that")
         print(f"radvision: error: no image could be read (first: {df['error'].iloc[0]}){hint}", file=sys.stderr)

@@ -20,7 +20,7 @@ from typing import Any, Union
 import yaml
 
 from radvision.atomic import atomic_write_text
-from radvision.errors import RadvisionError
+from radvision.errors import RadvisionError, did_you_mean
 
 __all__ = [
     "Config",
@@ -286,10 +286,9 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
             ) from None
         choices = fields[name].metadata.get("choices")
         if choices and coerced is not None and coerced not in choices:
-            close = difflib.get_close_matches(str(coerced), [str(c) for c in choices], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise RadvisionError(
-                f"Config key {key!r} is {coerced!r}{hint}; choose one of {', '.join(map(str, choices))}."
+                f"Config key {key!r} is {coerced!r}{did_you_mean(coerced, choices)}; choose one of "
+                f"{', '.join(map(str, choices))}."
             )
         kwargs[name] = coerced
     return cls(**kwargs)
@@ -325,6 +324,12 @@ def flatten_config(cfg: Config) -> dict[str, Any]:
     return flat
 
 
+def _check_ranges(checks: list[tuple[str, Any, bool, str]]) -> None:
+    for key, value, ok, expected in checks:
+        if not ok:
+            raise RadvisionError(f"Config key {key!r} must be {expected}, got {value!r}.")
+
+
 def _check_decision_rule(t: ThresholdConfig) -> None:
     if t.min_labels < 0:
         raise RadvisionError(f"Config key 'thresholds.min_labels' must be zero or more, got {t.min_labels!r}.")
@@ -354,6 +359,12 @@ def _check_consistency(cfg: Config) -> None:
         raise RadvisionError(f"Config key 'thresholds.top_k' must be 1 or more (or null for no limit), "
                              f"got {cfg.thresholds.top_k!r}.")
     _check_decision_rule(cfg.thresholds)
+    hidden = [cfg.model.hidden] if isinstance(cfg.model.hidden, int) else cfg.model.hidden or []
+    if any(h < 1 for h in hidden):
+        raise RadvisionError(f"Config key 'model.hidden' must list layer sizes of 1 or more, got {cfg.model.hidden!r}.")
+    if hidden and cfg.model.head != "mlp":
+        logging.getLogger(__name__).warning("model.hidden is used by model.head mlp only; head %r ignores it",
+                                            cfg.model.head)
     unused = [k for k in ("root", "csv") if getattr(cfg.data, k) is not None]
     if cfg.data.dataset == "nih_sample" and unused:
         logging.getLogger(__name__).warning(
@@ -368,6 +379,16 @@ def _check_consistency(cfg: Config) -> None:
             "set both to 1 or both to 3."
         )
     s = cfg.schedule
+    _check_ranges([
+        ("schedule.patience", s.patience, s.patience is None or s.patience >= 1, "1 or more (or null: off)"),
+        ("schedule.plateau_patience", s.plateau_patience, s.plateau_patience is None or s.plateau_patience >= 0,
+         "zero or more (or null: off)"),
+        ("schedule.plateau_factor", s.plateau_factor, 0 < s.plateau_factor < 1, "between 0 and 1 (exclusive)"),
+        ("schedule.min_delta", s.min_delta, s.min_delta >= 0, "zero or more"),
+        ("optim.momentum", cfg.optim.momentum, 0 <= cfg.optim.momentum < 1, "at least 0 and below 1"),
+        ("optim.weight_decay", cfg.optim.weight_decay, cfg.optim.weight_decay >= 0, "zero or more"),
+        ("optim.num_workers", cfg.optim.num_workers, cfg.optim.num_workers >= 0, "zero or more"),
+    ])
     if s.monitor_min_positives < 0:
         raise RadvisionError(f"Config key 'schedule.monitor_min_positives' must be zero or more, "
                              f"got {s.monitor_min_positives!r}.")
@@ -504,6 +525,12 @@ def load_config(
 ) -> Config:
     """Read a YAML config (or start from defaults when `path` is None), merge section-wise `updates`
     (e.g. a smoke-test preset, see `merge_sections`) and then apply dotted overrides."""
+    if isinstance(overrides, str):
+        raise RadvisionError(f"overrides must be a list of 'key=value' strings, e.g. [{overrides!r}], "
+                             "not one string.")
+    if path is not None and not isinstance(path, str | os.PathLike):
+        raise RadvisionError(f"load_config() takes the path of a YAML file, not a {type(path).__name__}; pass a "
+                             "mapping of sections as updates= (or to config_from_dict).")
     values: dict[str, Any] = {}
     if path is not None:
         p = Path(path)

@@ -1,4 +1,7 @@
-"""The one exception type for user errors in radvision."""
+"""The one exception type for user errors in radvision, and the helpers its messages share."""
+
+import difflib
+from collections.abc import Sequence
 
 
 def first_line(exc: BaseException) -> str:
@@ -6,6 +9,13 @@ def first_line(exc: BaseException) -> str:
     one-sentence error or an `error` column, without a library's multi-line advice."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def did_you_mean(value: object, choices: Sequence[object]) -> str:
+    """' (did you mean 'X'?)' for the closest choice (case-insensitive), or ''."""
+    lowered = {str(c).lower(): str(c) for c in choices}
+    close = difflib.get_close_matches(str(value).lower(), list(lowered), n=1)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
 class RadvisionError(ValueError):

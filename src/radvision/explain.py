@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -13,7 +12,7 @@ import torch
 from PIL import Image
 
 from radvision.atomic import atomic_write
-from radvision.errors import RadvisionError
+from radvision.errors import RadvisionError, did_you_mean
 from radvision.heads import ImageClassifier
 
 logger = logging.getLogger(__name__)
@@ -27,9 +26,8 @@ def _class_indices(model: ImageClassifier, class_names: Sequence[str] | None) ->
     idx = []
     for c in class_names:
         if c not in model.class_names:
-            close = difflib.get_close_matches(str(c), model.class_names, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise RadvisionError(f"Unknown class '{c}'; {hint}the model predicts: {', '.join(model.class_names)}.")
+            raise RadvisionError(f"Unknown class '{c}'{did_you_mean(c, model.class_names)}; the model predicts: "
+                                 f"{', '.join(model.class_names)}.")
         idx.append(model.class_names.index(c))
     return idx
 

@@ -7,13 +7,12 @@ Stages follow the backbone's multi-scale feature modules, so they mean the same 
 
 from __future__ import annotations
 
-import difflib
 import logging
 
 from torch import nn
 
 from radvision.backbones import Backbone, MultiBackbone
-from radvision.errors import RadvisionError
+from radvision.errors import RadvisionError, did_you_mean
 from radvision.heads import ImageClassifier
 
 logger = logging.getLogger(__name__)
@@ -65,9 +64,8 @@ def _set_grad(params, flag: bool) -> None:
 def apply_strategy(model: ImageClassifier, strategy: str) -> None:
     """Set ``requires_grad`` for ``frozen`` | ``full`` | ``layerwise`` (head always trains)."""
     if strategy not in STRATEGIES:
-        close = difflib.get_close_matches(str(strategy), STRATEGIES, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise RadvisionError(f"Unknown fine-tuning strategy '{strategy}'; {hint}valid: {', '.join(STRATEGIES)}.")
+        raise RadvisionError(f"Unknown fine-tuning strategy '{strategy}'{did_you_mean(strategy, STRATEGIES)}; "
+                             f"valid: {', '.join(STRATEGIES)}.")
     _set_grad(model.head.parameters(), True)
     _set_grad(model.backbone.parameters(), strategy == "full")
     model.finetune_strategy = strategy

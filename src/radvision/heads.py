@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ from torch import Tensor, nn
 from torchvision.ops import FeaturePyramidNetwork
 
 from radvision.backbones import Backbone, MultiBackbone, create_backbone
-from radvision.errors import RadvisionError
+from radvision.errors import RadvisionError, did_you_mean
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +63,7 @@ def create_head(
     per-kind default (``DEFAULT_DROPOUT``: 0.5 for mlp, 0 otherwise).
     """
     if kind not in HEADS:
-        close = difflib.get_close_matches(str(kind), HEADS, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise RadvisionError(f"Unknown head '{kind}'; {hint}valid heads: {', '.join(HEADS)}.")
+        raise RadvisionError(f"Unknown head '{kind}'{did_you_mean(kind, HEADS)}; valid heads: {', '.join(HEADS)}.")
     if num_classes < 1:
         raise RadvisionError(f"num_classes must be at least 1, got {num_classes}.")
     p = DEFAULT_DROPOUT[kind] if dropout is None else float(dropout)

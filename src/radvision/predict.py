@@ -7,7 +7,6 @@ column (empty when the image was fine, NaN probabilities when it was not).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 import os
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from radvision.config import Config, load_config
 from radvision.data.table import read_csv_checked
-from radvision.errors import RadvisionError, first_line
+from radvision.errors import RadvisionError, did_you_mean, first_line
 from radvision.rundir import CONFIG_FILE, MODEL_FILE, THRESHOLDS_FILE, load_weights
 
 logger = logging.getLogger(__name__)
@@ -131,8 +130,7 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
         return [os.fspath(source)], [str(p)]
     frame = read_csv_checked(p, **TEXT_CELLS)
     if "path" not in frame:
-        close = difflib.get_close_matches("path", [str(c) for c in frame.columns], n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean("path", list(frame.columns))
         raise RadvisionError(f"Input CSV {str(p)!r} has no 'path' column{hint}; columns are "
                              f"{', '.join(map(str, frame.columns))}.")
     given = _cells(frame["path"])
@@ -259,9 +257,8 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
         )
     for c in gold_classes:
         if c not in classes:
-            close = difflib.get_close_matches(c, pred_classes, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            logger.warning("gold column %r has no prediction column%s and is not scored", c, hint)
+            logger.warning("gold column %r has no prediction column%s and is not scored", c,
+                           did_you_mean(c, pred_classes))
     y_gold = _numeric(g, classes, "gold", allowed=(0.0, 1.0, -1.0))
     y_pred = _numeric(p, classes, "prediction", allowed=None)
     left = pd.DataFrame(y_gold, columns=[f"{c}_gold" for c in classes]).assign(path=g["path"].to_numpy())
@@ -347,9 +344,8 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
     chosen = list(class_names if classes is None else classes)
     for name in chosen:
         if name not in class_names:
-            close = difflib.get_close_matches(name, class_names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise RadvisionError(f"Unknown class {name!r}{hint}; the run's classes are {', '.join(class_names)}.")
+            raise RadvisionError(f"Unknown class {name!r}{did_you_mean(name, class_names)}; the run's classes are "
+                                 f"{', '.join(class_names)}.")
     files = [f for image in images for f in (input_paths(image) if Path(image).is_dir() else [str(image)])]
     for image_path in files:
         if not Path(image_path).is_file():

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from radvision.atomic import atomic_write_csv
 from radvision.config import Config, CycleConfig, config_to_dict, load_config, save_config
-from radvision.errors import RadvisionError
+from radvision.errors import RadvisionError, did_you_mean
 from radvision.resume import SCHEDULE_KEYS, Progress, check_resume_config
 from radvision.rundir import (
     BEST_FILE,
@@ -78,9 +78,8 @@ def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[
 
     d = cfg.data
     table = _read_table(cfg)
-    if d.frontal_only and "view" in table.frame:
-        frontal = table.frame["view"].astype(str).str.upper().isin(["PA", "AP", "FRONTAL"]).to_numpy()
-        table = table.subset(frontal)
+    if d.frontal_only and "view" in table.frame and d.dataset not in _READERS_WITH_FRONTAL_FILTER:
+        table = _drop_lateral(table)
     if d.classes and list(table.classes) != list(d.classes):
         table = table.select(d.classes)
     if "split" in table.frame and table.frame["split"].notna().all():
@@ -112,6 +111,51 @@ def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[
     return sets["train"], sets["valid"], sets.get("test"), list(table.classes)
 
 
+def _own_dataset_classes(cfg: Config, train_ds: Dataset, valid_ds: Dataset) -> list[str]:
+    """The class names of datasets handed to fit(), after checking that they fit the config: the model is
+    built, and predict / explain later read images, from the config alone."""
+    named = dataset_classes(train_ds)
+    if cfg.data.classes and named and list(cfg.data.classes) != named:
+        raise RadvisionError(f"data.classes {list(cfg.data.classes)} differs from the datasets' classes {named}; "
+                             "fit() trains on the datasets' label columns as they are, so leave data.classes "
+                             "unset (or equal), or select the classes when building the datasets.")
+    class_names = list(cfg.data.classes or named or [])
+    if not class_names:
+        raise RadvisionError("The datasets do not name their classes; set data.classes in the config.")
+    if len(valid_ds) == 0:  # type: ignore[arg-type]
+        raise RadvisionError("The valid dataset passed to fit() is empty; it chooses the epoch and the thresholds.")
+    item = train_ds[0]
+    if not isinstance(item, tuple | list) or len(item) != 2:
+        raise RadvisionError("fit() needs dataset items (image, labels); this dataset gives "
+                             f"{type(item).__name__} of {len(item) if isinstance(item, tuple | list) else 1} "
+                             "(build ImageDataset without return_meta).")
+    image, labels = item
+    shape = tuple(getattr(image, "shape", ()))
+    want = (cfg.model.in_chans, cfg.data.image_size, cfg.data.image_size)
+    if len(shape) != 3 or shape != want:
+        raise RadvisionError(f"The datasets give images of shape {shape} but the config says {want} "
+                             "(model.in_chans / data.channels, data.image_size); set them to match, so that "
+                             "predict and explain prepare images the way the model was trained.")
+    if np.asarray(labels).size != len(class_names):
+        raise RadvisionError(f"The datasets give {np.asarray(labels).size} labels per image but there are "
+                             f"{len(class_names)} classes ({', '.join(class_names)}).")
+    if cfg.data.downsample:
+        logger.warning("data.downsample is not applied to datasets passed to fit(); use "
+                       "radvision.data.downsample on the train table instead.")
+    return class_names
+
+
+def _check_labels(y: np.ndarray, class_names: list[str]) -> None:
+    """Training targets are 1 / 0 / NaN, one column per class (not -1: U-MultiClass tables need their own loss)."""
+    if y.ndim != 2 or y.shape[1] != len(class_names):
+        raise RadvisionError(f"The training labels have shape {y.shape} but there are {len(class_names)} classes.")
+    bad = ~np.isnan(y) & (y != 0) & (y != 1)
+    if bad.any():
+        row, col = (int(i[0]) for i in np.nonzero(bad))
+        raise RadvisionError(f"Training label {y[row, col]:g} for {class_names[col]!r} (row {row}): labels must be "
+                             "1, 0 or blank; map uncertain (-1) labels with policy U-Ignore, U-Zeros or U-Ones.")
+
+
 def make_datasets(cfg: Config, tables: dict[str, Any], cache: Any = None) -> dict[str, Dataset]:
     """One ImageDataset per non-empty split table, with the config's transforms (augmenting only
     "train"), channels, optional uint8 cache and on_error policy."""
@@ -126,6 +170,24 @@ def make_datasets(cfg: Config, tables: dict[str, Any], cache: Any = None) -> dic
         for name, t in tables.items()
         if len(t)
     }
+
+
+# readers that apply data.frontal_only themselves, from their own view columns
+_READERS_WITH_FRONTAL_FILTER = ("chexpert", "mimic", "openi")
+
+
+def _drop_lateral(table: Any) -> Any:
+    """data.frontal_only for a table with a `view` column: keep PA / AP (e.g. "AP SUPINE") / FRONTAL views and
+    blank ones (nothing says they are lateral); drop the rest, saying how many and which views."""
+    view = table.frame["view"].astype("string").str.strip().str.upper()
+    keep = (view.isna() | (view == "") | view.str.match(r"^(PA|AP)\b") | (view == "FRONTAL")).fillna(True)
+    keep = keep.to_numpy(dtype=bool)
+    if keep.all():
+        return table
+    dropped = view[~keep].value_counts().head(5).to_dict()
+    logger.info("data.frontal_only: dropping %d of %d rows whose view is not frontal (%s)", int((~keep).sum()),
+                len(keep), ", ".join(f"{v}: {n}" for v, n in dropped.items()))
+    return table.subset(keep)
 
 
 def _read_table(cfg: Config) -> Any:
@@ -211,13 +273,12 @@ def _class_weight_vector(spec: Any, class_names: list[str], y: np.ndarray) -> to
         return torch.as_tensor(np.asarray(class_weights_from_labels(y), dtype=np.float32))
     unknown = [k for k in spec if k not in class_names]
     if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(unknown[0], class_names, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise RadvisionError(
-            f"class_weights names unknown class {unknown[0]!r}{hint}; classes are {', '.join(class_names)}."
-        )
+        raise RadvisionError(f"class_weights names unknown class {unknown[0]!r}{did_you_mean(unknown[0], class_names)}; "
+                             f"classes are {', '.join(class_names)}.")
+    negative = [k for k, v in spec.items() if not float(v) >= 0]
+    if negative:
+        raise RadvisionError(f"class_weights gives {negative[0]!r} the weight {spec[negative[0]]!r}; weights must be "
+                             "zero or more.")
     return torch.tensor([float(spec.get(c, 1.0)) for c in class_names], dtype=torch.float32)
 
 
@@ -238,6 +299,9 @@ def _check_model_config(cfg: Config, image_size: bool = True) -> None:
     from radvision.backbones import get_spec, small_input_backbones
 
     names = [cfg.model.backbone] if isinstance(cfg.model.backbone, str) else cfg.model.backbone
+    if cfg.model.head == "fpn" and len(names) > 1:
+        raise RadvisionError(f"model.head 'fpn' works with one backbone, not {len(names)} ({', '.join(names)}); "
+                             "use model.head linear or mlp for several.")
     for name in names:
         spec = get_spec(name)
         size = cfg.data.image_size
@@ -299,6 +363,9 @@ class Trainer:
     """
 
     def __init__(self, config: Config, *, resume: str | os.PathLike[str] | None = None):
+        if not isinstance(config, Config):
+            raise RadvisionError(f"Trainer needs a radvision Config, not a {type(config).__name__}; build one with "
+                                 "radvision.config.load_config(path, overrides) or config_from_dict(mapping).")
         self.config = config
         self.resume = Path(resume) if resume is not None else None
         self.run = RunDir(self.resume if self.resume is not None else config.output.run_dir)
@@ -337,11 +404,11 @@ class Trainer:
         if train_ds is None:
             train_ds, valid_ds, test_ds, class_names = build_datasets(cfg)
         else:
-            class_names = cfg.data.classes or dataset_classes(train_ds)
-            if not class_names:
-                raise RadvisionError("The datasets do not name their classes; set data.classes in the config.")
+            class_names = _own_dataset_classes(cfg, train_ds, valid_ds)
         self.class_names = list(class_names)
         self._check_classes()
+        y_train = dataset_labels(train_ds)
+        _check_labels(y_train, self.class_names)
         # an old run that output.overwrite replaces is cleared only when the first epoch is saved, so an
         # unreadable image met in that epoch does not cost the old run
         self._overwrite_pending = self.resume is None and self.run.has_run()
@@ -369,7 +436,6 @@ class Trainer:
             raw = raw.to(memory_format=torch.channels_last)
         self.model = raw
 
-        y_train = dataset_labels(train_ds)
         from radvision.thresholds import label_cardinality
 
         self._train_cardinality = label_cardinality(y_train)
@@ -445,6 +511,11 @@ class Trainer:
         for cycle in self.config.resolved_cycles():
             if isinstance(cycle.class_weights, dict):
                 _class_weight_vector(cycle.class_weights, self.class_names, np.zeros((0, len(self.class_names))))
+        t, n = self.config.thresholds, len(self.class_names)
+        card = t.cardinality if isinstance(t.cardinality, float) else 0.0
+        if t.min_labels > n or card > n:
+            key, value = ("min_labels", t.min_labels) if t.min_labels > n else ("cardinality", t.cardinality)
+            raise RadvisionError(f"thresholds.{key} is {value} but there are only {n} classes; give at most {n}.")
         if self.resume is None:
             return
         saved_classes = self._saved_state.get("classes")

@@ -171,3 +171,11 @@ def test_train_ends_the_accelerator_it_used(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(Accelerator, "end_training", lambda self: ended.append(self))
     assert main(["-q", "train", str(trained / "cfg.yaml"), f"output.run_dir={tmp_path / 'r'}"]) == 0
     assert len(ended) == 1
+
+
+def test_predict_of_one_unreadable_image_gives_no_root_hint(trained, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    assert main(["-q", "predict", str(trained / "run"), str(bad), "-o", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "no image could be read" in err and "--root" not in err

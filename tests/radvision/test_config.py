@@ -196,3 +196,43 @@ def test_decision_rule_keys_load():
     t = load_config(None, ["thresholds.min_labels=1", "thresholds.top_k=3", "thresholds.cardinality=train"]).thresholds
     assert (t.min_labels, t.top_k, t.cardinality) == (1, 3, "train")
     assert load_config(None, ["thresholds.cardinality=1.5"]).thresholds.cardinality == 1.5
+
+
+@pytest.mark.parametrize("override, message", [
+    ("schedule.plateau_factor=2", "'schedule.plateau_factor' must be between 0 and 1 (exclusive), got 2.0"),
+    ("schedule.plateau_factor=0", "'schedule.plateau_factor' must be between 0 and 1"),
+    ("schedule.patience=0", "'schedule.patience' must be 1 or more (or null: off), got 0"),
+    ("schedule.plateau_patience=-1", "'schedule.plateau_patience' must be zero or more"),
+    ("schedule.min_delta=-1", "'schedule.min_delta' must be zero or more"),
+    ("optim.momentum=5", "'optim.momentum' must be at least 0 and below 1"),
+    ("optim.weight_decay=-0.1", "'optim.weight_decay' must be zero or more"),
+    ("optim.num_workers=-2", "'optim.num_workers' must be zero or more"),
+])
+def test_schedule_and_optimizer_numbers_are_range_checked(override, message):
+    with pytest.raises(RadvisionError) as err:
+        load_config(None, [override])
+    assert message in str(err.value)
+
+
+def test_model_hidden_is_checked_and_a_head_that_ignores_it_says_so(caplog):
+    with pytest.raises(RadvisionError, match="'model.hidden' must list layer sizes of 1 or more, got \\[0\\]"):
+        load_config(None, ["model.head=mlp", "model.hidden=[0]"])
+    load_config(None, ["model.hidden=[64]"])
+    assert "model.hidden is used by model.head mlp only; head 'linear' ignores it" in caplog.text
+
+
+def test_python_api_misuse_gets_a_sentence(tmp_path):
+    with pytest.raises(RadvisionError, match="overrides must be a list of 'key=value' strings"):
+        load_config(None, "optim.epochs=2")
+    with pytest.raises(RadvisionError, match="takes the path of a YAML file, not a dict"):
+        load_config({"optim": {"epochs": 2}})
+    from radvision.train import Trainer
+
+    with pytest.raises(RadvisionError, match="Trainer needs a radvision Config, not a dict"):
+        Trainer({"optim": {"epochs": 2}})
+    assert load_config(None, updates={"optim": {"epochs": 2}}).optim.epochs == 2
+
+
+def test_choice_hints_ignore_case():
+    with pytest.raises(RadvisionError, match="is 'MLP' \\(did you mean 'mlp'\\?\\)"):
+        load_config(None, ["model.head=MLP"])

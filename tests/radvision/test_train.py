@@ -101,6 +101,46 @@ def test_python_api_with_datasets(tmp_path, data_csv):
     assert (run / "valid_metrics.csv").is_file()
 
 
+@pytest.mark.parametrize("extra, build, message", [
+    (["data.classes=[Stripe,Bright]"], {}, "differs from the datasets' classes ['Bright', 'Stripe']"),
+    (["data.image_size=48"], {}, "images of shape (3, 32, 32) but the config says (3, 48, 48)"),
+    ([], {"channels": 1}, "images of shape (1, 32, 32) but the config says (3, 32, 32)"),
+    ([], {"return_meta": True}, "needs dataset items (image, labels)"),
+    ([], {"empty_valid": True}, "valid dataset passed to fit() is empty"),
+    ([], {"policy": "U-MultiClass"}, "labels must be 1, 0 or blank"),
+])
+def test_datasets_passed_to_fit_are_checked_against_the_config(tmp_path, make_images, extra, build, message):
+    from radvision.data import ImageDataset, build_transforms, read_csv_table
+
+    csv = make_images(tmp_path / "d", n=16)
+    frame = pd.read_csv(csv)
+    frame.loc[0, "Bright"] = -1  # an uncertain train label: kept as -1 by U-MultiClass only
+    frame.to_csv(csv, index=False)
+    table = read_csv_table(csv, policy=build.get("policy", "U-Ignore"))
+    tf = build_transforms("none", 32, train=False, channels=build.get("channels", 3))
+    meta = build.get("return_meta", False)
+    train = ImageDataset(table.subset("train"), tf, return_meta=meta)
+    valid = ImageDataset(table.subset("valid").subset(np.zeros(4, bool)) if build.get("empty_valid")
+                         else table.subset("valid"), tf)
+    with pytest.raises(RadvisionError) as err:
+        Trainer(tiny_config(tmp_path, csv, *extra)).fit(train, valid)
+    assert message in str(err.value)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("loss.class_weights={stripe: 2.0}", "unknown class 'stripe' (did you mean 'Stripe'?)"),
+    ("loss.class_weights={Stripe: -2.0}", "gives 'Stripe' the weight -2.0; weights must be zero or more"),
+    ("thresholds.min_labels=3", "thresholds.min_labels is 3 but there are only 2 classes"),
+    ("thresholds.cardinality=2.5", "thresholds.cardinality is 2.5 but there are only 2 classes"),
+])
+def test_class_dependent_settings_fail_before_any_training(tmp_path, data_csv, override, message):
+    with pytest.raises(RadvisionError) as err:
+        Trainer(tiny_config(tmp_path, data_csv, override)).fit()
+    assert message in str(err.value)
+    assert not (tmp_path / "run").exists()
+
+
 def test_unknown_class_weight_name(tmp_path, data_csv):
     cfg = tiny_config(tmp_path, data_csv, "loss.class_weights={Strpe: 2.0}")
     with pytest.raises(RadvisionError, match="did you mean 'Stripe'"):
@@ -160,6 +200,12 @@ def test_nih_reader_receives_classes_so_no_finding_can_be_an_output(tmp_path, ma
     y = train.table.labels()
     np.testing.assert_array_equal(y[:, 1], 1 - y[:, 0])
     assert len(train) == 6 and len(valid) == 6 and test is None
+
+
+def test_fpn_over_several_backbones_fails_before_any_image_is_read(tmp_path, monkeypatch, data_csv):
+    _no_data(monkeypatch)
+    with pytest.raises(RadvisionError, match="model.head 'fpn' works with one backbone, not 2"):
+        Trainer(tiny_config(tmp_path, data_csv, "model.backbone=[simple_cnn,resnet18]", "model.head=fpn")).fit()
 
 
 def test_unknown_backbone_fails_before_any_image_is_read(tmp_path, monkeypatch, data_csv):
@@ -413,3 +459,20 @@ def test_run_metrics_follow_the_whole_decision_rule(tmp_path, data_csv):
     train = pd.read_csv(data_csv).query("split == 'train'")
     recorded = json.loads((run / "thresholds.json").read_text())["train_cardinality"]
     assert recorded == pytest.approx(train[CLASSES].sum(axis=1).mean())
+
+
+def test_frontal_only_keeps_frontal_and_blank_views_of_a_generic_table(tmp_path, make_images, caplog):
+    import logging
+
+    from radvision.train import build_datasets
+
+    csv = make_images(tmp_path / "d", n=16)
+    frame = pd.read_csv(csv)
+    frame["view"] = ["PA", "AP", "LATERAL", "", "AP SUPINE", "LL", "Frontal", "PA"] * 2
+    frame.to_csv(csv, index=False)
+    with caplog.at_level(logging.INFO, logger="radvision.train"):
+        train, valid, test, _ = build_datasets(tiny_config(tmp_path, csv, "data.frontal_only=true"))
+    kept = pd.concat([ds.table.frame for ds in (train, valid, test)])
+    assert len(kept) == 12 and not kept["view"].isin(["LATERAL", "LL"]).any()
+    assert "dropping 4 of 16 rows whose view is not frontal (LATERAL: 2, LL: 2)" in caplog.text
+

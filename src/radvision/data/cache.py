@@ -177,6 +177,10 @@ def build_cache(
     if not isinstance(size, int) or size < 8:
         raise RadvisionError(f"Cache size must be an integer of at least 8 pixels, got {size!r}.")
     cache_dir = Path(cache_dir).expanduser().resolve()
+    blocked = next((p for p in (cache_dir, *cache_dir.parents) if p.exists()), None)
+    if blocked is not None and not blocked.is_dir():
+        raise RadvisionError(f"The cache folder (data.cache_dir) {str(cache_dir)!r} cannot be made: {str(blocked)!r} "
+                             "is a file; give a folder path.")
     cache_dir.mkdir(parents=True, exist_ok=True)
     workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
 

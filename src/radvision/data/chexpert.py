@@ -119,13 +119,20 @@ def read_chexpert(
         check_choice(split, tuple(_SPLIT_FILES), "CheXpert split")
     check_choice(policy, POLICIES, "uncertainty policy")
     first = split or "train"
+    given_root = root
+    nested = sorted(d for d in root.glob("CheXpert*") if d.is_dir())
+    if nested and not any(_split_file(root, s) for s in _SPLIT_FILES):
+        root = nested[0]  # the folder above the dataset folder was given
     if csv is not None:
-        csv_path = Path(csv).expanduser()
-        csv_path = csv_path if csv_path.is_absolute() or csv_path.is_file() else root / csv_path
+        # a relabelled file: as given (absolute, or relative to the working directory), else in the dataset
+        # folder, else in the folder given as root
+        named = Path(csv).expanduser()
+        candidates = [named] if named.is_absolute() else [named, root / named, given_root / named]
+        csv_path = next((c for c in candidates if c.is_file()), candidates[-1])
+        if not csv_path.is_file():
+            raise RadvisionError(f"CheXpert label file {str(csv)!r} not found (looked for "
+                                 f"{', '.join(str(c) for c in dict.fromkeys(candidates))}).")
     else:
-        nested = sorted(d for d in root.glob("CheXpert*") if d.is_dir())
-        if _split_file(root, first) is None and nested:
-            root = nested[0]  # the folder above the dataset folder was given
         csv_path = _split_file(root, first) or root / _SPLIT_FILES[first][0]
     if not csv_path.is_file():
         raise RadvisionError(f"CheXpert label file not found: {csv_path} (expected {_SPLIT_FILES[first][0]} in root).")
@@ -155,9 +162,9 @@ def read_chexpert(
     for c in chosen:
         if c == "No Finding":
             derived = derive_no_finding(raw)
-            if "No Finding" in raw:  # keep a curated 1 where given; fill blanks by the rule
+            if "No Finding" in raw:  # keep a curated 1 or 0 where given (valid.csv); fill blanks by the rule
                 given = pd.to_numeric(raw["No Finding"], errors="coerce")
-                derived = given.where(given == 1.0, derived)
+                derived = given.where(given.isin([0.0, 1.0]), derived)
             frame[c] = derived.to_numpy(dtype="float32")
         else:
             frame[c] = labels[c].to_numpy()

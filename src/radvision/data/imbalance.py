@@ -125,8 +125,9 @@ def downsample(table: LabelTable, fractions: Mapping[str, float], seed: int = 0)
     rng = np.random.default_rng(seed)
     drop = np.zeros(len(y), dtype=bool)
     for name, fraction in fractions.items():
-        if not 0.0 <= float(fraction) <= 1.0:
-            raise RadvisionError(f"downsample fraction for {name!r} must be between 0 and 1, got {fraction}.")
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0.0 <= float(fraction) <= 1.0:
+            raise RadvisionError(f"downsample fraction for {name!r} must be a number between 0 and 1, "
+                                 f"got {fraction!r}.")
         if name in table.classes:
             j = table.classes.index(name)
             rows = np.flatnonzero(positive[:, j] & (n_pos == 1))
@@ -135,7 +136,7 @@ def downsample(table: LabelTable, fractions: Mapping[str, float], seed: int = 0)
         else:
             select_classes(table.classes, [name], "downsample")  # raises with a "did you mean"
             continue
-        n_drop = int(round(float(fraction) * len(rows)))
+        n_drop = int(np.floor(float(fraction) * len(rows) + 0.5))  # half rounds up, not to even
         if n_drop:
             drop[rng.choice(rows, size=n_drop, replace=False)] = True
         log.info("downsample: %s: dropping %d of %d single-label rows", name, n_drop, len(rows))

@@ -7,7 +7,6 @@ used for leak-free splits, and optional ``age``, ``sex``, ``view`` and ``split``
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from radvision.atomic import atomic_write_csv
-from radvision.errors import RadvisionError, first_line
+from radvision.errors import RadvisionError, did_you_mean, first_line
 
 __all__ = [
     "LabelTable",
@@ -39,13 +38,6 @@ SPLITS = ("train", "valid", "test")
 POLICIES = ("U-Ignore", "U-Zeros", "U-Ones", "U-MultiClass")
 REQUIRED_COLUMNS = ("path", "patient_id")
 META_COLUMNS = ("path", "patient_id", "age", "sex", "view", "split")
-
-
-def did_you_mean(value: object, choices: Sequence[object]) -> str:
-    """' (did you mean 'X'?)' for the closest choice (case-insensitive), or ''."""
-    lowered = {str(c).lower(): str(c) for c in choices}
-    close = difflib.get_close_matches(str(value).lower(), list(lowered), n=1)
-    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
 
 
 def list_choices(choices: Sequence[object], limit: int = 20) -> str:

@@ -75,3 +75,11 @@ def test_rgb_fits_pickling_and_bad_dirs(tmp_path, gray_images, helpers):
     with pytest.raises(RadvisionError, match="does not match its index"):
         ImageCache(tmp_path / "c3")
     assert build_cache(t, 10, tmp_path / "c3", channels=3, fit="pad", progress=False).array.shape[0] == 2
+
+
+def test_a_cache_folder_under_a_file_is_a_user_error(tmp_path, gray_images, helpers):
+    t = helpers.make_table(gray_images[:2])
+    (tmp_path / "notes.txt").write_text("x")
+    for target in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "cache"):
+        with pytest.raises(RadvisionError, match="data.cache_dir.*'.*notes.txt' is a file; give a folder path"):
+            build_cache(t, 10, target, progress=False)

@@ -107,6 +107,26 @@ def test_official_valid_csv_is_the_test_split(tmp_path, helpers, caplog):
     assert "patient00001" in caplog.text and "not patient-disjoint" in caplog.text
 
 
+def test_a_relabelled_file_from_the_folder_above_keeps_valid_csv(tmp_path, helpers, monkeypatch):
+    root = make_chexpert(tmp_path, helpers)
+    pd.read_csv(root / "train.csv").to_csv(root / "relabelled.csv", index=False)
+    monkeypatch.chdir(tmp_path.parent)  # a relative name is not found from the working directory
+    for given in ("relabelled.csv", root / "relabelled.csv"):
+        t = read_chexpert(tmp_path, csv=given)
+        assert t.frame["split"].tolist() == ["train", "train", "train", "test"]  # valid.csv is still the test split
+    with pytest.raises(RadvisionError, match="'nope.csv' not found .*CheXpert-v1.0-small/nope.csv"):
+        read_chexpert(tmp_path, csv="nope.csv")
+
+
+def test_an_explicit_no_finding_is_kept(tmp_path, helpers):
+    root = make_chexpert(tmp_path, helpers)
+    train = pd.read_csv(root / "train.csv")
+    train.loc[2, "No Finding"] = 0.0  # a curated 0 beside negatives only: the rule alone would say 1
+    train.loc[1, "No Finding"] = 1.0  # the lateral view: filtered out, only here to keep the file's shape
+    train.to_csv(root / "train.csv", index=False)
+    assert read_chexpert(root, split="train").frame["No Finding"].tolist() == [0.0, 0.0, 1.0]
+
+
 def test_derive_no_finding_counts_uncertain():
     raw = pd.DataFrame({"Edema": [-1.0, np.nan, 0.0], "Support Devices": [np.nan, 1.0, np.nan]})
     assert derive_no_finding(raw).tolist() == [0.0, 1.0, 1.0]
@@ -126,3 +146,17 @@ def test_errors(tmp_path, helpers):
     with pytest.raises(RadvisionError, match="patient00002/study1/view1_frontal.jpg"):
         read_chexpert(root)
     assert len(read_chexpert(root, split="train", missing="drop")) == 2
+
+
+def test_training_from_a_config_keeps_the_readers_frontal_rows(tmp_path, helpers):
+    from radvision.config import load_config
+    from radvision.train import build_datasets
+
+    root = make_chexpert(tmp_path, helpers)
+    train = pd.read_csv(root / "train.csv")
+    train["AP/PA"] = train["AP/PA"].where(train["Frontal/Lateral"] == "Lateral", "LL")  # odd values on frontal rows
+    train.to_csv(root / "train.csv", index=False)
+    cfg = load_config(None, ["data.dataset=chexpert", f"data.root={root}", "data.frontal_only=true",
+                             "data.image_size=32", "data.split={train: 0.5, valid: 0.5, test: 0}", "runtime.seed=1"])
+    train_ds, valid_ds, test_ds, _ = build_datasets(cfg)
+    assert len(train_ds) + len(valid_ds) == 3 and len(test_ds) == 1  # the reader's frontal rows, all kept

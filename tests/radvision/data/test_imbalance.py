@@ -69,3 +69,12 @@ def test_downsample_no_finding_without_column_and_errors():
         downsample(t, {"Efusion": 0.3})
     with pytest.raises(RadvisionError, match="between 0 and 1"):
         downsample(t, {"Effusion": 30})
+
+
+def test_downsample_rounds_half_up_and_names_a_fraction_that_is_not_a_number():
+    t = make()
+    n_nf = int((t.labels()[:, 0] == 1).sum())
+    out = downsample(t, {"No Finding": (n_nf // 2 + 0.5) / n_nf}, seed=0)  # exactly half a row more than half
+    assert (out.labels()[:, 0] == 1).sum() == n_nf - (n_nf // 2 + 1)
+    with pytest.raises(RadvisionError, match="must be a number between 0 and 1, got 'x'"):
+        downsample(t, {"Effusion": "x"})
