@@ -158,7 +158,11 @@ def read_chexpert(
         raw = raw[raw["Frontal/Lateral"].astype(str).str.strip().str.lower() == "frontal"].reset_index(drop=True)
 
     labels = apply_policy(raw[[c for c in chosen if c != "No Finding" and c in raw]], policy)
-    frame = pd.DataFrame({"path": resolve_paths(raw["Path"], root)})
+    # each file finds its own base: a relabelled train file may write its paths unlike the official valid.csv
+    paths = pd.Series("", index=raw.index, dtype=object)
+    for _, part in raw.groupby("_split", sort=False):
+        paths[part.index] = resolve_paths(part["Path"], root)
+    frame = pd.DataFrame({"path": paths.to_numpy()})
     for c in chosen:
         if c == "No Finding":
             derived = derive_no_finding(raw)

@@ -118,6 +118,16 @@ def test_a_relabelled_file_from_the_folder_above_keeps_valid_csv(tmp_path, helpe
         read_chexpert(tmp_path, csv="nope.csv")
 
 
+def test_each_file_finds_its_own_path_base(tmp_path, helpers):
+    root = make_chexpert(tmp_path, helpers)
+    train = pd.read_csv(root / "train.csv")
+    train["Path"] = train["Path"].str.replace("CheXpert-v1.0-small/", "", regex=False)  # relative to the dataset
+    train.to_csv(root / "relabelled.csv", index=False)
+    t = read_chexpert(root, csv=root / "relabelled.csv")  # valid.csv keeps the official prefix
+    assert t.frame["split"].tolist() == ["train", "train", "train", "test"]
+    assert all(Path(p).is_file() for p in t.frame["path"])
+
+
 def test_an_explicit_no_finding_is_kept(tmp_path, helpers):
     root = make_chexpert(tmp_path, helpers)
     train = pd.read_csv(root / "train.csv")
