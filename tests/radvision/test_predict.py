@@ -228,3 +228,17 @@ def test_labels_follow_the_runs_cardinality_rule(run_dir, tmp_path):
         out = predict(copy, run_dir.parent / "img", device="cpu", with_labels=True)
         mean = out[["Bright_label", "Stripe_label"]].sum(axis=1).mean()
         assert mean == pytest.approx(expected, abs=1 / 24)  # 24 images: within one label of the target
+
+
+def test_cardinality_train_without_a_recorded_figure_warns_and_uses_the_thresholds(run_dir, tmp_path, caplog):
+    import json
+
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    doc = json.loads((copy / "thresholds.json").read_text())
+    doc.pop("train_cardinality")  # a run written before the figure was recorded
+    (copy / "thresholds.json").write_text(json.dumps(doc))
+    save_config(load_config(copy / "config.yaml", ["thresholds.cardinality=train"]), copy / "config.yaml")
+    out = predict(copy, run_dir.parent / "img", device="cpu", with_labels=True)
+    assert "records no train_cardinality; the thresholds are not shifted" in caplog.text
+    plain = predict(run_dir, run_dir.parent / "img", device="cpu", with_labels=True)
+    assert out["Bright_label"].tolist() == plain["Bright_label"].tolist()
