@@ -270,16 +270,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     policies = args.policies or [cfg.data.policy]
     base = Path(cfg.output.run_dir)
-    results = []
-    for policy in policies:
-        run_dir = base / policy if len(policies) > 1 else base
-        results.append(train_policy(cfg, policy, run_dir))
-    table = pd.DataFrame(results).set_index("policy")
-    print(f"CheXpert image study ({'+'.join(np.atleast_1d(cfg.model.backbone))}, {cfg.data.image_size} px):")
-    print(table.drop(columns=["run_dir"]).round(4).to_string())
-
     reports = None
-    if args.reports:
+    if args.reports:  # first: a wrong file or column stops in seconds, not after hours of image training
         reports = report_statistics(
             args.reports,
             base / "reports",
@@ -289,6 +281,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             policy=policies[0],
             plots=args.plots,
         )
+    results = []
+    for policy in policies:
+        run_dir = base / policy if len(policies) > 1 else base
+        results.append(train_policy(cfg, policy, run_dir))
+    table = pd.DataFrame(results).set_index("policy")
+    print(f"CheXpert image study ({'+'.join(np.atleast_1d(cfg.model.backbone))}, {cfg.data.image_size} px):")
+    print(table.drop(columns=["run_dir"]).round(4).to_string())
+
+    if reports is not None:
         s = reports["summary"]
         print(
             f"\nReports: {reports['reports']} labelled ({reports['errors']} errors), "
@@ -336,14 +337,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="seconds: synthetic CheXpert layout + invented reports, small backbones, 1 epoch",
     )
-    args = p.parse_args(argv)
+    from radvision.cli import exit_code, parse_with_overrides
+
+    args = parse_with_overrides(p, argv)  # overrides may come before, between or after the options
     logging.basicConfig(
         level=logging.WARNING if args.smoke else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     if not args.smoke and not args.data_root:
         p.error("give --data-root CHEXPERT_FOLDER, or --smoke for the synthetic check")
     from radlabel.errors import RadlabelError
-    from radvision.cli import exit_code
 
     def go() -> None:
         if args.smoke:

@@ -317,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--smoke", action="store_true", help="seconds: synthetic concept files + images, tiny model"
     )
-    args = p.parse_args(argv)
+    from radvision.cli import exit_code, parse_with_overrides
+
+    args = parse_with_overrides(p, argv)  # overrides may come before, between or after the options
     if args.top_concepts is not None and args.top_concepts < 1:
         p.error(f"--top-concepts must be 1 or more (or left out to keep every concept), got {args.top_concepts}")
     if args.min_frequency < 1:
@@ -327,7 +329,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not args.smoke and not (args.data_root or args.train_concepts):
         p.error("give --data-root (or --train-concepts/--train-images), or --smoke for the synthetic check")
-    from radvision.cli import exit_code
 
     def go() -> None:
         if args.smoke:

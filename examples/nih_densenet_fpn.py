@@ -23,6 +23,7 @@ import logging
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,16 +75,25 @@ def gold_frame(gold: pd.DataFrame | str | Path) -> pd.DataFrame:
         for c in names:
             out[c] = sets.map(lambda s, c=c: float(c in s))
         out["any_finding"] = sets.map(lambda s: float(bool(s - {NO_FINDING, ""})))
+        if "split" in g:
+            out["split"] = g["split"].to_numpy()
         return out
     if "path" not in g:
         raise RadvisionError("gold table needs 'Image Index' + 'Finding Labels' (NIH) or a 'path' column")
     classes = [c for c in g.columns if c not in META_COLUMNS and c != NO_FINDING]
     out = g[classes].apply(pd.to_numeric, errors="coerce").astype(float)
+    odd = out.notna() & ~out.isin([0.0, 1.0, -1.0])
+    if odd.any().any():
+        col = odd.any().idxmax()
+        raise RadvisionError(f"gold column {col!r} holds {float(out.loc[odd[col], col].iloc[0]):g}, not 1 / 0 / -1 / blank; "
+                             "is it a prediction table? (the order is --score PRED_CSV GOLD_CSV)")
     out.insert(0, "key", _key(g["path"]))
     if NO_FINDING in g:
         out["any_finding"] = 1.0 - pd.to_numeric(g[NO_FINDING], errors="coerce").astype(float)
     else:
         out["any_finding"] = (out[classes] == 1).any(axis=1).astype(float)
+    if "split" in g:
+        out["split"] = g["split"].to_numpy()
     return out
 
 
@@ -97,9 +107,11 @@ def any_finding_score(pred: pd.DataFrame, classes: list[str]) -> np.ndarray:
 
 
 def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str | Path,
-                      min_positives: int = 10) -> dict[str, float]:
+                      min_positives: int = 10, split: str | None = None) -> dict[str, float]:
     """Mean AUROC over classes with >= `min_positives` positives among the scored images, plus any finding.
 
+    `split` scores only the gold rows of that `split` (a gold table with a split column, such as the NIH
+    sample's); without it, predictions that span several splits are scored together with a warning.
     Returns {class: AUROC, ..., "any_finding": AUROC, "mean_auroc": mean of those, "n_images": N}.
     """
     from sklearn.metrics import roc_auc_score
@@ -113,12 +125,23 @@ def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str 
         p = p[p["error"].isna() | (p["error"].astype(str) == "")]
     p["key"] = _key(p["path"])
     g = gold_frame(gold)
-    classes = [c for c in g.columns if c not in ("key", "any_finding") and c in p.columns]
+    if split is not None:
+        if "split" not in g:
+            raise RadvisionError(f"the gold table has no 'split' column to choose split {split!r} from")
+        if not (g["split"] == split).any():
+            raise RadvisionError(f"the gold table has no {split!r} rows; its splits are "
+                                 f"{', '.join(map(str, g['split'].dropna().unique()))}")
+        g = g[g["split"] == split]
+    classes = [c for c in g.columns if c not in ("key", "any_finding", "split") and c in p.columns]
     if not classes:
         raise RadvisionError("prediction and gold tables share no class column")
     m = g.merge(p.drop(columns=[c for c in p.columns if c == "any_finding"]), on="key", suffixes=("_gold", ""))
     if m.empty:
         raise RadvisionError("no prediction matches a gold image (joined on image file name)")
+    if split is None and "split" in m and m["split"].nunique() > 1:
+        counts = ", ".join(f"{k}: {v}" for k, v in m["split"].value_counts().items())
+        logging.getLogger(__name__).warning("scoring images of several splits together (%s); pass --split valid "
+                                            "(or split=) to score one", counts)
     result: dict[str, float] = {}
     for c in classes:
         y = m[f"{c}_gold"].to_numpy(dtype=float)
@@ -128,7 +151,11 @@ def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str 
     y_any = m["any_finding"].to_numpy(dtype=float)
     if 0 < y_any.sum() < len(y_any):
         result["any_finding"] = float(roc_auc_score(y_any, any_finding_score(m, classes)))
-    result["mean_auroc"] = float(np.mean(list(result.values()))) if result else float("nan")
+    if not result:
+        raise RadvisionError(f"nothing to score among the {len(m)} matched images: no class has {min_positives} "
+                             "positives and some negatives, and any finding is all one value (lower "
+                             "--min-positives, or check the order: --score PRED_CSV GOLD_CSV)")
+    result["mean_auroc"] = float(np.mean(list(result.values())))
     result["n_images"] = float(len(m))
     return result
 
@@ -136,12 +163,16 @@ def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str 
 # ---------------------------------------------------------------------------------------------- training
 
 
-def study_tables(root: str | None, seed: int, valid_fraction: float = 0.125) -> dict:
-    """train / valid (/ test) LabelTables: the official test list stays test; valid is patient-disjoint."""
+def study_tables(cfg: Any, smoke: bool = False, valid_fraction: float = 0.125) -> dict:
+    """train / valid (/ test) LabelTables from the config's data section (the bundled sample with `smoke`):
+    the official test list stays test; valid is patient-disjoint."""
     from radvision.data import patient_split, read_nih
     from radvision.sample import load_nih_sample
 
-    table = load_nih_sample() if root is None else read_nih(root)
+    d, seed = cfg.data, cfg.runtime.seed
+    missing = "drop" if d.on_error == "skip" else "raise"
+    table = load_nih_sample(classes=d.classes) if smoke else read_nih(d.root, csv=d.csv, classes=d.classes,
+                                                                      missing=missing)
     split = table.frame["split"] if "split" in table.frame else pd.Series(index=table.frame.index, dtype=object)
     parts = {}
     if (split == "valid").any():
@@ -166,7 +197,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     values["output"]["run_dir"] = args.run_dir or values["output"]["run_dir"]
     values["output"]["overwrite"] = True
     cfg = config_from_dict(apply_overrides(values, args.overrides))
-    parts = study_tables(None if args.smoke else cfg.data.root, cfg.runtime.seed)
+    parts = study_tables(cfg, smoke=args.smoke)
     if args.smoke:  # a few images per split keep the smoke run to seconds
         parts = {k: t.subset(np.arange(min(len(t), 48 if k == "train" else 24))) for k, t in parts.items()}
     datasets = make_datasets(cfg, parts)
@@ -190,15 +221,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="classes need this many positives to be scored (default 10; 2 with --smoke)")
     p.add_argument("--score", nargs=2, metavar=("PRED_CSV", "GOLD_CSV"),
                    help="only score a `radvision predict` CSV against a gold table and exit")
-    args = p.parse_args(argv)
+    p.add_argument("--split", help="with --score: score only the gold rows of this split (e.g. valid), from the "
+                                   "gold table's split column")
+    from radvision.cli import exit_code, parse_with_overrides
+
+    args = parse_with_overrides(p, argv)  # overrides may come before, between or after the options
     if args.min_positives is None:
         args.min_positives = 2 if args.smoke else 10
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from radvision.cli import exit_code
 
     if args.score:
         def score() -> None:
-            result = score_predictions(args.score[0], args.score[1], min_positives=args.min_positives)
+            result = score_predictions(args.score[0], args.score[1], min_positives=args.min_positives,
+                                       split=args.split)
             print(json.dumps({k: round(v, 4) for k, v in result.items()}, indent=1))
 
         return exit_code(score, prog=None)

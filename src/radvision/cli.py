@@ -165,18 +165,25 @@ COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "evaluate": _cmd_evalu
             "models": _cmd_models}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """argparse, except that `train` takes key=value overrides after its options too
-    (`radvision train cfg.yaml --resume RUN optim.epochs=20`)."""
-    parser = _parser()
+def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None = None,
+                         takes_overrides: Callable[[argparse.Namespace], bool] = lambda args: True
+                         ) -> argparse.Namespace:
+    """`parser.parse_args`, except that key=value config overrides (its positional `overrides`) may also come
+    after or between the options (`radvision train cfg.yaml --resume RUN optim.epochs=20`); the example
+    scripts parse their command lines the same way."""
     args, extra = parser.parse_known_args(argv)
-    if args.command == "train":
+    if takes_overrides(args):
         late = [a for a in extra if not a.startswith("-") and "=" in a]
         args.overrides = [*args.overrides, *late]
         extra = [a for a in extra if a not in late]
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return args
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The `radvision` command line (`train` takes overrides after its options too)."""
+    return parse_with_overrides(_parser(), argv, lambda args: args.command == "train")
 
 
 def main(argv: list[str] | None = None) -> int:

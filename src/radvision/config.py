@@ -518,6 +518,23 @@ def merge_sections(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any
     return out
 
 
+def with_absolute_paths(cfg: Config) -> Config:
+    """A copy whose data.root and data.csv are absolute when they name something that exists from the working
+    directory, and data.cache_dir always: a run's config.yaml then means the same from anywhere, and a resume
+    compares folders rather than spellings (`data.root=nih` and `data.root=/work/nih` are one folder).  A name
+    that exists only inside data.root (e.g. CheXpert's `data.csv=relabelled.csv`) stays as written."""
+    d = cfg.data
+
+    def absolute(value: str | None, always: bool = False) -> str | None:
+        if value is None:
+            return None
+        p = Path(value).expanduser()
+        return str(p.resolve()) if always or p.exists() else value
+
+    data = dataclasses.replace(d, root=absolute(d.root), csv=absolute(d.csv), cache_dir=absolute(d.cache_dir, True))
+    return dataclasses.replace(cfg, data=data)
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     overrides: list[str] | tuple[str, ...] = (),

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from radvision.config import Config, CycleConfig, flatten_config
+from radvision.config import Config, CycleConfig, flatten_config, with_absolute_paths
 from radvision.errors import RadvisionError
 from radvision.rundir import CONFIG_FILE
 
@@ -90,7 +90,7 @@ def check_resume_config(saved: Config, new: Config, progress: Progress, run_dir:
     new schedule rewrites trained epochs. Returns True when the new schedule ends before the epochs already
     trained: nothing is left to train, and config.yaml keeps the run's schedule.
     """
-    old_flat, new_flat = flatten_config(saved), flatten_config(new)
+    old_flat, new_flat = flatten_config(with_absolute_paths(saved)), flatten_config(with_absolute_paths(new))
     changed = [(k, old_flat.get(k), v) for k, v in new_flat.items() if v != old_flat.get(k)]
     if new.data.classes is None:  # "every class the data has": checked against the run once the data is read
         changed = [c for c in changed if c[0] != "data.classes"]

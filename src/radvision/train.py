@@ -22,7 +22,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from radvision.atomic import atomic_write_csv
-from radvision.config import Config, CycleConfig, config_to_dict, load_config, save_config
+from radvision.config import (
+    Config,
+    CycleConfig,
+    config_to_dict,
+    load_config,
+    save_config,
+    with_absolute_paths,
+)
 from radvision.errors import RadvisionError, did_you_mean
 from radvision.resume import SCHEDULE_KEYS, Progress, check_resume_config
 from radvision.rundir import (
@@ -139,9 +146,6 @@ def _own_dataset_classes(cfg: Config, train_ds: Dataset, valid_ds: Dataset) -> l
     if np.asarray(labels).size != len(class_names):
         raise RadvisionError(f"The datasets give {np.asarray(labels).size} labels per image but there are "
                              f"{len(class_names)} classes ({', '.join(class_names)}).")
-    if cfg.data.downsample:
-        logger.warning("data.downsample is not applied to datasets passed to fit(); use "
-                       "radvision.data.downsample on the train table instead.")
     return class_names
 
 
@@ -560,7 +564,7 @@ class Trainer:
         (a resume that trains nothing, e.g. asking for fewer epochs than were trained, must not change the record)."""
         from radvision.config import config_from_dict
 
-        values = config_to_dict(self.config)
+        values = config_to_dict(with_absolute_paths(self.config))
         values["data"]["classes"] = list(self.class_names)
         values["output"]["run_dir"] = str(self.run.path)
         if keep_schedule and self._saved_config is not None:

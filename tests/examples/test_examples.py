@@ -107,6 +107,15 @@ def test_chexpert_smoke_trains_both_policies_and_describes_reports(chexpert, tmp
     assert (reports / "entities.csv").is_file()
 
 
+def test_chexpert_checks_the_report_file_before_training(chexpert, tmp_path, capsys, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("images were trained before the report file was checked")
+
+    monkeypatch.setattr(chexpert, "train_policy", no_training)
+    assert chexpert.main(["--smoke", "--reports", str(tmp_path / "nope.csv"), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "nope.csv" in capsys.readouterr().err
+
+
 def test_chexpert_bad_override_is_one_sentence(chexpert, capsys):
     assert chexpert.main(["--smoke", "optim.epocs=1"]) == 2
     err = capsys.readouterr().err
@@ -232,3 +241,14 @@ def test_nih_score_errors_are_one_sentence(nih, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error:") for line in err)
     assert "not a readable CSV" in err[1]
+
+
+def test_example_overrides_may_come_between_the_options(nih, tmp_path, capsys):
+    gold = pd.DataFrame({"Image Index": [f"{i}.png" for i in range(4)],
+                         "Finding Labels": ["Effusion", "No Finding", "Effusion", "No Finding"]})
+    gold.to_csv(tmp_path / "gold.csv", index=False)
+    pd.DataFrame({"path": gold["Image Index"], "Effusion": [0.9, 0.1, 0.8, 0.2]}).to_csv(tmp_path / "p.csv", index=False)
+    argv = ["optim.epochs=1", "--score", str(tmp_path / "p.csv"), str(tmp_path / "gold.csv"), "data.image_size=64",
+            "--min-positives", "1"]
+    assert nih.main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["Effusion"] == 1.0

@@ -93,6 +93,32 @@ def test_score_cli_prints_json(example, tmp_path, capsys):
     assert out["Effusion"] == pytest.approx(1.0)
 
 
+def test_score_a_split_warn_about_mixed_splits_and_refuse_nothing_to_score(example, tmp_path, caplog):
+    gold = _gold(n=60, seed=3).assign(split=["train"] * 20 + ["valid"] * 40)
+    eff = gold["Finding Labels"].str.contains("Effusion").astype(float)
+    pred = pd.DataFrame({"path": gold["Image Index"], "Effusion": eff})
+    both = example.score_predictions(pred, gold, min_positives=5)
+    assert both["n_images"] == 60 and "scoring images of several splits together (valid: 40, train: 20)" in caplog.text
+    assert example.score_predictions(pred, gold, min_positives=5, split="valid")["n_images"] == 40
+    with pytest.raises(RadvisionError, match="no 'test' rows; its splits are train, valid"):
+        example.score_predictions(pred, gold, split="test")
+    with pytest.raises(RadvisionError, match="nothing to score among the 60 matched images"):
+        example.score_predictions(pred, gold.assign(**{"Finding Labels": "Effusion"}))  # no negatives
+    # a prediction table given as the gold table (arguments swapped) is named
+    pred.assign(Effusion=0.37).to_csv(tmp_path / "pred.csv", index=False)
+    table = pd.DataFrame({"path": gold["Image Index"], "Effusion": eff})
+    with pytest.raises(RadvisionError, match="holds 0.37, not 1 / 0 / -1 / blank; is it a prediction table"):
+        example.score_predictions(table, tmp_path / "pred.csv")
+
+
+def test_study_tables_follow_the_config_data_section(example):
+    from radvision.config import config_from_dict
+
+    cfg = config_from_dict({"data": {"classes": ["Effusion", "Atelectasis"]}})
+    parts = example.study_tables(cfg, smoke=True)
+    assert parts["train"].classes == ["Effusion", "Atelectasis"]
+
+
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/nih_sample is not available")
 def test_recipe_trains_one_epoch_on_real_images(tmp_path):
     from radvision.data import ImageDataset, build_transforms, read_nih

@@ -476,3 +476,15 @@ def test_frontal_only_keeps_frontal_and_blank_views_of_a_generic_table(tmp_path,
     assert len(kept) == 12 and not kept["view"].isin(["LATERAL", "LL"]).any()
     assert "dropping 4 of 16 rows whose view is not frontal (LATERAL: 2, LL: 2)" in caplog.text
 
+
+
+def test_resume_compares_data_folders_not_their_spelling(tmp_path, make_images, monkeypatch):
+    csv = make_images(tmp_path / "d", n=16)
+    monkeypatch.chdir(tmp_path)
+    run = Trainer(tiny_config(tmp_path, "d/labels.csv", f"output.run_dir={tmp_path / 'run'}")).fit()
+    assert load_config(run / "config.yaml").data.csv == str(csv)  # recorded as an absolute path
+    monkeypatch.chdir(tmp_path / "d")  # elsewhere, the same file spelt another way
+    Trainer(tiny_config(tmp_path, "labels.csv", "optim.epochs=2"), resume=run).fit()
+    assert json.loads((run / "trainer_state.json").read_text())["epoch"] == 2
+    with pytest.raises(RadvisionError, match="data.csv"):  # another file is still a change
+        Trainer(tiny_config(tmp_path, str(make_images(tmp_path / "e", n=16)), "optim.epochs=3"), resume=run).fit()

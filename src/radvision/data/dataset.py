@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,8 +41,9 @@ class ImageDataset(Dataset):
     the ones the cache skipped) and records them in ``skipped``; "raise" fails fast at construction for
     missing files and at load time for undecodable ones. The full list of skipped files (CSV: path, error)
     is written to ``skipped_csv`` when given; else, with a cache that holds all of them, it is the cache's
-    ``skipped.csv``; else a new temporary file. The warning that reports the skips names that file, and
-    ``skipped_csv`` holds its path afterwards (None when nothing was skipped). Without a cache, ``check``
+    ``skipped.csv``; else it stays in ``skipped`` (a training run writes every split's list to its folder's
+    ``skipped_images.csv``). The warning that reports the skips names the file, and ``skipped_csv`` holds
+    its path afterwards (None when nothing was skipped or no file lists them). Without a cache, ``check``
     says how "skip" tests files: "decode" (sure, but costs one full decode of every image; ``workers``
     threads) or "exists" (instant; a corrupt file then fails at load time). With a cache, the cache's
     own record of failures is used and nothing is decoded again.
@@ -120,22 +120,22 @@ class ImageDataset(Dataset):
         self.skipped = [(p, reasons[p]) for p in dict.fromkeys(paths) if p in reasons]
         if self.skipped:
             self.skipped_csv = self._list_skipped(skipped_csv)
-            log.warning("ImageDataset: skipping %d unreadable image(s), first: %s; full list: %s",
-                        len(self.skipped), self.skipped[0][1], self.skipped_csv)
+            where = f"full list: {self.skipped_csv}" if self.skipped_csv else "full list in ImageDataset.skipped"
+            log.warning("ImageDataset: skipping %d unreadable image(s), first: %s; %s", len(self.skipped),
+                        self.skipped[0][1], where)
         return table.subset(keep) if not keep.all() else table
 
-    def _list_skipped(self, skipped_csv: str | os.PathLike | None) -> Path:
-        """Where the full list of skipped files is: written to ``skipped_csv``, else the cache's list when
-        it holds them all, else written to a new temporary file."""
-        if skipped_csv is None and self.cache is not None:
+    def _list_skipped(self, skipped_csv: str | os.PathLike | None) -> Path | None:
+        """The file that lists every skipped image: ``skipped_csv`` (written), else the cache's list when it
+        holds them all, else None (the list is ``skipped``; no stray temporary file)."""
+        if skipped_csv is not None:
+            return self.write_skipped(skipped_csv)
+        if self.cache is not None:
             cached = dict(self.cache.skipped)
             listed = self.cache.cache_dir / SKIPPED_NAME
             if listed.is_file() and all(p in cached for p, _ in self.skipped):
                 return listed
-        if skipped_csv is None:
-            fd, skipped_csv = tempfile.mkstemp(prefix="radvision_skipped_", suffix=".csv")
-            os.close(fd)
-        return self.write_skipped(skipped_csv)
+        return None
 
     def write_skipped(self, path: str | os.PathLike) -> Path:
         """Write the skipped files as CSV (path, error), atomically."""

@@ -63,12 +63,11 @@ def test_skip_log_names_the_full_list(tmp_path, gray_images, helpers, caplog, mo
     bad = helpers.save_truncated(tmp_path / "bad.png", size=64)
     gone = tmp_path / "gone.png"
     t = helpers.make_table([gray_images[0], bad, gray_images[1], gone])
-    # without a cache: a temporary file, named in the warning
+    # without a cache: the list stays in the dataset, and no temporary file is left behind
     with caplog.at_level("WARNING", logger="radvision.data.dataset"):
         ds = ImageDataset(t, on_error="skip")
-    listed = ds.skipped_csv
-    assert listed is not None and listed.parent == tmp_path / "tmp" and f"full list: {listed}" in caplog.text
-    assert pd.read_csv(listed)["path"].tolist() == [str(bad), str(gone)]
+    assert ds.skipped_csv is None and "full list in ImageDataset.skipped" in caplog.text
+    assert [p for p, _ in ds.skipped] == [str(bad), str(gone)] and not list((tmp_path / "tmp").iterdir())
     # a path of your own
     caplog.clear()
     with caplog.at_level("WARNING", logger="radvision.data.dataset"):
