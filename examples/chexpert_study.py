@@ -349,12 +349,15 @@ def main(argv: list[str] | None = None) -> int:
 
     def go() -> None:
         if args.smoke:
+            kept = args.run_dir is not None
             with tempfile.TemporaryDirectory(prefix="chexpert_smoke_") as tmp:
                 args.data_root = str(make_synthetic_chexpert(tmp))
                 args.reports = args.reports or str(make_synthetic_reports(Path(tmp) / "reports.csv"))
                 args.run_dir = args.run_dir or str(Path(tmp) / "runs")
                 args.policies = args.policies or ["U-Ones", "U-Zeros"]
                 run(args)
+            if not kept:
+                print("(the smoke run's folder above was temporary and is now removed; --run-dir DIR keeps it)")
         else:
             run(args)
 

@@ -236,6 +236,9 @@ def resolve_layout(args: argparse.Namespace) -> dict[str, Path | None]:
         if args.valid_concepts:
             raise RadvisionError(f"Validation concept file {str(layout['valid_concepts'])!r} does not exist.")
         layout["valid_concepts"] = None  # --data-root without a validation file: split the training images
+    if layout["valid_concepts"] is not None and layout["valid_images"] is None:
+        raise RadvisionError("--valid-concepts needs --valid-images, the folder of the validation images "
+                             "(or --data-root with a valid/ folder).")
     return layout
 
 
@@ -270,7 +273,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         parts["test"] = concept_table(
             layout["valid_concepts"],
-            layout["valid_images"] or layout["train_images"],
+            layout["valid_images"],
             list(train_all.classes),
             sep=args.sep,
             missing=missing,
@@ -332,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def go() -> None:
         if args.smoke:
+            kept = args.run_dir is not None
             with tempfile.TemporaryDirectory(prefix="imageclef_smoke_") as tmp:
                 args.data_root = str(make_synthetic_imageclef(Path(tmp) / "data"))
                 args.run_dir = args.run_dir or str(Path(tmp) / "run")
@@ -340,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.min_frequency == 1:
                     args.min_frequency = 2
                 run(args)
+            if not kept:
+                print("(the smoke run's folder above was temporary and is now removed; --run-dir DIR keeps it)")
         else:
             run(args)
 

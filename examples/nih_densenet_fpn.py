@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory(prefix="nih_fpn_smoke_") as tmp:
                 args.run_dir = tmp
                 run(args)
+            print("(the smoke run's folder above was temporary and is now removed; --run-dir DIR keeps it)")
         else:
             run(args)
 

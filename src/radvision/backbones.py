@@ -364,7 +364,7 @@ def create_backbone(name: str, pretrained: str | Path | None = None, in_chans: i
         model, spec = _build_timm(spec, pretrained, in_chans)
     else:
         if pretrained == "imagenet":
-            raise RadvisionError(f"{name} has no ImageNet weights; use pretrained=None or a local weight file.")
+            raise RadvisionError(f"{name} has no ImageNet weights; use model.pretrained=null (pretrained=None) or a local weight file.")
         model = _BUILTINS[spec.builder](in_chans=in_chans)
     if file is not None:
         W.load_into(model, W.read_state_dict(file), source=str(file), first_conv=_first_conv(model)[0] + ".weight")

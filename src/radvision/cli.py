@@ -25,9 +25,10 @@ config overrides:
   An unknown key or a value of the wrong type stops with a message naming the key.
 resume:
   radvision train cfg.yaml --resume runs/demo optim.epochs=20 continues runs/demo after its last finished
-  epoch (finished epochs are never repeated). Only runtime/output settings may differ from the run's
-  config.yaml, and the schedule may only be extended (more epochs, more cycles); other changes stop
-  with the keys named: start a new run for those.
+  epoch (finished epochs are never repeated), writing into runs/demo whatever output.run_dir says.
+  Only runtime.* (except the seed), output.*, optim.num_workers, data.cache_dir, schedule.patience and
+  thresholds.* may differ from the run's config.yaml, and the schedule may only be extended (more
+  epochs, more cycles); other changes stop with the keys named: start a new run for those.
 """
 
 
@@ -59,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="score predictions against gold labels")
     ev.add_argument("pred", help="prediction CSV (path + probability per class)")
-    ev.add_argument("gold", help="gold CSV (path + one 1/0/blank column per class)")
+    ev.add_argument("gold", help="gold CSV (path + one 1/0/-1/blank column per class; -1 and blank are not scored)")
     ev.add_argument("-o", "--output", help="write per-class metrics to this .csv file")
     ev.add_argument("--thresholds", help="thresholds.json of a run, or the run folder (default 0.5 for every class)")
 
@@ -215,6 +216,9 @@ def exit_code(command: Callable[[], int | None], *, prog: str | None = "radvisio
     except KeyboardInterrupt:
         print(f"{lead}interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `radvision evaluate ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

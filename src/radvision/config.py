@@ -264,8 +264,19 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise _Mismatch  # pragma: no cover - every field type is handled above
 
 
+# names other tools use for radvision's keys, so that e.g. "optim.learning_rate" suggests "lr"
+_SYNONYMS = {"learning_rate": "lr", "num_epochs": "epochs", "n_epochs": "epochs", "max_epochs": "epochs",
+             "bs": "batch_size", "workers": "num_workers", "wd": "weight_decay", "img_size": "image_size",
+             "size": "image_size", "resolution": "image_size", "arch": "backbone", "model": "backbone",
+             "early_stopping_patience": "patience", "labels": "classes", "data_dir": "root", "output_dir": "run_dir"}
+
+
 def _unknown_key(key: str, valid: list[str]) -> RadvisionError:
-    close = difflib.get_close_matches(key.rsplit(".", 1)[-1], valid, n=3)
+    name = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(name, valid, n=3)
+    synonyms = {k: v for k, v in _SYNONYMS.items() if v in valid}
+    close += [synonyms[s] for s in difflib.get_close_matches(name, list(synonyms), n=1, cutoff=0.75)
+              if synonyms[s] not in close]
     hint = f"did you mean {', '.join(close)}? " if close else ""
     return RadvisionError(f"Unknown config key {key!r}: {hint}valid keys are {', '.join(valid)}.")
 

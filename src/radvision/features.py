@@ -142,7 +142,8 @@ def _raise_if_missing(paths: list[str]) -> None:
     """Fail before any work, naming the way to keep going."""
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
-        raise RadvisionError(f"Image file not found: {missing[0]} ({len(missing)} of {len(paths)} missing; pass "
+        first = f"an empty path (row {paths.index(missing[0])})" if not missing[0] else missing[0]
+        raise RadvisionError(f"Image file not found: {first} ({len(missing)} of {len(paths)} missing; pass "
                              "on_error='skip' to keep their rows as NaN features with the error recorded).")
 
 

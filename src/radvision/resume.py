@@ -98,7 +98,9 @@ def check_resume_config(saved: Config, new: Config, progress: Progress, run_dir:
     schedule = _schedule_change(saved.resolved_cycles(), new.resolved_cycles(), progress)
     reason = ""
     if schedule not in (None, "short"):
-        fixed += [c for c in changed if c[0] in SCHEDULE_KEYS]
+        # the schedule keys that rewrite trained epochs; more optim.epochs alone would be allowed
+        fixed += [c for c in changed if c[0] in SCHEDULE_KEYS
+                  and not (c[0] == "optim.epochs" and c[2] is not None and c[1] is not None and c[2] >= c[1])]
         reason = f" (the new schedule {schedule}; to train on with other settings, keep the trained cycles and add one)"
     if fixed:
         raise RadvisionError(

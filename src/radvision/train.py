@@ -465,7 +465,7 @@ class Trainer:
 
         if cfg.schedule.restore_best and self.run.file(BEST_FILE).is_file():
             load_weights(raw, self.run.file(BEST_FILE))
-            logger.info("Restored the best epoch (%s) by %s", progress.best_epoch, cfg.schedule.monitor)
+            logger.info("Restored the best epoch (%s) by %s", progress.best_epoch, self._monitor_name())
         elif cfg.schedule.restore_best:
             logger.warning("No epoch had a defined %s on the valid split, so there is no best epoch to restore; "
                            "the run keeps the last epoch's weights.", cfg.schedule.monitor)
@@ -699,10 +699,16 @@ class Trainer:
         s = self.config.schedule
         if not (s.monitor_min_positives or s.monitor_include_any):
             return f"{s.monitor} {value:.4f}"
+        return f"{s.monitor} {monitored_value(row, s.monitor):.4f}  monitored {value:.4f} ({self._monitor_name()})"
+
+    def _monitor_name(self) -> str:
+        """What selects the best epoch: schedule.monitor, or its restricted form (monitor_min_positives /
+        monitor_include_any), which is not metrics.csv's all-class figure."""
+        s = self.config.schedule
+        if not (s.monitor_min_positives or s.monitor_include_any):
+            return s.monitor
         over = f"classes with >= {s.monitor_min_positives} valid positives" if s.monitor_min_positives else "classes"
-        extra = " + any finding" if s.monitor_include_any else ""
-        return (f"{s.monitor} {monitored_value(row, s.monitor):.4f}  monitored {value:.4f} "
-                f"({s.monitor} over {over}{extra})")
+        return f"{s.monitor} over {over}" + (" + any finding" if s.monitor_include_any else "")
 
     def _improved(self, value: float, best: float | None) -> bool:
         if value is None or math.isnan(value):

@@ -42,8 +42,9 @@ def torch_hub_dir() -> Path:
 def how_to_supply(name: str) -> str:
     """The part of every weight error that says what the user can do instead."""
     return (
-        f"pass pretrained='/path/to/{name}.pth' or '.safetensors' (a local file), put the official file in "
-        f"{torch_hub_dir() / 'checkpoints'} (torchvision) or the Hugging Face cache (timm), or use pretrained=None"
+        f"give a local file as model.pretrained=/path/to/{name}.pth or .safetensors (pretrained='/path/to/{name}.pth' "
+        f"in Python), put the official file in {torch_hub_dir() / 'checkpoints'} (torchvision) or the Hugging Face "
+        "cache (timm), or train from scratch with model.pretrained=null (pretrained=None)"
     )
 
 

@@ -252,3 +252,11 @@ def test_example_overrides_may_come_between_the_options(nih, tmp_path, capsys):
             "--min-positives", "1"]
     assert nih.main(argv) == 0
     assert json.loads(capsys.readouterr().out)["Effusion"] == 1.0
+
+
+def test_imageclef_validation_concepts_need_their_images(clef, tmp_path, capsys):
+    root = clef.make_synthetic_imageclef(tmp_path, n_train=8, n_valid=6)
+    argv = ["--train-concepts", str(root / "train_concepts.csv"), "--train-images", str(root / "train"),
+            "--valid-concepts", str(root / "valid_concepts.csv")]
+    assert clef.main(argv) == 2
+    assert "--valid-concepts needs --valid-images" in capsys.readouterr().err

@@ -141,7 +141,7 @@ def test_bad_weight_files_give_clear_errors(tmp_path):
 
 
 def test_imagenet_offline_without_cache_explains_how_to_supply_weights(offline_caches):
-    with pytest.raises(RadvisionError, match=r"pretrained='/path/to/resnet18\.pth'") as err:
+    with pytest.raises(RadvisionError, match=r"model.pretrained=/path/to/resnet18\.pth .*pretrained='/path/to/resnet18\.pth'") as err:
         create_backbone("resnet18", pretrained="imagenet")
     assert str(offline_caches / "torch") in str(err.value)
     with pytest.raises(RadvisionError, match="not in the local caches"):

@@ -179,3 +179,16 @@ def test_predict_of_one_unreadable_image_gives_no_root_hint(trained, tmp_path, c
     assert main(["-q", "predict", str(trained / "run"), str(bad), "-o", str(tmp_path / "p.csv")]) == 2
     err = capsys.readouterr().err
     assert "no image could be read" in err and "--root" not in err
+
+
+def test_a_closed_pipe_ends_quietly(trained, tmp_path):
+    pred = tmp_path / "pred.csv"
+    assert main(["-q", "predict", str(trained / "run"), str(trained / "img"), "-o", str(pred)]) == 0
+    gold = pd.read_csv(trained / "labels.csv")
+    gold["path"] = [str(trained / p) for p in gold["path"]]
+    gold[["path", "Bright", "Dark"]].to_csv(tmp_path / "gold.csv", index=False)
+    proc = subprocess.Popen([sys.executable, "-m", "radvision.cli", "-q", "evaluate", str(pred), str(tmp_path / "gold.csv")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader leaves before the first line, as `| head -0` would
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 1 and "Traceback" not in err and "BrokenPipe" not in err

@@ -236,3 +236,12 @@ def test_python_api_misuse_gets_a_sentence(tmp_path):
 def test_choice_hints_ignore_case():
     with pytest.raises(RadvisionError, match="is 'MLP' \\(did you mean 'mlp'\\?\\)"):
         load_config(None, ["model.head=MLP"])
+
+
+@pytest.mark.parametrize("override, suggestion", [
+    ("optim.lerning_rate=1", "did you mean lr?"), ("optim.learning_rate=1", "did you mean lr?"),
+    ("optim.num_epochs=3", "did you mean epochs?"), ("data.img_size=64", "did you mean image_size?"),
+])
+def test_keys_named_as_other_tools_name_them_get_a_suggestion(override, suggestion):
+    with pytest.raises(RadvisionError, match=suggestion):
+        load_config(None, [override])

@@ -141,6 +141,10 @@ def test_missing_image_raises_or_keeps_its_row(tmp_path, table, model, tf):
     broken = LabelTable(frame, ["A"], table.root)
     with pytest.raises(RadvisionError, match="gone.png.*on_error='skip'"):
         _extract(model, broken, transform=tf)
+    blank = frame.copy()
+    blank.loc[1, "path"] = ""
+    with pytest.raises(RadvisionError, match=r"not found: an empty path \(row 1\)"):
+        _extract(model, LabelTable(blank, ["A"], table.root), transform=tf)
     out = tmp_path / "feats.parquet"
     feats = _extract(model, broken, out, transform=tf, on_error="skip")
     good = _extract(model, table, transform=tf)

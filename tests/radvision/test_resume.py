@@ -20,3 +20,11 @@ def test_resume_schedule_rules():
     finished = Progress(epoch=10, cycle=0, cycle_epoch=10)
     extended = load_config(None, ["cycles=[{epochs: 10}, {epochs: 5, lr: 1e-4}]", "runtime.device=cpu"])
     assert check_resume_config(saved, extended, finished, "r") is False
+
+
+def test_a_refused_schedule_names_only_the_keys_that_rewrite_trained_epochs():
+    saved = load_config(None, ["optim.epochs=4"])
+    done = Progress(epoch=4, cycle=0, cycle_epoch=4)
+    with pytest.raises(RadvisionError) as err:
+        check_resume_config(saved, load_config(None, ["optim.epochs=6", "optim.lr=0.1"]), done, "r")
+    assert "optim.lr (0.001 -> 0.1)" in str(err.value) and "optim.epochs" not in str(err.value)

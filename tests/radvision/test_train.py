@@ -179,6 +179,8 @@ def test_monitor_min_positives_selects_on_well_supported_classes(tmp_path, make_
                                .mean(axis=1))  # metrics.csv keeps the all-class mean
     state = json.loads((run / "trainer_state.json").read_text())
     assert state["best"] == pytest.approx(metrics["monitored"].max())
+    assert (f"Restored the best epoch ({state['best_epoch']}) by mean_auroc over classes with >= 2 valid "
+            "positives") in caplog.text
 
 
 def test_nih_reader_receives_classes_so_no_finding_can_be_an_output(tmp_path, make_images):

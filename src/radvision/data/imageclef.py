@@ -56,6 +56,11 @@ def read_concepts(concepts_csv: str | os.PathLike, sep: str | None = None) -> pd
             concepts.append([c.strip() for c in cell.split(";") if c.strip()])
     if not ids:
         raise RadvisionError(f"Concept file {path} holds no rows.")
+    if not any(concepts):  # e.g. sep="," on a tab-separated file: each line is read as one id
+        other = "\t" if sep == "," else ","
+        raise RadvisionError(f"Concept file {path.name} gives no concepts with sep={sep!r}; if its lines are "
+                             f"'ID{'<TAB>' if other == chr(9) else ','}CUI;CUI', use sep={other!r}, or sep=None "
+                             "(the --sep default) to detect it.")
     return pd.DataFrame({"id": ids, "concepts": concepts})
 
 

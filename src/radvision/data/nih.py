@@ -42,7 +42,8 @@ def _find_csv(root: Path) -> Path:
     candidates = sorted(root.glob("Data_Entry*.csv")) + sorted(root.glob("Data_Entry*.csv.gz"))
     if not candidates:
         raise RadvisionError(
-            f"No Data_Entry_2017*.csv found in {root}; pass csv= with the path of the NIH label table."
+            f"No Data_Entry*.csv (e.g. Data_Entry_2017.csv) found in {root}; give the path of the NIH label "
+            "table as data.csv (csv= in Python)."
         )
     # Prefer the official file names over samples or derived copies.
     candidates.sort(key=lambda p: (not p.name.startswith("Data_Entry_2017"), "v2020" not in p.name, p.name))

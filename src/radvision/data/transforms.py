@@ -14,7 +14,7 @@ import torch
 from torchvision.transforms import v2
 
 from radvision.data.table import check_choice
-from radvision.errors import RadvisionError
+from radvision.errors import RadvisionError, did_you_mean
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "MODIFIERS", "PRESETS", "build_transforms"]
 
@@ -68,7 +68,13 @@ def build_transforms(
     if not isinstance(preset, str):
         raise RadvisionError(f"Transform preset must be a string such as 'default', got {preset!r}.")
     preset, *modifiers = preset.split("+")
-    check_choice(preset, PRESETS, "transform preset")
+    if preset in MODIFIERS:  # "equalize" alone: an option, not a preset
+        raise RadvisionError(f"Transform preset {preset!r} is an option to append to a preset, e.g. 'default+{preset}'; "
+                             f"presets: {', '.join(PRESETS)}.")
+    if preset not in PRESETS:
+        raise RadvisionError(f"Unknown transform preset {preset!r}{did_you_mean(preset, PRESETS)}; valid choices: "
+                             f"{', '.join(PRESETS)}, each optionally with +{' +'.join(MODIFIERS)} "
+                             f"(e.g. 'default+{MODIFIERS[0]}').")
     for m in modifiers:
         check_choice(m, MODIFIERS, "transform option")
     if not isinstance(size, int) or size < 8:

@@ -71,3 +71,13 @@ def test_errors(tmp_path, helpers):
 def test_cardinality_handles_nan_and_empty():
     assert label_cardinality(np.array([[1, np.nan], [0, 1]], np.float32)) == 1.0
     assert np.isnan(label_cardinality(np.zeros((0, 2))))
+
+
+def test_a_wrong_separator_is_named(tmp_path):
+    from radvision.data.imageclef import read_concepts
+
+    f = tmp_path / "c.csv"
+    f.write_text("a\tC1;C2\nb\tC3\n")
+    with pytest.raises(RadvisionError, match="gives no concepts with sep=','.*use sep='\\\\t'"):
+        read_concepts(f, ",")
+    assert read_concepts(f)["concepts"].tolist() == [["C1", "C2"], ["C3"]]

@@ -60,3 +60,14 @@ def test_equalize_option_spreads_a_narrow_histogram():
     assert out.shape == (3, 16, 16) and out.dtype == torch.float32
     with pytest.raises(RadvisionError, match="did you mean 'equalize'"):
         build_transforms("default+equalise", 16)
+
+
+@pytest.mark.parametrize("preset, message", [
+    ("equalize", "is an option to append to a preset, e.g. 'default+equalize'"),
+    ("defalt", "(did you mean 'default'?); valid choices: default, chexpert_study, nih_study, none, each "
+               "optionally with +equalize"),
+])
+def test_unknown_presets_name_the_equalize_option(preset, message):
+    with pytest.raises(RadvisionError) as err:
+        build_transforms(preset, 32, train=True)
+    assert message in str(err.value)
