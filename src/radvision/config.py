@@ -346,13 +346,10 @@ def _check_decision_rule(t: ThresholdConfig) -> None:
         raise RadvisionError(f"Config key 'thresholds.min_labels' must be zero or more, got {t.min_labels!r}.")
     if t.top_k is not None and t.min_labels > t.top_k:
         raise RadvisionError(f"thresholds.min_labels ({t.min_labels}) is more than thresholds.top_k ({t.top_k}).")
-    c = t.cardinality
+    c = t.cardinality  # a number is already a float (the type tries float before str)
     if isinstance(c, str) and c != "train":
-        try:
-            c = t.cardinality = float(c)  # "1.5" from an override stays a number
-        except ValueError:
-            raise RadvisionError(f"Config key 'thresholds.cardinality' must be 'train', a number of labels per "
-                                 f"image, or null, got {c!r}.") from None
+        raise RadvisionError(f"Config key 'thresholds.cardinality' must be 'train', a number of labels per "
+                             f"image, or null, got {c!r}.")
     if isinstance(c, float) and not c >= 0:
         raise RadvisionError(f"Config key 'thresholds.cardinality' must be zero or more, got {c!r}.")
 

@@ -209,9 +209,6 @@ def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.
     df = pd.DataFrame(probs.astype(np.float64), columns=class_names)
     df.insert(0, "path", given)
     if with_labels:
-        if not (Path(run_dir) / THRESHOLDS_FILE).is_file():  # a run stopped before its thresholds were chosen
-            logger.warning("%s has no %s (the run did not finish); the labels use 0.5 for every class",
-                           run_dir, THRESHOLDS_FILE)
         labels = decide_labels(run_dir, cfg, probs, thresholds)
         for j, c in enumerate(class_names):
             df[f"{c}_label"] = labels[:, j]
@@ -225,8 +222,11 @@ def decide_labels(run_dir: str | os.PathLike[str], cfg: Config, probs: np.ndarra
     thresholds, `thresholds.cardinality` over these images, `min_labels` and `top_k` per image."""
     from radvision.thresholds import decide, load_train_cardinality, rule_from_config
 
-    t = cfg.thresholds
-    recorded = load_train_cardinality(Path(run_dir) / THRESHOLDS_FILE)
+    t, saved = cfg.thresholds, Path(run_dir) / THRESHOLDS_FILE
+    if not saved.is_file():  # a run stopped before its thresholds were chosen: load_run gave 0.5 each
+        logger.warning("%s has no %s (the run did not finish); the labels use 0.5 for every class",
+                       run_dir, THRESHOLDS_FILE)
+    recorded = load_train_cardinality(saved)
     if t.cardinality == "train" and recorded is None:
         logger.warning("thresholds.cardinality is 'train' but %s records no train_cardinality; the thresholds "
                        "are not shifted", run_dir)

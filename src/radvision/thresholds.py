@@ -163,12 +163,6 @@ def rule_from_config(t, train_cardinality: float | None = None) -> dict:
     return {"top_k": t.top_k, "min_labels": t.min_labels, "cardinality": card}
 
 
-def label_cardinality(y_true) -> float:
-    """Mean number of positive labels per row (unknown labels count as absent); NaN for no rows."""
-    y = np.asarray(y_true, dtype=float)
-    return float(np.nan_to_num(y, nan=0.0).clip(0, 1).sum(axis=1).mean()) if len(y) else float("nan")
-
-
 def save_thresholds(path: str | Path, class_names: Sequence[str], thr, *,
                     train_cardinality: float | None = None) -> Path:
     """Write ``{"format", "thresholds": {class: value}}`` as JSON, atomically; ``train_cardinality`` (the

@@ -440,7 +440,7 @@ class Trainer:
             raw = raw.to(memory_format=torch.channels_last)
         self.model = raw
 
-        from radvision.thresholds import label_cardinality
+        from radvision.data import label_cardinality
 
         self._train_cardinality = label_cardinality(y_train)
         loader_kw = {"batch_size": cfg.optim.batch_size, "num_workers": cfg.optim.num_workers, "pin_memory": use_cuda,
@@ -468,7 +468,7 @@ class Trainer:
             logger.info("Restored the best epoch (%s) by %s", progress.best_epoch, self._monitor_name())
         elif cfg.schedule.restore_best:
             logger.warning("No epoch had a defined %s on the valid split, so there is no best epoch to restore; "
-                           "the run keeps the last epoch's weights.", cfg.schedule.monitor)
+                           "the run keeps the last epoch's weights.", self._monitor_name())
         if acc.is_main_process:
             save_weights(raw, self.run.file(MODEL_FILE))
             progress.finished = True
@@ -685,13 +685,11 @@ class Trainer:
         if self._monitor_warned:
             return
         self._monitor_warned = True
-        s = self.config.schedule
-        over = f" over classes with >= {s.monitor_min_positives} valid positives" if s.monitor_min_positives else ""
-        logger.warning("%s%s is undefined on the valid split (no class there has both positive and negative "
+        logger.warning("%s is undefined on the valid split (no class there has both positive and negative "
                        "labels, or none has enough positives); such epochs count neither as better nor as worse "
                        "for early stopping and the best epoch. A larger valid split (data.split), a lower "
                        "schedule.monitor_min_positives or schedule.monitor=loss gives a usable figure.",
-                       s.monitor, over)
+                       self._monitor_name())
 
     def _monitor_text(self, row: dict[str, Any], value: float) -> str:
         """The monitored number for the epoch log, labelled as what it is: with monitor_min_positives /
