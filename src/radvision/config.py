@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import math
 import os
 import types
 import typing
@@ -387,7 +388,22 @@ def _check_consistency(cfg: Config) -> None:
             "set both to 1 or both to 3."
         )
     s = cfg.schedule
+    weights = [("loss.class_weights", cfg.loss.class_weights)]
+    weights += [(f"cycles[{i}].class_weights", c.class_weights) for i, c in enumerate(cfg.cycles)]
+    for key, spec in weights:
+        bad = [k for k, v in (spec.items() if isinstance(spec, dict) else []) if not v >= 0]
+        if bad:
+            raise RadvisionError(f"Config key {key!r} gives {bad[0]!r} the weight {spec[bad[0]]!r}; class weights "
+                                 "must be zero or more.")
+    for key, spec in weights:
+        if isinstance(spec, str) and spec != "auto":
+            raise RadvisionError(f"Config key {key!r} must be 'auto', a mapping of class: weight, or null, "
+                                 f"got {spec!r}.")
     _check_ranges([
+        *((f"cycles[{i}].lr", c.lr, c.lr is None or c.lr > 0, "positive (or left out: optim.lr)")
+          for i, c in enumerate(cfg.cycles)),
+        ("model.backbone_lr_mult", cfg.model.backbone_lr_mult, cfg.model.backbone_lr_mult >= 0, "zero or more"),
+        ("loss.gamma", cfg.loss.gamma, cfg.loss.gamma >= 0 and math.isfinite(cfg.loss.gamma), "a number >= 0"),
         ("schedule.patience", s.patience, s.patience is None or s.patience >= 1, "1 or more (or null: off)"),
         ("schedule.plateau_patience", s.plateau_patience, s.plateau_patience is None or s.plateau_patience >= 0,
          "zero or more (or null: off)"),

@@ -107,6 +107,11 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "label"
 
 
+def overlay_name(prefix: str, name: str) -> str:
+    """The file name `save_overlays` gives the heatmap of class `name` for an image called `prefix`."""
+    return f"{_safe_name(prefix)}_{_safe_name(str(name))}.png"
+
+
 def save_overlays(image, cams: Mapping[str, np.ndarray], out_dir: str | Path, prefix: str,
                   image_weight: float = 0.5) -> list[Path]:
     """Write one ``<prefix>_<class>.png`` per heatmap (jet colour map over the image), atomically.
@@ -128,10 +133,9 @@ def save_overlays(image, cams: Mapping[str, np.ndarray], out_dir: str | Path, pr
             m = np.asarray(Image.fromarray(m).resize((w, h), Image.BILINEAR), dtype=np.float32)
         m = np.clip(np.nan_to_num(m), 0.0, 1.0)
         overlay = show_cam_on_image(rgb, m, use_rgb=True, image_weight=image_weight)
-        stem = f"{_safe_name(prefix)}_{_safe_name(str(name))}"
-        path = out / f"{stem}.png"
+        path = out / overlay_name(prefix, name)
         if path in paths:  # two class names that sanitise alike must not overwrite each other
-            path = out / f"{stem}_{len(paths)}.png"
+            path = path.with_name(f"{path.stem}_{len(paths)}.png")
         atomic_write(path, lambda tmp, overlay=overlay: Image.fromarray(overlay).save(tmp, format="PNG"))
         paths.append(path)
     logger.info("wrote %d Grad-CAM overlays for %s to %s", len(paths), prefix, out)

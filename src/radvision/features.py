@@ -195,11 +195,14 @@ def _meta_path(out: Path) -> Path:
     return out.with_name(out.name + ".meta.json")
 
 
-def _file_stamp(path: Path) -> dict[str, int]:
-    """Size and mtime of the feature file, kept in its sidecar: a feature file replaced by anything else
-    (an older radvision, a copy) no longer matches its key."""
-    st = path.stat()
-    return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+def _file_stamp(path: Path) -> dict[str, Any]:
+    """Size and content digest of the feature file, kept in its sidecar: a feature file replaced by anything
+    else (an older radvision, another run) no longer matches its key, while a copy (cp, rsync) still does."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 def _read_meta(out: Path) -> dict[str, Any] | None:
@@ -290,8 +293,9 @@ def _compute(model: torch.nn.Module, ds: Dataset, paths: list[str] | None, dev: 
         row = len(errors)
         if on_error == "raise" and not all(ok):
             i = row + ok.index(False)
-            where = paths[i] if paths is not None else f"row {i}"
-            raise RadvisionError(f"Cannot read image {where}: {errs[i - row]} (pass on_error='skip' to keep its row "
+            # the image error names the file already; only a row number is added when no path is known
+            where = "" if paths is not None else f"row {i}: "
+            raise RadvisionError(f"{where}{errs[i - row].rstrip('.')} (pass on_error='skip' to keep its row "
                                  "as NaN features with the error recorded).")
         if images is not None:
             out = pooled_features(model, images.to(dev)).float().cpu().numpy()

@@ -335,10 +335,11 @@ def _numeric(frame: pd.DataFrame, classes: list[str], what: str, allowed: tuple[
 
 def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.PathLike[str]],
                    out_dir: str | os.PathLike[str], classes: Sequence[str] | None = None) -> list[Path]:
-    """Grad-CAM overlays (PNG) per image and class, named `<image stem>_<class>.png` (`<stem>_2_<class>` for a
-    second image of the same stem); `images` may include folders.  Returns the files written."""
+    """Grad-CAM overlays (PNG) per image and class, named `<image stem>_<class>.png` (`<stem>_2_<class>` when
+    that name is taken by an earlier image of the call); `images` may include folders.  An unreadable image is
+    logged and skipped.  Returns the files written."""
     from radvision.data import load_image
-    from radvision.explain import gradcam, save_overlays
+    from radvision.explain import gradcam, overlay_name, save_overlays
 
     model, cfg, class_names, _ = load_run(run_dir, device="cpu")
     chosen = list(class_names if classes is None else classes)
@@ -352,13 +353,24 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
             raise RadvisionError(f"Image {str(image_path)!r} does not exist.")
     transform = image_transform(cfg)
     written: list[Path] = []
-    stems: dict[str, int] = {}
+    taken: set[str] = set()  # file names written by this call, lower-cased for case-insensitive file systems
+    failed = 0
     for image_path in files:
-        img = load_image(image_path)
-        tensor = transform(img)
-        cams = gradcam(model, tensor, chosen)
-        stem = Path(image_path).stem
-        stems[stem.lower()] = seen = stems.get(stem.lower(), 0) + 1  # lower: case-insensitive file systems
-        out = save_overlays(img, cams, out_dir, stem if seen == 1 else f"{stem}_{seen}")
-        written.extend(Path(p) for p in (out if isinstance(out, (list, tuple)) else out.values()))
+        try:
+            img = load_image(image_path)
+        except RadvisionError as err:  # one bad file does not stop the others
+            failed += 1
+            logger.warning("skipping %s: %s", image_path, first_line(err))
+            continue
+        cams = gradcam(model, transform(img), chosen)
+        stem, n = Path(image_path).stem, 1
+        prefix = stem
+        while any(overlay_name(prefix, c).lower() in taken for c in chosen):  # e.g. a/x.png and b/x.png
+            n += 1
+            prefix = f"{stem}_{n}"
+        out = save_overlays(img, cams, out_dir, prefix)
+        taken.update(p.name.lower() for p in out)
+        written.extend(out)
+    if failed and not written:
+        raise RadvisionError(f"No image could be read ({failed} tried); see the warnings for each file.")
     return written

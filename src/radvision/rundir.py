@@ -37,6 +37,7 @@ STATE_FILE = "trainer_state.json"
 THRESHOLDS_FILE = "thresholds.json"
 SKIPPED_FILE = "skipped_images.csv"  # images on_error=skip left out of the run: split, path, error
 PLOTS_DIR = "plots"
+STAGED_SUFFIX = ".pending"  # an epoch's checkpoint file before trainer_state.json confirms the epoch
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
@@ -129,7 +130,30 @@ class RunDir:
         other files a user put in the folder stay."""
         fixed = (STATE_FILE, METRICS_FILE, OPTIMIZER_FILE, BEST_FILE, MODEL_FILE, THRESHOLDS_FILE, SKIPPED_FILE)
         for path in [*(self.file(n) for n in fixed), *self.path.glob("*_metrics.csv"),
-                     *self.path.glob("*_per_class.csv"), *self.plots.glob("*.png")]:
+                     *self.path.glob("*_per_class.csv"), *self.plots.glob("*.png"),
+                     *self.path.glob(f"*{STAGED_SUFFIX}")]:
+            path.unlink(missing_ok=True)
+
+    # -- checkpoints: staged files, then trainer_state.json, then promotion ---------------------------
+    # Each file is written atomically, but a checkpoint is several files. They are written under staged names,
+    # trainer_state.json (which lists them) confirms the epoch, and only then do they replace the previous
+    # epoch's files. An interruption before the state leaves the previous epoch's files untouched (its staged
+    # files are dropped on resume); one after it is finished on resume (`recover`).
+    def staged(self, name: str, epoch: int) -> Path:
+        """Where epoch `epoch` writes checkpoint file `name` until the epoch is confirmed."""
+        return self.file(f"{name}.epoch{epoch}{STAGED_SUFFIX}")
+
+    def promote(self, staged: list[str]) -> None:
+        """Move confirmed staged files (names from `staged`) over their final names."""
+        for name in staged:
+            path = self.file(name)
+            if path.is_file():
+                os.replace(path, self.file(name[: name.rindex(".epoch")]))
+
+    def recover(self, state: dict[str, Any]) -> None:
+        """After an interruption: promote the staged files trainer_state.json confirmed, drop any other."""
+        self.promote(list(state.get("staged", [])))
+        for path in self.path.glob(f"*{STAGED_SUFFIX}"):
             path.unlink(missing_ok=True)
 
     # -- trainer state -------------------------------------------------------------------------------
@@ -151,10 +175,10 @@ class RunDir:
         return pd.read_csv(p) if p.is_file() else pd.DataFrame()
 
     # -- optimizer -----------------------------------------------------------------------------------
-    def save_optimizer(self, state: dict[str, Any]) -> None:
+    def save_optimizer(self, state: dict[str, Any], path: str | os.PathLike[str] | None = None) -> Path:
         import torch
 
-        atomic_write(self.file(OPTIMIZER_FILE), lambda tmp: torch.save(state, tmp))
+        return atomic_write(path or self.file(OPTIMIZER_FILE), lambda tmp: torch.save(state, tmp))
 
     def load_optimizer(self) -> dict[str, Any] | None:
         import torch

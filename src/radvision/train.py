@@ -36,6 +36,7 @@ from radvision.rundir import (
     BEST_FILE,
     CONFIG_FILE,
     MODEL_FILE,
+    OPTIMIZER_FILE,
     SKIPPED_FILE,
     STATE_FILE,
     THRESHOLDS_FILE,
@@ -470,9 +471,10 @@ class Trainer:
             logger.warning("No epoch had a defined %s on the valid split, so there is no best epoch to restore; "
                            "the run keeps the last epoch's weights.", self._monitor_name())
         if acc.is_main_process:
-            save_weights(raw, self.run.file(MODEL_FILE))
+            staged = [save_weights(raw, self.run.staged(MODEL_FILE, progress.epoch)).name]
             progress.finished = True
-            self._save_state(progress)
+            self._save_state(progress, staged)
+            self.run.promote(staged)
         self._finish(valid_loader, test_ds)
         self._write_skipped_list({"train": train_ds, "valid": valid_ds, "test": test_ds})
         acc.wait_for_everyone()
@@ -495,6 +497,7 @@ class Trainer:
             raise RadvisionError(f"Cannot resume: {str(self.run.path)!r} holds no {STATE_FILE}; pass the directory "
                                  "of an earlier run.")
         self._saved_state = self.run.load_state()
+        self.run.recover(self._saved_state)  # finish a confirmed epoch's checkpoint, drop an unconfirmed one
         path = self.run.file(CONFIG_FILE)
         if not path.is_file():
             logger.warning("%s has no %s; cannot check that the config matches the run", self.run.path, CONFIG_FILE)
@@ -589,8 +592,10 @@ class Trainer:
         self._overwrite_pending = False
         self.accelerator.wait_for_everyone()
 
-    def _save_state(self, progress: Progress) -> None:
-        self.run.save_state(progress.to_dict(self.config.schedule.monitor, self.mode, self.class_names))
+    def _save_state(self, progress: Progress, staged: list[str] = ()) -> None:
+        """trainer_state.json, which confirms an epoch: `staged` names its checkpoint files still to promote."""
+        state = progress.to_dict(self.config.schedule.monitor, self.mode, self.class_names)
+        self.run.save_state({**state, "staged": list(staged)})
 
     # -- training -----------------------------------------------------------------------------------
     def _run_cycle(self, ci: int, cycle: CycleConfig, first: int, progress: Progress, train_loader: DataLoader,
@@ -640,6 +645,12 @@ class Trainer:
             t0 = time.perf_counter()
             train_loss = self._train_epoch(model, optimizer, loss_fn, train_loader, progress.epoch + 1)
             valid_loss, y_true, y_prob = self._evaluate(model, loss_fn, valid_loader, "valid")
+            if not (math.isfinite(train_loss) and np.isfinite(y_prob).all()):
+                # not saved: the run folder keeps the last finite epoch
+                raise RadvisionError(
+                    f"Training diverged in epoch {progress.epoch + 1}: the training loss is {train_loss:g}"
+                    f"{'' if np.isfinite(y_prob).all() else ' and the valid predictions hold NaN'}; lower "
+                    f"the learning rate (optim.lr / the cycle's lr, now {cycle.lr:g}) and start a new run.")
             row = self._epoch_row(progress.epoch + 1, ci, optimizer, train_loss, valid_loss, y_true, y_prob)
             row["seconds"] = round(time.perf_counter() - t0, 3)
             value = self._monitored(row, y_true, y_prob)
@@ -777,16 +788,20 @@ class Trainer:
         acc.wait_for_everyone()
         self._open_overwritten_run()
         if acc.is_main_process:
-            raw = self.model
-            save_weights(raw, self.run.file(MODEL_FILE))
+            raw, epoch = self.model, progress.epoch
+            # staged names: an interruption before the state is written leaves the last epoch's files as they were
+            staged = [save_weights(raw, self.run.staged(MODEL_FILE, epoch))]
             if improved:
-                save_weights(raw, self.run.file(BEST_FILE))
+                staged.append(save_weights(raw, self.run.staged(BEST_FILE, epoch)))
             opt = acc.unwrap_model(optimizer) if hasattr(optimizer, "module") else optimizer
             opt_state = getattr(opt, "optimizer", opt).state_dict()
-            self.run.save_optimizer({"cycle": ci, "optimizer": opt_state,
-                                     "scheduler": scheduler.state_dict() if scheduler is not None else None})
-            self.run.write_metrics(self.history)
-            self._save_state(progress)  # written last: it confirms the epoch
+            staged.append(self.run.save_optimizer(
+                {"cycle": ci, "optimizer": opt_state,
+                 "scheduler": scheduler.state_dict() if scheduler is not None else None},
+                self.run.staged(OPTIMIZER_FILE, epoch)))
+            self.run.write_metrics(self.history)  # read back only up to the confirmed epoch
+            self._save_state(progress, [p.name for p in staged])  # confirms the epoch
+            self.run.promote([p.name for p in staged])
         acc.wait_for_everyone()
 
     # -- after training -----------------------------------------------------------------------------

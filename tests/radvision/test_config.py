@@ -245,3 +245,20 @@ def test_choice_hints_ignore_case():
 def test_keys_named_as_other_tools_name_them_get_a_suggestion(override, suggestion):
     with pytest.raises(RadvisionError, match=suggestion):
         load_config(None, [override])
+
+
+def test_a_nan_focal_gamma_is_refused():
+    with pytest.raises(RadvisionError, match="'loss.gamma' must be a number >= 0, got nan"):
+        load_config(None, ["loss.gamma=.nan"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("cycles=[{epochs: 1, lr: -1}]", "'cycles[0].lr' must be positive"),
+    ("model.backbone_lr_mult=-1", "'model.backbone_lr_mult' must be zero or more"),
+    ("cycles=[{epochs: 1, class_weights: {A: -2}}]", "'cycles[0].class_weights' gives 'A' the weight -2.0"),
+    ("loss.class_weights=autox", "'loss.class_weights' must be 'auto', a mapping of class: weight, or null"),
+])
+def test_learning_rates_and_class_weights_name_their_key(override, message):
+    with pytest.raises(RadvisionError) as err:
+        load_config(None, [override])
+    assert message in str(err.value)

@@ -72,6 +72,15 @@ def test_features_npy_cache(tmp_path, table, model, tf, caplog):
     # a matching cache needs no image files (fusion may run where the images are not)
     (tmp_path / "0.png").unlink()
     np.testing.assert_array_equal(_extract(other, table, out, transform=tf), fresh)
+    # a copy of the cache and its key (a new mtime) still serves, as copied run folders do
+    import os
+    import shutil
+
+    copy = tmp_path / "copied.npy"
+    shutil.copy(out, copy)
+    shutil.copy(out.with_name(out.name + ".meta.json"), copy.with_name(copy.name + ".meta.json"))
+    os.utime(copy, ns=(1, 1))
+    np.testing.assert_array_equal(_extract(other, table, copy, transform=tf), fresh)
 
 
 def test_npy_cache_is_rebuilt_for_other_images_with_the_same_row_count(tmp_path, table, model, tf, caplog):

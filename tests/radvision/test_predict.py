@@ -242,3 +242,18 @@ def test_cardinality_train_without_a_recorded_figure_warns_and_uses_the_threshol
     assert "records no train_cardinality; the thresholds are not shifted" in caplog.text
     plain = predict(run_dir, run_dir.parent / "img", device="cpu", with_labels=True)
     assert out["Bright_label"].tolist() == plain["Bright_label"].tolist()
+
+
+def test_explain_never_overwrites_an_overlay_and_skips_unreadable_images(run_dir, tmp_path, caplog):
+    src = run_dir.parent / "img" / "001.png"
+    for folder, name in (("a", "x.png"), ("b", "x.png"), ("b", "x_2.png"), ("c", "p q.png"), ("c", "p_q.png")):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        shutil.copy(src, tmp_path / folder / name)
+    (tmp_path / "c" / "broken.png").write_bytes(b"not a png")
+    written = explain_images(run_dir, [tmp_path / "a", tmp_path / "b", tmp_path / "c"], tmp_path / "cams",
+                             classes=["Bright"])
+    names = [p.name for p in written]
+    assert len(names) == 5 and len(set(names)) == 5 and len(list((tmp_path / "cams").glob("*.png"))) == 5
+    assert "skipping" in caplog.text and "broken.png" in caplog.text
+    with pytest.raises(RadvisionError, match="No image could be read"):
+        explain_images(run_dir, [tmp_path / "c" / "broken.png"], tmp_path / "cams2")

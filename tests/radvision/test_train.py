@@ -130,7 +130,7 @@ def test_datasets_passed_to_fit_are_checked_against_the_config(tmp_path, make_im
 
 @pytest.mark.parametrize("override, message", [
     ("loss.class_weights={stripe: 2.0}", "unknown class 'stripe' (did you mean 'Stripe'?)"),
-    ("loss.class_weights={Stripe: -2.0}", "gives 'Stripe' the weight -2.0; weights must be zero or more"),
+    ("loss.class_weights={Stripe: -2.0}", "'loss.class_weights' gives 'Stripe' the weight -2.0"),
     ("thresholds.min_labels=3", "thresholds.min_labels is 3 but there are only 2 classes"),
     ("thresholds.cardinality=2.5", "thresholds.cardinality is 2.5 but there are only 2 classes"),
 ])
@@ -490,3 +490,47 @@ def test_resume_compares_data_folders_not_their_spelling(tmp_path, make_images, 
     assert json.loads((run / "trainer_state.json").read_text())["epoch"] == 2
     with pytest.raises(RadvisionError, match="data.csv"):  # another file is still a change
         Trainer(tiny_config(tmp_path, str(make_images(tmp_path / "e", n=16)), "optim.epochs=3"), resume=run).fit()
+
+
+class _Killed(BaseException):
+    """Stands in for a kill: not an Exception, so nothing on the way catches it."""
+
+
+@pytest.mark.parametrize("where", ["save_optimizer", "promote"])
+def test_a_run_killed_while_saving_an_epoch_resumes_exactly(tmp_path, data_csv, monkeypatch, where):
+    from radvision.rundir import RunDir
+
+    straight = pd.read_csv(Trainer(tiny_config(tmp_path / "straight", data_csv, "optim.epochs=3")).fit()
+                           / "metrics.csv")
+    real, calls = getattr(RunDir, where), []
+
+    def dies_in_epoch_2(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # epoch 2: before trainer_state.json (save_optimizer) or just after it (promote)
+            raise _Killed
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunDir, where, dies_in_epoch_2)
+    cfg = tiny_config(tmp_path, data_csv, "optim.epochs=3")
+    with pytest.raises(_Killed):
+        Trainer(cfg).fit()
+    monkeypatch.setattr(RunDir, where, real)
+    run = tmp_path / "run"
+    assert list(run.glob("*.pending"))  # the interrupted epoch's files were left staged
+    Trainer(cfg, resume=run).fit()
+    resumed = pd.read_csv(run / "metrics.csv")
+    assert resumed["epoch"].tolist() == [1, 2, 3] and not list(run.glob("*.pending"))
+    np.testing.assert_allclose(resumed["train_loss"], straight["train_loss"], rtol=1e-5)
+    np.testing.assert_allclose(resumed["valid_loss"], straight["valid_loss"], rtol=1e-5)
+
+
+def test_a_diverging_run_stops_naming_the_epoch_and_the_learning_rate(tmp_path, data_csv):
+    import re
+
+    with pytest.raises(RadvisionError) as err:
+        Trainer(tiny_config(tmp_path, data_csv, "optim.name=sgd", "optim.lr=1e12", "optim.epochs=4")).fit()
+    found = re.search(r"Training diverged in epoch (\d): .*optim.lr / the cycle's lr, now 1e\+12", str(err.value))
+    assert found, str(err.value)
+    state = tmp_path / "run" / "trainer_state.json"
+    confirmed = json.loads(state.read_text())["epoch"] if state.exists() else 0
+    assert confirmed == int(found.group(1)) - 1  # the diverged epoch was not saved
