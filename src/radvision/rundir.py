@@ -139,8 +139,8 @@ class RunDir:
     # trainer_state.json (which lists them) confirms the epoch, and only then do they replace the previous
     # epoch's files. An interruption before the state leaves the previous epoch's files untouched (its staged
     # files are dropped on resume); one after it is finished on resume (`recover`).
-    def staged(self, name: str, epoch: int) -> Path:
-        """Where epoch `epoch` writes checkpoint file `name` until the epoch is confirmed."""
+    def staged(self, name: str, epoch: int | str) -> Path:
+        """Where epoch `epoch` (or a tag such as "5-final") writes checkpoint file `name` until it is confirmed."""
         return self.file(f"{name}.epoch{epoch}{STAGED_SUFFIX}")
 
     def promote(self, staged: list[str]) -> None:

@@ -471,7 +471,8 @@ class Trainer:
             logger.warning("No epoch had a defined %s on the valid split, so there is no best epoch to restore; "
                            "the run keeps the last epoch's weights.", self._monitor_name())
         if acc.is_main_process:
-            staged = [save_weights(raw, self.run.staged(MODEL_FILE, progress.epoch)).name]
+            # its own tag: the last epoch's staged files keep theirs until trainer_state.json is rewritten
+            staged = [save_weights(raw, self.run.staged(MODEL_FILE, f"{progress.epoch}-final")).name]
             progress.finished = True
             self._save_state(progress, staged)
             self.run.promote(staged)

@@ -83,3 +83,20 @@ def test_overwrite_clears_every_output_of_the_old_run(tmp_path):
     run.prepare(resume=False, overwrite=True)
     assert not any(p.exists() for p in old)
     assert mine.read_text() == "the user's"
+
+
+def test_recover_promotes_confirmed_staged_files_and_drops_the_rest(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.prepare(resume=False)
+    (run.path / "model.safetensors").write_text("epoch 3")
+    run.staged("model.safetensors", 4).write_text("epoch 4")  # confirmed below
+    run.staged("optimizer.pt", 4).write_text("opt 4")
+    run.staged("model.safetensors", "4-final").write_text("best")  # written, never confirmed
+    run.recover({"epoch": 4, "staged": ["model.safetensors.epoch4.pending", "optimizer.pt.epoch4.pending"]})
+    assert (run.path / "model.safetensors").read_text() == "epoch 4"
+    assert (run.path / "optimizer.pt").read_text() == "opt 4"
+    assert not list(run.path.glob("*.pending"))
+    # a state whose staged files were promoted already leaves everything as it is
+    run.staged("model.safetensors", 5).write_text("epoch 5, unconfirmed")
+    run.recover({"epoch": 4, "staged": ["model.safetensors.epoch4.pending"]})
+    assert (run.path / "model.safetensors").read_text() == "epoch 4" and not list(run.path.glob("*.pending"))
