@@ -207,8 +207,13 @@ def test_decision_rule_keys_load():
     ("optim.momentum=5", "'optim.momentum' must be at least 0 and below 1"),
     ("optim.weight_decay=-0.1", "'optim.weight_decay' must be zero or more"),
     ("optim.num_workers=-2", "'optim.num_workers' must be zero or more"),
+    ("loss.gamma=.nan", "'loss.gamma' must be a number >= 0, got nan"),
+    ("cycles=[{epochs: 1, lr: -1}]", "'cycles[0].lr' must be positive"),
+    ("model.backbone_lr_mult=-1", "'model.backbone_lr_mult' must be zero or more"),
+    ("cycles=[{epochs: 1, class_weights: {A: -2}}]", "'cycles[0].class_weights' gives 'A' the weight -2.0"),
+    ("loss.class_weights=autox", "'loss.class_weights' must be 'auto', a mapping of class: weight, or null"),
 ])
-def test_schedule_and_optimizer_numbers_are_range_checked(override, message):
+def test_numbers_and_weights_are_range_checked_naming_their_key(override, message):
     with pytest.raises(RadvisionError) as err:
         load_config(None, [override])
     assert message in str(err.value)
@@ -245,20 +250,3 @@ def test_choice_hints_ignore_case():
 def test_keys_named_as_other_tools_name_them_get_a_suggestion(override, suggestion):
     with pytest.raises(RadvisionError, match=suggestion):
         load_config(None, [override])
-
-
-def test_a_nan_focal_gamma_is_refused():
-    with pytest.raises(RadvisionError, match="'loss.gamma' must be a number >= 0, got nan"):
-        load_config(None, ["loss.gamma=.nan"])
-
-
-@pytest.mark.parametrize("override, message", [
-    ("cycles=[{epochs: 1, lr: -1}]", "'cycles[0].lr' must be positive"),
-    ("model.backbone_lr_mult=-1", "'model.backbone_lr_mult' must be zero or more"),
-    ("cycles=[{epochs: 1, class_weights: {A: -2}}]", "'cycles[0].class_weights' gives 'A' the weight -2.0"),
-    ("loss.class_weights=autox", "'loss.class_weights' must be 'auto', a mapping of class: weight, or null"),
-])
-def test_learning_rates_and_class_weights_name_their_key(override, message):
-    with pytest.raises(RadvisionError) as err:
-        load_config(None, [override])
-    assert message in str(err.value)
