@@ -56,10 +56,13 @@ def gradcam(model: ImageClassifier, image_tensor: torch.Tensor,
     was_training = model.training
     cam = GradCAM(model=model, target_layers=model.cam_layers())  # puts the model in eval mode
     cam.compute_input_gradient = True  # activations need gradients even when the backbone is frozen
+    grid = None  # the cam layer's map size, to explain an empty map
     try:
         with torch.enable_grad():
             maps = cam(input_tensor=x.repeat(len(idx), 1, 1, 1),
                        targets=[ClassifierOutputTarget(i) for i in idx])
+        acts = cam.activations_and_grads.activations
+        grid = tuple(acts[0].shape[-2:]) if acts and acts[0].ndim == 4 else None
     except (ValueError, IndexError) as err:  # grad-cam's way of saying the layer gives no 2-D maps
         raise RadvisionError(
             f"Grad-CAM needs 2-D feature maps at the backbone's cam layer, which {model.backbone.name} does not "
@@ -72,9 +75,11 @@ def gradcam(model: ImageClassifier, image_tensor: torch.Tensor,
     out = {model.class_names[i]: np.asarray(m, dtype=np.float32) for i, m in zip(idx, maps, strict=True)}
     empty = [name for name, m in out.items() if not np.any(m > 0)]
     if empty:  # no positive evidence at the cam layer: the overlay is the plain image, which looks like a bug
-        logger.warning("Grad-CAM is empty for %s (no positive gradient x activation at %s; common with tiny "
-                       "inputs or an untrained model): the overlay shows the image only", ", ".join(empty),
-                       getattr(model.backbone, "cam_layer_name", "the cam layer"))
+        layer = getattr(model.backbone, "cam_layer_name", "the cam layer")
+        why = (f"the map at {layer} is {grid[0]}x{grid[1]} for {tuple(x.shape[-2:])} input; a larger "
+               "data.image_size gives it room" if grid is not None and grid[0] * grid[1] <= 1 else
+               f"no positive gradient x activation at {layer}; common with tiny inputs or an untrained model")
+        logger.warning("Grad-CAM is empty for %s (%s): the overlay shows the image only", ", ".join(empty), why)
     return out
 
 

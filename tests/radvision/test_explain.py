@@ -120,4 +120,9 @@ def test_an_empty_heatmap_is_reported(caplog, monkeypatch):
     with caplog.at_level("WARNING"):
         cams = explain.gradcam(model, torch.rand(3, 32, 32), ["A"])
     assert not np.any(cams["A"] > 0)
-    assert "Grad-CAM is empty for A" in caplog.text
+    assert "Grad-CAM is empty for A" in caplog.text and "no positive gradient x activation" in caplog.text
+    caplog.clear()
+    resnet = build_model("resnet18", 1, class_names=["A"], pretrained=None)  # 32 px -> a 1x1 map at layer4
+    with caplog.at_level("WARNING"):
+        explain.gradcam(resnet, torch.rand(3, 32, 32), ["A"])
+    assert "the map at layer4 is 1x1 for (32, 32) input; a larger data.image_size" in caplog.text
