@@ -162,7 +162,9 @@ class ThresholdConfig:
     min_precision: float | None = None
     top_k: int | None = None  # at most k labels per image
     min_labels: int = 0  # at least this many labels per image (the most probable ones)
-    cardinality: float | str | None = None  # "train" or a number: shift thresholds to this mean labels/image
+    # "train" or a number: shift the thresholds to this mean number of labels per image
+    cardinality: float | str | None = field(
+        default=None, metadata={"expected": "'train', a number of labels per image, or null"})
 
 
 @dataclass
@@ -294,7 +296,8 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
             coerced = _coerce(value, hints[name], key)
         except _Mismatch:
             raise RadvisionError(
-                f"Config key {key!r} must be {_type_name(hints[name])}, got {value!r}."
+                f"Config key {key!r} must be {fields[name].metadata.get('expected') or _type_name(hints[name])}, "
+                f"got {value!r}."
             ) from None
         choices = fields[name].metadata.get("choices")
         if choices and coerced is not None and coerced not in choices:
@@ -349,8 +352,8 @@ def _check_decision_rule(t: ThresholdConfig) -> None:
         raise RadvisionError(f"thresholds.min_labels ({t.min_labels}) is more than thresholds.top_k ({t.top_k}).")
     c = t.cardinality  # a number is already a float (the type tries float before str)
     if isinstance(c, str) and c != "train":
-        raise RadvisionError(f"Config key 'thresholds.cardinality' must be 'train', a number of labels per "
-                             f"image, or null, got {c!r}.")
+        expected = ThresholdConfig.__dataclass_fields__["cardinality"].metadata["expected"]
+        raise RadvisionError(f"Config key 'thresholds.cardinality' must be {expected}, got {c!r}.")
     if isinstance(c, float) and not c >= 0:
         raise RadvisionError(f"Config key 'thresholds.cardinality' must be zero or more, got {c!r}.")
 

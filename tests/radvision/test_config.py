@@ -184,6 +184,7 @@ def test_top_k_must_be_positive_and_nih_sample_warns_about_an_unused_root(caplog
     (["thresholds.min_labels=-1"], "'thresholds.min_labels' must be zero or more"),
     (["thresholds.min_labels=2", "thresholds.top_k=1"], "min_labels (2) is more than thresholds.top_k (1)"),
     (["thresholds.cardinality=most"], "must be 'train', a number of labels per image, or null"),
+    (["thresholds.cardinality=true"], "must be 'train', a number of labels per image, or null, got True"),
     (["thresholds.cardinality=-0.5"], "'thresholds.cardinality' must be zero or more"),
 ])
 def test_decision_rule_keys_are_checked(overrides, message):
