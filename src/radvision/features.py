@@ -195,14 +195,30 @@ def _meta_path(out: Path) -> Path:
     return out.with_name(out.name + ".meta.json")
 
 
-def _file_stamp(path: Path) -> dict[str, Any]:
-    """Size and content digest of the feature file, kept in its sidecar: a feature file replaced by anything
-    else (an older radvision, another run) no longer matches its key, while a copy (cp, rsync) still does."""
+def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return digest.hexdigest()
+
+
+def _file_stamp(path: Path) -> dict[str, Any]:
+    """Size, mtime and content digest of the feature file, kept in its sidecar: a feature file replaced by
+    anything else (an older radvision, another run) no longer matches its key, while a copy (cp, rsync) does."""
+    st = path.stat()
+    return {"bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _sha256(path)}
+
+
+def _same_file(path: Path, stamp: Any) -> bool:
+    """Whether `path` is the file `stamp` describes: size and mtime unchanged (no need to read it), or else
+    the same content (a copy has a new mtime)."""
+    if not isinstance(stamp, dict):
+        return False
+    st = path.stat()
+    if stamp.get("bytes") != st.st_size:
+        return False
+    return stamp.get("mtime_ns") == st.st_mtime_ns or stamp.get("sha256") == _sha256(path)
 
 
 def _read_meta(out: Path) -> dict[str, Any] | None:
@@ -218,16 +234,15 @@ _KEY_FIELDS = (("version", "it was written by another radvision version"), ("row
                ("input", "the image transform differs"))
 
 
-def _stale_reason(out: Path, key: dict[str, Any], on_error: str) -> str | None:
-    """Why the cache at `out` cannot serve `key`; None when it can."""
+def _stale_reason(out: Path, meta: dict[str, Any] | None, key: dict[str, Any], on_error: str) -> str | None:
+    """Why the cache at `out` (with sidecar `meta`) cannot serve `key`; None when it can."""
     if key["paths"] is None:
         return "the input does not say which image files it reads, so the cache cannot be checked"
     if key["input"] is None:
         return "the transform has no stable description (its repr names a memory address)"
-    meta = _read_meta(out)
     if meta is None:
         return "it has no key (written by an older radvision, or the write was interrupted)"
-    if meta.get("file") != _file_stamp(out):
+    if not _same_file(out, meta.get("file")):
         return "the feature file changed after its key was written"
     cached_key = meta.get("key") or {}
     for field, why in _KEY_FIELDS:
@@ -243,14 +258,15 @@ def _cached(out: Path, key: dict[str, Any], on_error: str) -> np.ndarray | None:
     if not out.is_file():
         logger.info("Building feature cache %s", out)
         return None
-    reason = _stale_reason(out, key, on_error)
+    meta = _read_meta(out)
+    reason = _stale_reason(out, meta, key, on_error)
     if reason is not None:
         logger.info("Rebuilding feature cache %s: %s", out, reason)
         return None
     feats, _ = read_features(out)
     logger.info("Reusing feature cache %s: %d rows for the same images, backbone weights and transform", out,
                 len(feats))
-    errors = (_read_meta(out) or {}).get("errors") or {}
+    errors = meta.get("errors") or {}  # type: ignore[union-attr]
     if errors:
         first = next(iter(errors.items()))
         logger.warning("%d cached rows have no features (first: row %s: %s); pass overwrite=True to retry them",
