@@ -81,6 +81,11 @@ def test_features_npy_cache(tmp_path, table, model, tf, caplog):
     shutil.copy(out.with_name(out.name + ".meta.json"), copy.with_name(copy.name + ".meta.json"))
     os.utime(copy, ns=(1, 1))
     np.testing.assert_array_equal(_extract(other, table, copy, transform=tf), fresh)
+    # a feature file replaced by other numbers of the same size no longer matches its key
+    np.save(copy, np.zeros_like(fresh))
+    with caplog.at_level(logging.INFO, logger="radvision.features"), pytest.raises(RadvisionError, match="0.png"):
+        _extract(other, table, copy, transform=tf)  # rebuilt, and the deleted image is then missing
+    assert "the feature file changed after its key was written" in caplog.text
 
 
 def test_npy_cache_is_rebuilt_for_other_images_with_the_same_row_count(tmp_path, table, model, tf, caplog):
