@@ -62,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("pred", help="prediction CSV (path + probability per class)")
     ev.add_argument("gold", help="gold CSV (path + one 1/0/-1/blank column per class; -1 and blank are not scored)")
     ev.add_argument("-o", "--output", help="write per-class metrics to this .csv file")
-    ev.add_argument("--thresholds", help="thresholds.json of a run, or the run folder (default 0.5 for every class)")
+    ev.add_argument("--thresholds", help="a run folder: label by the run's whole decision rule (thresholds, cardinality, "
+                    "min_labels, top_k), as predict --labels does; or a thresholds.json: those thresholds alone "
+                    "(default 0.5 for every class)")
 
     ex = sub.add_parser("explain", help="Grad-CAM overlays per class")
     ex.add_argument("run_dir")

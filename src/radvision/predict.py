@@ -242,7 +242,10 @@ predict_images = predict
 
 def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.PathLike[str] | pd.DataFrame,
                    thresholds: str | os.PathLike[str] | None = None) -> tuple[dict[str, float], pd.DataFrame]:
-    """Score a prediction table against gold labels joined on `path`: (summary metrics, per-class table)."""
+    """Score a prediction table against gold labels joined on `path`: (summary metrics, per-class table).
+
+    `thresholds`: a thresholds.json (labels at those thresholds), or a run folder (labels by the run's whole
+    decision rule, as `predict --labels` gives them); none: 0.5 for every class."""
     from radvision.metrics import evaluate_predictions, per_class_metrics
 
     p = _read_table(pred, "prediction")
@@ -260,9 +263,12 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
             logger.warning("gold column %r has no prediction column%s and is not scored", c,
                            did_you_mean(c, pred_classes))
     y_gold = _numeric(g, classes, "gold", allowed=(0.0, 1.0, -1.0))
-    y_pred = _numeric(p, classes, "prediction", allowed=None)
+    run = Path(thresholds) if thresholds is not None and (Path(thresholds) / CONFIG_FILE).is_file() else None
+    run_classes = _rule_classes(run, pred_classes) if run is not None else []
+    predicted = classes + [c for c in run_classes if c not in classes]
+    y_pred = _numeric(p, predicted, "prediction", allowed=None)
     left = pd.DataFrame(y_gold, columns=[f"{c}_gold" for c in classes]).assign(path=g["path"].to_numpy())
-    right = pd.DataFrame(y_pred, columns=classes).assign(path=p["path"].to_numpy())
+    right = pd.DataFrame(y_pred, columns=predicted).assign(path=p["path"].to_numpy())
     merged = left.merge(right, on="path", how="inner")
     if merged.empty:
         raise RadvisionError("No path in the prediction table matches a path in the gold table; check both 'path' "
@@ -275,12 +281,17 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
     scored = ~np.isnan(y_prob).any(axis=1)
     if not scored.all():
         logger.warning("%d rows have no probabilities (failed images) and are left out", int((~scored).sum()))
-        y_true, y_prob = y_true[scored], y_prob[scored]
+        y_true, y_prob, merged = y_true[scored], y_prob[scored], merged[scored]
     thr: float | np.ndarray = 0.5 if thresholds is None else read_thresholds(thresholds, classes)
-    summary = evaluate_predictions(y_true, y_prob, classes, thresholds=thr)
+    labels = None
+    if run is not None:  # decide over all the run's classes (top_k, cardinality), then score the shared ones
+        decided = decide_labels(run, load_config(run / CONFIG_FILE), merged[run_classes].to_numpy(dtype=float),
+                                read_thresholds(run, run_classes))
+        labels = np.nan_to_num(decided[:, [run_classes.index(c) for c in classes]]).astype(int)
+    summary = evaluate_predictions(y_true, y_prob, classes, thresholds=thr, y_pred=labels)
     summary = {k: float(v) for k, v in summary.items()
                if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
-    per_class = per_class_metrics(y_true, y_prob, classes, thresholds=thr)
+    per_class = per_class_metrics(y_true, y_prob, classes, thresholds=thr, y_pred=labels)
     if not isinstance(per_class, pd.DataFrame):
         per_class = pd.DataFrame(per_class)
     if per_class.index.name is not None:
@@ -289,6 +300,17 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
 
 
 META_COLUMNS = {"path", "patient_id", "age", "sex", "view", "split", "error"}
+
+
+def _rule_classes(run: Path, pred_classes: list[str]) -> list[str]:
+    """The run's classes that the prediction table has: its decision rule (top_k, cardinality) is applied over
+    these, so a table missing some of them is labelled differently from `predict --labels`."""
+    run_classes = list(load_config(run / CONFIG_FILE).data.classes or [])
+    missing = [c for c in run_classes if c not in pred_classes]
+    if missing:
+        logger.warning("the prediction table has no column for the run's class(es) %s; the run's decision rule "
+                       "is applied over the other %d classes", ", ".join(missing), len(run_classes) - len(missing))
+    return [c for c in run_classes if c in pred_classes]
 
 
 def _read_table(source: str | os.PathLike[str] | pd.DataFrame, what: str) -> pd.DataFrame:

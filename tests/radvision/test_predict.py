@@ -119,6 +119,26 @@ def test_top_k_limits_predicted_labels(run_dir, tmp_path):
     assert (labels.argmax(axis=1) == out[CLASSES].to_numpy().argmax(axis=1)).all()
 
 
+def test_evaluate_with_a_run_folder_scores_the_runs_whole_rule(run_dir, tmp_path):
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    save_config(load_config(copy / "config.yaml", ["thresholds.top_k=1"]), copy / "config.yaml")
+    save_thresholds(copy / "thresholds.json", CLASSES, [0.0, 0.0])  # thresholds alone label every class
+    gold = pd.read_csv(run_dir.parent / "labels.csv").drop(columns=["patient_id", "split"])
+    gold["path"] = [str(run_dir.parent / p) for p in gold["path"]]
+    pred = predict(copy, gold[["path"]], device="cpu", with_labels=True)
+    by_rule, per_class = evaluate_files(pred, gold, thresholds=copy)
+    by_thresholds, _ = evaluate_files(pred, gold, thresholds=copy / "thresholds.json")
+    assert by_thresholds["micro_recall"] == 1.0 and by_rule["micro_recall"] < 1.0  # top_k=1 dropped labels
+    assert by_rule["label_cardinality_pred"] == 1.0
+    labels = pred[["Bright_label", "Stripe_label"]].to_numpy()
+    truth = gold[CLASSES].to_numpy()
+    assert by_rule["exact_match"] == pytest.approx((labels == truth).all(axis=1).mean())  # = predict --labels
+    assert by_rule["mean_auroc"] == by_thresholds["mean_auroc"]  # probabilities are scored as before
+    # scoring one class still decides over both (top_k picks between them)
+    one, _ = evaluate_files(pred, gold[["path", "Bright"]], thresholds=copy)
+    assert one["micro_recall"] == pytest.approx(per_class.set_index("class").loc["Bright", "recall"])
+
+
 def test_csv_round_trip_reproduces_the_runs_valid_metrics(run_dir, tmp_path):
     gold = pd.read_csv(run_dir.parent / "labels.csv")
     gold = gold[gold["split"] == "valid"].drop(columns=["patient_id", "split"])
