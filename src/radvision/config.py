@@ -92,6 +92,7 @@ class LossConfig:
     pos_weight: str = field(default="none", metadata=_choices("auto", "none"))
     class_weights: str | dict[str, float] | None = None  # "auto", {class: weight}, or None
     gamma: float = 2.0
+    alpha: float | None = 0.25  # focal: weight of positive terms (negatives 1 - alpha); null: none
 
 
 @dataclass
@@ -407,6 +408,8 @@ def _check_consistency(cfg: Config) -> None:
           for i, c in enumerate(cfg.cycles)),
         ("model.backbone_lr_mult", cfg.model.backbone_lr_mult, cfg.model.backbone_lr_mult >= 0, "zero or more"),
         ("loss.gamma", cfg.loss.gamma, cfg.loss.gamma >= 0 and math.isfinite(cfg.loss.gamma), "a number >= 0"),
+        ("loss.alpha", cfg.loss.alpha, cfg.loss.alpha is None or 0 <= cfg.loss.alpha <= 1,
+         "between 0 and 1 (or null: no weighting)"),
         ("schedule.patience", s.patience, s.patience is None or s.patience >= 1, "1 or more (or null: off)"),
         ("schedule.plateau_patience", s.plateau_patience, s.plateau_patience is None or s.plateau_patience >= 0,
          "zero or more (or null: off)"),
@@ -439,11 +442,6 @@ def _check_consistency(cfg: Config) -> None:
     total = sum(fractions.values())
     if any(v < 0 for v in fractions.values()) or abs(total - 1.0) > 1e-6:
         raise RadvisionError(f"Config key 'data.split' fractions must be non-negative and sum to 1, got {total:g}.")
-    weights = [("loss.class_weights", cfg.loss.class_weights)]
-    weights += [(f"cycles[{i}].class_weights", c.class_weights) for i, c in enumerate(cfg.cycles)]
-    for key, value in weights:
-        if isinstance(value, str) and value != "auto":
-            raise RadvisionError(f"Config key {key!r} is {value!r}; use 'auto', a mapping of class to weight, or null.")
 
 
 def _check_pretrained(m: ModelConfig) -> None:

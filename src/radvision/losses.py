@@ -32,7 +32,9 @@ def _as_tensor(w, name: str) -> Tensor | None:
     return t
 
 
-def _check(logits: Tensor, targets: Tensor, weights: list[Tensor | None]) -> tuple[Tensor, Tensor]:
+def _check(logits: Tensor, targets: Tensor, weights: list[Tensor | None]) -> tuple[Tensor, Tensor, Tensor]:
+    """(float32 logits, targets with NaN -> 0, mask of known targets).  Losses compute in float32: in half
+    precision the 1 / EPS of an all-unknown batch and large logits overflow to inf / NaN gradients."""
     if logits.shape != targets.shape or logits.ndim != 2:
         raise RadvisionError(
             f"Logits and targets must both be (batch, classes); got {tuple(logits.shape)} and {tuple(targets.shape)}."
@@ -40,13 +42,18 @@ def _check(logits: Tensor, targets: Tensor, weights: list[Tensor | None]) -> tup
     for w in weights:
         if w is not None and w.numel() != logits.shape[1]:
             raise RadvisionError(f"Got {w.numel()} class weights for {logits.shape[1]} classes.")
-    targets = targets.to(logits.dtype)
+    logits, targets = logits.float(), targets.float()
     mask = ~torch.isnan(targets)
-    return torch.where(mask, targets, torch.zeros_like(targets)), mask.to(logits.dtype)
+    return logits, torch.where(mask, targets, torch.zeros_like(targets)), mask.float()
 
 
 class MaskedLoss(nn.Module):
-    """Base: element losses are averaged over known targets, classes weighted by ``class_weights``."""
+    """Base: element losses are averaged over known targets, classes weighted by ``class_weights``.
+    Targets are 1 / 0 (or soft values in between) with NaN for unknown; map uncertain -1 labels first."""
+
+    def __call__(self, logits: Tensor, targets: Tensor) -> Tensor:
+        with torch.autocast(logits.device.type, enabled=False):  # float32 even inside an autocast region
+            return super().__call__(logits, targets)
 
     def __init__(self, pos_weight=None, class_weights=None) -> None:
         super().__init__()
@@ -68,7 +75,7 @@ class BCELoss(MaskedLoss):
     """Binary cross-entropy averaged over known targets."""
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        y, mask = _check(logits, targets, [self.pos_weight, self.class_weights])
+        logits, y, mask = _check(logits, targets, [self.pos_weight, self.class_weights])
         return self._bce(logits, y, mask)
 
 
@@ -77,7 +84,7 @@ class WeightedBCELoss(MaskedLoss):
     batch as in ChestX-ray8 (Wang et al. 2017): positives weigh (|P|+|N|)/|P|, negatives (|P|+|N|)/|N|."""
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        y, mask = _check(logits, targets, [self.pos_weight, self.class_weights])
+        logits, y, mask = _check(logits, targets, [self.pos_weight, self.class_weights])
         if self.pos_weight is not None or self.class_weights is not None:
             return self._bce(logits, y, mask)
         n_pos = (y * mask).sum()
@@ -111,7 +118,7 @@ class SoftF1Loss(MaskedLoss):
         return 1 - (f1 * w).sum() / w.sum().clamp_min(EPS)
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        y, mask = _check(logits, targets, [self.class_weights])
+        logits, y, mask = _check(logits, targets, [self.class_weights])
         return self.soft_f1_loss(logits, y, mask)
 
 
@@ -119,7 +126,7 @@ class F1BCEProductLoss(SoftF1Loss):
     """(1 - soft-F1) x BCE: BCE drives calibration while the F1 factor emphasises batches with poor F1."""
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        y, mask = _check(logits, targets, [self.pos_weight, self.class_weights])
+        logits, y, mask = _check(logits, targets, [self.pos_weight, self.class_weights])
         return self.soft_f1_loss(logits, y, mask) * self._bce(logits, y, mask)
 
 
@@ -127,24 +134,26 @@ class F1PlusBCELoss(SoftF1Loss):
     """(1 - soft-F1) + BCE."""
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        y, mask = _check(logits, targets, [self.pos_weight, self.class_weights])
+        logits, y, mask = _check(logits, targets, [self.pos_weight, self.class_weights])
         return self.soft_f1_loss(logits, y, mask) + self._bce(logits, y, mask)
 
 
 class FocalLoss(MaskedLoss):
-    """Sigmoid focal loss (Lin et al. 2017, torchvision's implementation): ``alpha`` weighs positives
-    (negative value: off), ``gamma`` down-weights easy examples; ``pos_weight`` scales positive terms."""
+    """Sigmoid focal loss (Lin et al. 2017, torchvision's implementation): positive terms weigh ``alpha`` and
+    negative ones ``1 - alpha`` (None or negative: no such weighting; Lin et al.'s 0.25 favours negatives), ``gamma``
+    down-weights easy examples; ``pos_weight`` scales positive terms."""
 
-    def __init__(self, pos_weight=None, class_weights=None, gamma: float = 2.0, alpha: float = 0.25) -> None:
+    def __init__(self, pos_weight=None, class_weights=None, gamma: float = 2.0, alpha: float | None = 0.25) -> None:
         super().__init__(pos_weight, class_weights)
         if gamma < 0:
             raise RadvisionError(f"Focal gamma must be >= 0, got {gamma}.")
-        if alpha > 1:
-            raise RadvisionError(f"Focal alpha must be <= 1 (a negative value turns it off), got {alpha}.")
-        self.gamma, self.alpha = float(gamma), float(alpha)
+        if alpha is not None and not alpha <= 1:
+            raise RadvisionError(f"Focal alpha must be between 0 and 1, or None (or negative, as in torchvision) "
+                                 f"for no weighting, got {alpha}.")
+        self.gamma, self.alpha = float(gamma), (-1.0 if alpha is None else float(alpha))  # torchvision: < 0 is off
 
     def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
-        y, mask = _check(logits, targets, [self.pos_weight, self.class_weights])
+        logits, y, mask = _check(logits, targets, [self.pos_weight, self.class_weights])
         elem = sigmoid_focal_loss(logits, y, alpha=self.alpha, gamma=self.gamma, reduction="none")
         if self.pos_weight is not None:
             elem = elem * (1 + (self.pos_weight.to(elem) - 1) * y)
@@ -162,7 +171,7 @@ _CLASSES = {
 
 
 def create_loss(name: str, *, pos_weight=None, class_weights=None, gamma: float = 2.0,
-                alpha: float = 0.25) -> nn.Module:
+                alpha: float | None = 0.25) -> nn.Module:
     """A loss module by name (see ``LOSSES``); call it as ``loss(logits, targets)`` with NaN = unknown."""
     if name not in _CLASSES:
         close = difflib.get_close_matches(str(name), LOSSES, n=2)
@@ -173,27 +182,3 @@ def create_loss(name: str, *, pos_weight=None, class_weights=None, gamma: float 
     if name == "focal":
         return FocalLoss(pos_weight, class_weights, gamma=gamma, alpha=alpha)
     return _CLASSES[name](pos_weight, class_weights)
-
-
-def _counts(y) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y, dtype=float)
-    if y.ndim != 2:
-        raise RadvisionError(f"Labels must be a 2-D (samples, classes) array, got shape {y.shape}.")
-    known = ~np.isnan(y)
-    pos = np.where(known, y > 0.5, False).sum(0).astype(float)
-    return pos, known.sum(0).astype(float)
-
-
-def pos_weight_from_labels(y) -> np.ndarray:
-    """Per-class ``n_negative / n_positive`` (NaN ignored; a class with no positives counts one)."""
-    pos, known = _counts(y)
-    return ((known - pos) / np.maximum(pos, 1.0)).astype(np.float32)
-
-
-def class_weights_from_labels(y) -> np.ndarray:
-    """Per-class weights proportional to 1 / positive frequency, scaled to mean 1 (NaN ignored; a class
-    with no positives is treated as having one, so rare classes get large but finite weights)."""
-    pos, known = _counts(y)
-    freq = np.maximum(pos, 1.0) / np.maximum(known, 1.0)
-    w = 1.0 / freq
-    return (w / w.mean()).astype(np.float32)

@@ -75,6 +75,10 @@ def dataset_labels(ds: Any) -> np.ndarray:
     return np.stack([np.asarray(ds[i][1], dtype=np.float32) for i in range(len(ds))])
 
 
+def _has_label_table(ds: Any) -> bool:
+    return ds is not None and (hasattr(getattr(ds, "table", None), "labels") or callable(getattr(ds, "labels", None)))
+
+
 def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[str]]:
     """(train, valid, test or None, class names) from the data section of a config.
 
@@ -159,6 +163,23 @@ def _check_labels(y: np.ndarray, class_names: list[str]) -> None:
         row, col = (int(i[0]) for i in np.nonzero(bad))
         raise RadvisionError(f"Training label {y[row, col]:g} for {class_names[col]!r} (row {row}): labels must be "
                              "1, 0 or blank; map uncertain (-1) labels with policy U-Ignore, U-Zeros or U-Ones.")
+
+
+_NO_POSITIVES = {
+    "train": "the model cannot learn to find them",
+    "valid": "their AUROC is undefined (NaN), they do not count in the monitored mean and their thresholds stay 0.5",
+    "test": "their test AUROC and recall are undefined (NaN)",
+}
+
+
+def _warn_without_positives(split: str, y: np.ndarray, class_names: list[str]) -> None:
+    """A class with no positive label in a split trains or scores as nothing; say so once, by name."""
+    if len(y) == 0:
+        return
+    none = [c for c, n in zip(class_names, (y == 1).sum(axis=0), strict=True) if n == 0]
+    if none:
+        logger.warning("No positive label for %s among the %d %s images: %s", ", ".join(none), len(y), split,
+                       _NO_POSITIVES[split])
 
 
 def make_datasets(cfg: Config, tables: dict[str, Any], cache: Any = None) -> dict[str, Dataset]:
@@ -270,12 +291,12 @@ def build_optimizer(cfg: Config, model: torch.nn.Module, lr: float) -> torch.opt
 
 
 def _class_weight_vector(spec: Any, class_names: list[str], y: np.ndarray) -> torch.Tensor | None:
-    from radvision.losses import class_weights_from_labels
+    from radvision.data import class_weights
 
     if spec is None:
         return None
     if spec == "auto":
-        return torch.as_tensor(np.asarray(class_weights_from_labels(y), dtype=np.float32))
+        return torch.as_tensor(class_weights(y, class_names=class_names))
     unknown = [k for k in spec if k not in class_names]
     if unknown:
         raise RadvisionError(f"class_weights names unknown class {unknown[0]!r}{did_you_mean(unknown[0], class_names)}; "
@@ -284,18 +305,24 @@ def _class_weight_vector(spec: Any, class_names: list[str], y: np.ndarray) -> to
     if negative:
         raise RadvisionError(f"class_weights gives {negative[0]!r} the weight {spec[negative[0]]!r}; weights must be "
                              "zero or more.")
-    return torch.tensor([float(spec.get(c, 1.0)) for c in class_names], dtype=torch.float32)
+    vector = torch.tensor([float(spec.get(c, 1.0)) for c in class_names], dtype=torch.float32)
+    if not vector.any():
+        raise RadvisionError("class_weights gives every class the weight 0, so the loss would be 0 and nothing "
+                             "would train; give at least one class a positive weight.")
+    return vector
 
 
 def build_loss(cfg: Config, class_names: list[str], y: np.ndarray, class_weights: Any) -> torch.nn.Module:
     """The configured loss; pos_weight / class weights computed from the training labels when 'auto'."""
-    from radvision.losses import create_loss, pos_weight_from_labels
+    from radvision.data import pos_weight as pos_weight_of
+    from radvision.losses import create_loss
 
     pos_weight = None
     if cfg.loss.pos_weight == "auto":
-        pos_weight = torch.as_tensor(np.asarray(pos_weight_from_labels(y), dtype=np.float32))
+        pos_weight = torch.as_tensor(pos_weight_of(y, class_names=class_names))
     return create_loss(cfg.loss.name, pos_weight=pos_weight,
-                       class_weights=_class_weight_vector(class_weights, class_names, y), gamma=cfg.loss.gamma)
+                       class_weights=_class_weight_vector(class_weights, class_names, y), gamma=cfg.loss.gamma,
+                       alpha=cfg.loss.alpha)
 
 
 def _check_model_config(cfg: Config, image_size: bool = True) -> None:
@@ -414,6 +441,9 @@ class Trainer:
         self._check_classes()
         y_train = dataset_labels(train_ds)
         _check_labels(y_train, self.class_names)
+        for split, ds in (("train", train_ds), ("valid", valid_ds), ("test", test_ds)):
+            if ds is train_ds or _has_label_table(ds):  # other datasets would decode every image for this
+                _warn_without_positives(split, y_train if ds is train_ds else dataset_labels(ds), self.class_names)
         # an old run that output.overwrite replaces is cleared only when the first epoch is saved, so an
         # unreadable image met in that epoch does not cost the old run
         self._overwrite_pending = self.resume is None and self.run.has_run()

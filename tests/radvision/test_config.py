@@ -193,6 +193,12 @@ def test_decision_rule_keys_are_checked(overrides, message):
     assert message in str(err.value)
 
 
+def test_focal_alpha_loads():
+    assert load_config(None).loss.alpha == 0.25
+    assert load_config(None, ["loss.alpha=null"]).loss.alpha is None
+    assert load_config(None, ["loss.alpha=0.5"]).loss.alpha == 0.5
+
+
 def test_decision_rule_keys_load():
     t = load_config(None, ["thresholds.min_labels=1", "thresholds.top_k=3", "thresholds.cardinality=train"]).thresholds
     assert (t.min_labels, t.top_k, t.cardinality) == (1, 3, "train")
@@ -213,6 +219,7 @@ def test_decision_rule_keys_load():
     ("model.backbone_lr_mult=-1", "'model.backbone_lr_mult' must be zero or more"),
     ("cycles=[{epochs: 1, class_weights: {A: -2}}]", "'cycles[0].class_weights' gives 'A' the weight -2.0"),
     ("loss.class_weights=autox", "'loss.class_weights' must be 'auto', a mapping of class: weight, or null"),
+    ("loss.alpha=1.5", "'loss.alpha' must be between 0 and 1 (or null: no weighting), got 1.5"),
 ])
 def test_numbers_and_weights_are_range_checked_naming_their_key(override, message):
     with pytest.raises(RadvisionError) as err:

@@ -1,14 +1,12 @@
-"""Losses: NaN masking, agreement with torch references, weighting helpers."""
+"""Losses: NaN masking, agreement with torch references, half precision, focal alpha."""
 
-import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from radvision.errors import RadvisionError
-from radvision.losses import LOSSES, class_weights_from_labels, create_loss, pos_weight_from_labels
+from radvision.losses import LOSSES, create_loss
 
 NAN = float("nan")
 
@@ -98,6 +96,39 @@ def test_focal_reduces_to_bce_and_downweights_easy_examples(batch):
     assert create_loss("focal", alpha=-1)(*easy) < 1e-3 * create_loss("bce")(*easy)
 
 
+@pytest.mark.parametrize("name", LOSSES)
+def test_half_precision_inputs_give_finite_losses_and_gradients(name):
+    cases = {
+        "all unknown": (torch.randn(4, 3), torch.full((4, 3), NAN)),
+        "confident and right": (torch.tensor([[100.0, -100.0, 100.0]] * 4), torch.tensor([[1.0, 0.0, 1.0]] * 4)),
+        "confident and wrong": (torch.full((4, 3), 1e4), torch.zeros(4, 3)),
+    }
+    for case, (logits, targets) in cases.items():
+        for dtype in (torch.float16, torch.bfloat16):
+            x = logits.to(dtype).requires_grad_(True)
+            loss = create_loss(name)(x, targets.to(dtype))
+            loss.backward()
+            assert loss.dtype == torch.float32, case
+            assert torch.isfinite(x.grad).all(), (case, dtype)
+            if case != "confident and wrong" or name in ("soft_f1",):
+                assert torch.isfinite(loss), (case, dtype)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # inside autocast the loss still runs in float32
+            x = logits.clone().requires_grad_(True)
+            loss = create_loss(name)(x @ torch.eye(3), targets)
+        loss.backward()
+        assert loss.dtype == torch.float32 and torch.isfinite(x.grad).all(), case
+
+
+def test_focal_alpha_weighs_positive_against_negative_terms():
+    wrong_pos, wrong_neg = torch.tensor([[-4.0]]), torch.tensor([[4.0]])
+    pos, neg = torch.ones(1, 1), torch.zeros(1, 1)
+    for alpha, ratio in ((0.25, 1 / 3), (0.5, 1.0), (None, 1.0), (0.75, 3.0)):
+        focal = create_loss("focal", alpha=alpha)
+        assert (focal(wrong_pos, pos) / focal(wrong_neg, neg)).item() == pytest.approx(ratio, rel=1e-5), alpha
+    with pytest.raises(RadvisionError, match="between 0 and 1, or None"):
+        create_loss("focal", alpha=1.5)
+
+
 def test_loss_errors(batch):
     logits, targets = batch
     with pytest.raises(RadvisionError, match="did you mean 'focal'"):
@@ -112,12 +143,3 @@ def test_loss_errors(batch):
         create_loss("bce")(logits, targets[:, :2])
 
 
-def test_weights_from_labels():
-    y = np.array([[1, 0, 0], [1, 1, 0], [0, NAN, 0], [1, 0, NAN]], dtype=float)
-    np.testing.assert_allclose(pos_weight_from_labels(y), [1 / 3, 2 / 1, 3 / 1])
-    w = class_weights_from_labels(y)
-    inv = np.array([4 / 3, 3 / 1, 3 / 1])  # 1 / frequency; no positives counts as one
-    np.testing.assert_allclose(w, inv / inv.mean(), rtol=1e-6)
-    assert math.isclose(float(w.mean()), 1.0, rel_tol=1e-6)
-    with pytest.raises(RadvisionError, match="2-D"):
-        pos_weight_from_labels(np.zeros(3))

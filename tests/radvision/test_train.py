@@ -101,6 +101,31 @@ def test_python_api_with_datasets(tmp_path, data_csv):
     assert (run / "valid_metrics.csv").is_file()
 
 
+def test_class_weights_of_zero_for_every_class_are_refused(tmp_path, data_csv):
+    with pytest.raises(RadvisionError, match="every class the weight 0"):
+        Trainer(tiny_config(tmp_path, data_csv, "loss.class_weights={Bright: 0, Stripe: 0}")).fit()
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_a_class_without_positives_in_a_split_is_named(tmp_path, data_csv, caplog, monkeypatch):
+    table = pd.read_csv(data_csv)
+    table.loc[table["split"] != "test", "Stripe"] = 0  # Stripe positive only in test
+    table["path"] = [str(data_csv.parent / p) for p in table["path"]]
+    table.to_csv(tmp_path / "labels.csv", index=False)
+    import radvision.train as train_module
+
+    seen = {}
+    real_build_loss = train_module.build_loss
+    monkeypatch.setattr(train_module, "build_loss",
+                        lambda *a: seen.setdefault("loss", real_build_loss(*a)))
+    Trainer(tiny_config(tmp_path, tmp_path / "labels.csv", "loss.class_weights=auto")).fit()
+    assert "No positive label for Stripe among the 16 train images: the model cannot learn" in caplog.text
+    assert "No positive label for Stripe among the 8 valid images" in caplog.text
+    assert "among the 8 test images" not in caplog.text
+    weights = seen["loss"].class_weights.tolist()
+    assert weights == pytest.approx([1.0, 1.0])  # Stripe gets the mean weight, not most of the loss
+
+
 @pytest.mark.parametrize("extra, build, message", [
     (["data.classes=[Stripe,Bright]"], {}, "differs from the datasets' classes ['Bright', 'Stripe']"),
     (["data.image_size=48"], {}, "images of shape (3, 32, 32) but the config says (3, 48, 48)"),

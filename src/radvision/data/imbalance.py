@@ -37,34 +37,46 @@ def _matrix(labels: np.ndarray | LabelTable) -> np.ndarray:
     return y
 
 
+def _names(labels: np.ndarray | LabelTable, which: np.ndarray, class_names: list[str] | None) -> str:
+    """Log text for some classes: their names (given, or a table's), else column numbers."""
+    names = class_names or (labels.classes if isinstance(labels, LabelTable)
+                            else [f"column {j}" for j in range(len(which))])
+    return ", ".join(str(n) for n, w in zip(names, which, strict=True) if w)
+
+
 def class_counts(labels: np.ndarray | LabelTable) -> tuple[np.ndarray, np.ndarray]:
     """(positives, negatives) per class; NaN and -1 are not counted."""
     y = _matrix(labels)
     return (y == 1).sum(axis=0).astype(np.int64), (y == 0).sum(axis=0).astype(np.int64)
 
 
-def pos_weight(labels: np.ndarray | LabelTable, max_weight: float | None = None) -> np.ndarray:
+def pos_weight(labels: np.ndarray | LabelTable, max_weight: float | None = None,
+               class_names: list[str] | None = None) -> np.ndarray:
     """negatives / positives per class: the ``pos_weight`` of ``torch.nn.BCEWithLogitsLoss``.
 
     A class without positives (or negatives) gets 1.0 so it neither explodes nor vanishes;
-    ``max_weight`` caps very rare classes.
+    ``max_weight`` caps very rare classes; ``class_names`` name the columns of an array in that warning.
     """
     pos, neg = class_counts(labels)
     w = np.ones(len(pos), dtype=np.float64)
     ok = (pos > 0) & (neg > 0)
     w[ok] = neg[ok] / pos[ok]
     if (~ok).any():
-        log.warning("pos_weight: %d class(es) have no positives or no negatives; weight 1.0", int((~ok).sum()))
+        log.warning("pos_weight: %d class(es) have no positives or no negatives (%s); weight 1.0",
+                    int((~ok).sum()), _names(labels, ~ok, class_names))
     if max_weight is not None:
         w = np.minimum(w, max_weight)
     return w.astype(np.float32)
 
 
-def class_weights(labels: np.ndarray | LabelTable, power: float = 1.0) -> np.ndarray:
+def class_weights(labels: np.ndarray | LabelTable, power: float = 1.0,
+                  class_names: list[str] | None = None) -> np.ndarray:
     """Per-class loss weights proportional to (1 / positive rate) ** power, normalised to mean 1.
 
     Rare classes weigh more; ``power=0.5`` softens the effect. Pass as the per-class ``weight`` of a
-    BCE loss. A class without known positives gets the largest weight of the others.
+    BCE loss. A class without known positives has nothing to learn but "absent", so it gets the mean
+    weight of the others (not the largest, which would give most of the loss to it) and a warning
+    (``class_names`` name the columns of an array there).
     """
     pos, neg = class_counts(labels)
     known = pos + neg
@@ -74,7 +86,10 @@ def class_weights(labels: np.ndarray | LabelTable, power: float = 1.0) -> np.nda
     w[ok] = (1.0 / rate[ok]) ** power
     if not ok.any():
         return np.ones(len(pos), dtype=np.float32)
-    w[~ok] = w[ok].max()
+    if (~ok).any():
+        log.warning("class_weights: %d class(es) have no positives (%s); they get the mean weight",
+                    int((~ok).sum()), _names(labels, ~ok, class_names))
+    w[~ok] = w[ok].mean()
     return (w / w.mean()).astype(np.float32)
 
 

@@ -28,6 +28,17 @@ def test_class_weights_favour_rare_classes():
     assert soft[1] / soft[0] < w[1] / w[0]
 
 
+def test_a_class_without_positives_gets_the_mean_weight_and_a_named_warning(caplog):
+    y = np.array([[1, 0, 0], [1, 0, 1], [0, 0, 0], [1, 0, np.nan]], dtype=np.float32)
+    w = class_weights(y, class_names=["A", "B", "C"])
+    assert w.mean() == pytest.approx(1.0)
+    assert w[1] == pytest.approx((w[0] + w[2]) / 2)  # not the largest: B has nothing to learn but "absent"
+    assert w[2] / w[0] == pytest.approx((3 / 1) / (4 / 3))  # inverse positive rate, NaN not counted
+    assert "(B)" in caplog.text and "mean weight" in caplog.text
+    with pytest.raises(RadvisionError, match="2-D"):
+        class_weights(np.zeros(3))
+
+
 def test_sample_weights_and_sampler():
     y = np.array([[1, 0]] * 8 + [[0, 1]] * 2, dtype=np.float32)
     w = sample_weights(y)
