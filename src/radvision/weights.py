@@ -21,6 +21,9 @@ from radvision.errors import RadvisionError, first_line
 logger = logging.getLogger(__name__)
 
 OFFLINE_ENV_VARS = ("RADVISION_OFFLINE", "HF_HUB_OFFLINE", "TORCH_HUB_OFFLINE")
+# Below this share of its weight tensors found in a file, a backbone refuses it: a file for another
+# architecture (efficientnet into mobilenet) shares only a few generic names and would load "successfully".
+MIN_LOADED_FRACTION = 0.5
 
 # Wrappers that training frameworks put around a state dict or in front of its keys.
 _CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights")
@@ -58,7 +61,9 @@ def is_weight_file(spec: str | Path) -> bool:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read tensors from a ``.safetensors`` file or a torch pickle (``weights_only=True``, never code)."""
-    path = Path(path).expanduser()
+    path = Path(path).expanduser().absolute()  # messages show where a relative path was looked for
+    if path.is_dir():
+        raise RadvisionError(f"Weight file {path} is a folder; pass the .pth/.pt/.bin/.safetensors file inside it.")
     if not path.is_file():
         raise RadvisionError(f"Weight file {path} does not exist; pass an existing .pth/.pt/.bin/.safetensors file.")
     try:
@@ -69,19 +74,15 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any reader failure means a bad user file
-        reason = f"{type(err).__name__}: {first_line(err)}"
-        if "weights only load failed" in reason.lower():  # torch's advice to unpickle anyway is unsafe: omit it
-            reason = "it holds Python objects besides tensors, which are not loaded because that could run code"
-        raise RadvisionError(
-            f"Could not read weight file {path} ({reason}); it must be a safetensors file "
-            "or a torch state dict saved with torch.save (loaded with weights_only=True)."
-        ) from err
-    for _ in range(3):  # unwrap {"state_dict": {...}} style checkpoints, possibly nested
-        if isinstance(obj, Mapping) and not _is_tensor_dict(obj):
-            inner = next((obj[k] for k in _CONTAINER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
-            if inner is None:
-                break
-            obj = inner
+        raise RadvisionError(f"Could not read weight file {path} ({_unreadable_reason(err)}); it must be a "
+                             "safetensors file or a torch state dict saved with torch.save (loaded with "
+                             "weights_only=True).") from err
+    for _ in range(3):  # unwrap {"state_dict": {...}, "epoch": ..., "best_acc1": tensor} checkpoints, nested too
+        inner = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj, Mapping) and isinstance(obj.get(k), Mapping)
+                      and _holds_tensors(obj[k])), None)
+        if inner is None:
+            break
+        obj = inner
     if not isinstance(obj, Mapping):
         raise RadvisionError(f"Weight file {path} holds a {type(obj).__name__}, not a state dict of tensors.")
     tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
@@ -90,8 +91,23 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _is_tensor_dict(obj: Mapping) -> bool:
-    return any(isinstance(v, torch.Tensor) for v in obj.values())
+def _holds_tensors(obj: Mapping, depth: int = 3) -> bool:
+    """Whether a mapping has tensors, directly or in nested containers (e.g. {"model": {"state_dict": ...}})."""
+    return any(isinstance(v, torch.Tensor) or (depth > 0 and isinstance(v, Mapping) and _holds_tensors(v, depth - 1))
+               for v in obj.values())
+
+
+def _unreadable_reason(err: Exception) -> str:
+    """Why torch / safetensors could not read a file, without torch's advice to unpickle it anyway (unsafe)."""
+    text = str(err)
+    if "weights only load failed" not in text.lower():
+        return f"{type(err).__name__}: {first_line(err)}"
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if "Unsupported global" in text and found:
+        return (f"it holds Python objects besides tensors ({found.group(1)}), which are not loaded because that "
+                "could run code; if you trust the file, allow that type first with "
+                f"torch.serialization.add_safe_globals([{found.group(1)}]), or save the state dict alone")
+    return "it is not a torch or safetensors file, or it is damaged"
 
 
 def _clean_key(key: str) -> str:
@@ -110,8 +126,8 @@ def align_keys(state: Mapping[str, torch.Tensor], target_keys: set[str]) -> dict
     candidates: set[str] = set()
     for k in cleaned:
         parts = k.split(".")
-        candidates.update(".".join(parts[:i]) + "." for i in range(1, min(len(parts), 4)))
-    for prefix in candidates:
+        candidates.update(".".join(parts[:i]) + "." for i in range(1, min(len(parts), 6)))  # backbone.backbones.0.model.
+    for prefix in sorted(candidates):  # sorted: ties go to the first in order (e.g. backbones.0), every run
         renamed = {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in cleaned.items()}
         hits = len(target_keys & renamed.keys())
         if hits > best_hits:
@@ -143,7 +159,8 @@ def load_into(
     """Load ``state`` into ``module`` non-strictly; returns (missing, unexpected) keys after alignment.
 
     Shape mismatches are errors (they mean a different architecture), except the first convolution
-    named by ``first_conv``, which is adapted to the model's input channels.  Heads that the backbone
+    named by ``first_conv``, which is adapted to the model's input channels, and so is a file holding
+    fewer than half (``MIN_LOADED_FRACTION``) of the module's weight tensors.  Heads that the backbone
     does not have (e.g. a 1000-class ``fc``) simply count as unexpected keys.
     """
     own = module.state_dict()
@@ -163,6 +180,16 @@ def load_into(
         raise RadvisionError(
             f"{len(bad)} tensors in {source} have the wrong shape for this backbone (first: {bad[0]}); "
             "the file was made for a different architecture."
+        )
+    learned = [k for k in own if not k.endswith("num_batches_tracked")]  # counters, not weights
+    found = sum(k in aligned for k in learned)
+    if found < MIN_LOADED_FRACTION * len(learned):
+        absent = [k for k in learned if k not in aligned]
+        raise RadvisionError(
+            f"Only {found} of the backbone's {len(learned)} weight tensors are in {source} (missing, e.g. "
+            f"{', '.join(absent[:3])}); the file was made for another architecture, so the model would train mostly "
+            "from random weights. Pick the backbone the file was made for (model.backbone), or train from scratch "
+            "with model.pretrained=null."
         )
     result = module.load_state_dict({k: aligned[k] for k in matched}, strict=False)
     missing = sorted(result.missing_keys)

@@ -118,6 +118,27 @@ def test_full_classifier_checkpoint_loads_into_backbone(tmp_path, caplog):
     assert "head.0.weight" in caplog.text
 
 
+def test_a_file_for_another_architecture_is_refused_not_loaded_in_part(tmp_path):
+    torch.save(tvm.efficientnet_b0().state_dict(), tmp_path / "effb0.pth")  # shares a few generic key names
+    with pytest.raises(RadvisionError, match=r"Only \d+ of the backbone's \d+ weight tensors .*\(model.backbone\)"):
+        create_backbone("mobilenet_v2", pretrained=tmp_path / "effb0.pth")
+    half = dict(list(tvm.resnet18().state_dict().items())[: 80])  # most of a resnet18 still loads, with a warning
+    torch.save(half, tmp_path / "most.pth")
+    assert isinstance(create_backbone("resnet18", pretrained=tmp_path / "most.pth"), Backbone)
+
+
+def test_a_multi_backbone_runs_weights_seed_a_single_backbone(tmp_path):
+    from radvision.heads import build_model
+    from radvision.rundir import save_weights
+
+    pair = build_model(["simple_cnn", "simple_cnn"], num_classes=2)
+    save_weights(pair, tmp_path / "model.safetensors")
+    single = create_backbone("simple_cnn", pretrained=tmp_path / "model.safetensors")
+    first = pair.backbone.backbones[0].model.state_dict()
+    for key, value in single.model.state_dict().items():
+        torch.testing.assert_close(value, first[key])
+
+
 def test_relative_weight_file_without_known_suffix(tmp_path, monkeypatch):
     torch.save(create_backbone("simple_cnn").model.state_dict(), tmp_path / "chexnet.weights")
     monkeypatch.chdir(tmp_path)
