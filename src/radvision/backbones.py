@@ -40,11 +40,19 @@ class BackboneSpec:
     default_size: int = 224
     min_size: int = 32
     extra: dict = field(default_factory=dict)
+    # The input normalisation the architecture's weights expect, when it is not ImageNet's (Inception: 0.5);
+    # images always arrive ImageNet-normalised and the Backbone converts them (see InputNorm).
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    fixed_size: int = 0  # a model that takes only this input size (e.g. timm ViTs); 0: any size >= min_size
 
 
-def _tv(name, weights, family, modules, channels, cam, nfeat, size=224, min_size=32):
+def _tv(name, weights, family, modules, channels, cam, nfeat, size=224, min_size=32, mean=None, std=None):
     return BackboneSpec(name, "torchvision", name, weights, family, tuple(modules), tuple(channels), cam, nfeat,
-                        size, min_size)
+                        size, min_size, mean=mean, std=std)
+
+
+INCEPTION_NORM = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}  # the TF-ported Inception weights' input
 
 
 def _vgg_pools(cfg: list) -> list[str]:
@@ -82,7 +90,7 @@ REGISTRY: dict[str, BackboneSpec] = {
             [256, 512, 1280, 1664], "features.norm5", 1664),
         _tv("inception_v3", "Inception_V3_Weights.IMAGENET1K_V1", "inception",
             ["Conv2d_2b_3x3", "Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e", "Mixed_7c"],
-            [64, 192, 288, 768, 2048], "Mixed_7c", 2048, size=299, min_size=75),
+            [64, 192, 288, 768, 2048], "Mixed_7c", 2048, size=299, min_size=75, **INCEPTION_NORM),
         _tv("mobilenet_v2", "MobileNet_V2_Weights.IMAGENET1K_V2", "mobilenet_v2",
             ["features.3", "features.6", "features.13", "features.18"], [24, 32, 96, 1280], "features.18", 1280),
         _tv("mobilenet_v3_large", "MobileNet_V3_Large_Weights.IMAGENET1K_V2", "mobilenet_v3",
@@ -122,15 +130,54 @@ class SimpleCNN(nn.Module):
         return torch.flatten(self.pool(self.blocks(x)), 1)
 
 
+class InputNorm(nn.Module):
+    """Turns ImageNet-normalised images into the normalisation a model's weights expect (e.g. Inception's
+    (x - 0.5) / 0.5).  It depends on the architecture only, never on whether weights were loaded, so a run
+    predicts with exactly the preprocessing it trained with.  One or four channels use the channel means."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], in_chans: int) -> None:
+        super().__init__()
+        from radvision.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+        def per_channel(values: tuple[float, ...]) -> list[float]:  # plain floats: also works on the meta device
+            return list(values) if in_chans == len(values) else [sum(values) / len(values)] * in_chans
+
+        src_mean, src_std = per_channel(IMAGENET_MEAN), per_channel(IMAGENET_STD)
+        dst_mean, dst_std = per_channel(tuple(mean)), per_channel(tuple(std))
+        scale = [a / b for a, b in zip(src_std, dst_std, strict=True)]
+        shift = [(a - b) / c for a, b, c in zip(src_mean, dst_mean, dst_std, strict=True)]
+        # not saved in the weights: the registry recreates them
+        self.register_buffer("scale", torch.tensor(scale).view(1, in_chans, 1, 1), persistent=False)
+        self.register_buffer("shift", torch.tensor(shift).view(1, in_chans, 1, 1), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
+
+
+def _needs_input_norm(mean, std) -> bool:
+    from radvision.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    if mean is None or std is None:
+        return False
+    return not (_close(tuple(mean), IMAGENET_MEAN) and _close(tuple(std), IMAGENET_STD))
+
+
+def _close(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return len(a) == len(b) and all(abs(x - y) < 1e-6 for x, y in zip(a, b, strict=True))
+
+
 class Backbone(nn.Module):
     """A wrapped image model: ``forward`` gives pooled features ``(B, num_features)``; ``feature_maps``
     gives the multi-scale maps (low -> high level) captured with forward hooks, so both paths share
     the same modules and Grad-CAM sees the layers the classifier really uses."""
 
     def __init__(self, name: str, model: nn.Module, feature_modules: list[str], feature_channels: list[int],
-                 cam_layer: str, num_features: int, min_size: int = 0) -> None:
+                 cam_layer: str, num_features: int, min_size: int = 0, input_norm: nn.Module | None = None,
+                 fixed_size: int = 0) -> None:
         super().__init__()
         self.min_size = int(min_size)
+        self.fixed_size = int(fixed_size)
+        self.input_norm = input_norm if input_norm is not None else nn.Identity()
         self.name = name
         self.model = model
         self.feature_module_names = list(feature_modules)
@@ -144,6 +191,11 @@ class Backbone(nn.Module):
         return [self.cam_layer]
 
     def _check_size(self, x: Tensor) -> None:
+        if x.ndim == 4 and self.fixed_size and tuple(x.shape[-2:]) != (self.fixed_size, self.fixed_size):
+            raise RadvisionError(
+                f"{self.name} takes only {self.fixed_size}x{self.fixed_size} images (a fixed input size), got "
+                f"{x.shape[-2]}x{x.shape[-1]}; set data.image_size={self.fixed_size} or pick another backbone."
+            )
         if x.ndim == 4 and min(x.shape[-2:]) < self.min_size:
             others = small_input_backbones(min(x.shape[-2:]), exclude=self.name)
             pick = f" or pick a backbone such as {' or '.join(others)}" if others else ""
@@ -154,7 +206,7 @@ class Backbone(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_size(x)
-        return self.model(x)
+        return self.model(self.input_norm(x))
 
     def forward_with_maps(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """Pooled features and the multi-scale maps from one pass."""
@@ -166,7 +218,7 @@ class Backbone(nn.Module):
                 captured[path] = out
             handles.append(self.model.get_submodule(path).register_forward_hook(hook))
         try:
-            pooled = self.model(x)
+            pooled = self.model(self.input_norm(x))
         finally:
             for h in handles:
                 h.remove()
@@ -220,10 +272,12 @@ def list_backbones() -> list[str]:
 
 
 def describe_backbones() -> list[dict]:
-    """One row per registry entry (name, source, pooled width, ImageNet weights) for listings."""
+    """One row per registry entry (name, source, pooled width, ImageNet weights, usual and smallest input
+    size) for listings."""
     return [
         {"name": s.name, "source": s.source, "num_features": s.num_features or None,
-         "weights": s.weights or ("timm default" if s.source == "timm" else None), "input_size": s.default_size}
+         "weights": s.weights or ("timm default" if s.source == "timm" else None), "input_size": s.default_size,
+         "min_size": s.min_size}
         for s in (REGISTRY[n] for n in list_backbones())
     ]
 
@@ -240,7 +294,10 @@ def get_spec(name: str) -> BackboneSpec:
             close = difflib.get_close_matches(model_name, timm.list_models(), n=3)
             hint = f"did you mean {', '.join(TIMM_PREFIX + c for c in close)}?" if close else "see timm.list_models()."
             raise RadvisionError(f"timm has no model named '{model_name}'; {hint}")
-        return BackboneSpec(name, "timm", model_name, min_size=0)  # timm models vary: no size check
+        pretrained_cfg = timm.models.get_pretrained_cfg(model_name)  # metadata only, nothing is downloaded
+        # timm models vary: no minimum size, but some take one size only
+        return BackboneSpec(name, "timm", model_name, min_size=0,
+                            fixed_size=_fixed_size(pretrained_cfg.to_dict() if pretrained_cfg else None))
     close = difflib.get_close_matches(name, list_backbones(), n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}? " if close else ""
     raise RadvisionError(
@@ -294,9 +351,8 @@ def _build_torchvision(spec: BackboneSpec, pretrained: str | Path | None, in_cha
 
     kwargs = {"weights": None}
     if spec.family == "inception":
-        # transform_input re-normalises RGB ImageNet input the way the TF-ported weights expect
-        kwargs.update(aux_logits=False, init_weights=pretrained is None,
-                      transform_input=pretrained == "imagenet" and in_chans == 3)
+        # the Inception input normalisation is the Backbone's InputNorm, the same with and without weights
+        kwargs.update(aux_logits=False, init_weights=pretrained is None, transform_input=False)
     model = getattr(tvm, spec.builder)(**kwargs)
     if pretrained == "imagenet":
         state = W.torchvision_imagenet_state(spec.name, spec.weights)
@@ -335,10 +391,23 @@ def _build_timm(spec: BackboneSpec, pretrained: str | Path | None, in_chans: int
     if not info:
         raise RadvisionError(f"timm model {spec.builder} exposes no feature_info, so it cannot be used as a backbone.")
     width = getattr(model, "head_hidden_size", None) or model.num_features
+    cfg = getattr(model, "pretrained_cfg", None) or {}
     full = BackboneSpec(spec.name, "timm", spec.builder, None, "", tuple(f["module"] for f in info),
                         tuple(int(f["num_chs"]) for f in info), spec.cam_layer or info[-1]["module"], int(width),
-                        spec.default_size, spec.min_size)
+                        spec.default_size, spec.min_size, mean=_tuple(cfg.get("mean")), std=_tuple(cfg.get("std")),
+                        fixed_size=_fixed_size(cfg))
     return model, full
+
+
+def _tuple(values) -> tuple[float, ...] | None:
+    return tuple(float(v) for v in values) if values is not None else None
+
+
+def _fixed_size(pretrained_cfg) -> int:
+    """The one input size a timm model takes (its pretrained_cfg says fixed_input_size), else 0."""
+    cfg = pretrained_cfg or {}
+    size = cfg.get("input_size")
+    return int(size[-1]) if cfg.get("fixed_input_size") and size else 0
 
 
 def create_backbone(name: str, pretrained: str | Path | None = None, in_chans: int = 3) -> Backbone:
@@ -348,7 +417,7 @@ def create_backbone(name: str, pretrained: str | Path | None = None, in_chans: i
     downloaded only when allowed), or a path to a ``.pth``/``.safetensors`` state dict (keys are aligned,
     wrapper prefixes such as ``module.`` stripped; missing/unexpected keys are logged).
     """
-    if not isinstance(in_chans, int) or in_chans < 1:
+    if not isinstance(in_chans, int) or isinstance(in_chans, bool) or in_chans < 1:
         raise RadvisionError(f"in_chans must be a positive integer, got {in_chans!r}.")
     spec = get_spec(name)
     file = None
@@ -370,8 +439,9 @@ def create_backbone(name: str, pretrained: str | Path | None = None, in_chans: i
         W.load_into(model, W.read_state_dict(file), source=str(file), first_conv=_first_conv(model)[0] + ".weight")
     logger.debug("built backbone %s (%s, pretrained=%s, in_chans=%d)", name, spec.source, pretrained or file,
                  in_chans)
+    norm = InputNorm(spec.mean, spec.std, in_chans) if _needs_input_norm(spec.mean, spec.std) else None
     return Backbone(name, model, list(spec.feature_modules), list(spec.feature_channels), spec.cam_layer,
-                    spec.num_features, min_size=spec.min_size)
+                    spec.num_features, min_size=spec.min_size, input_norm=norm, fixed_size=spec.fixed_size)
 
 
 _BUILTINS: dict[str, Callable[..., nn.Module]] = {"SimpleCNN": SimpleCNN}

@@ -72,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", default="explain", help="output folder for PNG overlays (default: explain)")
     ex.add_argument("--classes", nargs="+", help="classes to explain (default: all)")
 
-    sub.add_parser("models", help="list available backbones")
+    sub.add_parser("models", help="list available backbones with their smallest and usual input sizes (pixels), "
+                   "pooled feature width and ImageNet weights")
     return p
 
 
@@ -156,10 +157,14 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from radvision.backbones import TIMM_NOTE, list_backbones
+    from radvision.backbones import TIMM_NOTE, describe_backbones
 
-    for name in list_backbones():
-        print(name)
+    rows = [(r["name"], r["source"], str(r["min_size"]), str(r["input_size"]), str(r["num_features"] or "-"),
+             r["weights"] or "-") for r in describe_backbones()]
+    header = ("name", "source", "min px", "usual px", "features", "ImageNet weights")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     print(f"# {TIMM_NOTE}")
     return 0
 

@@ -337,6 +337,10 @@ def _check_model_config(cfg: Config, image_size: bool = True) -> None:
     for name in names:
         spec = get_spec(name)
         size = cfg.data.image_size
+        if image_size and spec.fixed_size and size != spec.fixed_size:
+            raise RadvisionError(f"Backbone {name} takes only {spec.fixed_size}x{spec.fixed_size} images (a fixed "
+                                 f"input size), got data.image_size {size}; set data.image_size={spec.fixed_size} "
+                                 "or pick another backbone.")
         if image_size and size < spec.min_size:
             others = small_input_backbones(size, exclude=name)
             pick = f", or pick a backbone that takes {size}x{size} images such as {' or '.join(others)}" if others else ""

@@ -219,3 +219,39 @@ def test_too_small_input_suggests_only_backbones_that_take_it():
         create_backbone("simple_cnn")(torch.zeros(1, 3, 8, 8))
     with pytest.raises(RadvisionError, match=r"got 24x24; resize the images or pick a backbone such as simple_cnn\.$"):
         create_backbone("resnet18")(torch.zeros(1, 3, 24, 24))
+
+
+def test_inception_gets_its_input_normalisation_with_or_without_weights(tmp_path):
+    torch.manual_seed(0)
+    scratch = create_backbone("inception_v3").eval()
+    torch.save(scratch.model.state_dict(), tmp_path / "inception.pth")
+    from_file = create_backbone("inception_v3", pretrained=tmp_path / "inception.pth").eval()
+    # what torchvision's ImageNet weights were made for: transform_input=True on ImageNet-normalised input
+    ref = tvm.inception_v3(weights=None, aux_logits=False, init_weights=False, transform_input=True)
+    ref.fc, ref.dropout = torch.nn.Identity(), torch.nn.Identity()
+    ref.load_state_dict(scratch.model.state_dict())
+    ref.eval()
+    x = torch.randn(2, 3, 80, 80)
+    with torch.no_grad():
+        expected = ref(x)
+        for bb in (scratch, from_file):
+            assert bb.model.transform_input is False  # done once, by the Backbone, the same for every build
+            torch.testing.assert_close(bb(x), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+
+
+def test_timm_models_get_the_normalisation_and_input_size_of_their_weights():
+    irv2 = create_backbone("timm/inception_resnet_v2")
+    x = torch.randn(1, 3, 8, 8)
+    torch.testing.assert_close(irv2.input_norm(x)[0, 0], (x[0, 0] * 0.229 + 0.485 - 0.5) / 0.5)
+    assert isinstance(create_backbone("timm/resnet18").input_norm, torch.nn.Identity)  # ImageNet already
+    assert isinstance(create_backbone("resnet18").input_norm, torch.nn.Identity)
+    assert get_spec("timm/vit_tiny_patch16_224").fixed_size == 224 and get_spec("timm/resnet18").fixed_size == 0
+    vit = create_backbone("timm/vit_tiny_patch16_224")
+    with pytest.raises(RadvisionError, match=r"takes only 224x224 images .* got 64x64; set data.image_size=224"):
+        vit(torch.zeros(1, 3, 64, 64))
+    assert "input_norm.scale" not in irv2.state_dict()  # recreated from the registry, not stored in runs
+
+
+def test_in_chans_must_be_a_number_not_a_flag():
+    with pytest.raises(RadvisionError, match="in_chans must be a positive integer, got True"):
+        create_backbone("simple_cnn", in_chans=True)

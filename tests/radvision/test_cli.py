@@ -79,6 +79,8 @@ def test_models_lists_backbones(capsys):
     out = capsys.readouterr().out
     assert "simple_cnn" in out.split()
     assert "timm/<name>" in out
+    inception = next(line.split() for line in out.splitlines() if line.startswith("inception_v3 "))
+    assert inception[:5] == ["inception_v3", "torchvision", "75", "299", "2048"]  # min px, usual px, features
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -328,6 +328,9 @@ def test_too_small_images_fail_before_data_and_suggest_another_backbone(tmp_path
     assert "such as" not in str(err.value)  # no backbone of the registry takes 8x8: do not suggest simple_cnn
     with pytest.raises(RadvisionError, match="resnet18 needs .* at least 32, got 24.*such as simple_cnn\\.$"):
         Trainer(tiny_config(tmp_path, data_csv, "data.image_size=24", "model.backbone=resnet18")).fit()
+    with pytest.raises(RadvisionError, match="timm/vit_tiny_patch16_224 takes only 224x224 images .* got "
+                                             "data.image_size 32; set data.image_size=224"):
+        Trainer(tiny_config(tmp_path, data_csv, "model.backbone=timm/vit_tiny_patch16_224")).fit()
 
 
 # -- weighted sampling, pretrained lists, log lines --------------------------------------------------------
