@@ -348,8 +348,8 @@ def _check_model_config(cfg: Config, image_size: bool = True) -> None:
                                  f"raise data.image_size{pick}.")
 
 
-def build_train_loader(cfg: Config, train_ds: Dataset, y_train: np.ndarray, **loader_kw: Any
-                       ) -> tuple[DataLoader, Any]:
+def build_train_loader(cfg: Config, train_ds: Dataset, y_train: np.ndarray, class_names: list[str] | None = None,
+                       **loader_kw: Any) -> tuple[DataLoader, Any]:
     """The training DataLoader and its weighted sampler (None unless data.sampler is 'weighted').
 
     Shuffling draws from torch's RNG, which set_seed(seed + epoch) fixes, so a resumed epoch shuffles exactly
@@ -362,7 +362,7 @@ def build_train_loader(cfg: Config, train_ds: Dataset, y_train: np.ndarray, **lo
         return DataLoader(train_ds, shuffle=True, drop_last=False, **loader_kw), None
     from radvision.data import weighted_sampler
 
-    sampler = weighted_sampler(y_train, seed=cfg.runtime.seed)
+    sampler = weighted_sampler(y_train, seed=cfg.runtime.seed, class_names=class_names)
     logger.info("Weighted sampling: %d training images drawn with replacement per epoch, rare labels more often",
                 len(y_train))
     return DataLoader(train_ds, sampler=sampler, drop_last=False, **loader_kw), sampler
@@ -480,7 +480,7 @@ class Trainer:
         self._train_cardinality = label_cardinality(y_train)
         loader_kw = {"batch_size": cfg.optim.batch_size, "num_workers": cfg.optim.num_workers, "pin_memory": use_cuda,
                      "persistent_workers": cfg.optim.num_workers > 0}
-        train_loader, self.sampler = build_train_loader(cfg, train_ds, y_train, **loader_kw)
+        train_loader, self.sampler = build_train_loader(cfg, train_ds, y_train, self.class_names, **loader_kw)
         valid_loader = DataLoader(valid_ds, shuffle=False, **loader_kw)
         train_loader, valid_loader = acc.prepare(train_loader, valid_loader)
 

@@ -93,32 +93,41 @@ def class_weights(labels: np.ndarray | LabelTable, power: float = 1.0,
     return (w / w.mean()).astype(np.float32)
 
 
-def sample_weights(labels: np.ndarray | LabelTable, power: float = 1.0) -> np.ndarray:
+def sample_weights(labels: np.ndarray | LabelTable, power: float = 1.0,
+                   class_names: list[str] | None = None) -> np.ndarray:
     """Per-image weights for ``torch.utils.data.WeightedRandomSampler``.
 
-    An image weighs as much as its rarest positive class, (1 / class frequency) ** power; images with
-    no positive label form their own group. Normalised to mean 1.
+    An image weighs as much as its rarest positive class, (1 / class frequency) ** power.  Images with
+    no positive label count as "No Finding" when there is such a class (``NO_FINDING_NAMES``; from a
+    table's classes or ``class_names``), so a few unlabelled rows are not drawn as often as a whole
+    class; without one they form their own group.  Normalised to mean 1.
     """
     y = _matrix(labels)
     if len(y) == 0:
         return np.zeros(0, dtype=np.float64)
     positive = y == 1
+    none = ~positive.any(axis=1)
+    names = class_names or (labels.classes if isinstance(labels, LabelTable) else [])
+    normal = next((j for j, c in enumerate(names) if c in NO_FINDING_NAMES), None)
+    if normal is not None and none.any():
+        positive = positive.copy()
+        positive[none, normal] = True
+        none = np.zeros_like(none)
     pos = positive.sum(axis=0).astype(np.float64)
     inv = np.divide(1.0, pos, out=np.zeros_like(pos), where=pos > 0) ** power
     w = np.where(positive, inv[None, :], 0.0).max(axis=1)
-    none = ~positive.any(axis=1)
     if none.any():
         w[none] = (1.0 / none.sum()) ** power
     return w / w.mean()
 
 
 def weighted_sampler(labels: np.ndarray | LabelTable, num_samples: int | None = None, seed: int = 0,
-                     power: float = 1.0):
+                     power: float = 1.0, class_names: list[str] | None = None):
     """A seeded ``WeightedRandomSampler`` (with replacement) over `sample_weights`."""
     import torch
     from torch.utils.data import WeightedRandomSampler
 
-    w = sample_weights(labels, power)
+    w = sample_weights(labels, power, class_names)
     generator = torch.Generator().manual_seed(seed)
     return WeightedRandomSampler(torch.as_tensor(w, dtype=torch.double), num_samples or len(w),
                                  replacement=True, generator=generator)

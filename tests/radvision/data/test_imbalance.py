@@ -51,6 +51,18 @@ def test_sample_weights_and_sampler():
     np.testing.assert_allclose(none, 1.0)
 
 
+def test_rows_without_a_positive_count_as_no_finding_when_that_class_exists():
+    y = np.array([[1, 0]] * 90 + [[0, 1]] * 5 + [[0, 0]] * 5, dtype=np.float32)  # 5 rows with no label at all
+    alone = sample_weights(y)  # no "No Finding" column named: a group of their own, as heavy as a class
+    assert alone[-1] == pytest.approx(alone[90])
+    merged = sample_weights(y, class_names=["No Finding", "Effusion"])
+    assert merged[-1] == pytest.approx(merged[0])  # drawn like the 95 normal images, not like a class
+    table = LabelTable(pd.DataFrame(y, columns=["No Finding", "Effusion"]).assign(path="x"), ["No Finding", "Effusion"])
+    np.testing.assert_allclose(sample_weights(table), merged)
+    draws = np.array(list(weighted_sampler(y, num_samples=4000, seed=0, class_names=["No Finding", "Effusion"])))
+    assert (draws >= 95).mean() < 0.05  # 5 unlabelled rows of 100: about 2.6 %, not about a third
+
+
 def make(n_nf=100, n_eff=50, n_both=10):
     rows = [[1, 0, 0]] * n_nf + [[0, 1, 0]] * n_eff + [[0, 1, 1]] * n_both
     frame = pd.DataFrame(rows, columns=["No Finding", "Effusion", "Mass"], dtype="float32")
