@@ -81,7 +81,16 @@ class ModelConfig:
     pretrained: str | list[str | None] | None = None
     in_chans: int = 3
     strategy: str = field(default="full", metadata=_choices("frozen", "full", "layerwise"))
-    backbone_lr_mult: float = 0.1
+    # backbone lr = lr x this; "auto": 0.1 when some backbone starts from pretrained weights (keep them
+    # close), 1.0 when all train from scratch (a slower backbone would only learn slower)
+    backbone_lr_mult: float | str = field(
+        default="auto", metadata={"expected": "'auto' or a number zero or more"})
+
+    def resolved_backbone_lr_mult(self) -> float:
+        if self.backbone_lr_mult != "auto":
+            return float(self.backbone_lr_mult)
+        values = self.pretrained if isinstance(self.pretrained, list) else [self.pretrained]
+        return 0.1 if any(v is not None for v in values) else 1.0
 
 
 @dataclass
@@ -406,7 +415,9 @@ def _check_consistency(cfg: Config) -> None:
     _check_ranges([
         *((f"cycles[{i}].lr", c.lr, c.lr is None or c.lr > 0, "positive (or left out: optim.lr)")
           for i, c in enumerate(cfg.cycles)),
-        ("model.backbone_lr_mult", cfg.model.backbone_lr_mult, cfg.model.backbone_lr_mult >= 0, "zero or more"),
+        ("model.backbone_lr_mult", cfg.model.backbone_lr_mult, cfg.model.backbone_lr_mult == "auto" or (
+            isinstance(cfg.model.backbone_lr_mult, float) and cfg.model.backbone_lr_mult >= 0),
+         "'auto' or a number zero or more"),
         ("loss.gamma", cfg.loss.gamma, cfg.loss.gamma >= 0 and math.isfinite(cfg.loss.gamma), "a number >= 0"),
         ("loss.alpha", cfg.loss.alpha, cfg.loss.alpha is None or 0 <= cfg.loss.alpha <= 1,
          "between 0 and 1 (or null: no weighting)"),

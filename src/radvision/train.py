@@ -277,7 +277,7 @@ def build_optimizer(cfg: Config, model: torch.nn.Module, lr: float) -> torch.opt
     """Optimizer over the trainable parameters, the backbone at `lr * backbone_lr_mult`."""
     from radvision.finetune import param_groups
 
-    groups = param_groups(model, lr, backbone_lr_mult=cfg.model.backbone_lr_mult,
+    groups = param_groups(model, lr, backbone_lr_mult=cfg.model.resolved_backbone_lr_mult(),
                           weight_decay=cfg.optim.weight_decay)
     # frozen parameters stay in the groups (no gradient, so the optimizer skips them): layerwise unfreezing
     # then needs no new optimizer

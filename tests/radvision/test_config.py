@@ -216,7 +216,7 @@ def test_decision_rule_keys_load():
     ("optim.num_workers=-2", "'optim.num_workers' must be zero or more"),
     ("loss.gamma=.nan", "'loss.gamma' must be a number >= 0, got nan"),
     ("cycles=[{epochs: 1, lr: -1}]", "'cycles[0].lr' must be positive"),
-    ("model.backbone_lr_mult=-1", "'model.backbone_lr_mult' must be zero or more"),
+    ("model.backbone_lr_mult=-1", "'model.backbone_lr_mult' must be 'auto' or a number zero or more, got -1.0"),
     ("cycles=[{epochs: 1, class_weights: {A: -2}}]", "'cycles[0].class_weights' gives 'A' the weight -2.0"),
     ("loss.class_weights=autox", "'loss.class_weights' must be 'auto', a mapping of class: weight, or null"),
     ("loss.alpha=1.5", "'loss.alpha' must be between 0 and 1 (or null: no weighting), got 1.5"),

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from radvision.config import load_config
 from radvision.errors import RadvisionError
@@ -562,3 +563,20 @@ def test_a_diverging_run_stops_naming_the_epoch_and_the_learning_rate(tmp_path, 
     state = tmp_path / "run" / "trainer_state.json"
     confirmed = json.loads(state.read_text())["epoch"] if state.exists() else 0
     assert confirmed == int(found.group(1)) - 1  # the diverged epoch was not saved
+
+
+@pytest.mark.parametrize("extra, backbone_lr", [
+    ([], 1e-2),  # auto, from scratch: the backbone learns at the full rate
+    (["model.backbone_lr_mult=0.25"], 2.5e-3),
+    (["model.pretrained={weights}"], 1e-3),  # auto with pretrained weights: lr x 0.1
+])
+def test_backbone_learning_rate_follows_backbone_lr_mult(tmp_path, data_csv, extra, backbone_lr):
+    from radvision.backbones import create_backbone
+    from radvision.train import build_model_from_config, build_optimizer
+
+    weights = tmp_path / "cnn.pth"
+    torch.save(create_backbone("simple_cnn").model.state_dict(), weights)
+    cfg = tiny_config(tmp_path, data_csv, *(e.format(weights=weights) for e in extra))
+    model = build_model_from_config(cfg, CLASSES, pretrained=cfg.model.pretrained)
+    rates = {g["name"]: g["lr"] for g in build_optimizer(cfg, model, 1e-2).param_groups}
+    assert rates["backbone"] == pytest.approx(backbone_lr) and rates["head"] == pytest.approx(1e-2)
