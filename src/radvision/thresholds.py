@@ -49,12 +49,12 @@ def f1_optimal_thresholds(y_true, y_prob, min_precision: float | None = None,
         raise RadvisionError(f"Got {len(class_names)} class names for {y_true.shape[1]} classes.")
     names = [str(c) for c in class_names] if class_names is not None else [f"class {j}" for j in range(y_true.shape[1])]
     out = np.full(y_true.shape[1], DEFAULT_THRESHOLD)
+    one_sided = []
     for j in range(y_true.shape[1]):
         m = ~np.isnan(y_true[:, j])
         t, s = y_true[m, j].astype(int), y_prob[m, j]
         if len(np.unique(t)) < 2:
-            logger.info("%s has no positive or no negative labels; keeping threshold %.2f", names[j],
-                        DEFAULT_THRESHOLD)
+            one_sided.append(names[j])
             continue
         precision, recall, thr = precision_recall_curve(t, s)
         precision, recall = precision[:-1], recall[:-1]  # the last point (recall 0) has no threshold
@@ -67,6 +67,9 @@ def f1_optimal_thresholds(y_true, y_prob, min_precision: float | None = None,
             logger.warning("%s never reaches precision %.2f; using its most precise threshold (%.3f)",
                            names[j], min_precision, precision[best])
         out[j] = float(thr[best])
+    if one_sided:
+        logger.info("%s: no positive or no negative labels, so threshold %.2f is kept", ", ".join(one_sided),
+                    DEFAULT_THRESHOLD)
     return out
 
 

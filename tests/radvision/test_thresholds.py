@@ -109,12 +109,13 @@ def test_threshold_file_errors(tmp_path):
 
 
 def test_threshold_log_names_classes(caplog):
-    y = np.array([[1, 0], [0, 0], [1, 0]], dtype=float)  # "Rare" has no positive label
-    p = np.array([[0.9, 0.1], [0.2, 0.3], [0.7, 0.2]])
+    y = np.array([[1, 0, 0], [0, 0, 0], [1, 0, 0]], dtype=float)  # "Rare" and "Rarer" have no positive label
+    p = np.array([[0.9, 0.1, 0.1], [0.2, 0.3, 0.1], [0.7, 0.2, 0.1]])
     with caplog.at_level("INFO", logger="radvision.thresholds"):
-        f1_optimal_thresholds(y, p, class_names=["Effusion", "Rare"])
-    assert "Rare has no positive or no negative labels" in caplog.text
-    with pytest.raises(RadvisionError, match="2 classes"):
+        f1_optimal_thresholds(y, p, class_names=["Effusion", "Rare", "Rarer"])
+    assert "Rare, Rarer: no positive or no negative labels, so threshold 0.50 is kept" in caplog.text
+    assert len(caplog.records) == 1  # one line, not one per class
+    with pytest.raises(RadvisionError, match="1 class names for 3 classes"):
         f1_optimal_thresholds(y, p, class_names=["Effusion"])
 
 
