@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from radvision.errors import RadvisionError
+from radvision.metrics import noisy_or_score
 
 NO_FINDING = "No Finding"
 META_COLUMNS = {"path", "image", "patient_id", "age", "sex", "view", "split", "error", "Image Index",
@@ -98,12 +99,11 @@ def gold_frame(gold: pd.DataFrame | str | Path) -> pd.DataFrame:
 
 
 def any_finding_score(pred: pd.DataFrame, classes: list[str]) -> np.ndarray:
-    """Score for "any finding": 1 - P(No Finding) when the model has that output, else the noisy-OR
-    1 - prod(1 - p_c) of the finding probabilities."""
+    """Score for "any finding": 1 - P(No Finding) when the model has that output, else the noisy-OR of the
+    finding probabilities (`radvision.metrics.noisy_or_score`, which ranks as 1 - prod(1 - p_c) does)."""
     if NO_FINDING in pred:
         return 1.0 - pred[NO_FINDING].to_numpy(dtype=float)
-    p = pred[classes].to_numpy(dtype=float)
-    return 1.0 - np.prod(1.0 - p, axis=1)
+    return noisy_or_score(pred[classes].to_numpy(dtype=float))
 
 
 def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str | Path,

@@ -1,9 +1,11 @@
 """Multi-label evaluation on top of scikit-learn.
 
 ``y_true`` may hold NaN (unknown labels): per-class metrics mask them class by class, micro averages
-use all known cells, and example-based metrics (samples F1, exact match, Hamming, Jaccard, LRAP) use
-the rows whose labels are all known.  Undefined values come back as NaN, never as a crash or warning.
-Predictions are ``y_prob >= threshold``.
+use all known cells, and example-based metrics (samples F1 / precision / recall, exact match, Hamming,
+Jaccard, label cardinalities) use the rows whose labels are all known; the ranking metrics (LRAP, ranking
+loss, coverage error) use those of them with at least one positive label (a row without one has nothing
+to rank: sklearn would score it a perfect LRAP).  Undefined values come back as NaN, never as a crash or
+warning.  Predictions are ``y_prob >= threshold``.
 """
 
 from __future__ import annotations
@@ -28,11 +30,16 @@ def _prepare(y_true, y_prob, class_names) -> tuple[np.ndarray, np.ndarray, list[
     names = list(class_names)
     if len(names) != y_true.shape[1]:
         raise RadvisionError(f"{len(names)} class_names were given for {y_true.shape[1]} columns.")
+    if not names:
+        raise RadvisionError("There are no classes to score (0 columns).")
     known = y_true[~np.isnan(y_true)]
     if not np.isin(known, (0.0, 1.0)).all():
         raise RadvisionError("y_true must hold only 0, 1 or NaN; map uncertain (-1) labels with a policy first.")
     if np.isnan(y_prob).any():
         raise RadvisionError("y_prob contains NaN; every prediction must be a number.")
+    if ((y_prob < 0) | (y_prob > 1)).any():
+        raise RadvisionError(f"y_prob must hold probabilities in [0, 1], got values from {y_prob.min():g} to "
+                             f"{y_prob.max():g}; apply a sigmoid to logits first.")
     return y_true, y_prob, names
 
 
@@ -69,11 +76,21 @@ def _decisions(y_prob: np.ndarray, thr: np.ndarray, y_pred) -> np.ndarray:
     """0/1 predictions: `y_pred` when given (a decision rule beyond thresholds, e.g. top-k), else p >= thr."""
     if y_pred is None:
         return (y_prob >= thr).astype(int)
-    pred = np.asarray(y_pred)
-    if pred.ndim == 1:
-        pred = pred.reshape(-1, 1)
+    pred = _zero_one(y_pred, "y_pred")
     if pred.shape != y_prob.shape:
         raise RadvisionError(f"y_pred {pred.shape} and y_prob {y_prob.shape} must have the same shape.")
+    return pred
+
+
+def _zero_one(decisions, name: str) -> np.ndarray:
+    """0/1 decisions as an int (samples, classes) array; anything else (probabilities, NaN, 2) is an error."""
+    pred = np.asarray(decisions, dtype=float)
+    if pred.ndim == 1:
+        pred = pred.reshape(-1, 1)
+    if not np.isin(pred, (0.0, 1.0)).all():
+        bad = pred[~np.isin(pred, (0.0, 1.0))][0]
+        raise RadvisionError(f"{name} must hold 0/1 decisions, got {bad:g}; binarize probabilities first "
+                             "(radvision.metrics.binarize or radvision.thresholds.decide).")
     return pred.astype(int)
 
 
@@ -113,8 +130,8 @@ def any_finding(y_true, y_prob, class_names: Sequence[str]) -> tuple[np.ndarray,
     """(truth, score) of "any finding vs none" per image.
 
     Truth: some finding class (every class but "No Finding") is positive; NaN when a row has no positive
-    and some unknown finding label.  Score: 1 - P(No Finding) when the model has that output, else the
-    noisy-OR ``1 - prod(1 - p_c)`` of the finding probabilities.
+    and some unknown finding label.  Score: 1 - P(No Finding) when the model has that output, else
+    `noisy_or_score` of the finding probabilities.
     """
     y_true, y_prob, names = _prepare(y_true, y_prob, class_names)
     finding = np.array([n != NO_FINDING for n in names])
@@ -123,8 +140,16 @@ def any_finding(y_true, y_prob, class_names: Sequence[str]) -> tuple[np.ndarray,
     if NO_FINDING in names and not finding.all():
         score = 1.0 - y_prob[:, names.index(NO_FINDING)]
     else:
-        score = 1.0 - np.prod(1.0 - y_prob[:, finding], axis=1)
+        score = noisy_or_score(y_prob[:, finding])
     return truth, score
+
+
+def noisy_or_score(p) -> np.ndarray:
+    """Per row, a score that ranks rows as the noisy-OR ``1 - prod(1 - p_c)`` does: ``-sum(log(1 - p_c))``
+    (the noisy-OR is ``1 - exp(-score)``).  Summing logs keeps the order where the product itself rounds to
+    1.0 for every row (a hundred or more classes), which made every row tie."""
+    p = np.clip(np.asarray(p, dtype=float), 0.0, np.nextafter(1.0, 0.0))  # p = 1: a large finite score
+    return -np.log1p(-p).sum(axis=1)
 
 
 def evaluate_predictions(y_true, y_prob, class_names: Sequence[str], thresholds=0.5, y_pred=None) -> dict:
@@ -134,7 +159,8 @@ def evaluate_predictions(y_true, y_prob, class_names: Sequence[str], thresholds=
     recall, exact_match, hamming_loss, jaccard_samples, jaccard_macro, lrap, label_ranking_loss,
     coverage_error, label_cardinality_true / _pred, n_samples, n_complete_rows.
     samples_f1 is ImageCLEF's instance-averaged F1: sklearn ``average="samples"`` where a row with no
-    true and no predicted label scores 1.  The label metrics score `y_pred` when given (0/1 decisions of a
+    true and no predicted label scores 1 (so do samples precision / recall / Jaccard; a row with one side
+    empty scores 0 there).  The label metrics score `y_pred` when given (0/1 decisions of a
     whole rule, see `thresholds.decide`), else p >= threshold.
     """
     y_true, y_prob, names = _prepare(y_true, y_prob, class_names)
@@ -160,7 +186,6 @@ def evaluate_predictions(y_true, y_prob, class_names: Sequence[str], thresholds=
     rows = known.all(axis=1)
     out["n_complete_rows"] = int(rows.sum())
     out.update(_example_based(y_true[rows].astype(int), y_pred[rows], y_prob[rows]))
-    out["label_cardinality_pred"] = float(y_pred.sum(1).mean()) if len(y_pred) else float("nan")
     for name, v in zip(names, pc["auroc"], strict=True):
         out[f"auroc/{name}"] = float(v)
     return out
@@ -191,28 +216,40 @@ def monitored_mean(y_true, y_prob, class_names: Sequence[str], metric: str = "au
 def _example_based(t: np.ndarray, p: np.ndarray, s: np.ndarray) -> dict:
     keys = ("samples_f1", "samples_precision", "samples_recall", "exact_match", "hamming_loss",
             "jaccard_samples", "jaccard_macro", "lrap", "label_ranking_loss", "coverage_error",
-            "label_cardinality_true")
+            "label_cardinality_true", "label_cardinality_pred")
     if len(t) == 0:
         return dict.fromkeys(keys, float("nan"))
     ts, ps = _multilabel(t), _multilabel(p)
+    # A row with no true and no predicted label is a perfect answer (the ImageCLEF rule: F1 1, and so
+    # precision, recall and Jaccard 1); otherwise an empty side scores 0, so predicting nothing is not
+    # "perfectly precise".
+    both_empty = (t.sum(1) == 0) & (p.sum(1) == 0)
+
     out = {
-        # zero_division=1: a row with no true and no predicted label is a perfect answer (ImageCLEF rule)
         "samples_f1": float(skm.f1_score(ts, ps, average="samples", zero_division=1.0)),
-        "samples_precision": float(skm.precision_score(ts, ps, average="samples", zero_division=1.0)),
-        "samples_recall": float(skm.recall_score(ts, ps, average="samples", zero_division=1.0)),
+        "samples_precision": _samples_mean(skm.precision_score, ts, ps, both_empty),
+        "samples_recall": _samples_mean(skm.recall_score, ts, ps, both_empty),
         "exact_match": float(skm.accuracy_score(t, p)),
         "hamming_loss": float(skm.hamming_loss(t, p)),
         "jaccard_samples": float(skm.jaccard_score(ts, ps, average="samples", zero_division=1.0)),
         "jaccard_macro": _jaccard_macro(t, p),
         "label_cardinality_true": float(t.sum(1).mean()),
+        "label_cardinality_pred": float(p.sum(1).mean()),
     }
-    has_pos = t.sum(1) > 0
-    out["lrap"] = float(skm.label_ranking_average_precision_score(t, s)) if t.shape[1] > 1 else float("nan")
-    out["label_ranking_loss"] = (float(skm.label_ranking_loss(t, s))
-                                 if t.shape[1] > 1 else float("nan"))
-    out["coverage_error"] = (float(skm.coverage_error(t[has_pos], s[has_pos]))
-                             if has_pos.any() and t.shape[1] > 1 else float("nan"))
+    ranked = t.sum(1) > 0  # rows with something to rank
+    if ranked.any() and t.shape[1] > 1:
+        out["lrap"] = float(skm.label_ranking_average_precision_score(t[ranked], s[ranked]))
+        out["label_ranking_loss"] = float(skm.label_ranking_loss(t[ranked], s[ranked]))
+        out["coverage_error"] = float(skm.coverage_error(t[ranked], s[ranked]))
+    else:
+        out["lrap"] = out["label_ranking_loss"] = out["coverage_error"] = float("nan")
     return out
+
+
+def _samples_mean(score, ts: np.ndarray, ps: np.ndarray, both_empty: np.ndarray) -> float:
+    """sklearn's samples average with an empty side scoring 0, then the rows empty on both sides set to 1."""
+    mean_with_zeros = float(score(ts, ps, average="samples", zero_division=0.0))
+    return mean_with_zeros + float(both_empty.mean())
 
 
 def _multilabel(a: np.ndarray) -> np.ndarray:
@@ -230,9 +267,10 @@ def _jaccard_macro(t: np.ndarray, p: np.ndarray) -> float:
 
 
 def confusion_matrices(y_true, y_pred, class_names: Sequence[str]) -> dict[str, np.ndarray]:
-    """Per class a 2x2 matrix ``[[tn, fp], [fn, tp]]`` over the known labels of that class."""
+    """Per class a 2x2 matrix ``[[tn, fp], [fn, tp]]`` over the known labels of that class; ``y_pred`` holds
+    0/1 decisions."""
     y_true_a = np.asarray(y_true, dtype=float)
-    y_pred_a = np.asarray(y_pred, dtype=float)
+    y_pred_a = _zero_one(y_pred, "y_pred").astype(float)
     y_true_a, y_pred_a, names = _prepare(y_true_a, y_pred_a, class_names)
     out = {}
     for j, name in enumerate(names):

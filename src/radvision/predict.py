@@ -250,6 +250,9 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
 
     p = _read_table(pred, "prediction")
     g = _read_table(gold, "gold")
+    for table, what in ((p, "prediction"), (g, "gold")):
+        if table.empty:
+            raise RadvisionError(f"The {what} table has no rows with a path; there is nothing to score.")
     gold_classes = [c for c in g.columns if c not in META_COLUMNS]
     pred_classes = [c for c in p.columns if c not in META_COLUMNS and not str(c).endswith("_label")]
     classes = [c for c in gold_classes if c in pred_classes]
@@ -269,6 +272,10 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
     y_pred = _numeric(p, predicted, "prediction", allowed=None)
     left = pd.DataFrame(y_gold, columns=[f"{c}_gold" for c in classes]).assign(path=g["path"].to_numpy())
     right = pd.DataFrame(y_pred, columns=predicted).assign(path=p["path"].to_numpy())
+    if run is not None:  # the rule (top_k, a cardinality shift) sees every predicted image, as predict --labels
+        decided = decide_labels(run, load_config(run / CONFIG_FILE), right[run_classes].to_numpy(dtype=float),
+                                read_thresholds(run, run_classes))
+        right = right.assign(**{f"{c}_decided": decided[:, run_classes.index(c)] for c in classes})
     merged = left.merge(right, on="path", how="inner")
     if merged.empty:
         raise RadvisionError("No path in the prediction table matches a path in the gold table; check both 'path' "
@@ -284,10 +291,8 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
         y_true, y_prob, merged = y_true[scored], y_prob[scored], merged[scored]
     thr: float | np.ndarray = 0.5 if thresholds is None else read_thresholds(thresholds, classes)
     labels = None
-    if run is not None:  # decide over all the run's classes (top_k, cardinality), then score the shared ones
-        decided = decide_labels(run, load_config(run / CONFIG_FILE), merged[run_classes].to_numpy(dtype=float),
-                                read_thresholds(run, run_classes))
-        labels = np.nan_to_num(decided[:, [run_classes.index(c) for c in classes]]).astype(int)
+    if run is not None:
+        labels = np.nan_to_num(merged[[f"{c}_decided" for c in classes]].to_numpy(dtype=float)).astype(int)
     summary = evaluate_predictions(y_true, y_prob, classes, thresholds=thr, y_pred=labels)
     summary = {k: float(v) for k, v in summary.items()
                if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}

@@ -74,25 +74,30 @@ def f1_optimal_thresholds(y_true, y_prob, min_precision: float | None = None,
 
 
 def top_k(y_prob, k: int, thresholds=None) -> np.ndarray:
-    """Binary predictions with at most ``k`` labels per row: the ``k`` most probable, and with
-    ``thresholds`` only those that also reach their threshold (ImageCLEF allows at most 100 concepts)."""
+    """Binary predictions with at most ``k`` labels per row: the ``k`` most probable, or with ``thresholds``
+    the ``k`` most probable of those that reach their threshold (ImageCLEF allows at most 100 concepts)."""
     p = _probs(y_prob)
     if int(k) != k or k < 1:
         raise RadvisionError(f"k must be a positive integer, got {k!r}.")
-    k = min(int(k), p.shape[1])
+    allowed = np.ones(p.shape, dtype=bool) if thresholds is None else p >= as_thresholds(thresholds, p.shape[1])
+    return _most_probable(p, allowed, int(k))
+
+
+def _most_probable(p: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
+    """0/1: per row the ``k`` most probable of the ``allowed`` labels (fewer when fewer are allowed)."""
+    k = min(k, p.shape[1])
     pred = np.zeros(p.shape, dtype=int)
-    if p.size:
-        idx = np.argpartition(-p, k - 1, axis=1)[:, :k]
+    if p.size and k:
+        idx = np.argpartition(-np.where(allowed, p, -np.inf), k - 1, axis=1)[:, :k]
         np.put_along_axis(pred, idx, 1, axis=1)
-    if thresholds is not None:
-        pred &= (p >= as_thresholds(thresholds, p.shape[1])).astype(int)
-    return pred
+    return pred & allowed.astype(int)
 
 
 def predict_labels(y_prob, thresholds=DEFAULT_THRESHOLD, *, min_labels: int = 0, max_labels: int | None = None
                    ) -> np.ndarray:
     """Threshold, then enforce per-row limits: rows with fewer than ``min_labels`` get their most probable
-    labels added (e.g. ``min_labels=1``: every image gets a label); at most ``max_labels`` are kept."""
+    labels added (e.g. ``min_labels=1``: every image gets a label); of the labels then predicted, the
+    ``max_labels`` most probable are kept."""
     p = _probs(y_prob)
     pred = (p >= as_thresholds(thresholds, p.shape[1])).astype(int)
     if min_labels < 0 or (max_labels is not None and max_labels < max(min_labels, 1)):
@@ -100,7 +105,7 @@ def predict_labels(y_prob, thresholds=DEFAULT_THRESHOLD, *, min_labels: int = 0,
     if min_labels > 0:
         pred |= top_k(p, min(min_labels, p.shape[1]))
     if max_labels is not None:
-        pred &= top_k(p, max_labels)
+        pred = _most_probable(p, pred.astype(bool), max_labels)
     return pred
 
 
@@ -110,12 +115,17 @@ def adjust_thresholds(y_prob, thresholds, target_cardinality: float, *, max_shif
 
     Dynamic adjustment for a shifted test distribution: one offset ``d`` is added to every threshold in
     logit space (``sigmoid(logit(t) + d)``), so the per-class order of thresholds is kept.  The offset
-    is found by bisection; the closest achievable cardinality is used.
+    is found by bisection; the closest achievable cardinality is used.  The ends are exact: 0 gives
+    thresholds above 1 (no label) and the number of classes gives thresholds of 0 (every label).
     """
     p = _probs(y_prob)
     thr = np.clip(as_thresholds(thresholds, p.shape[1]), 1e-6, 1 - 1e-6)
     if not 0 <= target_cardinality <= p.shape[1]:
         raise RadvisionError(f"target_cardinality must be between 0 and {p.shape[1]}, got {target_cardinality}.")
+    if target_cardinality == 0:
+        return np.full(p.shape[1], np.nextafter(1.0, 2.0))
+    if target_cardinality == p.shape[1]:
+        return np.zeros(p.shape[1])
     base = np.log(thr / (1 - thr))
 
     def shifted(d: float) -> np.ndarray:
@@ -203,8 +213,13 @@ def load_thresholds(path: str | Path) -> dict[str, float]:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RadvisionError(f"Thresholds file {path} is not valid JSON ({err}).") from err
     table = doc.get("thresholds", doc) if isinstance(doc, dict) else None
-    if not isinstance(table, dict) or not all(isinstance(v, int | float) for v in table.values()):
+    if not isinstance(table, dict) or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                              for v in table.values()):
         raise RadvisionError(f"Thresholds file {path} must map class names to numbers.")
+    bad = [k for k, v in table.items() if not 0.0 <= v <= 1.0]  # NaN fails this too
+    if bad:
+        raise RadvisionError(f"Thresholds file {path} gives {bad[0]!r} the threshold {table[bad[0]]!r}; "
+                             "thresholds are numbers from 0 to 1.")
     return {str(k): float(v) for k, v in table.items()}
 
 

@@ -13,6 +13,7 @@ from radvision.metrics import (
     confusion_matrices,
     evaluate_predictions,
     monitored_mean,
+    noisy_or_score,
     per_class_metrics,
 )
 
@@ -45,8 +46,10 @@ def test_summary_matches_sklearn(data):
     assert out["hamming_loss"] == pytest.approx(skm.hamming_loss(y, pred))
     assert out["jaccard_samples"] == pytest.approx(skm.jaccard_score(y, pred, average="samples", zero_division=1.0))
     assert out["jaccard_macro"] == pytest.approx(skm.jaccard_score(y, pred, average="macro"))
-    assert out["lrap"] == pytest.approx(skm.label_ranking_average_precision_score(y, p))
-    assert out["label_ranking_loss"] == pytest.approx(skm.label_ranking_loss(y, p))
+    ranked = y.sum(1) > 0  # ranking metrics: rows with a positive label (sklearn scores the others LRAP 1)
+    assert out["lrap"] == pytest.approx(skm.label_ranking_average_precision_score(y[ranked], p[ranked]))
+    assert out["label_ranking_loss"] == pytest.approx(skm.label_ranking_loss(y[ranked], p[ranked]))
+    assert out["coverage_error"] == pytest.approx(skm.coverage_error(y[ranked], p[ranked]))
     assert out["auroc/c"] == pytest.approx(skm.roc_auc_score(y[:, 2], p[:, 2]))
     assert out["n_samples"] == out["n_complete_rows"] == 60
     assert out["label_cardinality_true"] == pytest.approx(y.sum(1).mean())
@@ -58,6 +61,38 @@ def test_imageclef_empty_rows_score_one():
     out = evaluate_predictions(y, p, ["x", "y", "z"])
     # row 0: nothing true, nothing predicted -> 1; row 1: P=1/2 R=1 -> 2/3; row 2: P=1 R=1/2 -> 2/3
     assert out["samples_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+    assert out["samples_precision"] == pytest.approx((1 + 1 / 2 + 1) / 3)
+    assert out["samples_recall"] == pytest.approx((1 + 1 + 1 / 2) / 3)
+
+
+def test_predicting_nothing_is_not_perfectly_precise():
+    y = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0]], dtype=float)
+    nothing = evaluate_predictions(y, np.zeros((3, 3)), ["x", "y", "z"])
+    assert nothing["samples_precision"] == 0.0 and nothing["samples_recall"] == 0.0
+    everything = evaluate_predictions(np.zeros((2, 3)), np.ones((2, 3)), ["x", "y", "z"])
+    assert everything["samples_recall"] == 0.0 and everything["samples_precision"] == 0.0
+
+
+def test_cardinalities_use_the_same_rows_and_the_ranking_metrics_rows_with_a_positive():
+    y = np.array([[1, np.nan, 1], [0, 0, 0], [0, 1, 0]])
+    p = np.array([[0.9, 0.9, 0.9], [0.6, 0.1, 0.1], [0.2, 0.8, 0.3]])
+    out = evaluate_predictions(y, p, ["x", "y", "z"])
+    assert out["n_complete_rows"] == 2
+    assert out["label_cardinality_true"] == pytest.approx(0.5) and out["label_cardinality_pred"] == pytest.approx(1.0)
+    assert out["lrap"] == pytest.approx(1.0) and out["coverage_error"] == pytest.approx(1.0)  # only row 3 ranks
+
+
+def test_decisions_and_probabilities_are_checked():
+    y = np.array([[1, 0], [0, 1]], dtype=float)
+    p = np.array([[0.9, 0.2], [0.4, 0.7]])
+    with pytest.raises(RadvisionError, match="y_pred must hold 0/1 decisions, got 0.7"):
+        evaluate_predictions(y, p, ["a", "b"], y_pred=[[1, 0], [0, 0.7]])
+    with pytest.raises(RadvisionError, match="y_pred must hold 0/1 decisions"):
+        confusion_matrices(y, p, ["a", "b"])
+    with pytest.raises(RadvisionError, match=r"probabilities in \[0, 1\], got values from -2 to 0.9"):
+        evaluate_predictions(y, np.array([[0.9, -2.0], [0.4, 0.7]]), ["a", "b"])
+    with pytest.raises(RadvisionError, match="no classes"):
+        evaluate_predictions(np.zeros((2, 0)), np.zeros((2, 0)), [])
 
 
 def test_nan_labels_are_masked_per_class(data):
@@ -123,13 +158,29 @@ def test_input_errors(data):
         evaluate_predictions(y, p, NAMES, thresholds=[0.5, 0.5])
 
 
+def test_noisy_or_score_keeps_its_order_with_many_classes():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.3, 0.9, size=(300, 200))
+    assert len(np.unique(1 - np.prod(1 - p, axis=1))) == 1  # the product rounds to 1.0 for every row
+    score = noisy_or_score(p)
+    assert len(np.unique(score)) == 300
+    y = np.zeros((300, 200))
+    y[:150, 0] = 1  # the first half has a finding, and its probabilities are a little higher
+    p[:150] = np.minimum(p[:150] + 0.05, 1.0)
+    out = evaluate_predictions(y, p, [f"c{j}" for j in range(200)])
+    expected = skm.roc_auc_score(y[:, 0], -np.log1p(-p).sum(1))
+    assert out["auroc_any_finding"] == pytest.approx(expected) and expected > 0.9  # not 0.5 from 300 ties
+
+
 def test_any_finding_noisy_or_and_no_finding_output():
     y = np.array([[1, 0], [0, 0], [0, np.nan], [0, 1]], dtype=float)
     p = np.array([[0.5, 0.2], [0.1, 0.1], [0.3, 0.3], [0.0, 0.9]])
     truth, score = any_finding(y, p, ["a", "b"])
     np.testing.assert_array_equal(truth[[0, 1, 3]], [1, 0, 1])
     assert math.isnan(truth[2])  # no positive and one unknown label: unknown
-    np.testing.assert_allclose(score, 1 - (1 - p[:, 0]) * (1 - p[:, 1]))
+    noisy_or = 1 - (1 - p[:, 0]) * (1 - p[:, 1])
+    np.testing.assert_allclose(-np.expm1(-score), noisy_or)  # the score is the noisy-OR's -log(1 - P)
+    assert (np.argsort(score, kind="stable") == np.argsort(noisy_or, kind="stable")).all()
     # with a "No Finding" output the score is 1 - P(No Finding), and that class is not a finding
     y_nf = np.array([[1, 0], [0, 1], [1, 0], [0, 1]], dtype=float)
     p_nf = np.array([[0.9, 0.3], [0.2, 0.6], [0.1, 0.2], [0.3, 0.1]])

@@ -139,6 +139,29 @@ def test_evaluate_with_a_run_folder_scores_the_runs_whole_rule(run_dir, tmp_path
     assert one["micro_recall"] == pytest.approx(per_class.set_index("class").loc["Bright", "recall"])
 
 
+def test_evaluate_with_a_run_folder_shifts_over_every_predicted_image_as_predict_does(run_dir, tmp_path):
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    save_config(load_config(copy / "config.yaml", ["thresholds.cardinality=1.0"]), copy / "config.yaml")
+    gold = pd.read_csv(run_dir.parent / "labels.csv").drop(columns=["patient_id", "split"])
+    gold["path"] = [str(run_dir.parent / p) for p in gold["path"]]
+    pred = predict(copy, gold[["path"]], device="cpu", with_labels=True)  # the shift is over all 24 images
+    confident = pred[CLASSES].sum(axis=1).sort_values().index[-8:]
+    some = gold.loc[confident]  # gold for the 8 most confidently labelled: a shift over them alone differs
+    summary, _ = evaluate_files(pred, some, thresholds=copy)
+    labels = pred.set_index("path").loc[some["path"], ["Bright_label", "Stripe_label"]].to_numpy()
+    assert summary["label_cardinality_pred"] == pytest.approx(labels.sum(1).mean())
+    assert summary["exact_match"] == pytest.approx((labels == some[CLASSES].to_numpy()).all(axis=1).mean())
+
+
+def test_evaluate_refuses_an_empty_table(run_dir, tmp_path):
+    (tmp_path / "empty.csv").write_text("path,Bright,Stripe\n")
+    gold = pd.DataFrame({"path": ["a.png"], "Bright": [1], "Stripe": [0]})
+    with pytest.raises(RadvisionError, match="prediction table has no rows with a path"):
+        evaluate_files(tmp_path / "empty.csv", gold)
+    with pytest.raises(RadvisionError, match="gold table has no rows"):
+        evaluate_files(gold.assign(Bright=0.5, Stripe=0.5), tmp_path / "empty.csv")
+
+
 def test_csv_round_trip_reproduces_the_runs_valid_metrics(run_dir, tmp_path):
     gold = pd.read_csv(run_dir.parent / "labels.csv")
     gold = gold[gold["split"] == "valid"].drop(columns=["patient_id", "split"])

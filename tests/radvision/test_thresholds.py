@@ -59,6 +59,10 @@ def test_top_k():
     np.testing.assert_array_equal(top_k(p, 2), [[1, 0, 0, 1], [1, 1, 0, 0]])
     np.testing.assert_array_equal(top_k(p, 2, thresholds=0.25), [[1, 0, 0, 1], [0, 1, 0, 0]])
     assert top_k(p, 100).sum() == p.size  # ImageCLEF cap larger than the label set
+    # the k most probable of the labels that pass: a label over its threshold is not lost to a more
+    # probable one under its own
+    np.testing.assert_array_equal(top_k([[0.9, 0.8, 0.3]], 1, thresholds=[0.95, 0.95, 0.2]), [[0, 0, 1]])
+    np.testing.assert_array_equal(predict_labels([[0.9, 0.8, 0.3]], [0.95, 0.5, 0.2], max_labels=1), [[0, 1, 0]])
     with pytest.raises(RadvisionError, match="positive integer"):
         top_k(p, 0)
 
@@ -81,6 +85,9 @@ def test_adjust_thresholds_reaches_target_cardinality(data):
         assert list(np.argsort(new)) == list(np.argsort(base))  # per-class order kept
     with pytest.raises(RadvisionError, match="target_cardinality"):
         adjust_thresholds(p, base, 5)
+    q = np.array([[1e-12, 0.3, 0.8], [0.0, 0.2, 1.0]])
+    assert (q >= adjust_thresholds(q, base, 3)).all()  # every label, even at probability 0
+    assert not (q >= adjust_thresholds(q, base, 0)).any()  # no label, even at probability 1
 
 
 def test_save_load_roundtrip(tmp_path):
@@ -102,6 +109,12 @@ def test_threshold_file_errors(tmp_path):
     (tmp_path / "list.json").write_text("[1, 2]")
     with pytest.raises(RadvisionError, match="map class names"):
         load_thresholds(tmp_path / "list.json")
+    (tmp_path / "flag.json").write_text('{"a": true}')
+    with pytest.raises(RadvisionError, match="map class names"):
+        load_thresholds(tmp_path / "flag.json")
+    (tmp_path / "nan.json").write_text('{"a": 0.5, "b": NaN}')
+    with pytest.raises(RadvisionError, match="gives 'b' the threshold nan; thresholds are numbers from 0 to 1"):
+        load_thresholds(tmp_path / "nan.json")
     with pytest.raises(RadvisionError, match="No threshold"):
         thresholds_array({"a": 0.5}, ["a", "b"])
     with pytest.raises(RadvisionError, match="2 classes"):
