@@ -145,7 +145,7 @@ class ScheduleConfig:
 class CycleConfig:
     """One training cycle; unset fields fall back to optim / model / loss settings."""
 
-    epochs: int = 1
+    epochs: int | None = None  # None: optim.epochs
     lr: float | None = None
     class_weights: str | dict[str, float] | None = None
     strategy: str | None = field(default=None, metadata=_choices("frozen", "full", "layerwise"))
@@ -194,7 +194,7 @@ class Config:
         cycles = self.cycles or [CycleConfig(epochs=self.optim.epochs)]
         return [
             CycleConfig(
-                epochs=c.epochs,
+                epochs=self.optim.epochs if c.epochs is None else c.epochs,
                 lr=self.optim.lr if c.lr is None else c.lr,
                 class_weights=self.loss.class_weights if c.class_weights is None else c.class_weights,
                 strategy=self.model.strategy if c.strategy is None else c.strategy,
@@ -393,7 +393,7 @@ def _check_consistency(cfg: Config) -> None:
             "data.%s is not used by data.dataset 'nih_sample' (the bundled sample); set data.dataset=nih "
             "to read an NIH folder", " / data.".join(unused))
     for i, c in enumerate(cfg.cycles):
-        if c.epochs < 0:
+        if c.epochs is not None and c.epochs < 0:
             raise RadvisionError(f"Config key 'cycles[{i}].epochs' must be zero or more, got {c.epochs!r}.")
     if cfg.data.channels != cfg.model.in_chans:
         raise RadvisionError(

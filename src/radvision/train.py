@@ -479,7 +479,9 @@ class Trainer:
 
         self._train_cardinality = label_cardinality(y_train)
         loader_kw = {"batch_size": cfg.optim.batch_size, "num_workers": cfg.optim.num_workers, "pin_memory": use_cuda,
-                     "persistent_workers": cfg.optim.num_workers > 0}
+                     # workers start afresh each epoch: their seeds then come from set_seed(seed + epoch), so a
+                     # resumed run draws the same augmentations (persistent workers carry their RNG along)
+                     "persistent_workers": False}
         train_loader, self.sampler = build_train_loader(cfg, train_ds, y_train, self.class_names, **loader_kw)
         valid_loader = DataLoader(valid_ds, shuffle=False, **loader_kw)
         train_loader, valid_loader = acc.prepare(train_loader, valid_loader)
@@ -689,11 +691,15 @@ class Trainer:
             row = self._epoch_row(progress.epoch + 1, ci, optimizer, train_loss, valid_loss, y_true, y_prob)
             row["seconds"] = round(time.perf_counter() - t0, 3)
             value = self._monitored(row, y_true, y_prob)
+            # the best weights follow any improvement; patience restarts only on one larger than min_delta
             improved = self._improved(value, progress.best)
+            significant = self._improved(value, progress.best, self.config.schedule.min_delta)
             progress.epoch += 1
             progress.cycle_epoch = e + 1
             if improved:
-                progress.best, progress.best_epoch, progress.bad_epochs = float(value), progress.epoch, 0
+                progress.best, progress.best_epoch = float(value), progress.epoch
+            if significant:
+                progress.bad_epochs = 0
             elif math.isnan(value) and cfg.schedule.monitor != "loss":
                 self._warn_undefined_monitor()  # not a worse epoch: the valid split cannot score it
             else:
@@ -754,12 +760,12 @@ class Trainer:
         over = f"classes with >= {s.monitor_min_positives} valid positives" if s.monitor_min_positives else "classes"
         return f"{s.monitor} over {over}" + (" + any finding" if s.monitor_include_any else "")
 
-    def _improved(self, value: float, best: float | None) -> bool:
+    def _improved(self, value: float, best: float | None, delta: float = 0.0) -> bool:
+        """Whether `value` beats `best` by more than `delta` in the monitor's direction."""
         if value is None or math.isnan(value):
             return False
         if best is None:
             return True
-        delta = self.config.schedule.min_delta
         return value < best - delta if self.mode == "min" else value > best + delta
 
     def _train_epoch(self, model: torch.nn.Module, optimizer: Any, loss_fn: Any, loader: DataLoader,

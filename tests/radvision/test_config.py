@@ -88,6 +88,8 @@ def test_cycles_resolve_from_optim():
     cycles = cfg.resolved_cycles()
     assert [(c.epochs, c.lr, c.strategy) for c in cycles] == [(1, 0.01, "frozen"), (2, 0.001, "full")]
     assert [c.epochs for c in config_from_dict({"optim": {"epochs": 4}}).resolved_cycles()] == [4]
+    unset = config_from_dict({"optim": {"epochs": 3}, "cycles": [{"lr": 0.001}, {"epochs": 2}]})
+    assert [c.epochs for c in unset.resolved_cycles()] == [3, 2]  # a cycle without epochs: optim.epochs
 
 
 def test_save_roundtrip(tmp_path):

@@ -45,6 +45,16 @@ def test_fit_writes_complete_run_dir(tmp_path, data_csv):
     assert not [p for p in run.rglob("*.tmp")]
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
+def test_resume_with_loader_processes_draws_the_same_augmentations(tmp_path, data_csv):
+    extra = ("data.transforms=default", "optim.num_workers=2", "schedule.restore_best=false")
+    run = Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=1", *extra)).fit()
+    Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=3", *extra), resume=run).fit()
+    straight = Trainer(tiny_config(tmp_path / "straight", data_csv, "optim.epochs=3", *extra)).fit()
+    resumed, straight = pd.read_csv(run / "metrics.csv"), pd.read_csv(straight / "metrics.csv")
+    np.testing.assert_allclose(resumed["train_loss"], straight["train_loss"], rtol=1e-5)
+
+
 def test_resume_continues_without_repeating(tmp_path, data_csv):
     run = Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=1")).fit()
     assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1]
@@ -64,7 +74,7 @@ def test_resume_continues_without_repeating(tmp_path, data_csv):
 
 
 def test_early_stopping_and_restore_best(tmp_path, data_csv):
-    # min_delta so large that only the first epoch counts as an improvement
+    # min_delta so large that only the first epoch restarts the patience count
     cfg = tiny_config(tmp_path, data_csv, "optim.epochs=6", "schedule.monitor=loss", "schedule.patience=2",
                       "schedule.min_delta=100", "model.strategy=layerwise", "data.channels=1", "model.in_chans=1")
     trainer = Trainer(cfg)
@@ -73,8 +83,19 @@ def test_early_stopping_and_restore_best(tmp_path, data_csv):
     metrics = pd.read_csv(run / "metrics.csv")
     assert metrics["epoch"].tolist() == [1, 2, 3]
     state = json.loads((run / "trainer_state.json").read_text())
-    assert state["best_epoch"] == 1 and state["stopped_early"] is True
+    assert state["stopped_early"] is True
+    assert state["best_epoch"] == int(metrics.loc[metrics["valid_loss"].idxmin(), "epoch"])  # the lowest loss
     assert (run / "model.safetensors").read_bytes() == (run / "best.safetensors").read_bytes()
+
+
+def test_min_delta_restarts_patience_but_the_best_epoch_is_the_best_value(tmp_path, data_csv, monkeypatch):
+    scripted = iter([0.50, 0.60, 0.61, 0.615, 0.40, 0.40])  # small gains after epoch 2: below min_delta
+    monkeypatch.setattr(Trainer, "_monitored", lambda self, row, y_true, y_prob: next(scripted))
+    cfg = tiny_config(tmp_path, data_csv, "optim.epochs=6", "schedule.patience=2", "schedule.min_delta=0.02")
+    run = Trainer(cfg).fit()
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["epoch"] == 4 and state["stopped_early"] is True  # two epochs without a 0.02 gain
+    assert state["best_epoch"] == 4 and state["best"] == pytest.approx(0.615)  # not epoch 2 (0.60)
 
 
 def test_cycles_with_strategy_and_class_weights(tmp_path, data_csv):
