@@ -55,7 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("-o", "--output", required=True, help="output .csv file: path, one probability column per class, error")
     pr.add_argument("--batch-size", type=int, default=32)
     pr.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    pr.add_argument("--labels", action="store_true", help="also write 0/1 columns at the run's thresholds")
+    pr.add_argument("--labels", action="store_true", help="also write a 0/1 <class>_label column per class, by the "
+                    "run's whole decision rule (thresholds, then thresholds.cardinality, min_labels, top_k)")
     pr.add_argument("--root", metavar="DIR", help="where relative paths in the CSV start (default: the CSV's folder)")
 
     ev = sub.add_parser("evaluate", help="score predictions against gold labels")

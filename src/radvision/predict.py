@@ -363,8 +363,8 @@ def _numeric(frame: pd.DataFrame, classes: list[str], what: str, allowed: tuple[
 def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.PathLike[str]],
                    out_dir: str | os.PathLike[str], classes: Sequence[str] | None = None) -> list[Path]:
     """Grad-CAM overlays (PNG) per image and class, named `<image stem>_<class>.png` (`<stem>_2_<class>` when
-    that name is taken by an earlier image of the call); `images` may include folders.  An unreadable image is
-    logged and skipped.  Returns the files written."""
+    that name is taken by an earlier image of the call); `images` may include folders.  A missing or unreadable
+    image is logged and skipped, as `predict` keeps going; none readable is an error.  Returns the files written."""
     from radvision.data import load_image
     from radvision.explain import gradcam, overlay_name, save_overlays
 
@@ -375,9 +375,6 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
             raise RadvisionError(f"Unknown class {name!r}{did_you_mean(name, class_names)}; the run's classes are "
                                  f"{', '.join(class_names)}.")
     files = [f for image in images for f in (input_paths(image) if Path(image).is_dir() else [str(image)])]
-    for image_path in files:
-        if not Path(image_path).is_file():
-            raise RadvisionError(f"Image {str(image_path)!r} does not exist.")
     transform = image_transform(cfg)
     written: list[Path] = []
     taken: set[str] = set()  # file names written by this call, lower-cased for case-insensitive file systems

@@ -300,3 +300,8 @@ def test_explain_never_overwrites_an_overlay_and_skips_unreadable_images(run_dir
     assert "skipping" in caplog.text and "broken.png" in caplog.text
     with pytest.raises(RadvisionError, match="No image could be read"):
         explain_images(run_dir, [tmp_path / "c" / "broken.png"], tmp_path / "cams2")
+    # a missing file is skipped the same way, as predict keeps its row: the other images still get overlays
+    caplog.clear()
+    written = explain_images(run_dir, [tmp_path / "a" / "x.png", tmp_path / "gone.png"], tmp_path / "cams3",
+                             classes=["Bright"])
+    assert [p.name for p in written] == ["x_Bright.png"] and "gone.png" in caplog.text
