@@ -87,6 +87,7 @@ def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[
     valid ratio; otherwise patients are split by `data.split` fractions, so no patient crosses splits.
     """
     from radvision import data as rvdata
+    from radvision.data.transforms import preset_fit
 
     d = cfg.data
     table = _read_table(cfg)
@@ -112,7 +113,7 @@ def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[
     cache = None
     if d.cache_dir:
         cache = rvdata.build_cache(table, d.image_size, d.cache_dir, channels=d.channels, on_error=d.on_error,
-                                   progress=cfg.runtime.progress)
+                                   fit=preset_fit(d.transforms), progress=cfg.runtime.progress)
 
     sets = make_datasets(cfg, parts, cache)
     for needed in ("train", "valid"):  # on_error=skip may have emptied a split

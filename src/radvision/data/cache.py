@@ -28,22 +28,27 @@ __all__ = ["FITS", "ImageCache", "build_cache", "resize_image"]
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: squash / crop use the transforms' geometry, full decode (no JPEG draft)
 ARRAY_NAME = "images.npy"
 INDEX_NAME = "index.json"
 SKIPPED_NAME = "skipped.csv"
+LOCK_NAME = ".build.lock"
 #: How a non-square image becomes size x size: stretch, centre-crop the shorter side, or letterbox.
 FITS = ("squash", "crop", "pad")
 
 
 def resize_image(img: Image.Image, size: int, fit: str = "squash") -> Image.Image:
-    """Resize a PIL image to ``size`` x ``size`` following ``fit`` (see `FITS`)."""
-    target = (size, size)
-    if fit == "squash":
-        return img.resize(target, Image.Resampling.BILINEAR, reducing_gap=3.0)
-    if fit == "crop":
-        return ImageOps.fit(img, target, method=Image.Resampling.BILINEAR)
-    return ImageOps.pad(img, target, method=Image.Resampling.BILINEAR, color=0)
+    """Resize a PIL image to ``size`` x ``size`` following ``fit`` (see `FITS`).  "squash" and "crop" are the
+    transforms' own geometry (`radvision.data.transforms.fit_geometry`), pixel for pixel, so a cached image
+    reaches the model exactly as a freshly decoded one does."""
+    if fit == "pad":
+        return ImageOps.pad(img, (size, size), method=Image.Resampling.BILINEAR, color=0)
+    from torchvision.transforms import v2
+
+    from radvision.data.transforms import fit_geometry
+
+    tensor = v2.Compose([v2.ToImage(), *fit_geometry(fit, size)])(img)
+    return v2.functional.to_pil_image(tensor)
 
 
 def _stat(path: str) -> tuple[int, int] | None:
@@ -134,7 +139,8 @@ class ImageCache:
 
 
 def _decode(path: str, size: int, channels: int, fit: str, scaling: str) -> np.ndarray:
-    img = load_image(path, mode="L" if channels == 1 else "RGB", scaling=scaling, draft=(size, size))
+    # a full decode (no JPEG draft): the uncached path decodes fully too, and the two must give the same pixels
+    img = load_image(path, mode="L" if channels == 1 else "RGB", scaling=scaling)
     return np.asarray(resize_image(img, size, fit), dtype=np.uint8)
 
 
@@ -168,8 +174,10 @@ def build_cache(
     Reuses an existing cache when its settings match and every file is unchanged (same path, mtime and
     size); otherwise decodes only new or changed files. ``on_error="skip"`` leaves unreadable files out
     (listed in ``cache_dir/skipped.csv`` and `ImageCache.skipped`); "raise" stops at the first one.
-    ``workers`` threads decode in parallel (PIL releases the GIL while decoding). Build once, in one
-    process (e.g. rank 0 of a multi-GPU run), then open it everywhere with `ImageCache(cache_dir)`.
+    ``workers`` threads decode in parallel (PIL releases the GIL while decoding). Builds of one folder
+    take turns (a lock file), so two runs sharing ``data.cache_dir`` cannot mix their arrays and indexes;
+    still, build once (e.g. rank 0 of a multi-GPU run) and open it everywhere with `ImageCache(cache_dir)`.
+    ``fit`` must be the geometry of the transforms that will read it (`radvision.data.transforms.preset_fit`).
     """
     check_choice(on_error, ("raise", "skip"), "on_error mode")
     check_choice(channels, (1, 3), "channel count")
@@ -183,7 +191,17 @@ def build_cache(
                              "is a file; give a folder path.")
     cache_dir.mkdir(parents=True, exist_ok=True)
     workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
+    from filelock import FileLock
 
+    # one build at a time per folder: two at once could pair one build's array with the other's index
+    with FileLock(str(cache_dir / LOCK_NAME)):
+        for orphan in cache_dir.glob(f".{ARRAY_NAME}.*.tmp"):  # left by a build that was killed
+            orphan.unlink(missing_ok=True)
+        return _build_locked(table, size, cache_dir, channels, workers, on_error, fit, scaling, progress)
+
+
+def _build_locked(table: LabelTable, size: int, cache_dir: Path, channels: int, workers: int, on_error: str,
+                  fit: str, scaling: str, progress: bool) -> ImageCache:
     paths = list(dict.fromkeys(table.frame["path"].astype(str)))
     stats = [_stat(p) for p in paths]
     old = _try_open(cache_dir, size, channels, fit, scaling)
@@ -201,7 +219,7 @@ def build_cache(
             todo.append(i)
     if skipped and on_error == "raise":
         p = next(iter(skipped))
-        raise RadvisionError(f"Cannot read image file {p}: {skipped[p][2]} (pass on_error='skip' to leave it out).")
+        raise RadvisionError(f"{skipped[p][2].rstrip('.')} (pass on_error='skip' to leave it out).")
 
     if old is not None and not todo:
         log.info("cache: %s is up to date (%d images)", cache_dir, len(paths))

@@ -150,7 +150,7 @@ class ImageDataset(Dataset):
         return self._labels.numpy().copy()
 
     def _image(self, path: str):
-        if self.cache is not None and path in self.cache:
+        if self.cache is not None and self.cache.is_current(path):  # a file changed since caching is decoded again
             arr = torch.from_numpy(self.cache.get(path))
             arr = arr.unsqueeze(0) if arr.ndim == 2 else arr.permute(2, 0, 1)
             return tv_tensors.Image(arr)

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 SCALINGS = ("minmax", "full")
-_EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "WEBP")
+_EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "WEBP", "PNG")
 
 
 def to_uint8(array: np.ndarray, scaling: str = "minmax") -> np.ndarray:
@@ -55,8 +55,10 @@ def _to_8bit(img: Image.Image, scaling: str) -> Image.Image:
         return img
     if mode.startswith("I") or mode == "F":  # I;16, I;16B, I;16L, I (32-bit), F (float)
         return Image.fromarray(to_uint8(np.asarray(img), scaling), mode="L")
-    if mode in ("1", "LA", "La"):
+    if mode == "1":
         return img.convert("L")
+    if mode in ("LA", "La"):  # like RGBA: transparent pixels are background, composited on black
+        return Image.alpha_composite(Image.new("RGBA", img.size, (0, 0, 0, 255)), img.convert("RGBA")).convert("L")
     if mode == "P":
         has_alpha = "transparency" in img.info
         img = img.convert("RGBA" if has_alpha else "RGB")
@@ -84,6 +86,8 @@ def load_image(
     if mode is not None:
         check_choice(mode, ("L", "RGB"), "image mode")
     path = Path(path)
+    if path.is_dir():
+        raise RadvisionError(f"Image path {path} is a folder, not an image file.")
     if not path.is_file():
         raise RadvisionError(f"Image file not found: {path}.")
     try:

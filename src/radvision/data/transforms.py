@@ -16,7 +16,8 @@ from torchvision.transforms import v2
 from radvision.data.table import check_choice
 from radvision.errors import RadvisionError, did_you_mean
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "MODIFIERS", "PRESETS", "build_transforms"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "MODIFIERS", "PRESETS", "PRESET_FIT", "build_transforms",
+           "fit_geometry", "preset_fit"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -26,12 +27,27 @@ PRESETS = ("default", "chexpert_study", "nih_study", "none")
 MODIFIERS = ("equalize",)
 
 
-def _geometry(preset: str, size: int, train: bool) -> list:
-    square = (size, size)
-    if preset == "none" or not train and preset == "nih_study":
-        return [v2.Resize(square, antialias=True)]
-    if not train:  # default / chexpert_study evaluation: shorter side to size, centre square
+#: How each preset brings an image to ``size x size`` before any augmentation, and so how the uint8 cache
+#: (`build_cache`) must store it: "crop" (shorter side to size, centre square) or "squash" (whole image).
+PRESET_FIT = {"default": "crop", "chexpert_study": "crop", "nih_study": "squash", "none": "squash"}
+
+
+def preset_fit(preset: str) -> str:
+    """The fit ("crop" or "squash") of a preset string such as "default+equalize"; see `PRESET_FIT`."""
+    return PRESET_FIT.get(str(preset).split("+")[0], "squash")
+
+
+def fit_geometry(fit: str, size: int) -> list:
+    """The deterministic steps that bring any image to size x size: the evaluation geometry, and what the
+    cache stores, so a cached image and a decoded one reach the model as the same pixels."""
+    if fit == "crop":
         return [v2.Resize(size, antialias=True), v2.CenterCrop(size)]
+    return [v2.Resize((size, size), antialias=True)]
+
+
+def _augmentation(preset: str, size: int) -> list:
+    """Random training steps, applied to the size x size image of `fit_geometry` (a square, so the random
+    crop really varies on portrait and landscape radiographs too)."""
     if preset == "default":
         return [
             v2.RandomResizedCrop(size, scale=(0.8, 1.0), ratio=(0.9, 1.1), antialias=True),  # ~90 % side
@@ -46,8 +62,9 @@ def _geometry(preset: str, size: int, train: bool) -> list:
             v2.RandomAffine(degrees=5, translate=(0.03, 0.03), scale=(0.95, 1.05)),
             v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.1, 1.5))], p=0.4),
         ]
-    # nih_study (CheXNet, Rajpurkar et al. 2017): downscale to size x size, random horizontal flip.
-    return [v2.Resize(square, antialias=True), v2.RandomHorizontalFlip(p=0.5)]
+    if preset == "nih_study":  # CheXNet (Rajpurkar et al. 2017): random horizontal flip
+        return [v2.RandomHorizontalFlip(p=0.5)]
+    return []
 
 
 def build_transforms(
@@ -59,11 +76,13 @@ def build_transforms(
 ) -> Callable:
     """Transform for training (``train=True``, random augmentation) or evaluation (deterministic).
 
-    Presets: "default" (eval: resize + centre crop; train: random resized crop of ~90 %, small affine,
-    horizontal flip), "chexpert_study" (random ~90 % crop, resize, small affine, Gaussian blur p=0.4),
-    "nih_study" (CheXNet: resize to size x size, horizontal flip when training), "none" (resize only).
-    "+equalize" (e.g. "default+equalize") histogram-equalises every image first, in training and evaluation
-    alike: radiographs differ widely in exposure and windowing.
+    Every preset first brings the image to size x size (`fit_geometry`: shorter side to size and the centre
+    square for "default" / "chexpert_study", the whole image resized for "nih_study" / "none"); that is the
+    evaluation transform, and what the uint8 cache stores.  Training then augments: "default" (random
+    resized crop of ~90 %, small affine, horizontal flip), "chexpert_study" (random ~90 % crop, resize,
+    small affine, Gaussian blur p=0.4), "nih_study" (CheXNet: horizontal flip), "none" (nothing).
+    "+equalize" (e.g. "default+equalize") histogram-equalises the size x size image, in training and
+    evaluation alike: radiographs differ widely in exposure and windowing.
     """
     if not isinstance(preset, str):
         raise RadvisionError(f"Transform preset must be a string such as 'default', got {preset!r}.")
@@ -80,10 +99,11 @@ def build_transforms(
     if not isinstance(size, int) or size < 8:
         raise RadvisionError(f"Transform size must be an integer of at least 8 pixels, got {size!r}.")
     check_choice(channels, (1, 3), "channel count")
-    steps: list = [v2.ToImage()]
-    if "equalize" in modifiers:  # on the uint8 image, before geometry pads or blurs it
+    steps: list = [v2.ToImage(), *fit_geometry(PRESET_FIT[preset], size)]
+    if "equalize" in modifiers:  # on the uint8 size x size image (as cached), before augmentation pads or blurs it
         steps += [v2.ToDtype(torch.uint8, scale=True), v2.RandomEqualize(p=1.0)]
-    steps += _geometry(preset, size, train)
+    if train:
+        steps += _augmentation(preset, size)
     # Channel expansion after resizing: geometry on one channel is 3x cheaper.
     steps.append(v2.RGB() if channels == 3 else v2.Grayscale(num_output_channels=1))
     steps.append(v2.ToDtype(torch.float32, scale=True))

@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from radvision.data.cache import ImageCache, build_cache, resize_image
@@ -83,3 +84,61 @@ def test_a_cache_folder_under_a_file_is_a_user_error(tmp_path, gray_images, help
     for target in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "cache"):
         with pytest.raises(RadvisionError, match="data.cache_dir.*'.*notes.txt' is a file; give a folder path"):
             build_cache(t, 10, target, progress=False)
+
+
+@pytest.mark.parametrize("preset", ["default", "default+equalize", "chexpert_study", "nih_study", "none"])
+def test_a_cached_image_reaches_the_model_as_the_decoded_one(tmp_path, helpers, preset):
+    from radvision.data import ImageDataset, build_transforms
+    from radvision.data.transforms import preset_fit
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (w, h) in enumerate([(40, 30), (30, 44), (32, 32)]):  # landscape, portrait, square
+        a = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        a[: h // 4] = 250  # a bright band at the top: squashing or cropping moves it
+        paths.append(tmp_path / f"im{i}.png")
+        Image.fromarray(a, mode="L").save(paths[-1])
+    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8), mode="RGB").save(tmp_path / "im.jpg")
+    paths.append(tmp_path / "im.jpg")
+    t = helpers.make_table(paths)
+    evaluate = build_transforms(preset, 16, train=False)
+    cache = build_cache(t, 16, tmp_path / "c", channels=3, fit=preset_fit(preset), progress=False)
+    cached, decoded = ImageDataset(t, evaluate, cache=cache), ImageDataset(t, evaluate)
+    for i in range(len(paths)):
+        torch.testing.assert_close(cached[i][0], decoded[i][0], atol=1e-6, rtol=0)
+    # training too: the same seed draws the same augmentation of the same square
+    train = build_transforms(preset, 16, train=True)
+    cached, decoded = ImageDataset(t, train, cache=cache), ImageDataset(t, train)
+    for i in range(len(paths)):
+        torch.manual_seed(i)
+        a = cached[i][0]
+        torch.manual_seed(i)
+        torch.testing.assert_close(a, decoded[i][0], atol=1e-5, rtol=0)
+
+
+def test_builds_take_turns_and_a_killed_builds_leftover_is_removed(tmp_path, gray_images, helpers):
+    import threading
+
+    from filelock import FileLock
+
+    (tmp_path / "c").mkdir()
+    orphan = tmp_path / "c" / ".images.npy.abc123.tmp"
+    orphan.write_bytes(b"\0" * 1024)
+    t = helpers.make_table(gray_images)
+    done = threading.Event()
+    with FileLock(str(tmp_path / "c" / ".build.lock")):  # another build holds the folder
+        worker = threading.Thread(target=lambda: (build_cache(t, 8, tmp_path / "c", progress=False), done.set()))
+        worker.start()
+        assert not done.wait(0.5)  # it waits for its turn
+    worker.join(30)
+    assert done.is_set() and not orphan.exists() and len(ImageCache(tmp_path / "c")) == 6
+
+
+def test_a_dataset_decodes_a_file_that_changed_since_it_was_cached(tmp_path, gray_images, helpers):
+    from radvision.data import ImageDataset
+
+    t = helpers.make_table(gray_images)
+    cache = build_cache(t, 8, tmp_path / "c", progress=False)
+    Image.fromarray(np.full((20, 20), 7, dtype=np.uint8), mode="L").save(gray_images[0])
+    image = ImageDataset(t, None, cache=cache)[0][0]
+    assert image.shape[-1] == 20 and torch.allclose(image, torch.full_like(image, 7 / 255))

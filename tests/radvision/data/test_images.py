@@ -41,6 +41,8 @@ def test_palette_bilevel_and_gray_alpha(tmp_path):
     assert load_image(tmp_path / "b.png").mode == "L"
     Image.new("LA", (3, 3), (120, 255)).save(tmp_path / "la.png")
     assert load_image(tmp_path / "la.png").getpixel((0, 0)) == 120
+    Image.new("LA", (3, 3), (255, 0)).save(tmp_path / "clear.png")  # white but transparent: background, as RGBA
+    assert load_image(tmp_path / "clear.png").getpixel((0, 0)) == 0
 
 
 def test_jpeg_gray_and_rgb_and_forced_mode(tmp_path):
@@ -86,3 +88,7 @@ def test_jpeg_exif_orientation_is_applied(tmp_path):
     exif[0x0112] = 6  # rotate 90 degrees when displayed
     img.save(tmp_path / "o.jpg", exif=exif)
     assert load_image(tmp_path / "o.jpg").size == (10, 30)
+    img.save(tmp_path / "o.png", exif=exif)  # PNG carries the tag too
+    assert load_image(tmp_path / "o.png").size == (10, 30)
+    with pytest.raises(RadvisionError, match="is a folder, not an image file"):
+        load_image(tmp_path)

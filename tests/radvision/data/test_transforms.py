@@ -71,3 +71,4 @@ def test_unknown_presets_name_the_equalize_option(preset, message):
     with pytest.raises(RadvisionError) as err:
         build_transforms(preset, 32, train=True)
     assert message in str(err.value)
+
