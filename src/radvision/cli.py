@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from radvision.errors import RadvisionError
 
@@ -54,10 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("input", help="CSV with a 'path' column, a folder of images, or one image file")
     pr.add_argument("-o", "--output", required=True, help="output .csv file: path, one probability column per class, error")
     pr.add_argument("--batch-size", type=int, default=32)
-    pr.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    pr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     pr.add_argument("--labels", action="store_true", help="also write a 0/1 <class>_label column per class, by the "
                     "run's whole decision rule (thresholds, then thresholds.cardinality, min_labels, top_k)")
     pr.add_argument("--root", metavar="DIR", help="where relative paths in the CSV start (default: the CSV's folder)")
+    pr.add_argument("--no-progress", action="store_true", help="hide the progress bar (so does -q)")
 
     ev = sub.add_parser("evaluate", help="score predictions against gold labels")
     ev.add_argument("pred", help="prediction CSV (path + probability per class)")
@@ -108,7 +110,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     _check_output(args.output, "pred.csv")
     df = predict(args.run_dir, args.input, batch_size=args.batch_size, device=args.device,
-                 with_labels=args.labels, root=args.root)
+                 with_labels=args.labels, root=args.root, progress=not (args.no_progress or args.quiet))
     atomic_write_csv(df, args.output)
     failed = int((df["error"] != "").sum()) if "error" in df else 0
     print(f"{len(df)} predictions written to {args.output}" + (f" ({failed} failed, see 'error')" if failed else ""))
@@ -147,6 +149,10 @@ def _check_output(path: str, example: str) -> None:
         named = f"ends in {suffix!r}" if suffix else "has no suffix"
         raise RadvisionError(f"Output {path!r} {named}; radvision writes CSV, so name it .csv "
                              f"(e.g. {os.path.splitext(path)[0] + '.csv'!r}).")
+    parent = Path(os.path.abspath(path)).parent
+    blocked = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if blocked is not None and not blocked.is_dir():
+        raise RadvisionError(f"Output {path!r} cannot be written: {str(blocked)!r} is a file, not a folder.")
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:

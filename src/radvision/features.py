@@ -104,38 +104,41 @@ class _Guarded(Dataset):
         return (item[0] if isinstance(item, (list, tuple)) else item), ""
 
 
-def _image_paths(data: Any, root: str | os.PathLike[str] | None) -> list[str] | None:
-    """Paths for the path-like inputs (parsed by `radvision.predict.input_paths`, as `radvision predict`
-    does); None for anything else."""
+def _image_paths(data: Any, root: str | os.PathLike[str] | None) -> tuple[list[str], list[str]] | None:
+    """(paths as the input gives them, paths to read) for the path-like inputs (parsed by
+    `radvision.predict.input_rows`, as `radvision predict` does); None for anything else."""
     from radvision.data import LabelTable
-    from radvision.predict import input_paths
+    from radvision.predict import input_rows
 
     if isinstance(data, LabelTable):
-        return [str(p) for p in data.paths]
+        paths = [str(p) for p in data.paths]
+        return paths, paths
     if isinstance(data, (list, tuple)):
         if not all(isinstance(p, (str, os.PathLike)) for p in data):
             return None
-        return input_paths([os.fspath(p) for p in data], root=root)
+        return input_rows([os.fspath(p) for p in data], root=root)
     if isinstance(data, (pd.DataFrame, str, os.PathLike)):
-        return input_paths(data, root=root)
+        return input_rows(data, root=root)
     return None
 
 
 def _image_source(data: Any, transform: Any, on_error: str, root: str | os.PathLike[str] | None
-                  ) -> tuple[Dataset, list[str] | None]:
-    """(dataset of (image, error) items, image paths or None when the input does not say)."""
+                  ) -> tuple[Dataset, list[str] | None, list[str] | None]:
+    """(dataset of (image, error) items, image paths to read, paths as the input gives them); the paths are
+    None when the input does not say.  Outputs carry the given paths, so they join back to the input."""
     from radvision.predict import ImageFiles
 
     if isinstance(data, Dataset):
         table = getattr(data, "table", None)
         paths = [str(p) for p in table.paths] if table is not None and hasattr(table, "paths") else None
-        return _Guarded(data, catch=on_error == "skip"), paths
-    paths = _image_paths(data, root)
-    if paths is None:
+        return _Guarded(data, catch=on_error == "skip"), paths, paths
+    rows = _image_paths(data, root)
+    if rows is None:
         raise RadvisionError(f"extract_features takes {_ACCEPTED}; got {type(data).__name__}.")
     if transform is None:
         raise RadvisionError("extract_features needs a transform (or a run directory) to read image files.")
-    return ImageFiles(paths, transform), paths
+    given, paths = rows
+    return ImageFiles(paths, transform), paths, given
 
 
 def _raise_if_missing(paths: list[str]) -> None:
@@ -183,7 +186,8 @@ def _input_settings(ds: Dataset, transform: Any) -> str | None:
 def _paths_digest(paths: list[str] | None) -> str | None:
     if paths is None:
         return None
-    return hashlib.sha256("\n".join(os.path.abspath(p) for p in paths).encode()).hexdigest()
+    # absolute, so the same files from another working folder match; an empty path stays empty (not ".")
+    return hashlib.sha256("\n".join(os.path.abspath(p) if p else "" for p in paths).encode()).hexdigest()
 
 
 def _cache_key(model: torch.nn.Module, ds: Dataset, paths: list[str] | None, transform: Any) -> dict[str, Any]:
@@ -272,6 +276,22 @@ def _cached(out: Path, key: dict[str, Any], on_error: str) -> np.ndarray | None:
         logger.warning("%d cached rows have no features (first: row %s: %s); pass overwrite=True to retry them",
                        len(errors), *first)
     return feats
+
+
+def _respell_paths(out: Path, given: list[str] | None) -> None:
+    """A reused .parquet cache gets this call's spelling of the paths (the same files, e.g. relative instead of
+    absolute), so it joins back to this input; the features and key stay as they are."""
+    if out.suffix.lower() != ".parquet" or given is None:
+        return
+    frame = pd.read_parquet(out)
+    if "path" not in frame or frame["path"].astype(str).tolist() == list(given):
+        return
+    meta = _read_meta(out)
+    frame["path"] = list(given)
+    atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
+    if meta is not None:  # the sidecar's file stamp follows the rewritten file
+        meta["file"] = _file_stamp(out)
+        atomic_write_text(_meta_path(out), json.dumps(meta, indent=1) + "\n")
 
 
 def _write_cache(out: Path, feats: np.ndarray, paths: list[str] | None, errors: list[str],
@@ -371,11 +391,12 @@ def extract_features(
         transform = transform if transform is not None else image_transform(cfg)
     if not isinstance(model, torch.nn.Module):
         raise RadvisionError(f"extract_features takes a model or a run directory, got {type(model).__name__}.")
-    ds, paths = _image_source(data, transform, on_error, root)
+    ds, paths, given = _image_source(data, transform, on_error, root)
     key = _cache_key(model, ds, paths, transform) if out is not None else None  # hashing weights costs ~0.1 s
     if out is not None and key is not None and not overwrite:
         cached = _cached(out, key, on_error)
         if cached is not None:
+            _respell_paths(out, given)
             return cached
     if on_error == "raise" and paths is not None and not isinstance(ds, _Guarded):
         _raise_if_missing(paths)  # after the cache check: a matching cache needs no image files at all
@@ -383,5 +404,5 @@ def extract_features(
     feats, errors = _compute(model.to(dev).eval(), ds, paths, dev, batch_size, on_error, progress)
     _log_failures(errors, paths)
     if out is not None and key is not None:
-        _write_cache(out, feats, paths, errors, key)
+        _write_cache(out, feats, given, errors, key)
     return feats

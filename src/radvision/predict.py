@@ -39,9 +39,14 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise RadvisionError(f"Unknown device {str(device)!r}; use auto, cpu, cuda or cuda:N.") from None
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise RadvisionError(f"Unknown device {str(device)!r}; use auto, cpu, cuda, cuda:N or mps.")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RadvisionError(f"Device {str(device)!r} was asked for but CUDA is not available; use 'auto' or 'cpu'.")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise RadvisionError(f"Device {str(device)!r} was asked for but this machine has no Apple GPU (MPS); use "
+                             "'auto' or 'cpu'.")
     return dev
 
 
@@ -182,9 +187,14 @@ def image_transform(cfg: Config) -> Any:
 @torch.no_grad()
 def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
             batch_size: int = 32, device: str | torch.device | None = "auto", num_workers: int = 0,
-            with_labels: bool = False, root: str | os.PathLike[str] | None = None) -> pd.DataFrame:
-    """DataFrame: `path`, one probability column per class, (`<class>_label` 0/1 when with_labels), `error`.
-    `root`: where relative paths in a CSV start (default: the CSV's folder)."""
+            with_labels: bool = False, root: str | os.PathLike[str] | None = None, progress: bool = False
+            ) -> pd.DataFrame:
+    """DataFrame: `path`, one probability column per class, (`<class>_label` 0/1 when with_labels), `error`;
+    one row per input row, in input order, with a DataFrame input's own index (so `frame["A"] = out["A"]`
+    lines up).  `root`: where relative paths in a CSV start (default: the CSV's folder).  `progress`: a
+    progress bar on stderr."""
+    from tqdm.auto import tqdm
+
     if batch_size <= 0:
         raise RadvisionError(f"batch_size must be positive, got {batch_size}.")
     dev = resolve_device(device)
@@ -195,7 +205,7 @@ def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.
     probs = np.full((len(paths), len(class_names)), np.nan, dtype=np.float32)
     errors: list[str] = []
     row = 0
-    for images, ok, errs in loader:
+    for images, ok, errs in tqdm(loader, desc="predicting", unit="batch", disable=not progress):
         if images is not None:
             out = torch.sigmoid(model(images.to(dev)).float()).cpu().numpy()
             idx = row + np.flatnonzero(ok)
@@ -206,7 +216,8 @@ def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.
     if failed:
         logger.warning("%d of %d images could not be read; their rows carry the error", failed, len(paths))
     # float64 so a CSV round trip gives back exactly these values: thresholds sit exactly on a validation score
-    df = pd.DataFrame(probs.astype(np.float64), columns=class_names)
+    index = input.index if isinstance(input, pd.DataFrame) else None
+    df = pd.DataFrame(probs.astype(np.float64), columns=class_names, index=index)
     df.insert(0, "path", given)
     if with_labels:
         labels = decide_labels(run_dir, cfg, probs, thresholds)
@@ -286,6 +297,10 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
     y_true[~np.isin(y_true, (0.0, 1.0))] = np.nan  # uncertain (-1) and blanks are not scored
     y_prob = merged[classes].to_numpy(dtype=float)
     scored = ~np.isnan(y_prob).any(axis=1)
+    if not scored.any():
+        raise RadvisionError(f"None of the {len(merged)} prediction rows that match the gold table has "
+                             "probabilities (their images could not be read; see the prediction table's error "
+                             "column); there is nothing to score.")
     if not scored.all():
         logger.warning("%d rows have no probabilities (failed images) and are left out", int((~scored).sum()))
         y_true, y_prob, merged = y_true[scored], y_prob[scored], merged[scored]

@@ -144,7 +144,7 @@ def test_overrides_may_follow_the_options(trained, tmp_path):
     (["train", "{root}"], "is a folder; pass the path of a YAML file"),
     (["train", "{root}/img/000.png"], "is not text"),
     (["predict", "{root}/run", "{root}/img", "-o", "{root}/newdir/"], "is a folder; pass a file name"),
-    (["predict", "{root}/run", "{root}/img", "-o", "{root}/img/000.png/x.csv"], "cannot write"),
+    (["predict", "{root}/run", "{root}/img", "-o", "{root}/img/000.png/x.csv"], "cannot be written: "),
     (["predict", "{root}/run", "{root}/img", "-o", "{root}/p.parquet"], "ends in '.parquet'; radvision writes CSV"),
     (["evaluate", "{root}/labels.csv", "{root}/labels.csv", "-o", "{root}/m"], "has no suffix; radvision writes CSV"),
     (["train", "{cfg}", "thresholds.min_precision=2"], "'thresholds.min_precision' must be between 0 and 1"),

@@ -200,8 +200,23 @@ def test_path_inputs(tmp_path, table, model, tf):
     out = tmp_path / "f.parquet"
     run = _run_dir(tmp_path / "run", model)
     from_csv = _extract(run, csv, out)
+    assert read_features(out)[1] == [f"{i}.png" for i in range(6)]  # the paths as the CSV writes them
     np.testing.assert_allclose(_extract(run, table, out), from_csv, **close)
-    assert read_features(out)[1] == table.paths
+    assert read_features(out)[1] == table.paths  # reused, and respelled for this input so it joins back
+    np.testing.assert_allclose(_extract(run, table, out), from_csv, **close)  # still a valid cache
+
+
+def test_a_blank_path_does_not_tie_the_cache_to_the_working_folder(tmp_path, table, model, monkeypatch, caplog):
+    run = _run_dir(tmp_path / "run", model)
+    csv = tmp_path / "list.csv"
+    pd.DataFrame({"path": [*table.paths, ""]}).to_csv(csv, index=False)
+    out = tmp_path / "f.parquet"
+    _extract(run, csv, out, on_error="skip")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with caplog.at_level(logging.INFO, logger="radvision.features"):
+        _extract(run, csv, out, on_error="skip")
+    assert "Reusing feature cache" in caplog.text
 
 
 def test_features_errors(tmp_path, table, model):

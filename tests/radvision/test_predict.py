@@ -198,6 +198,28 @@ def test_a_root_that_is_not_a_folder_is_refused(run_dir, tmp_path):
 def test_unknown_device_names_the_choices(run_dir):
     with pytest.raises(RadvisionError, match="Unknown device 'gpu'; use auto, cpu, cuda"):
         predict(run_dir, run_dir.parent / "img", device="gpu")
+    with pytest.raises(RadvisionError, match="Unknown device 'meta'"):
+        predict(run_dir, run_dir.parent / "img", device="meta")
+    if not torch.backends.mps.is_available():
+        with pytest.raises(RadvisionError, match="no Apple GPU"):
+            predict(run_dir, run_dir.parent / "img", device="mps")
+
+
+def test_a_frame_input_keeps_its_index_so_results_line_up(run_dir):
+    frame = pd.DataFrame({"path": [str(run_dir.parent / "img" / f"{i:03d}.png") for i in range(6)]},
+                         index=[50, 10, 40, 20, 30, 0]).sample(frac=1, random_state=0)
+    out = predict(run_dir, frame, device="cpu")
+    assert list(out.index) == list(frame.index)
+    frame["Bright"] = out["Bright"]  # pandas aligns on the index
+    by_path = predict(run_dir, list(frame["path"]), device="cpu").set_index("path")["Bright"]
+    np.testing.assert_allclose(frame["Bright"].to_numpy(), by_path.loc[frame["path"]].to_numpy(), rtol=1e-6)
+
+
+def test_evaluate_with_nothing_to_score_is_an_error(run_dir, tmp_path):
+    gold = pd.DataFrame({"path": ["a.png", "b.png"], "Bright": [1, 0], "Stripe": [0, 1]})
+    failed = gold.assign(Bright=np.nan, Stripe=np.nan, error="Image file not found")
+    with pytest.raises(RadvisionError, match="nothing to score"):
+        evaluate_files(failed, gold)
 
 
 def test_evaluate_rejects_bad_tables(run_dir, tmp_path):
