@@ -257,8 +257,8 @@ def _stale_reason(out: Path, meta: dict[str, Any] | None, key: dict[str, Any], o
     return None
 
 
-def _cached(out: Path, key: dict[str, Any], on_error: str) -> np.ndarray | None:
-    """The cached features when `out` was written for exactly `key`; None otherwise (logged, with why)."""
+def _cached(out: Path, key: dict[str, Any], on_error: str) -> tuple[np.ndarray, list[str] | None] | None:
+    """(features, stored paths) when `out` was written for exactly `key`; None otherwise (logged, with why)."""
     if not out.is_file():
         logger.info("Building feature cache %s", out)
         return None
@@ -267,7 +267,7 @@ def _cached(out: Path, key: dict[str, Any], on_error: str) -> np.ndarray | None:
     if reason is not None:
         logger.info("Rebuilding feature cache %s: %s", out, reason)
         return None
-    feats, _ = read_features(out)
+    feats, stored = read_features(out)
     logger.info("Reusing feature cache %s: %d rows for the same images, backbone weights and transform", out,
                 len(feats))
     errors = meta.get("errors") or {}  # type: ignore[union-attr]
@@ -275,17 +275,13 @@ def _cached(out: Path, key: dict[str, Any], on_error: str) -> np.ndarray | None:
         first = next(iter(errors.items()))
         logger.warning("%d cached rows have no features (first: row %s: %s); pass overwrite=True to retry them",
                        len(errors), *first)
-    return feats
+    return feats, stored
 
 
-def _respell_paths(out: Path, given: list[str] | None) -> None:
+def _respell_paths(out: Path, given: list[str]) -> None:
     """A reused .parquet cache gets this call's spelling of the paths (the same files, e.g. relative instead of
     absolute), so it joins back to this input; the features and key stay as they are."""
-    if out.suffix.lower() != ".parquet" or given is None:
-        return
     frame = pd.read_parquet(out)
-    if "path" not in frame or frame["path"].astype(str).tolist() == list(given):
-        return
     meta = _read_meta(out)
     frame["path"] = list(given)
     atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
@@ -396,8 +392,10 @@ def extract_features(
     if out is not None and key is not None and not overwrite:
         cached = _cached(out, key, on_error)
         if cached is not None:
-            _respell_paths(out, given)
-            return cached
+            feats, stored = cached
+            if given is not None and stored is not None and stored != list(given):
+                _respell_paths(out, given)
+            return feats
     if on_error == "raise" and paths is not None and not isinstance(ds, _Guarded):
         _raise_if_missing(paths)  # after the cache check: a matching cache needs no image files at all
 

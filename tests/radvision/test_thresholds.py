@@ -103,18 +103,12 @@ def test_save_load_roundtrip(tmp_path):
 def test_threshold_file_errors(tmp_path):
     with pytest.raises(RadvisionError, match="does not exist"):
         load_thresholds(tmp_path / "nope.json")
-    (tmp_path / "bad.json").write_text("{oops")
-    with pytest.raises(RadvisionError, match="not valid JSON"):
-        load_thresholds(tmp_path / "bad.json")
-    (tmp_path / "list.json").write_text("[1, 2]")
-    with pytest.raises(RadvisionError, match="map class names"):
-        load_thresholds(tmp_path / "list.json")
-    (tmp_path / "flag.json").write_text('{"a": true}')
-    with pytest.raises(RadvisionError, match="map class names"):
-        load_thresholds(tmp_path / "flag.json")
-    (tmp_path / "nan.json").write_text('{"a": 0.5, "b": NaN}')
-    with pytest.raises(RadvisionError, match="gives 'b' the threshold nan; thresholds are numbers from 0 to 1"):
-        load_thresholds(tmp_path / "nan.json")
+    for text, message in (("{oops", "not valid JSON"), ("[1, 2]", "map class names"),
+                          ('{"a": true}', "map class names"),
+                          ('{"a": 0.5, "b": NaN}', "gives 'b' the threshold nan; thresholds are numbers from 0 to 1")):
+        (tmp_path / "t.json").write_text(text)
+        with pytest.raises(RadvisionError, match=message):
+            load_thresholds(tmp_path / "t.json")
     with pytest.raises(RadvisionError, match="No threshold"):
         thresholds_array({"a": 0.5}, ["a", "b"])
     with pytest.raises(RadvisionError, match="2 classes"):

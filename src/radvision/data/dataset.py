@@ -82,6 +82,12 @@ class ImageDataset(Dataset):
         self.table = table
         self.classes = list(table.classes)
         self._paths = table.frame["path"].astype(str).tolist()
+        # files changed since they were cached are decoded from disk: checked once here, not on every read
+        self._stale = {p for p in self._paths if cache is not None and p in cache and not cache.is_current(p)}
+        if self._stale:
+            log.warning("ImageDataset: %d cached image(s) changed on disk since the cache was built (first: %s); "
+                        "they are decoded from the files; rebuild the cache to speed them up", len(self._stale),
+                        next(iter(self._stale)))
         self._labels = torch.from_numpy(table.labels())
         frame = table.frame
         self._patients = frame["patient_id"].astype(str).tolist()
@@ -150,7 +156,7 @@ class ImageDataset(Dataset):
         return self._labels.numpy().copy()
 
     def _image(self, path: str):
-        if self.cache is not None and self.cache.is_current(path):  # a file changed since caching is decoded again
+        if self.cache is not None and path in self.cache and path not in self._stale:
             arr = torch.from_numpy(self.cache.get(path))
             arr = arr.unsqueeze(0) if arr.ndim == 2 else arr.permute(2, 0, 1)
             return tv_tensors.Image(arr)
