@@ -410,12 +410,14 @@ def _fixed_size(pretrained_cfg) -> int:
     return int(size[-1]) if cfg.get("fixed_input_size") and size else 0
 
 
-def create_backbone(name: str, pretrained: str | Path | None = None, in_chans: int = 3) -> Backbone:
+def create_backbone(name: str, pretrained: str | Path | None = None, in_chans: int = 3,
+                    input_norm: bool = True) -> Backbone:
     """Build a registry backbone (or ``timm/<name>``).
 
     ``pretrained``: None (random init), ``"imagenet"`` (torchvision/timm weights from the local cache,
     downloaded only when allowed), or a path to a ``.pth``/``.safetensors`` state dict (keys are aligned,
-    wrapper prefixes such as ``module.`` stripped; missing/unexpected keys are logged).
+    wrapper prefixes such as ``module.`` stripped; missing/unexpected keys are logged).  ``input_norm``: convert
+    ImageNet-normalised input to the normalisation the architecture's weights expect (`InputNorm`).
     """
     if not isinstance(in_chans, int) or isinstance(in_chans, bool) or in_chans < 1:
         raise RadvisionError(f"in_chans must be a positive integer, got {in_chans!r}.")
@@ -439,7 +441,7 @@ def create_backbone(name: str, pretrained: str | Path | None = None, in_chans: i
         W.load_into(model, W.read_state_dict(file), source=str(file), first_conv=_first_conv(model)[0] + ".weight")
     logger.debug("built backbone %s (%s, pretrained=%s, in_chans=%d)", name, spec.source, pretrained or file,
                  in_chans)
-    norm = InputNorm(spec.mean, spec.std, in_chans) if _needs_input_norm(spec.mean, spec.std) else None
+    norm = InputNorm(spec.mean, spec.std, in_chans) if input_norm and _needs_input_norm(spec.mean, spec.std) else None
     return Backbone(name, model, list(spec.feature_modules), list(spec.feature_channels), spec.cam_layer,
                     spec.num_features, min_size=spec.min_size, input_norm=norm, fixed_size=spec.fixed_size)
 

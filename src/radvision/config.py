@@ -81,6 +81,9 @@ class ModelConfig:
     pretrained: str | list[str | None] | None = None
     in_chans: int = 3
     strategy: str = field(default="full", metadata=_choices("frozen", "full", "layerwise"))
+    # convert ImageNet-normalised images to the normalisation the architecture's weights expect (Inception,
+    # timm models with other mean / std); run folders written before this key existed load with false
+    input_norm: bool = True
     # backbone lr = lr x this; "auto": 0.1 when some backbone starts from pretrained weights (keep them
     # close), 1.0 when all train from scratch (a slower backbone would only learn slower)
     backbone_lr_mult: float | str = field(
@@ -569,6 +572,16 @@ def with_absolute_paths(cfg: Config) -> Config:
 
     data = dataclasses.replace(d, root=absolute(d.root), csv=absolute(d.csv), cache_dir=absolute(d.cache_dir, True))
     return dataclasses.replace(cfg, data=data)
+
+
+def load_run_config(path: str | os.PathLike[str]) -> Config:
+    """A run folder's config.yaml, read as the run was trained: keys added to radvision after the run was
+    written take the value that reproduces it (`model.input_norm` false), not today's default."""
+    cfg = load_config(path)
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if "input_norm" not in (raw.get("model") or {}):
+        cfg.model.input_norm = False
+    return cfg
 
 
 def load_config(

@@ -148,10 +148,12 @@ def build_model(
     head: str = "linear",
     pretrained: str | Path | None | list = None,
     in_chans: int = 3,
+    input_norm: bool = True,
     **head_kwargs,
 ) -> ImageClassifier:
     """Backbone(s) by name + a head.  Several names build a ``MultiBackbone`` (features concatenated);
-    ``pretrained`` may then be one value for all or a list with one value per backbone."""
+    ``pretrained`` may then be one value for all or a list with one value per backbone; ``input_norm`` as in
+    `create_backbone`."""
     names = [backbone] if isinstance(backbone, str) else list(backbone)
     if not names:
         raise RadvisionError("build_model needs at least one backbone name.")
@@ -166,7 +168,8 @@ def build_model(
     unknown = sorted(set(head_kwargs) - HEAD_OPTIONS)
     if unknown:
         raise RadvisionError(f"Unknown head option(s) {unknown}; valid options: {', '.join(sorted(HEAD_OPTIONS))}.")
-    bbs = [create_backbone(n, pretrained=p, in_chans=in_chans) for n, p in zip(names, pre, strict=True)]
+    bbs = [create_backbone(n, pretrained=p, in_chans=in_chans, input_norm=input_norm)
+           for n, p in zip(names, pre, strict=True)]
     bb: Backbone | MultiBackbone = bbs[0] if len(bbs) == 1 else MultiBackbone(bbs)
     h = create_head(head, bb.num_features, num_classes, feature_channels=list(bb.feature_channels), **head_kwargs)
     logger.info("built %s + %s head for %d classes", bb.name, head, num_classes)

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from radvision.config import Config, load_config
+from radvision.config import Config, load_config, load_run_config
 from radvision.data.table import read_csv_checked
 from radvision.errors import RadvisionError, did_you_mean, first_line
 from radvision.rundir import CONFIG_FILE, MODEL_FILE, THRESHOLDS_FILE, load_weights
@@ -86,7 +86,7 @@ def load_run(run_dir: str | os.PathLike[str], device: str | torch.device | None 
     if not (run / CONFIG_FILE).is_file():
         raise RadvisionError(f"{str(run)!r} is not a run directory (it has no {CONFIG_FILE}); pass the folder "
                              "that `radvision train` wrote.")
-    cfg = load_config(run / CONFIG_FILE)
+    cfg = load_run_config(run / CONFIG_FILE)
     class_names = list(cfg.data.classes or [])
     if not class_names:
         raise RadvisionError(f"The config in {str(run)!r} lists no classes (data.classes); it was not written by a run.")

@@ -27,6 +27,9 @@ class Progress:
     best: float | None = None
     best_epoch: int | None = None
     bad_epochs: int = 0
+    # the value of the last improvement larger than schedule.min_delta: patience counts from it, while `best`
+    # follows every improvement (None in states written before it existed: `best` was that value then)
+    patience_ref: float | None = None
     finished: bool = False
 
     def to_dict(self, monitor: str, mode: str, classes: list[str]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from radvision.config import (
     Config,
     CycleConfig,
     config_to_dict,
-    load_config,
+    load_run_config,
     save_config,
     with_absolute_paths,
 )
@@ -270,7 +270,7 @@ def build_model_from_config(cfg: Config, class_names: list[str],
         head_kwargs["dropout"] = m.dropout
     return build_model(
         m.backbone, len(class_names), class_names, head=m.head, pretrained=pretrained, in_chans=m.in_chans,
-        **head_kwargs,
+        input_norm=m.input_norm, **head_kwargs,
     )
 
 
@@ -484,7 +484,8 @@ class Trainer:
                      # resumed run draws the same augmentations (persistent workers carry their RNG along)
                      "persistent_workers": False}
         train_loader, self.sampler = build_train_loader(cfg, train_ds, y_train, self.class_names, **loader_kw)
-        valid_loader = DataLoader(valid_ds, shuffle=False, **loader_kw)
+        # validation draws nothing at random: its workers may live across epochs
+        valid_loader = DataLoader(valid_ds, shuffle=False, **{**loader_kw, "persistent_workers": cfg.optim.num_workers > 0})
         train_loader, valid_loader = acc.prepare(train_loader, valid_loader)
 
         if progress.epoch > 0 and start_epoch == 0 and cfg.schedule.restore_best and self.run.file(BEST_FILE).is_file():
@@ -541,14 +542,27 @@ class Trainer:
             logger.warning("%s has no %s; cannot check that the config matches the run", self.run.path, CONFIG_FILE)
             return False
         try:
-            self._saved_config = load_config(path)
+            self._saved_config = load_run_config(path)
         except RadvisionError as err:
             raise RadvisionError(f"Cannot resume: the run's {path} does not load ({err})") from None
+        self._adopt_run_settings(self._saved_config.model)
         progress = Progress.from_dict(self._saved_state)
         asked = Path(self.config.output.run_dir)
         if asked.resolve() != self.run.path.resolve():  # e.g. the config file's default run_dir
             logger.info("Resuming in %s (the --resume folder); output.run_dir %s is not used", self.run.path, asked)
         return check_resume_config(self._saved_config, self.config, progress, self.run.path)
+
+    def _adopt_run_settings(self, saved: Any) -> None:
+        """Settings a resumed run keeps from its own config.yaml: its input preprocessing (`model.input_norm`,
+        false for runs written before the key existed) and, when this config says `auto`, the backbone
+        learning-rate multiplier it trained with (older runs recorded 0.1 whatever their weights)."""
+        model = self.config.model
+        if saved.input_norm != model.input_norm:
+            logger.info("Resuming with the run's model.input_norm (%s)", saved.input_norm)
+            model.input_norm = saved.input_norm
+        if model.backbone_lr_mult == "auto" and saved.backbone_lr_mult != "auto":
+            logger.info("Resuming with the run's model.backbone_lr_mult (%s)", saved.backbone_lr_mult)
+            model.backbone_lr_mult = saved.backbone_lr_mult
 
     def _check_classes(self) -> None:
         """Once the class names are known, before the run directory is touched: class weights name real
@@ -692,15 +706,17 @@ class Trainer:
             row = self._epoch_row(progress.epoch + 1, ci, optimizer, train_loss, valid_loss, y_true, y_prob)
             row["seconds"] = round(time.perf_counter() - t0, 3)
             value = self._monitored(row, y_true, y_prob)
-            # the best weights follow any improvement; patience restarts only on one larger than min_delta
+            # the best weights follow any improvement; patience restarts on a gain of more than min_delta over
+            # the last such gain (as ReduceLROnPlateau counts), so a run of small gains that add up still counts
             improved = self._improved(value, progress.best)
-            significant = self._improved(value, progress.best, self.config.schedule.min_delta)
+            ref = progress.patience_ref if progress.patience_ref is not None else progress.best
+            significant = self._improved(value, ref, self.config.schedule.min_delta)
             progress.epoch += 1
             progress.cycle_epoch = e + 1
             if improved:
                 progress.best, progress.best_epoch = float(value), progress.epoch
             if significant:
-                progress.bad_epochs = 0
+                progress.bad_epochs, progress.patience_ref = 0, float(value)
             elif math.isnan(value) and cfg.schedule.monitor != "loss":
                 self._warn_undefined_monitor()  # not a worse epoch: the valid split cannot score it
             else:

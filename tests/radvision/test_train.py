@@ -98,6 +98,35 @@ def test_min_delta_restarts_patience_but_the_best_epoch_is_the_best_value(tmp_pa
     assert state["best_epoch"] == 4 and state["best"] == pytest.approx(0.615)  # not epoch 2 (0.60)
 
 
+
+def test_small_gains_that_add_up_past_min_delta_restart_patience(tmp_path, data_csv, monkeypatch):
+    scripted = iter([0.800, 0.806, 0.812, 0.818, 0.824])  # +0.006 each: +0.012 every two epochs
+    monkeypatch.setattr(Trainer, "_monitored", lambda self, row, y_true, y_prob: next(scripted))
+    cfg = tiny_config(tmp_path, data_csv, "optim.epochs=5", "schedule.patience=2", "schedule.min_delta=0.01")
+    state = json.loads((Trainer(cfg).fit() / "trainer_state.json").read_text())
+    assert state["epoch"] == 5 and state["stopped_early"] is False and state["best_epoch"] == 5
+
+
+def test_a_run_written_before_newer_keys_resumes_and_predicts_as_it_trained(tmp_path, data_csv):
+    import yaml
+
+    from radvision.predict import load_run
+
+    run = Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=1", "model.backbone=inception_v3",
+                              "data.image_size=75", "optim.batch_size=16")).fit()
+    assert load_run(run)[0].backbone.input_norm.__class__.__name__ == "InputNorm"
+    # the run as an older radvision wrote it: no model.input_norm, backbone_lr_mult 0.1 recorded
+    raw = yaml.safe_load((run / "config.yaml").read_text())
+    del raw["model"]["input_norm"]
+    raw["model"]["backbone_lr_mult"] = 0.1
+    (run / "config.yaml").write_text(yaml.safe_dump(raw))
+    assert isinstance(load_run(run)[0].backbone.input_norm, torch.nn.Identity)  # as it was trained then
+    resumed = Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2", "model.backbone=inception_v3",
+                                  "data.image_size=75", "optim.batch_size=16"), resume=run)
+    resumed.fit()  # not refused: auto and the default input_norm take the run's own values
+    assert resumed.config.model.backbone_lr_mult == 0.1 and resumed.config.model.input_norm is False
+
+
 def test_cycles_with_strategy_and_class_weights(tmp_path, data_csv):
     cfg = tiny_config(tmp_path, data_csv, "cycles=[{epochs: 1, strategy: frozen, lr: 0.01},"
                       " {epochs: 1, strategy: full, lr: 0.001, class_weights: {Stripe: 3.0}}]")
