@@ -411,7 +411,6 @@ def _check_consistency(cfg: Config) -> None:
         if bad:
             raise RadvisionError(f"Config key {key!r} gives {bad[0]!r} the weight {spec[bad[0]]!r}; class weights "
                                  "must be zero or more.")
-    for key, spec in weights:
         if isinstance(spec, str) and spec != "auto":
             raise RadvisionError(f"Config key {key!r} must be 'auto', a mapping of class: weight, or null, "
                                  f"got {spec!r}.")

@@ -257,8 +257,10 @@ def _stale_reason(out: Path, meta: dict[str, Any] | None, key: dict[str, Any], o
     return None
 
 
-def _cached(out: Path, key: dict[str, Any], on_error: str) -> tuple[np.ndarray, list[str] | None] | None:
-    """(features, stored paths) when `out` was written for exactly `key`; None otherwise (logged, with why)."""
+def _cached(out: Path, key: dict[str, Any], on_error: str
+            ) -> tuple[np.ndarray, list[str] | None, dict[str, Any]] | None:
+    """(features, stored paths, sidecar) when `out` was written for exactly `key`; None otherwise (logged,
+    with why)."""
     if not out.is_file():
         logger.info("Building feature cache %s", out)
         return None
@@ -275,19 +277,17 @@ def _cached(out: Path, key: dict[str, Any], on_error: str) -> tuple[np.ndarray, 
         first = next(iter(errors.items()))
         logger.warning("%d cached rows have no features (first: row %s: %s); pass overwrite=True to retry them",
                        len(errors), *first)
-    return feats, stored
+    return feats, stored, meta  # type: ignore[return-value]
 
 
-def _respell_paths(out: Path, given: list[str]) -> None:
+def _respell_paths(out: Path, given: list[str], meta: dict[str, Any]) -> None:
     """A reused .parquet cache gets this call's spelling of the paths (the same files, e.g. relative instead of
     absolute), so it joins back to this input; the features and key stay as they are."""
     frame = pd.read_parquet(out)
-    meta = _read_meta(out)
     frame["path"] = list(given)
     atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
-    if meta is not None:  # the sidecar's file stamp follows the rewritten file
-        meta["file"] = _file_stamp(out)
-        atomic_write_text(_meta_path(out), json.dumps(meta, indent=1) + "\n")
+    meta["file"] = _file_stamp(out)  # the sidecar's file stamp follows the rewritten file
+    atomic_write_text(_meta_path(out), json.dumps(meta, indent=1) + "\n")
 
 
 def _write_cache(out: Path, feats: np.ndarray, paths: list[str] | None, errors: list[str],
@@ -392,9 +392,9 @@ def extract_features(
     if out is not None and key is not None and not overwrite:
         cached = _cached(out, key, on_error)
         if cached is not None:
-            feats, stored = cached
+            feats, stored, meta = cached
             if given is not None and stored is not None and stored != list(given):
-                _respell_paths(out, given)
+                _respell_paths(out, given, meta)
             return feats
     if on_error == "raise" and paths is not None and not isinstance(ds, _Guarded):
         _raise_if_missing(paths)  # after the cache check: a matching cache needs no image files at all

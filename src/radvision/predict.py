@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from radvision.config import Config, load_config, load_run_config
+from radvision.config import Config, load_run_config
 from radvision.data.table import read_csv_checked
 from radvision.errors import RadvisionError, did_you_mean, first_line
 from radvision.rundir import CONFIG_FILE, MODEL_FILE, THRESHOLDS_FILE, load_weights
@@ -278,13 +278,14 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
                            did_you_mean(c, pred_classes))
     y_gold = _numeric(g, classes, "gold", allowed=(0.0, 1.0, -1.0))
     run = Path(thresholds) if thresholds is not None and (Path(thresholds) / CONFIG_FILE).is_file() else None
-    run_classes = _rule_classes(run, pred_classes) if run is not None else []
+    run_cfg = load_run_config(run / CONFIG_FILE) if run is not None else None
+    run_classes = _rule_classes(run_cfg, pred_classes) if run_cfg is not None else []
     predicted = classes + [c for c in run_classes if c not in classes]
     y_pred = _numeric(p, predicted, "prediction", allowed=None)
     left = pd.DataFrame(y_gold, columns=[f"{c}_gold" for c in classes]).assign(path=g["path"].to_numpy())
     right = pd.DataFrame(y_pred, columns=predicted).assign(path=p["path"].to_numpy())
     if run is not None:  # the rule (top_k, a cardinality shift) sees every predicted image, as predict --labels
-        decided = decide_labels(run, load_config(run / CONFIG_FILE), right[run_classes].to_numpy(dtype=float),
+        decided = decide_labels(run, run_cfg, right[run_classes].to_numpy(dtype=float),
                                 read_thresholds(run, run_classes))
         right = right.assign(**{f"{c}_decided": decided[:, run_classes.index(c)] for c in classes})
     merged = left.merge(right, on="path", how="inner")
@@ -322,10 +323,10 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
 META_COLUMNS = {"path", "patient_id", "age", "sex", "view", "split", "error"}
 
 
-def _rule_classes(run: Path, pred_classes: list[str]) -> list[str]:
+def _rule_classes(run_cfg: Config, pred_classes: list[str]) -> list[str]:
     """The run's classes that the prediction table has: its decision rule (top_k, cardinality) is applied over
     these, so a table missing some of them is labelled differently from `predict --labels`."""
-    run_classes = list(load_config(run / CONFIG_FILE).data.classes or [])
+    run_classes = list(run_cfg.data.classes or [])
     missing = [c for c in run_classes if c not in pred_classes]
     if missing:
         logger.warning("the prediction table has no column for the run's class(es) %s; the run's decision rule "

@@ -64,19 +64,18 @@ def dataset_classes(ds: Any) -> list[str] | None:
     return dataset_classes(inner) if inner is not None and inner is not ds else None
 
 
-def dataset_labels(ds: Any) -> np.ndarray:
-    """(N, C) label matrix of a dataset, read from its table when it has one (no image decoding)."""
+def dataset_labels(ds: Any, decode: bool = True) -> np.ndarray | None:
+    """(N, C) label matrix of a dataset, read from its table when it has one (no image decoding); without one,
+    sample by sample, or None when `decode` is False (the labels are not worth decoding every image)."""
     table = getattr(ds, "table", None)
     if table is not None and hasattr(table, "labels"):
         return np.asarray(table.labels(), dtype=np.float32)
     if hasattr(ds, "labels") and callable(ds.labels):
         return np.asarray(ds.labels(), dtype=np.float32)
+    if not decode:
+        return None
     logger.info("Dataset has no label table; reading labels sample by sample")
     return np.stack([np.asarray(ds[i][1], dtype=np.float32) for i in range(len(ds))])
-
-
-def _has_label_table(ds: Any) -> bool:
-    return ds is not None and (hasattr(getattr(ds, "table", None), "labels") or callable(getattr(ds, "labels", None)))
 
 
 def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[str]]:
@@ -447,8 +446,9 @@ class Trainer:
         y_train = dataset_labels(train_ds)
         _check_labels(y_train, self.class_names)
         for split, ds in (("train", train_ds), ("valid", valid_ds), ("test", test_ds)):
-            if ds is train_ds or _has_label_table(ds):  # other datasets would decode every image for this
-                _warn_without_positives(split, y_train if ds is train_ds else dataset_labels(ds), self.class_names)
+            y = y_train if ds is train_ds else dataset_labels(ds, decode=False) if ds is not None else None
+            if y is not None:
+                _warn_without_positives(split, y, self.class_names)
         # an old run that output.overwrite replaces is cleared only when the first epoch is saved, so an
         # unreadable image met in that epoch does not cost the old run
         self._overwrite_pending = self.resume is None and self.run.has_run()

@@ -110,8 +110,7 @@ def sample_weights(labels: np.ndarray | LabelTable, power: float = 1.0,
     names = class_names or (labels.classes if isinstance(labels, LabelTable) else [])
     normal = next((j for j, c in enumerate(names) if c in NO_FINDING_NAMES), None)
     if normal is not None and none.any():
-        positive = positive.copy()
-        positive[none, normal] = True
+        positive[none, normal] = True  # `positive` is this function's own array
         none = np.zeros_like(none)
     pos = positive.sum(axis=0).astype(np.float64)
     inv = np.divide(1.0, pos, out=np.zeros_like(pos), where=pos > 0) ** power

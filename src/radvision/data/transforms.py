@@ -21,7 +21,6 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "MODIFIERS", "PRESETS", "PRESET_FIT"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-PRESETS = ("default", "chexpert_study", "nih_study", "none")
 #: Options appended to a preset with "+", e.g. "default+equalize"; kept in the preset string so every
 #: consumer of ``data.transforms`` (training, predict, examples) builds the same pipeline.
 MODIFIERS = ("equalize",)
@@ -30,11 +29,30 @@ MODIFIERS = ("equalize",)
 #: How each preset brings an image to ``size x size`` before any augmentation, and so how the uint8 cache
 #: (`build_cache`) must store it: "crop" (shorter side to size, centre square) or "squash" (whole image).
 PRESET_FIT = {"default": "crop", "chexpert_study": "crop", "nih_study": "squash", "none": "squash"}
+PRESETS = tuple(PRESET_FIT)
+
+
+def parse_preset(preset: str) -> tuple[str, list[str]]:
+    """(preset, options) of a preset string such as "default+equalize", checked against PRESETS / MODIFIERS."""
+    if not isinstance(preset, str):
+        raise RadvisionError(f"Transform preset must be a string such as 'default', got {preset!r}.")
+    name, *modifiers = preset.split("+")
+    if name in MODIFIERS:  # "equalize" alone: an option, not a preset
+        raise RadvisionError(f"Transform preset {name!r} is an option to append to a preset, e.g. 'default+{name}'; "
+                             f"presets: {', '.join(PRESETS)}.")
+    if name not in PRESETS:
+        raise RadvisionError(f"Unknown transform preset {name!r}{did_you_mean(name, PRESETS)}; valid choices: "
+                             f"{', '.join(PRESETS)}, each optionally with +{' +'.join(MODIFIERS)} "
+                             f"(e.g. 'default+{MODIFIERS[0]}').")
+    for m in modifiers:
+        check_choice(m, MODIFIERS, "transform option")
+    return name, modifiers
 
 
 def preset_fit(preset: str) -> str:
-    """The fit ("crop" or "squash") of a preset string such as "default+equalize"; see `PRESET_FIT`."""
-    return PRESET_FIT.get(str(preset).split("+")[0], "squash")
+    """The fit ("crop" or "squash") of a preset string such as "default+equalize"; see `PRESET_FIT`.  A bad
+    preset fails here, before a cache is built for it."""
+    return PRESET_FIT[parse_preset(preset)[0]]
 
 
 def fit_geometry(fit: str, size: int) -> list:
@@ -84,18 +102,7 @@ def build_transforms(
     "+equalize" (e.g. "default+equalize") histogram-equalises the size x size image, in training and
     evaluation alike: radiographs differ widely in exposure and windowing.
     """
-    if not isinstance(preset, str):
-        raise RadvisionError(f"Transform preset must be a string such as 'default', got {preset!r}.")
-    preset, *modifiers = preset.split("+")
-    if preset in MODIFIERS:  # "equalize" alone: an option, not a preset
-        raise RadvisionError(f"Transform preset {preset!r} is an option to append to a preset, e.g. 'default+{preset}'; "
-                             f"presets: {', '.join(PRESETS)}.")
-    if preset not in PRESETS:
-        raise RadvisionError(f"Unknown transform preset {preset!r}{did_you_mean(preset, PRESETS)}; valid choices: "
-                             f"{', '.join(PRESETS)}, each optionally with +{' +'.join(MODIFIERS)} "
-                             f"(e.g. 'default+{MODIFIERS[0]}').")
-    for m in modifiers:
-        check_choice(m, MODIFIERS, "transform option")
+    preset, modifiers = parse_preset(preset)
     if not isinstance(size, int) or size < 8:
         raise RadvisionError(f"Transform size must be an integer of at least 8 pixels, got {size!r}.")
     check_choice(channels, (1, 3), "channel count")

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from radvision.data.transforms import IMAGENET_MEAN, PRESETS, build_transforms
+from radvision.data.transforms import IMAGENET_MEAN, PRESETS, build_transforms, preset_fit
 from radvision.errors import RadvisionError
 
 
@@ -70,5 +70,8 @@ def test_equalize_option_spreads_a_narrow_histogram():
 def test_unknown_presets_name_the_equalize_option(preset, message):
     with pytest.raises(RadvisionError) as err:
         build_transforms(preset, 32, train=True)
+    assert message in str(err.value)
+    with pytest.raises(RadvisionError) as err:  # the cache's fit is asked first: it fails the same way
+        preset_fit(preset)
     assert message in str(err.value)
 
