@@ -799,7 +799,7 @@ class Trainer:
                 images = images.contiguous(memory_format=torch.channels_last)
             with acc.autocast():
                 logits = model(images)
-                loss = loss_fn(logits.float(), targets.float())
+                loss = loss_fn(logits, targets)  # radvision losses compute in float32 themselves
             optimizer.zero_grad(set_to_none=True)
             acc.backward(loss)
             optimizer.step()
