@@ -4,7 +4,9 @@
     python benchmarks/bench_train.py --models resnet50 --batch-size 256 --steps 30
 
 Models are built through `radvision.heads.build_model` (random init, 14 classes, linear head), so this measures
-the stack users train with.  On CUDA the steps run under bf16 autocast (fp16 + GradScaler where bf16 is not
+the stack users train with.  The peer is the bare torchvision model of the same name (`torchvision.models.<name>(
+num_classes=14)`) in the same loop; the ratio column is radvision / peer, so it shows what radvision's wrapping
+(input normalisation, pooling, head) costs.  `--compile` wraps both in `torch.compile` (`runtime.compile`).  On CUDA the steps run under bf16 autocast (fp16 + GradScaler where bf16 is not
 supported) with channels_last memory; on CPU in float32.  Data loading is excluded on purpose (see
 bench_loading.py for that): the inputs are one random batch kept on the device.
 
@@ -51,10 +53,24 @@ def _timed(step: Callable[[], None], warmup: int, steps: int, device: torch.devi
     return time.perf_counter() - t0
 
 
-def bench_model(name: str, device: torch.device, batch_size: int, size: int, warmup: int, steps: int,
-                amp: bool, channels_last: bool) -> dict[str, float | str]:
-    """Training and inference images/s of one backbone + linear head."""
-    model = build_model(name, NUM_CLASSES, [f"c{i}" for i in range(NUM_CLASSES)]).to(device)
+def radvision_model(name: str) -> torch.nn.Module:
+    return build_model(name, NUM_CLASSES, [f"c{i}" for i in range(NUM_CLASSES)])
+
+
+def peer_model(name: str) -> torch.nn.Module | None:
+    """The bare torchvision model of that name, or None where torchvision has none (timm/..., simple_cnn)."""
+    import torchvision
+
+    if name not in torchvision.models.list_models(module=torchvision.models):
+        return None
+    kwargs = {"aux_logits": False, "init_weights": False} if name == "inception_v3" else {}
+    return torchvision.models.get_model(name, weights=None, num_classes=NUM_CLASSES, **kwargs)
+
+
+def bench_model(model: torch.nn.Module, device: torch.device, batch_size: int, size: int, warmup: int, steps: int,
+                amp: bool, channels_last: bool, compile: bool = False) -> dict[str, float]:
+    """Training and inference images/s of one model on one random batch kept on the device."""
+    model = model.to(device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     x = torch.randn(batch_size, 3, size, size, device=device).contiguous(memory_format=memory_format)
@@ -64,6 +80,8 @@ def bench_model(name: str, device: torch.device, batch_size: int, size: int, war
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     loss_fn = torch.nn.BCEWithLogitsLoss()
+    if compile:
+        model = torch.compile(model)
 
     def train_step() -> None:
         with torch.autocast(device.type, dtype=dtype, enabled=amp):
@@ -83,7 +101,7 @@ def bench_model(name: str, device: torch.device, batch_size: int, size: int, war
     model.eval()
     infer_s = _timed(infer_step, warmup, steps, device)
     images = batch_size * steps
-    return {"model": name, "train_img_s": images / train_s, "infer_img_s": images / infer_s}
+    return {"train_img_s": images / train_s, "infer_img_s": images / infer_s}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -96,6 +114,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--no-amp", action="store_true", help="float32 on CUDA too")
     p.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory on CUDA")
+    p.add_argument("--compile", action="store_true", help="torch.compile both models (slow to start on a CPU)")
+    p.add_argument("--no-peer", action="store_true", help="skip the bare torchvision models")
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda was asked for but no CUDA device is available")
@@ -118,15 +138,23 @@ def main(argv: list[str] | None = None) -> None:
     if cuda:
         torch.backends.cudnn.benchmark = True
     print(f"device: {device_name(device)}; batch {batch}, {args.size}px, {warmup} warm-up + {steps} timed steps, "
-          f"amp={'bf16/fp16' if amp else 'off'}, channels_last={channels_last}; torch {torch.__version__}")
-    print(f"{'model':<16}{'train img/s':>14}{'infer img/s':>14}  target")
+          f"amp={'bf16/fp16' if amp else 'off'}, channels_last={channels_last}, compile={args.compile}; "
+          f"torch {torch.__version__}")
+    print(f"{'model':<16}{'train img/s':>14}{'peer':>10}{'ratio':>7}{'infer img/s':>14}{'peer':>10}{'ratio':>7}  target")
+    run = dict(device=device, batch_size=batch, size=args.size, warmup=warmup, steps=steps, amp=amp,
+               channels_last=channels_last, compile=args.compile)
     for name in args.models:
-        r = bench_model(name, device, batch, args.size, warmup, steps, amp, channels_last)
+        r = bench_model(radvision_model(name), **run)
+        peer = None if args.no_peer else peer_model(name)
+        p = bench_model(peer, **run) if peer is not None else None
+        cells = []
+        for key in ("train_img_s", "infer_img_s"):
+            cells.append(f"{r[key]:>14,.1f}" + (f"{p[key]:>10,.1f}{r[key] / p[key]:>6.2f}x" if p else f"{'-':>10}{'-':>7}"))
         target = TARGETS.get((name, device.type))
         verdict = ""
         if target is not None:
             verdict = f"train >= {target:,.0f}: {'PASS' if r['train_img_s'] >= target else 'FAIL'}"
-        print(f"{name:<16}{r['train_img_s']:>14,.1f}{r['infer_img_s']:>14,.1f}  {verdict}", flush=True)
+        print(f"{name:<16}{''.join(cells)}  {verdict}", flush=True)
         if cuda:
             torch.cuda.empty_cache()
     if not cuda:

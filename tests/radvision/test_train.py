@@ -630,3 +630,28 @@ def test_backbone_learning_rate_follows_backbone_lr_mult(tmp_path, data_csv, ext
     model = build_model_from_config(cfg, CLASSES, pretrained=cfg.model.pretrained)
     rates = {g["name"]: g["lr"] for g in build_optimizer(cfg, model, 1e-2).param_groups}
     assert rates["backbone"] == pytest.approx(backbone_lr) and rates["head"] == pytest.approx(1e-2)
+
+
+def test_compiled_training_saves_plain_weights_that_predict_loads(tmp_path, data_csv, monkeypatch):
+    # Dynamo's tracing and its OptimizedModule wrapper (the part that renames parameters `_orig_mod.*`) on the
+    # eager backend, so the test does not wait on inductor's C++ build
+    from radvision.predict import predict
+
+    calls = []
+    real_compile = torch.compile
+
+    def eager_compile(model, **kwargs):
+        calls.append(type(model).__name__)
+        return real_compile(model, backend="eager", **kwargs)
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    run = Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2", "runtime.compile=true")).fit()
+    assert calls, "runtime.compile=true did not compile the model"
+    assert np.isfinite(pd.read_csv(run / "metrics.csv")["train_loss"]).all()
+    from safetensors.torch import load_file
+
+    assert not [k for k in load_file(run / "model.safetensors") if "_orig_mod" in k]
+    frame = pd.read_csv(data_csv)
+    frame["path"] = [str(data_csv.parent / p) for p in frame["path"]]
+    probs = predict(run, frame, device="cpu")
+    assert len(probs) == len(frame) and np.isfinite(probs[CLASSES].to_numpy()).all()
