@@ -59,6 +59,8 @@ class DataConfig:
     csv: str | None = None  # label table; readers have a default file name inside root
     classes: list[str] | None = None  # None: every class the reader knows
     policy: str = field(default="U-Ones", metadata=_choices("U-Ones", "U-Zeros", "U-Ignore"))
+    # blank ("not mentioned") labels of CheXpert / MIMIC / csv tables: masked in the loss, or negatives
+    unmentioned: str = field(default="masked", metadata=_choices("masked", "negative"))
     frontal_only: bool = False
     split: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "valid": 0.1, "test": 0.1})
     image_size: int = 224

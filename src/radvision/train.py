@@ -220,6 +220,9 @@ def _read_table(cfg: Config) -> Any:
     from radvision import data as rvdata
 
     d = cfg.data
+    if d.unmentioned != "masked" and d.dataset not in ("chexpert", "mimic", "csv"):
+        logger.warning("data.unmentioned=%s changes nothing for dataset %r: only chexpert, mimic and csv tables "
+                       "have blank labels", d.unmentioned, d.dataset)
     if d.dataset == "nih_sample":
         from radvision.sample import load_nih_sample
 
@@ -231,17 +234,17 @@ def _read_table(cfg: Config) -> Any:
         if d.csv is None:
             raise RadvisionError("data.csv is not set; dataset 'csv' needs the path of a CSV with a 'path' column.")
         return rvdata.read_csv_table(d.csv, root=d.root, label_columns=d.classes, policy=d.policy,
-                                     missing=missing)
+                                     missing=missing, unmentioned=d.unmentioned)
     if d.root is None:
         raise RadvisionError(f"data.root is not set; dataset {d.dataset!r} needs the directory of its data.")
     if d.dataset == "nih":
         return rvdata.read_nih(d.root, csv=d.csv, classes=d.classes, missing=missing)
     if d.dataset == "chexpert":
         return rvdata.read_chexpert(d.root, frontal_only=d.frontal_only, policy=d.policy,
-                                    classes=d.classes, missing=missing, csv=d.csv)
+                                    classes=d.classes, missing=missing, csv=d.csv, unmentioned=d.unmentioned)
     if d.dataset == "mimic":
         return rvdata.read_mimic(d.root, policy=d.policy, classes=d.classes, frontal_only=d.frontal_only,
-                                 missing=missing)
+                                 missing=missing, unmentioned=d.unmentioned)
     if d.dataset == "openi":
         kwargs = {"reports_csv": d.csv} if d.csv else {}
         return rvdata.read_openi(d.root, frontal_only=d.frontal_only, classes=d.classes, missing=missing, **kwargs)

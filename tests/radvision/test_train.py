@@ -542,6 +542,27 @@ def test_run_metrics_follow_the_whole_decision_rule(tmp_path, data_csv):
     assert recorded == pytest.approx(train[CLASSES].sum(axis=1).mean())
 
 
+def test_unmentioned_negative_reaches_the_reader(tmp_path, make_images, caplog):
+    from radvision.train import build_datasets
+
+    csv = make_images(tmp_path / "d", n=16)
+    frame = pd.read_csv(csv)
+    frame.loc[::2, "Stripe"] = np.nan  # not mentioned
+    frame.loc[1, "Stripe"] = -1
+    frame.to_csv(csv, index=False)
+
+    def labels(*extra):
+        parts = build_datasets(tiny_config(tmp_path, csv, "data.policy=U-Ignore", *extra))[:3]
+        return pd.concat([ds.table.frame for ds in parts]).set_index("path").sort_index()["Stripe"]
+
+    masked, negative = labels(), labels("data.unmentioned=negative")
+    assert masked.isna().sum() == 9 and negative.isna().sum() == 1  # the -1 stays masked under U-Ignore
+    assert (negative[masked.isna() & negative.notna()] == 0).all()
+    with caplog.at_level("WARNING", logger="radvision.train"):
+        build_datasets(load_config(None, ["data.unmentioned=negative"]))
+    assert "changes nothing for dataset 'nih_sample'" in caplog.text
+
+
 def test_frontal_only_keeps_frontal_and_blank_views_of_a_generic_table(tmp_path, make_images, caplog):
     import logging
 

@@ -20,7 +20,7 @@ from radvision.data.mimic import read_mimic
 from radvision.data.nih import NIH_CLASSES, read_nih
 from radvision.data.openi import OPENI_TERM_MAP, read_openi
 from radvision.data.splits import assert_patient_disjoint, patient_kfold, patient_split, source_splits
-from radvision.data.table import POLICIES, SPLITS, LabelTable, apply_policy, validate_table
+from radvision.data.table import POLICIES, SPLITS, UNMENTIONED, LabelTable, apply_policy, validate_table
 
 if TYPE_CHECKING:
     from radvision.data.dataset import ImageDataset
@@ -40,6 +40,7 @@ __all__ = [
     "POLICIES",
     "PRESETS",
     "SPLITS",
+    "UNMENTIONED",
     "ImageCache",
     "ImageDataset",
     "LabelTable",

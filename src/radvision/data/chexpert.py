@@ -16,6 +16,7 @@ import pandas as pd
 
 from radvision.data.table import (
     POLICIES,
+    UNMENTIONED,
     LabelTable,
     apply_policy,
     check_choice,
@@ -80,6 +81,16 @@ def resolve_paths(relative: pd.Series, root: Path) -> list[str]:
     return [os.path.join(base_s, strip_first(r) if strip else r) for r in rel]
 
 
+def _orientation(raw: pd.DataFrame) -> pd.Series:
+    """"frontal" / "lateral" per row: the Frontal/Lateral column where it has a value, else the file name
+    (view1_frontal.jpg; the labelled test file has no view columns), else NA."""
+    from_name = raw["Path"].astype("string").str.lower().str.extract(r"_(frontal|lateral)\.[a-z]+$")[0]
+    if "Frontal/Lateral" not in raw:
+        return from_name
+    given = raw["Frontal/Lateral"].astype("string").str.strip().str.lower()
+    return given.where(given.isin(["frontal", "lateral"]), from_name)
+
+
 def _split_file(root: Path, split: str) -> Path | None:
     """The first of a split's file names (`_SPLIT_FILES`) present in ``root``, or None."""
     return next((root / n for n in _SPLIT_FILES[split] if (root / n).is_file()), None)
@@ -93,6 +104,7 @@ def read_chexpert(
     classes: Iterable[str] | None = None,
     missing: str = "raise",
     csv: str | os.PathLike | None = None,
+    unmentioned: str = "masked",
 ) -> LabelTable:
     """Read CheXpert into a LabelTable whose ``split`` column says where each row belongs.
 
@@ -106,7 +118,8 @@ def read_chexpert(
     ``split="train" | "valid" | "test"`` reads only that file, its rows marked with that name.
 
     ``policy``: U-Ignore (-1 -> NaN), U-Zeros (-1 -> 0), U-Ones (-1 -> 1), U-MultiClass (-1 kept as a
-    third state; the loss must handle it). Blanks ("not mentioned") stay NaN under every policy,
+    third state; the loss must handle it). Blanks ("not mentioned") stay NaN under every policy
+    (``unmentioned="masked"``) or become 0 (``"negative"``, as most published CheXpert code has it),
     except No Finding, which is derived from the other labels (see `derive_no_finding`).
     ``frontal_only`` keeps frontal views. The policy and the frontal filter apply to every file read.
     ``missing``: "raise" | "drop" | "ignore" for absent image files.
@@ -118,6 +131,7 @@ def read_chexpert(
     if split is not None:
         check_choice(split, tuple(_SPLIT_FILES), "CheXpert split")
     check_choice(policy, POLICIES, "uncertainty policy")
+    check_choice(unmentioned, UNMENTIONED, "unmentioned-label rule")
     first = split or "train"
     given_root = root
     nested = sorted(d for d in root.glob("CheXpert*") if d.is_dir())
@@ -154,10 +168,16 @@ def read_chexpert(
     available = [c for c in CHEXPERT_CLASSES if c in raw.columns or c == "No Finding"]
     chosen = select_classes(available, classes, "CheXpert")
 
-    if frontal_only and "Frontal/Lateral" in raw:
-        raw = raw[raw["Frontal/Lateral"].astype(str).str.strip().str.lower() == "frontal"].reset_index(drop=True)
+    orientation = _orientation(raw)
+    if frontal_only:
+        unknown = int(orientation.isna().sum())
+        if unknown:
+            log.warning("CheXpert: %d row(s) say neither in a Frontal/Lateral column nor in the file name "
+                        "(view<N>_frontal / _lateral) whether they are frontal; frontal_only keeps them", unknown)
+        raw = raw[orientation.fillna("frontal") == "frontal"].reset_index(drop=True)
+        orientation = _orientation(raw)
 
-    labels = apply_policy(raw[[c for c in chosen if c != "No Finding" and c in raw]], policy)
+    labels = apply_policy(raw[[c for c in chosen if c != "No Finding" and c in raw]], policy, unmentioned)
     # each file finds its own base: a relabelled train file may write its paths unlike the official valid.csv
     paths = pd.Series("", index=raw.index, dtype=object)
     for _, part in raw.groupby("_split", sort=False):
@@ -179,10 +199,10 @@ def read_chexpert(
         frame["age"] = pd.to_numeric(raw["Age"], errors="coerce")
     if "Sex" in raw:
         frame["sex"] = normalize_sex(raw["Sex"])
-    if "AP/PA" in raw or "Frontal/Lateral" in raw:
-        apa = raw["AP/PA"].astype("string") if "AP/PA" in raw else pd.Series(pd.NA, index=raw.index, dtype="string")
-        fl = raw["Frontal/Lateral"].astype("string") if "Frontal/Lateral" in raw else apa
-        frame["view"] = apa.where(fl.str.lower() != "lateral", "LATERAL").astype(object)
+    apa = raw["AP/PA"].astype("string").str.strip() if "AP/PA" in raw else pd.Series(pd.NA, index=raw.index,
+                                                                                         dtype="string")
+    # a lateral image is "LATERAL"; a frontal one its AP / PA (blank when not given, e.g. test_labels.csv)
+    frame["view"] = apa.mask((orientation == "lateral").fillna(False).astype(bool), "LATERAL").astype(object).where(lambda v: v.notna(), np.nan)
     frame["split"] = raw["_split"].to_numpy()
     source = "CheXpert " + " + ".join(p.name for p in files.values())
     frame = check_files(frame, missing, source)

@@ -49,13 +49,14 @@ def read_csv_table(
     policy: str = "U-Ignore",
     sep: str | None = None,
     missing: str = "raise",
+    unmentioned: str = "masked",
 ) -> LabelTable:
     """Read a CSV/TSV with an image path column and label columns (1 / 0 / -1 / blank).
 
     Relative paths are joined onto ``root`` (default: the CSV's folder). ``label_columns`` defaults to
     every numeric column except the meta columns (patient_id, age, sex, view, split). Patients come
     from ``patient_column`` (default "patient_id" when present, else each image is its own patient,
-    which makes splits image-level). ``-1`` follows ``policy`` as in `read_chexpert`.
+    which makes splits image-level). ``-1`` follows ``policy`` and blanks ``unmentioned`` as in `read_chexpert`.
     """
     csv = Path(csv).expanduser().resolve()
     if not csv.is_file():
@@ -82,7 +83,7 @@ def read_csv_table(
         raise RadvisionError(
             f"Label column {col!r} in {csv.name} holds values other than 1, 0, -1 or blank; is it a label column?"
         )
-    values = apply_policy(coerced, policy)
+    values = apply_policy(coerced, policy, unmentioned)
     paths = df[path_column].astype(str)
     frame = pd.DataFrame(
         {"path": [p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p)) for p in paths]}

@@ -1,6 +1,7 @@
 """ImageCLEF caption / concept detection, ROCO and ROCOv2 concept files.
 
-ImageCLEF 2019-2021: tab-separated, no header: ``<image id>\\t<CUI>;<CUI>;...``.
+ImageCLEF 2019-2021: tab-separated, no header: ``<image id>\\t<CUI>;<CUI>;...``; ROCO's ``cuis.txt`` puts one
+CUI per tab-separated field instead (``<image id>\\t<CUI>\\t<CUI>...``), which reads the same.
 ROCOv2 / ImageCLEFmedical 2023+: comma-separated with a header ``ID,CUIs``. The separator is detected
 from the first line unless given. Both become a multi-hot LabelTable over the kept concepts (1.0 / 0.0,
 never NaN: an absent concept is a negative).
@@ -46,14 +47,14 @@ def read_concepts(concepts_csv: str | os.PathLike, sep: str | None = None) -> pd
                 continue
             if i == 0 and row[0].strip().lower() in ("id", "image", "image_id", "imageid"):
                 continue
-            if len(row) > 2:
+            if len(row) > 2 and sep != "\t":
                 raise RadvisionError(
                     f"{path.name} line {i + 1} has {len(row)} fields with sep={sep!r}; expected an id and "
-                    "';'-separated concepts (ROCOv2 files need sep=',')."
+                    "';'-separated concepts (a tab-separated file needs sep='\\t' or the default detection)."
                 )
             ids.append(row[0].strip())
-            cell = row[1] if len(row) > 1 else ""
-            concepts.append([c.strip() for c in cell.split(";") if c.strip()])
+            # every field after the id holds concepts: one ';'-joined field, or one CUI per field (ROCO)
+            concepts.append([c.strip() for cell in row[1:] for c in cell.split(";") if c.strip()])
     if not ids:
         raise RadvisionError(f"Concept file {path} holds no rows.")
     if not any(concepts):  # e.g. sep="," on a tab-separated file: each line is read as one id

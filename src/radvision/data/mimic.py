@@ -17,6 +17,7 @@ import pandas as pd
 from radvision.data.chexpert import CHEXPERT_CLASSES, derive_no_finding
 from radvision.data.table import (
     POLICIES,
+    UNMENTIONED,
     LabelTable,
     apply_policy,
     check_choice,
@@ -50,10 +51,11 @@ def read_mimic(
     split: str | None = None,
     labeler: str = "chexpert",
     missing: str = "raise",
+    unmentioned: str = "masked",
 ) -> LabelTable:
     """Read MIMIC-CXR-JPG into a LabelTable (one row per image; labels are per study).
 
-    ``policy`` as in `read_chexpert`; No Finding keeps the labeler's 1 and is otherwise derived by
+    ``policy`` and ``unmentioned`` as in `read_chexpert`; No Finding keeps the labeler's 1 and is otherwise derived by
     CheXpert's rule. ``split`` ("train" | "valid" | "test") keeps one official split (MIMIC's
     "validate" is renamed "valid"). ``labeler``: "chexpert" or "negbio" label file. Patients are
     ``subject_id``.
@@ -62,6 +64,7 @@ def read_mimic(
     if not root.is_dir():
         raise RadvisionError(f"MIMIC-CXR root directory not found: {root}.")
     check_choice(policy, POLICIES, "uncertainty policy")
+    check_choice(unmentioned, UNMENTIONED, "unmentioned-label rule")
     check_choice(labeler, LABELERS, "MIMIC-CXR labeler")
     if split is not None:
         check_choice(split, ("train", "valid", "test"), "split")
@@ -99,7 +102,7 @@ def read_mimic(
             ]
         }
     )
-    converted = apply_policy(rows[[c for c in chosen if c != "No Finding"]], policy)
+    converted = apply_policy(rows[[c for c in chosen if c != "No Finding"]], policy, unmentioned)
     for c in chosen:
         if c == "No Finding":
             given = pd.to_numeric(rows["No Finding"], errors="coerce") if "No Finding" in rows else None

@@ -22,6 +22,7 @@ from radvision.errors import RadvisionError, did_you_mean, first_line
 __all__ = [
     "LabelTable",
     "POLICIES",
+    "UNMENTIONED",
     "SPLITS",
     "apply_policy",
     "check_files",
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "valid", "test")
 #: Uncertainty policies (Irvin et al., CheXpert, AAAI 2019) for labels coded -1.
 POLICIES = ("U-Ignore", "U-Zeros", "U-Ones", "U-MultiClass")
+#: what a blank (not mentioned) label becomes: NaN, masked in the loss, or 0 as most CheXpert / MIMIC code has it
+UNMENTIONED = ("masked", "negative")
 REQUIRED_COLUMNS = ("path", "patient_id")
 META_COLUMNS = ("path", "patient_id", "age", "sex", "view", "split")
 
@@ -76,14 +79,19 @@ def select_classes(available: Sequence[str], classes: Iterable[str] | None, sour
     return chosen
 
 
-def apply_policy(values: pd.DataFrame, policy: str) -> pd.DataFrame:
-    """Map uncertain labels (-1) following an uncertainty policy; blanks stay NaN.
+def apply_policy(values: pd.DataFrame, policy: str, unmentioned: str = "masked") -> pd.DataFrame:
+    """Map uncertain labels (-1) following an uncertainty policy, and blanks following ``unmentioned``.
 
     U-Ignore: -1 -> NaN (masked in the loss); U-Zeros: -1 -> 0; U-Ones: -1 -> 1;
     U-MultiClass: -1 is kept as a third state for models that predict it (e.g. 3-way softmax per class).
+    ``unmentioned``: "masked" keeps blanks NaN; "negative" makes them 0 (before the policy, so U-Ignore still
+    masks only the uncertain labels).
     """
     check_choice(policy, POLICIES, "uncertainty policy")
+    check_choice(unmentioned, UNMENTIONED, "unmentioned-label rule")
     out = values.apply(pd.to_numeric, errors="coerce").astype("float32")
+    if unmentioned == "negative":
+        out = out.fillna(0.0)
     uncertain = out == -1.0
     if policy == "U-Ignore":
         out = out.mask(uncertain, np.nan)

@@ -63,6 +63,8 @@ def test_frontal_no_finding_meta_and_paths(tmp_path, helpers):
     # derived No Finding: 0 with a finding, 1 with only Support Devices / negatives
     assert f["No Finding"].tolist() == [0.0, 1.0, 1.0]
     assert np.isnan(f["Fracture"]).all()  # blanks stay unknown
+    negative = read_chexpert(root, split="train", unmentioned="negative", policy="U-Ignore").frame
+    assert (negative["Fracture"] == 0).all() and np.isnan(negative["Edema"].iloc[0])  # -1 is still masked
     assert f["sex"].tolist()[:2] == ["F", "M"] and pd.isna(f["sex"].iloc[2])
     assert f["view"].tolist() == ["AP", "PA", "AP"] and set(f["split"]) == {"train"}
     both = read_chexpert(root, split="train", frontal_only=False)
@@ -105,6 +107,26 @@ def test_official_valid_csv_is_the_test_split(tmp_path, helpers, caplog):
     with caplog.at_level("WARNING", logger="radvision.data.chexpert"):
         read_chexpert(root)
     assert "patient00001" in caplog.text and "not patient-disjoint" in caplog.text
+
+
+def test_a_test_file_without_view_columns_takes_the_view_from_the_file_name(tmp_path, helpers, caplog):
+    # the labelled test set (test_labels.csv) has Path and the 14 labels only
+    root = make_chexpert(tmp_path, helpers)
+    names = ["test/patient64741/study1/view1_frontal.jpg", "test/patient64741/study1/view2_lateral.jpg",
+             "test/patient64742/study1/image.jpg"]
+    pd.DataFrame({"Path": names, "Cardiomegaly": [1.0, 1.0, 0.0]}).to_csv(root / "test_labels.csv", index=False)
+    for name in names:
+        helpers.save_gray(root / name)
+    with caplog.at_level("WARNING", logger="radvision.data.chexpert"):
+        f = read_chexpert(root).frame  # frontal_only: the lateral goes, the file name that says nothing stays
+    test = f[f["split"] == "test"]
+    assert [Path(p).name for p in test["path"]] == ["view1_frontal.jpg", "image.jpg"]
+    assert test["view"].isna().all()  # frontal, projection unknown: never "LATERAL"
+    assert "1 row(s) say neither" in caplog.text
+    everything = read_chexpert(root, frontal_only=False).frame
+    views = everything.loc[everything["split"] == "test", "view"]
+    assert views.isna().tolist() == [True, False, True] and views.iloc[1] == "LATERAL"
+    assert len(read_chexpert(root, split="test")) == 2  # the same filter when the file is read alone
 
 
 def test_a_relabelled_file_from_the_folder_above_keeps_valid_csv(tmp_path, helpers, monkeypatch):

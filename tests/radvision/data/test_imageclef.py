@@ -81,3 +81,11 @@ def test_a_wrong_separator_is_named(tmp_path):
     with pytest.raises(RadvisionError, match="gives no concepts with sep=','.*use sep='\\\\t'"):
         read_concepts(f, ",")
     assert read_concepts(f)["concepts"].tolist() == [["C1", "C2"], ["C3"]]
+
+
+def test_roco_cuis_one_per_tab_field(tmp_path):
+    from radvision.data.imageclef import read_concepts
+
+    f = tmp_path / "cuis.txt"
+    f.write_text("ROCO_00002\tC0040405\tC0817096\nROCO_00003\tC0040405\n")
+    assert read_concepts(f)["concepts"].tolist() == [["C0040405", "C0817096"], ["C0040405"]]

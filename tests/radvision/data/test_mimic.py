@@ -52,6 +52,8 @@ def test_join_paths_views_and_splits(tmp_path, helpers):
     assert read_mimic(tmp_path, policy="U-Ones").frame["Atelectasis"].iloc[1] == 1.0
     assert len(read_mimic(tmp_path, frontal_only=False)) == 4
     assert read_mimic(tmp_path, split="valid").frame["study_id"].tolist() == ["53189527"]
+    negative = read_mimic(tmp_path, classes=["Atelectasis", "Edema"], unmentioned="negative").labels()
+    np.testing.assert_array_equal(negative, [[0.0, 0.0], [np.nan, 0.0], [1.0, 0.0]])  # the -1 stays masked
 
 
 def test_errors(tmp_path, helpers):

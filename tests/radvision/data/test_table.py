@@ -92,6 +92,15 @@ def test_policies_map_uncertain_only(policy, expected):
     np.testing.assert_array_equal(out[:1], [expected])
 
 
+@pytest.mark.parametrize("policy, expected", [("U-Ignore", np.nan), ("U-Zeros", 0.0), ("U-Ones", 1.0)])
+def test_unmentioned_negative_fills_blanks_before_the_policy(policy, expected):
+    out = apply_policy(pd.DataFrame({"A": [-1, 1, 0, np.nan]}), policy, unmentioned="negative")["A"].to_numpy()
+    np.testing.assert_array_equal(out[1:], [1.0, 0.0, 0.0])  # the blank is a negative
+    np.testing.assert_array_equal(out[:1], [expected])  # the uncertain label still follows the policy
+    with pytest.raises(RadvisionError, match=r"'zero'.*masked, negative"):
+        apply_policy(pd.DataFrame({"A": [1]}), policy, unmentioned="zero")
+
+
 def test_unknown_policy_lists_choices():
     with pytest.raises(RadvisionError, match=r"did you mean 'U-Ones'.*U-Ignore, U-Zeros"):
         apply_policy(pd.DataFrame({"A": [1]}), "U-One")
