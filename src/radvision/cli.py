@@ -38,19 +38,21 @@ def _parser() -> argparse.ArgumentParser:
         prog="radvision", description="Train, evaluate and explain radiology image classifiers.",
         epilog="Config values can be overridden as dotted.key=value after the config file; "
                "see `radvision train --help` and docs/radvision.md.")
-    p.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
-    p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    _add_log_options(p, default=False)
+    # -v / -q also after the command; SUPPRESS so an absent one there keeps what was given before it
+    common = argparse.ArgumentParser(add_help=False)
+    _add_log_options(common, default=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train a model from a YAML config", epilog=OVERRIDE_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
     t.add_argument("config", help="YAML config file (e.g. configs/demo.yaml)")
     t.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides, e.g. optim.lr=3e-4 (before or after the options)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR after its last finished epoch (RUN_DIR replaces output.run_dir)")
-    t.add_argument("--no-progress", action="store_true", help="hide progress bars (runtime.progress=false)")
+    t.add_argument("--no-progress", action="store_true", help="hide progress bars (runtime.progress=false; so does -q)")
 
-    pr = sub.add_parser("predict", help="predict class probabilities with a trained run")
+    pr = sub.add_parser("predict", help="predict class probabilities with a trained run", parents=[common])
     pr.add_argument("run_dir", help="run directory written by `radvision train`")
     pr.add_argument("input", help="CSV with a 'path' column, a folder of images, or one image file")
     pr.add_argument("-o", "--output", required=True, help="output .csv file: path, one probability column per class, error")
@@ -61,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--root", metavar="DIR", help="where relative paths in the CSV start (default: the CSV's folder)")
     pr.add_argument("--no-progress", action="store_true", help="hide the progress bar (so does -q)")
 
-    ev = sub.add_parser("evaluate", help="score predictions against gold labels")
+    ev = sub.add_parser("evaluate", help="score predictions against gold labels", parents=[common])
     ev.add_argument("pred", help="prediction CSV (path + probability per class)")
     ev.add_argument("gold", help="gold CSV (path + one 1/0/-1/blank column per class; -1 and blank are not scored)")
     ev.add_argument("-o", "--output", help="write per-class metrics to this .csv file")
@@ -69,15 +71,21 @@ def _parser() -> argparse.ArgumentParser:
                     "min_labels, top_k), as predict --labels does; or a thresholds.json: those thresholds alone "
                     "(default 0.5 for every class)")
 
-    ex = sub.add_parser("explain", help="Grad-CAM overlays per class")
+    ex = sub.add_parser("explain", help="Grad-CAM overlays per class", parents=[common])
     ex.add_argument("run_dir")
     ex.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     ex.add_argument("-o", "--output", default="explain", help="output folder for PNG overlays (default: explain)")
     ex.add_argument("--classes", nargs="+", help="classes to explain (default: all)")
 
     sub.add_parser("models", help="list available backbones with their smallest and usual input sizes (pixels), "
-                   "pooled feature width and ImageNet weights")
+                   "pooled feature width and ImageNet weights", parents=[common])
     return p
+
+
+def _add_log_options(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="log at DEBUG level")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="log warnings only, no progress bars")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -85,7 +93,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from radvision.train import Trainer
 
     overrides = list(args.overrides)
-    if args.no_progress:
+    if args.no_progress or args.quiet:
         overrides.append("runtime.progress=false")
     cfg = load_config(args.config, overrides)
     trainer = Trainer(cfg, resume=args.resume)

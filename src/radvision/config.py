@@ -8,6 +8,7 @@ against its choices.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import logging
 import math
@@ -231,14 +232,31 @@ class _Mismatch(Exception):
     """Internal: the value does not fit the type (turned into one RadvisionError by the caller)."""
 
 
+# what YAML reads as a number, a date or a boolean where a text key was meant (root: 2024, amp: no)
+_TEXT_LIKE = (int, float, bool, datetime.date)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"  # YAML 1.1 reads yes / no (and on / off, true / false) as booleans
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    return str(value)
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
-        for arg in typing.get_args(tp):
+        args = typing.get_args(tp)
+        for arg in args:
+            if arg is str and not isinstance(value, str):
+                continue  # text from a number, a date or a boolean only when nothing else fits (below)
             try:
                 return _coerce(value, arg, key)
             except _Mismatch:
                 continue
+        if str in args and isinstance(value, _TEXT_LIKE) and not any(a in (int, float, bool) for a in args):
+            return _as_text(value)
         raise _Mismatch
     if tp is type(None):
         if value is None:
@@ -278,6 +296,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, _TEXT_LIKE):
+            return _as_text(value)
         raise _Mismatch
     raise _Mismatch  # pragma: no cover - every field type is handled above
 
@@ -369,14 +389,14 @@ def _check_decision_rule(t: ThresholdConfig) -> None:
     if isinstance(c, str) and c != "train":
         expected = ThresholdConfig.__dataclass_fields__["cardinality"].metadata["expected"]
         raise RadvisionError(f"Config key 'thresholds.cardinality' must be {expected}, got {c!r}.")
-    if isinstance(c, float) and not c >= 0:
-        raise RadvisionError(f"Config key 'thresholds.cardinality' must be zero or more, got {c!r}.")
+    if isinstance(c, float) and not 0 <= c < math.inf:
+        raise RadvisionError(f"Config key 'thresholds.cardinality' must be a finite number, zero or more, got {c!r}.")
 
 
 def _check_consistency(cfg: Config) -> None:
     for name, value in (("optim.lr", cfg.optim.lr), ("optim.batch_size", cfg.optim.batch_size)):
-        if value <= 0:
-            raise RadvisionError(f"Config key {name!r} must be positive, got {value!r}.")
+        if not (value > 0 and math.isfinite(value)):
+            raise RadvisionError(f"Config key {name!r} must be a positive number, got {value!r}.")
     if cfg.optim.epochs < 0:
         raise RadvisionError(f"Config key 'optim.epochs' must be zero or more, got {cfg.optim.epochs!r}.")
     mp = cfg.thresholds.min_precision
@@ -409,19 +429,19 @@ def _check_consistency(cfg: Config) -> None:
     weights = [("loss.class_weights", cfg.loss.class_weights)]
     weights += [(f"cycles[{i}].class_weights", c.class_weights) for i, c in enumerate(cfg.cycles)]
     for key, spec in weights:
-        bad = [k for k, v in (spec.items() if isinstance(spec, dict) else []) if not v >= 0]
+        bad = [k for k, v in (spec.items() if isinstance(spec, dict) else []) if not 0 <= v < math.inf]
         if bad:
             raise RadvisionError(f"Config key {key!r} gives {bad[0]!r} the weight {spec[bad[0]]!r}; class weights "
-                                 "must be zero or more.")
+                                 "must be zero or more (and finite).")
         if isinstance(spec, str) and spec != "auto":
             raise RadvisionError(f"Config key {key!r} must be 'auto', a mapping of class: weight, or null, "
                                  f"got {spec!r}.")
     _check_ranges([
-        *((f"cycles[{i}].lr", c.lr, c.lr is None or c.lr > 0, "positive (or left out: optim.lr)")
+        *((f"cycles[{i}].lr", c.lr, c.lr is None or 0 < c.lr < math.inf, "a positive number (or left out: optim.lr)")
           for i, c in enumerate(cfg.cycles)),
         ("model.backbone_lr_mult", cfg.model.backbone_lr_mult, cfg.model.backbone_lr_mult == "auto" or (
-            isinstance(cfg.model.backbone_lr_mult, float) and cfg.model.backbone_lr_mult >= 0),
-         "'auto' or a number zero or more"),
+            isinstance(cfg.model.backbone_lr_mult, float) and 0 <= cfg.model.backbone_lr_mult < math.inf),
+         "'auto' or a finite number, zero or more"),
         ("loss.gamma", cfg.loss.gamma, cfg.loss.gamma >= 0 and math.isfinite(cfg.loss.gamma), "a number >= 0"),
         ("loss.alpha", cfg.loss.alpha, cfg.loss.alpha is None or 0 <= cfg.loss.alpha <= 1,
          "between 0 and 1 (or null: no weighting)"),
@@ -429,9 +449,10 @@ def _check_consistency(cfg: Config) -> None:
         ("schedule.plateau_patience", s.plateau_patience, s.plateau_patience is None or s.plateau_patience >= 0,
          "zero or more (or null: off)"),
         ("schedule.plateau_factor", s.plateau_factor, 0 < s.plateau_factor < 1, "between 0 and 1 (exclusive)"),
-        ("schedule.min_delta", s.min_delta, s.min_delta >= 0, "zero or more"),
+        ("schedule.min_delta", s.min_delta, 0 <= s.min_delta < math.inf, "a finite number, zero or more"),
         ("optim.momentum", cfg.optim.momentum, 0 <= cfg.optim.momentum < 1, "at least 0 and below 1"),
-        ("optim.weight_decay", cfg.optim.weight_decay, cfg.optim.weight_decay >= 0, "zero or more"),
+        ("optim.weight_decay", cfg.optim.weight_decay, 0 <= cfg.optim.weight_decay < math.inf,
+         "a finite number, zero or more"),
         ("optim.num_workers", cfg.optim.num_workers, cfg.optim.num_workers >= 0, "zero or more"),
     ])
     if s.monitor_min_positives < 0:
@@ -455,7 +476,7 @@ def _check_consistency(cfg: Config) -> None:
     if "train" not in fractions or "valid" not in fractions:
         raise RadvisionError("Config key 'data.split' needs both a 'train' and a 'valid' fraction.")
     total = sum(fractions.values())
-    if any(v < 0 for v in fractions.values()) or abs(total - 1.0) > 1e-6:
+    if not all(0 <= v < math.inf for v in fractions.values()) or not abs(total - 1.0) <= 1e-6:
         raise RadvisionError(f"Config key 'data.split' fractions must be non-negative and sum to 1, got {total:g}.")
 
 
@@ -490,8 +511,8 @@ def apply_overrides(values: dict[str, Any], overrides: list[str] | tuple[str, ..
     for item in overrides:
         parts, value, raw = _parse_override(item)
         _check_path(parts)
-        if _expects_str(parts) and isinstance(value, (int, float, bool)):
-            value = raw  # data.root=2024 means the directory "2024", not the number
+        if _expects_str(parts) and isinstance(value, _TEXT_LIKE):
+            value = raw.strip()  # data.root=2024 means the directory "2024", not the number (or a date)
         node = out
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part)

@@ -108,6 +108,23 @@ def _rgb_float(image) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0)
 
 
+def place_cam(cam: np.ndarray, width: int, height: int, fit: str) -> np.ndarray:
+    """A heatmap of the network's square input mapped back onto the original ``width x height`` image.
+
+    ``fit`` is the transforms' first step (`radvision.data.transforms.PRESET_FIT`): "squash" resized the
+    whole image, so the map is stretched back over all of it; "crop" kept the centre square (shorter side),
+    so the map covers that square and the edges the network never saw get no heat."""
+    m = np.asarray(cam, dtype=np.float32)
+    if fit != "crop" or width == height:
+        return np.asarray(Image.fromarray(m).resize((width, height), Image.BILINEAR), dtype=np.float32)
+    side = min(width, height)
+    square = np.asarray(Image.fromarray(m).resize((side, side), Image.BILINEAR), dtype=np.float32)
+    out = np.zeros((height, width), dtype=np.float32)
+    top, left = int(round((height - side) / 2)), int(round((width - side) / 2))  # as CenterCrop places it
+    out[top:top + side, left:left + side] = square
+    return out
+
+
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "label"
 

@@ -280,13 +280,22 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
     run = Path(thresholds) if thresholds is not None and (Path(thresholds) / CONFIG_FILE).is_file() else None
     run_cfg = load_run_config(run / CONFIG_FILE) if run is not None else None
     run_classes = _rule_classes(run_cfg, pred_classes) if run_cfg is not None else []
+    if run is not None:
+        foreign = [c for c in classes if c not in run_classes]
+        if foreign:
+            raise RadvisionError(
+                f"--thresholds {str(run)!r}: the run has no class {', '.join(map(repr, foreign))}, which the "
+                f"prediction and gold tables share, so its decision rule cannot label it; the run's classes are "
+                f"{', '.join(run_cfg.data.classes or [])}. Score predictions of that run, or pass a thresholds.json.")
+        # like predict --labels: a run stopped before choosing thresholds labels at 0.5 (decide_labels warns)
+        run_thresholds = (read_thresholds(run, run_classes) if (run / THRESHOLDS_FILE).is_file()
+                          else np.full(len(run_classes), 0.5))
     predicted = classes + [c for c in run_classes if c not in classes]
     y_pred = _numeric(p, predicted, "prediction", allowed=None)
     left = pd.DataFrame(y_gold, columns=[f"{c}_gold" for c in classes]).assign(path=g["path"].to_numpy())
     right = pd.DataFrame(y_pred, columns=predicted).assign(path=p["path"].to_numpy())
     if run is not None:  # the rule (top_k, a cardinality shift) sees every predicted image, as predict --labels
-        decided = decide_labels(run, run_cfg, right[run_classes].to_numpy(dtype=float),
-                                read_thresholds(run, run_classes))
+        decided = decide_labels(run, run_cfg, right[run_classes].to_numpy(dtype=float), run_thresholds)
         right = right.assign(**{f"{c}_decided": decided[:, run_classes.index(c)] for c in classes})
     merged = left.merge(right, on="path", how="inner")
     if merged.empty:
@@ -305,7 +314,8 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
     if not scored.all():
         logger.warning("%d rows have no probabilities (failed images) and are left out", int((~scored).sum()))
         y_true, y_prob, merged = y_true[scored], y_prob[scored], merged[scored]
-    thr: float | np.ndarray = 0.5 if thresholds is None else read_thresholds(thresholds, classes)
+    thr: float | np.ndarray = 0.5 if thresholds is None else read_thresholds(thresholds, classes) if run is None \
+        else run_thresholds[[run_classes.index(c) for c in classes]]
     labels = None
     if run is not None:
         labels = np.nan_to_num(merged[[f"{c}_decided" for c in classes]].to_numpy(dtype=float)).astype(int)
@@ -382,7 +392,8 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
     that name is taken by an earlier image of the call); `images` may include folders.  A missing or unreadable
     image is logged and skipped, as `predict` keeps going; none readable is an error.  Returns the files written."""
     from radvision.data import load_image
-    from radvision.explain import gradcam, overlay_name, save_overlays
+    from radvision.data.transforms import preset_fit
+    from radvision.explain import gradcam, overlay_name, place_cam, save_overlays
 
     model, cfg, class_names, _ = load_run(run_dir, device="cpu")
     chosen = list(class_names if classes is None else classes)
@@ -392,6 +403,7 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
                                  f"{', '.join(class_names)}.")
     files = [f for image in images for f in (input_paths(image) if Path(image).is_dir() else [str(image)])]
     transform = image_transform(cfg)
+    fit = preset_fit(cfg.data.transforms)
     written: list[Path] = []
     taken: set[str] = set()  # file names written by this call, lower-cased for case-insensitive file systems
     failed = 0
@@ -402,7 +414,8 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
             failed += 1
             logger.warning("skipping %s: %s", image_path, first_line(err))
             continue
-        cams = gradcam(model, transform(img), chosen)
+        cams = {name: place_cam(cam, img.width, img.height, fit)
+                for name, cam in gradcam(model, transform(img), chosen).items()}
         stem, n = Path(image_path).stem, 1
         prefix = stem
         while any(overlay_name(prefix, c).lower() in taken for c in chosen):  # e.g. a/x.png and b/x.png

@@ -92,7 +92,8 @@ class RunDir:
     """Paths and (atomic) readers / writers for one run directory."""
 
     def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
+        # "~" as the user's home, as pandas and most tools read it (output.run_dir=~/runs/x reaches here unexpanded)
+        self.path = Path(path).expanduser()
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"

@@ -550,7 +550,7 @@ class Trainer:
             raise RadvisionError(f"Cannot resume: the run's {path} does not load ({err})") from None
         self._adopt_run_settings(self._saved_config.model)
         progress = Progress.from_dict(self._saved_state)
-        asked = Path(self.config.output.run_dir)
+        asked = Path(self.config.output.run_dir).expanduser()
         if asked.resolve() != self.run.path.resolve():  # e.g. the config file's default run_dir
             logger.info("Resuming in %s (the --resume folder); output.run_dir %s is not used", self.run.path, asked)
         return check_resume_config(self._saved_config, self.config, progress, self.run.path)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from radvision.cli import main
+from radvision.cli import _parser, main
 
 
 def make_images(root, n=16, size=32):
@@ -138,6 +138,20 @@ def test_overrides_may_follow_the_options(trained, tmp_path):
     with pytest.raises(SystemExit) as stop:  # options it does not know still stop argparse's way
         main(["-q", "train", str(trained / "cfg.yaml"), "optim.epochs=1", "--bogus"])
     assert stop.value.code == 2
+
+
+def test_log_options_also_follow_the_command_and_a_tilde_run_dir_is_home(trained, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    # -q after the command (as --help lists it); the shell leaves ~ in key=value alone, radvision expands it
+    assert main(["train", str(trained / "cfg.yaml"), "-q", "output.run_dir=~/runs/t"]) == 0
+    run = tmp_path / "home" / "runs" / "t"
+    assert (run / "valid_metrics.csv").is_file() and not (tmp_path / "~").exists()
+    capsys.readouterr()
+    assert main(["predict", str(run), str(trained / "img"), "-o", str(tmp_path / "p.csv"), "-q"]) == 0
+    assert "predicting" not in capsys.readouterr().err  # quiet: no progress bar
+    args = _parser().parse_args(["-v", "models"])
+    assert args.verbose and not args.quiet  # given before the command, not reset by the command's defaults
 
 
 @pytest.mark.parametrize("argv, message", [

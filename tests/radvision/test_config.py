@@ -36,6 +36,18 @@ def test_yaml_and_overrides(tmp_path):
 def test_numeric_looking_string_override_stays_string():
     cfg = load_config(None, ["data.root=2024", "output.run_dir=123"])
     assert cfg.data.root == "2024" and cfg.output.run_dir == "123"
+    dated = load_config(None, ["output.run_dir=2024-01-01", "data.classes=[0, 1]", "model.pretrained=2024"])
+    assert (dated.output.run_dir, dated.data.classes, dated.model.pretrained) == ("2024-01-01", ["0", "1"], "2024")
+
+
+def test_a_file_may_write_text_keys_that_yaml_reads_as_numbers_dates_or_booleans(tmp_path):
+    p = write(tmp_path, "runtime: {amp: no}\ndata: {root: 2024, csv: 2024-05-07}\noutput: {run_dir: 7}\n"
+                        "model: {backbone_lr_mult: 0.5}\nthresholds: {cardinality: 2}\n")
+    cfg = load_config(p)
+    assert (cfg.runtime.amp, cfg.data.root, cfg.data.csv, cfg.output.run_dir) == ("no", "2024", "2024-05-07", "7")
+    assert cfg.model.backbone_lr_mult == 0.5 and cfg.thresholds.cardinality == 2.0  # number keys keep numbers
+    with pytest.raises(RadvisionError, match="got True"):  # a key that takes numbers does not turn True into text
+        load_config(None, ["thresholds.cardinality=true"])
 
 
 def test_unknown_key_in_yaml_suggests(tmp_path):
@@ -187,7 +199,8 @@ def test_top_k_must_be_positive_and_nih_sample_warns_about_an_unused_root(caplog
     (["thresholds.min_labels=2", "thresholds.top_k=1"], "min_labels (2) is more than thresholds.top_k (1)"),
     (["thresholds.cardinality=most"], "must be 'train', a number of labels per image, or null"),
     (["thresholds.cardinality=true"], "must be 'train', a number of labels per image, or null, got True"),
-    (["thresholds.cardinality=-0.5"], "'thresholds.cardinality' must be zero or more"),
+    (["thresholds.cardinality=-0.5"], "'thresholds.cardinality' must be a finite number, zero or more"),
+    (["thresholds.cardinality=.inf"], "'thresholds.cardinality' must be a finite number, zero or more, got inf"),
 ])
 def test_decision_rule_keys_are_checked(overrides, message):
     with pytest.raises(RadvisionError) as err:
@@ -212,13 +225,20 @@ def test_decision_rule_keys_load():
     ("schedule.plateau_factor=0", "'schedule.plateau_factor' must be between 0 and 1"),
     ("schedule.patience=0", "'schedule.patience' must be 1 or more (or null: off), got 0"),
     ("schedule.plateau_patience=-1", "'schedule.plateau_patience' must be zero or more"),
-    ("schedule.min_delta=-1", "'schedule.min_delta' must be zero or more"),
+    ("schedule.min_delta=-1", "'schedule.min_delta' must be a finite number, zero or more"),
+    ("schedule.min_delta=.nan", "'schedule.min_delta' must be a finite number, zero or more, got nan"),
     ("optim.momentum=5", "'optim.momentum' must be at least 0 and below 1"),
-    ("optim.weight_decay=-0.1", "'optim.weight_decay' must be zero or more"),
+    ("optim.weight_decay=-0.1", "'optim.weight_decay' must be a finite number, zero or more"),
+    ("optim.weight_decay=.inf", "'optim.weight_decay' must be a finite number, zero or more, got inf"),
+    ("optim.lr=nan", "'optim.lr' must be a positive number, got nan"),
+    ("optim.lr=.inf", "'optim.lr' must be a positive number, got inf"),
+    ("data.split={train: .nan, valid: 0.5}", "'data.split' fractions must be non-negative and sum to 1"),
     ("optim.num_workers=-2", "'optim.num_workers' must be zero or more"),
     ("loss.gamma=.nan", "'loss.gamma' must be a number >= 0, got nan"),
-    ("cycles=[{epochs: 1, lr: -1}]", "'cycles[0].lr' must be positive"),
-    ("model.backbone_lr_mult=-1", "'model.backbone_lr_mult' must be 'auto' or a number zero or more, got -1.0"),
+    ("cycles=[{epochs: 1, lr: -1}]", "'cycles[0].lr' must be a positive number"),
+    ("cycles=[{epochs: 1, lr: .inf}]", "'cycles[0].lr' must be a positive number"),
+    ("model.backbone_lr_mult=-1", "'model.backbone_lr_mult' must be 'auto' or a finite number, zero or more, got -1.0"),
+    ("loss.class_weights={A: .inf}", "'loss.class_weights' gives 'A' the weight inf"),
     ("cycles=[{epochs: 1, class_weights: {A: -2}}]", "'cycles[0].class_weights' gives 'A' the weight -2.0"),
     ("loss.class_weights=autox", "'loss.class_weights' must be 'auto', a mapping of class: weight, or null"),
     ("loss.alpha=1.5", "'loss.alpha' must be between 0 and 1 (or null: no weighting), got 1.5"),

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from radvision.config import load_config, save_config
 from radvision.errors import RadvisionError
@@ -107,6 +108,30 @@ def test_explain_writes_overlays(run_dir, tmp_path):
         explain_images(run_dir, [image], tmp_path / "cams", classes=["Strip"])
 
 
+@pytest.mark.parametrize("transforms, hot_columns", [("default", (20, 35)), ("none", (0, 25))])
+def test_explain_lays_the_heatmap_over_the_pixels_the_network_saw(run_dir, tmp_path, monkeypatch, transforms,
+                                                                  hot_columns):
+    # a 100 x 60 image and a heatmap hot in the top-left eighth of the 32 px network input: "default" saw the
+    # centre 60 x 60 square (columns 20-80), "none" the whole image squashed
+    import radvision.explain
+
+    def hot_corner(model, tensor, classes):
+        cam = np.zeros((32, 32), np.float32)
+        cam[:8, :8] = 1.0
+        return {c: cam for c in classes}
+
+    monkeypatch.setattr(radvision.explain, "gradcam", hot_corner)
+    copy = shutil.copytree(run_dir, tmp_path / "run")
+    save_config(load_config(copy / "config.yaml", [f"data.transforms={transforms}"]), copy / "config.yaml")
+    Image.new("L", (100, 60)).save(tmp_path / "wide.png")  # black: the overlay is the heatmap's colour alone
+    explain_images(copy, [tmp_path / "wide.png"], tmp_path / "cams", classes=["Bright"])
+    red = np.asarray(Image.open(tmp_path / "cams" / "wide_Bright.png"))[..., 0]
+    assert red.shape == (60, 100)
+    hot = np.flatnonzero((red > 100).any(axis=0))
+    assert abs(hot.min() - hot_columns[0]) <= 1 and abs(hot.max() + 1 - hot_columns[1]) <= 2
+    assert np.flatnonzero((red > 100).any(axis=1)).max() < 16  # the top quarter of the rows
+
+
 def test_top_k_limits_predicted_labels(run_dir, tmp_path):
     copy = shutil.copytree(run_dir, tmp_path / "run")
     cfg = load_config(copy / "config.yaml", ["thresholds.top_k=1"])
@@ -151,6 +176,20 @@ def test_evaluate_with_a_run_folder_shifts_over_every_predicted_image_as_predict
     labels = pred.set_index("path").loc[some["path"], ["Bright_label", "Stripe_label"]].to_numpy()
     assert summary["label_cardinality_pred"] == pytest.approx(labels.sum(1).mean())
     assert summary["exact_match"] == pytest.approx((labels == some[CLASSES].to_numpy()).all(axis=1).mean())
+
+
+def test_evaluate_with_a_run_folder_missing_a_scored_class_or_its_thresholds(run_dir, tmp_path, caplog):
+    gold = pd.read_csv(run_dir.parent / "labels.csv").drop(columns=["patient_id", "split"])
+    gold["path"] = [str(run_dir.parent / p) for p in gold["path"]]
+    pred = predict(run_dir, gold[["path"]], device="cpu").assign(Other=0.3)
+    with pytest.raises(RadvisionError, match="the run has no class 'Other'.*run's classes are Bright, Stripe"):
+        evaluate_files(pred, gold.assign(Other=1), thresholds=run_dir)
+    # a run stopped before choosing thresholds: 0.5 for every class, as predict --labels does
+    copy = shutil.copytree(run_dir, tmp_path / "unfinished")
+    (copy / "thresholds.json").unlink()
+    summary, per_class = evaluate_files(pred, gold, thresholds=copy)
+    assert "0.5 for every class" in caplog.text and (per_class["threshold"] == 0.5).all()
+    assert summary == evaluate_files(pred, gold)[0]  # = the default 0.5 labels
 
 
 def test_evaluate_refuses_an_empty_table(run_dir, tmp_path):
