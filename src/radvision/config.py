@@ -493,7 +493,11 @@ def _check_pretrained(m: ModelConfig) -> None:
 
 def _parse_override(item: str) -> tuple[list[str], Any, str]:
     if "=" not in item:
-        raise RadvisionError(f"Override {item!r} is not of the form dotted.key=value (e.g. optim.lr=3e-4).")
+        hint = ""
+        if item.rstrip().endswith(("]", "}", ",")) or item.lstrip().startswith(("[", "{")):
+            hint = (" It looks like part of a list or mapping that the shell split at a space: quote the whole "
+                    "override (\"data.classes=[A, B]\") or leave the spaces out.")
+        raise RadvisionError(f"Override {item!r} is not of the form dotted.key=value (e.g. optim.lr=3e-4).{hint}")
     key, raw = item.split("=", 1)
     key = key.strip()
     if not key or any(not part for part in key.split(".")):

@@ -33,6 +33,11 @@ def test_yaml_and_overrides(tmp_path):
     assert cfg.data.split == {"train": 0.7, "valid": 0.1, "test": 0.2}
 
 
+def test_a_list_split_by_the_shell_says_to_quote_it():
+    with pytest.raises(RadvisionError, match="shell split at a space: quote the whole override"):
+        load_config(None, ["data.classes=[Effusion,", "Cardiomegaly]"])
+
+
 def test_numeric_looking_string_override_stays_string():
     cfg = load_config(None, ["data.root=2024", "output.run_dir=123"])
     assert cfg.data.root == "2024" and cfg.output.run_dir == "123"
