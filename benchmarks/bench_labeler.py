@@ -169,6 +169,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="worker processes in memory mode")
     ap.add_argument("--keep", action="store_true", help="keep the temporary files of memory mode")
     a = ap.parse_args(argv)
+    for flag, value in (("--repeat", a.repeat), ("--peer-limit", a.peer_limit), ("--memory", a.memory),
+                        ("--jobs", a.jobs)):
+        if value is not None and value < 1:
+            ap.error(f"{flag} must be 1 or more, got {value}")
+    from radlabel.errors import RadlabelError
+
+    try:
+        return _run(a)
+    except RadlabelError as err:  # a bad --input, --text-column or --schema: one line, as the radlabel CLI says it
+        print(f"{ap.prog}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(a: argparse.Namespace) -> int:
     if a.memory:
         r = bench_memory(a.memory, a.jobs, a.keep)
         print(f"radlabel label --jobs {a.jobs}: {r['reports']} reports in {r['seconds']:.0f} s = {r['rps']:.0f} reports/s; "

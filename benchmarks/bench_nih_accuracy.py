@@ -11,8 +11,9 @@ No Finding" (noisy-OR of the finding probabilities), `radvision.metrics.monitore
 - peer: torchvision ResNet18 from scratch, BCE, Adam lr 1e-3, batch 32, `--peer-epochs` epochs, last epoch,
   ImageNet normalisation, no augmentation (the "plain torchvision loop" the NIH issue quotes).
 
-It also prints the valid figure split by whether the patient has images in train: this sample's valid
-images from such patients all carry a finding, so part of the figure is patient overlap, not disease.
+It also prints how many valid images come from patients with train images and the any-finding rate of
+those and of the rest: this sample's valid images from such patients all carry a finding, so part of the
+figure is patient overlap, not disease.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-epochs", type=int, default=15)
     ap.add_argument("--no-peer", action="store_true", help="time and score the recipe only")
     args = ap.parse_args(argv)
+    if not args.config.is_file():
+        ap.error(f"--config {str(args.config)!r} is not a file; pass a radvision YAML config")
+    if args.peer_epochs < 1:
+        ap.error(f"--peer-epochs must be 1 or more, got {args.peer_epochs}")
     if not (args.root / "Data_Entry_sample.csv").is_file() and not list(args.root.glob("Data_Entry_2017*.csv")):
         print(f"No NIH table under {args.root}; pass --root with the nih_sample folder.", file=sys.stderr)
         return 2

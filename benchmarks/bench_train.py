@@ -117,6 +117,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="torch.compile both models (slow to start on a CPU)")
     p.add_argument("--no-peer", action="store_true", help="skip the bare torchvision models")
     args = p.parse_args(argv)
+    from radvision.backbones import get_spec
+    from radvision.errors import RadvisionError
+
+    for name in args.models:  # a typo stops here, before the table starts
+        try:
+            get_spec(name)
+        except RadvisionError as err:
+            p.error(str(err))
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda was asked for but no CUDA device is available")
     for flag, value, least in (("--batch-size", args.batch_size, 1), ("--steps", args.steps, 1),

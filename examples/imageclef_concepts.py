@@ -19,7 +19,8 @@ Layout (`--data-root ROOT`, file names changeable with the flags below):
     python examples/imageclef_concepts.py --smoke       # seconds: synthetic concept file + images
 
 Any config key can be changed with `key=value` overrides (e.g. `model.pretrained=/path/vgg16.pth`).
-The test predictions are written in the submission format (`test_submission.tsv`) in the run directory.
+The test predictions are written in the submission format (`test_submission.tsv`) in the run directory
+(`valid_submission.tsv` when there is no test split and the valid images are scored).
 """
 
 from __future__ import annotations
@@ -154,8 +155,9 @@ def write_submission(path: Path, ids: list[str], concepts: list[set[str]]) -> Pa
     return path
 
 
-def score_run(run: Path, test: Any, cfg: Any) -> dict[str, float]:
-    """Predict the test images with the finished run and score them the ImageCLEF way."""
+def score_run(run: Path, test: Any, cfg: Any, split: str = "test") -> dict[str, float]:
+    """Predict the images of `split` with the finished run, score them the ImageCLEF way and write
+    `<split>_submission.tsv`."""
     from radvision.predict import predict
 
     classes = list(test.classes)
@@ -166,9 +168,9 @@ def score_run(run: Path, test: Any, cfg: Any) -> dict[str, float]:
     gold_all = test.frame["concepts"].map(concept_set).tolist()
     vocab = set(classes)
     gold_kept = [g & vocab for g in gold_all]
-    write_submission(run / "test_submission.tsv", test.frame["patient_id"].tolist(), chosen)
+    write_submission(run / f"{split}_submission.tsv", test.frame["patient_id"].tolist(), chosen)
     return {
-        "test_images": len(test),
+        "images": len(test),
         "imageclef_f1": imageclef_f1(chosen, gold_all),
         "f1_kept_concepts": imageclef_f1(chosen, gold_kept),
         "mean_predicted_concepts": float(np.mean([len(c) for c in chosen])) if chosen else float("nan"),
@@ -283,12 +285,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     datasets = make_datasets(cfg, parts)
     run_dir = Trainer(cfg).fit(datasets["train"], datasets["valid"], datasets.get("test"))
     scored = "test" if "test" in datasets else "valid"
-    scores = score_run(run_dir, parts[scored], cfg)
+    # without a test split the valid images (which chose the thresholds) are scored, and named so
+    scores = score_run(run_dir, parts[scored], cfg, scored)
     result = {"run_dir": str(run_dir), "scored_split": scored, "vocabulary": stats, "scores": scores}
     atomic_write_text(run_dir / "imageclef_scores.json", json.dumps(result, indent=1) + "\n")
     print(f"run dir: {run_dir}")
     print(
-        f"{scored} ({scores['test_images']} images, <= {cfg.thresholds.top_k} concepts each): "
+        f"{scored} ({scores['images']} images, <= {cfg.thresholds.top_k} concepts each): "
         f"ImageCLEF F1 {scores['imageclef_f1']:.4f} (all gold concepts), "
         f"{scores['f1_kept_concepts']:.4f} (kept vocabulary), "
         f"{scores['mean_predicted_concepts']:.2f} concepts predicted per image"
@@ -305,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--valid-concepts", help="validation concept file, scored as the test set")
     p.add_argument("--valid-images", help="validation image folder (default DATA_ROOT/valid)")
     p.add_argument("--sep", default=None,
-                   help="concept file separator (default: detected; tab for ImageCLEF 2019-2021, ',' for ROCOv2)")
+                   help="concept file separator (default: detected; '\\t' or tab for ImageCLEF 2019-2021, ',' for "
+                        "ROCOv2)")
     p.add_argument(
         "--top-concepts",
         type=int,

@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_with_overrides(p, argv)  # overrides may come before, between or after the options
     if args.min_positives is None:
         args.min_positives = 2 if args.smoke else 10
+    if args.min_positives < 1:
+        p.error(f"--min-positives must be 1 or more (a class needs positives for an AUROC), got {args.min_positives}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     if args.score:

@@ -176,7 +176,7 @@ def test_imageclef_smoke_runs_and_writes_a_submission(clef, tmp_path, capsys):
     assert vocab["concepts_kept"] == 8 and vocab["concepts_in_file"] > vocab["concepts_kept"]
     assert vocab["cardinality_all"] >= vocab["cardinality_kept"] > 0
     scores = result["scores"]
-    assert 0.0 <= scores["imageclef_f1"] <= 1.0 and scores["test_images"] == 24
+    assert 0.0 <= scores["imageclef_f1"] <= 1.0 and scores["images"] == 24
     classes = json.loads((tmp_path / "run" / "thresholds.json").read_text())["thresholds"]
     assert len(classes) == 8
     lines = (tmp_path / "run" / "test_submission.tsv").read_text().splitlines()
@@ -225,12 +225,23 @@ def test_imageclef_without_validation_file_splits_the_training_images(clef, tmp_
     )
     result = clef.run(args)
     assert result["scored_split"] == "test"
-    assert 0 < result["scores"]["test_images"] < 40
+    assert 0 < result["scores"]["images"] < 40
+    # no test fraction: the valid images are scored and their submission is named after them
+    args.overrides, args.run_dir = ["data.split={train: 0.8, valid: 0.2}"], str(tmp_path / "run2")
+    result = clef.run(args)
+    assert result["scored_split"] == "valid" and (tmp_path / "run2" / "valid_submission.tsv").is_file()
+    assert not (tmp_path / "run2" / "test_submission.tsv").exists()
 
 
 def test_imageclef_missing_validation_file_is_an_error(clef, tmp_path, capsys):
     code = clef.main(["--data-root", str(tmp_path), "--valid-concepts", str(tmp_path / "nope.csv")])
     assert code == 2 and "nope.csv" in capsys.readouterr().err
+
+
+def test_nih_min_positives_must_allow_an_auroc(nih, capsys):
+    with pytest.raises(SystemExit) as exc:
+        nih.main(["--smoke", "--min-positives", "0"])
+    assert exc.value.code == 2 and "--min-positives must be 1 or more" in capsys.readouterr().err
 
 
 def test_nih_score_errors_are_one_sentence(nih, tmp_path, capsys):

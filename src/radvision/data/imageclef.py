@@ -36,6 +36,12 @@ def read_concepts(concepts_csv: str | os.PathLike, sep: str | None = None) -> pd
     path = Path(concepts_csv).expanduser()
     if not path.is_file():
         raise RadvisionError(f"Concept file not found: {path}.")
+    if sep is not None:
+        # spellings a shell leaves as typed: --sep '\t' arrives as backslash + t
+        sep = {"\\t": "\t", "tab": "\t", "comma": ","}.get(sep.lower(), sep)
+        if len(sep) != 1:
+            raise RadvisionError(f"Concept file separator {sep!r} must be one character: '\\t' (or 'tab') for "
+                                 "ImageCLEF 2019-2021 files, ',' for ROCOv2, or leave it out to detect it.")
     if sep is None:
         with open(path, encoding="utf-8") as fh:
             first = next((line for line in fh if line.strip()), "")

@@ -81,6 +81,10 @@ def test_a_wrong_separator_is_named(tmp_path):
     with pytest.raises(RadvisionError, match="gives no concepts with sep=','.*use sep='\\\\t'"):
         read_concepts(f, ",")
     assert read_concepts(f)["concepts"].tolist() == [["C1", "C2"], ["C3"]]
+    for typed in ("\\t", "tab", "TAB"):  # as a shell hands over --sep '\t' or --sep tab
+        assert read_concepts(f, typed)["concepts"].tolist() == [["C1", "C2"], ["C3"]]
+    with pytest.raises(RadvisionError, match="separator ';;' must be one character"):
+        read_concepts(f, ";;")
 
 
 def test_roco_cuis_one_per_tab_field(tmp_path):
