@@ -97,7 +97,8 @@ def study_tables(cfg: Any, policy: str) -> dict[str, Any]:
         raise RadvisionError("data.root is not set; pass --data-root with the CheXpert-v1.0(-small) folder.")
     missing = "drop" if d.on_error == "skip" else "raise"
     train_all = read_chexpert(
-        d.root, split="train", frontal_only=d.frontal_only, policy=policy, classes=d.classes, missing=missing
+        d.root, split="train", frontal_only=d.frontal_only, policy=policy, classes=d.classes, missing=missing,
+        unmentioned=d.unmentioned,
     )
     fractions = {k: v for k, v in d.split.items() if k in ("train", "valid")}
     total = sum(fractions.values())
@@ -111,6 +112,7 @@ def study_tables(cfg: Any, policy: str) -> dict[str, Any]:
         policy=policy,
         classes=train_all.classes,
         missing=missing,
+        unmentioned=d.unmentioned,
     )
     return parts
 

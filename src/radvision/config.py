@@ -8,7 +8,6 @@ against its choices.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import difflib
 import logging
 import math
@@ -232,31 +231,66 @@ class _Mismatch(Exception):
     """Internal: the value does not fit the type (turned into one RadvisionError by the caller)."""
 
 
-# what YAML reads as a number, a date or a boolean where a text key was meant (root: 2024, amp: no)
-_TEXT_LIKE = (int, float, bool, datetime.date)
+class _Written:
+    """A plain YAML scalar that YAML typed (a number, boolean or date) and the text it was written as: a text key
+    takes the text (`root: 2024.10` is the folder "2024.10", `amp: no` is "no"), any other key the value."""
+
+    __slots__ = ("value", "text")
+
+    def __init__(self, value: Any, text: str):
+        self.value, self.text = value, text
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Written) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"  # YAML 1.1 reads yes / no (and on / off, true / false) as booleans
-    if isinstance(value, datetime.date):
-        return value.isoformat()
-    return str(value)
+class _ConfigLoader(yaml.SafeLoader):
+    """yaml.safe_load, except that typed plain scalars keep their text (`_Written`)."""
+
+
+def _keeping_text(construct: Any) -> Any:
+    def construct_written(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+        return _Written(construct(loader, node), node.value) if node.style is None else construct(loader, node)
+
+    return construct_written
+
+
+for _tag in ("int", "float", "bool", "timestamp"):
+    _ConfigLoader.add_constructor(f"tag:yaml.org,2002:{_tag}",
+                                  _keeping_text(yaml.SafeLoader.yaml_constructors[f"tag:yaml.org,2002:{_tag}"]))
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _text_only(tp: Any) -> bool:
+    """A key that takes text and no number or boolean (data.root, runtime.amp, model.pretrained ...)."""
+    if tp is str:
+        return True
+    args = typing.get_args(tp) if typing.get_origin(tp) in (Union, types.UnionType) else ()
+    return str in args and not any(a in (int, float, bool) for a in args)
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
+    if isinstance(value, _Written):
+        return value.text if _text_only(tp) else _coerce(value.value, tp, key)
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        for arg in args:
-            if arg is str and not isinstance(value, str):
-                continue  # text from a number, a date or a boolean only when nothing else fits (below)
+        for arg in typing.get_args(tp):
             try:
                 return _coerce(value, arg, key)
             except _Mismatch:
                 continue
-        if str in args and isinstance(value, _TEXT_LIKE) and not any(a in (int, float, bool) for a in args):
-            return _as_text(value)
         raise _Mismatch
     if tp is type(None):
         if value is None:
@@ -296,8 +330,6 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
-        if isinstance(value, _TEXT_LIKE):
-            return _as_text(value)
         raise _Mismatch
     raise _Mismatch  # pragma: no cover - every field type is handled above
 
@@ -327,6 +359,9 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
         key = f"{prefix}.{name}" if prefix else str(name)
         if name not in fields:
             raise _unknown_key(key, list(fields))
+        choices = fields[name].metadata.get("choices")
+        if isinstance(value, _Written) and isinstance(value.value, bool) and not choices:
+            value = value.value  # yes / no / true given for a path or a name is a mistake, not a folder "true"
         try:
             coerced = _coerce(value, hints[name], key)
         except _Mismatch:
@@ -334,7 +369,6 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
                 f"Config key {key!r} must be {fields[name].metadata.get('expected') or _type_name(hints[name])}, "
                 f"got {value!r}."
             ) from None
-        choices = fields[name].metadata.get("choices")
         if choices and coerced is not None and coerced not in choices:
             raise RadvisionError(
                 f"Config key {key!r} is {coerced!r}{did_you_mean(coerced, choices)}; choose one of "
@@ -491,7 +525,7 @@ def _check_pretrained(m: ModelConfig) -> None:
         )
 
 
-def _parse_override(item: str) -> tuple[list[str], Any, str]:
+def _parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         hint = ""
         if item.rstrip().endswith(("]", "}", ",")) or item.lstrip().startswith(("[", "{")):
@@ -503,20 +537,18 @@ def _parse_override(item: str) -> tuple[list[str], Any, str]:
     if not key or any(not part for part in key.split(".")):
         raise RadvisionError(f"Override {item!r} has an empty key; write dotted.key=value (e.g. optim.lr=3e-4).")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = _load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw  # e.g. a Windows path; string fields accept it as is
-    return key.split("."), value, raw
+    return key.split("."), value
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Apply `dotted.key=value` overrides (value parsed by yaml.safe_load) to a plain config mapping."""
     out = dict(values)
     for item in overrides:
-        parts, value, raw = _parse_override(item)
+        parts, value = _parse_override(item)
         _check_path(parts)
-        if _expects_str(parts) and isinstance(value, _TEXT_LIKE):
-            value = raw.strip()  # data.root=2024 means the directory "2024", not the number (or a date)
         node = out
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part)
@@ -560,15 +592,6 @@ def _default_at(parts: list[str]) -> Any:
 
 def _check_path(parts: list[str]) -> None:
     _field_type(parts)
-
-
-def _expects_str(parts: list[str]) -> bool:
-    tp = _field_type(parts)
-    if tp is str:
-        return True
-    return typing.get_origin(tp) in (Union, types.UnionType) and str in typing.get_args(tp) and not any(
-        a in (int, float, bool) for a in typing.get_args(tp)
-    )
 
 
 def merge_sections(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -630,7 +653,7 @@ def load_config(
             what = "is a folder" if p.is_dir() else "does not exist"
             raise RadvisionError(f"Config file {str(p)!r} {what}; pass the path of a YAML file.")
         try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+            loaded = _load_yaml(p.read_text(encoding="utf-8"))
         except UnicodeDecodeError:
             raise RadvisionError(f"Config file {str(p)!r} is not text (is it an image?); pass a YAML file.") from None
         except yaml.YAMLError as exc:

@@ -221,8 +221,9 @@ def _read_table(cfg: Config) -> Any:
 
     d = cfg.data
     if d.unmentioned != "masked" and d.dataset not in ("chexpert", "mimic", "csv"):
-        logger.warning("data.unmentioned=%s changes nothing for dataset %r: only chexpert, mimic and csv tables "
-                       "have blank labels", d.unmentioned, d.dataset)
+        logger.warning("data.unmentioned=%s changes nothing for dataset %r: it applies to the blank labels of "
+                       "chexpert, mimic and csv tables (Open-i's unindexed studies stay masked)", d.unmentioned,
+                       d.dataset)
     if d.dataset == "nih_sample":
         from radvision.sample import load_nih_sample
 

@@ -81,6 +81,12 @@ def test_chexpert_tables_split_downsample_and_policies(chexpert, tmp_path):
     assert (ones["valid"].labels() == 1).sum() + (y == 1).sum() > (zeros["valid"].labels() == 1).sum() + (
         zeros["train"].labels() == 1
     ).sum()
+    # data.unmentioned reaches the study's own reads: blanks become negatives in train and test alike
+    negative = chexpert.study_config(smoke=True, data_root=root,
+                                     overrides=["data.classes=null", "data.unmentioned=negative"])
+    parts = chexpert.study_tables(negative, "U-Ones")
+    assert np.isnan(ones["train"].labels()).any() or np.isnan(ones["test"].labels()).any()
+    assert not any(np.isnan(parts[k].labels()).any() for k in ("train", "test"))
 
 
 def test_chexpert_smoke_trains_both_policies_and_describes_reports(chexpert, tmp_path, capsys):

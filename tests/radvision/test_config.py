@@ -45,14 +45,23 @@ def test_numeric_looking_string_override_stays_string():
     assert (dated.output.run_dir, dated.data.classes, dated.model.pretrained) == ("2024-01-01", ["0", "1"], "2024")
 
 
-def test_a_file_may_write_text_keys_that_yaml_reads_as_numbers_dates_or_booleans(tmp_path):
-    p = write(tmp_path, "runtime: {amp: no}\ndata: {root: 2024, csv: 2024-05-07}\noutput: {run_dir: 7}\n"
-                        "model: {backbone_lr_mult: 0.5}\nthresholds: {cardinality: 2}\n")
+def test_text_keys_keep_numbers_and_dates_as_written_in_a_file_and_on_the_command_line(tmp_path):
+    p = write(tmp_path, "runtime: {amp: no}\ndata: {root: 2024.10, csv: 0755, classes: [1.50, 2024-01-01]}\n"
+                        "output: {run_dir: 12:30}\nmodel: {backbone_lr_mult: 0.5}\nthresholds: {cardinality: 2}\n"
+                        "optim: {lr: 1.0e-3}\n")
     cfg = load_config(p)
-    assert (cfg.runtime.amp, cfg.data.root, cfg.data.csv, cfg.output.run_dir) == ("no", "2024", "2024-05-07", "7")
-    assert cfg.model.backbone_lr_mult == 0.5 and cfg.thresholds.cardinality == 2.0  # number keys keep numbers
-    with pytest.raises(RadvisionError, match="got True"):  # a key that takes numbers does not turn True into text
-        load_config(None, ["thresholds.cardinality=true"])
+    assert (cfg.runtime.amp, cfg.data.root, cfg.data.csv, cfg.output.run_dir) == ("no", "2024.10", "0755", "12:30")
+    assert cfg.data.classes == ["1.50", "2024-01-01"]
+    assert cfg.model.backbone_lr_mult == 0.5 and cfg.thresholds.cardinality == 2.0 and cfg.optim.lr == 1e-3
+    over = load_config(p, ["data.root=2024.10", "data.classes=[1.50]", "runtime.amp=no", "data.split.test=0.2",
+                           "data.split.train=0.7"])
+    assert (over.data.root, over.data.classes, over.runtime.amp) == ("2024.10", ["1.50"], "no")
+    assert over.data.split == {"train": 0.7, "valid": 0.1, "test": 0.2}
+    for given in ("thresholds.cardinality=true", "model.pretrained=true", "output.run_dir=on"):
+        with pytest.raises(RadvisionError, match="got True"):  # not a number, and not a folder called "true"
+            load_config(None, [given])
+    with pytest.raises(RadvisionError, match="'runtime.amp' is 'off'; choose one of"):
+        load_config(None, ["runtime.amp=off"])  # read as written, then checked against the choices
 
 
 def test_unknown_key_in_yaml_suggests(tmp_path):

@@ -174,8 +174,8 @@ def read_chexpert(
         if unknown:
             log.warning("CheXpert: %d row(s) say neither in a Frontal/Lateral column nor in the file name "
                         "(view<N>_frontal / _lateral) whether they are frontal; frontal_only keeps them", unknown)
-        raw = raw[orientation.fillna("frontal") == "frontal"].reset_index(drop=True)
-        orientation = _orientation(raw)
+        keep = (orientation.fillna("frontal") == "frontal").to_numpy()
+        raw, orientation = raw[keep].reset_index(drop=True), orientation[keep].reset_index(drop=True)
 
     labels = apply_policy(raw[[c for c in chosen if c != "No Finding" and c in raw]], policy, unmentioned)
     # each file finds its own base: a relabelled train file may write its paths unlike the official valid.csv
@@ -199,10 +199,10 @@ def read_chexpert(
         frame["age"] = pd.to_numeric(raw["Age"], errors="coerce")
     if "Sex" in raw:
         frame["sex"] = normalize_sex(raw["Sex"])
-    apa = raw["AP/PA"].astype("string").str.strip() if "AP/PA" in raw else pd.Series(pd.NA, index=raw.index,
-                                                                                         dtype="string")
     # a lateral image is "LATERAL"; a frontal one its AP / PA (blank when not given, e.g. test_labels.csv)
-    frame["view"] = apa.mask((orientation == "lateral").fillna(False).astype(bool), "LATERAL").astype(object).where(lambda v: v.notna(), np.nan)
+    view = raw["AP/PA"].astype(object) if "AP/PA" in raw else pd.Series(np.nan, index=raw.index, dtype=object)
+    view = view.map(lambda v: v.strip() if isinstance(v, str) else np.nan)
+    frame["view"] = view.mask((orientation == "lateral").fillna(False).to_numpy(), "LATERAL")
     frame["split"] = raw["_split"].to_numpy()
     source = "CheXpert " + " + ".join(p.name for p in files.values())
     frame = check_files(frame, missing, source)
