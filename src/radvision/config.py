@@ -283,7 +283,9 @@ def _text_only(tp: Any) -> bool:
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     if isinstance(value, _Written):
-        return value.text if _text_only(tp) else _coerce(value.value, tp, key)
+        # yes / true given for a path or a name is a mistake, not a folder "true" (keys with choices: `_build`)
+        text = _text_only(tp) and not isinstance(value.value, bool)
+        return value.text if text else _coerce(value.value, tp, key)
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         for arg in typing.get_args(tp):
@@ -360,8 +362,8 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
         if name not in fields:
             raise _unknown_key(key, list(fields))
         choices = fields[name].metadata.get("choices")
-        if isinstance(value, _Written) and isinstance(value.value, bool) and not choices:
-            value = value.value  # yes / no / true given for a path or a name is a mistake, not a folder "true"
+        if isinstance(value, _Written) and isinstance(value.value, bool) and choices:
+            value = value.text  # runtime.amp: no -- checked against the choices below
         try:
             coerced = _coerce(value, hints[name], key)
         except _Mismatch:

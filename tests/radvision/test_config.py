@@ -57,8 +57,9 @@ def test_text_keys_keep_numbers_and_dates_as_written_in_a_file_and_on_the_comman
                            "data.split.train=0.7"])
     assert (over.data.root, over.data.classes, over.runtime.amp) == ("2024.10", ["1.50"], "no")
     assert over.data.split == {"train": 0.7, "valid": 0.1, "test": 0.2}
-    for given in ("thresholds.cardinality=true", "model.pretrained=true", "output.run_dir=on"):
-        with pytest.raises(RadvisionError, match="got True"):  # not a number, and not a folder called "true"
+    for given in ("thresholds.cardinality=true", "model.pretrained=true", "output.run_dir=on", "data.classes=[A, yes]",
+                  "data.downsample={on: 0.5}", "model.backbone=[simple_cnn, on]"):
+        with pytest.raises(RadvisionError, match="got .*True"):  # not a number, and not a folder called "true"
             load_config(None, [given])
     with pytest.raises(RadvisionError, match="'runtime.amp' is 'off'; choose one of"):
         load_config(None, ["runtime.amp=off"])  # read as written, then checked against the choices
