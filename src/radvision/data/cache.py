@@ -28,7 +28,7 @@ __all__ = ["FITS", "ImageCache", "build_cache", "resize_image"]
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # 2: squash / crop use the transforms' geometry, full decode (no JPEG draft)
+FORMAT = 3  # 2: squash / crop use the transforms' geometry, full decode (no JPEG draft); 3: colour -> one channel as the transforms do it
 ARRAY_NAME = "images.npy"
 INDEX_NAME = "index.json"
 SKIPPED_NAME = "skipped.csv"
@@ -139,9 +139,14 @@ class ImageCache:
 
 
 def _decode(path: str, size: int, channels: int, fit: str, scaling: str) -> np.ndarray:
-    # a full decode (no JPEG draft): the uncached path decodes fully too, and the two must give the same pixels
-    img = load_image(path, mode="L" if channels == 1 else "RGB", scaling=scaling)
-    return np.asarray(resize_image(img, size, fit), dtype=np.uint8)
+    # the same steps as the transforms' deterministic start, so cached and decoded images are the same pixels:
+    # a full decode (no JPEG draft), the geometry, then a colour image to one channel by torchvision's weights
+    img = resize_image(load_image(path, mode="RGB" if channels == 3 else None, scaling=scaling), size, fit)
+    if channels == 1 and img.mode != "L":
+        from torchvision.transforms.v2 import functional as F
+
+        return F.rgb_to_grayscale(F.pil_to_tensor(img))[0].numpy()
+    return np.asarray(img, dtype=np.uint8)
 
 
 def _try_open(cache_dir: Path, size: int, channels: int, fit: str, scaling: str) -> ImageCache | None:

@@ -107,12 +107,14 @@ def build_transforms(
         raise RadvisionError(f"Transform size must be an integer of at least 8 pixels, got {size!r}.")
     check_choice(channels, (1, 3), "channel count")
     steps: list = [v2.ToImage(), *fit_geometry(PRESET_FIT[preset], size)]
+    if channels == 1:  # to one channel first: the uint8 cache stores this, and the rest works on one channel
+        steps.append(v2.Grayscale(num_output_channels=1))
     if "equalize" in modifiers:  # on the uint8 size x size image (as cached), before augmentation pads or blurs it
         steps += [v2.ToDtype(torch.uint8, scale=True), v2.RandomEqualize(p=1.0)]
     if train:
         steps += _augmentation(preset, size)
-    # Channel expansion after resizing: geometry on one channel is 3x cheaper.
-    steps.append(v2.RGB() if channels == 3 else v2.Grayscale(num_output_channels=1))
+    if channels == 3:  # gray sources become RGB last: augmenting one channel is 3x cheaper (and the same)
+        steps.append(v2.RGB())
     steps.append(v2.ToDtype(torch.float32, scale=True))
     if normalize:
         if channels == 3:

@@ -86,8 +86,9 @@ def test_a_cache_folder_under_a_file_is_a_user_error(tmp_path, gray_images, help
             build_cache(t, 10, target, progress=False)
 
 
+@pytest.mark.parametrize("channels", [3, 1])
 @pytest.mark.parametrize("preset", ["default", "default+equalize", "chexpert_study", "nih_study", "none"])
-def test_a_cached_image_reaches_the_model_as_the_decoded_one(tmp_path, helpers, preset):
+def test_a_cached_image_reaches_the_model_as_the_decoded_one(tmp_path, helpers, preset, channels):
     from radvision.data import ImageDataset, build_transforms
     from radvision.data.transforms import preset_fit
 
@@ -98,16 +99,18 @@ def test_a_cached_image_reaches_the_model_as_the_decoded_one(tmp_path, helpers, 
         a[: h // 4] = 250  # a bright band at the top: squashing or cropping moves it
         paths.append(tmp_path / f"im{i}.png")
         Image.fromarray(a, mode="L").save(paths[-1])
-    Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8), mode="RGB").save(tmp_path / "im.jpg")
-    paths.append(tmp_path / "im.jpg")
+    colour = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(colour, mode="RGB").save(tmp_path / "im.jpg")
+    Image.fromarray(np.dstack([colour, np.full((30, 40), 200, np.uint8)]), mode="RGBA").save(tmp_path / "im.png")
+    paths += [tmp_path / "im.jpg", tmp_path / "im.png"]  # colour sources: a one-channel run makes them gray
     t = helpers.make_table(paths)
-    evaluate = build_transforms(preset, 16, train=False)
-    cache = build_cache(t, 16, tmp_path / "c", channels=3, fit=preset_fit(preset), progress=False)
+    evaluate = build_transforms(preset, 16, train=False, channels=channels)
+    cache = build_cache(t, 16, tmp_path / "c", channels=channels, fit=preset_fit(preset), progress=False)
     cached, decoded = ImageDataset(t, evaluate, cache=cache), ImageDataset(t, evaluate)
     for i in range(len(paths)):
         torch.testing.assert_close(cached[i][0], decoded[i][0], atol=1e-6, rtol=0)
     # training too: the same seed draws the same augmentation of the same square
-    train = build_transforms(preset, 16, train=True)
+    train = build_transforms(preset, 16, train=True, channels=channels)
     cached, decoded = ImageDataset(t, train, cache=cache), ImageDataset(t, train)
     for i in range(len(paths)):
         torch.manual_seed(i)
