@@ -357,7 +357,8 @@ def build_train_loader(cfg: Config, train_ds: Dataset, y_train: np.ndarray, clas
     """The training DataLoader and its weighted sampler (None unless data.sampler is 'weighted').
 
     Shuffling draws from torch's RNG, which set_seed(seed + epoch) fixes, so a resumed epoch shuffles exactly
-    as it would have without the interruption. The weighted sampler (`radvision.data.weighted_sampler`, with
+    as it would have without the interruption (with several processes accelerate shuffles with a generator of
+    its own, which the Trainer seeds the same way every epoch). The weighted sampler (`radvision.data.weighted_sampler`, with
     replacement) has its own generator, which the Trainer re-seeds every epoch for the same reason; with several
     processes accelerate keeps a custom sampler, synchronises that generator from the main process and gives
     each process its share of the batches, so together they draw one epoch's sample.
@@ -688,6 +689,11 @@ class Trainer:
             set_seed(cfg.runtime.seed + progress.epoch)  # a resumed epoch sees the same shuffling
             if self.sampler is not None:
                 self.sampler.generator.manual_seed(cfg.runtime.seed + progress.epoch)
+            # with several processes accelerate shuffles with a generator of its own (seeded once per launch,
+            # synchronised from the main process): seeded per epoch too, or a resumed run replays epoch 1's order
+            shared = getattr(train_loader, "synchronized_generator", None)
+            if shared is not None:
+                shared.manual_seed(cfg.runtime.seed + progress.epoch)
             if cycle.strategy == "layerwise":
                 # one more backbone stage per epoch after the first (also right when resuming mid-cycle)
                 target = min(e, len(backbone_stages(raw)))

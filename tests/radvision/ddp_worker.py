@@ -15,7 +15,8 @@ from radvision.config import load_config
 from radvision.train import Trainer
 
 
-def main(csv: str, run_dir: str, out: str, backbone: str, strategy: str, image_size: str, epochs: str) -> None:
+def main(csv: str, run_dir: str, out: str, backbone: str, strategy: str, image_size: str, epochs: str,
+         resume: str = "") -> None:
     torch.set_num_threads(1)
     cfg = load_config(None, [
         "data.dataset=csv", f"data.csv={csv}", f"data.image_size={image_size}", "data.transforms=none",
@@ -24,7 +25,7 @@ def main(csv: str, run_dir: str, out: str, backbone: str, strategy: str, image_s
         "schedule.plateau_patience=null", "schedule.patience=null", "schedule.restore_best=false",
         f"output.run_dir={run_dir}",
     ])
-    trainer = Trainer(cfg)
+    trainer = Trainer(cfg, resume=run_dir if resume == "resume" else None)
     trainer.fit()
     grads = [p.grad for p in trainer.model.backbone.parameters() if p.grad is not None]
     checksum = torch.tensor([float(sum(g.double().sum() for g in grads))])
@@ -41,4 +42,4 @@ def main(csv: str, run_dir: str, out: str, backbone: str, strategy: str, image_s
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:8])
+    main(*sys.argv[1:9])

@@ -11,11 +11,12 @@ import pytest
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
-def train_on_two_processes(tmp_path, csv, backbone, strategy, image_size, epochs):
+def train_on_two_processes(tmp_path, csv, backbone, strategy, image_size, epochs, resume=False):
     out = tmp_path / "ranks.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER),
-           str(csv), str(tmp_path / "run"), str(out), backbone, strategy, str(image_size), str(epochs)]
+           str(csv), str(tmp_path / "run"), str(out), backbone, strategy, str(image_size), str(epochs),
+           "resume" if resume else ""]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(out.read_text())
@@ -43,3 +44,15 @@ def test_fpn_head_on_a_backbone_with_unused_layers(tmp_path, data_csv):
     assert ranks["unfrozen_stages"] == 4
     first, second = ranks["checksums"]
     assert first == pytest.approx(second, rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="torchrun on CPU is exercised on Linux")
+def test_a_resumed_two_process_run_shuffles_as_an_uninterrupted_one(tmp_path, data_csv):
+    import pandas as pd
+
+    train_on_two_processes(tmp_path / "straight", data_csv, "simple_cnn", "full", 32, 2)
+    train_on_two_processes(tmp_path / "resumed", data_csv, "simple_cnn", "full", 32, 1)
+    train_on_two_processes(tmp_path / "resumed", data_csv, "simple_cnn", "full", 32, 2, resume=True)
+    straight, resumed = (pd.read_csv(tmp_path / name / "run" / "metrics.csv") for name in ("straight", "resumed"))
+    assert resumed["epoch"].tolist() == [1, 2]
+    assert resumed["train_loss"].tolist() == pytest.approx(straight["train_loss"].tolist(), rel=1e-5)
