@@ -628,11 +628,30 @@ def with_absolute_paths(cfg: Config) -> Config:
 def load_run_config(path: str | os.PathLike[str]) -> Config:
     """A run folder's config.yaml, read as the run was trained: keys added to radvision after the run was
     written take the value that reproduces it (`model.input_norm` false), not today's default."""
-    cfg = load_config(path)
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    raw = _read_config_file(path)
+    cfg = config_from_dict(raw)
     if "input_norm" not in (raw.get("model") or {}):
         cfg.model.input_norm = False
     return cfg
+
+
+def _read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mapping a YAML config file holds (empty for an empty file), or one clear error about the file."""
+    p = Path(path)
+    if not p.is_file():
+        what = "is a folder" if p.is_dir() else "does not exist"
+        raise RadvisionError(f"Config file {str(p)!r} {what}; pass the path of a YAML file.")
+    try:
+        loaded = _load_yaml(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise RadvisionError(f"Config file {str(p)!r} is not text (is it an image?); pass a YAML file.") from None
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise RadvisionError(f"Config file {str(p)!r} is not valid YAML{where}.") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise RadvisionError(f"Config file {str(p)!r} must hold a mapping of sections (data, model, ...).")
+    return loaded or {}
 
 
 def load_config(
@@ -648,23 +667,7 @@ def load_config(
     if path is not None and not isinstance(path, str | os.PathLike):
         raise RadvisionError(f"load_config() takes the path of a YAML file, not a {type(path).__name__}; pass a "
                              "mapping of sections as updates= (or to config_from_dict).")
-    values: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            what = "is a folder" if p.is_dir() else "does not exist"
-            raise RadvisionError(f"Config file {str(p)!r} {what}; pass the path of a YAML file.")
-        try:
-            loaded = _load_yaml(p.read_text(encoding="utf-8"))
-        except UnicodeDecodeError:
-            raise RadvisionError(f"Config file {str(p)!r} is not text (is it an image?); pass a YAML file.") from None
-        except yaml.YAMLError as exc:
-            line = getattr(getattr(exc, "problem_mark", None), "line", None)
-            where = f" at line {line + 1}" if line is not None else ""
-            raise RadvisionError(f"Config file {str(p)!r} is not valid YAML{where}.") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise RadvisionError(f"Config file {str(p)!r} must hold a mapping of sections (data, model, ...).")
-        values = loaded or {}
+    values = _read_config_file(path) if path is not None else {}
     if updates:
         values = merge_sections(values, updates)
     return config_from_dict(apply_overrides(values, list(overrides)))

@@ -108,6 +108,10 @@ def _rgb_float(image) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0)
 
 
+def _resized(heatmap: np.ndarray, width: int, height: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(heatmap).resize((width, height), Image.BILINEAR), dtype=np.float32)
+
+
 def place_cam(cam: np.ndarray, width: int, height: int, fit: str) -> np.ndarray:
     """A heatmap of the network's square input mapped back onto the original ``width x height`` image.
 
@@ -116,9 +120,9 @@ def place_cam(cam: np.ndarray, width: int, height: int, fit: str) -> np.ndarray:
     so the map covers that square and the edges the network never saw get no heat."""
     m = np.asarray(cam, dtype=np.float32)
     if fit != "crop" or width == height:
-        return np.asarray(Image.fromarray(m).resize((width, height), Image.BILINEAR), dtype=np.float32)
+        return _resized(m, width, height)
     side = min(width, height)
-    square = np.asarray(Image.fromarray(m).resize((side, side), Image.BILINEAR), dtype=np.float32)
+    square = _resized(m, side, side)
     out = np.zeros((height, width), dtype=np.float32)
     top, left = int(round((height - side) / 2)), int(round((width - side) / 2))  # as CenterCrop places it
     out[top:top + side, left:left + side] = square
@@ -152,7 +156,7 @@ def save_overlays(image, cams: Mapping[str, np.ndarray], out_dir: str | Path, pr
         if m.ndim != 2:
             raise RadvisionError(f"The heatmap for '{name}' must be 2-D, got shape {m.shape}.")
         if m.shape != (h, w):
-            m = np.asarray(Image.fromarray(m).resize((w, h), Image.BILINEAR), dtype=np.float32)
+            m = _resized(m, w, h)
         m = np.clip(np.nan_to_num(m), 0.0, 1.0)
         overlay = show_cam_on_image(rgb, m, use_rgb=True, image_weight=image_weight)
         path = out / overlay_name(prefix, name)

@@ -77,6 +77,12 @@ def read_thresholds(path: str | os.PathLike[str], class_names: list[str]) -> np.
     return _thresholds_vector(load_thresholds(path), class_names)
 
 
+def run_thresholds(run_dir: str | os.PathLike[str], class_names: list[str]) -> np.ndarray:
+    """A run's thresholds in `class_names` order; 0.5 each for a run stopped before it chose them."""
+    saved = Path(run_dir) / THRESHOLDS_FILE
+    return read_thresholds(saved, class_names) if saved.is_file() else np.full(len(class_names), 0.5)
+
+
 def load_run(run_dir: str | os.PathLike[str], device: str | torch.device | None = "cpu"
              ) -> tuple[torch.nn.Module, Config, list[str], np.ndarray]:
     """(model in eval mode, config, class names, thresholds) of a finished run; thresholds 0.5 if not chosen."""
@@ -93,9 +99,7 @@ def load_run(run_dir: str | os.PathLike[str], device: str | torch.device | None 
     model = build_model_from_config(cfg, class_names, pretrained=None)
     load_weights(model, run / MODEL_FILE)
     model.to(resolve_device(device)).eval()
-    thr_path = run / THRESHOLDS_FILE
-    thresholds = read_thresholds(thr_path, class_names) if thr_path.is_file() else np.full(len(class_names), 0.5)
-    return model, cfg, class_names, thresholds
+    return model, cfg, class_names, run_thresholds(run, class_names)
 
 
 def input_paths(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
@@ -287,15 +291,13 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
                 f"--thresholds {str(run)!r}: the run has no class {', '.join(map(repr, foreign))}, which the "
                 f"prediction and gold tables share, so its decision rule cannot label it; the run's classes are "
                 f"{', '.join(run_cfg.data.classes or [])}. Score predictions of that run, or pass a thresholds.json.")
-        # like predict --labels: a run stopped before choosing thresholds labels at 0.5 (decide_labels warns)
-        run_thresholds = (read_thresholds(run, run_classes) if (run / THRESHOLDS_FILE).is_file()
-                          else np.full(len(run_classes), 0.5))
+        rule_thresholds = run_thresholds(run, run_classes)  # 0.5 without thresholds.json, as predict --labels
     predicted = classes + [c for c in run_classes if c not in classes]
     y_pred = _numeric(p, predicted, "prediction", allowed=None)
     left = pd.DataFrame(y_gold, columns=[f"{c}_gold" for c in classes]).assign(path=g["path"].to_numpy())
     right = pd.DataFrame(y_pred, columns=predicted).assign(path=p["path"].to_numpy())
     if run is not None:  # the rule (top_k, a cardinality shift) sees every predicted image, as predict --labels
-        decided = decide_labels(run, run_cfg, right[run_classes].to_numpy(dtype=float), run_thresholds)
+        decided = decide_labels(run, run_cfg, right[run_classes].to_numpy(dtype=float), rule_thresholds)
         right = right.assign(**{f"{c}_decided": decided[:, run_classes.index(c)] for c in classes})
     merged = left.merge(right, on="path", how="inner")
     if merged.empty:
@@ -314,8 +316,11 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
     if not scored.all():
         logger.warning("%d rows have no probabilities (failed images) and are left out", int((~scored).sum()))
         y_true, y_prob, merged = y_true[scored], y_prob[scored], merged[scored]
-    thr: float | np.ndarray = 0.5 if thresholds is None else read_thresholds(thresholds, classes) if run is None \
-        else run_thresholds[[run_classes.index(c) for c in classes]]
+    thr: float | np.ndarray = 0.5
+    if run is not None:
+        thr = rule_thresholds[[run_classes.index(c) for c in classes]]
+    elif thresholds is not None:
+        thr = read_thresholds(thresholds, classes)
     labels = None
     if run is not None:
         labels = np.nan_to_num(merged[[f"{c}_decided" for c in classes]].to_numpy(dtype=float)).astype(int)

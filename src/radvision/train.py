@@ -358,8 +358,8 @@ def build_train_loader(cfg: Config, train_ds: Dataset, y_train: np.ndarray, clas
 
     Shuffling draws from torch's RNG, which set_seed(seed + epoch) fixes, so a resumed epoch shuffles exactly
     as it would have without the interruption (with several processes accelerate shuffles with a generator of
-    its own, which the Trainer seeds the same way every epoch). The weighted sampler (`radvision.data.weighted_sampler`, with
-    replacement) has its own generator, which the Trainer re-seeds every epoch for the same reason; with several
+    its own, which the Trainer seeds the same way every epoch). The weighted sampler
+    (`radvision.data.weighted_sampler`, with replacement) has its own generator, which the Trainer re-seeds every epoch for the same reason; with several
     processes accelerate keeps a custom sampler, synchronises that generator from the main process and gives
     each process its share of the batches, so together they draw one epoch's sample.
     """

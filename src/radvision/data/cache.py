@@ -28,7 +28,9 @@ __all__ = ["FITS", "ImageCache", "build_cache", "resize_image"]
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3  # 2: squash / crop use the transforms' geometry, full decode (no JPEG draft); 3: colour -> one channel as the transforms do it
+# 2: squash / crop use the transforms' geometry, full decode (no JPEG draft);
+# 3: a one-channel cache makes colour images gray after the geometry, as the transforms do
+FORMAT = 3
 ARRAY_NAME = "images.npy"
 INDEX_NAME = "index.json"
 SKIPPED_NAME = "skipped.csv"
