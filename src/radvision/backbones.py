@@ -106,7 +106,8 @@ REGISTRY: dict[str, BackboneSpec] = {
         _tv("convnext_large", "ConvNeXt_Large_Weights.IMAGENET1K_V1", "convnext", _CONVNEXT,
             [192, 384, 768, 1536], "features.7", 1536),
         # Feature maps, channels and width come from timm's own feature_info at build time.
-        BackboneSpec("inception_resnet_v2", "timm", "inception_resnet_v2", default_size=299, min_size=75),
+        BackboneSpec("inception_resnet_v2", "timm", "inception_resnet_v2", num_features=1536, default_size=299,
+                     min_size=75),  # num_features for listings; the build reads the width from timm
         BackboneSpec("simple_cnn", "builtin", "SimpleCNN", None, "", ("blocks.0", "blocks.1", "blocks.2", "blocks.3"),
                      (16, 32, 64, 128), "blocks.3", 128, default_size=64, min_size=16),
     ]
@@ -291,14 +292,14 @@ def get_spec(name: str) -> BackboneSpec:
 
         model_name = name[len(TIMM_PREFIX) :]
         if not timm.is_model(model_name):
-            close = difflib.get_close_matches(model_name, timm.list_models(), n=3)
+            close = difflib.get_close_matches(model_name.lower(), timm.list_models(), n=3)
             hint = f"did you mean {', '.join(TIMM_PREFIX + c for c in close)}?" if close else "see timm.list_models()."
             raise RadvisionError(f"timm has no model named '{model_name}'; {hint}")
         pretrained_cfg = timm.models.get_pretrained_cfg(model_name)  # metadata only, nothing is downloaded
         # timm models vary: no minimum size, but some take one size only
         return BackboneSpec(name, "timm", model_name, min_size=0,
                             fixed_size=_fixed_size(pretrained_cfg.to_dict() if pretrained_cfg else None))
-    close = difflib.get_close_matches(name, list_backbones(), n=3, cutoff=0.5)
+    close = difflib.get_close_matches(str(name).lower(), list_backbones(), n=3, cutoff=0.5)  # names are lower case
     hint = f"did you mean {', '.join(close)}? " if close else ""
     raise RadvisionError(
         f"Unknown backbone '{name}'; {hint}valid names: {', '.join(list_backbones())}, or {TIMM_NOTE}."

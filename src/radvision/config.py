@@ -442,6 +442,9 @@ def _check_consistency(cfg: Config) -> None:
         raise RadvisionError(f"Config key 'thresholds.top_k' must be 1 or more (or null for no limit), "
                              f"got {cfg.thresholds.top_k!r}.")
     _check_decision_rule(cfg.thresholds)
+    if not cfg.model.backbone:
+        raise RadvisionError("Config key 'model.backbone' must name a backbone (or a list of several); see "
+                             "`radvision models`.")
     hidden = [cfg.model.hidden] if isinstance(cfg.model.hidden, int) else cfg.model.hidden or []
     if any(h < 1 for h in hidden):
         raise RadvisionError(f"Config key 'model.hidden' must list layer sizes of 1 or more, got {cfg.model.hidden!r}.")

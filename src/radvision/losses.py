@@ -43,7 +43,15 @@ def _check(logits: Tensor, targets: Tensor, weights: list[Tensor | None]) -> tup
         if w is not None and w.numel() != logits.shape[1]:
             raise RadvisionError(f"Got {w.numel()} class weights for {logits.shape[1]} classes.")
     logits, targets = logits.float(), targets.float()
+    if ((targets < 0) | (targets > 1)).any():  # NaN compares False: unknown targets pass
+        raise RadvisionError(
+            f"Targets must be 1 / 0 (or soft values in between), or NaN for unknown; got values from "
+            f"{targets.nan_to_num(0.5).min().item():g} to {targets.nan_to_num(0.5).max().item():g}. Map uncertain "
+            "(-1) labels with an uncertainty policy first (U-Ignore / U-Zeros / U-Ones)."
+        )
     mask = ~torch.isnan(targets)
+    # masked logits become 0 so that an inf there cannot make 0 * inf = NaN in the sums (or gradients)
+    logits = torch.where(mask, logits, torch.zeros_like(logits))
     return logits, torch.where(mask, targets, torch.zeros_like(targets)), mask.float()
 
 

@@ -19,7 +19,8 @@ from sklearn import metrics as skm
 from radvision.errors import RadvisionError
 
 
-def _prepare(y_true, y_prob, class_names) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def check_scores(y_true, y_prob, class_names) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(y_true, y_prob, names) as float (samples, classes) arrays, or a RadvisionError naming what is wrong."""
     y_true = np.asarray(y_true, dtype=float)
     y_prob = np.asarray(y_prob, dtype=float)
     if y_true.ndim == 1:
@@ -46,6 +47,10 @@ def _prepare(y_true, y_prob, class_names) -> tuple[np.ndarray, np.ndarray, list[
 def as_thresholds(thresholds, n_classes: int) -> np.ndarray:
     """A scalar or per-class sequence -> array of ``n_classes`` thresholds."""
     thr = np.asarray(thresholds, dtype=float)
+    # a hair above 1 means "never" (adjust_thresholds' answer for a cardinality of 0)
+    bad = thr[np.isnan(thr) | (thr < 0) | (thr > np.nextafter(1.0, 2.0))]
+    if bad.size:
+        raise RadvisionError(f"Thresholds must be probabilities between 0 and 1, got {bad.flat[0]:g}.")
     if thr.ndim == 0:
         return np.full(n_classes, float(thr))
     if thr.shape != (n_classes,):
@@ -98,7 +103,7 @@ def per_class_metrics(y_true, y_prob, class_names: Sequence[str], thresholds=0.5
     """One row per class: auroc, average_precision, precision, recall, f1, specificity, support
     (known positives), n (known labels), prevalence, threshold.  Precision, recall, F1 and specificity
     score `y_pred` when given (0/1 decisions of a whole rule, see `thresholds.decide`), else p >= threshold."""
-    y_true, y_prob, names = _prepare(y_true, y_prob, class_names)
+    y_true, y_prob, names = check_scores(y_true, y_prob, class_names)
     thr = as_thresholds(thresholds, len(names))
     decided = _decisions(y_prob, thr, y_pred)
     rows = []
@@ -133,7 +138,7 @@ def any_finding(y_true, y_prob, class_names: Sequence[str]) -> tuple[np.ndarray,
     and some unknown finding label.  Score: 1 - P(No Finding) when the model has that output, else
     `noisy_or_score` of the finding probabilities.
     """
-    y_true, y_prob, names = _prepare(y_true, y_prob, class_names)
+    y_true, y_prob, names = check_scores(y_true, y_prob, class_names)
     finding = np.array([n != NO_FINDING for n in names])
     t = y_true[:, finding]
     truth = np.where((t == 1).any(axis=1), 1.0, np.where(np.isnan(t).any(axis=1), np.nan, 0.0))
@@ -163,7 +168,7 @@ def evaluate_predictions(y_true, y_prob, class_names: Sequence[str], thresholds=
     empty scores 0 there).  The label metrics score `y_pred` when given (0/1 decisions of a
     whole rule, see `thresholds.decide`), else p >= threshold.
     """
-    y_true, y_prob, names = _prepare(y_true, y_prob, class_names)
+    y_true, y_prob, names = check_scores(y_true, y_prob, class_names)
     thr = as_thresholds(thresholds, len(names))
     y_pred = _decisions(y_prob, thr, y_pred)
     pc = per_class_metrics(y_true, y_prob, names, thr, y_pred=y_pred)
@@ -198,7 +203,7 @@ def monitored_mean(y_true, y_prob, class_names: Sequence[str], metric: str = "au
     makes its AUROC noise).  `include_any` adds "any finding" AUROC as one more term and then leaves the
     "No Finding" class out (the any-finding term already measures it).  NaN when no term is defined.
     """
-    y_true, y_prob, names = _prepare(y_true, y_prob, class_names)
+    y_true, y_prob, names = check_scores(y_true, y_prob, class_names)
     if metric not in ("auroc", "average_precision", "f1"):
         raise RadvisionError(f"Cannot average {metric!r} per class; use auroc, average_precision or f1.")
     pc = per_class_metrics(y_true, y_prob, names, thresholds)
@@ -271,7 +276,7 @@ def confusion_matrices(y_true, y_pred, class_names: Sequence[str]) -> dict[str, 
     0/1 decisions."""
     y_true_a = np.asarray(y_true, dtype=float)
     y_pred_a = _zero_one(y_pred, "y_pred").astype(float)
-    y_true_a, y_pred_a, names = _prepare(y_true_a, y_pred_a, class_names)
+    y_true_a, y_pred_a, names = check_scores(y_true_a, y_pred_a, class_names)
     out = {}
     for j, name in enumerate(names):
         m = ~np.isnan(y_true_a[:, j])

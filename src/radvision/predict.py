@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from radvision.config import Config, load_run_config
-from radvision.data.table import read_csv_checked
+from radvision.data.table import read_csv_checked, separator_hint
 from radvision.errors import RadvisionError, did_you_mean, first_line
 from radvision.rundir import CONFIG_FILE, MODEL_FILE, THRESHOLDS_FILE, load_weights
 
@@ -50,19 +50,21 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
-def _thresholds_vector(loaded: Any, class_names: list[str]) -> np.ndarray:
-    """Thresholds in class order, whatever shape `load_thresholds` hands back."""
+def _thresholds_vector(loaded: Any, class_names: list[str], source: str) -> np.ndarray:
+    """Thresholds in class order, whatever shape `load_thresholds` hands back (`source` names the file)."""
     if isinstance(loaded, tuple) and len(loaded) == 2:
         names, values = loaded
         loaded = dict(zip(names, np.asarray(values, dtype=float).tolist(), strict=True))
     if isinstance(loaded, dict):
         missing = [c for c in class_names if c not in loaded]
         if missing:
-            raise RadvisionError(f"Thresholds file has no threshold for class {missing[0]!r}.")
+            raise RadvisionError(f"Thresholds file {source!r} has no threshold for class {missing[0]!r}; it has "
+                                 f"{', '.join(map(repr, loaded))}.")
         return np.array([float(loaded[c]) for c in class_names])
     arr = np.asarray(loaded, dtype=float)
     if arr.shape != (len(class_names),):
-        raise RadvisionError(f"Thresholds file holds {arr.size} thresholds but the run has {len(class_names)} classes.")
+        raise RadvisionError(f"Thresholds file {source!r} holds {arr.size} thresholds for {len(class_names)} "
+                             "classes.")
     return arr
 
 
@@ -74,7 +76,7 @@ def read_thresholds(path: str | os.PathLike[str], class_names: list[str]) -> np.
         path = Path(path) / THRESHOLDS_FILE
     if not Path(path).is_file():
         raise RadvisionError(f"Thresholds file {str(path)!r} does not exist.")
-    return _thresholds_vector(load_thresholds(path), class_names)
+    return _thresholds_vector(load_thresholds(path), class_names, str(path))
 
 
 def run_thresholds(run_dir: str | os.PathLike[str], class_names: list[str]) -> np.ndarray:
@@ -139,7 +141,7 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
         return [os.fspath(source)], [str(p)]
     frame = read_csv_checked(p, **TEXT_CELLS)
     if "path" not in frame:
-        hint = did_you_mean("path", list(frame.columns))
+        hint = separator_hint(frame) or did_you_mean("path", list(frame.columns))
         raise RadvisionError(f"Input CSV {str(p)!r} has no 'path' column{hint}; columns are "
                              f"{', '.join(map(str, frame.columns))}.")
     given = _cells(frame["path"])
@@ -147,11 +149,14 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
 
 
 def _cells(column: pd.Series) -> list[str]:
-    return ["" if pd.isna(v) else str(v).strip() for v in column]
+    """Path cells as written (blank -> ""): outputs carry this spelling so they join back to the input."""
+    return ["" if pd.isna(v) else str(v) for v in column]
 
 
 def _under(root: str | os.PathLike[str] | None, paths: Any) -> list[str]:
-    return [s if not s or root is None or os.path.isabs(s) else str(Path(root) / s) for s in paths]
+    """Files to read: spaces around a cell are not part of the name; relative paths start at `root`."""
+    stripped = [str(s).strip() for s in paths]
+    return [s if not s or root is None or os.path.isabs(s) else str(Path(root) / s) for s in stripped]
 
 
 class ImageFiles(Dataset):
@@ -308,13 +313,21 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
     y_true = np.array(merged[[f"{c}_gold" for c in classes]], dtype=float)  # a writable copy
     y_true[~np.isin(y_true, (0.0, 1.0))] = np.nan  # uncertain (-1) and blanks are not scored
     y_prob = merged[classes].to_numpy(dtype=float)
-    scored = ~np.isnan(y_prob).any(axis=1)
+    blank = np.isnan(y_prob)
+    partial = blank.any(axis=1) & ~blank.all(axis=1)
+    if partial.any():
+        i = int(np.flatnonzero(partial)[0])
+        raise RadvisionError(f"The prediction row for {merged['path'].iloc[i]!r} has probabilities for some classes "
+                             f"but a blank {classes[int(np.flatnonzero(blank[i])[0])]!r}; a row is either scored "
+                             "for every class or blank for all (an image that could not be read).")
+    scored = ~blank.all(axis=1)
     if not scored.any():
         raise RadvisionError(f"None of the {len(merged)} prediction rows that match the gold table has "
                              "probabilities (their images could not be read; see the prediction table's error "
                              "column); there is nothing to score.")
     if not scored.all():
-        logger.warning("%d rows have no probabilities (failed images) and are left out", int((~scored).sum()))
+        logger.warning("%d rows have no probabilities (failed images, first %r) and are left out",
+                       int((~scored).sum()), merged["path"].iloc[int(np.flatnonzero(~scored)[0])])
         y_true, y_prob, merged = y_true[scored], y_prob[scored], merged[scored]
     thr: float | np.ndarray = 0.5
     if run is not None:
@@ -358,8 +371,11 @@ def _read_table(source: str | os.PathLike[str] | pd.DataFrame, what: str) -> pd.
             raise RadvisionError(f"The {what} file {str(path)!r} does not exist.")
         frame = read_csv_checked(path, **TEXT_CELLS)
     if "path" not in frame:
-        raise RadvisionError(f"The {what} table has no 'path' column; columns are {', '.join(map(str, frame.columns))}.")
-    named = frame["path"].astype(str).str.strip() != ""  # rows of failed or empty inputs carry no path
+        raise RadvisionError(f"The {what} table has no 'path' column{separator_hint(frame)}; columns are "
+                             f"{', '.join(map(str, frame.columns))}.")
+    # joined on the name without surrounding spaces, as predict reads it (its output keeps the input's spelling)
+    frame = frame.assign(path=frame["path"].astype(str).str.strip())
+    named = frame["path"] != ""  # rows of failed or empty inputs carry no path
     frame = frame[named.to_numpy()].reset_index(drop=True)
     dup = frame["path"].astype(str).duplicated()
     if dup.any():

@@ -16,7 +16,7 @@ from sklearn.metrics import precision_recall_curve
 
 from radvision.atomic import atomic_write_text
 from radvision.errors import RadvisionError
-from radvision.metrics import as_thresholds
+from radvision.metrics import as_thresholds, check_scores
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +39,12 @@ def f1_optimal_thresholds(y_true, y_prob, min_precision: float | None = None,
     most precise threshold is used and a warning logged.  Classes without both a positive and a
     negative known label keep 0.5.  ``class_names`` name the classes in those log lines.
     """
-    y_true = np.asarray(y_true, dtype=float)
     y_prob = _probs(y_prob)
-    if y_true.shape != y_prob.shape:
-        raise RadvisionError(f"y_true {y_true.shape} and y_prob {y_prob.shape} must have the same shape.")
     if min_precision is not None and not 0.0 <= min_precision <= 1.0:
         raise RadvisionError(f"min_precision must be between 0 and 1, got {min_precision}.")
-    if class_names is not None and len(class_names) != y_true.shape[1]:
-        raise RadvisionError(f"Got {len(class_names)} class names for {y_true.shape[1]} classes.")
-    names = [str(c) for c in class_names] if class_names is not None else [f"class {j}" for j in range(y_true.shape[1])]
+    if class_names is None:
+        class_names = [f"class {j}" for j in range(y_prob.shape[1])]
+    y_true, y_prob, names = check_scores(y_true, y_prob, [str(c) for c in class_names])
     out = np.full(y_true.shape[1], DEFAULT_THRESHOLD)
     one_sided = []
     for j in range(y_true.shape[1]):
@@ -64,8 +61,8 @@ def f1_optimal_thresholds(y_true, y_prob, min_precision: float | None = None,
             best = int(np.argmax(np.where(ok, f1, -1.0)))
         else:
             best = int(np.lexsort((recall, precision))[-1])
-            logger.warning("%s never reaches precision %.2f; using its most precise threshold (%.3f)",
-                           names[j], min_precision, precision[best])
+            logger.warning("%s never reaches precision %.2f; using its most precise threshold %.3f "
+                           "(precision %.3f)", names[j], min_precision, thr[best], precision[best])
         out[j] = float(thr[best])
     if one_sided:
         logger.info("%s: no positive or no negative labels, so threshold %.2f is kept", ", ".join(one_sided),
@@ -100,8 +97,11 @@ def predict_labels(y_prob, thresholds=DEFAULT_THRESHOLD, *, min_labels: int = 0,
     ``max_labels`` most probable are kept."""
     p = _probs(y_prob)
     pred = (p >= as_thresholds(thresholds, p.shape[1])).astype(int)
-    if min_labels < 0 or (max_labels is not None and max_labels < max(min_labels, 1)):
-        raise RadvisionError(f"Need 0 <= min_labels <= max_labels, got {min_labels} and {max_labels}.")
+    if min_labels < 0:
+        raise RadvisionError(f"min_labels must be 0 or more, got {min_labels}.")
+    if max_labels is not None and max_labels < max(min_labels, 1):
+        raise RadvisionError(f"max_labels (top_k) must be at least 1 and at least min_labels ({min_labels}), "
+                             f"got {max_labels}.")
     if min_labels > 0:
         pred |= top_k(p, min(min_labels, p.shape[1]))
     if max_labels is not None:

@@ -816,7 +816,8 @@ class Trainer:
             n = images.shape[0]
             total += loss.detach().float() * n
             count += n
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if not bar.disable:  # .item() waits for the device: only when the bar shows it
+                bar.set_postfix(loss=f"{loss.item():.4f}")
         total, count = acc.reduce(total, "sum"), acc.reduce(count, "sum")
         return float(total / count.clamp(min=1))
 

@@ -24,6 +24,8 @@ OFFLINE_ENV_VARS = ("RADVISION_OFFLINE", "HF_HUB_OFFLINE", "TORCH_HUB_OFFLINE")
 # Below this share of its weight tensors found in a file, a backbone refuses it: a file for another
 # architecture (efficientnet into mobilenet) shares only a few generic names and would load "successfully".
 MIN_LOADED_FRACTION = 0.5
+# More unplaceable tensors than this share of the loaded ones, inside the backbone's own modules, mean a deeper model.
+DEEPER_FRACTION = 0.1
 
 # Wrappers that training frameworks put around a state dict or in front of its keys.
 _CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights")
@@ -107,6 +109,9 @@ def _unreadable_reason(err: Exception) -> str:
         return (f"it holds Python objects besides tensors ({found.group(1)}), which are not loaded because that "
                 "could run code; if you trust the file, allow that type first with "
                 f"torch.serialization.add_safe_globals([{found.group(1)}]), or save the state dict alone")
+    if found:  # a reference into a module torch blocks outright (os, subprocess, ...): never loadable
+        return (f"it refers to {found.group(1)}, which weights-only loading refuses because it could run code; "
+                "save the state dict alone")
     return "it is not a torch or safetensors file, or it is damaged"
 
 
@@ -135,7 +140,7 @@ def align_keys(state: Mapping[str, torch.Tensor], target_keys: set[str]) -> dict
     return best
 
 
-def adapt_first_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+def adapt_first_conv(weight: torch.Tensor, in_chans: int, source: str = "the weight file") -> torch.Tensor:
     """Fit an RGB first-conv kernel to ``in_chans`` inputs (sum for 1 channel, tile otherwise) using timm's rule."""
     from timm.models import adapt_input_conv
 
@@ -143,8 +148,9 @@ def adapt_first_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
         return weight
     if weight.shape[1] != 3:
         raise RadvisionError(
-            f"Cannot adapt a first convolution with {weight.shape[1]} input channels to {in_chans}; "
-            "only 3-channel (RGB) kernels can be adapted."
+            f"The first convolution in {source} takes {weight.shape[1]} input channels and cannot be adapted to "
+            f"{in_chans} (only 3-channel RGB kernels can); build the model with {weight.shape[1]} channels "
+            f"(data.channels={weight.shape[1]}) to start from this file."
         )
     return adapt_input_conv(in_chans, weight)
 
@@ -165,22 +171,13 @@ def load_into(
     """
     own = module.state_dict()
     aligned = align_keys(state, set(own))
-    if first_conv and first_conv in aligned and first_conv in own:
-        want = own[first_conv].shape[1]
-        if aligned[first_conv].ndim == 4 and aligned[first_conv].shape[1] != want:
-            aligned[first_conv] = adapt_first_conv(aligned[first_conv], want)
     matched = [k for k in aligned if k in own]
     if not matched:
         raise RadvisionError(
             f"None of the {len(aligned)} tensors in {source} match this backbone (file keys look like "
             f"{sorted(aligned)[:3]}, the backbone expects keys like {sorted(own)[:3]}); check the backbone name."
         )
-    bad = [f"{k} {tuple(aligned[k].shape)} vs {tuple(own[k].shape)}" for k in matched if aligned[k].shape != own[k].shape]
-    if bad:
-        raise RadvisionError(
-            f"{len(bad)} tensors in {source} have the wrong shape for this backbone (first: {bad[0]}); "
-            "the file was made for a different architecture."
-        )
+    # coverage before the first convolution: another family's file can match little more than a "conv1.weight"
     learned = [k for k in own if not k.endswith("num_batches_tracked")]  # counters, not weights
     found = sum(k in aligned for k in learned)
     if found < MIN_LOADED_FRACTION * len(learned):
@@ -191,9 +188,29 @@ def load_into(
             "from random weights. Pick the backbone the file was made for (model.backbone), or train from scratch "
             "with model.pretrained=null."
         )
+    unexpected = sorted(k for k in aligned if k not in own)
+    # tensors inside the backbone's own modules that it has no place for (layer1.2.* of a resnet34 file in a
+    # resnet18): a deeper model of the same family.  A classifier (fc, head.fc) is a few tensors, not this many.
+    own_modules = {k.split(".", 1)[0] for k in own}
+    deeper = [k for k in unexpected if k.split(".", 1)[0] in own_modules]
+    if len(deeper) > max(4, DEEPER_FRACTION * len(matched)):
+        raise RadvisionError(
+            f"{source} holds {len(deeper)} tensors inside this backbone's modules that it has no place for (first: "
+            f"{', '.join(deeper[:3])}): the file was made for a deeper model of the same family (e.g. resnet34 "
+            "weights for a resnet18). Pick the backbone the file was made for (model.backbone)."
+        )
+    if first_conv and first_conv in aligned and first_conv in own:
+        want = own[first_conv].shape[1]
+        if aligned[first_conv].ndim == 4 and aligned[first_conv].shape[1] != want:
+            aligned[first_conv] = adapt_first_conv(aligned[first_conv], want, source)
+    bad = [f"{k} {tuple(aligned[k].shape)} vs {tuple(own[k].shape)}" for k in matched if aligned[k].shape != own[k].shape]
+    if bad:
+        raise RadvisionError(
+            f"{len(bad)} tensors in {source} have the wrong shape for this backbone (first: {bad[0]}); "
+            "the file was made for a different architecture."
+        )
     result = module.load_state_dict({k: aligned[k] for k in matched}, strict=False)
     missing = sorted(result.missing_keys)
-    unexpected = sorted(k for k in aligned if k not in own)
     if missing:
         logger.warning(
             "%d backbone tensors were not in %s and keep their random init (first: %s)",

@@ -86,6 +86,11 @@ def test_timm_prefix_builds_any_timm_model():
 def test_unknown_names_suggest_close_matches():
     with pytest.raises(RadvisionError, match="did you mean resnet50"):
         create_backbone("resnet5O")
+    with pytest.raises(RadvisionError, match="did you mean vgg16"):  # whatever the case
+        create_backbone("VGG16")
+    with pytest.raises(RadvisionError, match="did you mean timm/resnet18"):
+        create_backbone("timm/RESNET18")
+    assert {r["name"]: r["num_features"] for r in describe_backbones()}["inception_resnet_v2"] == 1536
     with pytest.raises(RadvisionError, match="timm/<name>"):
         create_backbone("no_such_net")
     with pytest.raises(RadvisionError, match="timm has no model named"):
@@ -255,3 +260,27 @@ def test_timm_models_get_the_normalisation_and_input_size_of_their_weights():
 def test_in_chans_must_be_a_number_not_a_flag():
     with pytest.raises(RadvisionError, match="in_chans must be a positive integer, got True"):
         create_backbone("simple_cnn", in_chans=True)
+
+
+def test_a_deeper_or_other_family_file_is_refused_with_the_right_reason(tmp_path):
+    torch.save(tvm.resnet34().state_dict(), tmp_path / "r34.pth")  # holds every resnet18 tensor name and more
+    with pytest.raises(RadvisionError, match=r"r34.pth holds \d+ tensors inside this backbone's modules .*deeper "
+                                             r"model of the same family"):
+        create_backbone("resnet18", pretrained=tmp_path / "r34.pth")
+    torch.save(tvm.densenet121().state_dict(), tmp_path / "d.pth")  # a dense layer's "conv1.weight" is not resnet's
+    with pytest.raises(RadvisionError, match=r"Only \d+ of the backbone's \d+ weight tensors are in .*d.pth"):
+        create_backbone("resnet18", pretrained=tmp_path / "d.pth")
+    one = create_backbone("resnet18", in_chans=1)
+    torch.save(one.state_dict(), tmp_path / "gray.pth")
+    with pytest.raises(RadvisionError, match=r"first convolution in .*gray.pth takes 1 input channels .*"
+                                             r"data.channels=1"):
+        create_backbone("resnet18", pretrained=tmp_path / "gray.pth", in_chans=3)
+    # a classifier the backbone lacks is a few tensors, also where it sits in a module the backbone has (timm's head)
+    import timm
+
+    full = timm.create_model("convnext_atto")
+    save_file(full.state_dict(), str(tmp_path / "atto.safetensors"))
+    bb = create_backbone("timm/convnext_atto", pretrained=tmp_path / "atto.safetensors")
+    torch.testing.assert_close(bb.model.head.norm.weight, full.head.norm.weight)
+    torch.save(tvm.inception_v3(aux_logits=True, init_weights=False).state_dict(), tmp_path / "inc.pth")
+    assert isinstance(create_backbone("inception_v3", pretrained=tmp_path / "inc.pth"), Backbone)

@@ -75,6 +75,8 @@ def test_unknown_key_in_yaml_suggests(tmp_path):
 def test_unknown_key_in_override_suggests():
     with pytest.raises(RadvisionError, match="did you mean epochs"):
         load_config(None, ["optim.epoch=3"])
+    with pytest.raises(RadvisionError, match="'model.backbone' must name a backbone"):
+        load_config(None, ["model.backbone=[]"])
     with pytest.raises(RadvisionError, match="Unknown config key 'modle'"):
         load_config(None, ["modle.head=mlp"])
 

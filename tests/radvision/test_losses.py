@@ -30,9 +30,22 @@ def test_every_loss_is_finite_and_ignores_nan_targets(name, batch):
     assert torch.isfinite(x.grad).all()
     assert (x.grad[nan] == 0).all() and (x.grad[~nan] != 0).any()
     # the value at masked cells does not matter
-    other = logits.clone()
-    other[nan] = 50.0
-    torch.testing.assert_close(create_loss(name)(other, targets), loss.detach())
+    for value in (50.0, float("inf"), -float("inf"), NAN):
+        other = logits.clone().requires_grad_(True)
+        with torch.no_grad():
+            other[nan] = value
+        masked = create_loss(name)(other, targets)
+        torch.testing.assert_close(masked.detach(), loss.detach())
+        masked.backward()
+        assert torch.isfinite(other.grad).all()
+
+
+@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("bad", [-1.0, 2.0])
+def test_targets_outside_0_1_are_refused(name, bad):
+    with pytest.raises(RadvisionError, match=r"Targets must be 1 / 0.*-1\) labels with an uncertainty policy"):
+        create_loss(name)(torch.zeros(2, 2), torch.tensor([[1.0, bad], [0.0, NAN]]))
+    assert torch.isfinite(create_loss(name)(torch.zeros(2, 2), torch.tensor([[1.0, 0.3], [0.0, NAN]])))
 
 
 @pytest.mark.parametrize("name", LOSSES)

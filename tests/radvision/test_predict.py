@@ -214,12 +214,13 @@ def test_csv_round_trip_reproduces_the_runs_valid_metrics(run_dir, tmp_path):
 
 def test_output_keeps_the_input_paths_so_it_joins_back(run_dir, tmp_path):
     csv = run_dir.parent / "relative.csv"
-    csv.write_text("path\nimg/003.png\n\n  \nimg/001.png\n")  # blank and whitespace-only lines are rows too
+    # blank and whitespace-only lines are rows too; a path is written back as the input spells it
+    csv.write_text("path\n img/003.png\n\n  \nimg/001.png\n")
     out = predict(run_dir, csv, device="cpu")
-    assert out["path"].tolist() == ["img/003.png", "", "", "img/001.png"]
+    assert out["path"].tolist() == [" img/003.png", "", "  ", "img/001.png"]
     assert out["error"].tolist()[1:3] == ["empty path", "empty path"] and out["error"].iloc[0] == ""
     gold = pd.read_csv(run_dir.parent / "labels.csv")  # relative paths, as the input CSV has them
-    summary, _ = evaluate_files(out, gold[gold["path"].isin(out["path"])].drop(columns=["patient_id", "split"]))
+    summary, _ = evaluate_files(out, gold[gold["path"].isin(out["path"].str.strip())].drop(columns=["patient_id", "split"]))
     assert summary["n_samples"] == 2
 
 
@@ -366,3 +367,26 @@ def test_explain_never_overwrites_an_overlay_and_skips_unreadable_images(run_dir
     written = explain_images(run_dir, [tmp_path / "a" / "x.png", tmp_path / "gone.png"], tmp_path / "cams3",
                              classes=["Bright"])
     assert [p.name for p in written] == ["x_Bright.png"] and "gone.png" in caplog.text
+
+
+def test_evaluate_names_bad_files_precisely(run_dir, tmp_path):
+    gold = pd.read_csv(run_dir.parent / "labels.csv").drop(columns=["patient_id", "split"])
+    pred = gold.assign(Bright=gold["Bright"] * 0.8 + 0.1, Stripe=0.5)
+    pred.to_csv(tmp_path / "pred.csv", index=False)
+    gold.to_csv(tmp_path / "gold.tsv", index=False, sep="\t")
+    with pytest.raises(RadvisionError, match="no 'path' column .the file looks tab-separated"):
+        evaluate_files(tmp_path / "pred.csv", tmp_path / "gold.tsv")
+    gold.to_csv(tmp_path / "gold_semi.csv", index=False, sep=";")
+    with pytest.raises(RadvisionError, match="looks semicolon-separated"):
+        evaluate_files(tmp_path / "pred.csv", tmp_path / "gold_semi.csv")
+    (tmp_path / "dup.csv").write_text("path,Bright,Bright\n" + "".join(f"{p},0.3,0.4\n" for p in gold["path"]))
+    with pytest.raises(RadvisionError, match="dup.csv' names the column 'Bright' more than once"):
+        evaluate_files(tmp_path / "dup.csv", gold)
+    (tmp_path / "t.json").write_text('{"Bright": 0.3}')
+    with pytest.raises(RadvisionError, match=r"t.json' has no threshold for class 'Stripe'; it has 'Bright'"):
+        evaluate_files(pred, gold, thresholds=tmp_path / "t.json")
+    partial = pred.copy()
+    partial.loc[2, "Stripe"] = np.nan  # one blank probability is a broken row, not a failed image
+    with pytest.raises(RadvisionError, match=f"row for {gold['path'][2]!r} has probabilities for some classes "
+                                             "but a blank 'Stripe'"):
+        evaluate_files(partial, gold)

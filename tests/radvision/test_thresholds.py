@@ -122,7 +122,7 @@ def test_threshold_log_names_classes(caplog):
         f1_optimal_thresholds(y, p, class_names=["Effusion", "Rare", "Rarer"])
     assert "Rare, Rarer: no positive or no negative labels, so threshold 0.50 is kept" in caplog.text
     assert len(caplog.records) == 1  # one line, not one per class
-    with pytest.raises(RadvisionError, match="1 class names for 3 classes"):
+    with pytest.raises(RadvisionError, match="1 class_names were given for 3 columns"):
         f1_optimal_thresholds(y, p, class_names=["Effusion"])
 
 
@@ -150,3 +150,23 @@ def test_train_cardinality_is_recorded_beside_the_thresholds(tmp_path):
     assert rule == {"top_k": 2, "min_labels": 1, "cardinality": 1.5}
     with pytest.raises(RadvisionError, match="recorded no training label cardinality"):
         rule_from_config(ThresholdConfig(cardinality="train"), None)
+
+
+def test_bad_probabilities_and_thresholds_are_named(caplog):
+    y = np.array([[1.0], [0.0]])
+    with pytest.raises(RadvisionError, match="y_prob contains NaN"):
+        f1_optimal_thresholds(y, np.array([[np.nan], [0.2]]))
+    with pytest.raises(RadvisionError, match=r"probabilities in \[0, 1\]"):
+        f1_optimal_thresholds(y, np.array([[1.5], [0.2]]))
+    with caplog.at_level("WARNING", logger="radvision.thresholds"):
+        thr = f1_optimal_thresholds([[0], [1], [0], [1]], [[.9], [.8], [.7], [.2]], min_precision=0.9,
+                                    class_names=["A"])
+    # the warning names the threshold it uses (0.2 reaches precision 0.5), not the precision
+    assert thr[0] == pytest.approx(0.2) and "most precise threshold 0.200 (precision 0.500)" in caplog.text
+    for bad in (np.nan, -3, 2, [0.5, np.nan]):
+        with pytest.raises(RadvisionError, match="Thresholds must be probabilities between 0 and 1"):
+            predict_labels(np.array([[0.2, 0.9]]), bad)
+    with pytest.raises(RadvisionError, match=r"max_labels \(top_k\) must be at least 1"):
+        predict_labels(np.array([[0.2, 0.9]]), 0.5, max_labels=0)
+    with pytest.raises(RadvisionError, match="min_labels must be 0 or more"):
+        predict_labels(np.array([[0.2, 0.9]]), 0.5, min_labels=-1)

@@ -58,3 +58,16 @@ def test_a_state_dict_round_trips(tmp_path):
     path = tmp_path / "ok.pt"
     torch.save({"layer.weight": torch.ones(3)}, path)
     assert torch.equal(read_state_dict(path)["layer.weight"], torch.ones(3))
+
+
+def test_a_file_calling_into_a_blocked_module_is_named_as_such(tmp_path):
+    import os
+
+    class RunsCode:
+        def __reduce__(self):
+            return (os.getcwd, ())
+
+    path = tmp_path / "evil.pth"
+    torch.save({"w": torch.zeros(2), "x": RunsCode()}, path)
+    with pytest.raises(RadvisionError, match=r"refers to \w+\.getcwd, which weights-only loading refuses"):
+        read_state_dict(path)

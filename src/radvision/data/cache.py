@@ -84,21 +84,34 @@ class ImageCache:
         self._entries: dict[str, list[int]] = index["entries"]  # path -> [row, mtime_ns, bytes]
         self._skipped: dict[str, list] = index["skipped"]  # path -> [mtime_ns, bytes, error]
         self._fingerprint = (index["array"]["bytes"], index["array"]["mtime_ns"])
-        self._array: np.ndarray | None = None
         st = _stat(str(self.array_path))
         if st is None:
             raise RadvisionError(f"Cache array {self.array_path} is missing; rebuild the cache.")
         if (st[1], st[0]) != self._fingerprint:  # e.g. a build died between writing the array and the index
             raise RadvisionError(f"Cache array {self.array_path} does not match its index; rebuild the cache.")
+        # Mapped now: DataLoader workers forked from this process keep reading this build's file even after
+        # another run sharing the folder replaces it; a copy opened by path in a spawned worker is checked.
+        self._array: np.ndarray | None = self._open_array()
 
     @property
     def array_path(self) -> Path:
         return self.cache_dir / ARRAY_NAME
 
+    def _open_array(self) -> np.ndarray:
+        array = np.load(self.array_path, mmap_mode="r")
+        st = _stat(str(self.array_path))  # after mapping: a match means the mapped file is this index's
+        if st is None or (st[1], st[0]) != self._fingerprint:
+            raise RadvisionError(
+                f"The image cache in {self.cache_dir} was rebuilt after this run opened it (another run sharing "
+                "data.cache_dir with other settings or images?); its rows no longer match. Give such runs their "
+                "own data.cache_dir, then resume."
+            )
+        return array
+
     @property
     def array(self) -> np.ndarray:
         if self._array is None:
-            self._array = np.load(self.array_path, mmap_mode="r")
+            self._array = self._open_array()
         return self._array
 
     def __getstate__(self) -> dict:
@@ -196,23 +209,41 @@ def build_cache(
     if blocked is not None and not blocked.is_dir():
         raise RadvisionError(f"The cache folder (data.cache_dir) {str(cache_dir)!r} cannot be made: {str(blocked)!r} "
                              "is a file; give a folder path.")
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RadvisionError(f"The cache folder (data.cache_dir) {str(cache_dir)!r} cannot be made "
+                             f"({exc.strerror or exc}); give a folder you can write to.") from None
     workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
     from filelock import FileLock
 
     # one build at a time per folder: two at once could pair one build's array with the other's index
-    with FileLock(str(cache_dir / LOCK_NAME)):
+    lock = FileLock(str(cache_dir / LOCK_NAME))
+    try:
+        lock.acquire()
+    except OSError as exc:  # a read-only folder: fine as long as there is nothing to write
+        paths = list(dict.fromkeys(table.frame["path"].astype(str)))
+        old = _try_open(cache_dir, size, channels, fit, scaling)
+        plan = _plan(old, paths, on_error) if old is not None else None
+        if plan is not None and not plan[2]:
+            log.info("cache: %s is read-only and up to date (%d images); using it as it is", cache_dir, len(paths))
+            return old
+        raise RadvisionError(f"The cache folder (data.cache_dir) {str(cache_dir)!r} is not writable "
+                             f"({exc.strerror or exc}) and holds no up-to-date cache for these images and "
+                             "settings; give a folder you can write to.") from None
+    try:
         for orphan in cache_dir.glob(f".{ARRAY_NAME}.*.tmp"):  # left by a build that was killed
             orphan.unlink(missing_ok=True)
         return _build_locked(table, size, cache_dir, channels, workers, on_error, fit, scaling, progress)
+    finally:
+        lock.release()
 
 
-def _build_locked(table: LabelTable, size: int, cache_dir: Path, channels: int, workers: int, on_error: str,
-                  fit: str, scaling: str, progress: bool) -> ImageCache:
-    paths = list(dict.fromkeys(table.frame["path"].astype(str)))
+def _plan(old: ImageCache | None, paths: list[str], on_error: str
+          ) -> tuple[dict[int, int], dict[str, list], list[int], list[tuple[int, int] | None]]:
+    """What a build must do: (new row -> reusable old row, still-unreadable files, rows to decode, file stats)."""
     stats = [_stat(p) for p in paths]
-    old = _try_open(cache_dir, size, channels, fit, scaling)
-    reuse: dict[int, int] = {}  # new row -> old row
+    reuse: dict[int, int] = {}
     skipped: dict[str, list] = {}
     todo: list[int] = []
     for i, (p, st) in enumerate(zip(paths, stats, strict=True)):
@@ -227,6 +258,14 @@ def _build_locked(table: LabelTable, size: int, cache_dir: Path, channels: int, 
     if skipped and on_error == "raise":
         p = next(iter(skipped))
         raise RadvisionError(f"{skipped[p][2].rstrip('.')} (pass on_error='skip' to leave it out).")
+    return reuse, skipped, todo, stats
+
+
+def _build_locked(table: LabelTable, size: int, cache_dir: Path, channels: int, workers: int, on_error: str,
+                  fit: str, scaling: str, progress: bool) -> ImageCache:
+    paths = list(dict.fromkeys(table.frame["path"].astype(str)))
+    old = _try_open(cache_dir, size, channels, fit, scaling)
+    reuse, skipped, todo, stats = _plan(old, paths, on_error)
 
     if old is not None and not todo:
         log.info("cache: %s is up to date (%d images)", cache_dir, len(paths))

@@ -84,9 +84,10 @@ def read_csv_table(
             f"Label column {col!r} in {csv.name} holds values other than 1, 0, -1 or blank; is it a label column?"
         )
     values = apply_policy(coerced, policy, unmentioned)
-    paths = df[path_column].astype(str)
+    # blank cells stay "" so check_files names their rows; spaces around a name are not part of it
+    paths = df[path_column].astype("string").fillna("").str.strip().astype(str)
     frame = pd.DataFrame(
-        {"path": [p if os.path.isabs(p) else os.path.normpath(os.path.join(base, p)) for p in paths]}
+        {"path": [p if not p or os.path.isabs(p) else os.path.normpath(os.path.join(base, p)) for p in paths]}
     )
     for c in chosen:
         frame[c] = values[c].to_numpy()

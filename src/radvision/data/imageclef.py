@@ -3,7 +3,9 @@
 ImageCLEF 2019-2021: tab-separated, no header: ``<image id>\\t<CUI>;<CUI>;...``; ROCO's ``cuis.txt`` puts one
 CUI per tab-separated field instead (``<image id>\\t<CUI>\\t<CUI>...``), which reads the same.
 ROCOv2 / ImageCLEFmedical 2023+: comma-separated with a header ``ID,CUIs``. The separator is detected
-from the first line unless given. Both become a multi-hot LabelTable over the kept concepts (1.0 / 0.0,
+from the first line unless given. ROCO (v1) names its images ``<PMC id>_<figure file>`` rather than by
+``ROCO_xxxxx``; that name is read from the ``dlinks*.txt`` beside the concept file (the official release) or
+from a csv there with ``id`` and ``name`` columns (``radiologytraindata.csv`` of the repackaged release). Both become a multi-hot LabelTable over the kept concepts (1.0 / 0.0,
 never NaN: an absent concept is a negative).
 """
 
@@ -23,7 +25,7 @@ from radvision.data.images import IMAGE_EXTENSIONS
 from radvision.data.table import LabelTable, check_files, finish_frame, select_classes
 from radvision.errors import RadvisionError
 
-__all__ = ["label_cardinality", "label_density", "read_concepts", "read_imageclef"]
+__all__ = ["label_cardinality", "label_density", "read_concepts", "read_imageclef", "roco_file_names"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,33 @@ def read_concepts(concepts_csv: str | os.PathLike, sep: str | None = None) -> pd
     return pd.DataFrame({"id": ids, "concepts": concepts})
 
 
-def _image_paths(image_dir: Path, ids: list[str]) -> list[str]:
+def roco_file_names(folder: str | os.PathLike) -> dict[str, str]:
+    """ROCO v1 image id -> image file name, from the ``dlinks*.txt`` / ``*.csv`` (id, name) files of a folder.
+
+    A dlinks line is ``ROCO_00020<TAB>wget ... .../PMC3970251.tar.gz -P ...<TAB>figure.jpg``; the release's
+    fetch script stores that image as ``PMC3970251_figure.jpg``. Files of other shapes are ignored."""
+    names: dict[str, str] = {}
+    folder = Path(folder)
+    for path in sorted(folder.glob("dlinks*.txt")):
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                fields = line.rstrip("\r\n").split("\t")
+                archive = next((w for w in fields[1].split() if w.endswith(".tar.gz")), "") if len(fields) > 2 else ""
+                if archive and fields[-1].strip():
+                    pmc = archive.rsplit("/", 1)[-1][: -len(".tar.gz")]
+                    names.setdefault(fields[0].strip(), f"{pmc}_{fields[-1].strip()}")
+    for path in sorted(folder.glob("*.csv")):
+        try:
+            table = pd.read_csv(path, usecols=["id", "name"], dtype=str)
+        except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+            continue  # not an (id, name) table
+        for rid, name in zip(table["id"], table["name"], strict=True):
+            if isinstance(rid, str) and isinstance(name, str):
+                names.setdefault(rid.strip(), name.strip())
+    return names
+
+
+def _image_paths(image_dir: Path, ids: list[str], aliases: dict[str, str] | None = None) -> list[str]:
     by_stem: dict[str, str] = {}
     if image_dir.is_dir():
         with os.scandir(image_dir) as it:
@@ -80,8 +108,10 @@ def _image_paths(image_dir: Path, ids: list[str]) -> list[str]:
                 if ext.lower() in IMAGE_EXTENSIONS:
                     by_stem.setdefault(stem, os.path.abspath(entry.path))
                     by_stem.setdefault(entry.name, os.path.abspath(entry.path))
+    aliases = aliases or {}
     # ids may or may not carry the extension; unresolved ones default to <id>.jpg so the error names them
-    return [by_stem.get(i) or os.path.join(image_dir, i if os.path.splitext(i)[1] else f"{i}.jpg") for i in ids]
+    return [by_stem.get(i) or by_stem.get(aliases.get(i, "")) or
+            os.path.join(image_dir, i if os.path.splitext(i)[1] else f"{i}.jpg") for i in ids]
 
 
 def read_imageclef(
@@ -122,7 +152,13 @@ def read_imageclef(
                 y[i, j] = 1.0
     folder = Path(image_dir).expanduser().resolve()
     frame = pd.DataFrame(y, columns=chosen)
-    frame.insert(0, "path", _image_paths(folder, table["id"].tolist()))
+    ids = table["id"].tolist()
+    paths = _image_paths(folder, ids)
+    if any(not os.path.isfile(p) for p in paths):  # ROCO v1: ids name no file; its name lists do
+        aliases = roco_file_names(Path(concepts_csv).expanduser().resolve().parent)
+        if aliases:
+            paths = _image_paths(folder, ids, aliases)
+    frame.insert(0, "path", paths)
     frame["patient_id"] = table["id"].to_numpy()
     frame["concepts"] = table["concepts"].map(";".join).to_numpy()
     frame = check_files(frame, missing, f"concept file {Path(concepts_csv).name}")

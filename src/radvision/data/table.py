@@ -111,7 +111,10 @@ def check_files(frame: pd.DataFrame, missing: str, source: str) -> pd.DataFrame:
     n_missing = int((~exists).sum())
     if n_missing == 0:
         return frame
-    first = frame["path"].iloc[int(np.argmin(exists))]
+    row = int(np.argmin(exists))
+    first = frame["path"].iloc[row]
+    if not str(first).strip():
+        first = f"(an empty path cell, data row {row + 1})"
     if missing == "raise":
         raise RadvisionError(
             f"Image file not found: {first} ({n_missing} of {len(frame)} files listed by {source} are missing; "
@@ -245,10 +248,30 @@ def read_csv_checked(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
     """`pd.read_csv`, but a file that is not CSV text (an image, a binary, a broken quote) gives an error
     that names it instead of a pandas traceback."""
     try:
-        return pd.read_csv(path, **kwargs)
+        frame = pd.read_csv(path, **kwargs)
+        if kwargs.get("header", "infer") == "infer" and "names" not in kwargs:
+            # pandas renames a repeated header 'A' to 'A.1' without a word; read the header as written
+            sep = kwargs.get("sep", ",")
+            header = pd.read_csv(path, header=None, nrows=1, dtype=str, sep=sep,
+                                 encoding=kwargs.get("encoding")).iloc[0].tolist()
+            seen = pd.Series([str(h).strip() for h in header])
+            if seen.duplicated().any():
+                raise RadvisionError(f"{str(path)!r} names the column {seen[seen.duplicated()].iloc[0]!r} more than "
+                                     "once; give each column its own name.")
+        return frame
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         reason = first_line(exc)
         raise RadvisionError(f"{str(path)!r} is not a readable CSV file ({reason}).") from None
+
+
+def separator_hint(frame: pd.DataFrame) -> str:
+    """' (... not comma-separated ...)' when a table read as CSV came back as one column holding tabs or ';'."""
+    if len(frame.columns) == 1:
+        only = str(frame.columns[0])
+        for char, name in (("\t", "tab"), (";", "semicolon")):
+            if char in only:
+                return f" (the file looks {name}-separated; save it as comma-separated CSV)"
+    return ""
 
 
 def finish_frame(frame: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:

@@ -145,3 +145,33 @@ def test_a_dataset_decodes_a_file_that_changed_since_it_was_cached(tmp_path, gra
     Image.fromarray(np.full((20, 20), 7, dtype=np.uint8), mode="L").save(gray_images[0])
     image = ImageDataset(t, None, cache=cache)[0][0]
     assert image.shape[-1] == 20 and torch.allclose(image, torch.full_like(image, 7 / 255))
+
+
+def test_a_run_never_reads_another_builds_rows(tmp_path, gray_images, helpers):
+    cache = build_cache(helpers.make_table(gray_images[:3]), 8, tmp_path / "c", progress=False)
+    first = cache.get(gray_images[0]).copy()
+    spawned = pickle.loads(pickle.dumps(cache))  # a spawned DataLoader worker opens the array by path
+    # another run sharing the folder rebuilds it for other images: every row moves
+    build_cache(helpers.make_table(gray_images[1:4]), 8, tmp_path / "c", progress=False)
+    np.testing.assert_array_equal(cache.get(gray_images[0]), first)  # forked workers keep the mapped build
+    with pytest.raises(RadvisionError, match="was rebuilt after this run opened it.*own data.cache_dir"):
+        spawned.get(gray_images[1])
+
+
+def test_a_read_only_cache_folder(tmp_path, gray_images, helpers, monkeypatch):
+    import filelock
+
+    table = helpers.make_table(gray_images[:3])
+    build_cache(table, 8, tmp_path / "c", progress=False)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", denied)  # as in a folder this user cannot write
+    cache = build_cache(table, 8, tmp_path / "c", progress=False)  # up to date: used as it is
+    assert len(cache) == 3 and cache.get(gray_images[0]).shape == (8, 8)
+    with pytest.raises(RadvisionError, match=r"'.*c' is not writable \(Permission denied\) and holds no up-to-date"):
+        build_cache(helpers.make_table(gray_images), 8, tmp_path / "c", progress=False)
+    monkeypatch.setattr(type(tmp_path), "mkdir", denied)
+    with pytest.raises(RadvisionError, match=r"cache_dir\) '.*new' cannot be made \(Permission denied\)"):
+        build_cache(table, 8, tmp_path / "new", progress=False)

@@ -75,3 +75,15 @@ def test_folder_flat_and_with_splits(tmp_path, helpers):
         read_folder(tmp_path / "empty")
     with pytest.raises(RadvisionError, match="no class sub-folders"):
         read_folder(tmp_path / "empty" / "cls")
+
+
+def test_csv_blank_and_padded_path_cells(tmp_path, helpers):
+    csv = make_csv(tmp_path, helpers)
+    frame = pd.read_csv(csv)
+    frame.loc[0, "file"] = "  imgs/0.png "  # spaces around a name are not part of it
+    frame.loc[3] = {**frame.loc[1].to_dict(), "file": np.nan}  # a row without a path
+    frame.to_csv(csv, index=False)
+    with pytest.raises(RadvisionError, match=r"an empty path cell, data row 4.*1 of 4 files"):
+        read_csv_table(csv, path_column="file")
+    t = read_csv_table(csv, path_column="file", missing="drop")
+    assert len(t) == 3 and Path(t.frame["path"][0]).is_file()

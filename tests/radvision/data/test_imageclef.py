@@ -93,3 +93,28 @@ def test_roco_cuis_one_per_tab_field(tmp_path):
     f = tmp_path / "cuis.txt"
     f.write_text("ROCO_00002\tC0040405\tC0817096\nROCO_00003\tC0040405\n")
     assert read_concepts(f)["concepts"].tolist() == [["C0040405", "C0817096"], ["C0040405"]]
+
+
+def test_roco_v1_images_are_found_through_dlinks_or_an_id_name_csv(tmp_path, helpers):
+    # ROCO v1 stores ROCO_00020's figure as PMC3970251_fig3.jpg (the release's fetch script naming)
+    release = tmp_path / "release"
+    helpers.save_gray(release / "images" / "PMC3970251_fig3.jpg", seed=1)
+    helpers.save_gray(release / "images" / "PMC2766744_g005.jpg", seed=2)
+    (release / "cuis.txt").write_text("ROCO_00020\tC0040405\tC0034579\nROCO_00027\tC0040405\n")
+    (release / "dlinks.txt").write_text(
+        "ROCO_00020\twget -r ftp://ftp.ncbi.nlm.nih.gov/pub/pmc/oa_package/1e/ed/PMC3970251.tar.gz -P /x\tfig3.jpg\n"
+        "ROCO_00027\twget -r ftp://ftp.ncbi.nlm.nih.gov/pub/pmc/oa_package/d9/4e/PMC2766744.tar.gz -P /x\tg005.jpg\n")
+    t = read_imageclef(release / "cuis.txt", release / "images")
+    assert [Path(p).name for p in t.frame["path"]] == ["PMC3970251_fig3.jpg", "PMC2766744_g005.jpg"]
+    assert t.frame["patient_id"].tolist() == ["ROCO_00020", "ROCO_00027"]
+
+    repack = tmp_path / "repack"  # the repackaged release: radiologytraindata.csv with id, name, caption
+    helpers.save_gray(repack / "images" / "PMC1_a.jpg", seed=3)
+    (repack / "cuis.txt").write_text("ROCO_00001\tC0040405\n")
+    (repack / "radiologytraindata.csv").write_text('id,name,caption\nROCO_00001,PMC1_a.jpg,"CT, axial"\n')
+    (repack / "notes.csv").write_text("a,b\n1,2\n")  # other tables are ignored
+    assert Path(read_imageclef(repack / "cuis.txt", repack / "images").frame["path"][0]).name == "PMC1_a.jpg"
+
+    (repack / "radiologytraindata.csv").unlink()  # without a name list the error still names the id's file
+    with pytest.raises(RadvisionError, match="ROCO_00001"):
+        read_imageclef(repack / "cuis.txt", repack / "images")
