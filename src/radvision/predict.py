@@ -124,8 +124,8 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
         if "path" not in source:
             raise RadvisionError(f"The table has no 'path' column; columns are {', '.join(map(str, source.columns))}.")
         given = _cells(source["path"])
-        return given, _under(root, given)
-    if isinstance(source, (list, tuple)):
+        return given, _under(root, [g.strip() for g in given])
+    if isinstance(source, (list, tuple)):  # names from code are taken exactly as given
         given = [os.fspath(s) for s in source]
         return given, _under(root, given)
     p = Path(source)
@@ -145,18 +145,17 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
         raise RadvisionError(f"Input CSV {str(p)!r} has no 'path' column{hint}; columns are "
                              f"{', '.join(map(str, frame.columns))}.")
     given = _cells(frame["path"])
-    return given, _under(p.parent if root is None else root, given)
+    return given, _under(p.parent if root is None else root, [g.strip() for g in given])
 
 
 def _cells(column: pd.Series) -> list[str]:
-    """Path cells as written (blank -> ""): outputs carry this spelling so they join back to the input."""
+    """Path cells as written (blank -> ""): outputs carry this spelling so they join back to the input; the
+    file read is the cell without surrounding spaces."""
     return ["" if pd.isna(v) else str(v) for v in column]
 
 
 def _under(root: str | os.PathLike[str] | None, paths: Any) -> list[str]:
-    """Files to read: spaces around a cell are not part of the name; relative paths start at `root`."""
-    stripped = [str(s).strip() for s in paths]
-    return [s if not s or root is None or os.path.isabs(s) else str(Path(root) / s) for s in stripped]
+    return [s if not s or root is None or os.path.isabs(s) else str(Path(root) / s) for s in paths]
 
 
 class ImageFiles(Dataset):

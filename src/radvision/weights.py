@@ -126,8 +126,13 @@ def align_keys(state: Mapping[str, torch.Tensor], target_keys: set[str]) -> dict
     """Rename a foreign state dict's keys to the model's: drop wrapper prefixes (``module.``, a
     ``backbone.model.`` from a full classifier checkpoint, ``densenet121.`` ...) choosing the prefix that
     makes the most keys match."""
+    return _align(state, target_keys)[0]
+
+
+def _align(state: Mapping[str, torch.Tensor], target_keys: set[str]) -> tuple[dict[str, torch.Tensor], set[str]]:
+    """`align_keys`, plus the aligned keys that lay outside the chosen prefix (another part of a full model)."""
     cleaned = {_clean_key(k): v for k, v in state.items()}
-    best, best_hits = cleaned, len(target_keys & cleaned.keys())
+    best, best_hits, best_prefix = cleaned, len(target_keys & cleaned.keys()), ""
     candidates: set[str] = set()
     for k in cleaned:
         parts = k.split(".")
@@ -136,8 +141,9 @@ def align_keys(state: Mapping[str, torch.Tensor], target_keys: set[str]) -> dict
         renamed = {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in cleaned.items()}
         hits = len(target_keys & renamed.keys())
         if hits > best_hits:
-            best, best_hits = renamed, hits
-    return best
+            best, best_hits, best_prefix = renamed, hits, prefix
+    outside = {k for k in cleaned if best_prefix and not k.startswith(best_prefix)}
+    return best, outside
 
 
 def adapt_first_conv(weight: torch.Tensor, in_chans: int, source: str = "the weight file") -> torch.Tensor:
@@ -147,10 +153,12 @@ def adapt_first_conv(weight: torch.Tensor, in_chans: int, source: str = "the wei
     if weight.shape[1] == in_chans:
         return weight
     if weight.shape[1] != 3:
+        n = weight.shape[1]
+        fix = ("start a one-channel model from it (data.channels=1 and model.in_chans=1)" if n == 1 else
+               "use a file with 3-channel (RGB) or one-channel kernels")
         raise RadvisionError(
-            f"The first convolution in {source} takes {weight.shape[1]} input channels and cannot be adapted to "
-            f"{in_chans} (only 3-channel RGB kernels can); build the model with {weight.shape[1]} channels "
-            f"(data.channels={weight.shape[1]}) to start from this file."
+            f"The first convolution in {source} takes {n} input channel{'s' if n != 1 else ''} and cannot be adapted "
+            f"to {in_chans} (only 3-channel RGB kernels can); {fix}."
         )
     return adapt_input_conv(in_chans, weight)
 
@@ -170,7 +178,7 @@ def load_into(
     does not have (e.g. a 1000-class ``fc``) simply count as unexpected keys.
     """
     own = module.state_dict()
-    aligned = align_keys(state, set(own))
+    aligned, outside = _align(state, set(own))
     matched = [k for k in aligned if k in own]
     if not matched:
         raise RadvisionError(
@@ -190,9 +198,10 @@ def load_into(
         )
     unexpected = sorted(k for k in aligned if k not in own)
     # tensors inside the backbone's own modules that it has no place for (layer1.2.* of a resnet34 file in a
-    # resnet18): a deeper model of the same family.  A classifier (fc, head.fc) is a few tensors, not this many.
+    # resnet18): a deeper model of the same family.  A classifier (fc, head.fc) is a few tensors, not this many;
+    # the rest of a full model (a radvision run's head beside "backbone.model.") is not the backbone's at all.
     own_modules = {k.split(".", 1)[0] for k in own}
-    deeper = [k for k in unexpected if k.split(".", 1)[0] in own_modules]
+    deeper = [k for k in unexpected if k.split(".", 1)[0] in own_modules and k not in outside]
     if len(deeper) > max(4, DEEPER_FRACTION * len(matched)):
         raise RadvisionError(
             f"{source} holds {len(deeper)} tensors inside this backbone's modules that it has no place for (first: "

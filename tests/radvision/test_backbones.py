@@ -272,9 +272,13 @@ def test_a_deeper_or_other_family_file_is_refused_with_the_right_reason(tmp_path
         create_backbone("resnet18", pretrained=tmp_path / "d.pth")
     one = create_backbone("resnet18", in_chans=1)
     torch.save(one.state_dict(), tmp_path / "gray.pth")
-    with pytest.raises(RadvisionError, match=r"first convolution in .*gray.pth takes 1 input channels .*"
-                                             r"data.channels=1"):
+    with pytest.raises(RadvisionError, match=r"first convolution in .*gray.pth takes 1 input channel and .*"
+                                             r"\(data.channels=1 and model.in_chans=1\)"):
         create_backbone("resnet18", pretrained=tmp_path / "gray.pth", in_chans=3)
+    four = create_backbone("resnet18", in_chans=4)
+    torch.save(four.state_dict(), tmp_path / "four.pth")
+    with pytest.raises(RadvisionError, match=r"takes 4 input channels .*use a file with 3-channel \(RGB\) or one"):
+        create_backbone("resnet18", pretrained=tmp_path / "four.pth", in_chans=3)
     # a classifier the backbone lacks is a few tensors, also where it sits in a module the backbone has (timm's head)
     import timm
 
@@ -282,5 +286,14 @@ def test_a_deeper_or_other_family_file_is_refused_with_the_right_reason(tmp_path
     save_file(full.state_dict(), str(tmp_path / "atto.safetensors"))
     bb = create_backbone("timm/convnext_atto", pretrained=tmp_path / "atto.safetensors")
     torch.testing.assert_close(bb.model.head.norm.weight, full.head.norm.weight)
+    # a radvision run's file: its own head (FPN, many tensors) sits beside the backbone, also where timm's
+    # backbone has a module of the same name ("head")
+    from radvision.heads import build_model
+    from radvision.rundir import save_weights
+
+    run = build_model("timm/convnext_atto", 3, head="fpn")
+    save_weights(run, tmp_path / "run.safetensors")
+    bb = create_backbone("timm/convnext_atto", pretrained=tmp_path / "run.safetensors")
+    torch.testing.assert_close(bb.model.stem[0].weight, run.backbone.model.stem[0].weight)
     torch.save(tvm.inception_v3(aux_logits=True, init_weights=False).state_dict(), tmp_path / "inc.pth")
     assert isinstance(create_backbone("inception_v3", pretrained=tmp_path / "inc.pth"), Backbone)

@@ -218,6 +218,9 @@ def test_output_keeps_the_input_paths_so_it_joins_back(run_dir, tmp_path):
     csv.write_text("path\n img/003.png\n\n  \nimg/001.png\n")
     out = predict(run_dir, csv, device="cpu")
     assert out["path"].tolist() == [" img/003.png", "", "  ", "img/001.png"]
+    from radvision.predict import input_rows
+
+    assert input_rows(["a.png ", " b.png"]) == (["a.png ", " b.png"], ["a.png ", " b.png"])  # code: names as given
     assert out["error"].tolist()[1:3] == ["empty path", "empty path"] and out["error"].iloc[0] == ""
     gold = pd.read_csv(run_dir.parent / "labels.csv")  # relative paths, as the input CSV has them
     summary, _ = evaluate_files(out, gold[gold["path"].isin(out["path"].str.strip())].drop(columns=["patient_id", "split"]))

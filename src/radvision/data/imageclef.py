@@ -80,7 +80,7 @@ def roco_file_names(folder: str | os.PathLike) -> dict[str, str]:
     fetch script stores that image as ``PMC3970251_figure.jpg``. Files of other shapes are ignored."""
     names: dict[str, str] = {}
     folder = Path(folder)
-    for path in sorted(folder.glob("dlinks*.txt")):
+    for path in sorted(p for p in folder.glob("dlinks*.txt") if p.is_file()):
         with open(path, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 fields = line.rstrip("\r\n").split("\t")
@@ -88,11 +88,11 @@ def roco_file_names(folder: str | os.PathLike) -> dict[str, str]:
                 if archive and fields[-1].strip():
                     pmc = archive.rsplit("/", 1)[-1][: -len(".tar.gz")]
                     names.setdefault(fields[0].strip(), f"{pmc}_{fields[-1].strip()}")
-    for path in sorted(folder.glob("*.csv")):
+    for path in sorted(p for p in folder.glob("*.csv") if p.is_file()):
         try:
             table = pd.read_csv(path, usecols=["id", "name"], dtype=str)
-        except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
-            continue  # not an (id, name) table
+        except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError):
+            continue  # not an (id, name) table, or not readable: the images stay unresolved and are named
         for rid, name in zip(table["id"], table["name"], strict=True):
             if isinstance(rid, str) and isinstance(name, str):
                 names.setdefault(rid.strip(), name.strip())

@@ -249,19 +249,28 @@ def read_csv_checked(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
     that names it instead of a pandas traceback."""
     try:
         frame = pd.read_csv(path, **kwargs)
-        if kwargs.get("header", "infer") == "infer" and "names" not in kwargs:
-            # pandas renames a repeated header 'A' to 'A.1' without a word; read the header as written
-            sep = kwargs.get("sep", ",")
-            header = pd.read_csv(path, header=None, nrows=1, dtype=str, sep=sep,
-                                 encoding=kwargs.get("encoding")).iloc[0].tolist()
-            seen = pd.Series([str(h).strip() for h in header])
-            if seen.duplicated().any():
-                raise RadvisionError(f"{str(path)!r} names the column {seen[seen.duplicated()].iloc[0]!r} more than "
-                                     "once; give each column its own name.")
+        if isinstance(path, (str, os.PathLike)) and kwargs.get("header", "infer") == "infer" and "names" not in kwargs:
+            _refuse_repeated_header(path, kwargs)
         return frame
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         reason = first_line(exc)
         raise RadvisionError(f"{str(path)!r} is not a readable CSV file ({reason}).") from None
+
+
+def _refuse_repeated_header(path: str | os.PathLike, kwargs: dict) -> None:
+    """pandas renames a repeated header 'A' to 'A.1' without a word: read the header row as written (with the
+    caller's separator, skipped rows, encoding ...) and refuse a name given twice.  Blank names are not names."""
+    options = {k: v for k, v in kwargs.items() if k not in ("dtype", "usecols", "index_col", "converters", "nrows")}
+    if options.get("sep", ",") is None and options.get("delimiter") is None:
+        options.setdefault("engine", "python")  # separator sniffing, as the caller's read did
+    options.update(header=None, nrows=1, dtype=str, keep_default_na=False)
+    names = [str(h).strip() for h in pd.read_csv(path, **options).iloc[0].tolist()]
+    seen: set[str] = set()
+    for name in names:
+        if name and name in seen:
+            raise RadvisionError(f"{str(path)!r} names the column {name!r} more than once; give each column its own "
+                                 "name.")
+        seen.add(name)
 
 
 def separator_hint(frame: pd.DataFrame) -> str:

@@ -112,7 +112,9 @@ def test_roco_v1_images_are_found_through_dlinks_or_an_id_name_csv(tmp_path, hel
     helpers.save_gray(repack / "images" / "PMC1_a.jpg", seed=3)
     (repack / "cuis.txt").write_text("ROCO_00001\tC0040405\n")
     (repack / "radiologytraindata.csv").write_text('id,name,caption\nROCO_00001,PMC1_a.jpg,"CT, axial"\n')
-    (repack / "notes.csv").write_text("a,b\n1,2\n")  # other tables are ignored
+    (repack / "notes.csv").write_text("a,b\n1,2\n")  # other tables are ignored, and so are entries not files
+    (repack / "old_exports.csv").mkdir()
+    (repack / "stale.csv").symlink_to(repack / "gone.csv")
     assert Path(read_imageclef(repack / "cuis.txt", repack / "images").frame["path"][0]).name == "PMC1_a.jpg"
 
     (repack / "radiologytraindata.csv").unlink()  # without a name list the error still names the id's file

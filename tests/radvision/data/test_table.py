@@ -129,3 +129,24 @@ def test_long_choice_lists_are_shortened():
     many = [f"C{i:04d}" for i in range(300)]
     with pytest.raises(RadvisionError, match=r"C0019, \.\.\. \(300 in all\)\.$"):
         select_classes(many, ["X"], "concepts")
+
+
+def test_read_csv_checked_refuses_a_repeated_header_only(tmp_path):
+    import io
+    import warnings
+
+    from radvision.data.table import read_csv_checked
+
+    (tmp_path / "dup.tsv").write_text("path\tA\tA\nx\t1\t0\n")
+    with pytest.raises(RadvisionError, match=r"dup.tsv' names the column 'A' more than once"):
+        read_csv_checked(tmp_path / "dup.tsv", delimiter="\t")
+    # blank header cells (a spreadsheet export), a title row skipped by the caller, separator sniffing, a buffer
+    (tmp_path / "blanks.csv").write_text("path,A,,\nx,1,,\n")
+    assert list(read_csv_checked(tmp_path / "blanks.csv").columns[:2]) == ["path", "A"]
+    (tmp_path / "title.csv").write_text("# export,,\npath,A\nx,1\n")
+    assert list(read_csv_checked(tmp_path / "title.csv", skiprows=1).columns) == ["path", "A"]
+    (tmp_path / "semi.csv").write_text("path;A\nx;1\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert list(read_csv_checked(tmp_path / "semi.csv", sep=None, engine="python").columns) == ["path", "A"]
+    assert read_csv_checked(io.StringIO("path,A\nx,1\n"))["A"].tolist() == [1]
