@@ -134,6 +134,15 @@ class RunDir:
                      *self.path.glob("*_per_class.csv"), *self.plots.glob("*.png"),
                      *self.path.glob(f"*{STAGED_SUFFIX}")]:
             path.unlink(missing_ok=True)
+        self._drop_partial_writes()
+
+    def _drop_partial_writes(self) -> None:
+        """Remove the hidden temp files of writes a kill interrupted (``.metrics.csv.x1y2.tmp`` of the atomic
+        writer, ``.tmpx1y2`` of a library's own): nothing reads them, and they would pile up with every kill."""
+        for folder in (self.path, self.plots):
+            for path in [*folder.glob(".*.tmp"), *folder.glob(".tmp*")]:
+                if path.is_file():
+                    path.unlink(missing_ok=True)
 
     # -- checkpoints: staged files, then trainer_state.json, then promotion ---------------------------
     # Each file is written atomically, but a checkpoint is several files. They are written under staged names,
@@ -156,6 +165,7 @@ class RunDir:
         self.promote(list(state.get("staged", [])))
         for path in self.path.glob(f"*{STAGED_SUFFIX}"):
             path.unlink(missing_ok=True)
+        self._drop_partial_writes()
 
     # -- trainer state -------------------------------------------------------------------------------
     def save_state(self, state: dict[str, Any]) -> None:

@@ -100,3 +100,19 @@ def test_recover_promotes_confirmed_staged_files_and_drops_the_rest(tmp_path):
     run.staged("model.safetensors", 5).write_text("epoch 5, unconfirmed")
     run.recover({"epoch": 4, "staged": ["model.safetensors.epoch4.pending"]})
     assert (run.path / "model.safetensors").read_text() == "epoch 4" and not list(run.path.glob("*.pending"))
+
+
+def test_resume_and_overwrite_drop_the_partial_writes_of_a_kill(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.prepare(resume=False)
+    partial = [run.file(".metrics.csv.k2j9.tmp"), run.file(".model.safetensors.epoch3.pending.q9.tmp"),
+               run.file(".tmpXMV9t5"), run.plots / ".curves.png.a1.tmp"]
+    mine = [run.file("notes.tmp"), run.file(".keep")]  # not a writer's temp file
+    for path in partial + mine:
+        path.write_text("x")
+    run.recover({"epoch": 3, "staged": []})
+    assert not any(p.exists() for p in partial) and all(p.exists() for p in mine)
+    run.save_state({"epoch": 3})
+    run.file(".tmpABC").write_text("x")
+    run.prepare(resume=False, overwrite=True)
+    assert not run.file(".tmpABC").exists()
