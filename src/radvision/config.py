@@ -81,7 +81,7 @@ class ModelConfig:
     dropout: float | None = None
     # "imagenet", a local weights file, or None; a list gives one of these per backbone of a list backbone
     pretrained: str | list[str | None] | None = None
-    in_chans: int = 3
+    in_chans: int | None = None  # None: data.channels (the two must agree)
     strategy: str = field(default="full", metadata=_choices("frozen", "full", "layerwise"))
     # convert ImageNet-normalised images to the normalisation the architecture's weights expect (Inception,
     # timm models with other mean / std); run folders written before this key existed load with false
@@ -383,14 +383,15 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
 # ------------------------------------------------------------------------------------------- public API
 
 
-def config_from_dict(values: dict[str, Any] | None) -> Config:
-    """Build a validated Config from a plain (YAML-like) mapping; missing keys keep their defaults."""
+def config_from_dict(values: dict[str, Any] | None, *, warn: bool = True) -> Config:
+    """Build a validated Config from a plain (YAML-like) mapping; missing keys keep their defaults.
+    ``warn=False`` skips the warnings about keys that have no effect (for a config already checked once)."""
     if values is None:
         values = {}
     if not isinstance(values, dict):
         raise RadvisionError(f"A config must be a mapping of sections, got {type(values).__name__}.")
     cfg = _build(Config, values, "")
-    _check_consistency(cfg)
+    _check_consistency(cfg, warn)
     return cfg
 
 
@@ -429,7 +430,7 @@ def _check_decision_rule(t: ThresholdConfig) -> None:
         raise RadvisionError(f"Config key 'thresholds.cardinality' must be a finite number, zero or more, got {c!r}.")
 
 
-def _check_consistency(cfg: Config) -> None:
+def _check_consistency(cfg: Config, warn: bool = True) -> None:
     for name, value in (("optim.lr", cfg.optim.lr), ("optim.batch_size", cfg.optim.batch_size)):
         if not (value > 0 and math.isfinite(value)):
             raise RadvisionError(f"Config key {name!r} must be a positive number, got {value!r}.")
@@ -448,21 +449,23 @@ def _check_consistency(cfg: Config) -> None:
     hidden = [cfg.model.hidden] if isinstance(cfg.model.hidden, int) else cfg.model.hidden or []
     if any(h < 1 for h in hidden):
         raise RadvisionError(f"Config key 'model.hidden' must list layer sizes of 1 or more, got {cfg.model.hidden!r}.")
-    if hidden and cfg.model.head != "mlp":
+    if warn and hidden and cfg.model.head != "mlp":
         logging.getLogger(__name__).warning("model.hidden is used by model.head mlp only; head %r ignores it",
                                             cfg.model.head)
     unused = [k for k in ("root", "csv") if getattr(cfg.data, k) is not None]
-    if cfg.data.dataset == "nih_sample" and unused:
+    if warn and cfg.data.dataset == "nih_sample" and unused:
         logging.getLogger(__name__).warning(
             "data.%s is not used by data.dataset 'nih_sample' (the bundled sample); set data.dataset=nih "
             "to read an NIH folder", " / data.".join(unused))
     for i, c in enumerate(cfg.cycles):
         if c.epochs is not None and c.epochs < 0:
             raise RadvisionError(f"Config key 'cycles[{i}].epochs' must be zero or more, got {c.epochs!r}.")
+    if cfg.model.in_chans is None:
+        cfg.model.in_chans = cfg.data.channels
     if cfg.data.channels != cfg.model.in_chans:
         raise RadvisionError(
             f"data.channels ({cfg.data.channels}) and model.in_chans ({cfg.model.in_chans}) differ; "
-            "set both to 1 or both to 3."
+            "set both to 1 or both to 3 (or leave model.in_chans out: it follows data.channels)."
         )
     s = cfg.schedule
     weights = [("loss.class_weights", cfg.loss.class_weights)]

@@ -143,7 +143,7 @@ def _own_dataset_classes(cfg: Config, train_ds: Dataset, valid_ds: Dataset) -> l
                              "(build ImageDataset without return_meta).")
     image, labels = item
     shape = tuple(getattr(image, "shape", ()))
-    want = (cfg.model.in_chans, cfg.data.image_size, cfg.data.image_size)
+    want = (cfg.model.in_chans or cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
     if len(shape) != 3 or shape != want:
         raise RadvisionError(f"The datasets give images of shape {shape} but the config says {want} "
                              "(model.in_chans / data.channels, data.image_size); set them to match, so that "
@@ -272,8 +272,8 @@ def build_model_from_config(cfg: Config, class_names: list[str],
     if m.dropout is not None:
         head_kwargs["dropout"] = m.dropout
     return build_model(
-        m.backbone, len(class_names), class_names, head=m.head, pretrained=pretrained, in_chans=m.in_chans,
-        input_norm=m.input_norm, **head_kwargs,
+        m.backbone, len(class_names), class_names, head=m.head, pretrained=pretrained,
+        in_chans=m.in_chans or cfg.data.channels, input_norm=m.input_norm, **head_kwargs,
     )
 
 
@@ -636,7 +636,7 @@ class Trainer:
                 else:
                     values[section] = saved[section]
         if self.accelerator.is_main_process:
-            save_config(config_from_dict(values), self.run.file(CONFIG_FILE))
+            save_config(config_from_dict(values, warn=False), self.run.file(CONFIG_FILE))
 
     def _open_overwritten_run(self) -> None:
         """Clear the old run that output.overwrite replaces and write the new config.yaml (once, on the main

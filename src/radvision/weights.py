@@ -154,7 +154,7 @@ def adapt_first_conv(weight: torch.Tensor, in_chans: int, source: str = "the wei
         return weight
     if weight.shape[1] != 3:
         n = weight.shape[1]
-        fix = ("start a one-channel model from it (data.channels=1 and model.in_chans=1)" if n == 1 else
+        fix = ("start a one-channel model from it (data.channels=1)" if n == 1 else
                "use a file with 3-channel (RGB) or one-channel kernels")
         raise RadvisionError(
             f"The first convolution in {source} takes {n} input channel{'s' if n != 1 else ''} and cannot be adapted "

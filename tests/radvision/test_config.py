@@ -107,7 +107,7 @@ def test_split_fractions_validated():
 
 def test_channels_must_match_model_input():
     with pytest.raises(RadvisionError, match="set both to 1 or both to 3"):
-        load_config(None, ["data.channels=1"])
+        load_config(None, ["data.channels=3", "model.in_chans=1"])
     assert load_config(None, ["data.channels=1", "model.in_chans=1"]).model.in_chans == 1
 
 
@@ -297,3 +297,17 @@ def test_choice_hints_ignore_case():
 def test_keys_named_as_other_tools_name_them_get_a_suggestion(override, suggestion):
     with pytest.raises(RadvisionError, match=suggestion):
         load_config(None, [override])
+
+
+def test_in_chans_follows_data_channels_and_rechecks_stay_quiet(caplog):
+    assert load_config(None, ["data.channels=1"]).model.in_chans == 1
+    assert load_config(None, []).model.in_chans == 3
+    with pytest.raises(RadvisionError, match=r"data.channels \(1\) and model.in_chans \(3\) differ"):
+        load_config(None, ["data.channels=1", "model.in_chans=3"])
+    values = {"model": {"head": "linear", "hidden": [8]}}
+    with caplog.at_level("WARNING"):
+        config_from_dict(values, warn=False)  # the trainer re-checks a config it saves: no second warning
+    assert "model.hidden" not in caplog.text
+    with caplog.at_level("WARNING"):
+        config_from_dict(values)
+    assert "model.hidden is used by model.head mlp only" in caplog.text
