@@ -138,11 +138,24 @@ def overlay_name(prefix: str, name: str) -> str:
     return f"{_safe_name(prefix)}_{_safe_name(str(name))}.png"
 
 
+def _free_name(name: str, taken: set[str]) -> str:
+    """`name`, or `<stem>_2.png`, `<stem>_3.png` ... : the first not in `taken` (lower-cased names, so that a
+    case-insensitive file system cannot merge two either); the choice is added to `taken`."""
+    stem, candidate, n = name[: -len(".png")], name, 1
+    while candidate.lower() in taken:
+        n += 1
+        candidate = f"{stem}_{n}.png"
+    taken.add(candidate.lower())
+    return candidate
+
+
 def save_overlays(image, cams: Mapping[str, np.ndarray], out_dir: str | Path, prefix: str,
-                  image_weight: float = 0.5) -> list[Path]:
+                  image_weight: float = 0.5, taken: set[str] | None = None) -> list[Path]:
     """Write one ``<prefix>_<class>.png`` per heatmap (jet colour map over the image), atomically.
 
-    Heatmaps of another size than the image are resized to it.  Returns the written paths.
+    Heatmaps of another size than the image are resized to it.  ``taken``: file names (lower case) that
+    earlier calls wrote and that must not be overwritten; a clash (also between class names that sanitise
+    alike) gets ``_2``, ``_3`` ... and the set is updated.  Returns the written paths.
     """
     from pytorch_grad_cam.utils.image import show_cam_on_image
 
@@ -151,6 +164,7 @@ def save_overlays(image, cams: Mapping[str, np.ndarray], out_dir: str | Path, pr
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
+    taken = set() if taken is None else taken
     for name, cam in cams.items():
         m = np.asarray(cam, dtype=np.float32)
         if m.ndim != 2:
@@ -159,9 +173,7 @@ def save_overlays(image, cams: Mapping[str, np.ndarray], out_dir: str | Path, pr
             m = _resized(m, w, h)
         m = np.clip(np.nan_to_num(m), 0.0, 1.0)
         overlay = show_cam_on_image(rgb, m, use_rgb=True, image_weight=image_weight)
-        path = out / overlay_name(prefix, name)
-        if path in paths:  # two class names that sanitise alike must not overwrite each other
-            path = path.with_name(f"{path.stem}_{len(paths)}.png")
+        path = out / _free_name(overlay_name(prefix, name), taken)
         atomic_write(path, lambda tmp, overlay=overlay: Image.fromarray(overlay).save(tmp, format="PNG"))
         paths.append(path)
     logger.info("wrote %d Grad-CAM overlays for %s to %s", len(paths), prefix, out)

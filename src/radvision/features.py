@@ -399,7 +399,11 @@ def extract_features(
     if on_error == "raise" and paths is not None and not isinstance(ds, _Guarded):
         _raise_if_missing(paths)  # after the cache check: a matching cache needs no image files at all
 
-    feats, errors = _compute(model.to(dev).eval(), ds, paths, dev, batch_size, on_error, progress)
+    was_training = model.training
+    try:
+        feats, errors = _compute(model.to(dev).eval(), ds, paths, dev, batch_size, on_error, progress)
+    finally:
+        model.train(was_training)  # a model extracted from mid-training goes on training as it was
     _log_failures(errors, paths)
     if out is not None and key is not None:
         _write_cache(out, feats, given, errors, key)

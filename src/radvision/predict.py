@@ -441,9 +441,7 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
         while any(overlay_name(prefix, c).lower() in taken for c in chosen):  # e.g. a/x.png and b/x.png
             n += 1
             prefix = f"{stem}_{n}"
-        out = save_overlays(img, cams, out_dir, prefix)
-        taken.update(p.name.lower() for p in out)
-        written.extend(out)
+        written.extend(save_overlays(img, cams, out_dir, prefix, taken=taken))
     if failed and not written:
         raise RadvisionError(f"No image could be read ({failed} tried); see the warnings for each file.")
     return written

@@ -126,3 +126,17 @@ def test_an_empty_heatmap_is_reported(caplog, monkeypatch):
     with caplog.at_level("WARNING"):
         explain.gradcam(resnet, torch.rand(3, 32, 32), ["A"])
     assert "the map at layer4 is 1x1 for (32, 32) input; a larger data.image_size" in caplog.text
+
+
+def test_overlay_names_never_collide_within_a_call(tmp_path):
+    image = Image.new("L", (20, 24), 128)
+    cams = {name: np.ones((6, 5)) * 0.5 for name in ("a_b_2", "a b", "a_b")}  # "a b" and "a_b" sanitise alike
+    taken: set[str] = set()
+    first = save_overlays(image, cams, tmp_path, "x", taken=taken)
+    assert [p.name for p in first] == ["x_a_b_2.png", "x_a_b.png", "x_a_b_3.png"]
+    # a later image whose names meet the suffixed ones of an earlier image (x_a_b.png's "1" vs x.png's "a_b")
+    later = save_overlays(image, {"1": np.ones((6, 5))}, tmp_path, "x_a_b_3", taken=taken)
+    assert [p.name for p in later] == ["x_a_b_3_1.png"]
+    clash = save_overlays(image, {"2": np.ones((6, 5))}, tmp_path, "x_a_b", taken=taken)
+    assert [p.name for p in clash] == ["x_a_b_2_2.png"]  # x_a_b_2.png is taken
+    assert len({p.name for p in first + later + clash}) == 5 == len(list(tmp_path.iterdir()))

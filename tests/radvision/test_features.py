@@ -55,7 +55,9 @@ def _extract(model, data, out=None, **kw):
 
 def test_features_npy_cache(tmp_path, table, model, tf, caplog):
     out = tmp_path / "feats.npy"
+    model.train()
     feats = _extract(model, table, out, transform=tf)
+    assert model.training  # extracted mid-training, the model goes on training as it was
     assert feats.shape == (6, model.backbone.num_features) and feats.dtype == np.float32
     cached, paths = read_features(out)
     np.testing.assert_array_equal(cached, feats)
