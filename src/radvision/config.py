@@ -57,6 +57,10 @@ class DataConfig:
     dataset: str = field(default="nih_sample", metadata=_choices(*DATASETS))
     root: str | None = None  # image root (None with nih_sample: the bundled sample)
     csv: str | None = None  # label table; readers have a default file name inside root
+    # dataset csv only: the image path column, and the patient column (None: "patient_id" when present, else
+    # every image is its own patient and splits are image-level)
+    path_column: str = "path"
+    patient_column: str | None = None
     classes: list[str] | None = None  # None: every class the reader knows
     policy: str = field(default="U-Ones", metadata=_choices("U-Ones", "U-Zeros", "U-Ignore"))
     # blank ("not mentioned") labels of CheXpert / MIMIC / csv tables: masked in the loss, or negatives
@@ -452,6 +456,9 @@ def _check_consistency(cfg: Config, warn: bool = True) -> None:
     if warn and hidden and cfg.model.head != "mlp":
         logging.getLogger(__name__).warning("model.hidden is used by model.head mlp only; head %r ignores it",
                                             cfg.model.head)
+    if warn and cfg.data.dataset != "csv" and (cfg.data.path_column != "path" or cfg.data.patient_column):
+        logging.getLogger(__name__).warning("data.path_column / data.patient_column are read by data.dataset csv "
+                                            "only; dataset %r ignores them", cfg.data.dataset)
     unused = [k for k in ("root", "csv") if getattr(cfg.data, k) is not None]
     if warn and cfg.data.dataset == "nih_sample" and unused:
         logging.getLogger(__name__).warning(

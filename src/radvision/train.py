@@ -163,6 +163,15 @@ def _check_labels(y: np.ndarray, class_names: list[str]) -> None:
         row, col = (int(i[0]) for i in np.nonzero(bad))
         raise RadvisionError(f"Training label {y[row, col]:g} for {class_names[col]!r} (row {row}): labels must be "
                              "1, 0 or blank; map uncertain (-1) labels with policy U-Ignore, U-Zeros or U-Ones.")
+    unknown = [c for c, known in zip(class_names, (~np.isnan(y)).sum(axis=0), strict=True) if known == 0]
+    if len(y) and unknown:  # e.g. a report labeler's classes that no report of this corpus mentions
+        raise RadvisionError(
+            f"No training image has a label for {', '.join(map(repr, unknown[:5]))}"
+            f"{f' (and {len(unknown) - 5} more)' if len(unknown) > 5 else ''}: every value is blank (masked), so the "
+            "model would output noise for them. Leave them out with data.classes (e.g. "
+            f"data.classes=[{', '.join(c for c in class_names if c not in unknown)[:120]}]), or count blanks as "
+            "negatives with data.unmentioned=negative."
+        )
 
 
 _NO_POSITIVES = {
@@ -233,9 +242,11 @@ def _read_table(cfg: Config) -> Any:
     missing = "ignore" if d.on_error == "skip" else "raise"
     if d.dataset == "csv":
         if d.csv is None:
-            raise RadvisionError("data.csv is not set; dataset 'csv' needs the path of a CSV with a 'path' column.")
-        return rvdata.read_csv_table(d.csv, root=d.root, label_columns=d.classes, policy=d.policy,
-                                     missing=missing, unmentioned=d.unmentioned)
+            raise RadvisionError("data.csv is not set; dataset 'csv' needs the path of a CSV with an image path "
+                                 "column (data.path_column, default 'path').")
+        return rvdata.read_csv_table(d.csv, root=d.root, path_column=d.path_column, label_columns=d.classes,
+                                     patient_column=d.patient_column, policy=d.policy, missing=missing,
+                                     unmentioned=d.unmentioned)
     if d.root is None:
         raise RadvisionError(f"data.root is not set; dataset {d.dataset!r} needs the directory of its data.")
     if d.dataset == "nih":

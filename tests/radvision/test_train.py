@@ -676,3 +676,18 @@ def test_compiled_training_saves_plain_weights_that_predict_loads(tmp_path, data
     frame["path"] = [str(data_csv.parent / p) for p in frame["path"]]
     probs = predict(run, frame, device="cpu")
     assert len(probs) == len(frame) and np.isfinite(probs[CLASSES].to_numpy()).all()
+
+
+def test_own_column_names_and_a_class_no_image_labels(tmp_path, make_images):
+    from radvision.train import build_datasets
+
+    csv = make_images(tmp_path / "d", n=16)
+    frame = pd.read_csv(csv).rename(columns={"path": "file", "patient_id": "subject"})
+    frame["Edema"] = np.nan  # a class the labeler knows but no report of this corpus mentions
+    frame.to_csv(csv, index=False)
+    names = ("data.path_column=file", "data.patient_column=subject")
+    parts = build_datasets(tiny_config(tmp_path, csv, *names, "data.classes=[Bright, Stripe]"))
+    assert parts[3] == ["Bright", "Stripe"] and parts[0].table.frame["patient_id"].iloc[0].startswith("p")
+    with pytest.raises(RadvisionError, match=r"No training image has a label for 'Edema'.*data.classes=\[Bright, "
+                                             r"Stripe\].*data.unmentioned=negative"):
+        Trainer(tiny_config(tmp_path, csv, *names)).fit()

@@ -28,7 +28,9 @@ __all__ = ["read_csv_table", "read_folder"]
 
 log = logging.getLogger(__name__)
 
-_META = ("patient_id", "age", "sex", "view", "split")
+# never label columns: the contract's meta columns, and the status column a labeler writes (radlabel's error)
+_META = ("patient_id", "age", "sex", "view", "split", "error")
+NO_FINDING = "No Finding"
 
 
 def _column(df: pd.DataFrame, name: str, what: str, csv: Path) -> str:
@@ -83,6 +85,15 @@ def read_csv_table(
         raise RadvisionError(
             f"Label column {col!r} in {csv.name} holds values other than 1, 0, -1 or blank; is it a label column?"
         )
+    if NO_FINDING in coerced and unmentioned == "masked":
+        # CheXpert-style tables (radlabel's output, CheXpert's own) leave No Finding blank when a finding is
+        # present or uncertain: it is a negative there, not unknown (Support Devices is not a finding).  Every
+        # label column of the file counts, chosen or not.
+        others = [c for c in df.columns if c not in reserved and c not in (NO_FINDING, "Support Devices")]
+        numeric = df[others].apply(pd.to_numeric, errors="coerce")
+        is_label = (numeric.isin([1.0, 0.0, -1.0]) | df[others].isna()).all()  # not a text or count column
+        found = numeric.loc[:, is_label].isin([1.0, -1.0]).any(axis=1)
+        coerced[NO_FINDING] = coerced[NO_FINDING].mask(coerced[NO_FINDING].isna() & found, 0.0)
     values = apply_policy(coerced, policy, unmentioned)
     # blank cells stay "" so check_files names their rows; spaces around a name are not part of it
     paths = df[path_column].astype("string").fillna("").str.strip().astype(str)
@@ -96,7 +107,9 @@ def read_csv_table(
     elif "patient_id" in df:
         frame["patient_id"] = df["patient_id"].astype(str).to_numpy()
     else:
-        log.info("%s: no patient column; each image counts as its own patient", csv.name)
+        (log.info if "split" in df else log.warning)(
+            "%s: no patient column (patient_id, or name yours with data.patient_column); each image counts as its "
+            "own patient, so one patient's images can land in both train and test", csv.name)
         frame["patient_id"] = paths.to_numpy()
     for c in ("age", "view"):
         if c in df:

@@ -87,3 +87,21 @@ def test_csv_blank_and_padded_path_cells(tmp_path, helpers):
         read_csv_table(csv, path_column="file")
     t = read_csv_table(csv, path_column="file", missing="drop")
     assert len(t) == 3 and Path(t.frame["path"][0]).is_file()
+
+
+def test_a_report_labelers_table_trains_as_it_means(tmp_path, helpers, caplog):
+    # radlabel writes id, one column per class (1 / 0 / -1 / blank), and an error column that is blank when
+    # every report was read; No Finding stays blank where a finding is present or uncertain
+    for i in range(4):
+        helpers.save_gray(tmp_path / f"{i}.png", seed=i)
+    frame = pd.DataFrame({"file": [f"{i}.png" for i in range(4)], "No Finding": [1, None, None, None],
+                          "Edema": [None, 1, -1, None], "Support Devices": [None, None, None, 1],
+                          "study": [7, 8, 9, 10], "error": [None] * 4, "subject": ["a", "a", "b", "c"]})
+    frame.to_csv(tmp_path / "labels.csv", index=False)
+    with caplog.at_level("WARNING"):
+        t = read_csv_table(tmp_path / "labels.csv", path_column="file", label_columns=["No Finding", "Edema"])
+    assert "no patient column" in caplog.text and "data.patient_column" in caplog.text  # no split column: a warning
+    np.testing.assert_array_equal(t.labels()[:, 0], [1, 0, 0, np.nan])  # a device alone is not a finding
+    frame.drop(columns="study").to_csv(tmp_path / "labels.csv", index=False)
+    every = read_csv_table(tmp_path / "labels.csv", path_column="file", patient_column="subject")
+    assert "error" not in every.classes and every.frame["patient_id"].tolist() == ["a", "a", "b", "c"]
