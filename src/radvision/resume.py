@@ -30,6 +30,9 @@ class Progress:
     # the value of the last improvement larger than schedule.min_delta: patience counts from it, while `best`
     # follows every improvement (None in states written before it existed: `best` was that value then)
     patience_ref: float | None = None
+    # the valid loss of the best epoch: an epoch that ties the best monitored value (AUROC stuck at 1.0 on a
+    # small valid split) with a lower valid loss becomes the best one (None in older states: no tie-break)
+    best_loss: float | None = None
     finished: bool = False
 
     def to_dict(self, monitor: str, mode: str, classes: list[str]) -> dict[str, Any]:

@@ -729,13 +729,15 @@ class Trainer:
             value = self._monitored(row, y_true, y_prob)
             # the best weights follow any improvement; patience restarts on a gain of more than min_delta over
             # the last such gain (as ReduceLROnPlateau counts), so a run of small gains that add up still counts
-            improved = self._improved(value, progress.best)
+            improved = self._improved(value, progress.best) or (
+                cfg.schedule.monitor != "loss" and value == progress.best and progress.best_loss is not None
+                and valid_loss < progress.best_loss)  # a tie on the metric goes to the lower loss
             ref = progress.patience_ref if progress.patience_ref is not None else progress.best
             significant = self._improved(value, ref, self.config.schedule.min_delta)
             progress.epoch += 1
             progress.cycle_epoch = e + 1
             if improved:
-                progress.best, progress.best_epoch = float(value), progress.epoch
+                progress.best, progress.best_epoch, progress.best_loss = float(value), progress.epoch, valid_loss
             if significant:
                 progress.bad_epochs, progress.patience_ref = 0, float(value)
             elif math.isnan(value) and cfg.schedule.monitor != "loss":

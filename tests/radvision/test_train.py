@@ -691,3 +691,14 @@ def test_own_column_names_and_a_class_no_image_labels(tmp_path, make_images):
     with pytest.raises(RadvisionError, match=r"No training image has a label for 'Edema'.*data.classes=\[Bright, "
                                              r"Stripe\].*data.unmentioned=negative"):
         Trainer(tiny_config(tmp_path, csv, *names)).fit()
+
+
+def test_a_tie_on_the_monitored_metric_goes_to_the_lower_valid_loss(tmp_path, data_csv, monkeypatch):
+    monkeypatch.setattr(Trainer, "_monitored", lambda self, row, y_true, y_prob: 1.0)  # AUROC saturated
+    cfg = tiny_config(tmp_path, data_csv, "optim.epochs=4", "schedule.patience=null")
+    run = Trainer(cfg).fit()
+    metrics = pd.read_csv(run / "metrics.csv")
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert metrics["valid_loss"].nunique() == 4  # the loss moves while the metric stands still
+    assert state["best_epoch"] == int(metrics.loc[metrics["valid_loss"].idxmin(), "epoch"])
+    assert state["best_loss"] == pytest.approx(metrics["valid_loss"].min(), abs=1e-4)
