@@ -67,9 +67,23 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("pred", help="prediction CSV (path + probability per class)")
     ev.add_argument("gold", help="gold CSV (path + one 1/0/-1/blank column per class; -1 and blank are not scored)")
     ev.add_argument("-o", "--output", help="write per-class metrics to this .csv file")
+    ev.add_argument("--split", help="score only the gold rows whose 'split' column has this value (e.g. test)")
     ev.add_argument("--thresholds", help="a run folder: label by the run's whole decision rule (thresholds, cardinality, "
                     "min_labels, top_k), as predict --labels does; or a thresholds.json: those thresholds alone "
                     "(default 0.5 for every class)")
+
+    fe = sub.add_parser("features", help="pooled backbone features of a trained run, for fusion", parents=[common])
+    fe.add_argument("run_dir", help="run directory written by `radvision train`")
+    fe.add_argument("input", help="CSV with a 'path' column, a folder of images, or one image file")
+    fe.add_argument("-o", "--output", required=True, help="output .parquet (path, f0 ... f<N-1>, error) or .npy (the "
+                    "matrix alone, rows in input order); a matching earlier output is reused")
+    fe.add_argument("--batch-size", type=int, default=32)
+    fe.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    fe.add_argument("--root", metavar="DIR", help="where relative paths in the CSV start (default: the CSV's folder)")
+    fe.add_argument("--skip-errors", action="store_true", help="keep an unreadable image's row as NaN features with "
+                    "its error recorded, instead of stopping")
+    fe.add_argument("--overwrite", action="store_true", help="recompute even when the output matches")
+    fe.add_argument("--no-progress", action="store_true", help="hide the progress bar (so does -q)")
 
     ex = sub.add_parser("explain", help="Grad-CAM overlays per class", parents=[common])
     ex.add_argument("run_dir")
@@ -140,7 +154,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.output:
         _check_output(args.output, "per_class.csv")
-    summary, per_class = evaluate_files(args.pred, args.gold, thresholds=args.thresholds)
+    summary, per_class = evaluate_files(args.pred, args.gold, thresholds=args.thresholds, split=args.split)
     for key, value in summary.items():
         print(f"{key}\t{value:.4f}")
     if args.output:
@@ -161,6 +175,20 @@ def _check_output(path: str, example: str) -> None:
     blocked = next((p for p in (parent, *parent.parents) if p.exists()), None)
     if blocked is not None and not blocked.is_dir():
         raise RadvisionError(f"Output {path!r} cannot be written: {str(blocked)!r} is a file, not a folder.")
+
+
+def _cmd_features(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from radvision.features import extract_features
+
+    feats = extract_features(args.run_dir, args.input, args.output, batch_size=args.batch_size, device=args.device,
+                             on_error="skip" if args.skip_errors else "raise", root=args.root,
+                             overwrite=args.overwrite, progress=not (args.no_progress or args.quiet))
+    failed = int(np.isnan(feats).any(axis=1).sum()) if feats.size else 0
+    print(f"{feats.shape[0]} feature rows of width {feats.shape[1]} written to {args.output}"
+          + (f" ({failed} unreadable images kept as NaN rows)" if failed else ""))
+    return 0
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
@@ -184,8 +212,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "evaluate": _cmd_evaluate, "explain": _cmd_explain,
-            "models": _cmd_models}
+COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "evaluate": _cmd_evaluate, "features": _cmd_features,
+            "explain": _cmd_explain, "models": _cmd_models}
 
 
 def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None = None,

@@ -260,15 +260,26 @@ predict_images = predict
 
 
 def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.PathLike[str] | pd.DataFrame,
-                   thresholds: str | os.PathLike[str] | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+                   thresholds: str | os.PathLike[str] | None = None, split: str | None = None
+                   ) -> tuple[dict[str, float], pd.DataFrame]:
     """Score a prediction table against gold labels joined on `path`: (summary metrics, per-class table).
 
     `thresholds`: a thresholds.json (labels at those thresholds), or a run folder (labels by the run's whole
-    decision rule, as `predict --labels` gives them); none: 0.5 for every class."""
+    decision rule, as `predict --labels` gives them); none: 0.5 for every class.  `split`: score only the gold
+    rows whose `split` column holds it."""
     from radvision.metrics import evaluate_predictions, per_class_metrics
 
     p = _read_table(pred, "prediction")
     g = _read_table(gold, "gold")
+    if split is not None:
+        if "split" not in g:
+            raise RadvisionError(f"--split {split!r}: the gold table has no 'split' column; columns are "
+                                 f"{', '.join(map(str, g.columns))}.")
+        values = g["split"].astype(str).str.strip()
+        if not (values == split).any():
+            raise RadvisionError(f"--split {split!r}: no gold row has that split; the table's splits are "
+                                 f"{', '.join(sorted(set(values)))}.")
+        g = g[(values == split).to_numpy()].reset_index(drop=True)
     for table, what in ((p, "prediction"), (g, "gold")):
         if table.empty:
             raise RadvisionError(f"The {what} table has no rows with a path; there is nothing to score.")

@@ -208,3 +208,23 @@ def test_a_closed_pipe_ends_quietly(trained, tmp_path):
     proc.stdout.close()  # the reader leaves before the first line, as `| head -0` would
     err = proc.stderr.read().decode()
     assert proc.wait() == 1 and "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_features_and_evaluate_one_split(trained, tmp_path, capsys):
+    run = trained / "run"
+    out = tmp_path / "feats.parquet"
+    assert main(["-q", "features", str(run), str(trained / "img"), "-o", str(out)]) == 0
+    assert "16 feature rows of width" in capsys.readouterr().out
+    table = pd.read_parquet(out)
+    assert len(table) == 16 and table["path"].iloc[0].endswith("000.png")
+    assert main(["-q", "features", str(run), str(trained / "img"), "-o", str(tmp_path / "f.csv")]) == 2
+    assert "must end in" in capsys.readouterr().err
+
+    pred = tmp_path / "pred.csv"
+    assert main(["-q", "predict", str(run), str(trained / "labels.csv"), "-o", str(pred)]) == 0
+    capsys.readouterr()
+    assert main(["-q", "evaluate", str(pred), str(trained / "labels.csv"), "--split", "valid"]) == 0
+    n_valid = int((pd.read_csv(trained / "labels.csv")["split"] == "valid").sum())
+    assert f"n_samples\t{n_valid:.4f}" in capsys.readouterr().out
+    assert main(["-q", "evaluate", str(pred), str(trained / "labels.csv"), "--split", "test"]) == 2
+    assert "no gold row has that split; the table's splits are train, valid" in capsys.readouterr().err
