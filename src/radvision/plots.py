@@ -60,9 +60,11 @@ def _grid(n: int) -> tuple[int, int]:
 
 
 def plot_roc(
-    y_true: np.ndarray, y_prob: np.ndarray, class_names: Sequence[str], path: str | os.PathLike[str]
+    y_true: np.ndarray, y_prob: np.ndarray, class_names: Sequence[str], path: str | os.PathLike[str],
+    title: str | None = None,
 ) -> Path:
-    """One ROC panel per class; classes without both outcomes (after masking NaN) are marked undefined."""
+    """One ROC panel per class; classes without both outcomes (after masking NaN) are marked undefined.
+    ``title`` (e.g. "valid: 200 images") heads the figure."""
     y_true = np.asarray(y_true, dtype=float)
     y_prob = np.asarray(y_prob, dtype=float)
     rows, cols = _grid(len(class_names))
@@ -86,11 +88,14 @@ def plot_roc(
         ax.set_axis_off()
     fig.supxlabel("false positive rate")
     fig.supylabel("true positive rate")
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)
 
 
 def plot_confusion_matrices(
-    y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], path: str | os.PathLike[str]
+    y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], path: str | os.PathLike[str],
+    title: str | None = None,
 ) -> Path:
     """A 2x2 confusion matrix per class (rows: truth 0/1, columns: prediction 0/1); NaN truth is skipped."""
     cms = confusion_matrices(y_true, y_pred, class_names)
@@ -108,4 +113,6 @@ def plot_confusion_matrices(
         ax.set_axis_off()
     fig.supxlabel("predicted")
     fig.supylabel("true")
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)

@@ -292,7 +292,7 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
             f"predicted classes are {', '.join(pred_classes)}."
         )
     for c in gold_classes:
-        if c not in classes:
+        if c not in classes and _label_like(g[c]):  # a subject / study / note column is not a class
             logger.warning("gold column %r has no prediction column%s and is not scored", c,
                            did_you_mean(c, pred_classes))
     y_gold = _numeric(g, classes, "gold", allowed=(0.0, 1.0, -1.0))
@@ -359,6 +359,13 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
 
 
 META_COLUMNS = {"path", "patient_id", "age", "sex", "view", "split", "error"}
+
+
+def _label_like(column: pd.Series) -> bool:
+    """Whether every filled cell is 1, 0 or -1: a label column, as opposed to ids or notes."""
+    text = column.astype(str).str.strip()
+    filled = text[(text != "") & column.notna().to_numpy()]
+    return bool(pd.to_numeric(filled, errors="coerce").isin([1.0, 0.0, -1.0]).all())
 
 
 def _rule_classes(run_cfg: Config, pred_classes: list[str]) -> list[str]:

@@ -751,8 +751,9 @@ class Trainer:
             progress.stopped_early = stop
             self.history.append(row)
             self._checkpoint(progress, optimizer, scheduler, ci, improved)
-            logger.info("epoch %d  train_loss %.4f  valid_loss %.4f  %s%s", progress.epoch, train_loss,
-                        valid_loss, self._monitor_text(row, value), "  (best)" if improved else "")
+            parts = [f"epoch {progress.epoch}", f"train_loss {train_loss:.4f}", f"valid_loss {valid_loss:.4f}",
+                     self._monitor_text(row, value), "(best)" if improved else ""]
+            logger.info("  ".join(p for p in parts if p))
             if stop:
                 logger.info("Early stopping: %s did not improve for %d epochs", cfg.schedule.monitor, patience)
                 break
@@ -787,6 +788,8 @@ class Trainer:
         """The monitored number for the epoch log, labelled as what it is: with monitor_min_positives /
         monitor_include_any it is not metrics.csv's all-class figure, so both are shown."""
         s = self.config.schedule
+        if s.monitor == "loss":  # the valid loss is on the line already
+            return ""
         if not (s.monitor_min_positives or s.monitor_include_any):
             return f"{s.monitor} {value:.4f}"
         return f"{s.monitor} {monitored_value(row, s.monitor):.4f}  monitored {value:.4f} ({self._monitor_name()})"
@@ -927,8 +930,10 @@ class Trainer:
         for split, (yt, yp) in results.items():
             decided = decide(yp, thr, **rule)
             write_split_metrics(self.run.path, split, yt, yp, self.class_names, thr, y_pred=decided)
-            plot_roc(yt, yp, self.class_names, self.run.plots / f"roc_{split}.png")
-            plot_confusion_matrices(yt, decided, self.class_names, self.run.plots / f"confusion_{split}.png")
+            title = f"{split}: {len(yt)} images"
+            plot_roc(yt, yp, self.class_names, self.run.plots / f"roc_{split}.png", title=title)
+            plot_confusion_matrices(yt, decided, self.class_names, self.run.plots / f"confusion_{split}.png",
+                                    title=title)
 
 
 _METRIC_ALIASES = {"loss": "valid_loss", "f1_macro": "macro_f1", "f1_micro": "micro_f1", "f1_samples": "samples_f1"}

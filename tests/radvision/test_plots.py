@@ -31,3 +31,15 @@ def test_roc_and_confusion_handle_nan_and_single_class(tmp_path):
 def test_confusion_with_a_class_that_has_no_known_label(tmp_path):
     y = np.array([[1.0, np.nan], [0.0, np.nan], [1.0, np.nan]])
     assert _is_png(plot_confusion_matrices(y, np.ones_like(y), ["a", "b"], tmp_path / "cm.png"))
+
+
+def test_roc_and_confusion_figures_name_their_split(tmp_path, monkeypatch):
+    import radvision.plots as plots
+
+    titles = []
+    real = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: titles.append(fig.get_suptitle()) or real(fig, path))
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], dtype=float)
+    plot_roc(y, y * 0.8 + 0.1, ["A", "B"], tmp_path / "roc.png", title="test: 4 images")
+    plot_confusion_matrices(y, y.astype(int), ["A", "B"], tmp_path / "cm.png", title="test: 4 images")
+    assert titles == ["test: 4 images", "test: 4 images"]

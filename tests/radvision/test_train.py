@@ -702,3 +702,10 @@ def test_a_tie_on_the_monitored_metric_goes_to_the_lower_valid_loss(tmp_path, da
     assert metrics["valid_loss"].nunique() == 4  # the loss moves while the metric stands still
     assert state["best_epoch"] == int(metrics.loc[metrics["valid_loss"].idxmin(), "epoch"])
     assert state["best_loss"] == pytest.approx(metrics["valid_loss"].min(), abs=1e-4)
+
+
+def test_the_epoch_log_names_the_loss_once_when_it_is_monitored(tmp_path, data_csv, caplog):
+    with caplog.at_level("INFO", logger="radvision.train"):
+        Trainer(tiny_config(tmp_path, data_csv, "schedule.monitor=loss")).fit()
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch 1 "))
+    assert line.count("loss") == 2 and line.endswith("(best)")  # train_loss, valid_loss
