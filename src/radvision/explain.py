@@ -79,7 +79,7 @@ def gradcam(model: ImageClassifier, image_tensor: torch.Tensor,
         why = (f"the map at {layer} is {grid[0]}x{grid[1]} for {tuple(x.shape[-2:])} input; a larger "
                "data.image_size gives it room" if grid is not None and grid[0] * grid[1] <= 1 else
                f"no positive gradient x activation at {layer}; common with tiny inputs or an untrained model")
-        logger.warning("Grad-CAM is empty for %s (%s): the overlay shows the image only", ", ".join(empty), why)
+        logger.warning("Grad-CAM is empty for %s (%s): there is no heat to show", ", ".join(empty), why)
     return out
 
 

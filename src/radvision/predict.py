@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from radvision.atomic import atomic_write_csv
 from radvision.config import Config, load_run_config
 from radvision.data.table import read_csv_checked, separator_hint
 from radvision.errors import RadvisionError, did_you_mean, first_line
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 # CSV inputs are read as text: blank lines and empty cells stay rows of "" (one output row per input row),
 # and paths keep their exact spelling
 TEXT_CELLS = {"dtype": str, "keep_default_na": False, "skip_blank_lines": False}
+OVERLAY_MANIFEST = "overlays.csv"  # explain: image, class, probability, overlay file
 
 __all__ = ["evaluate_files", "explain_images", "input_paths", "load_run", "predict", "predict_images", "resolve_device"]
 
@@ -428,7 +430,8 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
                    out_dir: str | os.PathLike[str], classes: Sequence[str] | None = None) -> list[Path]:
     """Grad-CAM overlays (PNG) per image and class, named `<image stem>_<class>.png` (`<stem>_2_<class>` when
     that name is taken by an earlier image of the call); `images` may include folders.  A missing or unreadable
-    image is logged and skipped, as `predict` keeps going; none readable is an error.  Returns the files written."""
+    image is logged and skipped, as `predict` keeps going; none readable is an error.  `out_dir/overlays.csv` lists
+    this call's overlays (image as given, class, the model's probability, overlay file).  Returns the files written."""
     from radvision.data import load_image
     from radvision.data.transforms import preset_fit
     from radvision.explain import gradcam, overlay_name, place_cam, save_overlays
@@ -444,6 +447,7 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
     fit = preset_fit(cfg.data.transforms)
     written: list[Path] = []
     taken: set[str] = set()  # file names written by this call, lower-cased for case-insensitive file systems
+    manifest: list[dict[str, Any]] = []
     failed = 0
     for image_path in files:
         try:
@@ -452,14 +456,22 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
             failed += 1
             logger.warning("skipping %s: %s", image_path, first_line(err))
             continue
-        cams = {name: place_cam(cam, img.width, img.height, fit)
-                for name, cam in gradcam(model, transform(img), chosen).items()}
+        x = transform(img)
+        with torch.no_grad():
+            probs = torch.sigmoid(model(x.unsqueeze(0).to(next(model.parameters()).device)))[0].tolist()
+        cams = {name: place_cam(cam, img.width, img.height, fit) for name, cam in gradcam(model, x, chosen).items()}
         stem, n = Path(image_path).stem, 1
         prefix = stem
         while any(overlay_name(prefix, c).lower() in taken for c in chosen):  # e.g. a/x.png and b/x.png
             n += 1
             prefix = f"{stem}_{n}"
-        written.extend(save_overlays(img, cams, out_dir, prefix, taken=taken))
+        saved = save_overlays(img, cams, out_dir, prefix, taken=taken)
+        written.extend(saved)
+        manifest += [{"image": str(image_path), "class": name, "probability": round(probs[class_names.index(name)], 6),
+                      "overlay": path.name} for name, path in zip(cams, saved, strict=True)]
     if failed and not written:
         raise RadvisionError(f"No image could be read ({failed} tried); see the warnings for each file.")
+    # which overlay belongs to which input, with the model's probability: names alone lose the folder
+    atomic_write_csv(pd.DataFrame(manifest, columns=["image", "class", "probability", "overlay"]),
+                     Path(out_dir) / OVERLAY_MANIFEST)
     return written

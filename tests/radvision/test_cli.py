@@ -60,6 +60,11 @@ def test_predict_evaluate_explain(trained, tmp_path, capsys):
     assert len(pd.read_csv(tmp_path / "m.csv")) == 2
     assert main(["-q", "explain", str(run), str(trained / "img" / "001.png"), "-o", str(tmp_path / "cams")]) == 0
     assert len(list((tmp_path / "cams").glob("*.png"))) == 2
+    manifest = pd.read_csv(tmp_path / "cams" / "overlays.csv")  # which overlay is which input, and its probability
+    assert manifest["overlay"].tolist() == ["001_Bright.png", "001_Dark.png"]
+    assert manifest["image"].tolist() == [str(trained / "img" / "001.png")] * 2
+    probs = pd.read_csv(pred).set_index("path").loc[str(trained / "img" / "001.png"), ["Bright", "Dark"]]
+    assert manifest["probability"].tolist() == pytest.approx(probs.astype(float).tolist(), abs=1e-5)
 
 
 def test_predict_that_reads_nothing_exits_2_with_a_root_hint(trained, tmp_path, capsys):
