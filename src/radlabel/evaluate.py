@@ -48,11 +48,19 @@ def _as_values(frame: pd.DataFrame, classes: Sequence[str], name: str) -> np.nda
     return values
 
 
+def _label_like(column: pd.Series) -> bool:
+    """Whether every filled cell is 1, 0 or -1 (a label column, not ids or notes)."""
+    values = pd.to_numeric(column[column.notna() & (column.astype(str).str.strip() != "")], errors="coerce")
+    return bool(values.isin(list(VALID_VALUES)).all())
+
+
 def _align(pred: pd.DataFrame, gold: pd.DataFrame, id_column: str | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     id_column = id_column or (str(gold.columns[0]) if len(gold.columns) else None)
     for frame, name in ((pred, "predictions"), (gold, "gold")):
         if id_column not in frame.columns:
-            raise missing_column_error(id_column, list(frame.columns), f"the {name}")
+            err = missing_column_error(id_column, list(frame.columns), f"the {name}")
+            raise RadlabelError(f"{err} The ids are joined on gold's first column unless --id-column (id_column=) "
+                                "names another.")
         dup = frame[id_column][frame[id_column].duplicated()]
         if len(dup):
             raise RadlabelError(f"The {name} repeat id {dup.iloc[0]!r} in column {id_column!r}; ids must be unique.")
@@ -92,6 +100,9 @@ def evaluate(
             raise RadlabelError(
                 f"Predictions and gold share no class columns (gold has {', '.join(map(str, gold.columns))})."
             )
+        for c in gold.columns:  # a misspelt class would drop out unseen; ids / notes / splits are not classes
+            if c not in skip and c not in pred.columns and _label_like(gold[c]):
+                logger.warning("gold column %r has no prediction column and is not scored", c)
     classes = list(classes)
     for frame, name in ((pred_a, "predictions"), (gold_a, "gold")):
         for c in classes:

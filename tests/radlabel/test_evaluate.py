@@ -72,6 +72,8 @@ def test_errors(gold):
         evaluate(gold, gold, classes=["A", "C"])
     with pytest.raises(RadlabelError, match="Column 'idx' not found"):
         evaluate(gold, gold, id_column="idx")
+    with pytest.raises(RadlabelError, match=r"Column 'file' not found in the predictions.*--id-column"):
+        evaluate(gold, gold.rename(columns={"id": "file"}))
     with pytest.raises(RadlabelError, match="repeat id"):
         evaluate(pd.concat([gold, gold]), gold)
     with pytest.raises(RadlabelError, match="value 2 in column .A."):
@@ -84,3 +86,12 @@ def test_summary_pivot(gold):
     s = summary(evaluate(gold, gold))
     assert list(s.columns) == ["positive", "negative", "uncertain", "binary"]
     assert list(s.index) == ["A", "B", "micro avg", "macro avg"]
+
+
+def test_a_gold_class_without_predictions_is_named_other_columns_are_not(gold, caplog):
+    extra = gold.assign(Edma=[1, 0, NAN, 0], subject=["s1", "s1", "s2", "s3"], split=["train"] * 4)
+    with caplog.at_level("WARNING", logger="radlabel.evaluate"):
+        m = evaluate(gold, extra)
+    assert set(m["class"]) == {"A", "B", "micro avg", "macro avg"}
+    assert "gold column 'Edma' has no prediction column" in caplog.text
+    assert "subject" not in caplog.text and "split" not in caplog.text
