@@ -51,7 +51,7 @@ def _as_values(frame: pd.DataFrame, classes: Sequence[str], name: str) -> np.nda
 def _label_like(column: pd.Series) -> bool:
     """Whether every filled cell is 1, 0 or -1 (a label column, not ids or notes)."""
     values = pd.to_numeric(column[column.notna() & (column.astype(str).str.strip() != "")], errors="coerce")
-    return bool(values.isin(list(VALID_VALUES)).all())
+    return len(values) > 0 and bool(values.isin(list(VALID_VALUES)).all())
 
 
 def _align(pred: pd.DataFrame, gold: pd.DataFrame, id_column: str | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -60,7 +60,7 @@ def _align(pred: pd.DataFrame, gold: pd.DataFrame, id_column: str | None) -> tup
         if id_column not in frame.columns:
             err = missing_column_error(id_column, list(frame.columns), f"the {name}")
             raise RadlabelError(f"{err} The ids are joined on gold's first column unless --id-column (id_column=) "
-                                "names another.")
+                                "names another; both files must call it the same.")
         dup = frame[id_column][frame[id_column].duplicated()]
         if len(dup):
             raise RadlabelError(f"The {name} repeat id {dup.iloc[0]!r} in column {id_column!r}; ids must be unique.")

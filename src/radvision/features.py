@@ -147,7 +147,8 @@ def _raise_if_missing(paths: list[str]) -> None:
     if missing:
         first = f"an empty path (row {paths.index(missing[0])})" if not missing[0] else missing[0]
         raise RadvisionError(f"Image file not found: {first} ({len(missing)} of {len(paths)} missing; pass "
-                             "on_error='skip' to keep their rows as NaN features with the error recorded).")
+                             "on_error='skip' (radvision features --skip-errors) to keep their rows as NaN features "
+                             "with the error recorded).")
 
 
 # ------------------------------------------------------------------------------------------- cache key
@@ -327,8 +328,8 @@ def _compute(model: torch.nn.Module, ds: Dataset, paths: list[str] | None, dev: 
             i = row + ok.index(False)
             # the image error names the file already; only a row number is added when no path is known
             where = "" if paths is not None else f"row {i}: "
-            raise RadvisionError(f"{where}{errs[i - row].rstrip('.')} (pass on_error='skip' to keep its row "
-                                 "as NaN features with the error recorded).")
+            raise RadvisionError(f"{where}{errs[i - row].rstrip('.')} (pass on_error='skip', or --skip-errors, to "
+                                 "keep its row as NaN features with the error recorded).")
         if images is not None:
             out = pooled_features(model, images.to(dev)).float().cpu().numpy()
             if feats is None:  # the width is known from the first readable batch

@@ -277,11 +277,14 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
         if "split" not in g:
             raise RadvisionError(f"--split {split!r}: the gold table has no 'split' column; columns are "
                                  f"{', '.join(map(str, g.columns))}.")
-        values = g["split"].astype(str).str.strip()
-        if not (values == split).any():
+        def canonical(v: pd.Series) -> pd.Series:  # as the csv reader reads a split column
+            return v.astype(str).str.strip().str.lower().replace({"validate": "valid", "val": "valid"})
+
+        values, wanted = canonical(g["split"]), canonical(pd.Series([split])).iloc[0]
+        if not (values == wanted).any():
             raise RadvisionError(f"--split {split!r}: no gold row has that split; the table's splits are "
                                  f"{', '.join(sorted(set(values)))}.")
-        g = g[(values == split).to_numpy()].reset_index(drop=True)
+        g = g[(values == wanted).to_numpy()].reset_index(drop=True)
     for table, what in ((p, "prediction"), (g, "gold")):
         if table.empty:
             raise RadvisionError(f"The {what} table has no rows with a path; there is nothing to score.")
@@ -367,7 +370,7 @@ def _label_like(column: pd.Series) -> bool:
     """Whether every filled cell is 1, 0 or -1: a label column, as opposed to ids or notes."""
     text = column.astype(str).str.strip()
     filled = text[(text != "") & column.notna().to_numpy()]
-    return bool(pd.to_numeric(filled, errors="coerce").isin([1.0, 0.0, -1.0]).all())
+    return len(filled) > 0 and bool(pd.to_numeric(filled, errors="coerce").isin([1.0, 0.0, -1.0]).all())
 
 
 def _rule_classes(run_cfg: Config, pred_classes: list[str]) -> list[str]:

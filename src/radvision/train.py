@@ -154,8 +154,9 @@ def _own_dataset_classes(cfg: Config, train_ds: Dataset, valid_ds: Dataset) -> l
     return class_names
 
 
-def _check_labels(y: np.ndarray, class_names: list[str]) -> None:
-    """Training targets are 1 / 0 / NaN, one column per class (not -1: U-MultiClass tables need their own loss)."""
+def _check_labels(y: np.ndarray, class_names: list[str], resuming: bool = False) -> None:
+    """Training targets are 1 / 0 / NaN, one column per class (not -1: U-MultiClass tables need their own loss).
+    A class no training image labels is refused, or only warned about when resuming a run that trained so."""
     if y.ndim != 2 or y.shape[1] != len(class_names):
         raise RadvisionError(f"The training labels have shape {y.shape} but there are {len(class_names)} classes.")
     bad = ~np.isnan(y) & (y != 0) & (y != 1)
@@ -165,13 +166,17 @@ def _check_labels(y: np.ndarray, class_names: list[str]) -> None:
                              "1, 0 or blank; map uncertain (-1) labels with policy U-Ignore, U-Zeros or U-Ones.")
     unknown = [c for c, known in zip(class_names, (~np.isnan(y)).sum(axis=0), strict=True) if known == 0]
     if len(y) and unknown:  # e.g. a report labeler's classes that no report of this corpus mentions
-        raise RadvisionError(
+        known = [c for c in class_names if c not in unknown]
+        message = (
             f"No training image has a label for {', '.join(map(repr, unknown[:5]))}"
-            f"{f' (and {len(unknown) - 5} more)' if len(unknown) > 5 else ''}: every value is blank (masked), so the "
-            "model would output noise for them. Leave them out with data.classes (e.g. "
-            f"data.classes=[{', '.join(c for c in class_names if c not in unknown)[:120]}]), or count blanks as "
-            "negatives with data.unmentioned=negative."
+            f"{f' (and {len(unknown) - 5} more)' if len(unknown) > 5 else ''}: every value is masked (blank under "
+            "data.unmentioned=masked, or uncertain under policy U-Ignore), so the model would output noise for "
+            f"them. Leave them out with data.classes (e.g. data.classes=[{', '.join(known)[:120]}]), count blanks "
+            "as negatives with data.unmentioned=negative, or map uncertain labels with U-Zeros / U-Ones."
         )
+        if not resuming:
+            raise RadvisionError(message)
+        logger.warning("%s (The run trained so; it goes on.)", message)
 
 
 _NO_POSITIVES = {
@@ -418,6 +423,8 @@ class Trainer:
         if not isinstance(config, Config):
             raise RadvisionError(f"Trainer needs a radvision Config, not a {type(config).__name__}; build one with "
                                  "radvision.config.load_config(path, overrides) or config_from_dict(mapping).")
+        if config.model.in_chans is None:  # a Config built in Python: resolved as config_from_dict does
+            config.model.in_chans = config.data.channels
         self.config = config
         self.resume = Path(resume) if resume is not None else None
         self.run = RunDir(self.resume if self.resume is not None else config.output.run_dir)
@@ -460,7 +467,7 @@ class Trainer:
         self.class_names = list(class_names)
         self._check_classes()
         y_train = dataset_labels(train_ds)
-        _check_labels(y_train, self.class_names)
+        _check_labels(y_train, self.class_names, resuming=self.resume is not None)
         for split, ds in (("train", train_ds), ("valid", valid_ds), ("test", test_ds)):
             y = y_train if ds is train_ds else dataset_labels(ds, decode=False) if ds is not None else None
             if y is not None:

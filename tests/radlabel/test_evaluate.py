@@ -89,9 +89,9 @@ def test_summary_pivot(gold):
 
 
 def test_a_gold_class_without_predictions_is_named_other_columns_are_not(gold, caplog):
-    extra = gold.assign(Edma=[1, 0, NAN, 0], subject=["s1", "s1", "s2", "s3"], split=["train"] * 4)
+    extra = gold.assign(Edma=[1, 0, NAN, 0], subject=["s1", "s1", "s2", "s3"], split=["train"] * 4, notes=NAN)
     with caplog.at_level("WARNING", logger="radlabel.evaluate"):
         m = evaluate(gold, extra)
     assert set(m["class"]) == {"A", "B", "micro avg", "macro avg"}
     assert "gold column 'Edma' has no prediction column" in caplog.text
-    assert "subject" not in caplog.text and "split" not in caplog.text
+    assert "subject" not in caplog.text and "split" not in caplog.text and "notes" not in caplog.text

@@ -231,5 +231,9 @@ def test_features_and_evaluate_one_split(trained, tmp_path, capsys):
     assert main(["-q", "evaluate", str(pred), str(trained / "labels.csv"), "--split", "valid"]) == 0
     n_valid = int((pd.read_csv(trained / "labels.csv")["split"] == "valid").sum())
     assert f"n_samples\t{n_valid:.4f}" in capsys.readouterr().out
+    gold = pd.read_csv(trained / "labels.csv")
+    gold.assign(split=gold["split"].replace({"valid": " Val"})).to_csv(tmp_path / "val.csv", index=False)
+    assert main(["-q", "evaluate", str(pred), str(tmp_path / "val.csv"), "--split", "VALID"]) == 0  # as training reads
+    assert f"n_samples\t{n_valid:.4f}" in capsys.readouterr().out
     assert main(["-q", "evaluate", str(pred), str(trained / "labels.csv"), "--split", "test"]) == 2
     assert "no gold row has that split; the table's splits are train, valid" in capsys.readouterr().err

@@ -289,9 +289,11 @@ def test_evaluate_one_class_and_warns_about_gold_columns_it_cannot_score(run_dir
     assert summary["mean_auroc"] == pytest.approx(1.0) and summary["samples_f1"] == pytest.approx(1.0)
     assert len(per_class) == 1
     with caplog.at_level("WARNING"):
-        evaluate_files(pred, gold.rename(columns={"Stripe": "Stripy"}).assign(subject="s1", study=[7] * len(gold)))
+        evaluate_files(pred, gold.rename(columns={"Stripe": "Stripy"}).assign(subject="s1", study=[7] * len(gold),
+                                                                               notes=""))
     assert "gold column 'Stripy' has no prediction column (did you mean 'Stripe'?)" in caplog.text
     assert "'subject'" not in caplog.text and "'study'" not in caplog.text  # ids and notes are not classes
+    assert "'notes'" not in caplog.text  # an empty column is not one either
 
 
 def test_explain_folders_and_images_with_the_same_name(run_dir, tmp_path):

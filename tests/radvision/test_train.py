@@ -689,8 +689,35 @@ def test_own_column_names_and_a_class_no_image_labels(tmp_path, make_images):
     parts = build_datasets(tiny_config(tmp_path, csv, *names, "data.classes=[Bright, Stripe]"))
     assert parts[3] == ["Bright", "Stripe"] and parts[0].table.frame["patient_id"].iloc[0].startswith("p")
     with pytest.raises(RadvisionError, match=r"No training image has a label for 'Edema'.*data.classes=\[Bright, "
-                                             r"Stripe\].*data.unmentioned=negative"):
+                                             r"Stripe\].*data.unmentioned=negative.*U-Zeros / U-Ones"):
         Trainer(tiny_config(tmp_path, csv, *names)).fit()
+
+
+def test_a_python_config_resumes_and_an_old_run_with_an_unlabelled_class_goes_on(tmp_path, make_images, caplog):
+    from radvision.config import Config
+
+    csv = make_images(tmp_path / "d", n=16)
+
+    def by_hand(epochs):
+        c = Config()
+        c.data.dataset, c.data.csv, c.data.image_size, c.data.transforms = "csv", str(csv), 32, "none"
+        c.model.backbone, c.optim.epochs, c.optim.batch_size = "simple_cnn", epochs, 8
+        c.runtime.device, c.runtime.progress, c.output.run_dir = "cpu", False, str(tmp_path / "hand")
+        return c
+
+    Trainer(by_hand(1)).fit()
+    assert len(pd.read_csv(Trainer(by_hand(2), resume=tmp_path / "hand").fit() / "metrics.csv")) == 2
+    # a run that trained a class without training labels (before that was refused) still resumes, with a warning
+    frame = pd.read_csv(csv)
+    frame["Edema"] = np.where(frame["split"] == "train", np.nan, 1.0)
+    frame.to_csv(csv, index=False)
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr("radvision.train._check_labels", lambda y, names, resuming=False: None)
+    Trainer(tiny_config(tmp_path, csv)).fit()  # as the old code trained it
+    monkey.undo()
+    with caplog.at_level("WARNING", logger="radvision.train"):
+        Trainer(tiny_config(tmp_path, csv, "optim.epochs=2"), resume=tmp_path / "run").fit()
+    assert "No training image has a label for 'Edema'" in caplog.text and "it goes on" in caplog.text
 
 
 def test_a_tie_on_the_monitored_metric_goes_to_the_lower_valid_loss(tmp_path, data_csv, monkeypatch):

@@ -87,12 +87,10 @@ def read_csv_table(
         )
     if NO_FINDING in coerced and unmentioned == "masked":
         # CheXpert-style tables (radlabel's output, CheXpert's own) leave No Finding blank when a finding is
-        # present or uncertain: it is a negative there, not unknown (Support Devices is not a finding).  Every
-        # label column of the file counts, chosen or not.
-        others = [c for c in df.columns if c not in reserved and c not in (NO_FINDING, "Support Devices")]
-        numeric = df[others].apply(pd.to_numeric, errors="coerce")
-        is_label = (numeric.isin([1.0, 0.0, -1.0]) | df[others].isna()).all()  # not a text or count column
-        found = numeric.loc[:, is_label].isin([1.0, -1.0]).any(axis=1)
+        # present or uncertain: it is a negative there, not unknown (Support Devices is not a finding).  Only the
+        # chosen label columns count: a 0 / 1 flag column (portable, say) cannot be told from a label.
+        others = [c for c in coerced.columns if c not in (NO_FINDING, "Support Devices")]
+        found = coerced[others].isin([1.0, -1.0]).any(axis=1)
         coerced[NO_FINDING] = coerced[NO_FINDING].mask(coerced[NO_FINDING].isna() & found, 0.0)
     values = apply_policy(coerced, policy, unmentioned)
     # blank cells stay "" so check_files names their rows; spaces around a name are not part of it
