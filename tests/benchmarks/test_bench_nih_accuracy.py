@@ -1,0 +1,33 @@
+"""The NIH accuracy benchmark scores valid, and the held-out test rows too when the table has them."""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "src" / "radvision" / "sample"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_nih_accuracy", REPO / "benchmarks" / "bench_nih_accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_valid_and_held_out_test_rows_are_scored(tmp_path, capsys):
+    root = tmp_path / "nih"
+    shutil.copytree(SAMPLE / "images", root / "images")
+    table = pd.read_csv(SAMPLE / "Data_Entry_sample.csv")
+    last_train = table.index[table["split"] == "train"][-30:]
+    table.loc[last_train, "split"] = "test"  # as the held-out images would be added
+    table.to_csv(root / "Data_Entry_sample.csv", index=False)
+    config = tmp_path / "tiny.yaml"
+    config.write_text("data: {dataset: nih, image_size: 32, transforms: none}\nmodel: {backbone: simple_cnn}\n"
+                      "optim: {epochs: 1, batch_size: 16}\nruntime: {device: cpu}\n")
+    assert _bench().main(["--root", str(root), "--config", str(config), "--seeds", "0", "--peer-epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "test: 30 images" in out and "recipe_test" in out and "peer_test" in out
+    assert "mean test figure: recipe" in out and "(target >= 0.70)" in out
