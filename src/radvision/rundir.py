@@ -156,9 +156,10 @@ class RunDir:
     def promote(self, staged: list[str]) -> None:
         """Move confirmed staged files (names from `staged`) over their final names."""
         for name in staged:
-            path = self.file(name)
-            if path.is_file():
-                os.replace(path, self.file(name[: name.rindex(".epoch")]))
+            try:
+                os.replace(self.file(name), self.file(name[: name.rindex(".epoch")]))
+            except FileNotFoundError:  # promoted already: earlier, or just now by another process of the run
+                pass
 
     def recover(self, state: dict[str, Any]) -> None:
         """After an interruption: promote the staged files trainer_state.json confirmed, drop any other."""
