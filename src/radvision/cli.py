@@ -263,6 +263,10 @@ def exit_code(command: Callable[[], int | None], *, prog: str | None = "radvisio
     except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:  # an output path through a file
         print(f"{lead}error: cannot write {exc.filename or exc}: {exc.strerror or exc}.", file=sys.stderr)
         return 2
+    except PermissionError as exc:  # a folder or file this user may not write (or read)
+        print(f"{lead}error: permission denied: {exc.filename or exc}; choose a place you can write to, or fix its "
+              "permissions.", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{lead}interrupted.", file=sys.stderr)
         return 130

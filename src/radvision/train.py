@@ -379,14 +379,20 @@ def build_train_loader(cfg: Config, train_ds: Dataset, y_train: np.ndarray, clas
     processes accelerate keeps a custom sampler, synchronises that generator from the main process and gives
     each process its share of the batches, so together they draw one epoch's sample.
     """
+    # a last batch of one image cannot train BatchNorm ("expected more than 1 value per channel"): drop it then
+    drop_last = len(train_ds) % int(loader_kw.get("batch_size") or 1) == 1 and len(train_ds) > 1
+    if drop_last:
+        logger.info("%d training images in batches of %s leave one image over: each epoch leaves out one (a "
+                    "different one each epoch), since BatchNorm cannot train on a batch of one", len(train_ds),
+                    loader_kw.get("batch_size"))
     if cfg.data.sampler == "none":
-        return DataLoader(train_ds, shuffle=True, drop_last=False, **loader_kw), None
+        return DataLoader(train_ds, shuffle=True, drop_last=drop_last, **loader_kw), None
     from radvision.data import weighted_sampler
 
     sampler = weighted_sampler(y_train, seed=cfg.runtime.seed, class_names=class_names)
     logger.info("Weighted sampling: %d training images drawn with replacement per epoch, rare labels more often",
                 len(y_train))
-    return DataLoader(train_ds, sampler=sampler, drop_last=False, **loader_kw), sampler
+    return DataLoader(train_ds, sampler=sampler, drop_last=drop_last, **loader_kw), sampler
 
 
 # ----------------------------------------------------------------------------------------------- trainer

@@ -736,3 +736,16 @@ def test_the_epoch_log_names_the_loss_once_when_it_is_monitored(tmp_path, data_c
         Trainer(tiny_config(tmp_path, data_csv, "schedule.monitor=loss")).fit()
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch 1 "))
     assert line.count("loss") == 2 and line.endswith("(best)")  # train_loss, valid_loss
+
+
+def test_a_last_batch_of_one_image_is_left_out(tmp_path, data_csv):
+    from torch.utils.data import TensorDataset
+
+    from radvision.train import build_train_loader
+
+    cfg = tiny_config(tmp_path, data_csv)
+    nine = TensorDataset(torch.zeros(9, 1), torch.zeros(9, 1))
+    loader, _ = build_train_loader(cfg, nine, np.zeros((9, 1)), batch_size=8)
+    assert loader.drop_last and len(loader) == 1  # BatchNorm cannot train on a batch of one
+    loader, _ = build_train_loader(cfg, TensorDataset(torch.zeros(10, 1)), np.zeros((10, 1)), batch_size=8)
+    assert not loader.drop_last and len(loader) == 2

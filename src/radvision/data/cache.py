@@ -269,7 +269,10 @@ def _build_locked(table: LabelTable, size: int, cache_dir: Path, channels: int, 
 
     if old is not None and not todo:
         log.info("cache: %s is up to date (%d images)", cache_dir, len(paths))
-        _write_skipped(cache_dir, skipped)
+        try:
+            _write_skipped(cache_dir, skipped)
+        except PermissionError:  # a folder made read-only (chmod a-w) after the build: nothing else to write
+            log.info("cache: %s is read-only; %s is left as it was", cache_dir, SKIPPED_NAME)
         return old
 
     shape = (len(paths), size, size) + ((3,) if channels == 3 else ())
@@ -331,4 +334,7 @@ def _build_locked(table: LabelTable, size: int, cache_dir: Path, channels: int, 
 
 def _write_skipped(cache_dir: Path, skipped: dict[str, list]) -> None:
     frame = pd.DataFrame({"path": list(skipped), "error": [v[2] for v in skipped.values()]})
-    atomic_write_csv(frame, cache_dir / SKIPPED_NAME)
+    target = cache_dir / SKIPPED_NAME
+    if target.is_file() and target.read_text(encoding="utf-8") == frame.to_csv(index=False):
+        return  # unchanged: no write (a read-only folder stays usable)
+    atomic_write_csv(frame, target)

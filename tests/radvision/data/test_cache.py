@@ -175,3 +175,21 @@ def test_a_read_only_cache_folder(tmp_path, gray_images, helpers, monkeypatch):
     monkeypatch.setattr(type(tmp_path), "mkdir", denied)
     with pytest.raises(RadvisionError, match=r"cache_dir\) '.*new' cannot be made \(Permission denied\)"):
         build_cache(table, 8, tmp_path / "new", progress=False)
+
+
+def test_an_up_to_date_cache_writes_nothing(tmp_path, gray_images, helpers, monkeypatch):
+    import radvision.data.cache as cache_module
+
+    table = helpers.make_table(gray_images[:3])
+    build_cache(table, 8, tmp_path / "c", progress=False)
+    skipped = tmp_path / "c" / "skipped.csv"
+    stamp = skipped.stat().st_mtime_ns
+
+    def denied(*args, **kwargs):  # as in a folder made read-only after the build (chmod a-w)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cache_module, "atomic_write_csv", denied)
+    assert len(build_cache(table, 8, tmp_path / "c", progress=False)) == 3  # unchanged list: not rewritten
+    assert skipped.stat().st_mtime_ns == stamp
+    skipped.unlink()  # even a list that would change is no reason to fail a build that has nothing to do
+    assert len(build_cache(table, 8, tmp_path / "c", progress=False)) == 3
