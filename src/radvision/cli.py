@@ -264,6 +264,8 @@ def exit_code(command: Callable[[], int | None], *, prog: str | None = "radvisio
         print(f"{lead}error: cannot write {exc.filename or exc}: {exc.strerror or exc}.", file=sys.stderr)
         return 2
     except PermissionError as exc:  # a folder or file this user may not write (or read)
+        if exc.filename is None:  # not about a file (an operation not permitted): keep the traceback
+            raise
         print(f"{lead}error: permission denied: {exc.filename or exc}; choose a place you can write to, or fix its "
               "permissions.", file=sys.stderr)
         return 2

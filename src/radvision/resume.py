@@ -33,6 +33,9 @@ class Progress:
     # the valid loss of the best epoch: an epoch that ties the best monitored value (AUROC stuck at 1.0 on a
     # small valid split) with a lower valid loss becomes the best one (None in older states: no tie-break)
     best_loss: float | None = None
+    # True once training refuses classes without any training label; a state without it (None) comes from a
+    # run that may have trained such a class, which a resume then lets go on with a warning
+    labels_checked: bool | None = None
     finished: bool = False
 
     def to_dict(self, monitor: str, mode: str, classes: list[str]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ weights), early stopping and ReduceLROnPlateau on any monitored metric, a checkp
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -176,7 +177,7 @@ def _check_labels(y: np.ndarray, class_names: list[str], resuming: bool = False)
         )
         if not resuming:
             raise RadvisionError(message)
-        logger.warning("%s (The run trained so; it goes on.)", message)
+        logger.warning("%s (The run was saved before radvision refused this, so it goes on.)", message)
 
 
 _NO_POSITIVES = {
@@ -369,7 +370,7 @@ def _check_model_config(cfg: Config, image_size: bool = True) -> None:
 
 
 def build_train_loader(cfg: Config, train_ds: Dataset, y_train: np.ndarray, class_names: list[str] | None = None,
-                       **loader_kw: Any) -> tuple[DataLoader, Any]:
+                       processes: int = 1, **loader_kw: Any) -> tuple[DataLoader, Any]:
     """The training DataLoader and its weighted sampler (None unless data.sampler is 'weighted').
 
     Shuffling draws from torch's RNG, which set_seed(seed + epoch) fixes, so a resumed epoch shuffles exactly
@@ -379,8 +380,9 @@ def build_train_loader(cfg: Config, train_ds: Dataset, y_train: np.ndarray, clas
     processes accelerate keeps a custom sampler, synchronises that generator from the main process and gives
     each process its share of the batches, so together they draw one epoch's sample.
     """
-    # a last batch of one image cannot train BatchNorm ("expected more than 1 value per channel"): drop it then
-    drop_last = len(train_ds) % int(loader_kw.get("batch_size") or 1) == 1 and len(train_ds) > 1
+    # a last batch of one image cannot train BatchNorm ("expected more than 1 value per channel"): drop it then.
+    # Several processes: accelerate pads the last batch instead, and drop_last there would drop whole batches.
+    drop_last = processes == 1 and len(train_ds) % int(loader_kw.get("batch_size") or 1) == 1 and len(train_ds) > 1
     if drop_last:
         logger.info("%d training images in batches of %s leave one image over: each epoch leaves out one (a "
                     "different one each epoch), since BatchNorm cannot train on a batch of one", len(train_ds),
@@ -429,7 +431,8 @@ class Trainer:
         if not isinstance(config, Config):
             raise RadvisionError(f"Trainer needs a radvision Config, not a {type(config).__name__}; build one with "
                                  "radvision.config.load_config(path, overrides) or config_from_dict(mapping).")
-        if config.model.in_chans is None:  # a Config built in Python: resolved as config_from_dict does
+        if config.model.in_chans is None:  # a Config built in Python: resolved (on a copy) as config_from_dict does
+            config = copy.deepcopy(config)
             config.model.in_chans = config.data.channels
         self.config = config
         self.resume = Path(resume) if resume is not None else None
@@ -473,7 +476,9 @@ class Trainer:
         self.class_names = list(class_names)
         self._check_classes()
         y_train = dataset_labels(train_ds)
-        _check_labels(y_train, self.class_names, resuming=self.resume is not None)
+        # a run saved before classes without training labels were refused may have trained one: let it go on
+        _check_labels(y_train, self.class_names,
+                      resuming=self.resume is not None and not self._saved_state.get("labels_checked"))
         for split, ds in (("train", train_ds), ("valid", valid_ds), ("test", test_ds)):
             y = y_train if ds is train_ds else dataset_labels(ds, decode=False) if ds is not None else None
             if y is not None:
@@ -512,7 +517,8 @@ class Trainer:
                      # workers start afresh each epoch: their seeds then come from set_seed(seed + epoch), so a
                      # resumed run draws the same augmentations (persistent workers carry their RNG along)
                      "persistent_workers": False}
-        train_loader, self.sampler = build_train_loader(cfg, train_ds, y_train, self.class_names, **loader_kw)
+        train_loader, self.sampler = build_train_loader(cfg, train_ds, y_train, self.class_names,
+                                                        processes=acc.num_processes, **loader_kw)
         # validation draws nothing at random: its workers may live across epochs
         valid_loader = DataLoader(valid_ds, shuffle=False, **{**loader_kw, "persistent_workers": cfg.optim.num_workers > 0})
         train_loader, valid_loader = acc.prepare(train_loader, valid_loader)
@@ -615,7 +621,7 @@ class Trainer:
 
     def _load_progress(self) -> Progress:
         if self.resume is None:
-            return Progress()
+            return Progress(labels_checked=True)
         state = self._saved_state
         self.history = self.run.read_metrics().to_dict("records")
         # metrics.csv may hold an epoch whose checkpoint never finished: keep only what the state confirms

@@ -127,6 +127,8 @@ def test_exit_code_maps_user_errors_for_every_entry_point(capsys):
     assert exit_code(lambda: None) == 0 and exit_code(lambda: 3) == 3
     assert exit_code(fail(PermissionError(13, "Permission denied", "/ro/cache/.x.tmp"))) == 2
     assert "radvision: error: permission denied: /ro/cache/.x.tmp; choose a place" in capsys.readouterr().err
+    with pytest.raises(PermissionError):  # not about a file: a traceback, not a user error
+        exit_code(fail(PermissionError(1, "Operation not permitted")))
     assert exit_code(fail(RadvisionError("bad key")), prog=None) == 2
     assert capsys.readouterr().err == "error: bad key\n"
     assert exit_code(fail(OtherUserError("bad report")), prog="x", errors=(OtherUserError,)) == 2

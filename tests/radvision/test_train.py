@@ -705,7 +705,9 @@ def test_a_python_config_resumes_and_an_old_run_with_an_unlabelled_class_goes_on
         c.runtime.device, c.runtime.progress, c.output.run_dir = "cpu", False, str(tmp_path / "hand")
         return c
 
-    Trainer(by_hand(1)).fit()
+    config = by_hand(1)
+    Trainer(config).fit()
+    assert config.model.in_chans is None  # resolved on the trainer's copy: the caller's config can be reused
     assert len(pd.read_csv(Trainer(by_hand(2), resume=tmp_path / "hand").fit() / "metrics.csv")) == 2
     # a run that trained a class without training labels (before that was refused) still resumes, with a warning
     frame = pd.read_csv(csv)
@@ -713,11 +715,21 @@ def test_a_python_config_resumes_and_an_old_run_with_an_unlabelled_class_goes_on
     frame.to_csv(csv, index=False)
     monkey = pytest.MonkeyPatch()
     monkey.setattr("radvision.train._check_labels", lambda y, names, resuming=False: None)
-    Trainer(tiny_config(tmp_path, csv)).fit()  # as the old code trained it
+    Trainer(tiny_config(tmp_path, csv)).fit()  # as the old code trained it ...
     monkey.undo()
+    state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
+    state.pop("labels_checked")  # ... which wrote no labels_checked
+    (tmp_path / "run" / "trainer_state.json").write_text(json.dumps(state))
     with caplog.at_level("WARNING", logger="radvision.train"):
         Trainer(tiny_config(tmp_path, csv, "optim.epochs=2"), resume=tmp_path / "run").fit()
     assert "No training image has a label for 'Edema'" in caplog.text and "it goes on" in caplog.text
+    # a run saved with the check in place trained with labels: losing them since is refused on resume too
+    Trainer(tiny_config(tmp_path, csv, "data.classes=[Bright, Stripe]", "output.run_dir=" + str(tmp_path / "new"))).fit()
+    with pytest.raises(RadvisionError, match="No training image has a label for 'Stripe'"):
+        blank = pd.read_csv(csv).assign(Stripe=np.nan)
+        blank.to_csv(csv, index=False)
+        Trainer(tiny_config(tmp_path, csv, "data.classes=[Bright, Stripe]", "optim.epochs=2"),
+                resume=tmp_path / "new").fit()
 
 
 def test_a_tie_on_the_monitored_metric_goes_to_the_lower_valid_loss(tmp_path, data_csv, monkeypatch):
@@ -749,3 +761,6 @@ def test_a_last_batch_of_one_image_is_left_out(tmp_path, data_csv):
     assert loader.drop_last and len(loader) == 1  # BatchNorm cannot train on a batch of one
     loader, _ = build_train_loader(cfg, TensorDataset(torch.zeros(10, 1)), np.zeros((10, 1)), batch_size=8)
     assert not loader.drop_last and len(loader) == 2
+    # several processes: accelerate pads the last batch, and drop_last would drop whole batches there
+    loader, _ = build_train_loader(cfg, nine, np.zeros((9, 1)), processes=2, batch_size=8)
+    assert not loader.drop_last

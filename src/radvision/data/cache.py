@@ -335,6 +335,8 @@ def _build_locked(table: LabelTable, size: int, cache_dir: Path, channels: int, 
 def _write_skipped(cache_dir: Path, skipped: dict[str, list]) -> None:
     frame = pd.DataFrame({"path": list(skipped), "error": [v[2] for v in skipped.values()]})
     target = cache_dir / SKIPPED_NAME
-    if target.is_file() and target.read_text(encoding="utf-8") == frame.to_csv(index=False):
-        return  # unchanged: no write (a read-only folder stays usable)
+    if target.is_file():
+        with open(target, encoding="utf-8", newline="") as fh:  # newline="": a "\r" in an error reads back as is
+            if fh.read() == frame.to_csv(index=False):
+                return  # unchanged: no write (a read-only folder stays usable)
     atomic_write_csv(frame, target)

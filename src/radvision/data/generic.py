@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from radvision.data.chexpert import CHEXPERT_CLASSES
 from radvision.data.images import IMAGE_EXTENSIONS
 from radvision.data.table import (
     SPLITS,
@@ -87,10 +88,12 @@ def read_csv_table(
         )
     if NO_FINDING in coerced and unmentioned == "masked":
         # CheXpert-style tables (radlabel's output, CheXpert's own) leave No Finding blank when a finding is
-        # present or uncertain: it is a negative there, not unknown (Support Devices is not a finding).  Only the
-        # chosen label columns count: a 0 / 1 flag column (portable, say) cannot be told from a label.
-        others = [c for c in coerced.columns if c not in (NO_FINDING, "Support Devices")]
-        found = coerced[others].isin([1.0, -1.0]).any(axis=1)
+        # present or uncertain: it is a negative there, not unknown (Support Devices is not a finding).  The
+        # chosen label columns count, and CheXpert's findings whether chosen or not (a finding left out of
+        # data.classes is still not "No Finding"); other unchosen columns may be 0 / 1 flags (portable, say).
+        others = [c for c in df.columns if c not in (NO_FINDING, "Support Devices")
+                  and (c in coerced.columns or c in CHEXPERT_CLASSES)]
+        found = df[others].apply(pd.to_numeric, errors="coerce").isin([1.0, -1.0]).any(axis=1)
         coerced[NO_FINDING] = coerced[NO_FINDING].mask(coerced[NO_FINDING].isna() & found, 0.0)
     values = apply_policy(coerced, policy, unmentioned)
     # blank cells stay "" so check_files names their rows; spaces around a name are not part of it

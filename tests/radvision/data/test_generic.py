@@ -102,10 +102,11 @@ def test_a_report_labelers_table_trains_as_it_means(tmp_path, helpers, caplog):
         t = read_csv_table(tmp_path / "labels.csv", path_column="file", label_columns=["No Finding", "Edema"])
     assert "no patient column" in caplog.text and "data.patient_column" in caplog.text  # no split column: a warning
     np.testing.assert_array_equal(t.labels()[:, 0], [1, 0, 0, np.nan])  # a device alone is not a finding
-    # only the chosen label columns count: a 0 / 1 flag (portable) cannot be told from a label
+    # CheXpert findings count chosen or not (Edema left out of data.classes is still a finding); another
+    # unchosen column may be a 0 / 1 flag (portable) and does not
     frame.assign(portable=[0, 0, 0, 1]).to_csv(tmp_path / "flags.csv", index=False)
     flags = read_csv_table(tmp_path / "flags.csv", path_column="file", label_columns=["No Finding"])
-    np.testing.assert_array_equal(flags.labels()[:, 0], [1, np.nan, np.nan, np.nan])
+    np.testing.assert_array_equal(flags.labels()[:, 0], [1, 0, 0, np.nan])
     frame.drop(columns="study").to_csv(tmp_path / "labels.csv", index=False)
     every = read_csv_table(tmp_path / "labels.csv", path_column="file", patient_column="subject")
     assert "error" not in every.classes and every.frame["patient_id"].tolist() == ["a", "a", "b", "c"]
