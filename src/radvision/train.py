@@ -425,14 +425,15 @@ class Trainer:
     on datasets you built (items are `(image, labels)` with NaN for unknown labels). `resume=RUN_DIR`
     continues an earlier run from its last finished epoch: the config may add epochs or cycles and change the
     keys in RESUME_FREE_KEYS; any other difference from RUN_DIR/config.yaml stops (check_resume_config).
+    The trainer keeps its own copy of `config` (`trainer.config`): later changes to the caller's do not reach it.
     """
 
     def __init__(self, config: Config, *, resume: str | os.PathLike[str] | None = None):
         if not isinstance(config, Config):
             raise RadvisionError(f"Trainer needs a radvision Config, not a {type(config).__name__}; build one with "
                                  "radvision.config.load_config(path, overrides) or config_from_dict(mapping).")
-        if config.model.in_chans is None:  # a Config built in Python: resolved (on a copy) as config_from_dict does
-            config = copy.deepcopy(config)
+        config = copy.deepcopy(config)  # the trainer's own snapshot: the caller may reuse or change theirs
+        if config.model.in_chans is None:  # a Config built in Python: resolved as config_from_dict does
             config.model.in_chans = config.data.channels
         self.config = config
         self.resume = Path(resume) if resume is not None else None
