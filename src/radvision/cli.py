@@ -53,15 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="hide progress bars (runtime.progress=false; so does -q)")
 
     pr = sub.add_parser("predict", help="predict class probabilities with a trained run", parents=[common])
-    pr.add_argument("run_dir", help="run directory written by `radvision train`")
-    pr.add_argument("input", help="CSV with a 'path' column, a folder of images, or one image file")
-    pr.add_argument("-o", "--output", required=True, help="output .csv file: path, one probability column per class, error")
-    pr.add_argument("--batch-size", type=int, default=32)
-    pr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    _add_run_input(pr, "output .csv file: path, one probability column per class, error")
     pr.add_argument("--labels", action="store_true", help="also write a 0/1 <class>_label column per class, by the "
                     "run's whole decision rule (thresholds, then thresholds.cardinality, min_labels, top_k)")
-    pr.add_argument("--root", metavar="DIR", help="where relative paths in the CSV start (default: the CSV's folder)")
-    pr.add_argument("--no-progress", action="store_true", help="hide the progress bar (so does -q)")
 
     ev = sub.add_parser("evaluate", help="score predictions against gold labels", parents=[common])
     ev.add_argument("pred", help="prediction CSV (path + probability per class)")
@@ -73,27 +67,33 @@ def _parser() -> argparse.ArgumentParser:
                     "(default 0.5 for every class)")
 
     fe = sub.add_parser("features", help="pooled backbone features of a trained run, for fusion", parents=[common])
-    fe.add_argument("run_dir", help="run directory written by `radvision train`")
-    fe.add_argument("input", help="CSV with a 'path' column, a folder of images, or one image file")
-    fe.add_argument("-o", "--output", required=True, help="output .parquet (path, f0 ... f<N-1>, error) or .npy (the "
-                    "matrix alone, rows in input order); a matching earlier output is reused")
-    fe.add_argument("--batch-size", type=int, default=32)
-    fe.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    fe.add_argument("--root", metavar="DIR", help="where relative paths in the CSV start (default: the CSV's folder)")
+    _add_run_input(fe, "output .parquet (path, f0 ... f<N-1>, error) or .npy (the matrix alone, rows in input "
+                   "order); a matching earlier output is reused")
     fe.add_argument("--skip-errors", action="store_true", help="keep an unreadable image's row as NaN features with "
                     "its error recorded, instead of stopping")
     fe.add_argument("--overwrite", action="store_true", help="recompute even when the output matches")
-    fe.add_argument("--no-progress", action="store_true", help="hide the progress bar (so does -q)")
 
     ex = sub.add_parser("explain", help="Grad-CAM overlays per class", parents=[common])
     ex.add_argument("run_dir")
     ex.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
-    ex.add_argument("-o", "--output", default="explain", help="output folder for PNG overlays (default: explain)")
+    ex.add_argument("-o", "--output", default="explain", help="output folder for the PNG overlays and overlays.csv "
+                    "(image, class, probability, overlay; default: explain)")
     ex.add_argument("--classes", nargs="+", help="classes to explain (default: all)")
 
     sub.add_parser("models", help="list available backbones with their smallest and usual input sizes (pixels), "
                    "pooled feature width and ImageNet weights", parents=[common])
     return p
+
+
+def _add_run_input(parser: argparse.ArgumentParser, output_help: str) -> None:
+    """The arguments `predict` and `features` share: a run, images to read, where the result goes."""
+    parser.add_argument("run_dir", help="run directory written by `radvision train`")
+    parser.add_argument("input", help="CSV with a 'path' column, a folder of images, or one image file")
+    parser.add_argument("-o", "--output", required=True, help=output_help)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--root", metavar="DIR", help="where relative paths in the CSV start (default: the CSV's folder)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar (so does -q)")
 
 
 def _add_log_options(parser: argparse.ArgumentParser, default: object) -> None:
