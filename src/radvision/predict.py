@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from radvision.atomic import atomic_write_csv
 from radvision.config import Config, load_run_config
-from radvision.data.table import read_csv_checked, separator_hint
+from radvision.data.table import canonical_split, read_csv_checked, separator_hint
 from radvision.errors import RadvisionError, did_you_mean, first_line
 from radvision.rundir import CONFIG_FILE, MODEL_FILE, THRESHOLDS_FILE, load_weights
 
@@ -277,13 +277,10 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
         if "split" not in g:
             raise RadvisionError(f"--split {split!r}: the gold table has no 'split' column; columns are "
                                  f"{', '.join(map(str, g.columns))}.")
-        def canonical(v: pd.Series) -> pd.Series:  # as the csv reader reads a split column
-            return v.astype(str).str.strip().str.lower().replace({"validate": "valid", "val": "valid"})
-
-        values, wanted = canonical(g["split"]), canonical(pd.Series([split])).iloc[0]
+        values, wanted = canonical_split(g["split"]), canonical_split(pd.Series([split])).iloc[0]
         if not (values == wanted).any():
             raise RadvisionError(f"--split {split!r}: no gold row has that split; the table's splits are "
-                                 f"{', '.join(sorted(set(values)))}.")
+                                 f"{', '.join(sorted(set(values.dropna())))}.")
         g = g[(values == wanted).to_numpy()].reset_index(drop=True)
     for table, what in ((p, "prediction"), (g, "gold")):
         if table.empty:

@@ -7,7 +7,6 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from radvision.data.chexpert import CHEXPERT_CLASSES
@@ -16,6 +15,7 @@ from radvision.data.table import (
     SPLITS,
     LabelTable,
     apply_policy,
+    canonical_split,
     check_files,
     did_you_mean,
     finish_frame,
@@ -118,11 +118,11 @@ def read_csv_table(
     if "sex" in df:
         frame["sex"] = normalize_sex(df["sex"]).to_numpy()
     if "split" in df:
-        s = df["split"].astype("string").str.strip().str.lower().replace({"validate": "valid", "val": "valid"})
+        s = canonical_split(df["split"])
         bad_split = sorted(set(s.dropna()) - set(SPLITS))
         if bad_split:
             raise RadvisionError(f"{csv.name} has unknown split value(s) {bad_split}; use {', '.join(SPLITS)}.")
-        frame["split"] = s.astype(object).where(s.notna(), np.nan).to_numpy()
+        frame["split"] = s.to_numpy()
     frame = check_files(frame, missing, csv.name)
     return LabelTable(finish_frame(frame, chosen), chosen, base)
 

@@ -20,6 +20,7 @@ from radvision.data.table import (
     UNMENTIONED,
     LabelTable,
     apply_policy,
+    canonical_split,
     check_choice,
     check_files,
     finish_frame,
@@ -86,7 +87,7 @@ def read_mimic(
     rows = rows.merge(labels, on=["subject_id", "study_id"], how="inner")
     if frontal_only and "ViewPosition" in rows:
         rows = rows[rows["ViewPosition"].isin(FRONTAL_VIEWS)]
-    rows["split"] = rows["split"].replace({"validate": "valid", "validation": "valid", "val": "valid"})
+    rows["split"] = canonical_split(rows["split"])
     if split is not None:
         rows = rows[rows["split"] == split]
     rows = rows.reset_index(drop=True)

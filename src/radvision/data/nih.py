@@ -16,6 +16,7 @@ import pandas as pd
 
 from radvision.data.table import (
     LabelTable,
+    canonical_split,
     check_choice,
     check_files,
     finish_frame,
@@ -127,8 +128,7 @@ def read_nih(
     if "View Position" in raw:
         frame["view"] = raw["View Position"].astype(str).str.strip()
     if "split" in raw:
-        s = raw["split"].astype(str).str.strip().str.lower().replace({"validate": "valid", "val": "valid"})
-        frame["split"] = s.where(raw["split"].notna())
+        frame["split"] = canonical_split(raw["split"])
     else:
         official = _official_split(root)
         if official:

@@ -25,6 +25,7 @@ __all__ = [
     "UNMENTIONED",
     "SPLITS",
     "apply_policy",
+    "canonical_split",
     "check_files",
     "check_choice",
     "select_classes",
@@ -35,6 +36,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
+_SPLIT_SPELLINGS = {"validate": "valid", "validation": "valid", "val": "valid"}
 #: Uncertainty policies (Irvin et al., CheXpert, AAAI 2019) for labels coded -1.
 POLICIES = ("U-Ignore", "U-Zeros", "U-Ones", "U-MultiClass")
 #: what a blank (not mentioned) label becomes: NaN, masked in the loss, or 0 as most CheXpert / MIMIC code has it
@@ -271,6 +273,13 @@ def _refuse_repeated_header(path: str | os.PathLike, kwargs: dict) -> None:
             raise RadvisionError(f"{str(path)!r} names the column {name!r} more than once; give each column its own "
                                  "name.")
         seen.add(name)
+
+
+def canonical_split(values: pd.Series) -> pd.Series:
+    """Split names as every reader (and `evaluate --split`) reads them: trimmed, lower case, val / validate /
+    validation -> valid; missing stays NaN (object dtype, so comparisons give plain booleans)."""
+    s = values.astype("string").str.strip().str.lower().replace(_SPLIT_SPELLINGS)
+    return s.astype(object).where(s.notna(), np.nan)
 
 
 def separator_hint(frame: pd.DataFrame) -> str:

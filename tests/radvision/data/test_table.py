@@ -150,3 +150,11 @@ def test_read_csv_checked_refuses_a_repeated_header_only(tmp_path):
         warnings.simplefilter("error")
         assert list(read_csv_checked(tmp_path / "semi.csv", sep=None, engine="python").columns) == ["path", "A"]
     assert read_csv_checked(io.StringIO("path,A\nx,1\n"))["A"].tolist() == [1]
+
+
+def test_canonical_split_is_one_spelling_for_every_reader():
+    from radvision.data.table import canonical_split
+
+    got = canonical_split(pd.Series([" Train", "VAL", "validate", "validation", "test", None]))
+    assert got.tolist()[:5] == ["train", "valid", "valid", "valid", "test"] and pd.isna(got.iloc[5])
+    assert got.dtype == object
