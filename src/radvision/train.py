@@ -144,7 +144,7 @@ def _own_dataset_classes(cfg: Config, train_ds: Dataset, valid_ds: Dataset) -> l
                              "(build ImageDataset without return_meta).")
     image, labels = item
     shape = tuple(getattr(image, "shape", ()))
-    want = (cfg.model.in_chans or cfg.data.channels, cfg.data.image_size, cfg.data.image_size)
+    want = (cfg.model.in_chans, cfg.data.image_size, cfg.data.image_size)  # resolved by the Trainer
     if len(shape) != 3 or shape != want:
         raise RadvisionError(f"The datasets give images of shape {shape} but the config says {want} "
                              "(model.in_chans / data.channels, data.image_size); set them to match, so that "

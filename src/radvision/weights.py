@@ -122,15 +122,11 @@ def _clean_key(key: str) -> str:
     return _OLD_DENSENET.sub(r"\1\2", key)
 
 
-def align_keys(state: Mapping[str, torch.Tensor], target_keys: set[str]) -> dict[str, torch.Tensor]:
+def align_keys(state: Mapping[str, torch.Tensor], target_keys: set[str]) -> tuple[dict[str, torch.Tensor], set[str]]:
     """Rename a foreign state dict's keys to the model's: drop wrapper prefixes (``module.``, a
     ``backbone.model.`` from a full classifier checkpoint, ``densenet121.`` ...) choosing the prefix that
-    makes the most keys match."""
-    return _align(state, target_keys)[0]
-
-
-def _align(state: Mapping[str, torch.Tensor], target_keys: set[str]) -> tuple[dict[str, torch.Tensor], set[str]]:
-    """`align_keys`, plus the aligned keys that lay outside the chosen prefix (another part of a full model)."""
+    makes the most keys match.  Also returns the keys that lay outside that prefix (the rest of a full model,
+    such as a run's head), which are not the backbone's."""
     cleaned = {_clean_key(k): v for k, v in state.items()}
     best, best_hits, best_prefix = cleaned, len(target_keys & cleaned.keys()), ""
     candidates: set[str] = set()
@@ -178,7 +174,7 @@ def load_into(
     does not have (e.g. a 1000-class ``fc``) simply count as unexpected keys.
     """
     own = module.state_dict()
-    aligned, outside = _align(state, set(own))
+    aligned, outside = align_keys(state, set(own))
     matched = [k for k in aligned if k in own]
     if not matched:
         raise RadvisionError(

@@ -222,10 +222,8 @@ def build_cache(
     try:
         lock.acquire()
     except OSError as exc:  # a read-only folder: fine as long as there is nothing to write
-        paths = list(dict.fromkeys(table.frame["path"].astype(str)))
-        old = _try_open(cache_dir, size, channels, fit, scaling)
-        plan = _plan(old, paths, on_error) if old is not None else None
-        if plan is not None and not plan[2]:
+        paths, old = _table_paths(table), _try_open(cache_dir, size, channels, fit, scaling)
+        if old is not None and not _plan(old, paths, on_error)[2]:  # nothing to decode
             log.info("cache: %s is read-only and up to date (%d images); using it as it is", cache_dir, len(paths))
             return old
         raise RadvisionError(f"The cache folder (data.cache_dir) {str(cache_dir)!r} is not writable "
@@ -237,6 +235,10 @@ def build_cache(
         return _build_locked(table, size, cache_dir, channels, workers, on_error, fit, scaling, progress)
     finally:
         lock.release()
+
+
+def _table_paths(table: LabelTable) -> list[str]:
+    return list(dict.fromkeys(table.frame["path"].astype(str)))  # each file once, in table order
 
 
 def _plan(old: ImageCache | None, paths: list[str], on_error: str
@@ -263,7 +265,7 @@ def _plan(old: ImageCache | None, paths: list[str], on_error: str
 
 def _build_locked(table: LabelTable, size: int, cache_dir: Path, channels: int, workers: int, on_error: str,
                   fit: str, scaling: str, progress: bool) -> ImageCache:
-    paths = list(dict.fromkeys(table.frame["path"].astype(str)))
+    paths = _table_paths(table)
     old = _try_open(cache_dir, size, channels, fit, scaling)
     reuse, skipped, todo, stats = _plan(old, paths, on_error)
 
