@@ -713,10 +713,9 @@ def test_a_python_config_resumes_and_an_old_run_with_an_unlabelled_class_goes_on
     frame = pd.read_csv(csv)
     frame["Edema"] = np.where(frame["split"] == "train", np.nan, 1.0)
     frame.to_csv(csv, index=False)
-    monkey = pytest.MonkeyPatch()
-    monkey.setattr("radvision.train._check_labels", lambda y, names, resuming=False: None)
-    Trainer(tiny_config(tmp_path, csv)).fit()  # as the old code trained it ...
-    monkey.undo()
+    with pytest.MonkeyPatch.context() as monkey:
+        monkey.setattr("radvision.train._check_labels", lambda y, names, resuming=False: None)
+        Trainer(tiny_config(tmp_path, csv)).fit()  # as the old code trained it ...
     state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
     state.pop("labels_checked")  # ... which wrote no labels_checked
     (tmp_path / "run" / "trainer_state.json").write_text(json.dumps(state))
@@ -725,9 +724,8 @@ def test_a_python_config_resumes_and_an_old_run_with_an_unlabelled_class_goes_on
     assert "No training image has a label for 'Edema'" in caplog.text and "it goes on" in caplog.text
     # a run saved with the check in place trained with labels: losing them since is refused on resume too
     Trainer(tiny_config(tmp_path, csv, "data.classes=[Bright, Stripe]", "output.run_dir=" + str(tmp_path / "new"))).fit()
+    pd.read_csv(csv).assign(Stripe=np.nan).to_csv(csv, index=False)
     with pytest.raises(RadvisionError, match="No training image has a label for 'Stripe'"):
-        blank = pd.read_csv(csv).assign(Stripe=np.nan)
-        blank.to_csv(csv, index=False)
         Trainer(tiny_config(tmp_path, csv, "data.classes=[Bright, Stripe]", "optim.epochs=2"),
                 resume=tmp_path / "new").fit()
 
