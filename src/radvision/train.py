@@ -95,7 +95,15 @@ def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[
         table = _drop_lateral(table)
     if d.classes and list(table.classes) != list(d.classes):
         table = table.select(d.classes)
-    if "split" in table.frame and table.frame["split"].notna().all():
+    if len(table.frame) == 0:
+        raise RadvisionError(f"The {d.dataset} label table ({d.csv or d.root}) holds no images.")
+    source_split = "split" in table.frame and table.frame["split"].notna().all()
+    if "split" in table.frame and not source_split and table.frame["split"].notna().any():
+        unassigned = table.frame.loc[table.frame["split"].isna(), "path"]
+        logger.warning("%d of %d images have no split in the source (first: %s), so its splits are not used: "
+                       "patients are split by data.split instead.", len(unassigned), len(table.frame),
+                       unassigned.iloc[0])
+    if source_split:
         parts = rvdata.source_splits(table)
         if len(parts.get("train", ())) and not len(parts.get("valid", ())):
             # e.g. CheXpert's train.csv or NIH's official train_val list: carve valid out of train by patient
@@ -106,6 +114,11 @@ def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[
         parts = rvdata.patient_split(table, d.split, cfg.runtime.seed)
     for needed in ("train", "valid"):
         if needed not in parts or len(parts[needed]) == 0:
+            if source_split:  # data.split is not consulted when the source names every image's split
+                found = ", ".join(f"{k} {len(v)}" for k, v in parts.items() if len(v)) or "none"
+                raise RadvisionError(f"The source's own splits (its split column or official split files) hold no "
+                                     f"{needed!r} images (found: {found}); data.split applies only when the source "
+                                     "names no split.")
             raise RadvisionError(f"The data has no {needed!r} rows; give data.split fractions for train and valid.")
     if d.downsample:
         parts["train"] = rvdata.downsample(parts["train"], d.downsample, cfg.runtime.seed)
@@ -264,8 +277,8 @@ def _read_table(cfg: Config) -> Any:
         return rvdata.read_mimic(d.root, policy=d.policy, classes=d.classes, frontal_only=d.frontal_only,
                                  missing=missing, unmentioned=d.unmentioned)
     if d.dataset == "openi":
-        kwargs = {"reports_csv": d.csv} if d.csv else {}
-        return rvdata.read_openi(d.root, frontal_only=d.frontal_only, classes=d.classes, missing=missing, **kwargs)
+        return rvdata.read_openi(d.root, reports_csv=d.csv, frontal_only=d.frontal_only, classes=d.classes,
+                                 missing=missing)
     if d.dataset == "imageclef":
         if d.csv is None:
             raise RadvisionError("data.csv is not set; dataset 'imageclef' needs the concept file (data.csv).")

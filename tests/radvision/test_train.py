@@ -762,3 +762,31 @@ def test_a_last_batch_of_one_image_is_left_out(tmp_path, data_csv):
     # several processes: accelerate pads the last batch, and drop_last would drop whole batches there
     loader, _ = build_train_loader(cfg, nine, np.zeros((9, 1)), processes=2, batch_size=8)
     assert not loader.drop_last
+
+
+def test_source_splits_without_train_rows_or_with_gaps_are_named(tmp_path, make_images, caplog):
+    from radvision.train import build_datasets
+
+    csv = make_images(tmp_path / "d", n=16)
+    frame = pd.read_csv(csv)
+    frame.loc[frame["split"] == "train", "split"] = "test"
+    frame.to_csv(csv, index=False)
+    with pytest.raises(RadvisionError, match=r"source's own splits .* hold no 'train' images \(found: valid 4, "
+                                             r"test 12\); data.split applies only when the source names no split"):
+        build_datasets(tiny_config(tmp_path, csv, "data.split={train: 0.5, valid: 0.5}"))
+    frame["split"] = ["train"] * 8 + ["valid"] * 8
+    frame.loc[3, "split"] = np.nan  # e.g. an image that is in neither of NIH's official lists
+    frame.to_csv(csv, index=False)
+    with caplog.at_level("WARNING", logger="radvision.train"):
+        build_datasets(tiny_config(tmp_path, csv))
+    assert "1 of 16 images have no split in the source (first: " in caplog.text and "003.png" in caplog.text
+    assert "patients are split by data.split instead" in caplog.text
+
+
+def test_an_empty_source_table_is_named(tmp_path):
+    from radvision.train import build_datasets
+
+    (tmp_path / "Data_Entry_2017.csv").write_text("Image Index,Finding Labels,Follow-up #,Patient ID\n")
+    config = load_config(None, ["data.dataset=nih", f"data.root={tmp_path}", "runtime.progress=false"])
+    with pytest.raises(RadvisionError, match=r"The nih label table \(.*\) holds no images"):
+        build_datasets(config)

@@ -73,8 +73,12 @@ def read_csv_table(
     reserved = {path_column, *_META, *([patient_column] if patient_column else [])}
     if label_columns is None:
         candidates = [c for c in df.columns if c not in reserved and pd.api.types.is_numeric_dtype(df[c])]
+        if df.empty:
+            raise RadvisionError(f"{csv} holds no image rows, only its header.")
         if not candidates:
-            raise RadvisionError(f"{csv.name} has no numeric label columns; pass label_columns= explicitly.")
+            others = [c for c in df.columns if c not in reserved]
+            raise RadvisionError(f"{csv.name} has no numeric label columns (other columns: {others}); choose them "
+                                 "with data.classes (label_columns= in Python).")
         chosen = candidates
     else:
         chosen = select_classes([c for c in df.columns if c not in reserved], label_columns, csv.name)

@@ -12,6 +12,7 @@ never NaN: an absent concept is a negative).
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 from collections import Counter
@@ -44,25 +45,28 @@ def read_concepts(concepts_csv: str | os.PathLike, sep: str | None = None) -> pd
         if len(sep) != 1:
             raise RadvisionError(f"Concept file separator {sep!r} must be one character: '\\t' (or 'tab') for "
                                  "ImageCLEF 2019-2021 files, ',' for ROCOv2, or leave it out to detect it.")
+    try:  # utf-8-sig: a byte-order mark (Excel's UTF-8) must not become part of the first id
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise RadvisionError(f"Concept file {path} is not UTF-8 text ({err.reason} at byte {err.start}); "
+                             "expected lines of 'ID<TAB>CUI;CUI' (ImageCLEF) or 'ID,CUIs' (ROCOv2).") from None
     if sep is None:
-        with open(path, encoding="utf-8") as fh:
-            first = next((line for line in fh if line.strip()), "")
+        first = next((line for line in text.splitlines() if line.strip()), "")
         sep = "\t" if "\t" in first or "," not in first else ","
     ids, concepts = [], []
-    with open(path, newline="", encoding="utf-8") as fh:
-        for i, row in enumerate(csv.reader(fh, delimiter=sep)):
-            if not row or not row[0].strip():
-                continue
-            if i == 0 and row[0].strip().lower() in ("id", "image", "image_id", "imageid"):
-                continue
-            if len(row) > 2 and sep != "\t":
-                raise RadvisionError(
-                    f"{path.name} line {i + 1} has {len(row)} fields with sep={sep!r}; expected an id and "
-                    "';'-separated concepts (a tab-separated file needs sep='\\t' or the default detection)."
-                )
-            ids.append(row[0].strip())
-            # every field after the id holds concepts: one ';'-joined field, or one CUI per field (ROCO)
-            concepts.append([c.strip() for cell in row[1:] for c in cell.split(";") if c.strip()])
+    for i, row in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=sep)):
+        if not row or not row[0].strip():
+            continue
+        if i == 0 and row[0].strip().lower() in ("id", "image", "image_id", "imageid"):
+            continue
+        if len(row) > 2 and sep != "\t":
+            raise RadvisionError(
+                f"{path.name} line {i + 1} has {len(row)} fields with sep={sep!r}; expected an id and "
+                "';'-separated concepts (a tab-separated file needs sep='\\t' or the default detection)."
+            )
+        ids.append(row[0].strip())
+        # every field after the id holds concepts: one ';'-joined field, or one CUI per field (ROCO)
+        concepts.append([c.strip() for cell in row[1:] for c in cell.split(";") if c.strip()])
     if not ids:
         raise RadvisionError(f"Concept file {path} holds no rows.")
     if not any(concepts):  # e.g. sep="," on a tab-separated file: each line is read as one id
@@ -81,7 +85,7 @@ def roco_file_names(folder: str | os.PathLike) -> dict[str, str]:
     names: dict[str, str] = {}
     folder = Path(folder)
     for path in sorted(p for p in folder.glob("dlinks*.txt") if p.is_file()):
-        with open(path, encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
             for line in fh:
                 fields = line.rstrip("\r\n").split("\t")
                 archive = next((w for w in fields[1].split() if w.endswith(".tar.gz")), "") if len(fields) > 2 else ""

@@ -70,6 +70,30 @@ def _to_8bit(img: Image.Image, scaling: str) -> Image.Image:
     return img.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX ...
 
 
+def _wide_colour(img: Image.Image) -> bool:
+    """A 16-bit-per-channel colour file (48/64-bit PNG or TIFF), which Pillow decodes to its high bytes."""
+    return img.mode in ("RGB", "RGBA") and any(";16" in str(tile.args) for tile in img.tile)
+
+
+def _read_wide_colour(path: Path, scaling: str) -> Image.Image | None:
+    """Decode a 16-bit colour file at full depth with OpenCV (grad-cam's dependency); None if it cannot."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if a is None or a.ndim != 3 or a.shape[2] not in (3, 4) or a.dtype != np.uint16:
+        return None
+    rgb = a[:, :, 2::-1].astype(np.float32)  # OpenCV's BGR(A) -> RGB
+    if a.shape[2] == 4:  # composite on black, as 8-bit RGBA files are
+        rgb *= a[:, :, 3:4] / 65535.0
+        if scaling == "full":
+            rgb = np.rint(rgb).astype(np.uint16)
+    elif scaling == "full":
+        rgb = a[:, :, 2::-1]
+    return Image.fromarray(to_uint8(rgb, scaling), mode="RGB")
+
+
 def load_image(
     path: str | os.PathLike,
     mode: str | None = None,
@@ -85,6 +109,8 @@ def load_image(
     """
     if mode is not None:
         check_choice(mode, ("L", "RGB"), "image mode")
+    if not os.fspath(path).strip():  # Path("") would read as the working directory
+        raise RadvisionError("Empty image path (a blank path cell in the table).")
     path = Path(path)
     if path.is_dir():
         raise RadvisionError(f"Image path {path} is a folder, not an image file.")
@@ -92,6 +118,7 @@ def load_image(
         raise RadvisionError(f"Image file not found: {path}.")
     try:
         with Image.open(path) as img:
+            wide = _wide_colour(img)  # read before load(), which empties the tile list
             if draft is not None and img.format == "JPEG":
                 img.draft(img.mode, draft)
             if img.format in _EXIF_FORMATS:
@@ -99,7 +126,9 @@ def load_image(
             img.load()  # force full decode so truncation surfaces here, not later
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise RadvisionError(f"Cannot read image file {path}: {exc}.") from exc
-    img = _to_8bit(img, scaling)
+    # Pillow keeps only the high byte of 16-bit colour, so such a file is stretched like 16-bit grayscale
+    # (the orientation tag aside, which OpenCV's unchanged read does not apply).
+    img = (_read_wide_colour(path, scaling) if wide else None) or _to_8bit(img, scaling)
     if mode is not None and img.mode != mode:
         img = img.convert(mode)
     return img

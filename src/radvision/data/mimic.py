@@ -85,8 +85,17 @@ def read_mimic(
 
     rows = meta.merge(splits[["dicom_id", "split"]], on="dicom_id", how="left")
     rows = rows.merge(labels, on=["subject_id", "study_id"], how="inner")
+    if len(rows) < len(meta):  # MIMIC's label files leave some studies out; their images cannot be trained on
+        log.info("MIMIC-CXR: %d of %d images belong to studies without a row in the %s label file; left out",
+                 len(meta) - len(rows), len(meta), labeler)
     if frontal_only and "ViewPosition" in rows:
-        rows = rows[rows["ViewPosition"].isin(FRONTAL_VIEWS)]
+        view = rows["ViewPosition"]
+        keep = view.isin(FRONTAL_VIEWS)
+        blank = view.isna() | view.astype(str).str.strip().eq("")
+        # a blank ViewPosition is left out too (as most MIMIC-CXR training code does): its view is unknown
+        log.info("MIMIC-CXR frontal_only: left out %d non-frontal images and %d with a blank ViewPosition",
+                 int((~keep & ~blank).sum()), int(blank.sum()))
+        rows = rows[keep]
     rows["split"] = canonical_split(rows["split"])
     if split is not None:
         rows = rows[rows["split"] == split]

@@ -70,7 +70,8 @@ def _official_split(root: Path) -> dict[str, str]:
     for name, value in (("train_val_list.txt", "train"), ("test_list.txt", "test")):
         f = root / name
         if f.is_file():
-            for line in f.read_text().split():
+            # utf-8-sig: a byte-order mark would otherwise glue itself to the first image name
+            for line in f.read_text(encoding="utf-8-sig", errors="replace").split():
                 split[line.strip()] = value
     return split
 

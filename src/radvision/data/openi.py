@@ -77,14 +77,15 @@ def match_terms(terms: str | float, term_map: Mapping[str, Sequence[str]], class
     return out
 
 
-def _pick(root: Path, name: str | os.PathLike, stem: str) -> Path:
-    p = Path(name).expanduser()
-    if not p.is_absolute():
+def _pick(root: Path, name: str | os.PathLike | None, stem: str) -> Path:
+    """The file given (a relative path from the working directory, else under root), or root's <stem>*.csv."""
+    p = root / f"{stem}.csv" if name is None else Path(name).expanduser()
+    if not p.is_absolute() and not p.is_file():
         p = root / p
     if p.is_file():
         return p
     alternatives = sorted(root.glob(f"{stem}*.csv"))
-    if alternatives and Path(name).name == f"{stem}.csv":
+    if alternatives and p.name == f"{stem}.csv":
         return alternatives[0]
     raise RadvisionError(f"Open-i file not found: {p} (expected {stem}.csv in {root}).")
 
@@ -102,8 +103,8 @@ def _image_dir(root: Path, first_file: str | None) -> Path:
 
 def read_openi(
     root: str | os.PathLike,
-    reports_csv: str | os.PathLike = "indiana_reports.csv",
-    projections_csv: str | os.PathLike = "indiana_projections.csv",
+    reports_csv: str | os.PathLike | None = None,
+    projections_csv: str | os.PathLike | None = None,
     frontal_only: bool = True,
     classes: Iterable[str] | None = None,
     term_map: Mapping[str, Sequence[str]] | None = None,
@@ -116,7 +117,9 @@ def read_openi(
     ``classes`` selects among the keys of ``term_map`` (default: ChestX-ray14 classes + No Finding).
     Studies coded "No Indexing" get NaN labels. ``patient_id`` is the study uid (the collection has no
     patient ids). The report text (INDICATION / COMPARISON / FINDINGS / IMPRESSION sections) is in
-    ``report``; raw ``mesh`` and ``problems`` columns are kept.
+    ``report``; raw ``mesh`` and ``problems`` columns are kept. ``reports_csv`` / ``projections_csv``
+    default to root's ``indiana_reports.csv`` / ``indiana_projections.csv``; a relative path given is looked
+    up from the working directory first, then under root.
     """
     root = Path(root).expanduser().resolve()
     if not root.is_dir():

@@ -110,3 +110,15 @@ def test_a_report_labelers_table_trains_as_it_means(tmp_path, helpers, caplog):
     frame.drop(columns="study").to_csv(tmp_path / "labels.csv", index=False)
     every = read_csv_table(tmp_path / "labels.csv", path_column="file", patient_column="subject")
     assert "error" not in every.classes and every.frame["patient_id"].tolist() == ["a", "a", "b", "c"]
+
+
+def test_a_header_only_or_label_less_csv_is_named(tmp_path):
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text("path,A,patient_id\n")
+    with pytest.raises(RadvisionError, match="empty.csv holds no image rows, only its header"):
+        read_csv_table(header_only)
+    text_only = tmp_path / "text.csv"
+    text_only.write_text("path,finding\na.png,yes\n")
+    with pytest.raises(RadvisionError, match=r"no numeric label columns \(other columns: \['finding'\]\); "
+                                             r"choose them with data.classes"):
+        read_csv_table(text_only)

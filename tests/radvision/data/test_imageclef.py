@@ -120,3 +120,21 @@ def test_roco_v1_images_are_found_through_dlinks_or_an_id_name_csv(tmp_path, hel
     (repack / "radiologytraindata.csv").unlink()  # without a name list the error still names the id's file
     with pytest.raises(RadvisionError, match="ROCO_00001"):
         read_imageclef(repack / "cuis.txt", repack / "images")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_id(tmp_path, helpers):
+    _, images = make_clef(tmp_path, helpers)
+    with_header = tmp_path / "bom.csv"
+    with_header.write_text("ID,CUIs\r\nROCO_00000,C1;C2\r\nROCO_00002,C2\r\n", encoding="utf-8-sig")
+    t = read_imageclef(with_header, images)
+    assert t.classes == ["C2", "C1"] and len(t) == 2  # the header is skipped, not read as an image "CUIs"
+    headerless = tmp_path / "bom.tsv"
+    headerless.write_text("ROCO_00000\tC1\nROCO_00001\tC1;C2\n", encoding="utf-8-sig")
+    assert read_concepts(headerless)["id"].tolist() == ["ROCO_00000", "ROCO_00001"]
+
+
+def test_a_concept_file_that_is_not_utf8_is_named(tmp_path):
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("ROCO_00000\tC1\nROCO_0000\xe9\tC2\n".encode("latin-1"))
+    with pytest.raises(RadvisionError, match="latin1.txt is not UTF-8 text"):
+        read_concepts(latin1)

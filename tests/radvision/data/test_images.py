@@ -92,3 +92,24 @@ def test_jpeg_exif_orientation_is_applied(tmp_path):
     assert load_image(tmp_path / "o.png").size == (10, 30)
     with pytest.raises(RadvisionError, match="is a folder, not an image file"):
         load_image(tmp_path)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16bit_colour_png_is_stretched_like_16bit_gray(tmp_path, channels):
+    cv2 = pytest.importorskip("cv2")
+    rgb = np.array([[[1000, 2000, 3000], [4000, 1000, 1000]]], dtype=np.uint16)  # one row, two pixels
+    bgr = rgb[:, :, ::-1]
+    if channels == 4:
+        bgr = np.concatenate([bgr, np.full((1, 2, 1), 65535, np.uint16)], axis=2)  # opaque
+    p = tmp_path / "c48.png"
+    cv2.imwrite(str(p), bgr)
+    assert Image.open(p).mode in ("RGB", "RGBA")  # Pillow alone would keep the high bytes: 3..15
+    img = load_image(p)
+    assert img.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(img), [[[0, 85, 170], [255, 0, 0]]])
+    assert np.asarray(load_image(p, scaling="full")).max() == round(4000 / 65535 * 255)
+
+
+def test_an_empty_path_is_named_as_such(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert check_image("") == "Empty image path (a blank path cell in the table)."

@@ -67,3 +67,16 @@ def test_errors(tmp_path, helpers):
     (tmp_path / "files/p11/p11000011/s56699142/d4.jpg").unlink()
     with pytest.raises(RadvisionError, match="d4.jpg"):
         read_mimic(tmp_path)
+
+
+def test_left_out_images_are_counted_in_the_log(tmp_path, helpers, caplog):
+    make_mimic(tmp_path, helpers)
+    meta = pd.read_csv(tmp_path / "mimic-cxr-2.0.0-metadata.csv.gz")
+    meta.loc[2, "ViewPosition"] = np.nan  # d3: view unknown
+    unlabelled = {"dicom_id": "d5", "subject_id": 11000011, "study_id": 59999999, "ViewPosition": "PA"}
+    pd.concat([meta, pd.DataFrame([unlabelled])]).to_csv(tmp_path / "mimic-cxr-2.0.0-metadata.csv.gz", index=False)
+    with caplog.at_level("INFO", logger="radvision.data.mimic"):
+        t = read_mimic(tmp_path, missing="ignore")
+    assert t.frame["path"].str.endswith(("d1.jpg", "d4.jpg")).all() and len(t) == 2
+    assert "1 of 5 images belong to studies without a row in the chexpert label file" in caplog.text
+    assert "left out 1 non-frontal images and 1 with a blank ViewPosition" in caplog.text

@@ -98,3 +98,11 @@ def test_images_next_to_csv(tmp_path, helpers):
     (tmp_path / "images").rmdir()
     t = read_nih(tmp_path)
     assert Path(t.frame["path"][0]).parent == tmp_path
+
+
+def test_official_lists_with_a_byte_order_mark_keep_the_first_image(tmp_path, helpers):
+    make_nih(tmp_path, helpers)
+    for name in ("train_val_list.txt", "test_list.txt"):  # saved by an editor that writes UTF-8 with a BOM
+        f = tmp_path / name
+        f.write_text(f.read_text(), encoding="utf-8-sig")
+    assert read_nih(tmp_path).frame["split"].tolist() == ["train", "train", "train", "test"]

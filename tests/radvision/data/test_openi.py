@@ -67,6 +67,22 @@ def test_problems_source_custom_map_and_errors(tmp_path, helpers):
         read_openi(tmp_path, classes=["Nodules"])
 
 
+def test_a_relative_reports_file_starts_from_the_working_directory(tmp_path, helpers, monkeypatch):
+    root = tmp_path / "openi"
+    root.mkdir()
+    make_openi(root, helpers)
+    (tmp_path / "relabelled").mkdir()
+    reports = pd.read_csv(root / "indiana_reports.csv")
+    reports.loc[1, "MeSH"] = "Cardiomegaly"
+    reports.to_csv(tmp_path / "relabelled" / "my_reports.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    assert read_openi("openi", reports_csv="relabelled/my_reports.csv").frame["Cardiomegaly"][1] == 1.0
+    assert read_openi("openi", reports_csv="indiana_reports.csv").frame["Cardiomegaly"][1] == 0.0  # under root
+    # the default names are root's, whatever the working directory holds
+    (tmp_path / "indiana_reports.csv").write_text("not,the,file\n")
+    assert read_openi("openi").frame["Cardiomegaly"][1] == 0.0
+
+
 def test_match_terms_qualifiers():
     m = {"X": ["Thickening/pleura"]}
     assert match_terms("Thickening/pleura/left", m, ["X"]) == [1.0]
