@@ -412,13 +412,15 @@ def _fixed_size(pretrained_cfg) -> int:
 
 
 def create_backbone(name: str, pretrained: str | Path | None = None, in_chans: int = 3,
-                    input_norm: bool = True) -> Backbone:
+                    input_norm: bool = True, position: int | None = None) -> Backbone:
     """Build a registry backbone (or ``timm/<name>``).
 
     ``pretrained``: None (random init), ``"imagenet"`` (torchvision/timm weights from the local cache,
     downloaded only when allowed), or a path to a ``.pth``/``.safetensors`` state dict (keys are aligned,
     wrapper prefixes such as ``module.`` stripped; missing/unexpected keys are logged).  ``input_norm``: convert
     ImageNet-normalised input to the normalisation the architecture's weights expect (`InputNorm`).
+    ``position``: this backbone's index among several (`build_model`), so that a weight file saved from a
+    run of several backbones gives it the weights saved for that place.
     """
     if not isinstance(in_chans, int) or isinstance(in_chans, bool) or in_chans < 1:
         raise RadvisionError(f"in_chans must be a positive integer, got {in_chans!r}.")
@@ -439,7 +441,8 @@ def create_backbone(name: str, pretrained: str | Path | None = None, in_chans: i
             raise RadvisionError(f"{name} has no ImageNet weights; use model.pretrained=null (pretrained=None) or a local weight file.")
         model = _BUILTINS[spec.builder](in_chans=in_chans)
     if file is not None:
-        W.load_into(model, W.read_state_dict(file), source=str(file), first_conv=_first_conv(model)[0] + ".weight")
+        W.load_into(model, W.read_state_dict(file), source=str(file), first_conv=_first_conv(model)[0] + ".weight",
+                    prefer=None if position is None else f"backbones.{position}.")
     logger.debug("built backbone %s (%s, pretrained=%s, in_chans=%d)", name, spec.source, pretrained or file,
                  in_chans)
     norm = InputNorm(spec.mean, spec.std, in_chans) if input_norm and _needs_input_norm(spec.mean, spec.std) else None

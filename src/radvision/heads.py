@@ -168,8 +168,9 @@ def build_model(
     unknown = sorted(set(head_kwargs) - HEAD_OPTIONS)
     if unknown:
         raise RadvisionError(f"Unknown head option(s) {unknown}; valid options: {', '.join(sorted(HEAD_OPTIONS))}.")
-    bbs = [create_backbone(n, pretrained=p, in_chans=in_chans, input_norm=input_norm)
-           for n, p in zip(names, pre, strict=True)]
+    several = len(names) > 1
+    bbs = [create_backbone(n, pretrained=p, in_chans=in_chans, input_norm=input_norm, position=i if several else None)
+           for i, (n, p) in enumerate(zip(names, pre, strict=True))]
     bb: Backbone | MultiBackbone = bbs[0] if len(bbs) == 1 else MultiBackbone(bbs)
     h = create_head(head, bb.num_features, num_classes, feature_channels=list(bb.feature_channels), **head_kwargs)
     logger.info("built %s + %s head for %d classes", bb.name, head, num_classes)

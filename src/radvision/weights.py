@@ -122,24 +122,42 @@ def _clean_key(key: str) -> str:
     return _OLD_DENSENET.sub(r"\1\2", key)
 
 
-def align_keys(state: Mapping[str, torch.Tensor], target_keys: set[str]) -> tuple[dict[str, torch.Tensor], set[str]]:
+def align_keys(
+    state: Mapping[str, torch.Tensor],
+    target: Mapping[str, torch.Tensor] | set[str],
+    prefer: str | None = None,
+    source: str = "the weight file",
+) -> tuple[dict[str, torch.Tensor], set[str]]:
     """Rename a foreign state dict's keys to the model's: drop wrapper prefixes (``module.``, a
-    ``backbone.model.`` from a full classifier checkpoint, ``densenet121.`` ...) choosing the prefix that
-    makes the most keys match.  Also returns the keys that lay outside that prefix (the rest of a full model,
-    such as a run's head), which are not the backbone's."""
+    ``backbone.model.`` from a full classifier checkpoint, ``densenet121.`` ...) choosing the prefix under
+    which the most tensors fit the model (name and, given the model's tensors as ``target``, shape), then
+    the fewest left over under it.  A file with several candidates (a run of several backbones) goes to the
+    prefix holding ``prefer`` (``backbones.1.`` for the second backbone); a tie beyond that is logged.
+    Also returns the keys outside the chosen prefix (the rest of a full model, such as a run's head)."""
+    shapes = {k: tuple(v.shape) for k, v in target.items()} if isinstance(target, Mapping) else None
     cleaned = {_clean_key(k): v for k, v in state.items()}
-    best, best_hits, best_prefix = cleaned, len(target_keys & cleaned.keys()), ""
-    candidates: set[str] = set()
+
+    def score(prefix: str) -> tuple[int, int, bool, int]:
+        inside = {k[len(prefix):]: v for k, v in cleaned.items() if k.startswith(prefix)} if prefix else cleaned
+        hits = [k for k in inside if k in target]
+        fits = sum(tuple(inside[k].shape) == shapes[k] for k in hits) if shapes is not None else len(hits)
+        preferred = bool(prefer) and prefer in prefix
+        return fits, len(hits), preferred, -(len(inside) - len(hits))
+
+    candidates = {""}
     for k in cleaned:
         parts = k.split(".")
         candidates.update(".".join(parts[:i]) + "." for i in range(1, min(len(parts), 6)))  # backbone.backbones.0.model.
-    for prefix in sorted(candidates):  # sorted: ties go to the first in order (e.g. backbones.0), every run
-        renamed = {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in cleaned.items()}
-        hits = len(target_keys & renamed.keys())
-        if hits > best_hits:
-            best, best_hits, best_prefix = renamed, hits, prefix
+    scores = {p: score(p) for p in sorted(candidates)}  # sorted: ties go to the first in order, every run
+    best_prefix = max(scores, key=lambda p: scores[p])  # max() keeps the first of equals
+    rivals = [p for p in scores if p != best_prefix and scores[p] == scores[best_prefix] and scores[p][0]]
+    if rivals:
+        logger.warning("%s holds this backbone's weights under several prefixes (%s); loading %r. Save the one "
+                       "backbone's tensors alone to choose another.", source, ", ".join([best_prefix, *rivals]),
+                       best_prefix)
+    renamed = {(k[len(best_prefix):] if k.startswith(best_prefix) else k): v for k, v in cleaned.items()}
     outside = {k for k in cleaned if best_prefix and not k.startswith(best_prefix)}
-    return best, outside
+    return renamed, outside
 
 
 def adapt_first_conv(weight: torch.Tensor, in_chans: int, source: str = "the weight file") -> torch.Tensor:
@@ -165,16 +183,18 @@ def load_into(
     *,
     source: str,
     first_conv: str | None = None,
+    prefer: str | None = None,
 ) -> tuple[list[str], list[str]]:
     """Load ``state`` into ``module`` non-strictly; returns (missing, unexpected) keys after alignment.
 
     Shape mismatches are errors (they mean a different architecture), except the first convolution
     named by ``first_conv``, which is adapted to the model's input channels, and so is a file holding
     fewer than half (``MIN_LOADED_FRACTION``) of the module's weight tensors.  Heads that the backbone
-    does not have (e.g. a 1000-class ``fc``) simply count as unexpected keys.
+    does not have (e.g. a 1000-class ``fc``) simply count as unexpected keys.  ``prefer`` picks among
+    several places in the file that fit equally (see `align_keys`).
     """
     own = module.state_dict()
-    aligned, outside = align_keys(state, set(own))
+    aligned, outside = align_keys(state, own, prefer=prefer, source=source)
     matched = [k for k in aligned if k in own]
     if not matched:
         raise RadvisionError(

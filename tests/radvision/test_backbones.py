@@ -144,6 +144,27 @@ def test_a_multi_backbone_runs_weights_seed_a_single_backbone(tmp_path):
         torch.testing.assert_close(value, first[key])
 
 
+def test_each_backbone_of_a_list_gets_its_own_weights_from_a_multi_backbone_runs_file(tmp_path, caplog):
+    from radvision.heads import build_model
+    from radvision.rundir import save_weights
+
+    torch.manual_seed(0)
+    pair = build_model(["simple_cnn", "simple_cnn"], num_classes=2)  # same key names and shapes twice
+    save_weights(pair, tmp_path / "pair.safetensors")
+    again = build_model(["simple_cnn", "simple_cnn"], 2, pretrained=[tmp_path / "pair.safetensors"] * 2)
+    for i in (0, 1):
+        for key, value in again.backbone.backbones[i].model.state_dict().items():
+            torch.testing.assert_close(value, pair.backbone.backbones[i].model.state_dict()[key])
+    with caplog.at_level("WARNING", logger="radvision.weights"):  # alone, either could be meant: say which
+        create_backbone("simple_cnn", pretrained=tmp_path / "pair.safetensors")
+    assert "under several prefixes (backbone.backbones.0.model., backbone.backbones.1.model.)" in caplog.text
+    # shapes decide where names alone cannot: resnet18's key names all occur in a resnet50
+    mixed = build_model(["resnet50", "resnet18"], num_classes=2)
+    save_weights(mixed, tmp_path / "mixed.safetensors")
+    r18 = create_backbone("resnet18", pretrained=tmp_path / "mixed.safetensors")
+    torch.testing.assert_close(r18.model.layer1[0].conv1.weight, mixed.backbone.backbones[1].model.layer1[0].conv1.weight)
+
+
 def test_relative_weight_file_without_known_suffix(tmp_path, monkeypatch):
     torch.save(create_backbone("simple_cnn").model.state_dict(), tmp_path / "chexnet.weights")
     monkeypatch.chdir(tmp_path)
