@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from radvision import weights as W
+from radvision.config import is_weight_file
 from radvision.errors import RadvisionError
 
 logger = logging.getLogger(__name__)
@@ -427,7 +428,7 @@ def create_backbone(name: str, pretrained: str | Path | None = None, in_chans: i
     spec = get_spec(name)
     file = None
     if pretrained is not None and pretrained != "imagenet":
-        if not W.is_weight_file(pretrained):
+        if not is_weight_file(pretrained):
             raise RadvisionError(
                 f"pretrained={pretrained!r} is not understood; use None, 'imagenet' or a path to a weight file."
             )

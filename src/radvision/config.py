@@ -453,6 +453,9 @@ def _check_consistency(cfg: Config, warn: bool = True) -> None:
     hidden = [cfg.model.hidden] if isinstance(cfg.model.hidden, int) else cfg.model.hidden or []
     if any(h < 1 for h in hidden):
         raise RadvisionError(f"Config key 'model.hidden' must list layer sizes of 1 or more, got {cfg.model.hidden!r}.")
+    if cfg.model.head == "mlp" and not hidden:
+        raise RadvisionError("Config key 'model.hidden' must list the mlp head's layer sizes (e.g. [512, 512]; "
+                             f"the ImageCLEF 2020 setup has [4096, 4096]), got {cfg.model.hidden!r}.")
     if warn and hidden and cfg.model.head != "mlp":
         logging.getLogger(__name__).warning("model.hidden is used by model.head mlp only; head %r ignores it",
                                             cfg.model.head)
@@ -491,6 +494,8 @@ def _check_consistency(cfg: Config, warn: bool = True) -> None:
         ("model.backbone_lr_mult", cfg.model.backbone_lr_mult, cfg.model.backbone_lr_mult == "auto" or (
             isinstance(cfg.model.backbone_lr_mult, float) and 0 <= cfg.model.backbone_lr_mult < math.inf),
          "'auto' or a finite number, zero or more"),
+        ("model.dropout", cfg.model.dropout, cfg.model.dropout is None or 0 <= cfg.model.dropout < 1,
+         "at least 0 and below 1 (or null: 0.5 for the mlp head, 0 for the others)"),
         ("loss.gamma", cfg.loss.gamma, cfg.loss.gamma >= 0 and math.isfinite(cfg.loss.gamma), "a number >= 0"),
         ("loss.alpha", cfg.loss.alpha, cfg.loss.alpha is None or 0 <= cfg.loss.alpha <= 1,
          "between 0 and 1 (or null: no weighting)"),
@@ -529,7 +534,20 @@ def _check_consistency(cfg: Config, warn: bool = True) -> None:
         raise RadvisionError(f"Config key 'data.split' fractions must be non-negative and sum to 1, got {total:g}.")
 
 
+def is_weight_file(spec: str | Path) -> bool:
+    """Whether a ``pretrained=`` value names a file rather than a keyword such as 'imagenet'."""
+    s = str(spec)
+    if isinstance(spec, Path) or os.sep in s or Path(s).expanduser().is_file():
+        return True
+    return s.endswith((".pth", ".pt", ".bin", ".ckpt", ".tar", ".safetensors"))
+
+
 def _check_pretrained(m: ModelConfig) -> None:
+    for value in m.pretrained if isinstance(m.pretrained, list) else [m.pretrained]:
+        if value is not None and value != "imagenet" and not is_weight_file(value):
+            raise RadvisionError(f"Config key 'model.pretrained' value {value!r} is not 'imagenet', null or a weight "
+                                 "file (a path, or a name ending .pth, .pt, .bin, .ckpt, .tar or .safetensors)"
+                                 f"{did_you_mean(str(value), ['imagenet'])}.")
     if not isinstance(m.pretrained, list):
         return
     names = [m.backbone] if isinstance(m.backbone, str) else m.backbone
@@ -622,8 +640,8 @@ def merge_sections(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any
 
 
 def with_absolute_paths(cfg: Config) -> Config:
-    """A copy whose data.root and data.csv are absolute when they name something that exists from the working
-    directory, and data.cache_dir always: a run's config.yaml then means the same from anywhere, and a resume
+    """A copy whose data.root, data.csv and model.pretrained files are absolute when they name something that
+    exists from the working directory, and data.cache_dir always: a run's config.yaml then means the same from anywhere, and a resume
     compares folders rather than spellings (`data.root=nih` and `data.root=/work/nih` are one folder).  A name
     that exists only inside data.root (e.g. CheXpert's `data.csv=relabelled.csv`) stays as written."""
     d = cfg.data
@@ -635,7 +653,12 @@ def with_absolute_paths(cfg: Config) -> Config:
         return str(p.resolve()) if always or p.exists() else value
 
     data = dataclasses.replace(d, root=absolute(d.root), csv=absolute(d.csv), cache_dir=absolute(d.cache_dir, True))
-    return dataclasses.replace(cfg, data=data)
+    def weight_file(value: str | None) -> str | None:  # a bare relative file name must stay a file from anywhere
+        return str(Path(value).expanduser().resolve()) if value and Path(value).expanduser().is_file() else value
+
+    pre = cfg.model.pretrained
+    pre = [weight_file(p) for p in pre] if isinstance(pre, list) else weight_file(pre)
+    return dataclasses.replace(cfg, data=data, model=dataclasses.replace(cfg.model, pretrained=pre))
 
 
 def load_run_config(path: str | os.PathLike[str]) -> Config:

@@ -324,7 +324,8 @@ def build_optimizer(cfg: Config, model: torch.nn.Module, lr: float) -> torch.opt
     return cls(groups, lr=lr)
 
 
-def _class_weight_vector(spec: Any, class_names: list[str], y: np.ndarray) -> torch.Tensor | None:
+def _class_weight_vector(spec: Any, class_names: list[str], y: np.ndarray,
+                         key: str = "loss.class_weights") -> torch.Tensor | None:
     from radvision.data import class_weights
 
     if spec is None:
@@ -333,15 +334,15 @@ def _class_weight_vector(spec: Any, class_names: list[str], y: np.ndarray) -> to
         return torch.as_tensor(class_weights(y, class_names=class_names))
     unknown = [k for k in spec if k not in class_names]
     if unknown:
-        raise RadvisionError(f"class_weights names unknown class {unknown[0]!r}{did_you_mean(unknown[0], class_names)}; "
+        raise RadvisionError(f"{key} names unknown class {unknown[0]!r}{did_you_mean(unknown[0], class_names)}; "
                              f"classes are {', '.join(class_names)}.")
     negative = [k for k, v in spec.items() if not float(v) >= 0]
     if negative:
-        raise RadvisionError(f"class_weights gives {negative[0]!r} the weight {spec[negative[0]]!r}; weights must be "
+        raise RadvisionError(f"{key} gives {negative[0]!r} the weight {spec[negative[0]]!r}; weights must be "
                              "zero or more.")
     vector = torch.tensor([float(spec.get(c, 1.0)) for c in class_names], dtype=torch.float32)
     if not vector.any():
-        raise RadvisionError("class_weights gives every class the weight 0, so the loss would be 0 and nothing "
+        raise RadvisionError(f"{key} gives every class the weight 0, so the loss would be 0 and nothing "
                              "would train; give at least one class a positive weight.")
     return vector
 
@@ -500,8 +501,6 @@ class Trainer:
         # an old run that output.overwrite replaces is cleared only when the first epoch is saved, so an
         # unreadable image met in that epoch does not cost the old run
         self._overwrite_pending = self.resume is None and self.run.has_run()
-        if not self._overwrite_pending:
-            self.run.prepare(resume=self.resume is not None)
 
         acc = Accelerator(cpu=not use_cuda, mixed_precision=_mixed_precision(cfg.runtime.amp, use_cuda),
                           kwargs_handlers=_ddp_kwargs(cfg))
@@ -513,13 +512,14 @@ class Trainer:
         cycles = cfg.resolved_cycles()
         start_cycle, start_epoch = self._start_point(progress, cycles)
         done = self.resume is not None and start_cycle >= len(cycles)
-        if not self._overwrite_pending:
-            self._write_config(keep_schedule=done)  # a resume that trains nothing keeps the recorded schedule
         raw = build_model_from_config(cfg, self.class_names, pretrained=cfg.model.pretrained
                                       if progress.epoch == 0 else None)
         if progress.epoch > 0:
             load_weights(raw, self.run.file(MODEL_FILE))
             logger.info("Resuming %s after epoch %d", self.run.path, progress.epoch)
+        if not self._overwrite_pending:  # only now: a model that cannot be built (a bad weight file) leaves no folder
+            self.run.prepare(resume=self.resume is not None)
+            self._write_config(keep_schedule=done)  # a resume that trains nothing keeps the recorded schedule
         if cfg.runtime.channels_last:
             raw = raw.to(memory_format=torch.channels_last)
         self.model = raw
@@ -616,9 +616,11 @@ class Trainer:
     def _check_classes(self) -> None:
         """Once the class names are known, before the run directory is touched: class weights name real
         classes, and a resumed run gets the classes it was trained on."""
-        for cycle in self.config.resolved_cycles():
-            if isinstance(cycle.class_weights, dict):
-                _class_weight_vector(cycle.class_weights, self.class_names, np.zeros((0, len(self.class_names))))
+        own = self.config.cycles
+        for i, cycle in enumerate(self.config.resolved_cycles()):
+            if isinstance(cycle.class_weights, dict):  # name the key the mapping came from
+                key = f"cycles[{i}].class_weights" if own and own[i].class_weights is not None else "loss.class_weights"
+                _class_weight_vector(cycle.class_weights, self.class_names, np.zeros((0, len(self.class_names))), key)
         t, n = self.config.thresholds, len(self.class_names)
         card = t.cardinality if isinstance(t.cardinality, float) else 0.0
         if t.min_labels > n or card > n:

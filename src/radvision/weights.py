@@ -53,14 +53,6 @@ def how_to_supply(name: str) -> str:
     )
 
 
-def is_weight_file(spec: str | Path) -> bool:
-    """Whether a ``pretrained=`` value names a file rather than a keyword such as 'imagenet'."""
-    s = str(spec)
-    if isinstance(spec, Path) or os.sep in s or Path(s).expanduser().is_file():
-        return True
-    return s.endswith((".pth", ".pt", ".bin", ".ckpt", ".tar", ".safetensors"))
-
-
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read tensors from a ``.safetensors`` file or a torch pickle (``weights_only=True``, never code)."""
     path = Path(path).expanduser().absolute()  # messages show where a relative path was looked for

@@ -38,7 +38,9 @@ def test_a_list_split_by_the_shell_says_to_quote_it():
         load_config(None, ["data.classes=[Effusion,", "Cardiomegaly]"])
 
 
-def test_numeric_looking_string_override_stays_string():
+def test_numeric_looking_string_override_stays_string(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "2024").write_bytes(b"")  # a weight file named 2024 (pretrained keywords are checked at load)
     cfg = load_config(None, ["data.root=2024", "output.run_dir=123"])
     assert cfg.data.root == "2024" and cfg.output.run_dir == "123"
     dated = load_config(None, ["output.run_dir=2024-01-01", "data.classes=[0, 1]", "model.pretrained=2024"])
@@ -311,3 +313,29 @@ def test_in_chans_follows_data_channels_and_rechecks_stay_quiet(caplog):
     with caplog.at_level("WARNING"):
         config_from_dict(values)
     assert "model.hidden is used by model.head mlp only" in caplog.text
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.dropout=-0.1", r"'model.dropout' must be at least 0 and below 1"),
+    ("model.dropout=1.0", r"'model.dropout' must be at least 0 and below 1"),
+    ("model.head=mlp", r"'model.hidden' must list the mlp head's layer sizes .*got None"),
+    ("model.pretrained=imagnet", r"'model.pretrained' value 'imagnet' is not 'imagenet'.*did you mean 'imagenet'"),
+    ("model.pretrained=[null, Imagenet]", r"'model.pretrained' value 'Imagenet'"),
+])
+def test_model_values_that_would_fail_the_model_build_are_named_at_load(override, message):
+    with pytest.raises(RadvisionError, match=message):
+        load_config(None, [override])
+    assert load_config(None, ["model.pretrained=weights/r18.pth", "model.head=mlp", "model.hidden=[8]"])
+
+
+def test_a_bare_weight_file_name_is_written_absolute_so_the_run_loads_from_anywhere(tmp_path, monkeypatch):
+    from radvision.config import config_from_dict, config_to_dict, with_absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "chexnet").write_bytes(b"")
+    (tmp_path / "imagenet").mkdir()  # a folder of that name leaves the keyword alone
+    cfg = load_config(None, ["model.backbone=[resnet18, resnet50]", "model.pretrained=[chexnet, imagenet]"])
+    written = config_to_dict(with_absolute_paths(cfg))
+    assert written["model"]["pretrained"] == [str(tmp_path / "chexnet"), "imagenet"]
+    monkeypatch.chdir(tmp_path.parent)
+    assert config_from_dict(written).model.pretrained[0] == str(tmp_path / "chexnet")

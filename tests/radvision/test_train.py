@@ -790,3 +790,14 @@ def test_an_empty_source_table_is_named(tmp_path):
     config = load_config(None, ["data.dataset=nih", f"data.root={tmp_path}", "runtime.progress=false"])
     with pytest.raises(RadvisionError, match=r"The nih label table \(.*\) holds no images"):
         build_datasets(config)
+
+
+def test_a_cycles_class_weights_error_names_its_cycle_and_a_bad_weight_file_leaves_no_folder(tmp_path, data_csv):
+    with pytest.raises(RadvisionError, match=r"^cycles\[1\].class_weights names unknown class 'Brigth' \(did you mean"):
+        Trainer(tiny_config(tmp_path, data_csv, "loss.class_weights={Bright: 2}",
+                            "cycles=[{epochs: 1}, {epochs: 1, class_weights: {Brigth: 2}}]")).fit()
+    with pytest.raises(RadvisionError, match=r"^loss.class_weights names unknown class 'Strip'"):
+        Trainer(tiny_config(tmp_path, data_csv, "loss.class_weights={Strip: 2}", "cycles=[{epochs: 1}]")).fit()
+    with pytest.raises(RadvisionError, match="missing.pth does not exist"):
+        Trainer(tiny_config(tmp_path, data_csv, f"model.pretrained={tmp_path / 'missing.pth'}")).fit()
+    assert not (tmp_path / "run").exists()
