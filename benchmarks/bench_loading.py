@@ -23,6 +23,7 @@ from PIL import Image
 
 from radvision.data import ImageDataset, LabelTable, build_cache, build_transforms
 from radvision.data.images import IMAGE_EXTENSIONS
+from radvision.errors import RadvisionError
 
 
 def make_images(folder: Path, n: int, size: int, seed: int = 0) -> list[str]:
@@ -92,11 +93,16 @@ def main(argv: list[str] | None = None) -> int:
         table = LabelTable(frame, ["dummy"], None)
         transform = build_transforms("none", args.size, train=False)
 
-        full = epoch(ImageDataset(table, transform), args.batch_size, args.workers)
-        t0 = time.perf_counter()
-        cache = build_cache(table, args.size, tmp / "cache", channels=1, workers=args.cache_workers, progress=False)
-        build_s = time.perf_counter() - t0
-        cached = epoch(ImageDataset(table, transform, cache=cache), args.batch_size, args.workers)
+        try:
+            full = epoch(ImageDataset(table, transform), args.batch_size, args.workers)
+            t0 = time.perf_counter()
+            cache = build_cache(table, args.size, tmp / "cache", channels=1, workers=args.cache_workers,
+                                progress=False)
+            build_s = time.perf_counter() - t0
+            cached = epoch(ImageDataset(table, transform, cache=cache), args.batch_size, args.workers)
+        except RadvisionError as err:  # an unreadable image under --root: one line, as the radvision CLI says it
+            print(f"{ap.prog}: error: {err}", file=sys.stderr)
+            return 2
 
     ratio = cached / full
     print(f"images: {len(paths)}   size: {args.size}px   DataLoader workers: {args.workers}")

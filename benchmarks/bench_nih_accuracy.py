@@ -93,7 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.root / "Data_Entry_sample.csv").is_file() and not list(args.root.glob("Data_Entry_2017*.csv")):
         print(f"No NIH table under {args.root}; pass --root with the nih_sample folder.", file=sys.stderr)
         return 2
+    from radvision.errors import RadvisionError
 
+    try:
+        load_config(args.config, [f"data.root={args.root}"])  # a bad config stops before any image is read
+        return _run(args)
+    except RadvisionError as err:  # a wrong --root or --config: one line, as the radvision CLI says it
+        print(f"{ap.prog}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     table = read_nih(args.root)
     frame, classes = table.frame, list(table.classes)
     train = (frame["split"] == "train").to_numpy()

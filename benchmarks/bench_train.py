@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
 from collections.abc import Callable
 
@@ -120,11 +121,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     from radvision.backbones import get_spec
     from radvision.errors import RadvisionError
 
-    for name in args.models:  # a typo stops here, before the table starts
+    for name in args.models:  # a typo or a too-small --size stops here, before the table starts
         try:
-            get_spec(name)
+            spec = get_spec(name)
         except RadvisionError as err:
             p.error(str(err))
+        if args.size < spec.min_size:
+            p.error(f"{name} needs images of at least {spec.min_size}x{spec.min_size} pixels, got --size {args.size}")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda was asked for but no CUDA device is available")
     for flag, value, least in (("--batch-size", args.batch_size, 1), ("--steps", args.steps, 1),
@@ -134,7 +137,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    from radvision.errors import RadvisionError
+
     args = parse_args(argv)
     cuda = args.device != "cpu" and torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
@@ -152,7 +157,11 @@ def main(argv: list[str] | None = None) -> None:
     run = dict(device=device, batch_size=batch, size=args.size, warmup=warmup, steps=steps, amp=amp,
                channels_last=channels_last, compile=args.compile)
     for name in args.models:
-        r = bench_model(radvision_model(name), **run)
+        try:
+            r = bench_model(radvision_model(name), **run)
+        except RadvisionError as err:  # e.g. a timm model with a fixed input size: one line, as the CLI says it
+            print(f"bench_train.py: error: {err}", file=sys.stderr)
+            return 2
         peer = None if args.no_peer else peer_model(name)
         p = bench_model(peer, **run) if peer is not None else None
         cells = []
@@ -167,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
             torch.cuda.empty_cache()
     if not cuda:
         print("target: resnet50 AMP + channels_last training >= 2,000 img/s on one H100 (not measurable on CPU)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

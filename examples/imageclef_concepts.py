@@ -316,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="keep the K most frequent concepts (default: all that pass --min-frequency)",
     )
-    p.add_argument("--min-frequency", type=int, default=1, help="drop concepts seen in fewer training images")
+    p.add_argument("--min-frequency", type=int, default=None,
+                   help="drop concepts seen in fewer training images (default 1; 2 with --smoke)")
     p.add_argument(
         "--config", default=str(CONFIG), help="study config (default configs/imageclef2020_vgg16.yaml)"
     )
@@ -329,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_with_overrides(p, argv)  # overrides may come before, between or after the options
     if args.top_concepts is not None and args.top_concepts < 1:
         p.error(f"--top-concepts must be 1 or more (or left out to keep every concept), got {args.top_concepts}")
-    if args.min_frequency < 1:
+    if args.min_frequency is not None and args.min_frequency < 1:
         p.error(f"--min-frequency must be 1 or more, got {args.min_frequency}")
     logging.basicConfig(
         level=logging.WARNING if args.smoke else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
@@ -345,12 +346,13 @@ def main(argv: list[str] | None = None) -> int:
                 args.run_dir = args.run_dir or str(Path(tmp) / "run")
                 if args.top_concepts is None:
                     args.top_concepts = 8
-                if args.min_frequency == 1:
+                if args.min_frequency is None:
                     args.min_frequency = 2
                 run(args)
             if not kept:
                 print("(the smoke run's folder above was temporary and is now removed; --run-dir DIR keeps it)")
         else:
+            args.min_frequency = args.min_frequency or 1
             run(args)
 
     return exit_code(go, prog=None)

@@ -126,6 +126,11 @@ def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str 
     p["key"] = _key(p["path"])
     g = gold_frame(gold)
     if split is not None:
+        from radvision.data.table import canonical_split
+
+        split = canonical_split(pd.Series([split])).iloc[0]  # read as training reads it: val / validate -> valid
+        if "split" in g:
+            g["split"] = canonical_split(g["split"])
         if "split" not in g:
             raise RadvisionError(f"the gold table has no 'split' column to choose split {split!r} from")
         if not (g["split"] == split).any():

@@ -1,6 +1,5 @@
 """The NIH accuracy benchmark scores valid, and the held-out test rows too when the table has them."""
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -10,14 +9,7 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "src" / "radvision" / "sample"
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_nih_accuracy", REPO / "benchmarks" / "bench_nih_accuracy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_valid_and_held_out_test_rows_are_scored(tmp_path, capsys):
+def test_valid_and_held_out_test_rows_are_scored(load_benchmark, tmp_path, capsys):
     root = tmp_path / "nih"
     shutil.copytree(SAMPLE / "images", root / "images")
     table = pd.read_csv(SAMPLE / "Data_Entry_sample.csv")
@@ -27,7 +19,19 @@ def test_valid_and_held_out_test_rows_are_scored(tmp_path, capsys):
     config = tmp_path / "tiny.yaml"
     config.write_text("data: {dataset: nih, image_size: 32, transforms: none}\nmodel: {backbone: simple_cnn}\n"
                       "optim: {epochs: 1, batch_size: 16}\nruntime: {device: cpu}\n")
-    assert _bench().main(["--root", str(root), "--config", str(config), "--seeds", "0", "--peer-epochs", "1"]) == 0
+    assert load_benchmark("bench_nih_accuracy").main(["--root", str(root), "--config", str(config), "--seeds", "0", "--peer-epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert "test: 30 images" in out and "recipe_test" in out and "peer_test" in out
     assert "mean test figure: recipe" in out and "(target >= 0.70)" in out
+
+
+def test_a_bad_config_or_root_is_one_line_not_a_traceback(load_benchmark, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim: {epoch: 3}\n")
+    assert load_benchmark("bench_nih_accuracy").main(["--root", str(SAMPLE), "--config", str(bad), "--no-peer", "--seeds", "0"]) == 2
+    assert "error: Unknown config key 'optim.epoch'" in capsys.readouterr().err
+    root = tmp_path / "no_images"
+    root.mkdir()
+    shutil.copy(SAMPLE / "Data_Entry_sample.csv", root)
+    assert load_benchmark("bench_nih_accuracy").main(["--root", str(root), "--no-peer", "--seeds", "0"]) == 2
+    assert "error: Image file not found" in capsys.readouterr().err

@@ -277,3 +277,23 @@ def test_imageclef_validation_concepts_need_their_images(clef, tmp_path, capsys)
             "--valid-concepts", str(root / "valid_concepts.csv")]
     assert clef.main(argv) == 2
     assert "--valid-concepts needs --valid-images" in capsys.readouterr().err
+
+
+def test_nih_score_reads_split_spellings_as_training_does(nih, tmp_path):
+    sample = Path(__file__).resolve().parents[2] / "src" / "radvision" / "sample" / "Data_Entry_sample.csv"
+    gold = pd.read_csv(sample)
+    gold["split"] = gold["split"].replace({"valid": " Val"})
+    rng = np.random.default_rng(0)
+    pred = pd.DataFrame({"path": "images/" + gold["Image Index"]})
+    for c in ("Atelectasis", "Effusion", "Infiltration"):
+        pred[c] = rng.random(len(pred))
+    n_valid = int((gold["split"] == " Val").sum())
+    assert nih.score_predictions(pred, gold, min_positives=1, split="valid")["n_images"] == n_valid
+    assert nih.score_predictions(pred, gold, min_positives=1, split="validate")["n_images"] == n_valid
+
+
+def test_imageclef_smoke_keeps_an_explicit_min_frequency(clef, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(clef, "run", lambda args: seen.update(min_frequency=args.min_frequency))
+    assert clef.main(["--smoke", "--min-frequency", "1"]) == 0 and seen["min_frequency"] == 1
+    assert clef.main(["--smoke"]) == 0 and seen["min_frequency"] == 2  # the smoke data's own default
