@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from radvision import Trainer, load_config, predict_images
-from radvision.data import read_nih
+from radvision.data import load_image, read_nih
 from radvision.metrics import any_finding, monitored_mean
 
 REPO = Path(__file__).resolve().parents[1]
@@ -122,10 +122,8 @@ def _run(args: argparse.Namespace) -> int:
     scored = np.logical_or.reduce(list(splits.values()))
 
     images = None
-    if not args.no_peer:
-        from PIL import Image
-
-        images = torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("L"), dtype=np.float32) / 255.0)
+    if not args.no_peer:  # decoded as radvision decodes them, so an unreadable file is named in one line
+        images = torch.stack([torch.from_numpy(np.asarray(load_image(p, mode="L"), dtype=np.float32) / 255.0)
                               for p in frame["path"]])[:, None]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -453,9 +453,9 @@ def _check_consistency(cfg: Config, warn: bool = True) -> None:
     hidden = [cfg.model.hidden] if isinstance(cfg.model.hidden, int) else cfg.model.hidden or []
     if any(h < 1 for h in hidden):
         raise RadvisionError(f"Config key 'model.hidden' must list layer sizes of 1 or more, got {cfg.model.hidden!r}.")
-    if cfg.model.head == "mlp" and not hidden:
-        raise RadvisionError("Config key 'model.hidden' must list the mlp head's layer sizes (e.g. [512, 512]; "
-                             f"the ImageCLEF 2020 setup has [4096, 4096]), got {cfg.model.hidden!r}.")
+    if cfg.model.head == "mlp" and cfg.model.hidden is not None and not hidden:
+        raise RadvisionError("Config key 'model.hidden' must list the mlp head's layer sizes (e.g. [512, 512]), or "
+                             f"be null for the default [4096, 4096]; got {cfg.model.hidden!r}.")
     if warn and hidden and cfg.model.head != "mlp":
         logging.getLogger(__name__).warning("model.hidden is used by model.head mlp only; head %r ignores it",
                                             cfg.model.head)
@@ -542,12 +542,17 @@ def is_weight_file(spec: str | Path) -> bool:
     return s.endswith((".pth", ".pt", ".bin", ".ckpt", ".tar", ".safetensors"))
 
 
-def _check_pretrained(m: ModelConfig) -> None:
+def _check_pretrained_names(m: ModelConfig) -> None:
+    """A misspelt keyword ('imagnet') stops at load.  Only configs to train are checked: a run's own config.yaml
+    may name a bare weight file that existed where it trained, and predict never reads it."""
     for value in m.pretrained if isinstance(m.pretrained, list) else [m.pretrained]:
         if value is not None and value != "imagenet" and not is_weight_file(value):
             raise RadvisionError(f"Config key 'model.pretrained' value {value!r} is not 'imagenet', null or a weight "
                                  "file (a path, or a name ending .pth, .pt, .bin, .ckpt, .tar or .safetensors)"
                                  f"{did_you_mean(str(value), ['imagenet'])}.")
+
+
+def _check_pretrained(m: ModelConfig) -> None:
     if not isinstance(m.pretrained, list):
         return
     names = [m.backbone] if isinstance(m.backbone, str) else m.backbone
@@ -640,8 +645,8 @@ def merge_sections(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any
 
 
 def with_absolute_paths(cfg: Config) -> Config:
-    """A copy whose data.root, data.csv and model.pretrained files are absolute when they name something that
-    exists from the working directory, and data.cache_dir always: a run's config.yaml then means the same from anywhere, and a resume
+    """A copy whose data.root and data.csv are absolute when they name something that exists from the working
+    directory, and data.cache_dir always: a run's config.yaml then means the same from anywhere, and a resume
     compares folders rather than spellings (`data.root=nih` and `data.root=/work/nih` are one folder).  A name
     that exists only inside data.root (e.g. CheXpert's `data.csv=relabelled.csv`) stays as written."""
     d = cfg.data
@@ -653,12 +658,7 @@ def with_absolute_paths(cfg: Config) -> Config:
         return str(p.resolve()) if always or p.exists() else value
 
     data = dataclasses.replace(d, root=absolute(d.root), csv=absolute(d.csv), cache_dir=absolute(d.cache_dir, True))
-    def weight_file(value: str | None) -> str | None:  # a bare relative file name must stay a file from anywhere
-        return str(Path(value).expanduser().resolve()) if value and Path(value).expanduser().is_file() else value
-
-    pre = cfg.model.pretrained
-    pre = [weight_file(p) for p in pre] if isinstance(pre, list) else weight_file(pre)
-    return dataclasses.replace(cfg, data=data, model=dataclasses.replace(cfg.model, pretrained=pre))
+    return dataclasses.replace(cfg, data=data)
 
 
 def load_run_config(path: str | os.PathLike[str]) -> Config:
@@ -706,7 +706,9 @@ def load_config(
     values = _read_config_file(path) if path is not None else {}
     if updates:
         values = merge_sections(values, updates)
-    return config_from_dict(apply_overrides(values, list(overrides)))
+    cfg = config_from_dict(apply_overrides(values, list(overrides)))
+    _check_pretrained_names(cfg.model)
+    return cfg
 
 
 def save_config(cfg: Config, path: str | os.PathLike[str]) -> Path:

@@ -35,3 +35,9 @@ def test_a_bad_config_or_root_is_one_line_not_a_traceback(load_benchmark, tmp_pa
     shutil.copy(SAMPLE / "Data_Entry_sample.csv", root)
     assert load_benchmark("bench_nih_accuracy").main(["--root", str(root), "--no-peer", "--seeds", "0"]) == 2
     assert "error: Image file not found" in capsys.readouterr().err
+    (root / "images").mkdir()
+    for name in pd.read_csv(root / "Data_Entry_sample.csv")["Image Index"]:
+        shutil.copy(SAMPLE / "images" / name, root / "images" / name)
+    (root / "images" / name).write_text("junk")  # unreadable: the peer's own loader names it too
+    assert load_benchmark("bench_nih_accuracy").main(["--root", str(root), "--seeds", "0"]) == 2
+    assert "error: Cannot read image file" in capsys.readouterr().err

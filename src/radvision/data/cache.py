@@ -29,8 +29,9 @@ __all__ = ["FITS", "ImageCache", "build_cache", "resize_image"]
 log = logging.getLogger(__name__)
 
 # 2: squash / crop use the transforms' geometry, full decode (no JPEG draft);
-# 3: a one-channel cache makes colour images gray after the geometry, as the transforms do
-FORMAT = 3
+# 3: a one-channel cache makes colour images gray after the geometry, as the transforms do;
+# 4: 16-bit colour files are stretched at full depth (they held their high bytes)
+FORMAT = 4
 ARRAY_NAME = "images.npy"
 INDEX_NAME = "index.json"
 SKIPPED_NAME = "skipped.csv"

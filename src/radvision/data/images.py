@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 SCALINGS = ("minmax", "full")
 _EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "WEBP", "PNG")
+_ORIENTATION = 0x0112  # the EXIF tag
 
 
 def to_uint8(array: np.ndarray, scaling: str = "minmax") -> np.ndarray:
@@ -75,8 +76,9 @@ def _wide_colour(img: Image.Image) -> bool:
     return img.mode in ("RGB", "RGBA") and any(";16" in str(tile.args) for tile in img.tile)
 
 
-def _read_wide_colour(path: Path, scaling: str) -> Image.Image | None:
-    """Decode a 16-bit colour file at full depth with OpenCV (grad-cam's dependency); None if it cannot."""
+def _read_wide_colour(path: Path, scaling: str, orientation: int) -> Image.Image | None:
+    """Decode a 16-bit colour file at full depth with OpenCV (grad-cam's dependency), turned by the file's
+    EXIF ``orientation`` as Pillow turns other images; None if it cannot."""
     try:
         import cv2
     except ImportError:
@@ -91,7 +93,9 @@ def _read_wide_colour(path: Path, scaling: str) -> Image.Image | None:
             rgb = np.rint(rgb).astype(np.uint16)
     elif scaling == "full":
         rgb = a[:, :, 2::-1]
-    return Image.fromarray(to_uint8(rgb, scaling), mode="RGB")
+    out = Image.fromarray(to_uint8(rgb, scaling), mode="RGB")
+    out.getexif()[_ORIENTATION] = orientation  # OpenCV's unchanged read ignores the tag: let Pillow apply it
+    return ImageOps.exif_transpose(out)
 
 
 def load_image(
@@ -119,6 +123,7 @@ def load_image(
     try:
         with Image.open(path) as img:
             wide = _wide_colour(img)  # read before load(), which empties the tile list
+            orientation = img.getexif().get(_ORIENTATION, 1) if wide else 1
             if draft is not None and img.format == "JPEG":
                 img.draft(img.mode, draft)
             if img.format in _EXIF_FORMATS:
@@ -127,8 +132,7 @@ def load_image(
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise RadvisionError(f"Cannot read image file {path}: {exc}.") from exc
     # Pillow keeps only the high byte of 16-bit colour, so such a file is stretched like 16-bit grayscale
-    # (the orientation tag aside, which OpenCV's unchanged read does not apply).
-    img = (_read_wide_colour(path, scaling) if wide else None) or _to_8bit(img, scaling)
+    img = (_read_wide_colour(path, scaling, orientation) if wide else None) or _to_8bit(img, scaling)
     if mode is not None and img.mode != mode:
         img = img.convert(mode)
     return img

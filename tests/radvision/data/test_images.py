@@ -113,3 +113,23 @@ def test_16bit_colour_png_is_stretched_like_16bit_gray(tmp_path, channels):
 def test_an_empty_path_is_named_as_such(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert check_image("") == "Empty image path (a blank path cell in the table)."
+
+
+def test_16bit_colour_png_keeps_its_exif_orientation(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    h, w = 2, 3
+    rgb = np.arange(h * w * 3, dtype=np.uint16).reshape(h, w, 3) * 1000
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: turn 90 degrees clockwise
+    rows = b"".join(b"\x00" + rgb[i].astype(">u2").tobytes() for i in range(h))
+    p = tmp_path / "sideways48.png"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                  + chunk(b"eXIf", exif.tobytes()[6:]) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    out = np.asarray(load_image(p))
+    assert out.shape == (w, h, 3)  # turned, as an 8-bit file with the same tag is
+    assert out[0, 0, 0] == to_uint8(rgb)[1, 0, 0]  # the bottom-left pixel comes to the top left
