@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-workers", type=int, default=2, help="threads decoding while building the cache")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads in the main process (DataLoader workers always use 1)")
+    ap.add_argument("--channels", type=int, choices=(1, 3), default=3,
+                    help="data.channels of the run being timed (3, the default, caches RGB)")
     ap.add_argument("--json", action="store_true", help="also print one JSON line of results")
     args = ap.parse_args(argv)
     for flag, value, least in (("--n", args.n, 1), ("--source-size", args.source_size, 1), ("--size", args.size, 1),
@@ -91,12 +93,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"generated {len(paths)} synthetic {args.source_size}px PNGs in {time.perf_counter() - t0:.1f} s")
         frame = pd.DataFrame({"path": paths, "dummy": np.zeros(len(paths), np.float32), "patient_id": paths})
         table = LabelTable(frame, ["dummy"], None)
-        transform = build_transforms("none", args.size, train=False)
+        # squashed to size, args.channels: what the cache below stores, so both epochs yield the same tensors
+        transform = build_transforms("none", args.size, train=False, channels=args.channels)
 
         try:
             full = epoch(ImageDataset(table, transform), args.batch_size, args.workers)
             t0 = time.perf_counter()
-            cache = build_cache(table, args.size, tmp / "cache", channels=1, workers=args.cache_workers,
+            cache = build_cache(table, args.size, tmp / "cache", channels=args.channels, workers=args.cache_workers,
                                 progress=False)
             build_s = time.perf_counter() - t0
             cached = epoch(ImageDataset(table, transform, cache=cache), args.batch_size, args.workers)
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
     ratio = cached / full
-    print(f"images: {len(paths)}   size: {args.size}px   DataLoader workers: {args.workers}")
+    print(f"images: {len(paths)}   size: {args.size}px   channels: {args.channels}   DataLoader workers: {args.workers}")
     print(f"full-size PNG decode : {full:9.1f} images/s")
     print(f"uint8 cache          : {cached:9.1f} images/s")
     print(f"speed-up             : {ratio:9.1f}x  (target >= 10x)")

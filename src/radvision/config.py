@@ -447,6 +447,9 @@ def _check_consistency(cfg: Config, warn: bool = True) -> None:
         raise RadvisionError(f"Config key 'thresholds.top_k' must be 1 or more (or null for no limit), "
                              f"got {cfg.thresholds.top_k!r}.")
     _check_decision_rule(cfg.thresholds)
+    from radvision.data.presets import parse_preset  # torch-free
+
+    parse_preset(cfg.data.transforms)  # a typo stops here, not after training (predict builds it again)
     if not cfg.model.backbone:
         raise RadvisionError("Config key 'model.backbone' must name a backbone (or a list of several); see "
                              "`radvision models`.")

@@ -337,3 +337,13 @@ def test_a_runs_own_config_may_name_a_bare_weight_file_that_is_not_here(tmp_path
     assert config_from_dict({"model": {"pretrained": "chexnet"}}).model.pretrained == "chexnet"
     with pytest.raises(RadvisionError, match="'chexnet' is not 'imagenet'"):  # a config to train is checked
         load_config(tmp_path / "config.yaml")
+
+
+@pytest.mark.parametrize("value, message", [
+    ("defualt", r"Unknown transform preset 'defualt' \(data.transforms\) \(did you mean 'default'\?\)"),
+    ("default+equalise", r"Unknown transform option 'equalise' in 'default\+equalise' \(data.transforms\)"),
+    ("default+", r"option '' in 'default\+'.*valid choices: default, chexpert_study, nih_study, none"),
+])
+def test_a_bad_transforms_name_is_refused_when_the_config_is_read(value, message):
+    with pytest.raises(RadvisionError, match=message):
+        load_config(None, [f"data.transforms={value}"])

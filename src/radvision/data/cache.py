@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 # 2: squash / crop use the transforms' geometry, full decode (no JPEG draft);
 # 3: a one-channel cache makes colour images gray after the geometry, as the transforms do;
-# 4: 16-bit colour files are stretched at full depth (they held their high bytes)
+# 4: 16-bit colour files are stretched at full depth (they held their high bytes), and colour becomes gray
+#    with rounding (a gray picture stored as RGB kept one level less)
 FORMAT = 4
 ARRAY_NAME = "images.npy"
 INDEX_NAME = "index.json"
@@ -156,12 +157,14 @@ class ImageCache:
 
 def _decode(path: str, size: int, channels: int, fit: str, scaling: str) -> np.ndarray:
     # the same steps as the transforms' deterministic start, so cached and decoded images are the same pixels:
-    # a full decode (no JPEG draft), the geometry, then a colour image to one channel by torchvision's weights
+    # a full decode (no JPEG draft), the geometry, then a colour image to one channel as the transforms do it
     img = resize_image(load_image(path, mode="RGB" if channels == 3 else None, scaling=scaling), size, fit)
     if channels == 1 and img.mode != "L":
-        from torchvision.transforms.v2 import functional as F
+        import torch
 
-        return F.rgb_to_grayscale(F.pil_to_tensor(img))[0].numpy()
+        from radvision.data.transforms import gray_uint8
+
+        return gray_uint8(torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1))[0].numpy()
     return np.asarray(img, dtype=np.uint8)
 
 

@@ -11,42 +11,29 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from radvision.data.presets import MODIFIERS, PRESET_FIT, PRESETS, parse_preset
 from radvision.data.table import check_choice
-from radvision.errors import RadvisionError, did_you_mean
+from radvision.errors import RadvisionError
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "MODIFIERS", "PRESETS", "PRESET_FIT", "build_transforms",
-           "fit_geometry", "preset_fit"]
+           "fit_geometry", "gray_uint8", "parse_preset", "preset_fit"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-#: Options appended to a preset with "+", e.g. "default+equalize"; kept in the preset string so every
-#: consumer of ``data.transforms`` (training, predict, examples) builds the same pipeline.
-MODIFIERS = ("equalize",)
+def gray_uint8(image: torch.Tensor) -> torch.Tensor:
+    """A uint8 (3, H, W) colour image as (1, H, W) gray by ITU-R 601 weights (Pillow's "L"), rounded, so a gray
+    picture stored as RGB keeps its levels (torchvision's Grayscale truncates: each level came out one darker)."""
+    if image.shape[-3] == 1:
+        return image
+    r, g, b = image.to(torch.int32).unbind(-3)
+    return ((299 * r + 587 * g + 114 * b + 500) // 1000).to(torch.uint8).unsqueeze(-3)
 
 
-#: How each preset brings an image to ``size x size`` before any augmentation, and so how the uint8 cache
-#: (`build_cache`) must store it: "crop" (shorter side to size, centre square) or "squash" (whole image).
-PRESET_FIT = {"default": "crop", "chexpert_study": "crop", "nih_study": "squash", "none": "squash"}
-PRESETS = tuple(PRESET_FIT)
-
-
-def parse_preset(preset: str) -> tuple[str, list[str]]:
-    """(preset, options) of a preset string such as "default+equalize", checked against PRESETS / MODIFIERS."""
-    if not isinstance(preset, str):
-        raise RadvisionError(f"Transform preset must be a string such as 'default', got {preset!r}.")
-    name, *modifiers = preset.split("+")
-    if name in MODIFIERS:  # "equalize" alone: an option, not a preset
-        raise RadvisionError(f"Transform preset {name!r} is an option to append to a preset, e.g. 'default+{name}'; "
-                             f"presets: {', '.join(PRESETS)}.")
-    if name not in PRESETS:
-        raise RadvisionError(f"Unknown transform preset {name!r}{did_you_mean(name, PRESETS)}; valid choices: "
-                             f"{', '.join(PRESETS)}, each optionally with +{' +'.join(MODIFIERS)} "
-                             f"(e.g. 'default+{MODIFIERS[0]}').")
-    for m in modifiers:
-        check_choice(m, MODIFIERS, "transform option")
-    return name, modifiers
+def _gray(image: torch.Tensor) -> torch.Tensor:
+    return tv_tensors.wrap(gray_uint8(image), like=image)
 
 
 def preset_fit(preset: str) -> str:
@@ -108,7 +95,7 @@ def build_transforms(
     check_choice(channels, (1, 3), "channel count")
     steps: list = [v2.ToImage(), *fit_geometry(PRESET_FIT[preset], size)]
     if channels == 1:  # to one channel first: the uint8 cache stores this, and the rest works on one channel
-        steps.append(v2.Grayscale(num_output_channels=1))
+        steps.append(v2.Lambda(_gray, tv_tensors.Image))
     if "equalize" in modifiers:  # on the uint8 size x size image (as cached), before augmentation pads or blurs it
         steps += [v2.ToDtype(torch.uint8, scale=True), v2.RandomEqualize(p=1.0)]
     if train:

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -75,3 +76,22 @@ def test_unknown_presets_name_the_equalize_option(preset, message):
         preset_fit(preset)
     assert message in str(err.value)
 
+
+
+def test_a_gray_picture_stored_as_rgb_keeps_its_levels_on_one_channel(tmp_path):
+    from PIL import Image
+
+    from radvision.data import build_cache
+    from radvision.data.table import LabelTable
+
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    Image.fromarray(levels).save(tmp_path / "gray.png")
+    Image.fromarray(np.stack([levels] * 3, axis=-1)).save(tmp_path / "rgb.png")
+    t = build_transforms("none", 16, train=False, channels=1, normalize=False)
+    as_gray, as_rgb = (t(Image.open(tmp_path / n)) for n in ("gray.png", "rgb.png"))
+    torch.testing.assert_close(as_rgb, as_gray)  # torchvision's Grayscale gave every level one darker
+    assert as_rgb.max() == 1.0
+    table = LabelTable(pd.DataFrame({"path": [str(tmp_path / "rgb.png")], "A": [1.0], "patient_id": ["p"]}), ["A"],
+                       tmp_path)
+    cache = build_cache(table, 16, tmp_path / "cache", channels=1, fit="squash", progress=False)
+    np.testing.assert_array_equal(cache.get(tmp_path / "rgb.png"), levels)
