@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="data.channels of the run being timed (3, the default, caches RGB)")
     ap.add_argument("--json", action="store_true", help="also print one JSON line of results")
     args = ap.parse_args(argv)
-    for flag, value, least in (("--n", args.n, 1), ("--source-size", args.source_size, 1), ("--size", args.size, 1),
+    for flag, value, least in (("--n", args.n, 1), ("--source-size", args.source_size, 1), ("--size", args.size, 8),
                                ("--batch-size", args.batch_size, 1), ("--workers", args.workers, 0),
                                ("--cache-workers", args.cache_workers, 1), ("--threads", args.threads, 1)):
         if value < least:

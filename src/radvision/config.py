@@ -447,9 +447,6 @@ def _check_consistency(cfg: Config, warn: bool = True) -> None:
         raise RadvisionError(f"Config key 'thresholds.top_k' must be 1 or more (or null for no limit), "
                              f"got {cfg.thresholds.top_k!r}.")
     _check_decision_rule(cfg.thresholds)
-    from radvision.data.presets import parse_preset  # torch-free
-
-    parse_preset(cfg.data.transforms)  # a typo stops here, not after training (predict builds it again)
     if not cfg.model.backbone:
         raise RadvisionError("Config key 'model.backbone' must name a backbone (or a list of several); see "
                              "`radvision models`.")
@@ -545,9 +542,15 @@ def is_weight_file(spec: str | Path) -> bool:
     return s.endswith((".pth", ".pt", ".bin", ".ckpt", ".tar", ".safetensors"))
 
 
-def _check_pretrained_names(m: ModelConfig) -> None:
-    """A misspelt keyword ('imagnet') stops at load.  Only configs to train are checked: a run's own config.yaml
-    may name a bare weight file that existed where it trained, and predict never reads it."""
+def check_names_to_train(cfg: Config) -> None:
+    """Names that only training resolves, checked before any image is read: a misspelt `model.pretrained`
+    keyword ('imagnet') and `data.transforms` preset.  A run's own config.yaml is not held to them: it may
+    name a bare weight file that existed where it trained, or (a `fit()` on your own datasets written before
+    presets were checked) a transforms name of its own."""
+    from radvision.presets import parse_preset
+
+    parse_preset(cfg.data.transforms)
+    m = cfg.model
     for value in m.pretrained if isinstance(m.pretrained, list) else [m.pretrained]:
         if value is not None and value != "imagenet" and not is_weight_file(value):
             raise RadvisionError(f"Config key 'model.pretrained' value {value!r} is not 'imagenet', null or a weight "
@@ -710,7 +713,7 @@ def load_config(
     if updates:
         values = merge_sections(values, updates)
     cfg = config_from_dict(apply_overrides(values, list(overrides)))
-    _check_pretrained_names(cfg.model)
+    check_names_to_train(cfg)
     return cfg
 
 

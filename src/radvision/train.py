@@ -26,6 +26,7 @@ from radvision.atomic import atomic_write_csv
 from radvision.config import (
     Config,
     CycleConfig,
+    check_names_to_train,
     config_to_dict,
     load_run_config,
     save_config,
@@ -475,6 +476,8 @@ class Trainer:
         # everything the config alone can tell fails here, before minutes of reading and caching images and
         # before an old run in the directory is touched
         _check_model_config(cfg, image_size=train_ds is None)
+        if self.resume is None:  # a resumed run's own names were taken when it started
+            check_names_to_train(cfg)
         use_cuda = cfg.runtime.device != "cpu" and torch.cuda.is_available()
         if cfg.runtime.device == "cuda" and not torch.cuda.is_available():
             raise RadvisionError("runtime.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'.")

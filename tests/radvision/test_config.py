@@ -146,12 +146,13 @@ def test_demo_config_is_valid():
     assert sum(c.epochs for c in cfg.resolved_cycles()) <= 2
 
 
-def test_package_and_config_import_without_torch():
+def test_package_and_config_load_without_torch_or_pandas():
     import subprocess
     import sys
 
     code = ("import sys, radvision, radvision.config; "
-            "assert 'torch' not in sys.modules, 'torch imported'; "
+            "radvision.config.load_config(None, ['data.transforms=default+equalize']); "
+            "assert not {'torch', 'pandas', 'PIL'} & set(sys.modules), 'a heavy module imported'; "
             "assert 'Trainer' in radvision.__all__ and 'load_config' in dir(radvision)")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -347,3 +348,10 @@ def test_a_runs_own_config_may_name_a_bare_weight_file_that_is_not_here(tmp_path
 def test_a_bad_transforms_name_is_refused_when_the_config_is_read(value, message):
     with pytest.raises(RadvisionError, match=message):
         load_config(None, [f"data.transforms={value}"])
+
+
+def test_a_runs_own_config_keeps_a_transforms_name_of_its_own(tmp_path):
+    from radvision.config import load_run_config
+
+    (tmp_path / "config.yaml").write_text("data: {transforms: my_own_aug}\n")  # fit() on own datasets, older runs
+    assert load_run_config(tmp_path / "config.yaml").data.transforms == "my_own_aug"

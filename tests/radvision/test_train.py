@@ -801,3 +801,16 @@ def test_a_cycles_class_weights_error_names_its_cycle_and_a_bad_weight_file_leav
     with pytest.raises(RadvisionError, match="missing.pth does not exist"):
         Trainer(tiny_config(tmp_path, data_csv, f"model.pretrained={tmp_path / 'missing.pth'}")).fit()
     assert not (tmp_path / "run").exists()
+
+
+def test_names_only_training_resolves_are_checked_before_any_image_is_read(tmp_path, data_csv):
+    from radvision.config import config_from_dict
+
+    for section, key, value, message in (("model", "pretrained", "imagnet", "did you mean 'imagenet'"),
+                                         ("data", "transforms", "defualt", "did you mean 'default'")):
+        values = {"data": {"dataset": "csv", "csv": str(data_csv), "cache_dir": str(tmp_path / "cache")},
+                  "model": {"backbone": "simple_cnn"}, "output": {"run_dir": str(tmp_path / "run")}}
+        values[section][key] = value
+        with pytest.raises(RadvisionError, match=message):
+            Trainer(config_from_dict(values)).fit()
+        assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()

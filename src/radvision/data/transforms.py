@@ -14,9 +14,9 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from radvision.data.presets import MODIFIERS, PRESET_FIT, PRESETS, parse_preset
 from radvision.data.table import check_choice
 from radvision.errors import RadvisionError
+from radvision.presets import MODIFIERS, PRESET_FIT, PRESETS, parse_preset
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "MODIFIERS", "PRESETS", "PRESET_FIT", "build_transforms",
            "fit_geometry", "gray_uint8", "parse_preset", "preset_fit"]
@@ -24,12 +24,15 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "MODIFIERS", "PRESETS", "PRESET_FIT"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 def gray_uint8(image: torch.Tensor) -> torch.Tensor:
-    """A uint8 (3, H, W) colour image as (1, H, W) gray by ITU-R 601 weights (Pillow's "L"), rounded, so a gray
-    picture stored as RGB keeps its levels (torchvision's Grayscale truncates: each level came out one darker)."""
+    """A (..., 3, H, W) colour image as (..., 1, H, W) gray.  uint8 goes by Pillow's "L" (ITU-R 601 weights in its
+    fixed point, rounded), so a gray picture stored as RGB keeps its levels: torchvision's Grayscale truncates,
+    and each level came out one darker.  Other dtypes (float in 0..1) go through torchvision's."""
     if image.shape[-3] == 1:
         return image
+    if image.dtype != torch.uint8:
+        return v2.functional.rgb_to_grayscale(image)
     r, g, b = image.to(torch.int32).unbind(-3)
-    return ((299 * r + 587 * g + 114 * b + 500) // 1000).to(torch.uint8).unsqueeze(-3)
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).to(torch.uint8).unsqueeze(-3)
 
 
 def _gray(image: torch.Tensor) -> torch.Tensor:

@@ -95,3 +95,16 @@ def test_a_gray_picture_stored_as_rgb_keeps_its_levels_on_one_channel(tmp_path):
                        tmp_path)
     cache = build_cache(table, 16, tmp_path / "cache", channels=1, fit="squash", progress=False)
     np.testing.assert_array_equal(cache.get(tmp_path / "rgb.png"), levels)
+
+
+def test_gray_is_pillows_l_for_uint8_and_torchvisions_for_float():
+    from radvision.data.transforms import gray_uint8
+
+    rgb = np.random.default_rng(0).integers(0, 256, (3, 256, 256), dtype=np.uint8)
+    rgb[:, 0, 0] = (0, 0, 250)  # 1000-based weights rounded this one to 29; Pillow says 28
+    pillow = np.asarray(Image.fromarray(rgb.transpose(1, 2, 0)).convert("L"))
+    np.testing.assert_array_equal(gray_uint8(torch.from_numpy(rgb))[0].numpy(), pillow)
+    floats = torch.rand(3, 40, 50, generator=torch.Generator().manual_seed(0))
+    t = build_transforms("none", 32, train=False, channels=1, normalize=False)
+    out = t(floats)
+    assert out.shape == (1, 32, 32) and 0.1 < float(out.mean()) < 0.9  # not the all-zero image of a uint8 cast

@@ -1,5 +1,5 @@
-"""The names `data.transforms` takes ("default", "nih_study+equalize", ...), without torch: the config checks
-them when it is read, and `radvision.data.transforms` builds the pipelines."""
+"""The names `data.transforms` takes ("default", "nih_study+equalize", ...), light (no torch, pandas or PIL):
+a config to train is checked when it is read, and `radvision.data.transforms` builds the pipelines."""
 
 from __future__ import annotations
 
