@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from radvision import Trainer, load_config, predict_images
 from radvision.data import load_image, read_nih
+from radvision.errors import RadvisionError
 from radvision.metrics import any_finding, monitored_mean
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,8 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.root / "Data_Entry_sample.csv").is_file() and not list(args.root.glob("Data_Entry_2017*.csv")):
         print(f"No NIH table under {args.root}; pass --root with the nih_sample folder.", file=sys.stderr)
         return 2
-    from radvision.errors import RadvisionError
-
     try:
         load_config(args.config, [f"data.root={args.root}"])  # a bad config stops before any image is read
         return _run(args)

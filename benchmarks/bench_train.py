@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import torch
 
+from radvision.errors import RadvisionError
 from radvision.heads import build_model
 
 DEFAULT_MODELS = ("resnet50", "densenet121", "convnext_tiny")
@@ -119,7 +120,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-peer", action="store_true", help="skip the bare torchvision models")
     args = p.parse_args(argv)
     from radvision.backbones import get_spec
-    from radvision.errors import RadvisionError
 
     for name in args.models:  # a typo or a too-small --size stops here, before the table starts
         try:
@@ -138,8 +138,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from radvision.errors import RadvisionError
-
     args = parse_args(argv)
     cuda = args.device != "cpu" and torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")

@@ -128,11 +128,11 @@ def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str 
     if split is not None:
         from radvision.data.table import canonical_split
 
-        split = canonical_split(pd.Series([split])).iloc[0]  # read as training reads it: val / validate -> valid
-        if "split" in g:
-            g["split"] = canonical_split(g["split"])
         if "split" not in g:
             raise RadvisionError(f"the gold table has no 'split' column to choose split {split!r} from")
+        # read as training reads them: case and spaces aside, val / validate -> valid
+        split = canonical_split(pd.Series([split])).iloc[0]
+        g["split"] = canonical_split(g["split"])
         if not (g["split"] == split).any():
             raise RadvisionError(f"the gold table has no {split!r} rows; its splits are "
                                  f"{', '.join(map(str, g['split'].dropna().unique()))}")

@@ -116,23 +116,22 @@ def _clean_key(key: str) -> str:
 
 def align_keys(
     state: Mapping[str, torch.Tensor],
-    target: Mapping[str, torch.Tensor] | set[str],
+    target: Mapping[str, torch.Tensor],
     prefer: str | None = None,
     source: str = "the weight file",
 ) -> tuple[dict[str, torch.Tensor], set[str]]:
     """Rename a foreign state dict's keys to the model's: drop wrapper prefixes (``module.``, a
     ``backbone.model.`` from a full classifier checkpoint, ``densenet121.`` ...) choosing the prefix under
-    which the most tensors fit the model (name and, given the model's tensors as ``target``, shape), then
-    the fewest left over under it.  A file with several candidates (a run of several backbones) goes to the
-    prefix holding ``prefer`` (``backbones.1.`` for the second backbone); a tie beyond that is logged.
+    which the most of the model's tensors (``target``) fit by name and shape, then the fewest are left
+    over.  A file with several candidates (a run of several backbones) goes to the prefix holding
+    ``prefer`` (``backbones.1.`` for the second backbone); a tie beyond that is logged.
     Also returns the keys outside the chosen prefix (the rest of a full model, such as a run's head)."""
-    shapes = {k: tuple(v.shape) for k, v in target.items()} if isinstance(target, Mapping) else None
     cleaned = {_clean_key(k): v for k, v in state.items()}
 
     def score(prefix: str) -> tuple[int, int, bool, int]:
         inside = {k[len(prefix):]: v for k, v in cleaned.items() if k.startswith(prefix)} if prefix else cleaned
         hits = [k for k in inside if k in target]
-        fits = sum(tuple(inside[k].shape) == shapes[k] for k in hits) if shapes is not None else len(hits)
+        fits = sum(inside[k].shape == target[k].shape for k in hits)
         preferred = bool(prefer) and prefer in prefix
         return fits, len(hits), preferred, -(len(inside) - len(hits))
 

@@ -157,14 +157,11 @@ class ImageCache:
 
 def _decode(path: str, size: int, channels: int, fit: str, scaling: str) -> np.ndarray:
     # the same steps as the transforms' deterministic start, so cached and decoded images are the same pixels:
-    # a full decode (no JPEG draft), the geometry, then a colour image to one channel as the transforms do it
+    # a full decode (no JPEG draft), the geometry, then a colour image to one channel: Pillow's "L" is exactly
+    # the transforms' `gray_uint8`
     img = resize_image(load_image(path, mode="RGB" if channels == 3 else None, scaling=scaling), size, fit)
     if channels == 1 and img.mode != "L":
-        import torch
-
-        from radvision.data.transforms import gray_uint8
-
-        return gray_uint8(torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1))[0].numpy()
+        img = img.convert("L")
     return np.asarray(img, dtype=np.uint8)
 
 
