@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_loading.py                 # 200 synthetic 1024x1024 PNGs (half 16-bit)
     .venv/bin/python benchmarks/bench_loading.py --root /data/nih/images_001 --n 500
 
-Both epochs run the same eval transform (resize to --size, 3 channels, ImageNet normalisation) through a
-DataLoader; the cache build (a one-off cost) is timed separately. Target: cache >= 10x faster.
+Both epochs run the same eval transform (resize to --size, --channels channels, normalised) through a
+DataLoader, from a cache holding what a run with that data.channels caches (RGB for 3, the default); the
+cache build (a one-off cost) is timed separately. Target: cache >= 10x faster.
 """
 
 from __future__ import annotations

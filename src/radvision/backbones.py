@@ -420,8 +420,9 @@ def create_backbone(name: str, pretrained: str | Path | None = None, in_chans: i
     downloaded only when allowed), or a path to a ``.pth``/``.safetensors`` state dict (keys are aligned,
     wrapper prefixes such as ``module.`` stripped; missing/unexpected keys are logged).  ``input_norm``: convert
     ImageNet-normalised input to the normalisation the architecture's weights expect (`InputNorm`).
-    ``position``: this backbone's index among several (`build_model`), so that a weight file saved from a
-    run of several backbones gives it the weights saved for that place.
+    ``position``: this backbone's index among several (`build_model`): from a weight file saved by a run
+    of several backbones it takes the entry that fits it (name and shape), and of equal fits the one saved
+    for that place.
     """
     if not isinstance(in_chans, int) or isinstance(in_chans, bool) or in_chans < 1:
         raise RadvisionError(f"in_chans must be a positive integer, got {in_chans!r}.")

@@ -543,10 +543,10 @@ def is_weight_file(spec: str | Path) -> bool:
 
 
 def check_names_to_train(cfg: Config) -> None:
-    """Names that only training resolves, checked before any image is read: a misspelt `model.pretrained`
-    keyword ('imagnet') and `data.transforms` preset.  A run's own config.yaml is not held to them: it may
-    name a bare weight file that existed where it trained, or (a `fit()` on your own datasets written before
-    presets were checked) a transforms name of its own."""
+    """Names that only training resolves: a misspelt `model.pretrained` keyword ('imagnet') and `data.transforms`
+    preset.  `Trainer.fit` checks them for a fresh run before any image is read; a resumed run and a run's own
+    config.yaml read by predict are not held to them: it may name a bare weight file that existed where it
+    trained, or (a `fit()` on your own datasets written before presets were checked) a transforms name of its own."""
     from radvision.presets import parse_preset
 
     parse_preset(cfg.data.transforms)
@@ -712,9 +712,7 @@ def load_config(
     values = _read_config_file(path) if path is not None else {}
     if updates:
         values = merge_sections(values, updates)
-    cfg = config_from_dict(apply_overrides(values, list(overrides)))
-    check_names_to_train(cfg)
-    return cfg
+    return config_from_dict(apply_overrides(values, list(overrides)))
 
 
 def save_config(cfg: Config, path: str | os.PathLike[str]) -> Path:

@@ -122,9 +122,10 @@ def align_keys(
 ) -> tuple[dict[str, torch.Tensor], set[str]]:
     """Rename a foreign state dict's keys to the model's: drop wrapper prefixes (``module.``, a
     ``backbone.model.`` from a full classifier checkpoint, ``densenet121.`` ...) choosing the prefix under
-    which the most of the model's tensors (``target``) fit by name and shape, then the fewest are left
-    over.  A file with several candidates (a run of several backbones) goes to the prefix holding
-    ``prefer`` (``backbones.1.`` for the second backbone); a tie beyond that is logged.
+    which the most of the model's tensors (``target``) fit by name and shape, then by name alone; of
+    prefixes that fit equally (a run of the same backbone twice), the one holding ``prefer``
+    (``backbones.1.`` for the second backbone), then the one with the fewest tensors left over; a tie
+    beyond that is logged.
     Also returns the keys outside the chosen prefix (the rest of a full model, such as a run's head)."""
     cleaned = {_clean_key(k): v for k, v in state.items()}
 

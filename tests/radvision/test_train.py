@@ -814,3 +814,15 @@ def test_names_only_training_resolves_are_checked_before_any_image_is_read(tmp_p
         with pytest.raises(RadvisionError, match=message):
             Trainer(config_from_dict(values)).fit()
         assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
+
+
+def test_a_run_that_named_a_bare_weight_file_resumes_from_elsewhere(tmp_path, data_csv, monkeypatch):
+    from radvision.backbones import create_backbone
+
+    (tmp_path / "start").mkdir()
+    torch.save(create_backbone("simple_cnn").model.state_dict(), tmp_path / "start" / "myweights")
+    monkeypatch.chdir(tmp_path / "start")
+    run = Trainer(tiny_config(tmp_path, data_csv, "model.pretrained=myweights")).fit()
+    monkeypatch.chdir(tmp_path)  # the bare name means nothing here, and a resume does not read it
+    resumed = Trainer(load_config(run / "config.yaml", ["optim.epochs=2"]), resume=run).fit()
+    assert len(pd.read_csv(resumed / "metrics.csv")) == 2
