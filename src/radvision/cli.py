@@ -1,4 +1,4 @@
-"""`radvision` command line: train, predict, evaluate, explain, models.
+"""`radvision` command line: train, predict, evaluate, thresholds, features, explain, models.
 
 User errors (RadvisionError) print one sentence to stderr and exit with code 2, without a traceback.
 """
@@ -65,6 +65,16 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--thresholds", help="a run folder: label by the run's whole decision rule (thresholds, cardinality, "
                     "min_labels, top_k), as predict --labels does; or a thresholds.json: those thresholds alone "
                     "(default 0.5 for every class)")
+
+    th = sub.add_parser("thresholds", help="choose per-class F1-optimal thresholds on a labelled calibration set",
+                        parents=[common])
+    th.add_argument("pred", help="prediction CSV (path + probability per class), e.g. from `radvision predict`")
+    th.add_argument("gold", help="gold CSV (path + one 1/0/-1/blank column per class; -1 and blank are not used)")
+    th.add_argument("-o", "--output", required=True, help="thresholds .json to write (use it with evaluate "
+                    "--thresholds; a run's own thresholds.json may be replaced, its train_cardinality is kept)")
+    th.add_argument("--min-precision", type=float, metavar="P", help="only thresholds reaching this precision "
+                    "qualify (a class that never does gets its most precise threshold, with a warning)")
+    th.add_argument("--split", help="use only the gold rows whose 'split' column has this value (e.g. valid)")
 
     fe = sub.add_parser("features", help="pooled backbone features of a trained run, for fusion", parents=[common])
     _add_run_input(fe, "output .parquet (path, f0 ... f<N-1>, error) or .npy (the matrix alone, rows in input "
@@ -162,15 +172,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_output(path: str, example: str) -> None:
+def _cmd_thresholds(args: argparse.Namespace) -> int:
+    from radvision.predict import fit_thresholds_files
+
+    _check_output(args.output, "thresholds.json", suffix=".json")
+    table = fit_thresholds_files(args.pred, args.gold, args.output, min_precision=args.min_precision,
+                                 split=args.split)
+    columns = ["class", "threshold", "precision", "recall", "f1", "support", "n"]
+    print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"thresholds for {len(table)} classes written to {args.output}")
+    return 0
+
+
+def _check_output(path: str, example: str, suffix: str = ".csv") -> None:
     """Fail before the work, not after it, when the output file cannot be written."""
     if os.path.isdir(path) or path.endswith(("/", os.sep)):
         raise RadvisionError(f"Output {path!r} is a folder; pass a file name such as {os.path.join(path, example)!r}.")
-    suffix = os.path.splitext(path)[1]
-    if suffix.lower() != ".csv":  # the file is CSV text whatever its name; a .parquet name would mislead
-        named = f"ends in {suffix!r}" if suffix else "has no suffix"
-        raise RadvisionError(f"Output {path!r} {named}; radvision writes CSV, so name it .csv "
-                             f"(e.g. {os.path.splitext(path)[0] + '.csv'!r}).")
+    given = os.path.splitext(path)[1]
+    if given.lower() != suffix:  # the file is CSV (or JSON) text whatever its name; a .parquet name would mislead
+        named = f"ends in {given!r}" if given else "has no suffix"
+        kind = suffix.lstrip(".").upper()
+        raise RadvisionError(f"Output {path!r} {named}; radvision writes {kind} here, so name it {suffix} "
+                             f"(e.g. {os.path.splitext(path)[0] + suffix!r}).")
     parent = Path(os.path.abspath(path)).parent
     blocked = next((p for p in (parent, *parent.parents) if p.exists()), None)
     if blocked is not None and not blocked.is_dir():
@@ -212,8 +235,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "evaluate": _cmd_evaluate, "features": _cmd_features,
-            "explain": _cmd_explain, "models": _cmd_models}
+COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "evaluate": _cmd_evaluate, "thresholds": _cmd_thresholds,
+            "features": _cmd_features, "explain": _cmd_explain, "models": _cmd_models}
 
 
 def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None = None,

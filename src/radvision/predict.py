@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 TEXT_CELLS = {"dtype": str, "keep_default_na": False, "skip_blank_lines": False}
 OVERLAY_MANIFEST = "overlays.csv"  # explain: image, class, probability, overlay file
 
-__all__ = ["evaluate_files", "explain_images", "input_paths", "load_run", "predict", "predict_images", "resolve_device"]
+__all__ = ["evaluate_files", "explain_images", "fit_thresholds_files", "input_paths", "load_run", "predict", "predict_images", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -271,6 +271,75 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
     rows whose `split` column holds it."""
     from radvision.metrics import evaluate_predictions, per_class_metrics
 
+    p, g, classes, pred_classes = _shared_classes(pred, gold, split)
+    y_gold = _numeric(g, classes, "gold", allowed=(0.0, 1.0, -1.0))
+    run = Path(thresholds) if thresholds is not None and (Path(thresholds) / CONFIG_FILE).is_file() else None
+    run_cfg = load_run_config(run / CONFIG_FILE) if run is not None else None
+    run_classes = _rule_classes(run_cfg, pred_classes) if run_cfg is not None else []
+    if run is not None:
+        foreign = [c for c in classes if c not in run_classes]
+        if foreign:
+            raise RadvisionError(
+                f"--thresholds {str(run)!r}: the run has no class {', '.join(map(repr, foreign))}, which the "
+                f"prediction and gold tables share, so its decision rule cannot label it; the run's classes are "
+                f"{', '.join(run_cfg.data.classes or [])}. Score predictions of that run, or pass a thresholds.json.")
+        rule_thresholds = run_thresholds(run, run_classes)  # 0.5 without thresholds.json, as predict --labels
+    predicted = classes + [c for c in run_classes if c not in classes]
+    y_pred = _numeric(p, predicted, "prediction", allowed=None)
+    left = pd.DataFrame(y_gold, columns=[f"{c}_gold" for c in classes]).assign(path=g["path"].to_numpy())
+    right = pd.DataFrame(y_pred, columns=predicted).assign(path=p["path"].to_numpy())
+    if run is not None:  # the rule (top_k, a cardinality shift) sees every predicted image, as predict --labels
+        decided = decide_labels(run, run_cfg, right[run_classes].to_numpy(dtype=float), rule_thresholds)
+        right = right.assign(**{f"{c}_decided": decided[:, run_classes.index(c)] for c in classes})
+    y_true, y_prob, merged = _scored_rows(left, right, classes, len(g))
+    thr: float | np.ndarray = 0.5
+    if run is not None:
+        thr = rule_thresholds[[run_classes.index(c) for c in classes]]
+    elif thresholds is not None:
+        thr = read_thresholds(thresholds, classes)
+    labels = None
+    if run is not None:
+        labels = np.nan_to_num(merged[[f"{c}_decided" for c in classes]].to_numpy(dtype=float)).astype(int)
+    summary = evaluate_predictions(y_true, y_prob, classes, thresholds=thr, y_pred=labels)
+    summary = {k: float(v) for k, v in summary.items()
+               if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
+    per_class = per_class_metrics(y_true, y_prob, classes, thresholds=thr, y_pred=labels)
+    if not isinstance(per_class, pd.DataFrame):
+        per_class = pd.DataFrame(per_class)
+    if per_class.index.name is not None:
+        per_class = per_class.reset_index()
+    return summary, per_class
+
+
+def fit_thresholds_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.PathLike[str] | pd.DataFrame,
+                         output: str | os.PathLike[str], *, min_precision: float | None = None,
+                         split: str | None = None) -> pd.DataFrame:
+    """Choose per-class F1-optimal thresholds on a labelled calibration set (a prediction table and its gold
+    labels, joined on `path` as `evaluate_files` joins them) and write them to `output` as a thresholds.json.
+
+    `min_precision`: only thresholds reaching it qualify (see `f1_optimal_thresholds`); `split`: use only
+    the gold rows whose `split` column holds it.  A `train_cardinality` already in `output` (a run's own
+    thresholds.json being replaced) is kept, so `thresholds.cardinality: train` still works.  Returns the
+    per-class metrics of the calibration set at the new thresholds."""
+    from radvision.metrics import per_class_metrics
+    from radvision.thresholds import f1_optimal_thresholds, load_train_cardinality, save_thresholds
+
+    p, g, classes, _ = _shared_classes(pred, gold, split)
+    left = pd.DataFrame(_numeric(g, classes, "gold", allowed=(0.0, 1.0, -1.0)),
+                        columns=[f"{c}_gold" for c in classes]).assign(path=g["path"].to_numpy())
+    right = pd.DataFrame(_numeric(p, classes, "prediction", allowed=None),
+                         columns=classes).assign(path=p["path"].to_numpy())
+    y_true, y_prob, _ = _scored_rows(left, right, classes, len(g))
+    thr = f1_optimal_thresholds(y_true, y_prob, min_precision=min_precision, class_names=classes)
+    kept = load_train_cardinality(output) if Path(output).is_file() else None
+    save_thresholds(output, classes, thr, train_cardinality=kept)
+    return per_class_metrics(y_true, y_prob, classes, thresholds=thr).reset_index()
+
+
+def _shared_classes(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.PathLike[str] | pd.DataFrame,
+                    split: str | None) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
+    """The prediction and gold tables (gold cut to `split`), the class columns both have, and every predicted
+    class column; gold columns that look like labels but have no prediction are named in a warning."""
     p = _read_table(pred, "prediction")
     g = _read_table(gold, "gold")
     if split is not None:
@@ -297,31 +366,19 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
         if c not in classes and _label_like(g[c]):  # a subject / study / note column is not a class
             logger.warning("gold column %r has no prediction column%s and is not scored", c,
                            did_you_mean(c, pred_classes))
-    y_gold = _numeric(g, classes, "gold", allowed=(0.0, 1.0, -1.0))
-    run = Path(thresholds) if thresholds is not None and (Path(thresholds) / CONFIG_FILE).is_file() else None
-    run_cfg = load_run_config(run / CONFIG_FILE) if run is not None else None
-    run_classes = _rule_classes(run_cfg, pred_classes) if run_cfg is not None else []
-    if run is not None:
-        foreign = [c for c in classes if c not in run_classes]
-        if foreign:
-            raise RadvisionError(
-                f"--thresholds {str(run)!r}: the run has no class {', '.join(map(repr, foreign))}, which the "
-                f"prediction and gold tables share, so its decision rule cannot label it; the run's classes are "
-                f"{', '.join(run_cfg.data.classes or [])}. Score predictions of that run, or pass a thresholds.json.")
-        rule_thresholds = run_thresholds(run, run_classes)  # 0.5 without thresholds.json, as predict --labels
-    predicted = classes + [c for c in run_classes if c not in classes]
-    y_pred = _numeric(p, predicted, "prediction", allowed=None)
-    left = pd.DataFrame(y_gold, columns=[f"{c}_gold" for c in classes]).assign(path=g["path"].to_numpy())
-    right = pd.DataFrame(y_pred, columns=predicted).assign(path=p["path"].to_numpy())
-    if run is not None:  # the rule (top_k, a cardinality shift) sees every predicted image, as predict --labels
-        decided = decide_labels(run, run_cfg, right[run_classes].to_numpy(dtype=float), rule_thresholds)
-        right = right.assign(**{f"{c}_decided": decided[:, run_classes.index(c)] for c in classes})
+    return p, g, classes, pred_classes
+
+
+def _scored_rows(left: pd.DataFrame, right: pd.DataFrame, classes: list[str], n_gold: int
+                 ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Gold (`<class>_gold` columns) joined with predictions (`<class>` columns) on `path`: (y_true with
+    -1 and blanks as NaN, y_prob, the joined rows), keeping only rows whose image was read."""
     merged = left.merge(right, on="path", how="inner")
     if merged.empty:
         raise RadvisionError("No path in the prediction table matches a path in the gold table; check both 'path' "
-                             f"columns (gold starts {g['path'].iloc[0]!r}, prediction {p['path'].iloc[0]!r}).")
-    if len(merged) < len(g):
-        logger.warning("%d of %d gold rows have no prediction and are left out", len(g) - len(merged), len(g))
+                             f"columns (gold starts {left['path'].iloc[0]!r}, prediction {right['path'].iloc[0]!r}).")
+    if len(merged) < n_gold:
+        logger.warning("%d of %d gold rows have no prediction and are left out", n_gold - len(merged), n_gold)
     y_true = np.array(merged[[f"{c}_gold" for c in classes]], dtype=float)  # a writable copy
     y_true[~np.isin(y_true, (0.0, 1.0))] = np.nan  # uncertain (-1) and blanks are not scored
     y_prob = merged[classes].to_numpy(dtype=float)
@@ -341,23 +398,7 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
         logger.warning("%d rows have no probabilities (failed images, first %r) and are left out",
                        int((~scored).sum()), merged["path"].iloc[int(np.flatnonzero(~scored)[0])])
         y_true, y_prob, merged = y_true[scored], y_prob[scored], merged[scored]
-    thr: float | np.ndarray = 0.5
-    if run is not None:
-        thr = rule_thresholds[[run_classes.index(c) for c in classes]]
-    elif thresholds is not None:
-        thr = read_thresholds(thresholds, classes)
-    labels = None
-    if run is not None:
-        labels = np.nan_to_num(merged[[f"{c}_decided" for c in classes]].to_numpy(dtype=float)).astype(int)
-    summary = evaluate_predictions(y_true, y_prob, classes, thresholds=thr, y_pred=labels)
-    summary = {k: float(v) for k, v in summary.items()
-               if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
-    per_class = per_class_metrics(y_true, y_prob, classes, thresholds=thr, y_pred=labels)
-    if not isinstance(per_class, pd.DataFrame):
-        per_class = pd.DataFrame(per_class)
-    if per_class.index.name is not None:
-        per_class = per_class.reset_index()
-    return summary, per_class
+    return y_true, y_prob, merged
 
 
 META_COLUMNS = {"path", "patient_id", "age", "sex", "view", "split", "error"}

@@ -241,3 +241,23 @@ def test_features_and_evaluate_one_split(trained, tmp_path, capsys):
     assert f"n_samples\t{n_valid:.4f}" in capsys.readouterr().out
     assert main(["-q", "evaluate", str(pred), str(trained / "labels.csv"), "--split", "test"]) == 2
     assert "no gold row has that split; the table's splits are train, valid" in capsys.readouterr().err
+
+
+def test_thresholds_on_a_calibration_set_feed_evaluate(trained, tmp_path, capsys):
+    import json
+
+    pred, thresholds = tmp_path / "pred.csv", tmp_path / "t.json"
+    assert main(["-q", "predict", str(trained / "run"), str(trained / "labels.csv"), "-o", str(pred)]) == 0
+    capsys.readouterr()
+    argv = ["-q", "thresholds", str(pred), str(trained / "labels.csv"), "--split", "valid", "-o", str(thresholds)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "threshold" in out and f"thresholds for 2 classes written to {thresholds}" in out
+    chosen = json.loads(thresholds.read_text())["thresholds"]
+    assert sorted(chosen) == ["Bright", "Dark"] and all(0 <= v <= 1 for v in chosen.values())
+    assert main(["-q", "evaluate", str(pred), str(trained / "labels.csv"), "--split", "valid",
+                 "--thresholds", str(thresholds)]) == 0
+    assert main(argv[:-1] + [str(tmp_path / "t.csv")]) == 2
+    assert "radvision writes JSON here, so name it .json" in capsys.readouterr().err
+    assert main(argv + ["--min-precision", "1.5"]) == 2
+    assert "min_precision must be between 0 and 1" in capsys.readouterr().err

@@ -396,3 +396,30 @@ def test_evaluate_names_bad_files_precisely(run_dir, tmp_path):
     with pytest.raises(RadvisionError, match=f"row for {gold['path'][2]!r} has probabilities for some classes "
                                              "but a blank 'Stripe'"):
         evaluate_files(partial, gold)
+
+
+def test_fit_thresholds_files_chooses_f1_optimal_thresholds_on_a_calibration_set(tmp_path, caplog):
+    from radvision.predict import fit_thresholds_files
+    from radvision.thresholds import load_thresholds, load_train_cardinality
+
+    paths = [f"img/{i}.png" for i in range(8)]
+    pred = pd.DataFrame({"path": paths, "A": [0.1, 0.2, 0.3, 0.35, 0.4, 0.6, 0.7, 0.9],
+                         "B": [0.9, 0.8, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "error": ""})
+    gold = pd.DataFrame({"path": paths, "A": [0, 0, 0, 1, 1, 1, 1, 1], "B": [1, 0, -1, 0, 0, None, 0, 0],
+                         "split": ["valid"] * 7 + ["test"]})
+    out = tmp_path / "t.json"
+    table = fit_thresholds_files(pred, gold, out)
+    assert load_thresholds(out) == {"A": 0.35, "B": 0.9}  # A: all five positives from 0.35 up; B: its one positive
+    assert table.set_index("class").loc["A", "f1"] == pytest.approx(1.0)
+    # with a minimum precision the threshold rises until it is met; the split keeps only its rows
+    fit_thresholds_files(pred.assign(A=[0.1, 0.2, 0.3, 0.35, 0.4, 0.6, 0.95, 0.9]), gold.assign(A=[0, 1, 0, 1, 1, 0, 1, 1]),
+                         out, min_precision=1.0, split="valid")
+    assert load_thresholds(out)["A"] == pytest.approx(0.95)  # the last row (0.9) is test
+    # replacing a run's own thresholds.json keeps the training cardinality it recorded
+    save_thresholds(out, ["A", "B"], [0.5, 0.5], train_cardinality=1.25)
+    fit_thresholds_files(pred, gold, out)
+    assert load_train_cardinality(out) == 1.25 and load_thresholds(out)["A"] == 0.35
+    with pytest.raises(RadvisionError, match="share no class column"):
+        fit_thresholds_files(pred[["path", "error"]], gold, out)
+    with pytest.raises(RadvisionError, match="values must be 0, 1, -1 or blank"):
+        fit_thresholds_files(pred, gold.assign(A=2), out)
