@@ -440,6 +440,11 @@ def _check_consistency(cfg: Config, warn: bool = True) -> None:
             raise RadvisionError(f"Config key {name!r} must be a positive number, got {value!r}.")
     if cfg.optim.epochs < 0:
         raise RadvisionError(f"Config key 'optim.epochs' must be zero or more, got {cfg.optim.epochs!r}.")
+    # each epoch seeds torch / numpy / random with seed + its number, and numpy takes 0 ... 2**32 - 1
+    last = sum(max(int(c.epochs or 0), 0) for c in cfg.resolved_cycles())
+    if not 0 <= cfg.runtime.seed <= 2**32 - 1 - last:
+        raise RadvisionError(f"Config key 'runtime.seed' must be from 0 to {2**32 - 1 - last} (each epoch seeds with "
+                             f"seed + epoch, below 2**32, for {last} epochs), got {cfg.runtime.seed!r}.")
     mp = cfg.thresholds.min_precision
     if mp is not None and not 0.0 <= mp <= 1.0:
         raise RadvisionError(f"Config key 'thresholds.min_precision' must be between 0 and 1 (or null), got {mp!r}.")

@@ -348,9 +348,10 @@ def _shared_classes(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.
                                  f"{', '.join(map(str, g.columns))}.")
         values, wanted = canonical_split(g["split"]), canonical_split(pd.Series([split])).iloc[0]
         if not (values == wanted).any():
-            raise RadvisionError(f"--split {split!r}: no gold row has that split; the table's splits are "
-                                 f"{', '.join(sorted(set(values.dropna())))}.")
-        g = g[(values == wanted).to_numpy()].reset_index(drop=True)
+            present = sorted(set(values.dropna()) - {""})
+            raise RadvisionError(f"--split {split!r}: no gold row has that split; " + (
+                f"the table's splits are {', '.join(present)}." if present else "the 'split' column is empty."))
+        g = g[(values == wanted).to_numpy()]  # the index keeps each row's place in the file, for messages
     for table, what in ((p, "prediction"), (g, "gold")):
         if table.empty:
             raise RadvisionError(f"The {what} table has no rows with a path; there is nothing to score.")
@@ -427,6 +428,8 @@ def _read_table(source: str | os.PathLike[str] | pd.DataFrame, what: str) -> pd.
         frame = source.reset_index(drop=True)
     else:
         path = Path(source)
+        if path.is_dir():
+            raise RadvisionError(f"The {what} file {str(path)!r} is a folder; pass the {what} CSV file.")
         if not path.is_file():
             raise RadvisionError(f"The {what} file {str(path)!r} does not exist.")
         frame = read_csv_checked(path, **TEXT_CELLS)
@@ -436,7 +439,7 @@ def _read_table(source: str | os.PathLike[str] | pd.DataFrame, what: str) -> pd.
     # joined on the name without surrounding spaces, as predict reads it (its output keeps the input's spelling)
     frame = frame.assign(path=frame["path"].astype(str).str.strip())
     named = frame["path"] != ""  # rows of failed or empty inputs carry no path
-    frame = frame[named.to_numpy()].reset_index(drop=True)
+    frame = frame[named.to_numpy()]  # the index keeps each row's place in the file, for messages
     dup = frame["path"].astype(str).duplicated()
     if dup.any():
         raise RadvisionError(f"The {what} table lists {int(dup.sum())} path(s) more than once (first: "
@@ -461,8 +464,9 @@ def _numeric(frame: pd.DataFrame, classes: list[str], what: str, allowed: tuple[
             valid = ", ".join(f"{v:g}" for v in allowed) + " or blank" if allowed else "a probability in [0, 1] or blank"
             shown = raw[bad].iloc[0]
             shown = repr(shown) if isinstance(shown, str) else str(shown)
-            raise RadvisionError(f"The {what} column {c!r} holds {shown} (data row "
-                                 f"{int(np.flatnonzero(bad)[0]) + 1}); values must be {valid}.")
+            row = int(np.flatnonzero(bad)[0])
+            raise RadvisionError(f"The {what} column {c!r} holds {shown} (data row {int(frame.index[row]) + 1}, "
+                                 f"path {frame['path'].iloc[row]!r}); values must be {valid}.")
         out[:, j] = values
     return out
 

@@ -102,8 +102,10 @@ def predict_labels(y_prob, thresholds=DEFAULT_THRESHOLD, *, min_labels: int = 0,
     if max_labels is not None and max_labels < max(min_labels, 1):
         raise RadvisionError(f"max_labels (top_k) must be at least 1 and at least min_labels ({min_labels}), "
                              f"got {max_labels}.")
-    if min_labels > 0:
-        pred |= top_k(p, min(min_labels, p.shape[1]))
+    if min_labels > 0:  # a short row gets its most probable missing labels, up to min_labels in all
+        need = np.clip(min(min_labels, p.shape[1]) - pred.sum(axis=1), 0, None)
+        rank = np.argsort(np.argsort(-np.where(pred == 1, -np.inf, p), axis=1, kind="stable"), axis=1)
+        pred |= (rank < need[:, None]).astype(int)
     if max_labels is not None:
         pred = _most_probable(p, pred.astype(bool), max_labels)
     return pred
@@ -216,7 +218,8 @@ def load_thresholds(path: str | Path) -> dict[str, float]:
     if not isinstance(table, dict) or not all(isinstance(v, int | float) and not isinstance(v, bool)
                                               for v in table.values()):
         raise RadvisionError(f"Thresholds file {path} must map class names to numbers.")
-    bad = [k for k, v in table.items() if not 0.0 <= v <= 1.0]  # NaN fails this too
+    # NaN fails this too; just above 1 is adjust_thresholds' "never" (p >= 1.0 would still label p = 1)
+    bad = [k for k, v in table.items() if not 0.0 <= v <= np.nextafter(1.0, 2.0)]
     if bad:
         raise RadvisionError(f"Thresholds file {path} gives {bad[0]!r} the threshold {table[bad[0]]!r}; "
                              "thresholds are numbers from 0 to 1.")

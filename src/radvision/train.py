@@ -728,8 +728,14 @@ class Trainer:
             model = torch.compile(model)
         model, optimizer = acc.prepare(model, optimizer)
         loss_fn = build_loss(cfg, self.class_names, y_train, cycle.class_weights)
+        # the valid loss always uses the run-wide loss.class_weights, so a cycle's own weights change what it
+        # trains on but not the yardstick that best epoch, early stopping and the plateau compare across cycles
+        valid_loss_fn = loss_fn if cycle.class_weights == cfg.loss.class_weights else build_loss(
+            cfg, self.class_names, y_train, cfg.loss.class_weights)
         if isinstance(loss_fn, torch.nn.Module):
             loss_fn = loss_fn.to(acc.device)
+        if isinstance(valid_loss_fn, torch.nn.Module):
+            valid_loss_fn = valid_loss_fn.to(acc.device)
         logger.info("Cycle %d: %d epochs, lr %g, strategy %s", ci + 1, cycle.epochs, cycle.lr, cycle.strategy)
 
         for e in range(first, cycle.epochs):
@@ -755,7 +761,7 @@ class Trainer:
                     model = acc.prepare_model(torch.compile(raw) if cfg.runtime.compile else raw)
             t0 = time.perf_counter()
             train_loss = self._train_epoch(model, optimizer, loss_fn, train_loader, progress.epoch + 1)
-            valid_loss, y_true, y_prob = self._evaluate(model, loss_fn, valid_loader, "valid")
+            valid_loss, y_true, y_prob = self._evaluate(model, valid_loss_fn, valid_loader, "valid")
             if not (math.isfinite(train_loss) and np.isfinite(y_prob).all()):
                 # not saved: the run folder keeps the last finite epoch
                 raise RadvisionError(

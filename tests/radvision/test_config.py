@@ -260,11 +260,19 @@ def test_decision_rule_keys_load():
     ("cycles=[{epochs: 1, class_weights: {A: -2}}]", "'cycles[0].class_weights' gives 'A' the weight -2.0"),
     ("loss.class_weights=autox", "'loss.class_weights' must be 'auto', a mapping of class: weight, or null"),
     ("loss.alpha=1.5", "'loss.alpha' must be between 0 and 1 (or null: no weighting), got 1.5"),
+    ("runtime.seed=-1", "'runtime.seed' must be from 0 to 4294967285 (each epoch seeds with seed + epoch"),
+    ("runtime.seed=4294967295", "'runtime.seed' must be from 0 to 4294967285"),
 ])
 def test_numbers_and_weights_are_range_checked_naming_their_key(override, message):
     with pytest.raises(RadvisionError) as err:
         load_config(None, [override])
     assert message in str(err.value)
+
+
+def test_the_largest_seed_leaves_room_for_every_epoch():
+    assert load_config(None, ["optim.epochs=3", f"runtime.seed={2**32 - 4}"]).runtime.seed == 2**32 - 4
+    with pytest.raises(RadvisionError, match="'runtime.seed' must be from 0 to 4294967290"):
+        load_config(None, ["cycles=[{epochs: 2}, {epochs: 3}]", f"runtime.seed={2**32 - 4}"])
 
 
 def test_model_hidden_is_checked_and_a_head_that_ignores_it_says_so(caplog):

@@ -270,7 +270,8 @@ def test_evaluate_rejects_bad_tables(run_dir, tmp_path):
     pred = gold.assign(Bright=0.5, Stripe=0.5)
     bad = gold.astype({"Bright": object})
     bad.loc[3, "Bright"] = "yes"
-    with pytest.raises(RadvisionError, match=r"gold column 'Bright' holds 'yes' \(data row 4\); values must be 0, 1, -1"):
+    with pytest.raises(RadvisionError, match=r"gold column 'Bright' holds 'yes' \(data row 4, path 'img/003.png'\); "
+                                             "values must be 0, 1, -1"):
         evaluate_files(pred, bad)
     with pytest.raises(RadvisionError, match="prediction column 'Stripe' holds 2"):
         evaluate_files(pred.assign(Stripe=2.0), gold)
@@ -423,3 +424,20 @@ def test_fit_thresholds_files_chooses_f1_optimal_thresholds_on_a_calibration_set
         fit_thresholds_files(pred[["path", "error"]], gold, out)
     with pytest.raises(RadvisionError, match="values must be 0, 1, -1 or blank"):
         fit_thresholds_files(pred, gold.assign(A=2), out)
+
+
+def test_evaluate_errors_count_rows_as_the_file_has_them(tmp_path):
+    """Row numbers count the file's data rows, before blank-path rows (failed predict inputs) and other splits
+    are set aside."""
+    gold = pd.DataFrame({"path": list("abcd"), "A": [1, 0, 1, 7], "split": ["train"] * 3 + ["test"]})
+    pred = pd.DataFrame({"path": ["", "", "c", "d"], "A": [None, None, 0.3, -0.3]})
+    gold.to_csv(tmp_path / "gold.csv", index=False)
+    pred.to_csv(tmp_path / "pred.csv", index=False)
+    with pytest.raises(RadvisionError, match=r"gold column 'A' holds '7' \(data row 4, path 'd'\)"):
+        evaluate_files(tmp_path / "pred.csv", tmp_path / "gold.csv", split="test")
+    with pytest.raises(RadvisionError, match=r"prediction column 'A' holds '-0.3' \(data row 4, path 'd'\)"):
+        evaluate_files(tmp_path / "pred.csv", gold.assign(A=1))
+    with pytest.raises(RadvisionError, match="the 'split' column is empty"):
+        evaluate_files(pred, gold.assign(split=""), split="test")
+    with pytest.raises(RadvisionError, match="is a folder; pass the prediction CSV file"):
+        evaluate_files(tmp_path, gold)

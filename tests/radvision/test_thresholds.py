@@ -170,3 +170,21 @@ def test_bad_probabilities_and_thresholds_are_named(caplog):
         predict_labels(np.array([[0.2, 0.9]]), 0.5, max_labels=0)
     with pytest.raises(RadvisionError, match="min_labels must be 0 or more"):
         predict_labels(np.array([[0.2, 0.9]]), 0.5, min_labels=-1)
+
+
+def test_min_labels_tops_up_only_rows_that_are_short():
+    """With per-class thresholds, the labels a row has are not always its most probable: a row that already has
+    min_labels keeps exactly those, and a short one gets its most probable missing labels up to min_labels."""
+    np.testing.assert_array_equal(predict_labels(np.array([[0.6, 0.3, 0.1]]), np.array([0.9, 0.2, 0.5]),
+                                                 min_labels=1), [[0, 1, 0]])
+    p = np.array([[0.6, 0.5, 0.4, 0.3], [0.1, 0.2, 0.3, 0.4], [0.9, 0.8, 0.7, 0.6]])
+    thr = np.array([0.9, 0.9, 0.35, 0.9])
+    np.testing.assert_array_equal(predict_labels(p, thr, min_labels=2), [[1, 0, 1, 0], [0, 0, 1, 1], [1, 0, 1, 0]])
+    np.testing.assert_array_equal(predict_labels(p, 0.99, min_labels=9), np.ones((3, 4), dtype=int))
+
+
+def test_a_never_threshold_round_trips(tmp_path):
+    """adjust_thresholds gives 'no label at all' as a threshold just above 1; a file holding it loads again."""
+    thr = adjust_thresholds(np.random.default_rng(0).random((5, 2)), 0.5, 0)
+    save_thresholds(tmp_path / "t.json", ["a", "b"], thr)
+    np.testing.assert_array_equal(list(load_thresholds(tmp_path / "t.json").values()), thr)

@@ -138,6 +138,24 @@ def test_cycles_with_strategy_and_class_weights(tmp_path, data_csv):
     assert all(p.requires_grad for p in trainer.model.backbone.parameters())
 
 
+def test_the_valid_loss_keeps_the_run_wide_class_weights_in_every_cycle(tmp_path, data_csv, monkeypatch):
+    """A cycle's own class_weights change its training loss only: the valid loss that best epoch, early stopping
+    and the plateau compare across cycles is measured the same way in every cycle."""
+    seen = []
+    real_evaluate = Trainer._evaluate
+
+    def evaluate(self, model, loss_fn, loader, split):
+        if split == "valid" and loss_fn is not None:  # None: the final prediction, scored without a loss
+            weights = getattr(loss_fn, "class_weights", None)
+            seen.append(None if weights is None else weights.tolist())
+        return real_evaluate(self, model, loss_fn, loader, split)
+
+    monkeypatch.setattr(Trainer, "_evaluate", evaluate)
+    Trainer(tiny_config(tmp_path, data_csv, "schedule.monitor=loss", "loss.class_weights={Bright: 2.0}",
+                        "cycles=[{epochs: 1}, {epochs: 1, class_weights: {Stripe: 50.0}}]")).fit()
+    assert seen == [[2.0, 1.0], [2.0, 1.0]]
+
+
 def test_python_api_with_datasets(tmp_path, data_csv):
     from radvision.data import ImageDataset, build_transforms, read_csv_table
 
