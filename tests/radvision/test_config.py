@@ -100,6 +100,16 @@ def test_bad_override_syntax():
         load_config(None, ["optim.lr"])
 
 
+@pytest.mark.parametrize("override, message", [
+    ("cycles.0.epochs=3", r"reaches inside 'cycles', which is a list.*cycles=\[\{epochs: 3\}"),
+    ("data.classes.0=Mass", r"reaches inside 'data.classes', which is a list.*data.classes=\[\.\.\.\]"),
+    ("optim.lr.x=1", r"goes past 'optim.lr', which holds a single float value.*optim.lr=VALUE"),
+])
+def test_override_keys_that_go_inside_a_list_or_a_value_say_to_give_it_whole(override, message):
+    with pytest.raises(RadvisionError, match=message):
+        load_config(None, [override])
+
+
 def test_split_fractions_validated():
     with pytest.raises(RadvisionError, match="sum to 1"):
         load_config(None, ["data.split={train: 0.5, valid: 0.1}"])
