@@ -62,6 +62,9 @@ class DataConfig:
     path_column: str = "path"
     patient_column: str | None = None
     classes: list[str] | None = None  # None: every class the reader knows
+    # dataset imageclef only: drop concepts in fewer images than this, then keep the k most frequent (null: all)
+    concept_min_frequency: int = 1
+    concept_top_k: int | None = None
     policy: str = field(default="U-Ones", metadata=_choices("U-Ones", "U-Zeros", "U-Ignore"))
     # blank ("not mentioned") labels of CheXpert / MIMIC / csv tables: masked in the loss, or negatives
     unmentioned: str = field(default="masked", metadata=_choices("masked", "negative"))
@@ -464,6 +467,15 @@ def _check_consistency(cfg: Config, warn: bool = True) -> None:
     if warn and hidden and cfg.model.head != "mlp":
         logging.getLogger(__name__).warning("model.hidden is used by model.head mlp only; head %r ignores it",
                                             cfg.model.head)
+    if cfg.data.concept_min_frequency < 1:
+        raise RadvisionError("Config key 'data.concept_min_frequency' must be 1 or more (images a concept must occur "
+                             f"in), got {cfg.data.concept_min_frequency!r}.")
+    if cfg.data.concept_top_k is not None and cfg.data.concept_top_k < 1:
+        raise RadvisionError("Config key 'data.concept_top_k' must be 1 or more (or null to keep every concept), "
+                             f"got {cfg.data.concept_top_k!r}.")
+    if warn and cfg.data.dataset != "imageclef" and (cfg.data.concept_min_frequency != 1 or cfg.data.concept_top_k):
+        logging.getLogger(__name__).warning("data.concept_min_frequency / data.concept_top_k are read by data.dataset "
+                                            "imageclef only; dataset %r ignores them", cfg.data.dataset)
     if warn and cfg.data.dataset != "csv" and (cfg.data.path_column != "path" or cfg.data.patient_column):
         logging.getLogger(__name__).warning("data.path_column / data.patient_column are read by data.dataset csv "
                                             "only; dataset %r ignores them", cfg.data.dataset)

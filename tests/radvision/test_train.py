@@ -844,3 +844,22 @@ def test_a_run_that_named_a_bare_weight_file_resumes_from_elsewhere(tmp_path, da
     monkeypatch.chdir(tmp_path)  # the bare name means nothing here, and a resume does not read it
     resumed = Trainer(load_config(run / "config.yaml", ["optim.epochs=2"]), resume=run).fit()
     assert len(pd.read_csv(resumed / "metrics.csv")) == 2
+
+
+def test_imageclef_concept_filters_are_config_keys(tmp_path):
+    from PIL import Image
+
+    from radvision.train import _read_table
+
+    for i in range(4):
+        Image.new("L", (8, 8), 10 * i).save(tmp_path / f"img{i}.jpg")
+    concepts = tmp_path / "concepts.csv"
+    concepts.write_text("ID,CUIs\nimg0,C1;C2;C3\nimg1,C1;C2\nimg2,C1\nimg3,C4\n")
+    base = ["data.dataset=imageclef", f"data.root={tmp_path}", f"data.csv={concepts}"]
+    assert _read_table(load_config(None, base)).classes == ["C1", "C2", "C3", "C4"]
+    assert _read_table(load_config(None, [*base, "data.concept_min_frequency=2"])).classes == ["C1", "C2"]
+    assert _read_table(load_config(None, [*base, "data.concept_top_k=3"])).classes == ["C1", "C2", "C3"]
+    with pytest.raises(RadvisionError, match="data.concept_top_k' must be 1 or more"):
+        load_config(None, [*base, "data.concept_top_k=0"])
+    with pytest.raises(RadvisionError, match="data.concept_min_frequency' must be 1 or more"):
+        load_config(None, [*base, "data.concept_min_frequency=0"])

@@ -20,6 +20,7 @@ from radvision.data.table import (
     did_you_mean,
     finish_frame,
     normalize_sex,
+    patient_ids,
     read_csv_checked,
     select_classes,
 )
@@ -67,7 +68,7 @@ def read_csv_table(
     base = Path(root).expanduser().resolve() if root is not None else csv.parent
     if sep is None:
         sep = "\t" if csv.suffix.lower() in (".tsv", ".tab") else ","
-    df = read_csv_checked(csv, sep=sep)
+    df = read_csv_checked(csv, sep=sep, skipinitialspace=True)  # a cell of spaces is blank, " 1" is 1
     df.columns = [str(c).strip() for c in df.columns]
     _column(df, path_column, "path", csv)
     reserved = {path_column, *_META, *([patient_column] if patient_column else [])}
@@ -102,15 +103,16 @@ def read_csv_table(
     values = apply_policy(coerced, policy, unmentioned)
     # blank cells stay "" so check_files names their rows; spaces around a name are not part of it
     paths = df[path_column].astype("string").fillna("").str.strip().astype(str)
+    if os.sep == "/":  # a table written on Windows (images\\a.png), as the CheXpert reader reads it
+        paths = paths.where(paths.map(os.path.isabs), paths.str.replace("\\", "/", regex=False))
     frame = pd.DataFrame(
         {"path": [p if not p or os.path.isabs(p) else os.path.normpath(os.path.join(base, p)) for p in paths]}
     )
     for c in chosen:
         frame[c] = values[c].to_numpy()
-    if patient_column is not None:
-        frame["patient_id"] = df[_column(df, patient_column, "patient", csv)].astype(str).to_numpy()
-    elif "patient_id" in df:
-        frame["patient_id"] = df["patient_id"].astype(str).to_numpy()
+    if patient_column is not None or "patient_id" in df:
+        column = _column(df, patient_column, "patient", csv) if patient_column is not None else "patient_id"
+        frame["patient_id"] = patient_ids(df[column], paths.tolist(), csv.name)
     else:
         (log.info if "split" in df else log.warning)(
             "%s: no patient column (patient_id, or name yours with data.patient_column); each image counts as its "

@@ -54,11 +54,14 @@ def read_concepts(concepts_csv: str | os.PathLike, sep: str | None = None) -> pd
         first = next((line for line in text.splitlines() if line.strip()), "")
         sep = "\t" if "\t" in first or "," not in first else ","
     ids, concepts = [], []
+    first = True
     for i, row in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=sep)):
         if not row or not row[0].strip():
             continue
-        if i == 0 and row[0].strip().lower() in ("id", "image", "image_id", "imageid"):
+        if first and row[0].strip().lower() in ("id", "image", "image_id", "imageid"):
+            first = False  # a header, also after blank lines
             continue
+        first = False
         if len(row) > 2 and sep != "\t":
             raise RadvisionError(
                 f"{path.name} line {i + 1} has {len(row)} fields with sep={sep!r}; expected an id and "
@@ -74,7 +77,20 @@ def read_concepts(concepts_csv: str | os.PathLike, sep: str | None = None) -> pd
         raise RadvisionError(f"Concept file {path.name} gives no concepts with sep={sep!r}; if its lines are "
                              f"'ID{'<TAB>' if other == chr(9) else ','}CUI;CUI', use sep={other!r}, or sep=None "
                              "(the --sep default) to detect it.")
-    return pd.DataFrame({"id": ids, "concepts": concepts})
+    return _one_row_per_id(pd.DataFrame({"id": ids, "concepts": concepts}), path)
+
+
+def _one_row_per_id(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """An id on several lines is one image: its concepts are merged (in order, once each), so it counts once
+    for min_frequency and is not trained on twice."""
+    if not table["id"].duplicated().any():
+        return table
+    repeated = table.loc[table["id"].duplicated(), "id"].unique()
+    log.warning("%s: %d id(s) appear on more than one line (first: %r); their concepts are merged into one row each",
+                path.name, len(repeated), repeated[0])
+    merged = table.groupby("id", sort=False)["concepts"].agg(lambda lists: list(dict.fromkeys(c for cs in lists
+                                                                                          for c in cs)))
+    return merged.reset_index()
 
 
 def roco_file_names(folder: str | os.PathLike) -> dict[str, str]:

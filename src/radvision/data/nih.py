@@ -21,6 +21,7 @@ from radvision.data.table import (
     check_files,
     finish_frame,
     normalize_sex,
+    patient_ids,
     read_csv_checked,
     select_classes,
 )
@@ -120,7 +121,7 @@ def read_nih(
     frame = pd.DataFrame({"image": raw["Image Index"].astype(str)})
     for c in chosen:
         frame[c] = sets.map(lambda s, c=c: 1.0 if c in s else 0.0).astype("float32")
-    frame["patient_id"] = raw["Patient ID"].astype(str)
+    frame["patient_id"] = patient_ids(raw["Patient ID"], frame["image"].tolist(), csv_path.name)
     if "Patient Age" in raw:
         # Older releases spell ages "058Y".
         frame["age"] = pd.to_numeric(raw["Patient Age"].astype(str).str.extract(r"(\d+)")[0], errors="coerce")

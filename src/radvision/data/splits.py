@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from radvision.data.table import SPLITS, LabelTable
+from radvision.data.table import SPLITS, LabelTable, require_patient_ids
 from radvision.errors import RadvisionError
 
 __all__ = ["assert_patient_disjoint", "patient_kfold", "patient_split", "source_splits"]
@@ -43,6 +43,7 @@ def patient_split(
     frame = table.frame
     if len(frame) == 0:
         raise RadvisionError("Cannot split an empty label table.")
+    require_patient_ids(frame)
     patients, inverse, counts = np.unique(frame["patient_id"].astype(str).to_numpy(), return_inverse=True,
                                           return_counts=True)
     order = np.random.default_rng(seed).permutation(len(patients))
@@ -75,6 +76,7 @@ def patient_kfold(table: LabelTable, k: int = 5) -> list[tuple[LabelTable, Label
     """k (train, valid) pairs with disjoint patients (scikit-learn's GroupKFold)."""
     from sklearn.model_selection import GroupKFold
 
+    require_patient_ids(table.frame)
     n_patients = table.frame["patient_id"].nunique()
     if k < 2 or k > n_patients:
         raise RadvisionError(f"k must be between 2 and the number of patients ({n_patients}), got {k}.")

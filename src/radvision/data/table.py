@@ -240,10 +240,20 @@ def validate_table(t: LabelTable) -> None:
             )
         if frame["path"].isna().any():
             raise RadvisionError("Label table has rows with an empty 'path'.")
+        require_patient_ids(frame)
     if "split" in frame:
         bad_split = sorted(set(frame["split"].dropna().unique()) - set(SPLITS))
         if bad_split:
             raise RadvisionError(f"Unknown split value(s) {bad_split}; valid splits: {', '.join(SPLITS)}.")
+
+
+def require_patient_ids(frame: pd.DataFrame) -> None:
+    """Refuse a hand-built table whose patient_id has blanks (the readers give such images their own id)."""
+    no_patient = frame["patient_id"].isna().to_numpy()
+    if no_patient.any():
+        raise RadvisionError(f"Label table has {int(no_patient.sum())} row(s) with no 'patient_id' (first: row "
+                             f"{int(np.flatnonzero(no_patient)[0])}); give such an image its own id (its path) so "
+                             "the patient-level split can place it.")
 
 
 def read_csv_checked(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
@@ -290,6 +300,23 @@ def separator_hint(frame: pd.DataFrame) -> str:
             if char in only:
                 return f" (the file looks {name}-separated; save it as comma-separated CSV)"
     return ""
+
+
+def patient_ids(values: pd.Series, images: Sequence[str], source: str) -> np.ndarray:
+    """A patient column as text ids.  A blank id makes its image its own patient (with a warning), as a table
+    without a patient column does: NaN would break the patient split, and "nan" would pool strangers."""
+    if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all():
+        values = values.astype("Int64")  # a blank cell turned the column to float: 12.0 is patient "12"
+    ids = values.astype("string").str.strip()
+    blank = (ids.isna() | ids.eq("")).to_numpy()
+    if blank.any():
+        first = int(np.flatnonzero(blank)[0])
+        log.warning("%s: %d image(s) have no patient id (first: data row %d); each counts as its own patient, so "
+                    "the patient-level split cannot keep them with the patient's other images", source,
+                    int(blank.sum()), first + 1)
+    out = ids.astype(object).to_numpy(copy=True)
+    out[blank] = np.asarray(images, dtype=object)[blank]
+    return out
 
 
 def finish_frame(frame: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:

@@ -122,3 +122,32 @@ def test_a_header_only_or_label_less_csv_is_named(tmp_path):
     with pytest.raises(RadvisionError, match=r"no numeric label columns \(other columns: \['finding'\]\); "
                                              r"choose them with data.classes"):
         read_csv_table(text_only)
+
+
+def test_a_blank_patient_id_makes_its_image_its_own_patient(tmp_path, helpers, caplog):
+    for i in range(4):
+        helpers.save_gray(tmp_path / f"{i}.png", seed=i)
+    (tmp_path / "labels.csv").write_text("path,A,patient_id\n0.png,1,\n1.png,0,p1\n2.png,1,p1\n3.png,0, \n")
+    with caplog.at_level("WARNING"):
+        t = read_csv_table(tmp_path / "labels.csv")
+    assert t.frame["patient_id"].tolist() == ["0.png", "p1", "p1", "3.png"]  # not NaN, and not one pooled "nan"
+    assert "2 image(s) have no patient id (first: data row 1)" in caplog.text
+    from radvision.data.splits import patient_split
+
+    parts = patient_split(t, (0.5, 0.5), seed=0)  # NaN ids crashed the split with a TypeError
+    assert sum(len(p) for p in parts.values()) == 4
+
+
+def test_a_label_cell_of_spaces_is_blank(tmp_path, helpers):
+    (tmp_path / "labels.csv").write_text("path,A,B,patient_id\nx0.png,1,0,p0\nx1.png,0, ,p1\nx2.png,1, 1 ,p2\n")
+    t = read_csv_table(tmp_path / "labels.csv", missing="ignore")
+    assert t.classes == ["A", "B"]  # B was left out of the detected classes
+    np.testing.assert_array_equal(t.labels()[:, 1], [0, np.nan, 1])
+    assert read_csv_table(tmp_path / "labels.csv", label_columns=["B"], missing="ignore").classes == ["B"]
+
+
+def test_windows_style_relative_paths_find_their_images(tmp_path, helpers):
+    helpers.save_gray(tmp_path / "images" / "a.png", seed=0)
+    (tmp_path / "labels.csv").write_text("path,A,patient_id\nimages\\a.png,1,p0\n")
+    t = read_csv_table(tmp_path / "labels.csv")
+    assert t.frame["path"].tolist() == [str(tmp_path / "images" / "a.png")]

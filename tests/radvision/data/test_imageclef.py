@@ -138,3 +138,22 @@ def test_a_concept_file_that_is_not_utf8_is_named(tmp_path):
     latin1.write_bytes("ROCO_00000\tC1\nROCO_0000\xe9\tC2\n".encode("latin-1"))
     with pytest.raises(RadvisionError, match="latin1.txt is not UTF-8 text"):
         read_concepts(latin1)
+
+
+def test_a_header_after_blank_lines_is_still_a_header(tmp_path):
+    csv = tmp_path / "concepts.csv"
+    csv.write_text("\n\nID,CUIs\nimg1,C1;C2\nimg2,C2\n")
+    table = read_concepts(csv)
+    assert table["id"].tolist() == ["img1", "img2"]  # the header was read as an image 'ID' with concept 'CUIs'
+
+
+def test_an_id_on_several_lines_is_one_image_with_the_merged_concepts(tmp_path, caplog):
+    csv = tmp_path / "concepts.csv"
+    csv.write_text("ID,CUIs\nimg1,C1;C2\nimg2,C2\nimg1,C1;C3\n")
+    with caplog.at_level("WARNING"):
+        table = read_concepts(csv)
+    assert table["id"].tolist() == ["img1", "img2"]
+    assert table["concepts"].tolist() == [["C1", "C2", "C3"], ["C2"]]
+    assert "1 id(s) appear on more than one line (first: 'img1')" in caplog.text
+    # counted once per image: C1 is in one image, so min_frequency=2 drops it
+    assert read_imageclef(csv, tmp_path, min_frequency=2, missing="ignore").classes == ["C2"]

@@ -106,3 +106,16 @@ def test_official_lists_with_a_byte_order_mark_keep_the_first_image(tmp_path, he
         f = tmp_path / name
         f.write_text(f.read_text(), encoding="utf-8-sig")
     assert read_nih(tmp_path).frame["split"].tolist() == ["train", "train", "train", "test"]
+
+
+def test_a_blank_patient_id_makes_its_image_its_own_patient(tmp_path, helpers, caplog):
+    make_nih(tmp_path, helpers)
+    entry = tmp_path / "Data_Entry_2017_v2020.csv"
+    frame = pd.read_csv(entry)
+    frame["Patient ID"] = frame["Patient ID"].astype(object)
+    frame.loc[2, "Patient ID"] = None
+    frame.to_csv(entry, index=False)
+    with caplog.at_level("WARNING"):
+        t = read_nih(tmp_path)  # carving valid out of train by patient crashed on the NaN id
+    assert t.frame["patient_id"].tolist() == ["1", "1", "00000002_000.png", "3"]  # "1", not "1.0"
+    assert "1 image(s) have no patient id" in caplog.text

@@ -65,3 +65,11 @@ def test_kfold_and_source_splits_and_leak_detection():
     assert list(parts) == ["train", "valid", "test"] and len(parts["train"]) == 4
     with pytest.raises(RadvisionError, match="Patient '0' appears in both the 'train' and 'test'"):
         assert_patient_disjoint(parts)
+
+
+def test_a_hand_built_table_with_blank_patient_ids_is_refused_by_name():
+    t = LabelTable(pd.DataFrame({"path": ["a", "b", "c"], "A": [1.0, 0.0, 1.0], "patient_id": ["p", None, np.nan]}),
+                   ["A"])
+    for split in (lambda: patient_split(t, (0.5, 0.5)), lambda: patient_kfold(t, 2)):
+        with pytest.raises(RadvisionError, match=r"2 row\(s\) with no 'patient_id' \(first: row 1\)"):
+            split()
