@@ -105,12 +105,14 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     table = read_nih(args.root)
     frame, classes = table.frame, list(table.classes)
-    train = (frame["split"] == "train").to_numpy()
+    split = frame["split"] if "split" in frame else pd.Series("", index=frame.index)
+    train = (split == "train").to_numpy()
     y = frame[classes].to_numpy(dtype=float)
     # valid always; test too when the table has the held-out rows
-    splits = {s: (frame["split"] == s).to_numpy() for s in ("valid", "test") if (frame["split"] == s).any()}
+    splits = {s: (split == s).to_numpy() for s in ("valid", "test") if (split == s).any()}
     if "valid" not in splits:
-        print(f"{args.root} has no valid rows (split column); the recipe selects its epoch on them.", file=sys.stderr)
+        print(f"{args.root} has no valid rows (a 'split' column, or official split lists); the recipe selects its "
+              "epoch on them.", file=sys.stderr)
         return 2
     for name, mask in splits.items():
         seen = frame.loc[mask, "patient_id"].isin(frame.loc[train, "patient_id"]).to_numpy()

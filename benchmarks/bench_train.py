@@ -130,10 +130,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"{name} needs images of at least {spec.min_size}x{spec.min_size} pixels, got --size {args.size}")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda was asked for but no CUDA device is available")
-    for flag, value, least in (("--batch-size", args.batch_size, 1), ("--steps", args.steps, 1),
+    for flag, value, least in (("--batch-size", args.batch_size, 2), ("--steps", args.steps, 1),
                                ("--warmup", args.warmup, 0), ("--size", args.size, 1)):
         if value is not None and value < least:
-            p.error(f"{flag} must be {least} or more, got {value}")
+            why = " (batch norm needs two or more images per training batch)" if flag == "--batch-size" else ""
+            p.error(f"{flag} must be {least} or more{why}, got {value}")
     return args
 
 

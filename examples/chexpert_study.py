@@ -98,7 +98,7 @@ def study_tables(cfg: Any, policy: str) -> dict[str, Any]:
     missing = "drop" if d.on_error == "skip" else "raise"
     train_all = read_chexpert(
         d.root, split="train", frontal_only=d.frontal_only, policy=policy, classes=d.classes, missing=missing,
-        unmentioned=d.unmentioned,
+        unmentioned=d.unmentioned, csv=d.csv,  # data.csv replaces train.csv, as in `radvision train`
     )
     fractions = {k: v for k, v in d.split.items() if k in ("train", "valid")}
     total = sum(fractions.values())

@@ -290,8 +290,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result = {"run_dir": str(run_dir), "scored_split": scored, "vocabulary": stats, "scores": scores}
     atomic_write_text(run_dir / "imageclef_scores.json", json.dumps(result, indent=1) + "\n")
     print(f"run dir: {run_dir}")
+    limit = f"<= {cfg.thresholds.top_k} concepts each" if cfg.thresholds.top_k is not None else "no concept limit"
     print(
-        f"{scored} ({scores['images']} images, <= {cfg.thresholds.top_k} concepts each): "
+        f"{scored} ({scores['images']} images, {limit}): "
         f"ImageCLEF F1 {scores['imageclef_f1']:.4f} (all gold concepts), "
         f"{scores['f1_kept_concepts']:.4f} (kept vocabulary), "
         f"{scores['mean_predicted_concepts']:.2f} concepts predicted per image"

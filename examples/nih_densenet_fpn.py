@@ -90,7 +90,10 @@ def gold_frame(gold: pd.DataFrame | str | Path) -> pd.DataFrame:
                              "is it a prediction table? (the order is --score PRED_CSV GOLD_CSV)")
     out.insert(0, "key", _key(g["path"]))
     if NO_FINDING in g:
-        out["any_finding"] = 1.0 - pd.to_numeric(g[NO_FINDING], errors="coerce").astype(float)
+        any_finding = 1.0 - pd.to_numeric(g[NO_FINDING], errors="coerce").astype(float)
+        # CheXpert / radlabel tables leave No Finding blank beside a finding (1 or -1): that is "any finding"
+        found = out[classes].isin([1.0, -1.0]).any(axis=1)
+        out["any_finding"] = any_finding.mask(any_finding.isna() & found, 1.0)
     else:
         out["any_finding"] = (out[classes] == 1).any(axis=1).astype(float)
     if "split" in g:
@@ -154,8 +157,9 @@ def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str 
         if (y[known] == 1).sum() >= min_positives and (y[known] == 0).any():
             result[c] = float(roc_auc_score(y[known], m.loc[known, c].to_numpy(dtype=float)))
     y_any = m["any_finding"].to_numpy(dtype=float)
-    if 0 < y_any.sum() < len(y_any):
-        result["any_finding"] = float(roc_auc_score(y_any, any_finding_score(m, classes)))
+    known = ~np.isnan(y_any)  # blank No Finding and no finding: unknown
+    if 0 < y_any[known].sum() < known.sum():
+        result["any_finding"] = float(roc_auc_score(y_any[known], any_finding_score(m, classes)[known]))
     if not result:
         raise RadvisionError(f"nothing to score among the {len(m)} matched images: no class has {min_positives} "
                              "positives and some negatives, and any finding is all one value (lower "
@@ -235,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         args.min_positives = 2 if args.smoke else 10
     if args.min_positives < 1:
         p.error(f"--min-positives must be 1 or more (a class needs positives for an AUROC), got {args.min_positives}")
+    if args.split is not None and not args.score:
+        p.error("--split chooses the gold rows --score scores; a training run always scores its valid images "
+                "(give --score PRED_CSV GOLD_CSV --split NAME)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     if args.score:

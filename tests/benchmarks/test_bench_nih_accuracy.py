@@ -41,3 +41,12 @@ def test_a_bad_config_or_root_is_one_line_not_a_traceback(load_benchmark, tmp_pa
     (root / "images" / name).write_text("junk")  # unreadable: the peer's own loader names it too
     assert load_benchmark("bench_nih_accuracy").main(["--root", str(root), "--seeds", "0"]) == 2
     assert "error: Cannot read image file" in capsys.readouterr().err
+
+
+def test_a_table_without_a_split_column_is_one_line(load_benchmark, tmp_path, capsys):
+    root = tmp_path / "nih"
+    shutil.copytree(SAMPLE / "images", root / "images")
+    pd.read_csv(SAMPLE / "Data_Entry_sample.csv").drop(columns="split").to_csv(root / "Data_Entry_sample.csv",
+                                                                                index=False)
+    assert load_benchmark("bench_nih_accuracy").main(["--root", str(root), "--no-peer", "--seeds", "0"]) == 2
+    assert "has no valid rows (a 'split' column, or official split lists)" in capsys.readouterr().err

@@ -297,3 +297,30 @@ def test_imageclef_smoke_keeps_an_explicit_min_frequency(clef, monkeypatch):
     monkeypatch.setattr(clef, "run", lambda args: seen.update(min_frequency=args.min_frequency))
     assert clef.main(["--smoke", "--min-frequency", "1"]) == 0 and seen["min_frequency"] == 1
     assert clef.main(["--smoke"]) == 0 and seen["min_frequency"] == 2  # the smoke data's own default
+
+
+def test_chexpert_study_reads_data_csv_in_place_of_train_csv(chexpert, tmp_path):
+    root = chexpert.make_synthetic_chexpert(tmp_path)
+    few = pd.read_csv(root / "train.csv").head(16)
+    few.to_csv(root / "train_few.csv", index=False)
+    cfg = chexpert.study_config(smoke=True, data_root=root, overrides=["data.csv=train_few.csv",
+                                                                      "data.downsample=null"])
+    parts = chexpert.study_tables(cfg, "U-Ones")
+    frontal = few["Frontal/Lateral"].eq("Frontal").sum()
+    assert len(parts["train"]) + len(parts["valid"]) == frontal  # all of train.csv was read before
+    assert len(parts["test"]) == len(pd.read_csv(root / "valid.csv").query("`Frontal/Lateral` == 'Frontal'"))
+
+
+def test_nih_any_finding_reads_a_blank_no_finding_beside_a_finding_as_a_finding(nih):
+    gold = pd.DataFrame({"path": [f"{i}.png" for i in range(6)], "Effusion": [1, 0, 1, 0, 1, 0],
+                         "No Finding": [None, 1, None, 1, None, None]})
+    pred = pd.DataFrame({"path": gold["path"], "Effusion": [0.9, 0.1, 0.8, 0.2, 0.3, 0.5]})
+    result = nih.score_predictions(pred, gold, min_positives=1)
+    assert result["any_finding"] == 1.0  # the last row (blank, no finding) is unknown and left out
+    assert result["mean_auroc"] == pytest.approx((result["Effusion"] + 1.0) / 2)
+
+
+def test_nih_split_without_score_is_an_argument_error(nih, capsys):
+    with pytest.raises(SystemExit) as exc:
+        nih.main(["--smoke", "--split", "test"])
+    assert exc.value.code == 2 and "--split chooses the gold rows --score scores" in capsys.readouterr().err
