@@ -130,11 +130,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"{name} needs images of at least {spec.min_size}x{spec.min_size} pixels, got --size {args.size}")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda was asked for but no CUDA device is available")
-    for flag, value, least in (("--batch-size", args.batch_size, 2), ("--steps", args.steps, 1),
+    for flag, value, least in (("--batch-size", args.batch_size, 1), ("--steps", args.steps, 1),
                                ("--warmup", args.warmup, 0), ("--size", args.size, 1)):
         if value is not None and value < least:
-            why = " (batch norm needs two or more images per training batch)" if flag == "--batch-size" else ""
-            p.error(f"{flag} must be {least} or more{why}, got {value}")
+            p.error(f"{flag} must be {least} or more, got {value}")
     return args
 
 
@@ -158,11 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models:
         try:
             r = bench_model(radvision_model(name), **run)
+            peer = None if args.no_peer else peer_model(name)
+            p = bench_model(peer, **run) if peer is not None else None
         except RadvisionError as err:  # e.g. a timm model with a fixed input size: one line, as the CLI says it
             print(f"bench_train.py: error: {err}", file=sys.stderr)
             return 2
-        peer = None if args.no_peer else peer_model(name)
-        p = bench_model(peer, **run) if peer is not None else None
+        except ValueError as err:  # batch norm over a 1x1 map of one image: too small a --size for --batch-size 1
+            print(f"bench_train.py: error: {name} at --size {args.size}, --batch-size {batch} cannot train: "
+                  f"{str(err).splitlines()[0]}; use a larger --size or --batch-size", file=sys.stderr)
+            return 2
         cells = []
         for key in ("train_img_s", "infer_img_s"):
             cells.append(f"{r[key]:>14,.1f}" + (f"{p[key]:>10,.1f}{r[key] / p[key]:>6.2f}x" if p else f"{'-':>10}{'-':>7}"))

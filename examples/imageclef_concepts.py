@@ -244,6 +244,19 @@ def resolve_layout(args: argparse.Namespace) -> dict[str, Path | None]:
     return layout
 
 
+def vocabulary_filters(args: argparse.Namespace, cfg: Any) -> tuple[int | None, int]:
+    """(top_k, min_frequency) of the vocabulary: the flags, else data.concept_top_k / data.concept_min_frequency
+    (as `radvision train` reads them), else for --smoke the synthetic data's own 8 / 2."""
+    d = cfg.data
+    top_k = args.top_concepts if args.top_concepts is not None else d.concept_top_k
+    min_frequency = args.min_frequency if args.min_frequency is not None else d.concept_min_frequency
+    if args.smoke and args.top_concepts is None and d.concept_top_k is None:
+        top_k = 8
+    if args.smoke and args.min_frequency is None and d.concept_min_frequency == 1:
+        min_frequency = 2
+    return top_k, min_frequency
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the study as the parsed arguments say; returns vocabulary statistics and scores."""
     from radvision.config import atomic_write_text
@@ -253,11 +266,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cfg = study_config(args.config, args.overrides, smoke=args.smoke, run_dir=args.run_dir)
     layout = resolve_layout(args)
     missing = "drop" if cfg.data.on_error == "skip" else "raise"
+    top_k, min_frequency = vocabulary_filters(args, cfg)
     train_all = read_imageclef(
         layout["train_concepts"],
         layout["train_images"],
-        top_k=args.top_concepts,
-        min_frequency=args.min_frequency,
+        top_k=top_k,
+        min_frequency=min_frequency,
         sep=args.sep,
         missing=missing,
     )
@@ -315,10 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         "--top-concepts",
         type=int,
         default=None,
-        help="keep the K most frequent concepts (default: all that pass --min-frequency)",
+        help="keep the K most frequent concepts (default: data.concept_top_k of the config, null: all that pass "
+             "--min-frequency; 8 with --smoke)",
     )
     p.add_argument("--min-frequency", type=int, default=None,
-                   help="drop concepts seen in fewer training images (default 1; 2 with --smoke)")
+                   help="drop concepts seen in fewer training images (default: data.concept_min_frequency of the "
+                        "config, 1; 2 with --smoke)")
     p.add_argument(
         "--config", default=str(CONFIG), help="study config (default configs/imageclef2020_vgg16.yaml)"
     )
@@ -345,15 +361,10 @@ def main(argv: list[str] | None = None) -> int:
             with tempfile.TemporaryDirectory(prefix="imageclef_smoke_") as tmp:
                 args.data_root = str(make_synthetic_imageclef(Path(tmp) / "data"))
                 args.run_dir = args.run_dir or str(Path(tmp) / "run")
-                if args.top_concepts is None:
-                    args.top_concepts = 8
-                if args.min_frequency is None:
-                    args.min_frequency = 2
                 run(args)
             if not kept:
                 print("(the smoke run's folder above was temporary and is now removed; --run-dir DIR keeps it)")
         else:
-            args.min_frequency = args.min_frequency or 1
             run(args)
 
     return exit_code(go, prog=None)

@@ -92,7 +92,7 @@ def gold_frame(gold: pd.DataFrame | str | Path) -> pd.DataFrame:
     if NO_FINDING in g:
         any_finding = 1.0 - pd.to_numeric(g[NO_FINDING], errors="coerce").astype(float)
         # CheXpert / radlabel tables leave No Finding blank beside a finding (1 or -1): that is "any finding"
-        found = out[classes].isin([1.0, -1.0]).any(axis=1)
+        found = out[[c for c in classes if c != "Support Devices"]].isin([1.0, -1.0]).any(axis=1)  # as the csv reader
         out["any_finding"] = any_finding.mask(any_finding.isna() & found, 1.0)
     else:
         out["any_finding"] = (out[classes] == 1).any(axis=1).astype(float)

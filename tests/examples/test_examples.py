@@ -292,11 +292,18 @@ def test_nih_score_reads_split_spellings_as_training_does(nih, tmp_path):
     assert nih.score_predictions(pred, gold, min_positives=1, split="validate")["n_images"] == n_valid
 
 
-def test_imageclef_smoke_keeps_an_explicit_min_frequency(clef, monkeypatch):
-    seen = {}
-    monkeypatch.setattr(clef, "run", lambda args: seen.update(min_frequency=args.min_frequency))
-    assert clef.main(["--smoke", "--min-frequency", "1"]) == 0 and seen["min_frequency"] == 1
-    assert clef.main(["--smoke"]) == 0 and seen["min_frequency"] == 2  # the smoke data's own default
+def test_imageclef_vocabulary_comes_from_the_flags_then_the_config_keys_then_the_smoke_defaults(clef):
+    def filters(argv, overrides=()):
+        args = argparse.Namespace(**{"top_concepts": None, "min_frequency": None, "smoke": False, **argv})
+        return clef.vocabulary_filters(args, clef.study_config(clef.CONFIG, list(overrides), smoke=args.smoke))
+
+    assert filters({}) == (None, 1)
+    assert filters({}, ["data.concept_top_k=3", "data.concept_min_frequency=5"]) == (3, 5)  # were ignored
+    assert filters({"top_concepts": 4, "min_frequency": 2}, ["data.concept_top_k=3"]) == (4, 2)
+    assert filters({"smoke": True}) == (8, 2)  # the smoke data's own vocabulary
+    assert filters({"smoke": True, "min_frequency": 1}) == (8, 1)  # an explicit 1 is kept
+    assert filters({"smoke": True}, ["data.concept_top_k=3"]) == (3, 2)
+
 
 
 def test_chexpert_study_reads_data_csv_in_place_of_train_csv(chexpert, tmp_path):
@@ -317,6 +324,8 @@ def test_nih_any_finding_reads_a_blank_no_finding_beside_a_finding_as_a_finding(
     pred = pd.DataFrame({"path": gold["path"], "Effusion": [0.9, 0.1, 0.8, 0.2, 0.3, 0.5]})
     result = nih.score_predictions(pred, gold, min_positives=1)
     assert result["any_finding"] == 1.0  # the last row (blank, no finding) is unknown and left out
+    gold["Support Devices"] = [0, 0, 0, 0, 0, 1]  # a device is not a finding: the last row stays unknown
+    assert nih.gold_frame(gold)["any_finding"].isna().tolist() == [False] * 5 + [True]
     assert result["mean_auroc"] == pytest.approx((result["Effusion"] + 1.0) / 2)
 
 

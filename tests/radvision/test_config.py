@@ -103,11 +103,18 @@ def test_bad_override_syntax():
 @pytest.mark.parametrize("override, message", [
     ("cycles.0.epochs=3", r"reaches inside 'cycles', which is a list.*cycles=\[\{epochs: 3\}"),
     ("data.classes.0=Mass", r"reaches inside 'data.classes', which is a list.*data.classes=\[\.\.\.\]"),
-    ("optim.lr.x=1", r"goes past 'optim.lr', which holds a single float value.*optim.lr=VALUE"),
+    ("optim.lr.x=1", r"goes past 'optim.lr', which holds one value \(float\).*optim.lr=VALUE"),
 ])
 def test_override_keys_that_go_inside_a_list_or_a_value_say_to_give_it_whole(override, message):
     with pytest.raises(RadvisionError, match=message):
         load_config(None, [override])
+
+
+def test_one_entry_of_a_mapping_field_may_be_overridden_also_when_the_field_may_be_null():
+    cfg = load_config(None, ["data.downsample.Effusion=0.5", "loss.class_weights.Effusion=2.0",
+                             "data.split.train=0.7", "data.split.test=0.2"])
+    assert cfg.data.downsample == {"Effusion": 0.5} and cfg.loss.class_weights == {"Effusion": 2.0}
+    assert cfg.data.split["train"] == 0.7
 
 
 def test_split_fractions_validated():
