@@ -40,6 +40,7 @@ _CATEGORY_STATUS = {
     "hypothetical": HYPOTHETICAL,
 }
 _DIRECTIONS = ("pre", "post", "both")
+_CLAUSE_BREAK = frozenset({("clause_break",)})
 _RULES = Path(__file__).resolve().parent / "rules" / "context.yaml"
 
 
@@ -92,6 +93,10 @@ class ContextEngine:
         add(rules.get("terminate"), ("terminate",))
         add(rules.get("suggestive"), ("suggestive",))
         add(rules.get("alternative"), ("alternative",))
+        breaks = rules.get("clause_break") or {}
+        for join in breaks.get("joins") or ():
+            for start in breaks.get("starts") or ():
+                roles.setdefault(f"{join} {start}".lower(), set()).add(("clause_break",))
         self.matcher = PhraseMatcher(vocab, attr="LOWER")
         self._roles: dict[int, frozenset] = {}
         groups: dict[frozenset, list[str]] = {}
@@ -103,8 +108,14 @@ class ContextEngine:
             self.matcher.add(key, list(tokenizer.pipe(plist)))
 
     def triggers(self, doc: Doc) -> list[Trigger]:
-        """Non-overlapping triggers (longest first), in token order."""
-        found = [Trigger(s, e, self._roles[mid]) for mid, s, e in self.matcher(doc)]
+        """Non-overlapping triggers (longest first), in token order, and the clause breaks between them."""
+        found, breaks = [], []
+        for mid, s, e in self.matcher(doc):
+            roles = self._roles[mid]
+            if roles == _CLAUSE_BREAK:
+                breaks.append(s)
+            else:
+                found.append(Trigger(s, e, roles))
         found.sort(key=lambda t: (t.start - t.end, t.start))
         taken: set[int] = set()
         keep = []
@@ -114,6 +125,9 @@ class ContextEngine:
                 continue
             taken.update(r)
             keep.append(t)
+        # the break is the joining token alone, so a finding that starts at the next word ("small effusion")
+        # does not overlap it
+        keep.extend(Trigger(i, i + 1, _CLAUSE_BREAK) for i in breaks if i not in taken)
         keep.sort(key=lambda t: t.start)
         return keep
 
@@ -158,6 +172,10 @@ class ContextEngine:
                         break
                 if ("terminate",) in t.roles or ("pseudo",) in t.roles:
                     break
+                if t.roles is _CLAUSE_BREAK and not (
+                    alt_back or self._alternative_follows(m, sent, starts, triggers, trig_sent)
+                ):
+                    break  # "no pneumothorax, small effusion": the effusion has its own clause (no "or" list)
                 if ("alternative",) in t.roles:
                     alt_back = True
                     saw_alt = saw_alt or best is None
@@ -184,7 +202,8 @@ class ContextEngine:
                     # "atelectasis or infiltrate cannot be ruled out": the hedge covers the list before it.
                     saw_alt = saw_alt or alt_back
                     break
-                if ("terminate",) in t.roles or ("pseudo",) in t.roles or _opens_scope(t.roles):
+                if (("terminate",) in t.roles or ("pseudo",) in t.roles or _opens_scope(t.roles)
+                        or t.roles is _CLAUSE_BREAK):
                     # "opacity may represent atelectasis versus ...": a forward trigger governs what follows it.
                     break
                 if ("alternative",) in t.roles:

@@ -82,6 +82,26 @@ def test_radiology_assertions(engine, text, word, expected):
     assert status(engine, text, word) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "word", "expected"),
+    [
+        ("No pneumothorax, small left pleural effusion", "effusion", "present"),
+        ("No pneumothorax, mild cardiomegaly", "cardiomegaly", "present"),
+        ("Heart size normal, no effusion, mild bibasilar atelectasis", "atelectasis", "present"),
+        ("No pneumothorax - small right effusion", "effusion", "present"),
+        ("There is no pneumothorax and a small effusion", "effusion", "present"),
+        ("No pneumothorax, small left pleural effusion", "pneumothorax", "absent"),
+        # a list under one negation stays negated, also with a size word inside it
+        ("No effusion, pneumothorax, or consolidation", "consolidation", "absent"),
+        ("No pneumothorax, large pleural effusion, or focal consolidation", "effusion", "absent"),
+        ("No pneumothorax, large pleural effusion, or focal consolidation", "consolidation", "absent"),
+        ("No effusion, small pneumothorax or consolidation", "pneumothorax", "absent"),
+    ],
+)
+def test_a_comma_before_a_new_sized_finding_ends_the_negation(engine, text, word, expected):
+    assert status(engine, text, word) == expected
+
+
 def test_scope_stays_in_sentence(engine):
     doc = NLP.make_doc("No effusion. Pneumothorax.")
     trig = engine.triggers(doc)
