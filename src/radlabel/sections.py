@@ -37,7 +37,8 @@ CANONICAL: dict[str, str] = {
 _NAMES = "|".join(sorted((re.escape(k).replace(r"\ ", r"[ \t]+") for k in CANONICAL), key=len, reverse=True))
 # Matched against the few characters before each colon: a header starts the text, a line, or
 # follows a sentence end. Scanning colons first keeps this cheap on long reports.
-_BEFORE_COLON = re.compile(r"(?:^|[\n.;])[ \t]*(?P<name>" + _NAMES + r")[ \t]*$", re.IGNORECASE)
+_ENDS = "\n.;?!"  # "INDICATION: r/o pneumonia? FINDINGS: ..." : a question ends a sentence too
+_BEFORE_COLON = re.compile(r"(?:^|[" + _ENDS + r"])[ \t]*(?P<name>" + _NAMES + r")[ \t]*$", re.IGNORECASE)
 _LOOKBACK = 40
 # A header alone on its line, without a colon ("FINDINGS\nThe lungs are clear.").
 _BARE = re.compile(r"^[ \t]*(?P<name>" + _NAMES + r")[ \t]*$", re.IGNORECASE | re.MULTILINE)
@@ -66,7 +67,7 @@ def find_sections(text: str) -> list[Section]:
     while pos >= 0:
         lo = max(0, pos - _LOOKBACK)
         m = _BEFORE_COLON.search(text, lo, pos)
-        if m is not None and (m.start() > lo or lo == 0 or text[m.start()] in "\n.;"):
+        if m is not None and (m.start() > lo or lo == 0 or text[m.start()] in _ENDS):
             heads.append((m.start("name"), pos + 1, m.group("name")))
         pos = text.find(":", pos + 1)
     if "\n" in text:

@@ -131,3 +131,13 @@ def test_console_entry_point_runs():
     r = subprocess.run([sys.executable, "-m", "radlabel.cli", "schemas"], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 0 and "chexpert" in r.stdout
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    report = tmp_path / "r.txt"
+    report.write_text("No pneumothorax. Small left effusion. " * 400)
+    proc = subprocess.Popen([sys.executable, "-m", "radlabel.cli", "parse", "--file", str(report), "--format", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader leaves before the first line, as `| head -c 0` would
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 1 and "Traceback" not in err and "BrokenPipe" not in err

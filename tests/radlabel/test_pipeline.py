@@ -46,6 +46,16 @@ def value(pipe, text, cls):
         ("Differential diagnosis includes pneumonia.", "Pneumonia", math.nan),
         ("Probable left lower lobe pneumonia.", "Pneumonia", -1.0),
         ("Several age-indeterminate left rib fractures.", "Fracture", 1.0),
+        # review findings, 2026-11-23
+        ("No pneumothorax, small left pleural effusion.", "Pleural Effusion", 1.0),
+        ("INDICATION: r/o pneumonia? FINDINGS: Right lower lobe consolidation.", "Consolidation", 1.0),
+        ("Rule out pneumonia.", "Pneumonia", math.nan),
+        ("Rule out pneumonia.", "No Finding", math.nan),
+        ("This rules out pneumothorax.", "Pneumothorax", 0.0),
+        ("The mediastinum is widened.", "Enlarged Cardiomediastinum", 1.0),
+        ("Mediastinum is not widened.", "Enlarged Cardiomediastinum", 0.0),
+        ("Status post chest tube removal.", "Support Devices", 0.0),
+        ("Pneumothorax after chest tube removal.", "Pneumothorax", 1.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):

@@ -77,3 +77,18 @@ def test_validation_errors_name_the_key(data, message):
 def test_wrong_type_argument():
     with pytest.raises(RadlabelError, match="built-in name"):
         load_schema(42)
+
+
+def test_the_schema_example_in_the_docs_loads_and_labels(tmp_path):
+    import re
+    from pathlib import Path
+
+    from radlabel.pipeline import Pipeline
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "labeler.md").read_text(encoding="utf-8")
+    example = re.search(r"## Schemas.*?```yaml\n(.*?)```", doc, re.DOTALL).group(1)
+    (tmp_path / "my_schema.yaml").write_text(example, encoding="utf-8")
+    schema = load_schema(tmp_path / "my_schema.yaml")  # it named a class it did not define
+    assert "Support Devices" in schema.class_names
+    labels = Pipeline(schema).label("Chest tube in place. No pneumothorax.")
+    assert labels["Support Devices"] == 1.0 and labels["Pneumothorax"] == 0.0 and labels["No Finding"] == 1.0

@@ -37,3 +37,10 @@ def test_canonical_names():
 def test_header_alone_on_its_line_without_colon():
     text = "INDICATION\nCough.\nFINDINGS\nNo effusion.\nImpression\nNormal."
     assert names(text) == [("indication", "Cough."), ("findings", "No effusion."), ("impression", "Normal.")]
+
+
+def test_an_inline_header_after_a_question_or_exclamation_mark_starts_a_section():
+    text = "INDICATION: r/o pneumonia? FINDINGS: Right lower lobe consolidation."
+    names = [(s.name, text[s.start:s.end].strip()) for s in find_sections(text)]
+    assert names == [("indication", "r/o pneumonia?"), ("findings", "Right lower lobe consolidation.")]
+    assert [s.name for s in find_sections("Urgent! IMPRESSION: small effusion.")][-1] == "impression"
