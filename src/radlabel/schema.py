@@ -101,11 +101,21 @@ def load_schema(schema: str | Path | Schema) -> Schema:
     return schema_from_dict(data, source=str(path))
 
 
-def _strings(value: Any, key: str, source: str, required: bool = False) -> tuple[str, ...]:
+def _strings(value: Any, key: str, source: str, required: bool = False, phrases: bool = False) -> tuple[str, ...]:
     if value is None and not required:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise RadlabelError(f"Key {key!r} in schema {source} must be a list of non-empty strings.")
+    if required and not value:
+        raise RadlabelError(f"Key {key!r} in schema {source} must list at least one phrase.")
+    if phrases:  # a broken pattern is named with its key and file here, not later by the matcher
+        from radlabel.mentions import expand_phrase
+
+        for v in value:
+            try:
+                expand_phrase(v.strip())
+            except RadlabelError as exc:
+                raise RadlabelError(f"Key {key!r} in schema {source}: {exc}") from None
     return tuple(v.strip() for v in value)
 
 
@@ -150,9 +160,9 @@ def schema_from_dict(data: Any, source: str = "<dict>") -> Schema:
         classes.append(
             ClassSpec(
                 name=cname.strip(),
-                mentions=_strings(c.get("mentions"), f"{cname}.mentions", source, required=True),
-                unmentions=_strings(c.get("unmentions"), f"{cname}.unmentions", source),
-                absent_phrases=_strings(c.get("absent_phrases"), f"{cname}.absent_phrases", source),
+                mentions=_strings(c.get("mentions"), f"{cname}.mentions", source, required=True, phrases=True),
+                unmentions=_strings(c.get("unmentions"), f"{cname}.unmentions", source, phrases=True),
+                absent_phrases=_strings(c.get("absent_phrases"), f"{cname}.absent_phrases", source, phrases=True),
                 parent=parent,
             )
         )
@@ -168,6 +178,14 @@ def schema_from_dict(data: Any, source: str = "<dict>") -> Schema:
                 f"Class {c.name!r} in schema {source} has unknown parent {c.parent!r}; "
                 f"valid parents are {', '.join(names)}."
             )
+    parents = {c.name: c.parent for c in classes}
+    for c in classes:  # a parent chain must end: A -> B -> A would loop when labels are propagated
+        chain, node = [c.name], c.parent
+        while node is not None:
+            if node in chain:
+                raise RadlabelError(f"Classes in schema {source} form a parent cycle: {' -> '.join([*chain, node])}.")
+            chain.append(node)
+            node = parents[node]
     no_finding = data.get("no_finding")
     if no_finding is not None and (not isinstance(no_finding, str) or not no_finding.strip()):
         raise RadlabelError(f"Key 'no_finding' in schema {source} must be a class name string or null.")

@@ -92,3 +92,16 @@ def test_the_schema_example_in_the_docs_loads_and_labels(tmp_path):
     assert "Support Devices" in schema.class_names
     labels = Pipeline(schema).label("Chest tube in place. No pneumothorax.")
     assert labels["Support Devices"] == 1.0 and labels["Pneumothorax"] == 0.0 and labels["No Finding"] == 1.0
+
+
+@pytest.mark.parametrize(("classes", "message"), [
+    ([{"name": "A", "mentions": ["(foo"]}], r"Key 'A.mentions' in schema s.yaml: .*unbalanced"),
+    ([{"name": "A", "mentions": ["a"], "absent_phrases": ["no (a"]}], r"Key 'A.absent_phrases' in schema s.yaml"),
+    ([{"name": "A", "mentions": []}], r"Key 'A.mentions' in schema s.yaml must list at least one phrase"),
+    ([{"name": "A", "mentions": ["a"], "parent": "A"}], r"parent cycle: A -> A"),
+    ([{"name": "A", "mentions": ["a"], "parent": "B"}, {"name": "B", "mentions": ["b"], "parent": "A"}],
+     r"parent cycle: A -> B -> A"),
+])
+def test_schema_phrase_and_parent_errors_name_the_key_and_file(classes, message):
+    with pytest.raises(RadlabelError, match=message):
+        schema_from_dict({"name": "s", "classes": classes}, source="s.yaml")
