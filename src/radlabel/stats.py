@@ -294,6 +294,12 @@ def corpus_stats(input: str | os.PathLike | pd.DataFrame, text_column: str = "re
                       "reports_with_findings_and_impression": len(sims["noun_phrases"])}
     if labels is not None:
         table = labels if isinstance(labels, pd.DataFrame) else read_table(labels)
+        # one label row per report, in order (what `radlabel label` writes): a limit keeps the first n of both
+        if limit is not None:
+            table = table.iloc[:n]
+        if len(table) != n:
+            logger.warning("The labels have %d rows but the corpus %d reports; label statistics are over the label "
+                           "rows (`radlabel label` writes one row per report)", len(table), n)
         classes = [c for c in pipeline.schema.class_names if c in table.columns]
         if not classes:
             raise RadlabelError(

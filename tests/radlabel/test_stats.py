@@ -80,3 +80,13 @@ def test_corpus_stats_limit_and_errors():
         corpus_stats(df, text_column="reports")
     with pytest.raises(RadlabelError, match="none of the chexpert classes"):
         corpus_stats(df, labels=pd.DataFrame({"x": [1]}))
+
+
+def test_a_limit_applies_to_the_labels_too_and_a_row_mismatch_is_warned(caplog):
+    df = pd.DataFrame({"report": ["Small effusion.", "No pneumothorax.", "Pneumothorax."]})
+    labels = pd.DataFrame({"Pneumothorax": [np.nan, 0, 1]})
+    assert corpus_stats(df, labels=labels, limit=2).tables["prevalence"].set_index("class").loc[
+        "Pneumothorax", "positive"] == 0  # the third row's label was counted for two reports
+    with caplog.at_level("WARNING"):
+        corpus_stats(df, labels=pd.concat([labels] * 4))
+    assert "The labels have 12 rows but the corpus 3 reports" in caplog.text
