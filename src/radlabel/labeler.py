@@ -12,10 +12,13 @@ import logging
 import math
 import multiprocessing
 import os
+import signal
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -123,6 +126,9 @@ _WORKER_MAX_CHARS = MAX_CHARS
 
 def _init_worker(schema: Any, sections: Any, max_chars: int) -> None:
     global _WORKER_PIPELINE, _WORKER_MAX_CHARS
+    # Ctrl-C reaches the whole process group: the parent stops the run and shuts the pool down, so a
+    # worker would only add its own KeyboardInterrupt traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER_PIPELINE = get_pipeline(schema, sections)
     _WORKER_MAX_CHARS = max_chars
 
@@ -139,8 +145,41 @@ def _mp_context():
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["radlabel.labeler"])
+        _start_forkserver_ignoring_ctrl_c()
         return ctx
     return multiprocessing.get_context("spawn")
+
+
+@contextmanager
+def _ctrl_c_after() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives inside the block and raise it when the block is done."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _start_forkserver_ignoring_ctrl_c() -> None:
+    """Start the fork server with SIGINT ignored (it keeps that across exec): a Ctrl-C while it imports
+    radlabel would print its traceback; it shields itself only once the import is done. The caller's own
+    Ctrl-C handling is back as soon as the server is started."""
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        forkserver.ensure_running()  # only the main thread may change handlers; None: one set outside Python
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class Labeler:
@@ -194,7 +233,8 @@ class Labeler:
         try:
             pending: deque = deque()
             for task in tasks:
-                pending.append(executor.submit(_work, task))
+                with _ctrl_c_after():  # a worker half started when ^C stops the parent prints a traceback
+                    pending.append(executor.submit(_work, task))
                 if len(pending) >= 2 * jobs:
                     yield pending.popleft().result()
             while pending:

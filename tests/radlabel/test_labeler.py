@@ -281,3 +281,39 @@ def test_parallel_run_builds_no_pipeline_in_the_main_process():
 def test_bad_sections_fail_at_construction():
     with pytest.raises(RadlabelError, match="Unknown section 'findngs'"):
         radlabel.Labeler(sections=("findngs",))
+
+
+def test_ctrl_c_is_left_to_the_parent_while_the_fork_server_starts_and_in_workers(monkeypatch):
+    import multiprocessing
+    import signal
+    from multiprocessing import forkserver
+
+    from radlabel import labeler as labeler_module
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no forkserver on this platform")
+    seen = []
+    monkeypatch.setattr(forkserver, "ensure_running", lambda: seen.append(signal.getsignal(signal.SIGINT)))
+    before = signal.getsignal(signal.SIGINT)
+    labeler_module._mp_context()
+    assert seen == [signal.SIG_IGN]  # the server inherits it across exec, so ^C mid-import prints nothing
+    assert signal.getsignal(signal.SIGINT) is before  # the caller's own handling is back
+    try:
+        labeler_module._init_worker("chexpert", None, 1000)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_a_ctrl_c_while_a_worker_is_being_started_is_raised_once_the_start_is_done():
+    import os
+    import signal
+
+    from radlabel.labeler import _ctrl_c_after
+
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with _ctrl_c_after():
+            os.kill(os.getpid(), signal.SIGINT)  # the parent's ^C, mid-start
+            done.append("started")  # the block still finishes: no half-started worker
+    assert done == ["started"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
