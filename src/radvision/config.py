@@ -637,19 +637,22 @@ def _field_type(parts: list[str]) -> Any:
             raise _unknown_key(".".join(parts[: depth + 1]), names)
         tp = typing.get_type_hints(cls)[part]
         cls = tp if dataclasses.is_dataclass(tp) else None
-        options = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
-        if any(typing.get_origin(o) is dict or o is dict for o in options):
+        if any(typing.get_origin(o) is dict or o is dict for o in _union_options(tp)):
             cls = dict  # a mapping field, also in a union (data.downsample, loss.class_weights): one entry may change
         if depth < len(parts) - 1 and cls is None:
             raise _no_sub_keys(parts, depth, tp)
     return tp
 
 
+def _union_options(tp: Any) -> tuple[Any, ...]:
+    """The types a declared type allows: the members of a union (`list[str] | None`), else the type itself."""
+    return typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+
+
 def _no_sub_keys(parts: list[str], depth: int, tp: Any) -> RadvisionError:
     """A dotted key that goes on past a value or a list (e.g. cycles.0.epochs): overrides replace those whole."""
     key = ".".join(parts[: depth + 1])
-    options = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
-    if not any(typing.get_origin(o) in (list, tuple) or o in (list, tuple) for o in options):
+    if not any(typing.get_origin(o) in (list, tuple) or o in (list, tuple) for o in _union_options(tp)):
         return RadvisionError(f"Override key {'.'.join(parts)!r} goes past {key!r}, which holds one value "
                               f"({_type_name(tp)}) and has no keys of its own; write {key}=VALUE.")
     example = "cycles=[{epochs: 3}, {epochs: 5, class_weights: {Effusion: 0.5}}]" if key == "cycles" else f"{key}=[...]"
