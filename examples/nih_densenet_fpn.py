@@ -66,7 +66,7 @@ def _key(paths: pd.Series) -> pd.Series:
 def gold_frame(gold: pd.DataFrame | str | Path) -> pd.DataFrame:
     """Gold labels keyed by image file name: an NIH Data_Entry table ("Image Index", "Finding Labels") or a
     table with `path` and one 1/0 column per class (a LabelTable frame).  Adds the `any_finding` column."""
-    from radvision.data.table import read_csv_checked
+    from radvision.data.table import no_finding_beside_findings, read_csv_checked
 
     g = read_csv_checked(gold) if isinstance(gold, (str, Path)) else gold.copy()
     if "Finding Labels" in g and "Image Index" in g:
@@ -89,11 +89,8 @@ def gold_frame(gold: pd.DataFrame | str | Path) -> pd.DataFrame:
         raise RadvisionError(f"gold column {col!r} holds {float(out.loc[odd[col], col].iloc[0]):g}, not 1 / 0 / -1 / blank; "
                              "is it a prediction table? (the order is --score PRED_CSV GOLD_CSV)")
     out.insert(0, "key", _key(g["path"]))
-    if NO_FINDING in g:
-        any_finding = 1.0 - pd.to_numeric(g[NO_FINDING], errors="coerce").astype(float)
-        # CheXpert / radlabel tables leave No Finding blank beside a finding (1 or -1): that is "any finding"
-        found = out[[c for c in classes if c != "Support Devices"]].isin([1.0, -1.0]).any(axis=1)  # as the csv reader
-        out["any_finding"] = any_finding.mask(any_finding.isna() & found, 1.0)
+    if NO_FINDING in g:  # read as the csv reader reads it: blank beside a finding is 0, else blank is unknown
+        out["any_finding"] = 1.0 - no_finding_beside_findings(g[NO_FINDING], out[classes])
     else:
         out["any_finding"] = (out[classes] == 1).any(axis=1).astype(float)
     if "split" in g:

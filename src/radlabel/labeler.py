@@ -151,35 +151,36 @@ def _mp_context():
 
 
 @contextmanager
-def _ctrl_c_after() -> Iterator[None]:
-    """Hold a Ctrl-C that arrives inside the block and raise it when the block is done."""
+def _sigint_handler(handler: Any) -> Iterator[None]:
+    """SIGINT goes to `handler` inside the block, then back to the caller's handling. Only the main thread may
+    change handlers, and a handler set outside Python (None) cannot be restored: those are left as they are."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
         yield
         return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    previous = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def _ctrl_c_after() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives inside the block and raise it when the block is done."""
+    caught: list[int] = []
+    with _sigint_handler(lambda signum, frame: caught.append(signum)):
+        yield
     if caught:
         raise KeyboardInterrupt
 
 
 def _start_forkserver_ignoring_ctrl_c() -> None:
     """Start the fork server with SIGINT ignored (it keeps that across exec): a Ctrl-C while it imports
-    radlabel would print its traceback; it shields itself only once the import is done. The caller's own
-    Ctrl-C handling is back as soon as the server is started."""
+    radlabel would print its traceback; it shields itself only once the import is done."""
     from multiprocessing import forkserver
 
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
-        forkserver.ensure_running()  # only the main thread may change handlers; None: one set outside Python
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    with _sigint_handler(signal.SIG_IGN):
         forkserver.ensure_running()
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class Labeler:

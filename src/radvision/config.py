@@ -467,12 +467,6 @@ def _check_consistency(cfg: Config, warn: bool = True) -> None:
     if warn and hidden and cfg.model.head != "mlp":
         logging.getLogger(__name__).warning("model.hidden is used by model.head mlp only; head %r ignores it",
                                             cfg.model.head)
-    if cfg.data.concept_min_frequency < 1:
-        raise RadvisionError("Config key 'data.concept_min_frequency' must be 1 or more (images a concept must occur "
-                             f"in), got {cfg.data.concept_min_frequency!r}.")
-    if cfg.data.concept_top_k is not None and cfg.data.concept_top_k < 1:
-        raise RadvisionError("Config key 'data.concept_top_k' must be 1 or more (or null to keep every concept), "
-                             f"got {cfg.data.concept_top_k!r}.")
     if warn and cfg.data.dataset != "imageclef" and (cfg.data.concept_min_frequency != 1 or cfg.data.concept_top_k):
         logging.getLogger(__name__).warning("data.concept_min_frequency / data.concept_top_k are read by data.dataset "
                                             "imageclef only; dataset %r ignores them", cfg.data.dataset)
@@ -525,6 +519,10 @@ def _check_consistency(cfg: Config, warn: bool = True) -> None:
         ("optim.weight_decay", cfg.optim.weight_decay, 0 <= cfg.optim.weight_decay < math.inf,
          "a finite number, zero or more"),
         ("optim.num_workers", cfg.optim.num_workers, cfg.optim.num_workers >= 0, "zero or more"),
+        ("data.concept_min_frequency", cfg.data.concept_min_frequency, cfg.data.concept_min_frequency >= 1,
+         "1 or more (images a concept must occur in)"),
+        ("data.concept_top_k", cfg.data.concept_top_k, cfg.data.concept_top_k is None or cfg.data.concept_top_k >= 1,
+         "1 or more (or null to keep every concept)"),
     ])
     if s.monitor_min_positives < 0:
         raise RadvisionError(f"Config key 'schedule.monitor_min_positives' must be zero or more, "

@@ -19,6 +19,7 @@ from radvision.data.table import (
     check_files,
     did_you_mean,
     finish_frame,
+    no_finding_beside_findings,
     normalize_sex,
     patient_ids,
     read_csv_checked,
@@ -92,14 +93,10 @@ def read_csv_table(
             f"Label column {col!r} in {csv.name} holds values other than 1, 0, -1 or blank; is it a label column?"
         )
     if NO_FINDING in coerced and unmentioned == "masked":
-        # CheXpert-style tables (radlabel's output, CheXpert's own) leave No Finding blank when a finding is
-        # present or uncertain: it is a negative there, not unknown (Support Devices is not a finding).  The
-        # chosen label columns count, and CheXpert's findings whether chosen or not (a finding left out of
+        # The chosen label columns count, and CheXpert's findings whether chosen or not (a finding left out of
         # data.classes is still not "No Finding"); other unchosen columns may be 0 / 1 flags (portable, say).
-        others = [c for c in df.columns if c not in (NO_FINDING, "Support Devices")
-                  and (c in coerced.columns or c in CHEXPERT_CLASSES)]
-        found = df[others].apply(pd.to_numeric, errors="coerce").isin([1.0, -1.0]).any(axis=1)
-        coerced[NO_FINDING] = coerced[NO_FINDING].mask(coerced[NO_FINDING].isna() & found, 0.0)
+        findings = [c for c in df.columns if c != NO_FINDING and (c in coerced.columns or c in CHEXPERT_CLASSES)]
+        coerced[NO_FINDING] = no_finding_beside_findings(coerced[NO_FINDING], df[findings])
     values = apply_policy(coerced, policy, unmentioned)
     # blank cells stay "" so check_files names their rows; spaces around a name are not part of it
     paths = df[path_column].astype("string").fillna("").str.strip().astype(str)

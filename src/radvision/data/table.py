@@ -319,6 +319,15 @@ def patient_ids(values: pd.Series, images: Sequence[str], source: str) -> np.nda
     return out
 
 
+def no_finding_beside_findings(no_finding: pd.Series, findings: pd.DataFrame) -> pd.Series:
+    """CheXpert-style tables (CheXpert's own, radlabel's output) leave "No Finding" blank where a finding is
+    present or uncertain: it is 0 there, not unknown.  `findings` are the label columns that count (a
+    "Support Devices" column among them is ignored: a device is not a finding)."""
+    found = findings.drop(columns=["Support Devices"], errors="ignore").apply(pd.to_numeric, errors="coerce")
+    no_finding = pd.to_numeric(no_finding, errors="coerce").astype(float)
+    return no_finding.mask(no_finding.isna() & found.isin([1.0, -1.0]).any(axis=1), 0.0)
+
+
 def finish_frame(frame: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
     """Order columns as the contract lists them: path, classes, patient_id, then optional meta, then extras."""
     head = ["path", *classes, "patient_id"]
