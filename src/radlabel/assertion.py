@@ -41,6 +41,8 @@ _CATEGORY_STATUS = {
 }
 _DIRECTIONS = ("pre", "post", "both")
 _CLAUSE_BREAK = frozenset({("clause_break",)})
+_CLAUSE_END = ("clause_end",)
+_END_REACH = 6  # how far before a "present" word its clause's comma may lie
 _RULES = Path(__file__).resolve().parent / "rules" / "context.yaml"
 
 
@@ -97,6 +99,8 @@ class ContextEngine:
         for join in breaks.get("joins") or ():
             for start in breaks.get("starts") or ():
                 roles.setdefault(f"{join} {start}".lower(), set()).add(("clause_break",))
+        add(breaks.get("ends"), _CLAUSE_END)
+        self._end_joins = frozenset(j.lower() for j in breaks.get("joins") or ()) - {"and"}
         self.matcher = PhraseMatcher(vocab, attr="LOWER")
         self._roles: dict[int, frozenset] = {}
         groups: dict[frozenset, list[str]] = {}
@@ -125,9 +129,15 @@ class ContextEngine:
                 continue
             taken.update(r)
             keep.append(t)
+        for t in keep:
+            if _CLAUSE_END in t.roles:  # "no effusion, pneumonia present": the comma before "pneumonia" breaks
+                for i in range(t.start - 1, max(t.start - 1 - _END_REACH, -1), -1):
+                    if doc[i].lower_ in self._end_joins:
+                        breaks.append(i)
+                        break
         # the break is the joining token alone, so a finding that starts at the next word ("small effusion")
         # does not overlap it
-        keep.extend(Trigger(i, i + 1, _CLAUSE_BREAK) for i in breaks if i not in taken)
+        keep.extend(Trigger(i, i + 1, _CLAUSE_BREAK) for i in set(breaks) if i not in taken)
         keep.sort(key=lambda t: t.start)
         return keep
 

@@ -102,6 +102,29 @@ def test_a_comma_before_a_new_sized_finding_ends_the_negation(engine, text, word
     assert status(engine, text, word) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "word", "expected"),
+    [
+        # a side word after the comma starts a new finding too
+        ("No pneumothorax, right lower lobe pneumonia", "pneumonia", "present"),
+        ("No pneumothorax, left basilar atelectasis", "atelectasis", "present"),
+        ("No pneumothorax, left pleural effusion, or consolidation", "effusion", "absent"),
+        # ... and so does a finding that its own clause calls present
+        ("No effusion, pneumonia present", "pneumonia", "present"),
+        ("No effusion, pneumothorax is noted", "pneumothorax", "present"),
+        ("No effusion, pneumonia present", "effusion", "absent"),
+        ("No effusion, edema or pneumonia present", "pneumonia", "absent"),
+        ("No effusion, edema or pneumonia present", "edema", "absent"),
+        ("No effusion or pneumothorax present", "pneumothorax", "absent"),
+        ("No effusion and pneumothorax present", "pneumothorax", "absent"),
+        ("No effusion, pneumothorax is not present", "pneumothorax", "absent"),
+        ("No effusion, atelectasis seen", "atelectasis", "absent"),  # bare "seen" also closes lists ("no A, B seen")
+    ],
+)
+def test_a_side_word_or_a_present_word_makes_a_new_clause(engine, text, word, expected):
+    assert status(engine, text, word) == expected
+
+
 def test_scope_stays_in_sentence(engine):
     doc = NLP.make_doc("No effusion. Pneumothorax.")
     trig = engine.triggers(doc)
