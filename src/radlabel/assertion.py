@@ -132,8 +132,11 @@ class ContextEngine:
         for t in keep:
             if _CLAUSE_END in t.roles:  # "no effusion, pneumonia present": the comma before "pneumonia" breaks
                 for i in range(t.start - 1, max(t.start - 1 - _END_REACH, -1), -1):
-                    if doc[i].lower_ in self._end_joins:
+                    tok = doc[i]
+                    if tok.lower_ in self._end_joins:
                         breaks.append(i)
+                        break
+                    if tok.is_punct or tok.is_space:  # a full stop, semicolon or line ends the clause first
                         break
         # the break is the joining token alone, so a finding that starts at the next word ("small effusion")
         # does not overlap it

@@ -119,6 +119,10 @@ def test_a_comma_before_a_new_sized_finding_ends_the_negation(engine, text, word
         ("No effusion and pneumothorax present", "pneumothorax", "absent"),
         ("No effusion, pneumothorax is not present", "pneumothorax", "absent"),
         ("No effusion, atelectasis seen", "atelectasis", "absent"),  # bare "seen" also closes lists ("no A, B seen")
+        # the comma must be in the present word's own clause
+        ("No effusion, pneumothorax. Edema present", "pneumothorax", "absent"),
+        ("No effusion, pneumothorax; edema present", "pneumothorax", "absent"),
+        ("No effusion, pneumothorax\nEdema present", "pneumothorax", "absent"),
     ],
 )
 def test_a_side_word_or_a_present_word_makes_a_new_clause(engine, text, word, expected):
