@@ -101,6 +101,7 @@ class ContextEngine:
                 roles.setdefault(f"{join} {start}".lower(), set()).add(("clause_break",))
         add(breaks.get("ends"), _CLAUSE_END)
         self._end_joins = frozenset(j.lower() for j in breaks.get("joins") or ()) - {"and"}
+        self._break_starts = frozenset(str(w).lower() for w in breaks.get("starts") or ())
         self.matcher = PhraseMatcher(vocab, attr="LOWER")
         self._roles: dict[int, frozenset] = {}
         groups: dict[frozenset, list[str]] = {}
@@ -117,7 +118,9 @@ class ContextEngine:
         for mid, s, e in self.matcher(doc):
             roles = self._roles[mid]
             if roles == _CLAUSE_BREAK:
-                breaks.append(s)
+                # not inside a word ("non-enlarged") nor inside one phrase ("no right and left effusions")
+                if _stands_alone(doc, s) and not (s and doc[s - 1].lower_ in self._break_starts):
+                    breaks.append(s)
             else:
                 found.append(Trigger(s, e, roles))
         found.sort(key=lambda t: (t.start - t.end, t.start))
@@ -129,20 +132,36 @@ class ContextEngine:
                 continue
             taken.update(r)
             keep.append(t)
-        for t in keep:
-            if _CLAUSE_END in t.roles:  # "no effusion, pneumonia present": the comma before "pneumonia" breaks
-                for i in range(t.start - 1, max(t.start - 1 - _END_REACH, -1), -1):
-                    tok = doc[i]
-                    if tok.lower_ in self._end_joins:
-                        breaks.append(i)
-                        break
-                    if tok.is_punct or tok.is_space:  # a full stop, semicolon or line ends the clause first
-                        break
+        ends = [t for t in keep if _CLAUSE_END in t.roles]
+        if ends:
+            breaks.extend(self._present_breaks(doc, ends, taken))
         # the break is the joining token alone, so a finding that starts at the next word ("small effusion")
         # does not overlap it
         keep.extend(Trigger(i, i + 1, _CLAUSE_BREAK) for i in set(breaks) if i not in taken)
         keep.sort(key=lambda t: t.start)
         return keep
+
+    def _present_breaks(self, doc: Doc, ends: list[Trigger], taken: set[int]) -> list[int]:
+        """"No effusion, pneumonia present": the comma before the finding a present word follows is a break,
+        unless that comma continues a list ("no consolidation, edema, effusion, pneumothorax is seen")."""
+        out = []
+        for t in ends:
+            join = self._join_before(doc, t.start, _END_REACH, taken)
+            # a word between ("effusion, present on the prior study" is an aside) and no list before it
+            if join is not None and join < t.start - 1 and self._join_before(doc, join, _END_REACH, taken) is None:
+                out.append(join)
+        return out
+
+    def _join_before(self, doc: Doc, pos: int, reach: int, taken: set[int]) -> int | None:
+        """The nearest comma or free-standing dash in the `reach` tokens before `pos`, stopping at a trigger,
+        other punctuation (a full stop, semicolon) or a line."""
+        for i in range(pos - 1, max(pos - 1 - reach, -1), -1):
+            tok = doc[i]
+            if tok.lower_ in self._end_joins and _stands_alone(doc, i):
+                return i
+            if i in taken or tok.is_punct or tok.is_space:
+                return None
+        return None
 
     def assign(
         self, mentions: list[Mention], sent_of: list[int], triggers: list[Trigger], trig_sent: list[int]
@@ -151,7 +170,7 @@ class ContextEngine:
         starts = [t.start for t in triggers]
         out = []
         wpre, wpost, wboth = self.window["pre"], self.window["post"], self.window["both"]
-        for m, sent in zip(mentions, sent_of, strict=True):
+        for mi, (m, sent) in enumerate(zip(mentions, sent_of, strict=True)):
             best: tuple[int, int, str] | None = None  # (distance, side, status)
             weak = False  # the deciding trigger is a weak hedge ("may represent")
             nearest_alt = False  # the nearest trigger links alternatives ("versus")
@@ -198,6 +217,9 @@ class ContextEngine:
                 continue
             # Walk forwards: triggers starting at or after the mention end.
             j = bisect_left(starts, m.end)
+            # the next finding in the sentence: a clause break before it hands later triggers to it
+            nxt = mentions[mi + 1].start if mi + 1 < len(mentions) and sent_of[mi + 1] == sent else None
+            past_break = False
             while j < len(triggers):
                 t = triggers[j]
                 if trig_sent[j] != sent:
@@ -207,6 +229,8 @@ class ContextEngine:
                     break
                 dirs = ("post",) if dist > wboth else ("post", "both")
                 status = _status(t.roles, dirs)
+                if status and past_break and nxt is not None and nxt < t.start:
+                    break  # "pneumonia, small effusion is not seen": the trigger is the effusion's
                 if status and weak and ("alternative",) in t.roles:
                     saw_alt = True  # "may represent infiltrate versus atelectasis": the hedge still governs
                     break
@@ -215,10 +239,12 @@ class ContextEngine:
                     # "atelectasis or infiltrate cannot be ruled out": the hedge covers the list before it.
                     saw_alt = saw_alt or alt_back
                     break
-                if (("terminate",) in t.roles or ("pseudo",) in t.roles or _opens_scope(t.roles)
-                        or t.roles is _CLAUSE_BREAK):
+                if ("terminate",) in t.roles or ("pseudo",) in t.roles or _opens_scope(t.roles):
                     # "opacity may represent atelectasis versus ...": a forward trigger governs what follows it.
                     break
+                # "effusion, present on the prior study, has resolved": an aside with no finding of its own
+                # does not cut the finding off from its trigger
+                past_break = past_break or t.roles is _CLAUSE_BREAK
                 if ("alternative",) in t.roles:
                     saw_alt = True
                 j += 1
@@ -244,6 +270,11 @@ class ContextEngine:
                 return False
             j += 1
         return False
+
+
+def _stands_alone(doc: Doc, i: int) -> bool:
+    """False for a hyphen inside a word ("right-sided", "air-space"): no space on either side."""
+    return doc[i].text != "-" or bool(doc[i].whitespace_) or (i > 0 and bool(doc[i - 1].whitespace_))
 
 
 # The role lookups below take a trigger's (hashable) role set and run for every trigger-mention

@@ -123,6 +123,16 @@ def test_a_comma_before_a_new_sized_finding_ends_the_negation(engine, text, word
         ("No effusion, pneumothorax. Edema present", "pneumothorax", "absent"),
         ("No effusion, pneumothorax; edema present", "pneumothorax", "absent"),
         ("No effusion, pneumothorax\nEdema present", "pneumothorax", "absent"),
+        # a hyphen inside a word is no dash, and "right and left" is one phrase
+        ("No right-sided pleural effusion is seen", "effusion", "absent"),
+        ("No focal air-space consolidation is present", "consolidation", "absent"),
+        ("No right and left pleural effusions", "effusions", "absent"),
+        # a comma list before the present word stays one negated list
+        ("No consolidation, edema, effusion, pneumothorax is seen", "pneumothorax", "absent"),
+        # an aside without a finding of its own does not cut a finding off from the trigger after it
+        ("The left pleural effusion, present on the prior study, has resolved", "effusion", "absent"),
+        ("Pneumothorax, right apex, has resolved", "pneumothorax", "absent"),
+        ("Consolidation, left lower lobe, cannot be excluded", "consolidation", "uncertain"),
     ],
 )
 def test_a_side_word_or_a_present_word_makes_a_new_clause(engine, text, word, expected):

@@ -56,6 +56,11 @@ def value(pipe, text, cls):
         ("Mediastinum is not widened.", "Enlarged Cardiomediastinum", 0.0),
         ("Status post chest tube removal.", "Support Devices", 0.0),
         ("Pneumothorax after chest tube removal.", "Pneumothorax", 1.0),
+        # a clause break hands the trigger after it to the finding after it, not to the one before
+        ("Pneumonia, small effusion is not seen.", "Pneumonia", 1.0),
+        ("Pneumonia, small effusion is not seen.", "Pleural Effusion", 0.0),
+        ("The endotracheal tube, present on the prior study, has been removed.", "Support Devices", 0.0),
+        ("No pneumothorax, left chest tube in place.", "Support Devices", 1.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
