@@ -76,6 +76,9 @@ def status(engine, text, word):
         ("No focal consolidation, suspicious pulmonary opacity, or effusion", "effusion", "absent"),
         ("No focal air space opacity to suggest a pneumonia", "pneumonia", "absent"),
         ("Emphysema without superimposed pneumonia", "pneumonia", "absent"),
+        ("Atelectasis possibly present", "atelectasis", "uncertain"),
+        ("Pneumonia is probably present", "pneumonia", "uncertain"),
+        ("No effusion, atelectasis possibly present", "atelectasis", "uncertain"),
     ],
 )
 def test_radiology_assertions(engine, text, word, expected):
