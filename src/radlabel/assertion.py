@@ -231,6 +231,8 @@ class ContextEngine:
                 status = _status(t.roles, dirs)
                 if status and past_break and nxt is not None and nxt < t.start:
                     break  # "pneumonia, small effusion is not seen": the trigger is the effusion's
+                if status == UNCERTAIN and nxt == t.end and _opens_scope(t.roles):
+                    break  # "opacity is likely atelectasis": the hedge is on the diagnosis, not the opacity
                 if status and weak and ("alternative",) in t.roles:
                     saw_alt = True  # "may represent infiltrate versus atelectasis": the hedge still governs
                     break
