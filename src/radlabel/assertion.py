@@ -142,20 +142,20 @@ class ContextEngine:
         return keep
 
     def _present_breaks(self, doc: Doc, ends: list[Trigger], taken: set[int]) -> list[int]:
-        """"No effusion, pneumonia present": the comma before the finding a present word follows is a break,
+        """Breaks at the comma before a finding that a present word follows ("no effusion, pneumonia present"),
         unless that comma continues a list ("no consolidation, edema, effusion, pneumothorax is seen")."""
         out = []
         for t in ends:
-            join = self._join_before(doc, t.start, _END_REACH, taken)
+            join = self._join_before(doc, t.start, taken)
             # a word between ("effusion, present on the prior study" is an aside) and no list before it
-            if join is not None and join < t.start - 1 and self._join_before(doc, join, _END_REACH, taken) is None:
+            if join is not None and join < t.start - 1 and self._join_before(doc, join, taken) is None:
                 out.append(join)
         return out
 
-    def _join_before(self, doc: Doc, pos: int, reach: int, taken: set[int]) -> int | None:
-        """The nearest comma or free-standing dash in the `reach` tokens before `pos`, stopping at a trigger,
-        other punctuation (a full stop, semicolon) or a line."""
-        for i in range(pos - 1, max(pos - 1 - reach, -1), -1):
+    def _join_before(self, doc: Doc, pos: int, taken: set[int]) -> int | None:
+        """The nearest comma or free-standing dash in the `_END_REACH` tokens before `pos`, stopping at a
+        trigger, other punctuation (a full stop, semicolon) or a line."""
+        for i in range(pos - 1, max(pos - 1 - _END_REACH, -1), -1):
             tok = doc[i]
             if tok.lower_ in self._end_joins and _stands_alone(doc, i):
                 return i
