@@ -81,6 +81,7 @@ def value(pipe, text, cls):
         ("Heart and mediastinum are within normal limits.", "Enlarged Cardiomediastinum", 0.0),
         ("Heart size and mediastinal contours are normal.", "Enlarged Cardiomediastinum", 0.0),
         ("Left lower lobe collapse.", "Atelectasis", 1.0),
+        ("Stable appearance of the chest without new consolidation.", "Consolidation", -1.0),  # as "no new"
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
