@@ -3,7 +3,8 @@
 Reports arrive with ragged whitespace, bullets, "1." / "2)" numbering, de-identification tokens
 (``XXXX``) and typographic punctuation. Later stages (sections, sentences, matching) are simpler
 and faster on a canonical form, but graphs must point back into the user's text, so every edit is
-recorded as a segment and :meth:`Normalized.to_original` maps offsets back.
+recorded as a segment and :meth:`Normalized.to_original` maps offsets back. A hard wrap inside a
+sentence (the next line goes on in lower case) becomes a space, so a sentence is not cut at it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
+
+from radlabel.sections import is_header_line, starts_with_header
 
 __all__ = ["Normalized", "normalize"]
 
@@ -55,17 +58,33 @@ def _rewrite(m: re.Match) -> str:
     if kind == "inum":
         return "\n"
     if kind == "nl":
-        return "\n"
+        return " " if _continues(m) else "\n"
     if kind == "ws":
         return " "
     if kind == "deid":
         return "XXXX"
     if kind == "dots":
-        return "."
+        # "opacity... concerning for pneumonia" goes on; "No effusion...Small pneumothorax" is a new sentence
+        after = m.string[m.end():m.end() + 1]
+        nxt = m.string[m.end():].lstrip()[:1]
+        return ("," if nxt.islower() else ".") + ("" if after.isspace() or not after else " ")
     if kind == "glue":
         return ". "
     ch = m.group()
     return _PUNCT.get(ch, "-")
+
+
+def _continues(m: re.Match) -> bool:
+    """True for a hard wrap inside a sentence ("opacity concerning for\npneumonia"): one line break,
+    no bullet or number, and the next line goes on in lower case without looking like a header."""
+    nl = m.group()
+    if nl.count("\n") + nl.count("\r") - nl.count("\r\n") != 1 or nl.strip():  # a blank line, a bullet
+        return False
+    rest = m.string[m.end():m.end() + 40]
+    if not rest[:1].islower() or starts_with_header(rest):
+        return False
+    line = m.string[m.string.rfind("\n", 0, m.start()) + 1:m.start()]
+    return not is_header_line(line)  # ... nor does a header's own line ("IMPRESSION\nnormal")
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["CANONICAL", "Section", "find_sections", "canonical_section"]
+__all__ = ["CANONICAL", "Section", "find_sections", "canonical_section", "is_header_line", "starts_with_header"]
 
 # Header wording -> canonical section name.
 CANONICAL: dict[str, str] = {
@@ -42,6 +42,18 @@ _BEFORE_COLON = re.compile(r"(?:^|[" + _ENDS + r"])[ \t]*(?P<name>" + _NAMES + r
 _LOOKBACK = 40
 # A header alone on its line, without a colon ("FINDINGS\nThe lungs are clear.").
 _BARE = re.compile(r"^[ \t]*(?P<name>" + _NAMES + r")[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_LEADING = re.compile(r"[ \t]*(?:" + _NAMES + r")[ \t]*(?::|\r?\n|$)", re.IGNORECASE)
+_ONLY = re.compile(r"[ \t]*(?:" + _NAMES + r")[ \t]*:?[ \t]*", re.IGNORECASE)
+
+
+def starts_with_header(text: str) -> bool:
+    """True when ``text`` opens with a section header ("findings: ...", or "impression" alone on its line)."""
+    return _LEADING.match(text) is not None
+
+
+def is_header_line(line: str) -> bool:
+    """True when ``line`` holds a section header and nothing else ("IMPRESSION", "Findings:")."""
+    return _ONLY.fullmatch(line) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from radlabel.pipeline import get_pipeline
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 TOOL = SHARED / "tools" / "score_iu_dev.py"
-FLOORS = {"mesh": 0.937 - 0.02, "negbio": 0.9297 - 0.02}
+FLOORS = {"mesh": 0.937 - 0.02, "negbio": 0.925 - 0.02}
 CLASS_FLOOR = 0.6 - 0.02  # the target: no class with >= 10 positives below 0.6
 
 pytestmark = pytest.mark.skipif(not TOOL.is_file(), reason="shared IU dev data not available")

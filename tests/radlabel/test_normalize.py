@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,7 +21,28 @@ def test_decimals_are_not_numbering():
 
 def test_deid_tokens_and_punctuation():
     n = normalize("XXXXX-year-old \u201cclear\u201d lungs\u2026 apex.There is")
-    assert n.text == 'XXXX-year-old "clear" lungs. apex. There is'
+    assert n.text == 'XXXX-year-old "clear" lungs, apex. There is'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # an ellipsis before lower case goes on with the sentence, before upper case it ends it
+        ("Right lower lobe opacity\u2026concerning for pneumonia.", "Right lower lobe opacity, concerning for pneumonia."),
+        ("Opacity... concerning for pneumonia.", "Opacity, concerning for pneumonia."),
+        ("No effusion...Small pneumothorax.", "No effusion. Small pneumothorax."),
+        # a hard wrap inside a sentence is a space; a new line in capitals, a list or a header is not
+        ("Increased right lower lobe\nopacity concerning for\npneumonia.",
+         "Increased right lower lobe opacity concerning for pneumonia."),
+        ("Heart normal\nLungs clear", "Heart normal\nLungs clear"),
+        ("No effusion.\n\nno pneumothorax", "No effusion.\nno pneumothorax"),
+        ("indication: cough\nfindings: no effusion", "indication: cough\nfindings: no effusion"),
+        ("lungs are clear\nimpression\nnormal", "lungs are clear\nimpression\nnormal"),
+        ("opacity\n- effusion", "opacity\neffusion"),
+    ],
+)
+def test_ellipses_and_hard_wraps(text, expected):
+    assert normalize(text).text == expected
 
 
 def test_offsets_map_back_to_original():

@@ -141,6 +141,28 @@ def test_chestxray14_schema():
     assert math.isnan(out["No Finding"])
 
 
+@pytest.mark.parametrize(
+    ("text", "cls", "expected"),
+    [
+        # chestxray14 sweep, 2026-11-23
+        ("Interlobular septal thickening.", "Pleural_Thickening", math.nan),
+        ("Bilateral lower lobe bronchial thickening consistent with bronchitis.", "Pleural_Thickening", math.nan),
+        ("Left apical pleural cap.", "Pleural_Thickening", 1.0),
+        ("Osseous metastases in the thoracic spine.", "Mass", math.nan),
+        ("Status post hiatal hernia repair.", "Hernia", math.nan),
+        ("Kerley B-lines.", "Edema", 1.0),
+        ("Honeycombing in the lung bases.", "Fibrosis", 1.0),
+        ("Resolution of previously seen right lower lobe infiltrate.", "Infiltration", 0.0),
+        # a hard wrap and an ellipsis do not cut the hedge off
+        ("Increased right lower lobe\nopacity concerning for\npneumonia.", "Pneumonia", -1.0),
+        ("Right lower lobe opacity\u2026concerning for pneumonia.", "Pneumonia", -1.0),
+    ],
+)
+def test_chestxray14_phrases(text, cls, expected):
+    got = get_pipeline("chestxray14").label(text)[cls]
+    assert got == expected or (math.isnan(expected) and math.isnan(got))
+
+
 @pytest.mark.parametrize("text", ["", "   ", "\x00\x01\ufffd", "FINDINGS:", "?!.;:", "XXXX XXXX"])
 def test_degenerate_inputs(chex, text):
     g = chex.parse(text)
