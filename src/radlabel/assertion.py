@@ -42,6 +42,7 @@ _CATEGORY_STATUS = {
 _DIRECTIONS = ("pre", "post", "both")
 _CLAUSE_BREAK = frozenset({("clause_break",)})
 _CLAUSE_END = ("clause_end",)
+_LINK = frozenset({("suggestive",)})
 _END_REACH = 6  # how far before a "present" word its clause's comma may lie
 _RULES = Path(__file__).resolve().parent / "rules" / "context.yaml"
 
@@ -103,35 +104,40 @@ class ContextEngine:
         self._end_joins = frozenset(j.lower() for j in breaks.get("joins") or ()) - {"and"}
         self._break_starts = frozenset(str(w).lower() for w in breaks.get("starts") or ())
         self.matcher = PhraseMatcher(vocab, attr="LOWER")
-        self._roles: dict[int, frozenset] = {}
+        self._roles: dict[int, frozenset] = {}  # the roles that decide a status, "suggestive" set apart
+        self._link_ids: set[int] = set()  # phrases that link two observations
         groups: dict[frozenset, list[str]] = {}
         for phrase, r in roles.items():
             groups.setdefault(frozenset(r), []).append(phrase)
         for i, (r, plist) in enumerate(groups.items()):
             key = f"context_{i}"
-            self._roles[vocab.strings.add(key)] = r
+            mid = vocab.strings.add(key)
+            self._roles[mid] = r - _LINK
+            if r & _LINK:
+                self._link_ids.add(mid)
             self.matcher.add(key, list(tokenizer.pipe(plist)))
 
     def triggers(self, doc: Doc) -> list[Trigger]:
         """Non-overlapping triggers (longest first), in token order, and the clause breaks between them."""
-        found, breaks = [], []
+        return self.triggers_and_links(doc)[0]
+
+    def triggers_and_links(self, doc: Doc) -> tuple[list[Trigger], list[Trigger]]:
+        """The triggers, and apart from them the phrases that link two observations ("concerning for"):
+        a link never hides a hedge it overlaps ("likely representing" is both), nor the other way round."""
+        found, breaks, links = [], [], []
         for mid, s, e in self.matcher(doc):
             roles = self._roles[mid]
+            if mid in self._link_ids:
+                links.append(Trigger(s, e, _LINK))
+            if not roles:
+                continue
             if roles == _CLAUSE_BREAK:
                 # not inside a word ("non-enlarged") nor inside one phrase ("no right and left effusions")
                 if _stands_alone(doc, s) and not (s and doc[s - 1].lower_ in self._break_starts):
                     breaks.append(s)
             else:
                 found.append(Trigger(s, e, roles))
-        found.sort(key=lambda t: (t.start - t.end, t.start))
-        taken: set[int] = set()
-        keep = []
-        for t in found:
-            r = range(t.start, t.end)
-            if any(i in taken for i in r):
-                continue
-            taken.update(r)
-            keep.append(t)
+        keep, taken = _longest_first(found)
         ends = [t for t in keep if _CLAUSE_END in t.roles]
         if ends:
             breaks.extend(self._present_breaks(doc, ends, taken))
@@ -139,7 +145,9 @@ class ContextEngine:
         # does not overlap it
         keep.extend(Trigger(i, i + 1, _CLAUSE_BREAK) for i in set(breaks) if i not in taken)
         keep.sort(key=lambda t: t.start)
-        return keep
+        links = _longest_first(links)[0] if links else links
+        links.sort(key=lambda t: t.start)
+        return keep, links
 
     def _present_breaks(self, doc: Doc, ends: list[Trigger], taken: set[int]) -> list[int]:
         """Breaks at the comma before a finding that a present word follows ("no effusion, pneumonia present"),
@@ -272,6 +280,20 @@ class ContextEngine:
                 return False
             j += 1
         return False
+
+
+def _longest_first(found: list[Trigger]) -> tuple[list[Trigger], set[int]]:
+    """Non-overlapping triggers, the longest (then leftmost) kept first, and the tokens they take."""
+    found.sort(key=lambda t: (t.start - t.end, t.start))
+    taken: set[int] = set()
+    keep = []
+    for t in found:
+        r = range(t.start, t.end)
+        if any(i in taken for i in r):
+            continue
+        taken.update(r)
+        keep.append(t)
+    return keep, taken
 
 
 def _stands_alone(doc: Doc, i: int) -> bool:

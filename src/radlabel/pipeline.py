@@ -143,18 +143,24 @@ class Pipeline:
                 msent.append(k)
         if not mentions:
             return ReportGraph(text, _tokens(doc)[0], [], sections, graph_sentences)
+        found, found_links = self._context.triggers_and_links(doc)
         triggers, tsent = [], []
-        for t in self._context.triggers(doc):
+        for t in found:
             k = sentence_of(t.start, t.end)
             if k >= 0:
                 triggers.append(t)
                 tsent.append(k)
+        links, lsent = [], []
+        for t in found_links:
+            k = sentence_of(t.start, t.end)
+            if k >= 0:
+                links.append(t)
+                lsent.append(k)
         obs_idx = [i for i, m in enumerate(mentions) if m.kind not in (ANATOMY, MODIFIER, ABSENT)]
         statuses = self._context.assign([mentions[i] for i in obs_idx], [msent[i] for i in obs_idx], triggers, tsent)
         status = dict(zip(obs_idx, statuses, strict=True))
-        rels = find_relations(mentions, msent, triggers, tsent)
-
         tokens, remap = _tokens(doc)
+        rels = find_relations(mentions, msent, links, lsent, doc)
         ids = [str(i + 1) for i in range(len(mentions))]
         entities = []
         for i, m in enumerate(mentions):

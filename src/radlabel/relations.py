@@ -1,7 +1,10 @@
 """Stage 6: RadGraph relations between mentions of one sentence.
 
 * ``located_at``: observation -> the nearest anatomy within a few tokens ("opacity in the right
-  lower lobe", "right lower lobe opacity"), not across another observation.
+  lower lobe", "right lower lobe opacity"), not across another observation, a clause joint ("and",
+  "with", ";") or, for an anatomy before the observation, a comma ("effusion at the left base,
+  opacity at the right base"); an anatomy right before the next observation is that one's
+  ("effusion, right lower lobe opacity").
 * ``modify``: modifier -> the observation it qualifies ("small left effusion", "increased ...
   opacity"); skipping over anatomy and other modifiers; else the adjacent anatomy.
 * ``suggestive_of``: observation -> observation across a linking phrase ("opacity, concerning for
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
+from spacy.tokens import Doc
+
 from radlabel.assertion import Trigger
 from radlabel.mentions import ABSENT, ANATOMY, MODIFIER, OBSERVATION, OTHER, Mention
 
@@ -24,17 +29,22 @@ _OBS = (OBSERVATION, OTHER)
 LOCATION_GAP = 4  # tokens allowed between an observation and its anatomy ("in the left")
 MODIFIER_GAP = 2  # free tokens allowed between a modifier and what it modifies
 LINK_GAP = 6  # tokens allowed on each side of a suggestive_of phrase
+_JOINTS = frozenset({";", "and", "with", "but", "or", "while", "whereas", "although", "plus"})
 
 
 def find_relations(
-    mentions: list[Mention], sent_of: list[int], triggers: list[Trigger], trig_sent: list[int]
+    mentions: list[Mention], sent_of: list[int], triggers: list[Trigger], trig_sent: list[int],
+    doc: Doc | None = None,
 ) -> list[tuple[int, str, int]]:
-    """Relations as ``(source_index, relation, target_index)`` into ``mentions`` (in token order)."""
+    """Relations as ``(source_index, relation, target_index)`` into ``mentions`` (in token order).
+
+    ``doc``: the tokens the mentions index, to see commas and clause joints between them.
+    """
     rels: list[tuple[int, str, int]] = []
     n = len(mentions)
     for i, m in enumerate(mentions):
         if m.kind in _OBS:
-            j = _nearest_anatomy(mentions, sent_of, i)
+            j = _nearest_anatomy(mentions, sent_of, i, doc)
             if j is not None:
                 rels.append((i, LOCATED_AT, j))
         elif m.kind == MODIFIER:
@@ -54,7 +64,7 @@ def find_relations(
     return rels
 
 
-def _nearest_anatomy(mentions: list[Mention], sent_of: list[int], i: int) -> int | None:
+def _nearest_anatomy(mentions: list[Mention], sent_of: list[int], i: int, doc: Doc | None) -> int | None:
     m, sent = mentions[i], sent_of[i]
     best: tuple[int, int] | None = None
     # After the observation ("opacity in the right lower lobe"); stop at the next observation.
@@ -64,7 +74,10 @@ def _nearest_anatomy(mentions: list[Mention], sent_of: list[int], i: int) -> int
         if o.start - m.end > LOCATION_GAP or o.kind in _OBS or o.kind == ABSENT:
             break
         if o.kind == ANATOMY:
-            best = (o.start - m.end, k)
+            nxt = mentions[k + 1] if k + 1 < len(mentions) and sent_of[k + 1] == sent else None
+            # not the next finding's own place ("effusion, right lower lobe opacity")
+            if (nxt is None or nxt.kind not in _OBS or nxt.start > o.end) and not _crosses(doc, m.end, o.start):
+                best = (o.start - m.end, k)
             break
         k += 1
     # Before it ("right lower lobe opacity"); preferred when closer.
@@ -74,11 +87,22 @@ def _nearest_anatomy(mentions: list[Mention], sent_of: list[int], i: int) -> int
         if m.start - o.end > LOCATION_GAP or o.kind in _OBS or o.kind == ABSENT:
             break
         if o.kind == ANATOMY:
-            if best is None or m.start - o.end <= best[0]:
+            if (best is None or m.start - o.end <= best[0]) and not _crosses(doc, o.end, m.start, comma=True):
                 best = (m.start - o.end, k)
             break
         k -= 1
     return None if best is None else best[1]
+
+
+def _crosses(doc: Doc | None, start: int, end: int, comma: bool = False) -> bool:
+    """True when the tokens [start, end) hold a clause joint ("and", "with", ";"), or a comma if asked."""
+    if doc is None:
+        return False
+    for i in range(start, end):
+        w = doc[i].lower_
+        if w in _JOINTS or (comma and w == ","):
+            return True
+    return False
 
 
 def _modified(mentions: list[Mention], sent_of: list[int], i: int, n: int) -> int | None:

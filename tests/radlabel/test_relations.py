@@ -1,3 +1,6 @@
+import pytest
+
+from radlabel import parse
 from radlabel.assertion import Trigger
 from radlabel.mentions import Mention
 from radlabel.relations import find_relations
@@ -33,3 +36,44 @@ def test_modifier_after_observation_and_too_far():
 def test_modifier_on_anatomy_without_observation():
     mentions = [Mention(0, 1, "modifier"), Mention(1, 2, "anatomy")]
     assert find_relations(mentions, [0, 0], [], []) == [(0, "modify", 1)]
+
+
+def _edges(text):
+    g = parse(text)
+    names = {e.id: e.tokens.lower() for e in g.entities}
+    return {(e.tokens.lower(), rel, names[t]) for e in g.entities for rel, t in e.relations}
+
+
+@pytest.mark.parametrize(
+    ("text", "present", "absent"),
+    [
+        # an anatomy across a comma or a clause joint belongs to the other finding
+        ("Effusion at the left base, opacity at the right base.",
+         ("opacity", "located_at", "right base"), ("opacity", "located_at", "left base")),
+        ("Atelectasis at the left base with effusion at the right base.",
+         ("effusion", "located_at", "right base"), ("effusion", "located_at", "left base")),
+        ("Cardiomegaly and left lower lobe atelectasis.",
+         ("atelectasis", "located_at", "left lower lobe"), ("cardiomegaly", "located_at", "left lower lobe")),
+        ("Effusion, right lower lobe opacity.",
+         ("opacity", "located_at", "right lower lobe"), ("effusion", "located_at", "right lower lobe")),
+        ("Pneumothorax, right apex, has resolved.", ("pneumothorax", "located_at", "right apex"), None),
+        # a hedge that also links keeps both jobs
+        ("Right upper lobe opacity likely representing pneumonia.", ("opacity", "suggestive_of", "pneumonia"), None),
+        ("Right basilar opacity is likely atelectasis.", ("opacity", "suggestive_of", "atelectasis"), None),
+        ("Opacity in the left lung which could be pneumonia.", ("opacity", "suggestive_of", "pneumonia"), None),
+        ("Left lower lobe opacity in keeping with pneumonia.", ("opacity", "suggestive_of", "pneumonia"), None),
+        # "bibasilar" is a place, as RadGraph marks it; "prior" modifies nothing
+        ("Bibasilar opacities.", ("opacities", "located_at", "bibasilar"), None),
+        ("Compared to prior, the opacity has increased.", ("increased", "modify", "opacity"),
+         ("prior", "modify", "opacity")),
+    ],
+)
+def test_relations_in_real_sentences(text, present, absent):
+    edges = _edges(text)
+    assert present in edges
+    assert absent is None or absent not in edges
+
+
+def test_links_do_not_hide_hedges():
+    g = parse("Opacity which is likely atelectasis.")
+    assert {e.tokens.lower(): e.label for e in g.entities}["atelectasis"] == "OBS-U"
