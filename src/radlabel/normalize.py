@@ -21,7 +21,7 @@ __all__ = ["Normalized", "normalize"]
 # (earlier alternatives win at the same position).
 _PATTERN = re.compile(
     r"""
-    (?=[\s\-*\u2022\u00b7\u25aa\u25e6\u2023(\dX.\u2026\u2018-\u2033\u2212\u00a0\u3000])  # cheap guard
+    (?=[\s\-*\u2022\u00b7\u25aa\u25e6\u2023(\dX.\u2026\u2018-\u2033\u2212\u00a0\u3000\u00ad\u200c\u200d\u2060\ufeff\uff01-\uff5e])  # cheap guard
     (?:(?P<item>^[ \t]*(?:[-*\u2022\u00b7\u25aa\u25e6\u2023]|\(?\d{1,2}[.)](?!\d))[ \t]+)  # bullet / number opening the text
     |(?P<inum>(?<=[.:;])[ \t]+\(?\d{1,2}[.)](?![\d.])[ \t]+(?=[A-Za-z]))      # ". 2. Next item" inline numbering
     |(?P<nl>[ \t]*(?:\r\n?|\n)[ \t\r\n\f\v]*                                 # newlines (+ blank lines)
@@ -30,7 +30,9 @@ _PATTERN = re.compile(
     |(?P<deid>\bX{2,}\b)                                                      # de-identification token
     |(?P<dots>\.{2,}|\u2026)                                                  # ellipses
     |(?P<glue>(?<=[a-z])\.(?=[A-Z][a-z]))                                     # "apex.There" -> "apex. There"
-    |(?P<punct>[\u2018\u2019\u201a\u201b\u2032\u201c\u201d\u201e\u2033\u2010-\u2015\u2212]))  # typographic
+    |(?P<punct>[\u2018\u2019\u201a\u201b\u2032\u201c\u201d\u201e\u2033\u2010-\u2015\u2212])  # typographic
+    |(?P<invisible>[\u00ad\u200c\u200d\u2060\ufeff]+)                           # soft hyphen, joiners, BOM
+    |(?P<wide>[\uff01-\uff5e]))                                               # fullwidth ASCII
     """,
     re.VERBOSE,
 )
@@ -70,6 +72,10 @@ def _rewrite(m: re.Match) -> str:
         return ("," if nxt.islower() else ".") + ("" if after.isspace() or not after else " ")
     if kind == "glue":
         return ". "
+    if kind == "invisible":
+        return ""
+    if kind == "wide":
+        return chr(ord(m.group()) - 0xFEE0)
     ch = m.group()
     return _PUNCT.get(ch, "-")
 

@@ -29,6 +29,7 @@ _OBS = (OBSERVATION, OTHER)
 LOCATION_GAP = 4  # tokens allowed between an observation and its anatomy ("in the left")
 MODIFIER_GAP = 2  # free tokens allowed between a modifier and what it modifies
 LINK_GAP = 6  # tokens allowed on each side of a suggestive_of phrase
+_LIST_WORDS = frozenset({",", "and", "or", "/", "and/or", "versus", "vs", "vs."})
 _JOINTS = frozenset({";", "and", "with", "but", "or", "while", "whereas", "although", "plus"})
 
 
@@ -47,6 +48,9 @@ def find_relations(
             j = _nearest_anatomy(mentions, sent_of, i, doc)
             if j is not None:
                 rels.append((i, LOCATED_AT, j))
+                # "atelectasis in the right lower lobe and left lower lobe"
+                rels.extend((i, LOCATED_AT, k) for k in _listed_after(mentions, sent_of, j, doc, (ANATOMY,))
+                            if mentions[k].start > m.end)
         elif m.kind == MODIFIER:
             j = _modified(mentions, sent_of, i, n)
             if j is not None:
@@ -61,7 +65,29 @@ def find_relations(
             b = _obs_after(mentions, sent_of, k, t.end, ts)
             if a is not None and b is not None:
                 rels.append((a, SUGGESTIVE_OF, b))
+                # "may represent atelectasis, aspiration, or pneumonia": every alternative
+                rels.extend((a, SUGGESTIVE_OF, c) for c in _listed_after(mentions, sent_of, b, doc, _OBS))
     return rels
+
+
+def _listed_after(mentions: list[Mention], sent_of: list[int], i: int, doc: Doc | None, kinds) -> list[int]:
+    """The mentions of `kinds` listed right after mention `i` ("A, B, or C", "A and B"): only list words
+    (",", "and", "or") and modifiers between them."""
+    out: list[int] = []
+    if doc is None:
+        return out
+    prev_end, k = mentions[i].end, i + 1
+    while k < len(mentions) and sent_of[k] == sent_of[i]:
+        o = mentions[k]
+        if o.kind == MODIFIER:
+            k += 1
+            continue
+        gap = [doc[j].lower_ for j in range(prev_end, o.start)]
+        if o.kind not in kinds or not gap or any(w not in _LIST_WORDS for w in gap):
+            break
+        out.append(k)
+        prev_end, k = o.end, k + 1
+    return out
 
 
 def _nearest_anatomy(mentions: list[Mention], sent_of: list[int], i: int, doc: Doc | None) -> int | None:

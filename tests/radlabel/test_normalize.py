@@ -39,6 +39,10 @@ def test_deid_tokens_and_punctuation():
         ("indication: cough\nfindings: no effusion", "indication: cough\nfindings: no effusion"),
         ("lungs are clear\nimpression\nnormal", "lungs are clear\nimpression\nnormal"),
         ("opacity\n- effusion", "opacity\neffusion"),
+        # invisible characters go, fullwidth letters become ASCII
+        ("Small left ef\u00adfusion.", "Small left effusion."),
+        ("pneumo\u200cthorax \ufeff", "pneumothorax "),
+        ("\uff32ight lower lobe", "Right lower lobe"),
     ],
 )
 def test_ellipses_and_hard_wraps(text, expected):

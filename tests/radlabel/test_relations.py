@@ -64,6 +64,13 @@ def _edges(text):
         ("Left lower lobe opacity in keeping with pneumonia.", ("opacity", "suggestive_of", "pneumonia"), None),
         # "bibasilar" is a place, as RadGraph marks it; "prior" modifies nothing
         ("Bibasilar opacities.", ("opacities", "located_at", "bibasilar"), None),
+        # every alternative, every joined place
+        ("Left retrocardiac opacity, which could represent atelectasis or consolidation.",
+         ("opacity", "suggestive_of", "consolidation"), None),
+        ("Atelectasis in the right lower lobe and left lower lobe.",
+         ("atelectasis", "located_at", "left lower lobe"), None),
+        ("Opacity in the right lower lobe and effusion at the left base.",
+         ("effusion", "located_at", "left base"), ("opacity", "located_at", "left base")),
         ("Compared to prior, the opacity has increased.", ("increased", "modify", "opacity"),
          ("prior", "modify", "opacity")),
     ],
