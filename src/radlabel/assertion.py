@@ -28,7 +28,7 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
 from radlabel.errors import RadlabelError
-from radlabel.mentions import Mention, expand_phrase
+from radlabel.mentions import Mention, expand_phrase, non_overlapping
 
 __all__ = [
     "PRESENT", "ABSENT", "UNCERTAIN", "HYPOTHETICAL", "Trigger", "ContextEngine", "load_context_rules",
@@ -284,16 +284,7 @@ class ContextEngine:
 
 def _longest_first(found: list[Trigger]) -> tuple[list[Trigger], set[int]]:
     """Non-overlapping triggers, the longest (then leftmost) kept first, and the tokens they take."""
-    found.sort(key=lambda t: (t.start - t.end, t.start))
-    taken: set[int] = set()
-    keep = []
-    for t in found:
-        r = range(t.start, t.end)
-        if any(i in taken for i in r):
-            continue
-        taken.update(r)
-        keep.append(t)
-    return keep, taken
+    return non_overlapping(found, key=lambda t: (t.start - t.end, t.start))
 
 
 def _stands_alone(doc: Doc, i: int) -> bool:

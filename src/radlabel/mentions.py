@@ -21,7 +21,7 @@ from spacy.vocab import Vocab
 from radlabel.errors import RadlabelError
 from radlabel.schema import Schema
 
-__all__ = ["Mention", "MentionMatcher", "expand_phrase", "load_lexicon", "plural", "select_longest"]
+__all__ = ["Mention", "MentionMatcher", "expand_phrase", "load_lexicon", "non_overlapping", "plural", "select_longest"]
 
 RULES_DIR = Path(__file__).resolve().parent / "rules"
 MAX_EXPANSIONS = 20000
@@ -144,17 +144,23 @@ def select_longest(spans: list[Mention]) -> list[Mention]:
     """Non-overlapping spans, longest first (then by kind priority, then leftmost), in text order."""
     if not spans:
         return []
-    ranked = sorted(spans, key=lambda m: (m.start - m.end, _PRIORITY.get(m.kind, 9), m.start))
+    keep = non_overlapping(spans, key=lambda m: (m.start - m.end, _PRIORITY.get(m.kind, 9), m.start))[0]
+    keep.sort(key=lambda m: m.start)
+    return keep
+
+
+def non_overlapping(spans: list, key) -> tuple[list, set[int]]:
+    """Spans (anything with token ``start`` / ``end``) taken best first by `key`, each skipped when it
+    overlaps one already taken; the kept spans, in that order, and the tokens they cover."""
     taken: set[int] = set()
     keep = []
-    for m in ranked:
+    for m in sorted(spans, key=key):
         r = range(m.start, m.end)
         if any(i in taken for i in r):
             continue
         taken.update(r)
         keep.append(m)
-    keep.sort(key=lambda m: m.start)
-    return keep
+    return keep, taken
 
 
 class MentionMatcher:

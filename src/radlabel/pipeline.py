@@ -135,27 +135,22 @@ class Pipeline:
             last = doc[tok_end - 1]
             return k if last.idx + len(last) <= sent_spans[k][1] else -1
 
-        mentions, msent = [], []
-        for m in self._mentions(doc):
-            k = sentence_of(m.start, m.end)
-            if k >= 0:
-                mentions.append(m)
-                msent.append(k)
+        def in_sentences(items: list) -> tuple[list, list[int]]:
+            """The mentions / triggers inside the analysed sentences, and the sentence of each."""
+            kept, sents = [], []
+            for t in items:
+                k = sentence_of(t.start, t.end)
+                if k >= 0:
+                    kept.append(t)
+                    sents.append(k)
+            return kept, sents
+
+        mentions, msent = in_sentences(self._mentions(doc))
         if not mentions:
             return ReportGraph(text, _tokens(doc)[0], [], sections, graph_sentences)
         found, found_links = self._context.triggers_and_links(doc)
-        triggers, tsent = [], []
-        for t in found:
-            k = sentence_of(t.start, t.end)
-            if k >= 0:
-                triggers.append(t)
-                tsent.append(k)
-        links, lsent = [], []
-        for t in found_links:
-            k = sentence_of(t.start, t.end)
-            if k >= 0:
-                links.append(t)
-                lsent.append(k)
+        triggers, tsent = in_sentences(found)
+        links, lsent = in_sentences(found_links)
         obs_idx = [i for i, m in enumerate(mentions) if m.kind not in (ANATOMY, MODIFIER, ABSENT)]
         statuses = self._context.assign([mentions[i] for i in obs_idx], [msent[i] for i in obs_idx], triggers, tsent)
         status = dict(zip(obs_idx, statuses, strict=True))
