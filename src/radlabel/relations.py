@@ -6,7 +6,7 @@
   opacity at the right base"); an anatomy right before the next observation is that one's
   ("effusion, right lower lobe opacity").
 * ``modify``: modifier -> the observation it qualifies ("small left effusion", "increased ...
-  opacity"); skipping over anatomy and other modifiers; else the adjacent anatomy.
+  opacity", "right [lung is clear]"); skipping over anatomy and other modifiers; else the adjacent anatomy.
 * ``suggestive_of``: observation -> observation across a linking phrase ("opacity, concerning for
   infection"; "consistent with", "may represent").
 
@@ -48,9 +48,11 @@ def find_relations(
             j = _nearest_anatomy(mentions, sent_of, i, doc)
             if j is not None:
                 rels.append((i, LOCATED_AT, j))
-                # "atelectasis in the right lower lobe and left lower lobe"
-                rels.extend((i, LOCATED_AT, k) for k in _listed_after(mentions, sent_of, j, doc, (ANATOMY,))
-                            if mentions[k].start > m.end)
+                # "atelectasis in the right lower lobe and left lower lobe", "right and left lower lobe opacities"
+                listed = _listed(mentions, sent_of, j, doc, (ANATOMY,), step=1 if j > i else -1)
+                if j < i and listed and _finding_just_before(mentions, sent_of, listed[-1]):
+                    listed = []  # "effusion at the right base and left lower lobe atelectasis": the base is taken
+                rels.extend((i, LOCATED_AT, k) for k in listed)
         elif m.kind == MODIFIER:
             j = _modified(mentions, sent_of, i, n)
             if j is not None:
@@ -66,28 +68,49 @@ def find_relations(
             if a is not None and b is not None:
                 rels.append((a, SUGGESTIVE_OF, b))
                 # "may represent atelectasis, aspiration, or pneumonia": every alternative
-                rels.extend((a, SUGGESTIVE_OF, c) for c in _listed_after(mentions, sent_of, b, doc, _OBS))
+                rels.extend((a, SUGGESTIVE_OF, c) for c in _listed(mentions, sent_of, b, doc, _OBS))
     return rels
 
 
-def _listed_after(mentions: list[Mention], sent_of: list[int], i: int, doc: Doc | None, kinds) -> list[int]:
-    """The mentions of `kinds` listed right after mention `i` ("A, B, or C", "A and B"): only list words
-    (",", "and", "or") and modifiers between them."""
+def _listed(mentions: list[Mention], sent_of: list[int], i: int, doc: Doc | None, kinds, step: int = 1) -> list[int]:
+    """The mentions of `kinds` listed right after (`step` 1) or before (-1) mention `i` ("A, B, or C",
+    "A and B"): only list words (",", "and", "or") and modifiers between them."""
     out: list[int] = []
     if doc is None:
         return out
-    prev_end, k = mentions[i].end, i + 1
-    while k < len(mentions) and sent_of[k] == sent_of[i]:
+    last, k = mentions[i], i + step
+    while 0 <= k < len(mentions) and sent_of[k] == sent_of[i]:
         o = mentions[k]
         if o.kind == MODIFIER:
-            k += 1
+            k += step
             continue
-        gap = [doc[j].lower_ for j in range(prev_end, o.start)]
+        a, b = (last.end, o.start) if step > 0 else (o.end, last.start)
+        gap = [doc[j].lower_ for j in range(a, b)]
         if o.kind not in kinds or not gap or any(w not in _LIST_WORDS for w in gap):
             break
+        if step > 0 and o.kind == ANATOMY and _owned_by_next(mentions, sent_of, k):
+            break  # "effusion at the right base and left lower lobe atelectasis"
         out.append(k)
-        prev_end, k = o.end, k + 1
+        last, k = o, k + step
     return out
+
+
+def _owned_by_next(mentions: list[Mention], sent_of: list[int], k: int) -> bool:
+    """True when an observation follows anatomy `k` directly ("right lower lobe opacity")."""
+    nxt = mentions[k + 1] if k + 1 < len(mentions) and sent_of[k + 1] == sent_of[k] else None
+    return nxt is not None and nxt.kind in _OBS and nxt.start == mentions[k].end
+
+
+def _finding_just_before(mentions: list[Mention], sent_of: list[int], k: int) -> bool:
+    """True when an observation lies a few tokens before mention `k` (modifiers skipped)."""
+    start, j = mentions[k].start, k - 1
+    while j >= 0 and sent_of[j] == sent_of[k] and start - mentions[j].end <= LOCATION_GAP:
+        if mentions[j].kind in _OBS:
+            return True
+        if mentions[j].kind != MODIFIER:
+            return False
+        j -= 1
+    return False
 
 
 def _nearest_anatomy(mentions: list[Mention], sent_of: list[int], i: int, doc: Doc | None) -> int | None:
@@ -100,9 +123,8 @@ def _nearest_anatomy(mentions: list[Mention], sent_of: list[int], i: int, doc: D
         if o.start - m.end > LOCATION_GAP or o.kind in _OBS or o.kind == ABSENT:
             break
         if o.kind == ANATOMY:
-            nxt = mentions[k + 1] if k + 1 < len(mentions) and sent_of[k + 1] == sent else None
             # not the next finding's own place ("effusion, right lower lobe opacity")
-            if (nxt is None or nxt.kind not in _OBS or nxt.start > o.end) and not _crosses(doc, m.end, o.start):
+            if not _owned_by_next(mentions, sent_of, k) and not _crosses(doc, m.end, o.start):
                 best = (o.start - m.end, k)
             break
         k += 1
@@ -147,7 +169,7 @@ def _modified(mentions: list[Mention], sent_of: list[int], i: int, n: int) -> in
         if o.kind == ANATOMY and first_anatomy is None:
             first_anatomy = k
         elif o.kind == ABSENT:
-            break
+            return k  # "the right lung is clear": the side of what is absent
         prev_end = o.end
         k += 1
     if first_anatomy is not None and mentions[first_anatomy].start - m.end <= MODIFIER_GAP:
