@@ -60,7 +60,11 @@ def _rewrite(m: re.Match) -> str:
     if kind == "inum":
         return "\n"
     if kind == "nl":
-        return " " if _continues(m) else "\n"
+        if not _continues(m):
+            return "\n"
+        before = m.string[max(m.start() - 2, 0):m.start()]
+        # "age-\nindeterminate": a word hyphenated at the wrap is one word again
+        return "" if len(before) == 2 and before[0].isalpha() and before[1] == "-" else " "
     if kind == "ws":
         return " "
     if kind == "deid":

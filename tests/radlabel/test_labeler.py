@@ -317,3 +317,16 @@ def test_a_ctrl_c_while_a_worker_is_being_started_is_raised_once_the_start_is_do
             os.kill(os.getpid(), signal.SIGINT)  # the parent's ^C, mid-start
             done.append("started")  # the block still finishes: no half-started worker
     assert done == ["started"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("width", [30, 60])
+def test_hard_wrapped_reports_get_the_same_labels(labeler, sample, width):
+    """MIMIC-style line wrapping inside sentences must not change a label (headers stay on their lines)."""
+    import textwrap
+
+    def wrap(text):
+        return "\n".join("\n".join(textwrap.wrap(line, width)) for line in text.split("\n"))
+
+    plain = labeler.label_corpus(sample["report"])
+    wrapped = labeler.label_corpus(sample["report"].map(wrap))
+    pd.testing.assert_frame_equal(plain, wrapped)

@@ -35,6 +35,8 @@ def test_deid_tokens_and_punctuation():
         ("Increased right lower lobe\nopacity concerning for\npneumonia.",
          "Increased right lower lobe opacity concerning for pneumonia."),
         ("Heart normal\nLungs clear", "Heart normal\nLungs clear"),
+        ("An age-\nindeterminate fracture", "An age-indeterminate fracture"),
+        ("No effusion -\nsmall pneumothorax", "No effusion - small pneumothorax"),
         ("No effusion.\n\nno pneumothorax", "No effusion.\nno pneumothorax"),
         ("indication: cough\nfindings: no effusion", "indication: cough\nfindings: no effusion"),
         ("lungs are clear\nimpression\nnormal", "lungs are clear\nimpression\nnormal"),
