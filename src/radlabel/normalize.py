@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from radlabel.sections import is_header_line, starts_with_header
 
@@ -28,7 +29,7 @@ _PATTERN = re.compile(
         (?:(?:[-*\u2022\u00b7\u25aa\u25e6\u2023]|\(?\d{1,2}[.)](?!\d))[ \t]+)?)  # + a bullet / number opening the line
     |(?P<ws>[ \t\f\v\u00a0\u2000-\u200b\u3000]{2,}|[\t\f\v\u00a0\u2000-\u200b\u3000])  # odd/multiple spaces
     |(?P<deid>\bX{2,}\b)                                                      # de-identification token
-    |(?P<dots>\.{2,}|\u2026)                                                  # ellipses
+    |(?P<dots>(?:\.{2,}|\u2026)+)                                             # ellipses
     |(?P<glue>(?<=[a-z])\.(?=[A-Z][a-z]))                                     # "apex.There" -> "apex. There"
     |(?P<punct>[\u2018\u2019\u201a\u201b\u2032\u201c\u201d\u201e\u2033\u2010-\u2015\u2212])  # typographic
     |(?P<invisible>[\u00ad\u200c\u200d\u2060\ufeff]+)                           # soft hyphen, joiners, BOM
@@ -70,10 +71,9 @@ def _rewrite(m: re.Match) -> str:
     if kind == "deid":
         return "XXXX"
     if kind == "dots":
-        # "opacity... concerning for pneumonia" goes on; "No effusion...Small pneumothorax" is a new sentence
+        # a full stop; "opacity...concerning" gets the space it needs to stay two words
         after = m.string[m.end():m.end() + 1]
-        nxt = m.string[m.end():].lstrip()[:1]
-        return ("," if nxt.islower() else ".") + ("" if after.isspace() or not after else " ")
+        return "." if after.isspace() or not after else ". "
     if kind == "glue":
         return ". "
     if kind == "invisible":
@@ -84,17 +84,42 @@ def _rewrite(m: re.Match) -> str:
     return _PUNCT.get(ch, "-")
 
 
+# A line ending in one of these words goes on in the next line ("concerning for\npneumonia").
+_GOES_ON = frozenset(
+    "a an the of for with without to in on at by from into over within along and or nor but is are was were be "
+    "been as than that which this these there no not may might could can would should has have had its their "
+    "very more most less both either mild mildly small moderate moderately large right left bilateral upper "
+    "lower middle mid new increased decreased minimal slightly likely possibly probably concerning suspicious "
+    "consistent compatible suggestive representing due secondary related versus vs".split()
+)
+WRAP_WIDTH = 50  # a text whose longest line is at least this long may be wrapped at a fixed width
+
+
 def _continues(m: re.Match) -> bool:
-    """True for a hard wrap inside a sentence ("opacity concerning for\npneumonia"): one line break,
-    no bullet or number, and the next line goes on in lower case without looking like a header."""
+    """True for a hard wrap inside a sentence: one line break (no blank line, bullet or number), the next
+    line goes on in lower case and is no header, and this line either stops mid-phrase ("concerning
+    for\npneumonia") or fills the text's width ("...the right lower lobe\nopacity" in a report wrapped at
+    78 columns). A list of short lines, one finding each ("no pneumothorax\nsmall effusion"), keeps its breaks."""
     nl = m.group()
-    if nl.count("\n") + nl.count("\r") - nl.count("\r\n") != 1 or nl.strip():  # a blank line, a bullet
+    if nl.count("\n") + nl.count("\r") - nl.count("\r\n") != 1 or nl.strip():
         return False
     rest = m.string[m.end():m.end() + 40]
     if not rest[:1].islower() or starts_with_header(rest):
         return False
-    line = m.string[m.string.rfind("\n", 0, m.start()) + 1:m.start()]
-    return not is_header_line(line)  # ... nor does a header's own line ("IMPRESSION\nnormal")
+    text = m.string
+    line = text[max(text.rfind("\n", 0, m.start()), text.rfind("\r", 0, m.start())) + 1:m.start()]
+    if is_header_line(line):  # "IMPRESSION\nnormal"
+        return False
+    words = line.split()
+    if words and (words[-1].lower() in _GOES_ON or words[-1].endswith("-")):
+        return True
+    width = _longest_line(text)
+    return width >= WRAP_WIDTH and len(line.rstrip()) >= 0.75 * width
+
+
+@lru_cache(maxsize=1)
+def _longest_line(text: str) -> int:
+    return max(len(line.rstrip()) for line in re.split(r"\r\n?|\n", text))
 
 
 @dataclass
@@ -109,13 +134,16 @@ class Normalized:
     _orig_starts: list[int] = field(default_factory=list, repr=False)
     _orig_lens: list[int] = field(default_factory=list, repr=False)
 
-    def to_original(self, pos: int) -> int:
-        """Map a character offset in ``text`` (start or exclusive end) to ``original``."""
+    def to_original(self, pos: int, end: bool = False) -> int:
+        """Map a character offset in ``text`` to ``original``; ``end`` for an exclusive end, which stops
+        before characters the normalization dropped there ("Small\u00ad" ends at "l")."""
         if not self._norm_starts:
             return pos
         i = bisect_right(self._norm_starts, pos) - 1
         if i < 0:
             return pos
+        if end and i > 0 and self._norm_starts[i - 1] == pos == self._norm_starts[i]:
+            return self._orig_starts[i - 1]  # segment i - 1 was dropped: end before it
         delta = pos - self._norm_starts[i]
         olen = self._orig_lens[i]
         if olen < 0:

@@ -111,7 +111,7 @@ class Pipeline:
         secs = find_sections(ntext)
         sections: dict[str, list[list[int]]] = {}
         for s in secs:
-            sections.setdefault(s.name, []).append([to_orig(s.start), to_orig(s.end)])
+            sections.setdefault(s.name, []).append([to_orig(s.start), to_orig(s.end, end=True)])
         wanted = self.sections
         sent_spans: list[tuple[int, int]] = []
         sent_section: list[str] = []
@@ -121,7 +121,7 @@ class Pipeline:
                     sent_spans.append(span)
                     sent_section.append(s.name)
         doc = self._make_doc(ntext)
-        graph_sentences = [[to_orig(a), to_orig(b)] for a, b in sent_spans]
+        graph_sentences = [[to_orig(a), to_orig(b, end=True)] for a, b in sent_spans]
         if not sent_spans or not len(doc):
             return ReportGraph(text, _tokens(doc)[0], [], sections, graph_sentences)
         sent_starts = [a for a, _ in sent_spans]
@@ -174,7 +174,7 @@ class Pipeline:
             entities.append(
                 Entity(
                     id=ids[i], tokens=" ".join(tokens[s_ix : e_ix + 1]), label=label, start_ix=s_ix, end_ix=e_ix,
-                    char_start=to_orig(first.idx), char_end=to_orig(last.idx + len(last)),
+                    char_start=to_orig(first.idx), char_end=to_orig(last.idx + len(last), end=True),
                     section=sent_section[msent[i]], sentence=msent[i], relations=[],
                     classes=m.classes, modifier=m.kind == MODIFIER, assertion=assertion,
                 )

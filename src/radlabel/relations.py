@@ -30,6 +30,7 @@ LOCATION_GAP = 4  # tokens allowed between an observation and its anatomy ("in t
 MODIFIER_GAP = 2  # free tokens allowed between a modifier and what it modifies
 LINK_GAP = 6  # tokens allowed on each side of a suggestive_of phrase
 _LIST_WORDS = frozenset({",", "and", "or", "/", "and/or", "versus", "vs", "vs."})
+_SIDES = frozenset({"right", "left", "upper", "lower", "middle", "mid"})
 _JOINTS = frozenset({";", "and", "with", "but", "or", "while", "whereas", "although", "plus"})
 
 
@@ -148,6 +149,8 @@ def _crosses(doc: Doc | None, start: int, end: int, comma: bool = False) -> bool
         return False
     for i in range(start, end):
         w = doc[i].lower_
+        if w == "and" and 0 < i < len(doc) - 1 and doc[i - 1].lower_ in _SIDES and doc[i + 1].lower_ in _SIDES:
+            continue  # "at the right and left lung bases" is one place
         if w in _JOINTS or (comma and w == ","):
             return True
     return False

@@ -319,7 +319,7 @@ def test_a_ctrl_c_while_a_worker_is_being_started_is_raised_once_the_start_is_do
     assert done == ["started"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-@pytest.mark.parametrize("width", [30, 60])
+@pytest.mark.parametrize("width", [60, 78])
 def test_hard_wrapped_reports_get_the_same_labels(labeler, sample, width):
     """MIMIC-style line wrapping inside sentences must not change a label (headers stay on their lines)."""
     import textwrap

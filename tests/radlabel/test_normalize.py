@@ -21,19 +21,29 @@ def test_decimals_are_not_numbering():
 
 def test_deid_tokens_and_punctuation():
     n = normalize("XXXXX-year-old \u201cclear\u201d lungs\u2026 apex.There is")
-    assert n.text == 'XXXX-year-old "clear" lungs, apex. There is'
+    assert n.text == 'XXXX-year-old "clear" lungs. apex. There is'
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        # an ellipsis before lower case goes on with the sentence, before upper case it ends it
-        ("Right lower lobe opacity\u2026concerning for pneumonia.", "Right lower lobe opacity, concerning for pneumonia."),
-        ("Opacity... concerning for pneumonia.", "Opacity, concerning for pneumonia."),
+        # an ellipsis (or a run of them) ends a sentence, and keeps the words either side apart
+        ("Right lower lobe opacity\u2026concerning for pneumonia.", "Right lower lobe opacity. concerning for pneumonia."),
+        ("Pleural effusion\u2026\u2026small.", "Pleural effusion. small."),
         ("No effusion...Small pneumothorax.", "No effusion. Small pneumothorax."),
-        # a hard wrap inside a sentence is a space; a new line in capitals, a list or a header is not
-        ("Increased right lower lobe\nopacity concerning for\npneumonia.",
+        # a hard wrap inside a sentence is a space: the line stops mid-phrase, or fills a wrapped text's width
+        ("Increased right lower lobe opacity concerning for\npneumonia.",
          "Increased right lower lobe opacity concerning for pneumonia."),
+        ("The right lower lobe shows a patchy airspace opacity which has increased in\nsize since the prior study.",
+         "The right lower lobe shows a patchy airspace opacity which has increased in size since the prior study."),
+        ("There is a moderate right pleural effusion and adjacent compressive lower\nlobe atelectasis, unchanged.\n",
+         "There is a moderate right pleural effusion and adjacent compressive lower lobe atelectasis, unchanged.\n"),
+        # ... but a list of short lines, one finding each, keeps its breaks (lower case or not, LF, CRLF, CR)
+        ("IMPRESSION:\nno pneumothorax\nsmall left pleural effusion", "IMPRESSION:\nno pneumothorax\nsmall left pleural effusion"),
+        ("No pneumothorax\r\nsmall left pleural effusion", "No pneumothorax\nsmall left pleural effusion"),
+        ("Findings\rno pneumothorax\rsmall effusion", "Findings\nno pneumothorax\nsmall effusion"),
+        ("no acute cardiopulmonary abnormality\nmild degenerative changes of the thoracic spine",
+         "no acute cardiopulmonary abnormality\nmild degenerative changes of the thoracic spine"),
         ("Heart normal\nLungs clear", "Heart normal\nLungs clear"),
         ("An age-\nindeterminate fracture", "An age-indeterminate fracture"),
         ("No effusion -\nsmall pneumothorax", "No effusion - small pneumothorax"),
@@ -78,3 +88,10 @@ def test_long_runs_are_cut_and_still_map():
     assert max(len(w) for w in n.text.split()) <= 100
     assert n.text.replace(" ", "") == text.replace(" ", "")
     assert text[n.to_original(n.text.index("b"))] == "b"
+
+
+def test_an_end_offset_stops_before_dropped_characters():
+    n = normalize("Small\u00ad left")
+    assert n.text == "Small left"
+    assert n.to_original(5, end=True) == 5  # "Small" ends before the soft hyphen
+    assert n.to_original(5) == 6  # ... while " left" starts after it

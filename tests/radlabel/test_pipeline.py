@@ -155,6 +155,9 @@ def test_chestxray14_schema():
         ("Resolution of previously seen right lower lobe infiltrate.", "Infiltration", 0.0),
         # a hard wrap and an ellipsis do not cut the hedge off
         ("Increased right lower lobe\nopacity concerning for\npneumonia.", "Pneumonia", -1.0),
+        # a list of one finding per line keeps its line breaks: the negation stays on its line
+        ("IMPRESSION:\nno pneumothorax\nsmall left pleural effusion", "Effusion", 1.0),
+        ("No effusion\npneumonia in the right lower lobe", "Pneumonia", 1.0),
         ("Right lower lobe opacity\u2026concerning for pneumonia.", "Pneumonia", -1.0),
     ],
 )

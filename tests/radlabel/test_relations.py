@@ -79,6 +79,7 @@ def _edges(text):
          ("effusion", "located_at", "right base"), ("atelectasis", "located_at", "right base")),
         # a side word before an absent phrase qualifies it (and shares its label)
         ("The right lung is clear.", ("right", "modify", "lung is clear"), None),
+        ("Atelectasis at the right and left lung bases.", ("atelectasis", "located_at", "left lung bases"), None),
         ("Compared to prior, the opacity has increased.", ("increased", "modify", "opacity"),
          ("prior", "modify", "opacity")),
     ],
