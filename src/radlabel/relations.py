@@ -30,6 +30,7 @@ LOCATION_GAP = 4  # tokens allowed between an observation and its anatomy ("in t
 MODIFIER_GAP = 2  # free tokens allowed between a modifier and what it modifies
 LINK_GAP = 6  # tokens allowed on each side of a suggestive_of phrase
 _LIST_WORDS = frozenset({",", "and", "or", "/", "and/or", "versus", "vs", "vs."})
+_PLACE_WORDS = frozenset({"in", "at", "within", "along", "over", "throughout", "near"})
 _SIDES = frozenset({"right", "left", "upper", "lower", "middle", "mid"})
 _JOINTS = frozenset({";", "and", "with", "but", "or", "while", "whereas", "although", "plus"})
 
@@ -136,11 +137,28 @@ def _nearest_anatomy(mentions: list[Mention], sent_of: list[int], i: int, doc: D
         if m.start - o.end > LOCATION_GAP or o.kind in _OBS or o.kind == ABSENT:
             break
         if o.kind == ANATOMY:
-            if (best is None or m.start - o.end <= best[0]) and not _crosses(doc, o.end, m.start, comma=True):
+            # a place fronted at the clause start reaches over its comma ("In the left lower lobe, there is ...")
+            ok = not _crosses(doc, o.end, m.start, comma=True) or (
+                not _crosses(doc, o.end, m.start) and _fronted(mentions, sent_of, k, doc))
+            if (best is None or m.start - o.end <= best[0]) and ok:
                 best = (m.start - o.end, k)
             break
         k -= 1
     return None if best is None else best[1]
+
+
+def _fronted(mentions: list[Mention], sent_of: list[int], k: int, doc: Doc | None) -> bool:
+    """True when anatomy `k` (or the "and" list it ends) opens its clause after a preposition ("At the left
+    base, atelectasis"; "in the left lower lobe and lingula, there is ...")."""
+    if doc is None:
+        return False
+    listed = _listed(mentions, sent_of, k, doc, (ANATOMY,), step=-1)
+    i = mentions[listed[-1] if listed else k].start - 1
+    if i >= 0 and doc[i].lower_ == "the":
+        i -= 1
+    if i < 0 or doc[i].lower_ not in _PLACE_WORDS:
+        return False
+    return i == 0 or doc[i - 1].is_space or doc[i - 1].text in (".", ";", ":")
 
 
 def _crosses(doc: Doc | None, start: int, end: int, comma: bool = False) -> bool:

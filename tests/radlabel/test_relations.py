@@ -80,6 +80,11 @@ def _edges(text):
         # a side word before an absent phrase qualifies it (and shares its label)
         ("The right lung is clear.", ("right", "modify", "lung is clear"), None),
         ("Atelectasis at the right and left lung bases.", ("atelectasis", "located_at", "left lung bases"), None),
+        # a place fronted at the clause start reaches over its comma
+        ("In the left lower lobe and lingula, there is consolidation.",
+         ("consolidation", "located_at", "left lower lobe"), None),
+        ("At the left base, atelectasis; at the right base, effusion.",
+         ("effusion", "located_at", "right base"), ("atelectasis", "located_at", "right base")),
         ("Compared to prior, the opacity has increased.", ("increased", "modify", "opacity"),
          ("prior", "modify", "opacity")),
     ],
