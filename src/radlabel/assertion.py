@@ -145,9 +145,7 @@ class ContextEngine:
         # does not overlap it
         keep.extend(Trigger(i, i + 1, _CLAUSE_BREAK) for i in set(breaks) if i not in taken)
         keep.sort(key=lambda t: t.start)
-        links = _longest_first(links)[0] if links else links
-        links.sort(key=lambda t: t.start)
-        return keep, links
+        return keep, sorted(_longest_first(links)[0], key=lambda t: t.start)
 
     def _present_breaks(self, doc: Doc, ends: list[Trigger], taken: set[int]) -> list[int]:
         """Breaks at the comma before a finding that a present word follows ("no effusion, pneumonia present"),

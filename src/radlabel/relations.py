@@ -36,12 +36,14 @@ _JOINTS = frozenset({";", "and", "with", "but", "or", "while", "whereas", "altho
 
 
 def find_relations(
-    mentions: list[Mention], sent_of: list[int], triggers: list[Trigger], trig_sent: list[int],
+    mentions: list[Mention], sent_of: list[int], links: list[Trigger], link_sent: list[int],
     doc: Doc | None = None,
 ) -> list[tuple[int, str, int]]:
     """Relations as ``(source_index, relation, target_index)`` into ``mentions`` (in token order).
 
-    ``doc``: the tokens the mentions index, to see commas and clause joints between them.
+    ``links``: the phrases that link two observations ("concerning for"; the second list of
+    ``ContextEngine.triggers_and_links``), ``link_sent`` their sentences. ``doc``: the tokens the mentions
+    index, to see commas and clause joints between them.
     """
     rels: list[tuple[int, str, int]] = []
     n = len(mentions)
@@ -59,11 +61,9 @@ def find_relations(
             j = _modified(mentions, sent_of, i, n)
             if j is not None:
                 rels.append((i, MODIFY, j))
-    if triggers:
+    if links:
         starts = [m.start for m in mentions]
-        for t, ts in zip(triggers, trig_sent, strict=True):
-            if ("suggestive",) not in t.roles:
-                continue
+        for t, ts in zip(links, link_sent, strict=True):
             k = bisect_left(starts, t.end)
             a = _obs_before(mentions, sent_of, k - 1, t.start, ts)
             b = _obs_after(mentions, sent_of, k, t.end, ts)
