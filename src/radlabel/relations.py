@@ -80,20 +80,25 @@ def _listed(mentions: list[Mention], sent_of: list[int], i: int, doc: Doc | None
     out: list[int] = []
     if doc is None:
         return out
-    last, k = mentions[i], i + step
+    edge = mentions[i].end if step > 0 else mentions[i].start  # where the words still to check begin
+    joined = False  # a list word since the last item ("or" in "atelectasis or small effusion")
+    k = i + step
     while 0 <= k < len(mentions) and sent_of[k] == sent_of[i]:
         o = mentions[k]
-        if o.kind == MODIFIER:
-            k += step
-            continue
-        a, b = (last.end, o.start) if step > 0 else (o.end, last.start)
+        a, b = (edge, o.start) if step > 0 else (o.end, edge)
         gap = [doc[j].lower_ for j in range(a, b)]
-        if o.kind not in kinds or not gap or any(w not in _LIST_WORDS for w in gap):
+        if any(w not in _LIST_WORDS for w in gap):
             break
-        if step > 0 and o.kind == ANATOMY and _owned_by_next(mentions, sent_of, k):
-            break  # "effusion at the right base and left lower lobe atelectasis"
-        out.append(k)
-        last, k = o, k + step
+        joined = joined or bool(gap)
+        edge = o.end if step > 0 else o.start
+        if o.kind != MODIFIER:
+            if o.kind not in kinds or not joined:
+                break
+            if step > 0 and o.kind == ANATOMY and _owned_by_next(mentions, sent_of, k):
+                break  # "effusion at the right base and left lower lobe atelectasis"
+            out.append(k)
+            joined = False
+        k += step
     return out
 
 

@@ -67,6 +67,7 @@ def _edges(text):
         # every alternative, every joined place
         ("Left retrocardiac opacity, which could represent atelectasis or consolidation.",
          ("opacity", "suggestive_of", "consolidation"), None),
+        ("Opacity may represent atelectasis or small effusion.", ("opacity", "suggestive_of", "effusion"), None),
         ("Atelectasis in the right lower lobe and left lower lobe.",
          ("atelectasis", "located_at", "left lower lobe"), None),
         ("Opacity in the right lower lobe and effusion at the left base.",
