@@ -58,6 +58,10 @@ def _add_sections(p: argparse.ArgumentParser) -> None:
                         "(default: findings,impression; history and indication never should)")
 
 
+INPUT_HELP = ("reports file (.csv .tsv .jsonl .parquet), or a folder of .txt reports (searched recursively; "
+              "read as columns `path`, relative to the folder, and `report`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     from radlabel import __version__
@@ -71,16 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("label", help="label a corpus file (csv, tsv, jsonl, parquet)",
+    p = sub.add_parser("label", help="label a corpus (csv, tsv, jsonl, parquet, or a folder of .txt reports)",
                        description="Label every report of INPUT and write OUTPUT (format by extension: .csv "
                                    ".tsv .jsonl .parquet): the id column first, one column per schema class "
                                    "valued 1 / 0 / -1 / empty, then an `error` column (empty when fine). "
                                    "Streams in chunks with bounded memory and keeps the input order.")
-    p.add_argument("input", metavar="INPUT", help="reports file (.csv .tsv .jsonl .parquet)")
+    p.add_argument("input", metavar="INPUT", help=INPUT_HELP)
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="labels file to write (atomically)")
     p.add_argument("--text-column", default="report", metavar="COL", help="column holding the report text (default: %(default)s)")
     p.add_argument("--id-column", default=None, metavar="ID",
-                   help="column copied to the output as the row id (default: a generated `row` 0..n-1)")
+                   help="column copied to the output as the row id (default: `path` for a folder of reports, "
+                        "else a generated `row` 0..n-1)")
     _add_schema(p)
     _add_sections(p)
     p.add_argument("--graphs", metavar="GRAPHS.jsonl",
@@ -119,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "of graph entities and verbs, findings-vs-impression similarity "
                                    "|A∩B| / max(|A|,|B|) over noun phrases, verbs and entities, and (with "
                                    "--labels) class prevalence, label cardinality and density.")
-    p.add_argument("input", metavar="INPUT", help="reports file (.csv .tsv .jsonl .parquet)")
+    p.add_argument("input", metavar="INPUT", help=INPUT_HELP)
     p.add_argument("--text-column", default="report", metavar="COL", help="column holding the report text (default: %(default)s)")
     p.add_argument("--labels", metavar="LABELS", help="labels file (as written by `radlabel label`) for prevalence")
     _add_schema(p)

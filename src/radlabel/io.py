@@ -1,6 +1,8 @@
 """Streaming table I/O by file extension (.csv .tsv .jsonl .parquet) with atomic writes.
 
 Readers yield DataFrame chunks so a corpus of millions of reports is never held in memory at once;
+a folder of ``.txt`` reports (MIMIC-CXR's ``files/p10/p10000032/s50414267.txt``) reads as a table
+with a ``path`` column (relative to the folder) and a ``report`` column;
 writers append chunk by chunk to a temporary file beside the target and `os.replace` it into place
 only when everything was written, so an interrupted run (error, Ctrl-C) leaves no partial output.
 """
@@ -24,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
 DEFAULT_CHUNKSIZE = 10_000
+#: The columns of a folder of text reports: the file's path relative to the folder, and its text.
+FOLDER_COLUMNS = ("path", "report")
 
 
 def table_format(path: str | os.PathLike) -> str:
@@ -58,6 +62,8 @@ def missing_column_error(column: str, available: Sequence[str], where: str) -> R
 def read_columns(path: str | os.PathLike) -> list[str]:
     """Column names of a table file without reading its rows (first line for JSONL)."""
     path = Path(path)
+    if path.is_dir():
+        return list(FOLDER_COLUMNS)
     fmt = table_format(path)
     _check_readable(path)
     try:
@@ -96,9 +102,14 @@ def iter_table(
     empty cells become NaN.
     """
     path = Path(path)
-    fmt = table_format(path)
     if chunksize < 1:
         raise RadlabelError(f"chunksize must be a positive number of rows, got {chunksize}.")
+    if path.is_dir():
+        for col in columns or []:
+            if col not in FOLDER_COLUMNS:
+                raise missing_column_error(col, FOLDER_COLUMNS, f"the report folder {str(path)!r}")
+        return _iter_folder(path, list(dict.fromkeys(columns or FOLDER_COLUMNS)), report_files(path), chunksize)
+    fmt = table_format(path)
     available = read_columns(path)
     wanted = list(dict.fromkeys(columns)) if columns is not None else None
     # A file with no header and no rows (0 bytes, or JSONL without a line) is an empty table.
@@ -132,6 +143,47 @@ def _iter_rows(path: Path, fmt: str, wanted: list[str] | None, has_columns: bool
         raise
     except Exception as exc:
         raise RadlabelError(f"Could not read {str(path)!r} as {fmt}: {type(exc).__name__}: {exc}.") from exc
+
+
+def report_files(folder: str | os.PathLike) -> list[str]:
+    """Every ``*.txt`` file under `folder` as a path relative to it (with ``/``), hidden files and
+    folders left out, in path order. ``os.walk`` lists MIMIC-CXR's 227k reports about 3x faster than
+    ``Path.rglob``."""
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        rel = os.path.relpath(dirpath, folder)
+        prefix = "" if rel == os.curdir else rel.replace(os.sep, "/") + "/"
+        found += [prefix + f for f in filenames if f.lower().endswith(".txt") and not f.startswith(".")]
+    if not found:
+        raise RadlabelError(f"The folder {str(folder)!r} holds no .txt report files (searched its subfolders too); "
+                            f"give a folder of .txt reports or a table file ({', '.join(FORMATS)}).")
+    found.sort()
+    return found
+
+
+def _read_report(file: Path) -> str | None:
+    """A report file's text: UTF-8 (a BOM dropped), else Windows-1252; None when it cannot be read."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        logger.warning("could not read %s (%s): its row has no report", file, exc.strerror or exc)
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Reports exported on Windows; undecodable bytes become U+FFFD, which marks binary files as such.
+        logger.warning("%s is not UTF-8; read as Windows-1252", file)
+        return data.decode("cp1252", errors="replace")
+
+
+def _iter_folder(folder: Path, wanted: list[str], files: list[str], chunksize: int) -> Iterator[pd.DataFrame]:
+    for start in range(0, len(files), chunksize):
+        part = files[start:start + chunksize]
+        columns = {"path": part}
+        if "report" in wanted:
+            columns["report"] = [_read_report(folder / rel) for rel in part]
+        yield pd.DataFrame({c: columns[c] for c in wanted}, columns=wanted)
 
 
 def _iter_jsonl(path: Path, wanted: list[str] | None, chunksize: int) -> Iterator[pd.DataFrame]:

@@ -30,7 +30,14 @@ from tqdm.auto import tqdm
 
 from radlabel.aggregate import aggregate
 from radlabel.errors import RadlabelError
-from radlabel.io import DEFAULT_CHUNKSIZE, AtomicWriter, iter_table, missing_column_error, table_format
+from radlabel.io import (
+    DEFAULT_CHUNKSIZE,
+    AtomicWriter,
+    iter_table,
+    missing_column_error,
+    report_files,
+    table_format,
+)
 from radlabel.pipeline import Pipeline, check_sections, get_pipeline
 from radlabel.schema import load_schema
 
@@ -332,6 +339,8 @@ class Labeler:
         if Path(output).resolve() == Path(input).resolve():
             raise RadlabelError(f"Output {str(output)!r} is the input file; choose another output path.")
         jobs = self._check_jobs(jobs)
+        if id_column is None and Path(input).is_dir():
+            id_column = "path"  # a folder of .txt reports: each row is named by its file
         columns = [text_column] + ([id_column] if id_column and id_column != text_column else [])
         chunks = iter_table(input, columns=columns, chunksize=chunksize)
         out_id = id_column or ROW_COLUMN
@@ -404,7 +413,10 @@ def _maybe_writer(path: str | os.PathLike | None):
 
 
 def _row_count_hint(path: str | os.PathLike) -> int | None:
-    """Rows in a parquet file from its metadata (cheap); None for text formats (unknown total)."""
+    """Rows in a parquet file from its metadata (cheap) or files in a report folder; None for text
+    formats (unknown total)."""
+    if Path(path).is_dir():
+        return len(report_files(path))  # listing names only: about 1 s for MIMIC-CXR's 227k reports
     if table_format(path) == "parquet":
         import pyarrow.parquet as pq
 

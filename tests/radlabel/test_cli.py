@@ -50,6 +50,18 @@ def test_label_command(tmp_path, reports, capsys):
     assert "labeled 3 reports" in capsys.readouterr().err
 
 
+def test_label_and_stats_read_a_folder_of_text_reports(tmp_path, capsys):
+    (tmp_path / "reports" / "p1").mkdir(parents=True)
+    (tmp_path / "reports" / "p1" / "s1.txt").write_text("IMPRESSION: Large right pneumothorax.")
+    (tmp_path / "reports" / "s2.txt").write_text("IMPRESSION: No pneumothorax.")
+    out = tmp_path / "labels.csv"
+    assert main(["label", str(tmp_path / "reports"), "-o", str(out), "--no-progress"]) == 0
+    df = read_table(out)
+    assert df["path"].tolist() == ["p1/s1.txt", "s2.txt"] and df["Pneumothorax"].tolist() == ["1", "0"]
+    assert main(["stats", str(tmp_path / "reports"), "--no-progress"]) == 0
+    assert "pneumothorax" in capsys.readouterr().out
+
+
 def test_label_sections_all(tmp_path, capsys):
     src = write_table(pd.DataFrame({"report": ["HISTORY: Pneumothorax.\nFINDINGS: Lungs are clear."]}),
                       tmp_path / "r.csv")

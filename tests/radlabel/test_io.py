@@ -14,6 +14,7 @@ from radlabel.io import (
     iter_table,
     read_columns,
     read_table,
+    report_files,
     table_format,
     write_table,
 )
@@ -56,8 +57,8 @@ def test_unknown_extension_and_missing_file(tmp_path):
         table_format(tmp_path / "a.xlsx")
     with pytest.raises(RadlabelError, match="does not exist"):
         read_table(tmp_path / "nope.csv")
-    with pytest.raises(RadlabelError, match="is not a file"):
-        read_columns(_mkdir(tmp_path / "d.csv"))
+    with pytest.raises(RadlabelError, match="holds no .txt report files"):  # a folder is read as reports
+        read_table(_mkdir(tmp_path / "d.csv"))
 
 
 def _mkdir(p):
@@ -138,3 +139,57 @@ def test_empty_jsonl_has_no_rows_even_with_columns_requested(tmp_path):
     p = tmp_path / "e.jsonl"
     p.write_text("\n")
     assert list(iter_table(p, columns=["report"])) == []
+
+
+@pytest.fixture
+def report_folder(tmp_path):
+    """A MIMIC-CXR-like folder of .txt reports, with files that must be left out."""
+    root = tmp_path / "files"
+    for rel, data in {
+        "p10/p10000032/s2.txt": b"FINDINGS: No effusion.\n",
+        "p10/p10000032/s10.txt": "\ufeffIMPRESSION: Small effusion.".encode(),  # a BOM
+        "p11/s3.txt": "IMPRESSION: Pneumonia \u2013 right base.".encode("cp1252"),  # not UTF-8
+        "p11/notes.csv": b"not a report",
+        "p11/.hidden/s4.txt": b"hidden",
+        ".git/s5.txt": b"hidden",
+    }.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return root
+
+
+def test_a_folder_of_text_reports_reads_as_path_and_report(report_folder, caplog):
+    assert read_columns(report_folder) == ["path", "report"]
+    with caplog.at_level("WARNING", logger="radlabel.io"):
+        got = read_table(report_folder)
+    # path order, hidden files and other extensions left out, BOM dropped, Windows-1252 decoded
+    assert got["path"].tolist() == ["p10/p10000032/s10.txt", "p10/p10000032/s2.txt", "p11/s3.txt"]
+    assert got["report"].tolist() == ["IMPRESSION: Small effusion.", "FINDINGS: No effusion.\n",
+                                      "IMPRESSION: Pneumonia \u2013 right base."]
+    assert "s3.txt is not UTF-8" in caplog.text
+    chunks = list(iter_table(report_folder, columns=["path"], chunksize=2))
+    assert [list(c.columns) for c in chunks] == [["path"], ["path"]] and [len(c) for c in chunks] == [2, 1]
+    assert report_files(report_folder) == got["path"].tolist()
+
+
+def test_a_report_folder_names_its_columns_and_refuses_an_empty_folder(report_folder, tmp_path):
+    with pytest.raises(RadlabelError, match=r"Column 'text' not found in the report folder .*'path', 'report'"):
+        iter_table(report_folder, columns=["text"])
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(RadlabelError, match=r"holds no \.txt report files .*\.csv, \.tsv"):
+        iter_table(tmp_path / "empty")
+
+
+def test_an_unreadable_report_file_keeps_its_row(report_folder, monkeypatch, caplog):
+    real = type(report_folder).read_bytes
+
+    def read_bytes(self):
+        if self.name == "s2.txt":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(type(report_folder), "read_bytes", read_bytes)
+    with caplog.at_level("WARNING", logger="radlabel.io"):
+        got = read_table(report_folder)
+    assert len(got) == 3 and got["report"].isna().tolist() == [False, True, False]
+    assert "s2.txt (Permission denied)" in caplog.text

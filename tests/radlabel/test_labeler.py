@@ -161,6 +161,23 @@ def test_label_file_parallel_order_and_generated_row_ids(labeler, tmp_path):
     assert got["Pneumothorax"].tolist()[4:8] == ["1", "0", np.nan, "-1"]
 
 
+def test_label_file_reads_a_folder_of_text_reports(labeler, tmp_path):
+    root = tmp_path / "files"
+    (root / "p1").mkdir(parents=True)
+    (root / "p1" / "s1.txt").write_text("IMPRESSION: Large right pneumothorax.")
+    (root / "p1" / "s2.txt").write_text("")
+    (root / "s3.txt").write_text("No pneumothorax.")
+    summary = labeler.label_file(root, tmp_path / "out.csv", graphs=tmp_path / "g.jsonl")
+    assert summary["rows"] == 3 and summary["errors"] == 1
+    got = read_table(tmp_path / "out.csv")
+    # each row is named by its file, in path order, the empty one kept with its error
+    assert got["path"].tolist() == ["p1/s1.txt", "p1/s2.txt", "s3.txt"]
+    assert got["Pneumothorax"].tolist() == ["1", np.nan, "0"]
+    assert got["error"].fillna("").tolist() == ["", "empty report", ""]
+    ids = [json.loads(line)["id"] for line in (tmp_path / "g.jsonl").read_text().splitlines()]
+    assert ids == ["p1/s1.txt", "p1/s2.txt", "s3.txt"]
+
+
 def test_label_file_user_errors(labeler, sample, tmp_path):
     src = write_table(sample, tmp_path / "in.csv")
     with pytest.raises(RadlabelError, match="did you mean 'report'"):
