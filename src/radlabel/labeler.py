@@ -12,6 +12,7 @@ import logging
 import math
 import multiprocessing
 import os
+import re
 import signal
 import threading
 from collections import deque
@@ -58,6 +59,10 @@ ERR_TRUNCATED = "truncated to the first {} characters"
 ERROR_COLUMN = "error"
 ROW_COLUMN = "row"
 
+# Control characters other than whitespace, DEL and U+FFFD (what undecodable bytes become).
+_NOT_TEXT = re.compile("[\x00-\x08\x0e-\x1f\x7f\ufffd]")
+
+
 def _check_text(value: Any, max_chars: int) -> tuple[str | None, str]:
     """(text to label or None, error note) for one raw cell; never raises."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT:
@@ -68,8 +73,7 @@ def _check_text(value: Any, max_chars: int) -> tuple[str | None, str]:
         return None, ERR_EMPTY
     head = value[:4096]
     # NUL bytes, many control characters or U+FFFD (undecodable bytes) mean a binary blob, not a report.
-    bad = sum(1 for ch in head if (ch < " " and ch not in "\t\n\r\f\v") or ch in "\x7f\ufffd")
-    if "\x00" in head or bad > 0.1 * len(head):
+    if "\x00" in head or len(_NOT_TEXT.findall(head)) > 0.1 * len(head):
         return None, ERR_BINARY
     if len(value) > max_chars:
         return value[:max_chars], ERR_TRUNCATED.format(max_chars)

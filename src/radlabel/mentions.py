@@ -156,7 +156,7 @@ def non_overlapping(spans: list, key) -> tuple[list, set[int]]:
     keep = []
     for m in sorted(spans, key=key):
         r = range(m.start, m.end)
-        if any(i in taken for i in r):
+        if not taken.isdisjoint(r):  # in C: about twice as fast as any() over the range
             continue
         taken.update(r)
         keep.append(m)
