@@ -22,7 +22,9 @@ __all__ = ["Normalized", "normalize"]
 # (earlier alternatives win at the same position).
 _PATTERN = re.compile(
     r"""
-    (?=[\s\-*\u2022\u00b7\u25aa\u25e6\u2023(\dX.\u2026\u2018-\u2033\u2212\u00a0\u3000\u00ad\u200c\u200d\u2060\ufeff\uff01-\uff5e])  # cheap guard
+    # cheap guard: a plain space starts a match only before more space, a bullet, "(" or a digit
+    (?=[^\S\ ]|\ [\s(\d\-*\u2022\u00b7\u25aa\u25e6\u2023\u200b]
+       |[\-*\u2022\u00b7\u25aa\u25e6\u2023(\dX.\u2026\u2018-\u2033\u2212\u00a0\u3000\u00ad\u200c\u200d\u2060\ufeff\uff01-\uff5e])
     (?:(?P<item>^[ \t]*(?:[-*\u2022\u00b7\u25aa\u25e6\u2023]|\(?\d{1,2}[.)](?!\d))[ \t]+)  # bullet / number opening the text
     |(?P<inum>(?<=[.:;])[ \t]+\(?\d{1,2}[.)](?![\d.])[ \t]+(?=[A-Za-z]))      # ". 2. Next item" inline numbering
     |(?P<nl>[ \t]*(?:\r\n?|\n)[ \t\r\n\f\v]*                                 # newlines (+ blank lines)
