@@ -197,9 +197,9 @@ def _graph_table(graph) -> str:
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     from radlabel.evaluate import evaluate, summary
-    from radlabel.io import read_table, write_table
+    from radlabel.io import read_label_table, write_table
 
-    pred, gold = read_table(a.pred), read_table(a.gold)
+    pred, gold = read_label_table(a.pred), read_label_table(a.gold)
     classes = None
     if a.schema is not None:
         from radlabel.schema import load_schema

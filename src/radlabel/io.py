@@ -9,10 +9,12 @@ only when everything was written, so an interrupted run (error, Ctrl-C) leaves n
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import json
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -59,12 +61,29 @@ def missing_column_error(column: str, available: Sequence[str], where: str) -> R
     return RadlabelError(f"Column {column!r} not found in {where}{hint}; available columns: {shown or 'none'}.")
 
 
+def _input_format(path: Path) -> str:
+    """The format of an input: "folder" for a folder of reports, else the table format by extension."""
+    if path.is_dir():
+        return "folder"
+    if not path.exists():
+        raise RadlabelError(f"Input {str(path)!r} does not exist; give a table file ({', '.join(FORMATS)}) "
+                            f"or a folder of .txt reports.")
+    if path.suffix.lower() == ".txt":
+        raise RadlabelError(f"{str(path)!r} is a single report; give the folder that holds the .txt reports "
+                            f"(`radlabel parse --file` shows one report's graph).")
+    try:
+        return table_format(path)
+    except RadlabelError:
+        raise RadlabelError(f"Unsupported file extension {path.suffix or '(none)'!r} for {str(path)!r}; give a "
+                            f"table file ({', '.join(FORMATS)}) or a folder of .txt reports.") from None
+
+
 def read_columns(path: str | os.PathLike) -> list[str]:
     """Column names of a table file without reading its rows (first line for JSONL)."""
     path = Path(path)
-    if path.is_dir():
+    fmt = _input_format(path)
+    if fmt == "folder":
         return list(FOLDER_COLUMNS)
-    fmt = table_format(path)
     _check_readable(path)
     try:
         if fmt in ("csv", "tsv"):
@@ -95,7 +114,7 @@ def iter_table(
     columns: Sequence[str] | None = None,
     chunksize: int = DEFAULT_CHUNKSIZE,
 ) -> Iterator[pd.DataFrame]:
-    """Yield the rows of a table file in order, `chunksize` rows at a time.
+    """Yield the rows of a table file (or of a folder of .txt reports) in order, `chunksize` rows at a time.
 
     `columns` restricts what is read (and must exist: a missing one is a RadlabelError naming the
     available columns). CSV/TSV cells are read as strings so ids such as "00123" keep their form;
@@ -104,11 +123,8 @@ def iter_table(
     path = Path(path)
     if chunksize < 1:
         raise RadlabelError(f"chunksize must be a positive number of rows, got {chunksize}.")
-    if path.is_dir():
-        for col in columns or []:
-            if col not in FOLDER_COLUMNS:
-                raise missing_column_error(col, FOLDER_COLUMNS, f"the report folder {str(path)!r}")
-        return _iter_folder(path, list(dict.fromkeys(columns or FOLDER_COLUMNS)), report_files(path), chunksize)
+    if _input_format(path) == "folder":
+        return iter_report_folder(path, report_files(path), columns, chunksize)
     fmt = table_format(path)
     available = read_columns(path)
     wanted = list(dict.fromkeys(columns)) if columns is not None else None
@@ -146,41 +162,99 @@ def _iter_rows(path: Path, fmt: str, wanted: list[str] | None, has_columns: bool
 
 
 def report_files(folder: str | os.PathLike) -> list[str]:
-    """Every ``*.txt`` file under `folder` as a path relative to it (with ``/``), hidden files and
-    folders left out, in path order. ``os.walk`` lists MIMIC-CXR's 227k reports about 3x faster than
-    ``Path.rglob``."""
+    """Every ``*.txt`` file under `folder` as a path relative to it (with ``/``; a name that is not
+    UTF-8 keeps its undecodable bytes as surrogates, so the file can still be opened), hidden files and
+    folders left out, in path order. Folder links are followed, each real folder once (no loops); a
+    folder that cannot be listed is named in a warning. ``os.walk`` lists MIMIC-CXR's 227k reports
+    about 3x faster than ``Path.rglob``."""
+    top = os.fspath(folder)
+    failed: list[OSError] = []
+    seen = {_identity(top)}
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        rel = os.path.relpath(dirpath, folder)
+    for dirpath, dirnames, filenames in os.walk(top, onerror=failed.append, followlinks=True):
+        kept = []
+        for d in dirnames:
+            if d.startswith("."):
+                continue
+            ident = _identity(os.path.join(dirpath, d))
+            if ident is not None and ident not in seen:  # a link to a folder already walked: once is enough
+                seen.add(ident)
+                kept.append(d)
+        dirnames[:] = kept
+        rel = os.path.relpath(dirpath, top)
         prefix = "" if rel == os.curdir else rel.replace(os.sep, "/") + "/"
         found += [prefix + f for f in filenames if f.lower().endswith(".txt") and not f.startswith(".")]
+    for err in failed:
+        if os.path.normpath(err.filename or "") == os.path.normpath(top):
+            raise RadlabelError(f"Cannot list the folder {_shown(top)!r}: {err.strerror or err}.")
+        logger.warning("cannot list %s (%s): its reports are left out", _shown(str(err.filename)), err.strerror or err)
     if not found:
-        raise RadlabelError(f"The folder {str(folder)!r} holds no .txt report files (searched its subfolders too); "
+        raise RadlabelError(f"The folder {_shown(top)!r} holds no .txt report files (searched its subfolders too); "
                             f"give a folder of .txt reports or a table file ({', '.join(FORMATS)}).")
     found.sort()
     return found
 
 
-def _read_report(file: Path) -> str | None:
-    """A report file's text: UTF-8 (a BOM dropped), else Windows-1252; None when it cannot be read."""
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the folder a path leads to; None when it cannot be reached."""
     try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _shown(path: str) -> str:
+    """A path as writable text: the bytes of a file name that is not UTF-8 as \\xNN escapes."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _read_report(file: Path) -> str | None:
+    """A report file's text: UTF-8, or UTF-16 / UTF-8 by its byte-order mark, else Windows-1252; None
+    (with a warning) for what is not a readable regular file (a FIFO would block the run)."""
+    try:
+        if not stat.S_ISREG(os.stat(file).st_mode):
+            logger.warning("%s is not a regular file: its row has no report", _shown(str(file)))
+            return None
         data = file.read_bytes()
     except OSError as exc:
-        logger.warning("could not read %s (%s): its row has no report", file, exc.strerror or exc)
+        logger.warning("could not read %s (%s): its row has no report", _shown(str(file)), exc.strerror or exc)
         return None
+    encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), "utf-8")
     try:
-        return data.decode("utf-8-sig")
+        return data.decode(encoding)
     except UnicodeDecodeError:
         # Reports exported on Windows; undecodable bytes become U+FFFD, which marks binary files as such.
-        logger.warning("%s is not UTF-8; read as Windows-1252", file)
+        logger.warning("%s is not %s; read as Windows-1252", _shown(str(file)), encoding.upper().removesuffix("-SIG"))
         return data.decode("cp1252", errors="replace")
+
+
+def iter_report_folder(folder: str | os.PathLike, files: list[str], columns: Sequence[str] | None = None,
+                       chunksize: int = DEFAULT_CHUNKSIZE) -> Iterator[pd.DataFrame]:
+    """The `files` of `folder` (as `report_files` lists them) as table chunks with the columns `path` and
+    `report` (or those of them `columns` names: another name is a RadlabelError)."""
+    for col in columns or []:
+        if col not in FOLDER_COLUMNS:
+            raise missing_column_error(col, FOLDER_COLUMNS, f"the report folder {_shown(os.fspath(folder))!r}")
+    return _iter_folder(Path(folder), list(dict.fromkeys(columns or FOLDER_COLUMNS)), files, chunksize)
 
 
 def _iter_folder(folder: Path, wanted: list[str], files: list[str], chunksize: int) -> Iterator[pd.DataFrame]:
     for start in range(0, len(files), chunksize):
         part = files[start:start + chunksize]
-        columns = {"path": part}
+        columns: dict[str, list] = {}
+        if "path" in wanted:
+            columns["path"] = [_shown(rel) for rel in part]
+            for rel, shown in zip(part, columns["path"], strict=True):
+                if shown != rel:
+                    logger.warning("the file name of %s is not UTF-8; its path is written with \\x escapes", shown)
         if "report" in wanted:
             columns["report"] = [_read_report(folder / rel) for rel in part]
         yield pd.DataFrame({c: columns[c] for c in wanted}, columns=wanted)
@@ -206,6 +280,14 @@ def _iter_jsonl(path: Path, wanted: list[str] | None, chunksize: int) -> Iterato
                 rows = []
     if rows:
         yield pd.DataFrame(rows, columns=wanted)
+
+
+def read_label_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a labels table (predictions, gold): a file, never a folder of reports."""
+    if Path(path).is_dir():
+        raise RadlabelError(f"{_shown(os.fspath(path))!r} is a folder; labels come in a table file "
+                            f"({', '.join(FORMATS)}), as `radlabel label` writes them.")
+    return read_table(path)
 
 
 def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None) -> pd.DataFrame:

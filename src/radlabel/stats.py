@@ -29,7 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from radlabel.errors import RadlabelError
-from radlabel.io import atomic_write_text, iter_table, missing_column_error, read_table, write_table
+from radlabel.io import atomic_write_text, iter_table, missing_column_error, read_label_table, write_table
 
 logger = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ def corpus_stats(input: str | os.PathLike | pd.DataFrame, text_column: str = "re
                       "entities_per_report": n_entities / n_text if n_text else float("nan"),
                       "reports_with_findings_and_impression": len(sims["noun_phrases"])}
     if labels is not None:
-        table = labels if isinstance(labels, pd.DataFrame) else read_table(labels)
+        table = labels if isinstance(labels, pd.DataFrame) else read_label_table(labels)
         # one label row per report, in order (what `radlabel label` writes): a limit keeps the first n of both
         if limit is not None:
             table = table.iloc[:n]

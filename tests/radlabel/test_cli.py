@@ -79,6 +79,8 @@ def test_label_sections_all(tmp_path, capsys):
     (["label", "{r}", "-o", "{t}/o.csv", "--schema", "{t}/bad.yaml"], "not valid YAML"),
     (["parse", "--file", "{t}/nope.txt"], "does not exist"),
     (["evaluate", "{r}", "{t}/missing.csv"], "does not exist"),
+    (["evaluate", "{t}", "{r}"], "is a folder; labels come in a table file"),
+    (["label", "{t}/flies", "-o", "{t}/o.csv"], "or a folder of .txt reports"),
     (["schemas", "chestxray"], "chestxray14"),
     (["stats", "{r}", "--plots"], "-o OUTDIR"),
 ])

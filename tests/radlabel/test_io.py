@@ -13,11 +13,13 @@ from radlabel.io import (
     data_path,
     iter_table,
     read_columns,
+    read_label_table,
     read_table,
     report_files,
     table_format,
     write_table,
 )
+from radlabel.labeler import Labeler
 
 FORMATS = ["csv", "tsv", "jsonl", "parquet"]
 
@@ -193,3 +195,63 @@ def test_an_unreadable_report_file_keeps_its_row(report_folder, monkeypatch, cap
         got = read_table(report_folder)
     assert len(got) == 3 and got["report"].isna().tolist() == [False, True, False]
     assert "s2.txt (Permission denied)" in caplog.text
+
+
+def test_a_report_folder_follows_folder_links_once_and_reads_odd_files(tmp_path, caplog):
+    root = tmp_path / "files"
+    (root / "p1").mkdir(parents=True)
+    (root / "p1" / "s1.txt").write_text("No effusion.")
+    (root / "p1" / "s2.txt").write_bytes("Small effusion.".encode("utf-16"))  # with its byte-order mark
+    outside = tmp_path / "disk2" / "p2"
+    outside.mkdir(parents=True)
+    (outside / "s3.txt").write_text("Edema.")
+    (root / "p2").symlink_to(outside, target_is_directory=True)  # reports kept on another disk
+    (root / "p1" / "up").symlink_to(root, target_is_directory=True)  # a loop
+    os.mkfifo(root / "p1" / "pipe.txt")  # reading it would block forever
+    with open(os.path.join(os.fsencode(root), b"caf\xe9.txt"), "wb") as fh:  # a Latin-1 file name
+        fh.write(b"Pneumonia.")
+    with caplog.at_level("WARNING", logger="radlabel.io"):
+        got = read_table(root)
+    assert got["path"].tolist() == ["caf\\xe9.txt", "p1/pipe.txt", "p1/s1.txt", "p1/s2.txt", "p2/s3.txt"]
+    assert got["report"].fillna("-").tolist() == ["Pneumonia.", "-", "No effusion.", "Small effusion.", "Edema."]
+    assert "pipe.txt is not a regular file" in caplog.text and "not UTF-8" in caplog.text
+    labels = tmp_path / "labels.csv"
+    Labeler(progress=False).label_file(root, labels)
+    assert read_table(labels)["path"].tolist() == got["path"].tolist()
+
+
+def test_a_folder_that_cannot_be_listed_is_named(tmp_path, monkeypatch, caplog):
+    root = tmp_path / "files"
+    for rel in ("ok/s1.txt", "locked/s2.txt"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("No effusion.")
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.path.basename(os.fspath(path)) in ("locked", "files"):
+            if os.path.basename(os.fspath(path)) == "files" and not scandir.top_locked:
+                return real(path)
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    scandir.top_locked = False
+    monkeypatch.setattr(os, "scandir", scandir)
+    with caplog.at_level("WARNING", logger="radlabel.io"):
+        assert report_files(root) == ["ok/s1.txt"]
+    assert "cannot list" in caplog.text and "locked (Permission denied): its reports are left out" in caplog.text
+    scandir.top_locked = True
+    with pytest.raises(RadlabelError, match=r"Cannot list the folder .*files': Permission denied"):
+        report_files(root)
+
+
+def test_inputs_that_are_neither_table_nor_folder_name_both_choices(tmp_path):
+    with pytest.raises(RadlabelError, match=r"'.*flies' does not exist; give a table file \(\.csv.*or a folder of \.txt"):
+        read_table(tmp_path / "flies")
+    (tmp_path / "s1.txt").write_text("No effusion.")
+    with pytest.raises(RadlabelError, match=r"is a single report; give the folder"):
+        read_table(tmp_path / "s1.txt")
+    (tmp_path / "a.xlsx").write_text("x")
+    with pytest.raises(RadlabelError, match=r"'\.xlsx'.*or a folder of \.txt reports"):
+        iter_table(tmp_path / "a.xlsx")
+    with pytest.raises(RadlabelError, match=r"is a folder; labels come in a table file"):
+        read_label_table(tmp_path)
