@@ -82,6 +82,22 @@ def value(pipe, text, cls):
         ("Heart size and mediastinal contours are normal.", "Enlarged Cardiomediastinum", 0.0),
         ("Left lower lobe collapse.", "Atelectasis", 1.0),
         ("Stable appearance of the chest without new consolidation.", "Consolidation", -1.0),  # as "no new"
+        # MIMIC-style sweep, 2026-11-23: "and the ..." starts a clause of its own
+        ("No pneumothorax, and the heart is enlarged.", "Cardiomegaly", 1.0),
+        ("No pneumothorax, and the heart is enlarged.", "No Finding", math.nan),
+        ("There is no pneumothorax, and the right PICC line terminates in the SVC.", "Support Devices", 1.0),
+        ("Possible pneumonia, and the right effusion has increased.", "Pleural Effusion", 1.0),
+        ("Possible pneumonia, and the right effusion has increased.", "Pneumonia", -1.0),
+        ("Atelectasis is the most likely explanation.", "Atelectasis", -1.0),
+        ("Atelectasis is most likely.", "Atelectasis", -1.0),
+        ("Pulmonary edema is the most likely etiology.", "Edema", -1.0),
+        ("NGT tip is in the stomach.", "Support Devices", 1.0),
+        ("OGT tip in the stomach.", "Support Devices", 1.0),
+        ("Right IJ CVL tip in the SVC.", "Support Devices", 1.0),
+        ("The Swan is in the right pulmonary artery.", "Support Devices", 1.0),
+        ("The Swan-Ganz catheter has been removed. The Swan sheath remains in place.", "Support Devices", 1.0),
+        ("ECMO cannula in the right atrium.", "Support Devices", 1.0),
+        ("Transvenous pacing wire in the right ventricle.", "Support Devices", 1.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
