@@ -255,3 +255,14 @@ def test_inputs_that_are_neither_table_nor_folder_name_both_choices(tmp_path):
         iter_table(tmp_path / "a.xlsx")
     with pytest.raises(RadlabelError, match=r"is a folder; labels come in a table file"):
         read_label_table(tmp_path)
+
+
+def test_a_report_keeps_its_real_path_when_links_also_lead_to_it(tmp_path):
+    root = tmp_path / "files"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "s1.txt").write_text("No effusion.")
+    (root / "p10").mkdir()
+    (root / "p10" / "s2.txt").write_text("Edema.")
+    (root / "shortcut").symlink_to(root / "a" / "b", target_is_directory=True)  # deeper than the link
+    (root / "a_link").symlink_to(root / "p10", target_is_directory=True)  # sorts before the real name
+    assert report_files(root) == ["a/b/s1.txt", "p10/s2.txt"]
