@@ -98,6 +98,12 @@ def value(pipe, text, cls):
         ("The Swan-Ganz catheter has been removed. The Swan sheath remains in place.", "Support Devices", 1.0),
         ("ECMO cannula in the right atrium.", "Support Devices", 1.0),
         ("Transvenous pacing wire in the right ventricle.", "Support Devices", 1.0),
+        # a predicate negation looks back; only "is not seen any / a" looks forward
+        ("Pneumothorax is not identified, and cardiomegaly is stable.", "Cardiomegaly", 1.0),
+        ("Cardiomegaly is not present, and pulmonary edema is mild.", "Edema", 1.0),
+        ("Cardiomegaly is not present, and pulmonary edema is mild.", "Cardiomegaly", 0.0),
+        ("There is not seen any pneumothorax.", "Pneumothorax", 0.0),
+        ("There is not identified a pneumothorax.", "Pneumothorax", 0.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
