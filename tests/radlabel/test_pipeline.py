@@ -104,6 +104,10 @@ def value(pipe, text, cls):
         ("Cardiomegaly is not present, and pulmonary edema is mild.", "Cardiomegaly", 0.0),
         ("There is not seen any pneumothorax.", "Pneumothorax", 0.0),
         ("There is not identified a pneumothorax.", "Pneumothorax", 0.0),
+        # "evaluation of X is limited by Y": Y is there, not a question
+        ("Evaluation of the left lung base is limited by a large pleural effusion.", "Pleural Effusion", 1.0),
+        ("Evaluation of the left base is limited by overlying pacemaker leads.", "Support Devices", 1.0),
+        ("Evaluation for pneumothorax is limited by the supine technique.", "Pneumothorax", math.nan),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
