@@ -96,24 +96,16 @@ class ReportGraph:
 
     def to_json(self) -> str:
         """One JSON line: the RadGraph dict plus radlabel extras (classes, sections, offsets)."""
-        # Built in one pass (not to_radgraph() then an update per entity) and encoded by one shared
-        # encoder: this runs once per report when graphs are written.
-        d = {
-            "text": " ".join(self.tokens),
-            "entities": {
-                e.id: {
-                    "tokens": e.tokens, "label": e.label, "start_ix": e.start_ix, "end_ix": e.end_ix,
-                    "relations": [[r, t] for r, t in e.relations], "classes": list(e.classes),
-                    "section": e.section, "sentence": e.sentence, "char_start": e.char_start,
-                    "char_end": e.char_end, "modifier": e.modifier, "assertion": e.assertion,
-                }
-                for e in self.entities
-            },
-            "report": self.text,
-            "sections": self.sections,
-            "sentences": self.sentences,
-        }
-        return _ENCODER.encode(d)
+        d = self.to_radgraph()
+        for e in self.entities:
+            d["entities"][e.id].update(
+                classes=list(e.classes), section=e.section, sentence=e.sentence, char_start=e.char_start,
+                char_end=e.char_end, modifier=e.modifier, assertion=e.assertion,
+            )
+        d["report"] = self.text
+        d["sections"] = self.sections
+        d["sentences"] = self.sentences
+        return _ENCODER.encode(d)  # one shared encoder: this runs once per report when graphs are written
 
     @classmethod
     def from_radgraph(cls, d: dict[str, Any]) -> ReportGraph:

@@ -123,9 +123,9 @@ def iter_table(
     path = Path(path)
     if chunksize < 1:
         raise RadlabelError(f"chunksize must be a positive number of rows, got {chunksize}.")
-    if _input_format(path) == "folder":
+    fmt = _input_format(path)
+    if fmt == "folder":
         return iter_report_folder(path, report_files(path), columns, chunksize)
-    fmt = table_format(path)
     available = read_columns(path)
     wanted = list(dict.fromkeys(columns)) if columns is not None else None
     # A file with no header and no rows (0 bytes, or JSONL without a line) is an empty table.
