@@ -24,6 +24,7 @@ from radvision.data.table import (
     check_choice,
     check_files,
     finish_frame,
+    keep_split,
     read_csv_checked,
     select_classes,
 )
@@ -98,7 +99,7 @@ def read_mimic(
         rows = rows[keep]
     rows["split"] = canonical_split(rows["split"])
     if split is not None:
-        rows = rows[rows["split"] == split]
+        rows = keep_split(rows, split, "MIMIC-CXR")
     rows = rows.reset_index(drop=True)
 
     sub = rows["subject_id"].astype("int64").astype(str)

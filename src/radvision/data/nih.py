@@ -1,7 +1,7 @@
 """NIH ChestX-ray14 (Wang et al., ChestX-ray8, CVPR 2017) reader.
 
 Layout: ``Data_Entry_2017*.csv`` ("Image Index", "Finding Labels" pipe-separated, "Patient ID",
-"Patient Age", "Patient Gender", "View Position"), images in ``images*/`` (the Kaggle release nests
+"Patient Age", "Patient Gender" or, in the v2020 file, "Patient Sex", "View Position"), images in ``images*/`` (the Kaggle release nests
 ``images_001/images/``), and the official patient-disjoint ``train_val_list.txt`` / ``test_list.txt``.
 """
 
@@ -17,9 +17,9 @@ import pandas as pd
 from radvision.data.table import (
     LabelTable,
     canonical_split,
-    check_choice,
     check_files,
     finish_frame,
+    keep_split,
     normalize_sex,
     patient_ids,
     read_csv_checked,
@@ -38,6 +38,7 @@ NIH_CLASSES = [
 ]
 NO_FINDING = "No Finding"
 _REQUIRED = ("Image Index", "Finding Labels", "Patient ID")
+_SEX_COLUMNS = ("Patient Gender", "Patient Sex")  # the 2017 file says Gender, the v2020 file Sex
 
 
 def _find_csv(root: Path) -> Path:
@@ -106,7 +107,7 @@ def read_nih(
     if missing_cols:
         raise RadvisionError(
             f"{csv_path.name} lacks column(s) {missing_cols}; an NIH Data_Entry table has "
-            f"{', '.join(_REQUIRED)}, Patient Age, Patient Gender, View Position."
+            f"{', '.join(_REQUIRED)}, Patient Age, Patient Sex (or Gender), View Position."
         )
     chosen = NIH_CLASSES if classes is None else select_classes([*NIH_CLASSES, NO_FINDING], classes, "NIH ChestX-ray14")
     chosen = list(chosen)
@@ -125,8 +126,9 @@ def read_nih(
     if "Patient Age" in raw:
         # Older releases spell ages "058Y".
         frame["age"] = pd.to_numeric(raw["Patient Age"].astype(str).str.extract(r"(\d+)")[0], errors="coerce")
-    if "Patient Gender" in raw:
-        frame["sex"] = normalize_sex(raw["Patient Gender"])
+    sex_column = next((c for c in _SEX_COLUMNS if c in raw), None)
+    if sex_column:
+        frame["sex"] = normalize_sex(raw[sex_column])
     if "View Position" in raw:
         frame["view"] = raw["View Position"].astype(str).str.strip()
     if "split" in raw:
@@ -141,10 +143,7 @@ def read_nih(
     frame["path"] = [index.get(name) or str(default_dir / name) for name in frame["image"]]
     frame = frame.drop(columns=["image"])
     if split is not None:
-        check_choice(split, ("train", "valid", "test"), "split")
-        if "split" not in frame:
-            raise RadvisionError(f"NIH table {csv_path.name} defines no splits; read it without split=.")
-        frame = frame[frame["split"] == split]
+        frame = keep_split(frame, split, f"NIH table {csv_path.name}")
     frame = check_files(frame, missing, f"NIH table {csv_path.name}")
     log.info("NIH: %d images, %d patients from %s", len(frame), frame["patient_id"].nunique(), csv_path)
     return LabelTable(finish_frame(frame, chosen), chosen, root)

@@ -292,6 +292,21 @@ def canonical_split(values: pd.Series) -> pd.Series:
     return s.astype(object).where(s.notna(), np.nan)
 
 
+def keep_split(frame: pd.DataFrame, split: str, source: str) -> pd.DataFrame:
+    """The rows of one split ("train" | "valid" | "test"); a split the table does not define is an error that
+    names the splits it has, not an empty table that fails later."""
+    check_choice(split, SPLITS, "split")
+    if "split" not in frame:
+        raise RadvisionError(f"{source} defines no splits; read it without split=.")
+    kept = frame[frame["split"] == split]
+    if kept.empty:
+        present = [s for s in SPLITS if (frame["split"] == s).any()]
+        carve = " (training carves valid out of train by patient)" if split == "valid" and "train" in present else ""
+        raise RadvisionError(f"{source} has no {split!r} rows; its splits are "
+                             f"{', '.join(present) or 'none'}{carve}.")
+    return kept
+
+
 def separator_hint(frame: pd.DataFrame) -> str:
     """' (... not comma-separated ...)' when a table read as CSV came back as one column holding tabs or ';'."""
     if len(frame.columns) == 1:

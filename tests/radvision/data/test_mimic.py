@@ -80,3 +80,13 @@ def test_left_out_images_are_counted_in_the_log(tmp_path, helpers, caplog):
     assert t.frame["path"].str.endswith(("d1.jpg", "d4.jpg")).all() and len(t) == 2
     assert "1 of 5 images belong to studies without a row in the chexpert label file" in caplog.text
     assert "left out 1 non-frontal images and 1 with a blank ViewPosition" in caplog.text
+
+
+def test_a_split_with_no_rows_is_an_error_naming_the_splits_there_are(tmp_path, helpers):
+    make_mimic(tmp_path, helpers)
+    split_file = tmp_path / "mimic-cxr-2.0.0-split.csv"
+    split = pd.read_csv(split_file)
+    split["split"] = split["split"].replace({"test": "train"})
+    split.to_csv(split_file, index=False)
+    with pytest.raises(RadvisionError, match=r"MIMIC-CXR has no 'test' rows; its splits are train, valid\."):
+        read_mimic(tmp_path, split="test")

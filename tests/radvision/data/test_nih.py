@@ -119,3 +119,16 @@ def test_a_blank_patient_id_makes_its_image_its_own_patient(tmp_path, helpers, c
         t = read_nih(tmp_path)  # carving valid out of train by patient crashed on the NaN id
     assert t.frame["patient_id"].tolist() == ["1", "1", "00000002_000.png", "3"]  # "1", not "1.0"
     assert "1 image(s) have no patient id" in caplog.text
+
+
+def test_a_split_the_official_lists_do_not_define_is_an_error_naming_those_they_do(tmp_path, helpers):
+    make_nih(tmp_path, helpers)
+    with pytest.raises(RadvisionError, match=r"no 'valid' rows; its splits are train, test \(training carves valid"):
+        read_nih(tmp_path, split="valid")  # it gave an empty table
+
+
+def test_the_v2020_file_spells_sex_patient_sex(tmp_path, helpers):
+    make_nih(tmp_path, helpers)
+    entry = tmp_path / "Data_Entry_2017_v2020.csv"
+    pd.read_csv(entry).rename(columns={"Patient Gender": "Patient Sex"}).to_csv(entry, index=False)
+    assert read_nih(tmp_path).frame["sex"].tolist() == ["M", "M", "F", "F"]  # the column was dropped
