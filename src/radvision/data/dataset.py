@@ -38,15 +38,15 @@ class ImageDataset(Dataset):
     view ("" if unknown).
 
     ``on_error="skip"`` drops unreadable rows up front (missing, truncated or corrupt files; with a cache,
-    the ones the cache skipped) and records them in ``skipped``; "raise" fails fast at construction for
-    missing files and at load time for undecodable ones. The full list of skipped files (CSV: path, error)
-    is written to ``skipped_csv`` when given; else, with a cache that holds all of them, it is the cache's
+    the ones the cache skipped, and cached ones changed or gone since) and records them in ``skipped``;
+    "raise" fails fast at construction for missing files and at load time for undecodable ones. The full
+    list of skipped files (CSV: path, error) is written to ``skipped_csv`` when given; else, with a cache that holds all of them, it is the cache's
     ``skipped.csv``; else it stays in ``skipped`` (a training run writes every split's list to its folder's
     ``skipped_images.csv``). The warning that reports the skips names the file, and ``skipped_csv`` holds
     its path afterwards (None when nothing was skipped or no file lists them). Without a cache, ``check``
     says how "skip" tests files: "decode" (sure, but costs one full decode of every image; ``workers``
     threads) or "exists" (instant; a corrupt file then fails at load time). With a cache, the cache's
-    own record of failures is used and nothing is decoded again.
+    own record of failures is used and only files changed since they were cached are checked again.
     """
 
     def __init__(
@@ -70,10 +70,14 @@ class ImageDataset(Dataset):
         self.return_meta = return_meta
         self.skipped: list[tuple[str, str]] = []
         self.skipped_csv: Path | None = None
+        # files changed (or gone) since they were cached are checked and read like uncached ones: found once
+        # here, not on every read
+        self._stale = set() if cache is None else {
+            p for p in dict.fromkeys(table.frame["path"].astype(str)) if p in cache and not cache.is_current(p)}
         if on_error == "skip":
             table = self._drop_unreadable(table, workers, skipped_csv)
         else:
-            missing = [p for p in table.frame["path"] if (cache is None or p not in cache) and not os.path.isfile(p)]
+            missing = [p for p in table.frame["path"] if not self._cached(p) and not os.path.isfile(p)]
             if missing:
                 raise RadvisionError(
                     f"Image file not found: {missing[0]} ({len(missing)} of {len(table)} missing; "
@@ -82,8 +86,7 @@ class ImageDataset(Dataset):
         self.table = table
         self.classes = list(table.classes)
         self._paths = table.frame["path"].astype(str).tolist()
-        # files changed since they were cached are decoded from disk: checked once here, not on every read
-        self._stale = {p for p in self._paths if cache is not None and p in cache and not cache.is_current(p)}
+        self._stale &= set(self._paths)
         if self._stale:
             log.warning("ImageDataset: %d cached image(s) changed on disk since the cache was built (first: %s); "
                         "they are decoded from the files; rebuild the cache to speed them up", len(self._stale),
@@ -109,7 +112,7 @@ class ImageDataset(Dataset):
         to_check = paths
         if self.cache is not None:
             reasons.update(dict(self.cache.skipped))
-            to_check = [p for p in paths if p not in self.cache and p not in reasons]
+            to_check = [p for p in paths if not self._cached(p) and p not in reasons]
         unique = list(dict.fromkeys(to_check))
         if unique and self.check == "exists":
             reasons.update({p: f"Image file not found: {p}." for p in unique if not os.path.isfile(p)})
@@ -155,8 +158,12 @@ class ImageDataset(Dataset):
         """(N, C) float32 labels (NaN unknown), e.g. for samplers and class weights (as `LabelTable.labels`)."""
         return self._labels.numpy().copy()
 
+    def _cached(self, path: str) -> bool:
+        """True when ``path`` is read from the cache: cached, and unchanged on disk since."""
+        return self.cache is not None and path in self.cache and path not in self._stale
+
     def _image(self, path: str):
-        if self.cache is not None and path in self.cache and path not in self._stale:
+        if self._cached(path):
             arr = torch.from_numpy(self.cache.get(path))
             arr = arr.unsqueeze(0) if arr.ndim == 2 else arr.permute(2, 0, 1)
             return tv_tensors.Image(arr)

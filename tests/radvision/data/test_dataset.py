@@ -57,6 +57,19 @@ def test_skip_drops_unreadable_and_writes_list(tmp_path, gray_images, helpers):
     assert len(via_cache) == 2 and len(via_cache.skipped) == 2
 
 
+def test_cached_images_broken_or_gone_since_caching_are_checked_like_uncached_ones(tmp_path, gray_images, helpers):
+    t = helpers.make_table(gray_images[:3])
+    cache = build_cache(t, 8, tmp_path / "c", progress=False)
+    helpers.save_truncated(gray_images[1], size=64)  # e.g. an interrupted re-sync, after the cache was built
+    gone = gray_images[2]
+    gone.unlink()
+    ds = ImageDataset(t, cache=cache, on_error="skip")  # both passed here and failed mid-epoch
+    assert len(ds) == 1 and [p for p, _ in ds.skipped] == [str(gray_images[1]), str(gone)]
+    ds[0]
+    with pytest.raises(RadvisionError, match=f"Image file not found: {gone}"):
+        ImageDataset(t, cache=cache)
+
+
 def test_skip_log_names_the_full_list(tmp_path, gray_images, helpers, caplog, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
