@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from radvision.errors import RadvisionError
+from radvision.errors import RadvisionError, message
 
 OVERRIDE_HELP = """\
 config overrides:
@@ -278,7 +278,7 @@ def exit_code(command: Callable[[], int | None], *, prog: str | None = "radvisio
     try:
         return command() or 0
     except (RadvisionError, *errors) as exc:
-        print(f"{lead}error: {exc}", file=sys.stderr)
+        print(f"{lead}error: {message(exc)}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:
         print(f"{lead}error: file not found: {exc.filename or exc}.", file=sys.stderr)

@@ -4,10 +4,22 @@ import difflib
 from collections.abc import Sequence
 
 
+def message(exc: BaseException) -> str:
+    """An exception's message as its raiser wrote it.  An error raised in a DataLoader worker reaches the main
+    process re-raised with the worker's whole traceback as its message; this keeps only the original one."""
+    text = str(exc)
+    if text.startswith("Caught ") and "\nOriginal Traceback" in text:
+        origin = f"\n{type(exc).__module__}.{type(exc).__qualname__}: "
+        _, found, original = text.rpartition(origin)
+        if found:
+            return original.strip()
+    return text
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when empty): enough to name a failure in a
     one-sentence error or an `error` column, without a library's multi-line advice."""
-    text = str(exc).strip()
+    text = message(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 

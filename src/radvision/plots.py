@@ -9,9 +9,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -23,12 +26,27 @@ from radvision.metrics import confusion_matrices
 
 logger = logging.getLogger(__name__)
 
+_MISSING_GLYPH = r"Glyph \d+ .* missing from font"
+_warned_glyphs: list[bool] = []  # said once per process
+
 CURVE_METRICS = ("mean_auroc", "macro_f1", "micro_f1", "samples_f1", "f1_macro", "f1_micro", "f1_samples")
 
 
 def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     FigureCanvasAgg(fig)
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+    with warnings.catch_warnings(record=True) as caught:
+        # class names in a script the font lacks: matplotlib warns once per character and per plot
+        warnings.filterwarnings("always", message=_MISSING_GLYPH, category=UserWarning)
+        written = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
+    glyphs = [w for w in caught if re.match(_MISSING_GLYPH, str(w.message))]
+    for w in caught:
+        if w not in glyphs:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if glyphs and not _warned_glyphs:
+        _warned_glyphs.append(True)
+        logger.warning("the plot font (%s) lacks some characters of the class names; they show as boxes in the "
+                       "plots", matplotlib.rcParams["font.family"][0])
+    return written
 
 
 def plot_training_curves(metrics: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

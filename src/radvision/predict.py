@@ -118,7 +118,7 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
                root: str | os.PathLike[str] | None = None) -> tuple[list[str], list[str]]:
     """(paths as the input gives them, paths to read): one entry per input row, in input order.  Outputs
     carry the first, so they join back to the input (and to gold tables keyed like it)."""
-    from radvision.data.images import IMAGE_EXTENSIONS
+    from radvision.data.images import IMAGE_EXTENSIONS, image_files
 
     if root is not None and not Path(root).is_dir():
         raise RadvisionError(f"Root {str(root)!r} is not a folder; relative paths would start nowhere.")
@@ -132,7 +132,7 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
         return given, _under(root, given)
     p = Path(source)
     if p.is_dir():
-        paths = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        paths = image_files(p)
         if not paths:
             raise RadvisionError(f"Folder {str(p)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)}).")
         return paths, paths

@@ -43,3 +43,16 @@ def test_roc_and_confusion_figures_name_their_split(tmp_path, monkeypatch):
     plot_roc(y, y * 0.8 + 0.1, ["A", "B"], tmp_path / "roc.png", title="test: 4 images")
     plot_confusion_matrices(y, y.astype(int), ["A", "B"], tmp_path / "cm.png", title="test: 4 images")
     assert titles == ["test: 4 images", "test: 4 images"]
+
+
+def test_class_names_the_font_lacks_are_said_once_not_warned_per_character(tmp_path, monkeypatch, caplog, recwarn):
+    from radvision import plots
+
+    monkeypatch.setattr(plots, "_warned_glyphs", [])
+    rng = np.random.default_rng(0)
+    y, p = rng.integers(0, 2, size=(20, 2)).astype(float), rng.random((20, 2))
+    with caplog.at_level("WARNING"):
+        assert _is_png(plot_roc(y, p, ["肺炎", "气胸"], tmp_path / "roc.png"))
+        assert _is_png(plot_confusion_matrices(y, p >= 0.5, ["肺炎", "气胸"], tmp_path / "cm.png"))
+    assert [str(w.message) for w in recwarn if "missing from font" in str(w.message)] == []  # were 16
+    assert caplog.text.count("lacks some characters of the class names") == 1

@@ -7,10 +7,11 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from radvision.data.chexpert import CHEXPERT_CLASSES
-from radvision.data.images import IMAGE_EXTENSIONS
+from radvision.data.images import IMAGE_EXTENSIONS, image_files
 from radvision.data.table import (
     SPLITS,
     LabelTable,
@@ -74,14 +75,19 @@ def read_csv_table(
     _column(df, path_column, "path", csv)
     reserved = {path_column, *_META, *([patient_column] if patient_column else [])}
     if label_columns is None:
-        candidates = [c for c in df.columns if c not in reserved and pd.api.types.is_numeric_dtype(df[c])]
         if df.empty:
             raise RadvisionError(f"{csv} holds no image rows, only its header.")
-        if not candidates:
-            others = [c for c in df.columns if c not in reserved]
+        others = [c for c in df.columns if c not in reserved]
+        # a label column with one stray cell ("1?") is read as text: taken as a label column, it is refused
+        # below with the cell named, instead of dropping the class without a word
+        chosen = [c for c in others if pd.api.types.is_numeric_dtype(df[c]) or _mostly_labels(df[c])]
+        if not chosen:
             raise RadvisionError(f"{csv.name} has no numeric label columns (other columns: {others}); choose them "
                                  "with data.classes (label_columns= in Python).")
-        chosen = candidates
+        left_out = [c for c in others if c not in chosen]
+        if left_out:
+            log.info("%s: label columns %s; left out the non-numeric column(s) %s (choose with data.classes)",
+                     csv.name, ", ".join(chosen), ", ".join(left_out))
     else:
         chosen = select_classes([c for c in df.columns if c not in reserved], label_columns, csv.name)
     raw = df[chosen]
@@ -89,8 +95,10 @@ def read_csv_table(
     bad = (coerced.notna() & ~coerced.isin([-1.0, 0.0, 1.0])) | (coerced.isna() & raw.notna())
     if bad.to_numpy().any():
         col = coerced.columns[bad.any(axis=0).to_numpy()][0]
+        row = int(np.flatnonzero(bad[col].to_numpy())[0])
         raise RadvisionError(
-            f"Label column {col!r} in {csv.name} holds values other than 1, 0, -1 or blank; is it a label column?"
+            f"Label column {col!r} in {csv.name} holds {raw[col].iloc[row]!r} (data row {row + 1}); labels are "
+            "1, 0, -1 or blank. Is it a label column? (choose label columns with data.classes)"
         )
     if NO_FINDING in coerced and unmentioned == "masked":
         # The chosen label columns count, and CheXpert's findings whether chosen or not (a finding left out of
@@ -130,8 +138,11 @@ def read_csv_table(
     return LabelTable(finish_frame(frame, chosen), chosen, base)
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+def _mostly_labels(column: pd.Series) -> bool:
+    """True for a text column whose filled cells are mostly 1 / 0 / -1: a label column with a few stray cells."""
+    filled = column.dropna()
+    values = pd.to_numeric(filled, errors="coerce")
+    return len(filled) > 0 and values.isin([-1.0, 0.0, 1.0]).mean() >= 0.5
 
 
 def read_folder(root: str | os.PathLike, classes: Iterable[str] | None = None) -> LabelTable:
@@ -160,8 +171,7 @@ def read_folder(root: str | os.PathLike, classes: Iterable[str] | None = None) -
     for split, d in groups:
         if d.name not in chosen:
             continue
-        for p in _images_in(d):
-            rows.append((str(p), d.name, split))
+        rows += [(p, d.name, split) for p in image_files(d)]
     if not rows:
         raise RadvisionError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under the class folders of {root}.")
     frame = pd.DataFrame(rows, columns=["path", "_class", "split"])

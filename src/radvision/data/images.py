@@ -16,7 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from radvision.data.table import check_choice
 from radvision.errors import RadvisionError
 
-__all__ = ["IMAGE_EXTENSIONS", "check_image", "load_image", "to_uint8"]
+__all__ = ["IMAGE_EXTENSIONS", "check_image", "image_files", "load_image", "to_uint8"]
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,47 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".
 SCALINGS = ("minmax", "full")
 _EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "WEBP", "PNG")
 _ORIENTATION = 0x0112  # the EXIF tag
+
+
+def image_files(folder: str | os.PathLike) -> list[str]:
+    """Every image file (`IMAGE_EXTENSIONS`, any case) under ``folder`` and its sub-folders, in path order.
+
+    Hidden files and folders are left out (macOS writes ``._name.png`` resource forks beside images). Links to
+    folders are followed, after the real folders and only into folders not reached otherwise, so an image
+    keeps its path under its real folder and a link back up is no loop. A broken link keeps its name, so the
+    reader reports it instead of losing it. A sub-folder that cannot be listed is named in a warning.
+    """
+    top = os.fspath(folder)
+    reached: set[tuple[int, int] | None] = set()
+    found: list[str] = []
+    failed: list[OSError] = []
+    starts = [top]  # then the linked folders, appended as they are met: a list grows safely while it is looped
+    for start in starts:
+        ident = _folder_id(start)
+        if start != top and (ident is None or ident in reached):  # a broken link, or a folder already walked
+            continue
+        for dirpath, dirnames, filenames in os.walk(start, onerror=failed.append):
+            reached.add(_folder_id(dirpath))
+            visible = sorted(d for d in dirnames if not d.startswith("."))
+            linked = {d for d in visible if os.path.islink(os.path.join(dirpath, d))}
+            starts += [os.path.join(dirpath, d) for d in visible if d in linked]
+            dirnames[:] = [d for d in visible if d not in linked]
+            found += [os.path.join(dirpath, f) for f in filenames
+                      if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
+    for err in failed:
+        if os.path.normpath(err.filename or "") == os.path.normpath(top):
+            raise RadvisionError(f"Cannot list the folder {top!r}: {err.strerror or err}.")
+        log.warning("cannot list %s (%s): its images are left out", err.filename, err.strerror or err)
+    return sorted(found)
+
+
+def _folder_id(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the folder a path leads to; None when it cannot be reached."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def to_uint8(array: np.ndarray, scaling: str = "minmax") -> np.ndarray:

@@ -157,7 +157,9 @@ def downsample(table: LabelTable, fractions: Mapping[str, float], seed: int = 0)
         elif name in NO_FINDING_NAMES:
             rows = np.flatnonzero(n_pos == 0)
         else:
-            select_classes(table.classes, [name], "downsample")  # raises with a "did you mean"
+            # raises with a "did you mean"; "No Finding" is a choice whether or not it is a class
+            select_classes([*table.classes, *[n for n in NO_FINDING_NAMES[:1] if n not in table.classes]], [name],
+                           "downsample")
             continue
         n_drop = int(np.floor(float(fraction) * len(rows) + 0.5))  # half rounds up, not to even
         if n_drop:

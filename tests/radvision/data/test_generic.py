@@ -47,7 +47,7 @@ def test_csv_errors(tmp_path, helpers):
         read_csv_table(csv)
     with pytest.raises(RadvisionError, match="did you mean 'Effusion'"):
         read_csv_table(csv, path_column="file", label_columns=["effusion "])
-    with pytest.raises(RadvisionError, match="'note'.*other than 1, 0, -1"):
+    with pytest.raises(RadvisionError, match=r"'note' in labels.csv holds 'x' \(data row 1\); labels are 1, 0, -1"):
         read_csv_table(csv, path_column="file", label_columns=["note"])
     with pytest.raises(RadvisionError, match="did you mean 'pid'"):
         read_csv_table(csv, path_column="file", patient_column="pids")
@@ -56,6 +56,18 @@ def test_csv_errors(tmp_path, helpers):
         read_csv_table(csv, path_column="file")
     with pytest.raises(RadvisionError, match="not found"):
         read_csv_table(tmp_path / "missing.csv")
+
+
+def test_a_stray_cell_in_a_label_column_is_named_and_text_columns_left_out_are_logged(tmp_path, helpers, caplog):
+    csv = make_csv(tmp_path, helpers)
+    with caplog.at_level("INFO"):
+        assert read_csv_table(csv, path_column="file").classes == ["Effusion", "Mass"]
+    assert "left out the non-numeric column(s) pid, note" in caplog.text
+    frame = pd.read_csv(csv)
+    frame["Mass"] = ["0", "1?", "1"]  # a typo: the column was read as text and the class dropped without a word
+    frame.to_csv(csv, index=False)
+    with pytest.raises(RadvisionError, match=r"'Mass' in labels.csv holds '1\?' \(data row 2\)"):
+        read_csv_table(csv, path_column="file")
 
 
 def test_folder_flat_and_with_splits(tmp_path, helpers):

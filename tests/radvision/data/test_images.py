@@ -1,8 +1,10 @@
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from radvision.data.images import check_image, load_image, to_uint8
+from radvision.data.images import check_image, image_files, load_image, to_uint8
 from radvision.errors import RadvisionError
 
 
@@ -133,3 +135,29 @@ def test_16bit_colour_png_keeps_its_exif_orientation(tmp_path):
     out = np.asarray(load_image(p))
     assert out.shape == (w, h, 3)  # turned, as an 8-bit file with the same tag is
     assert out[0, 0, 0] == to_uint8(rgb)[1, 0, 0]  # the bottom-left pixel comes to the top left
+
+
+def _touch(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return str(path)
+
+
+def test_image_files_follow_linked_folders_once_and_leave_hidden_files_out(tmp_path):
+    top = tmp_path / "in"
+    own = [_touch(top / "a.png"), _touch(top / "deep" / "real" / "b.JPG")]
+    _touch(top / "notes.txt")
+    _touch(top / "._a.png")  # a macOS resource fork
+    _touch(top / ".cache" / "c.png")
+    elsewhere = tmp_path / "elsewhere"
+    _touch(elsewhere / "d.png")
+    os.symlink(elsewhere, top / "more")  # rglob did not follow it: its images were dropped without a word
+    os.symlink(top / "deep" / "real", top / "also")  # listed before deep/: the image keeps its real path
+    os.symlink(top, top / "deep" / "up")  # a loop
+    os.symlink(tmp_path / "nowhere.png", top / "broken.png")  # kept, so the reader reports it
+    assert image_files(top) == sorted([*own, str(top / "broken.png"), str(top / "more" / "d.png")])
+
+
+def test_image_files_of_an_unlistable_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(RadvisionError, match="Cannot list the folder"):
+        image_files(tmp_path / "missing")

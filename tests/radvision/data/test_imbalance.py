@@ -90,6 +90,8 @@ def test_downsample_no_finding_without_column_and_errors():
     assert len(out) == 60
     with pytest.raises(RadvisionError, match="did you mean 'Effusion'"):
         downsample(t, {"Efusion": 0.3})
+    with pytest.raises(RadvisionError, match="did you mean 'No Finding'"):  # a choice, though not a class here
+        downsample(t, {"No Findings": 0.9})
     with pytest.raises(RadvisionError, match="between 0 and 1"):
         downsample(t, {"Effusion": 30})
 
