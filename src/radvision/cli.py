@@ -1,4 +1,4 @@
-"""`radvision` command line: train, predict, evaluate, thresholds, features, explain, models.
+"""`radvision` command line: train, data, predict, evaluate, thresholds, features, explain, models.
 
 User errors (RadvisionError) print one sentence to stderr and exit with code 2, without a traceback.
 """
@@ -51,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="config overrides, e.g. optim.lr=3e-4 (before or after the options)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR after its last finished epoch (RUN_DIR replaces output.run_dir)")
     t.add_argument("--no-progress", action="store_true", help="hide progress bars (runtime.progress=false; so does -q)")
+
+    da = sub.add_parser("data", help="images, patients and labels per split and class, as a config would train on "
+                        "them (no image is decoded)", epilog=OVERRIDE_HELP.split("resume:")[0],
+                        formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
+    da.add_argument("config", help="YAML config file (e.g. configs/nih_sample.yaml)")
+    da.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, as for train")
+    da.add_argument("-o", "--output", help="also write the per-class counts to this .csv file")
 
     pr = sub.add_parser("predict", help="predict class probabilities with a trained run", parents=[common])
     _add_run_input(pr, "output .csv file: path, one probability column per class, error")
@@ -129,6 +136,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
             accelerator.end_training()
     if _rank() == 0:
         print(run_dir)
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from radvision.atomic import atomic_write_csv
+    from radvision.config import load_config
+    from radvision.summary import class_counts, class_counts_text, split_overview
+    from radvision.train import split_tables
+
+    if args.output:
+        _check_output(args.output, "class_counts.csv")
+    parts, _ = split_tables(load_config(args.config, args.overrides))
+    overview, counts = split_overview(parts), class_counts(parts)
+    shared = overview["patients_in_train"]
+    shown = overview.assign(patients_in_train=shared.astype(object).where(shared.notna(), "-"))
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print()
+    print("positives / known labels (prevalence), ?N: N unknown")
+    print(class_counts_text(counts).to_string(index=False))
+    if args.output:
+        atomic_write_csv(counts, args.output)
     return 0
 
 
@@ -235,7 +263,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "predict": _cmd_predict, "evaluate": _cmd_evaluate, "thresholds": _cmd_thresholds,
+COMMANDS = {"train": _cmd_train, "data": _cmd_data, "predict": _cmd_predict, "evaluate": _cmd_evaluate, "thresholds": _cmd_thresholds,
             "features": _cmd_features, "explain": _cmd_explain, "models": _cmd_models}
 
 
@@ -256,8 +284,8 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The `radvision` command line (`train` takes overrides after its options too)."""
-    return parse_with_overrides(_parser(), argv, lambda args: args.command == "train")
+    """The `radvision` command line (`train` and `data` take overrides after their options too)."""
+    return parse_with_overrides(_parser(), argv, lambda args: args.command in ("train", "data"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ from radvision.config import (
     save_config,
     with_absolute_paths,
 )
+from radvision.data.table import SPLITS
 from radvision.errors import RadvisionError, did_you_mean
 from radvision.resume import SCHEDULE_KEYS, Progress, check_resume_config
 from radvision.rundir import (
@@ -81,14 +82,36 @@ def dataset_labels(ds: Any, decode: bool = True) -> np.ndarray | None:
 
 
 def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[str]]:
-    """(train, valid, test or None, class names) from the data section of a config.
+    """(train, valid, test or None, class names) from the data section of a config: the tables of
+    `split_tables`, with the config's transforms, optional uint8 cache and on_error policy."""
+    from radvision import data as rvdata
+    from radvision.data.transforms import preset_fit
+
+    d = cfg.data
+    parts, table = split_tables(cfg)
+    cache = None
+    if d.cache_dir:
+        cache = rvdata.build_cache(table, d.image_size, d.cache_dir, channels=d.channels, on_error=d.on_error,
+                                   fit=preset_fit(d.transforms), progress=cfg.runtime.progress)
+
+    sets = make_datasets(cfg, parts, cache)
+    for needed in ("train", "valid"):  # on_error=skip may have emptied a split
+        if len(sets.get(needed, ())) == 0:  # type: ignore[arg-type]
+            raise RadvisionError(f"No readable {needed!r} image is left after skipping unreadable ones.")
+    logger.info("Data: %d train, %d valid, %d test images, %d classes", len(sets["train"]), len(sets["valid"]),
+                len(sets["test"]) if "test" in sets else 0, len(table.classes))
+    return sets["train"], sets["valid"], sets.get("test"), list(table.classes)
+
+
+def split_tables(cfg: Config) -> tuple[dict[str, Any], Any]:
+    """({split: LabelTable} for train, valid and test when there is one, the whole LabelTable) as a config's
+    data section gives them, before any image is decoded; ``train`` is after ``data.downsample``.
 
     A source that defines its own splits (a `split` column: NIH sample, MIMIC, folders) keeps them, and
     when it has train but no valid rows, valid is split off train by patient with the `data.split` train /
     valid ratio; otherwise patients are split by `data.split` fractions, so no patient crosses splits.
     """
     from radvision import data as rvdata
-    from radvision.data.transforms import preset_fit
 
     d = cfg.data
     table = _read_table(cfg)
@@ -123,19 +146,7 @@ def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[
             raise RadvisionError(f"The data has no {needed!r} rows; give data.split fractions for train and valid.")
     if d.downsample:
         parts["train"] = rvdata.downsample(parts["train"], d.downsample, cfg.runtime.seed)
-
-    cache = None
-    if d.cache_dir:
-        cache = rvdata.build_cache(table, d.image_size, d.cache_dir, channels=d.channels, on_error=d.on_error,
-                                   fit=preset_fit(d.transforms), progress=cfg.runtime.progress)
-
-    sets = make_datasets(cfg, parts, cache)
-    for needed in ("train", "valid"):  # on_error=skip may have emptied a split
-        if len(sets.get(needed, ())) == 0:  # type: ignore[arg-type]
-            raise RadvisionError(f"No readable {needed!r} image is left after skipping unreadable ones.")
-    logger.info("Data: %d train, %d valid, %d test images, %d classes", len(sets["train"]), len(sets["valid"]),
-                len(sets["test"]) if "test" in sets else 0, len(table.classes))
-    return sets["train"], sets["valid"], sets.get("test"), list(table.classes)
+    return {name: parts[name] for name in SPLITS if name in parts and len(parts[name])}, table
 
 
 def _own_dataset_classes(cfg: Config, train_ds: Dataset, valid_ds: Dataset) -> list[str]:

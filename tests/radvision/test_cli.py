@@ -261,3 +261,17 @@ def test_thresholds_on_a_calibration_set_feed_evaluate(trained, tmp_path, capsys
     assert "radvision writes JSON here, so name it .json" in capsys.readouterr().err
     assert main(argv + ["--min-precision", "1.5"]) == 2
     assert "min_precision must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_data_summarises_the_splits_a_config_trains_on(tmp_path, capsys):
+    cfg = make_images(tmp_path)
+    out = tmp_path / "counts.csv"
+    assert main(["-q", "data", str(cfg), "data.classes=[Bright]", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "train" in printed and "5 / 10 (50.0%)" in printed and "3 / 6 (50.0%)" in printed
+    counts = pd.read_csv(out)
+    assert counts["class"].tolist() == ["Bright"]
+    assert counts[["train_positives", "valid_positives", "valid_negatives"]].iloc[0].tolist() == [5, 3, 3]
+    assert not (tmp_path / "run").exists()  # nothing is trained
+    assert main(["-q", "data", str(cfg), "data.clases=[Bright]"]) == 2
+    assert "clases" in capsys.readouterr().err
