@@ -166,7 +166,8 @@ def report_files(folder: str | os.PathLike) -> list[str]:
     UTF-8 keeps its undecodable bytes as surrogates, so the file can still be opened), hidden files and
     folders left out, in path order. Links to folders are followed after the real folders are walked,
     and only into folders not reached otherwise, so a report keeps its real path whatever order the file
-    system lists names in, and a link back up is no loop. A folder that cannot be listed is named in a
+    system lists names in and no folder is read twice; a link to the folder itself or one above it is not
+    followed (with a warning). A folder that cannot be listed is named in a
     warning. ``os.walk`` lists MIMIC-CXR's 227k reports about 3x faster than ``Path.rglob``."""
     top = os.fspath(folder)
     failed: list[OSError] = []
@@ -185,16 +186,22 @@ def report_files(folder: str | os.PathLike) -> list[str]:
                     continue
                 if os.path.islink(os.path.join(dirpath, d)):
                     links.append(prefix + d)
-                else:
+                elif _identity(os.path.join(dirpath, d)) not in seen:  # in a linked folder: a shortcut met first
                     real.append(d)
             dirnames[:] = real
             found.extend(prefix + f for f in filenames if f.lower().endswith(".txt") and not f.startswith("."))
 
     walk("")
+    inside = os.path.realpath(top)
     for link in links:  # grows while links inside linked folders are found
         ident = _identity(os.path.join(top, link))
-        if ident is not None and ident not in seen:
-            walk(link)
+        if ident is None or ident in seen:
+            continue
+        target = os.path.realpath(os.path.join(top, link))
+        if os.path.commonpath([target, inside]) == target:  # the top folder again, and the folders around it
+            logger.warning("%s links to a folder above %s: not followed", _shown(link), _shown(top))
+            continue
+        walk(link)
     for err in failed:
         if os.path.normpath(err.filename or "") == os.path.normpath(top):
             raise RadlabelError(f"Cannot list the folder {_shown(top)!r}: {err.strerror or err}.")

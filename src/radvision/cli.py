@@ -309,7 +309,7 @@ def exit_code(command: Callable[[], int | None], *, prog: str | None = "radvisio
         print(f"{lead}error: {message(exc)}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:
-        print(f"{lead}error: file not found: {exc.filename or exc}.", file=sys.stderr)
+        print(f"{lead}error: file not found: {exc.filename or message(exc)}.", file=sys.stderr)
         return 2
     except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:  # an output path through a file
         print(f"{lead}error: cannot write {exc.filename or exc}: {exc.strerror or exc}.", file=sys.stderr)

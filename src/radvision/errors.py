@@ -9,7 +9,8 @@ def message(exc: BaseException) -> str:
     process re-raised with the worker's whole traceback as its message; this keeps only the original one."""
     text = str(exc)
     if text.startswith("Caught ") and "\nOriginal Traceback" in text:
-        origin = f"\n{type(exc).__module__}.{type(exc).__qualname__}: "
+        kind = type(exc)
+        origin = f"\n{kind.__qualname__}: " if kind.__module__ == "builtins" else f"\n{kind.__module__}.{kind.__qualname__}: "
         _, found, original = text.rpartition(origin)
         if found:
             return original.strip()

@@ -266,3 +266,19 @@ def test_a_report_keeps_its_real_path_when_links_also_lead_to_it(tmp_path):
     (root / "shortcut").symlink_to(root / "a" / "b", target_is_directory=True)  # deeper than the link
     (root / "a_link").symlink_to(root / "p10", target_is_directory=True)  # sorts before the real name
     assert report_files(root) == ["a/b/s1.txt", "p10/s2.txt"]
+
+
+def test_linked_folders_are_read_once_and_a_link_above_the_folder_is_not_followed(tmp_path, caplog):
+    root, elsewhere = tmp_path / "files", tmp_path / "elsewhere"
+    (root / "p10").mkdir(parents=True)
+    (root / "p10" / "s1.txt").write_text("No effusion.")
+    (tmp_path / "beside").mkdir()
+    (tmp_path / "beside" / "other.txt").write_text("Not a report of this corpus.")
+    (elsewhere / "x" / "sub").mkdir(parents=True)
+    (elsewhere / "x" / "sub" / "s2.txt").write_text("Edema.")
+    (root / "a_deep").symlink_to(elsewhere / "x" / "sub", target_is_directory=True)  # met first ...
+    (root / "b_x").symlink_to(elsewhere / "x", target_is_directory=True)  # ... then the folder above it
+    (root / "p10" / "up").symlink_to(tmp_path, target_is_directory=True)  # walked the folders around root
+    with caplog.at_level("WARNING"):
+        assert report_files(root) == ["a_deep/s2.txt", "p10/s1.txt"]  # s2 was listed twice
+    assert "links to a folder above" in caplog.text

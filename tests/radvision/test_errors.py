@@ -34,6 +34,24 @@ def test_the_command_line_prints_the_worker_error_as_one_line(worker_error, caps
     assert capsys.readouterr().err == "radvision: error: Cannot read image file x.png: truncated.\n"
 
 
+class _Gone(Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        open("/nonexistent/radvision-test/images.npy")  # e.g. a cache file removed under a spawned worker
+
+
+def test_a_file_missing_in_a_worker_is_named_in_one_line(capsys):
+    def command():
+        next(iter(DataLoader(_Gone(), num_workers=1)))
+
+    assert exit_code(command) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("radvision: error: file not found: [Errno 2]") and "/nonexistent/radvision-test" in err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
 def test_other_messages_are_kept_whole():
     assert message(RadvisionError("Caught in two minds.\nSecond line.")) == "Caught in two minds.\nSecond line."
     assert first_line(ValueError("")) == "ValueError"

@@ -139,6 +139,12 @@ class ImageCache:
         """(path, error) of the files the last build could not decode."""
         return [(p, v[2]) for p, v in self._skipped.items()]
 
+    def failed_unchanged(self, path: str) -> bool:
+        """True when the last build could not decode ``path`` and the file is unchanged (or still gone) since:
+        a file repaired after the build is worth reading again."""
+        s = self._skipped.get(str(path))
+        return s is not None and (_stat(str(path)) or (None, None)) == (s[0], s[1])
+
     def is_current(self, path: str) -> bool:
         """True when ``path`` is cached and unchanged on disk since it was cached."""
         e = self._entries.get(str(path))

@@ -38,7 +38,7 @@ class ImageDataset(Dataset):
     view ("" if unknown).
 
     ``on_error="skip"`` drops unreadable rows up front (missing, truncated or corrupt files; with a cache,
-    the ones the cache skipped, and cached ones changed or gone since) and records them in ``skipped``;
+    the ones the cache skipped unless repaired since, and cached ones changed or gone since) and records them in ``skipped``;
     "raise" fails fast at construction for missing files and at load time for undecodable ones. The full
     list of skipped files (CSV: path, error) is written to ``skipped_csv`` when given; else, with a cache that holds all of them, it is the cache's
     ``skipped.csv``; else it stays in ``skipped`` (a training run writes every split's list to its folder's
@@ -111,7 +111,7 @@ class ImageDataset(Dataset):
         reasons: dict[str, str] = {}
         to_check = paths
         if self.cache is not None:
-            reasons.update(dict(self.cache.skipped))
+            reasons.update({p: err for p, err in self.cache.skipped if self.cache.failed_unchanged(p)})
             to_check = [p for p in paths if not self._cached(p) and p not in reasons]
         unique = list(dict.fromkeys(to_check))
         if unique and self.check == "exists":

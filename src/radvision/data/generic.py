@@ -96,8 +96,10 @@ def read_csv_table(
     if bad.to_numpy().any():
         col = coerced.columns[bad.any(axis=0).to_numpy()][0]
         row = int(np.flatnonzero(bad[col].to_numpy())[0])
+        cell = raw[col].iloc[row]
+        shown = repr(cell) if isinstance(cell, str) else str(cell)  # 2, not np.int64(2)
         raise RadvisionError(
-            f"Label column {col!r} in {csv.name} holds {raw[col].iloc[row]!r} (data row {row + 1}); labels are "
+            f"Label column {col!r} in {csv.name} holds {shown} (data row {row + 1}); labels are "
             "1, 0, -1 or blank. Is it a label column? (choose label columns with data.classes)"
         )
     if NO_FINDING in coerced and unmentioned == "masked":

@@ -40,15 +40,15 @@ def image_files(folder: str | os.PathLike) -> list[str]:
     failed: list[OSError] = []
     starts = [top]  # then the linked folders, appended as they are met: a list grows safely while it is looped
     for start in starts:
-        ident = _folder_id(start)
-        if start != top and (ident is None or ident in reached):  # a broken link, or a folder already walked
+        if start != top and not _worth_following(start, top, reached):
             continue
         for dirpath, dirnames, filenames in os.walk(start, onerror=failed.append):
             reached.add(_folder_id(dirpath))
             visible = sorted(d for d in dirnames if not d.startswith("."))
             linked = {d for d in visible if os.path.islink(os.path.join(dirpath, d))}
             starts += [os.path.join(dirpath, d) for d in visible if d in linked]
-            dirnames[:] = [d for d in visible if d not in linked]
+            # inside a linked folder, a sub-folder walked already (a shortcut met first) is not walked twice
+            dirnames[:] = [d for d in visible if d not in linked and _folder_id(os.path.join(dirpath, d)) not in reached]
             found += [os.path.join(dirpath, f) for f in filenames
                       if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
     for err in failed:
@@ -56,6 +56,19 @@ def image_files(folder: str | os.PathLike) -> list[str]:
             raise RadvisionError(f"Cannot list the folder {top!r}: {err.strerror or err}.")
         log.warning("cannot list %s (%s): its images are left out", err.filename, err.strerror or err)
     return sorted(found)
+
+
+def _worth_following(link: str, top: str, reached: set) -> bool:
+    """Whether a link to a folder leads somewhere new: not broken, not walked already, and not to ``top`` or a
+    folder above it (that would walk ``top`` again, and the folders around it)."""
+    ident = _folder_id(link)
+    if ident is None or ident in reached:
+        return False
+    target, inside = os.path.realpath(link), os.path.realpath(top)
+    if os.path.commonpath([target, inside]) == target:
+        log.warning("%s links to a folder above %s: not followed", link, top)
+        return False
+    return True
 
 
 def _folder_id(path: str) -> tuple[int, int] | None:

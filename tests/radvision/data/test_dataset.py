@@ -70,6 +70,16 @@ def test_cached_images_broken_or_gone_since_caching_are_checked_like_uncached_on
         ImageDataset(t, cache=cache)
 
 
+def test_an_image_the_cache_could_not_decode_is_read_again_once_repaired(tmp_path, gray_images, helpers):
+    bad = helpers.save_truncated(tmp_path / "bad.png", size=64)
+    t = helpers.make_table([gray_images[0], bad])
+    cache = build_cache(t, 8, tmp_path / "c", on_error="skip", progress=False)
+    assert len(ImageDataset(t, cache=cache, on_error="skip")) == 1
+    helpers.save_gray(bad, seed=3)  # repaired after the build: it stayed skipped
+    ds = ImageDataset(t, cache=cache, on_error="skip")
+    assert len(ds) == 2 and ds.skipped == []
+
+
 def test_skip_log_names_the_full_list(tmp_path, gray_images, helpers, caplog, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()

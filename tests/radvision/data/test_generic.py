@@ -68,6 +68,10 @@ def test_a_stray_cell_in_a_label_column_is_named_and_text_columns_left_out_are_l
     frame.to_csv(csv, index=False)
     with pytest.raises(RadvisionError, match=r"'Mass' in labels.csv holds '1\?' \(data row 2\)"):
         read_csv_table(csv, path_column="file")
+    frame["Mass"] = [0, 0.5, 1]
+    frame.to_csv(csv, index=False)
+    with pytest.raises(RadvisionError, match=r"'Mass' in labels.csv holds 0.5 \(data row 2\)"):  # not np.float64(0.5)
+        read_csv_table(csv, path_column="file")
 
 
 def test_folder_flat_and_with_splits(tmp_path, helpers):

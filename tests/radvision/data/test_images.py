@@ -154,8 +154,14 @@ def test_image_files_follow_linked_folders_once_and_leave_hidden_files_out(tmp_p
     os.symlink(elsewhere, top / "more")  # rglob did not follow it: its images were dropped without a word
     os.symlink(top / "deep" / "real", top / "also")  # listed before deep/: the image keeps its real path
     os.symlink(top, top / "deep" / "up")  # a loop
+    os.symlink(tmp_path, top / "deep" / "up2")  # above: it walked the folders around top, and top again
+    _touch(tmp_path / "beside" / "e.png")
+    _touch(elsewhere / "x" / "sub" / "s.png")
+    os.symlink(elsewhere / "x" / "sub", top / "a_deep")  # met first ...
+    os.symlink(elsewhere / "x", top / "b_x")  # ... then the folder above it: s.png was listed twice
     os.symlink(tmp_path / "nowhere.png", top / "broken.png")  # kept, so the reader reports it
-    assert image_files(top) == sorted([*own, str(top / "broken.png"), str(top / "more" / "d.png")])
+    assert image_files(top) == sorted([*own, str(top / "broken.png"), str(top / "more" / "d.png"),
+                                       str(top / "a_deep" / "s.png")])
 
 
 def test_image_files_of_an_unlistable_folder_is_a_clear_error(tmp_path):
