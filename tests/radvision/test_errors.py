@@ -4,6 +4,9 @@ from torch.utils.data import DataLoader, Dataset
 from radvision.cli import exit_code
 from radvision.errors import RadvisionError, did_you_mean, first_line, message
 
+# the workers are forked from a process that has torch's threads: harmless for these datasets
+pytestmark = pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+
 
 class _Broken(Dataset):
     def __len__(self):
