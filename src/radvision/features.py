@@ -311,15 +311,12 @@ def _write_cache(out: Path, feats: np.ndarray, paths: list[str] | None, errors: 
 # ---------------------------------------------------------------------------------------------- compute
 
 
-def _compute(model: torch.nn.Module, ds: Dataset, paths: list[str] | None, dev: torch.device, batch_size: int,
+def _compute(model: torch.nn.Module, loader: DataLoader, paths: list[str] | None, dev: torch.device,
              on_error: str, progress: bool) -> tuple[np.ndarray, list[str]]:
     """(N, F) features, NaN where an image failed, and one error message per row ("" when fine)."""
     from tqdm.auto import tqdm
 
-    from radvision.predict import collate_images
-
-    n = len(ds)  # type: ignore[arg-type]
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_images)
+    n = len(loader.dataset)  # type: ignore[arg-type]
     feats: np.ndarray | None = None
     errors: list[str] = []
     for images, ok, errs in tqdm(loader, desc="features", disable=not progress, leave=False):
@@ -364,6 +361,7 @@ def extract_features(
     root: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    num_workers: int = 0,
 ) -> np.ndarray:
     """(N, F) pooled backbone features for every image of `data`, in order; cached at `out_path`.
 
@@ -373,14 +371,14 @@ def extract_features(
     `root` (default: the CSV's folder). `on_error`: "raise" stops at the first unreadable image; "skip"
     keeps its row as NaN features and logs / records the error. An existing cache is read instead of
     recomputed only when it was written for the same image paths, backbone weights and transform (and,
-    with "raise", has no failed rows); `overwrite` always recomputes.
+    with "raise", has no failed rows); `overwrite` always recomputes. `num_workers`: processes that decode
+    images (0: this one).
     """
     from radvision.data.table import check_choice
-    from radvision.predict import image_transform, load_run, resolve_device
+    from radvision.predict import image_loader, image_transform, load_run, resolve_device
 
     check_choice(on_error, ON_ERROR, "on_error mode")
-    if batch_size <= 0:
-        raise RadvisionError(f"batch_size must be positive, got {batch_size}.")
+    image_loader([], batch_size, num_workers)  # bad values fail before any work
     out = _check_out(out_path)
     dev = resolve_device(device)
     if isinstance(model, (str, os.PathLike)):
@@ -402,7 +400,8 @@ def extract_features(
 
     was_training = model.training
     try:
-        feats, errors = _compute(model.to(dev).eval(), ds, paths, dev, batch_size, on_error, progress)
+        loader = image_loader(ds, batch_size, num_workers)
+        feats, errors = _compute(model.to(dev).eval(), loader, paths, dev, on_error, progress)
     finally:
         model.train(was_training)  # a model extracted from mid-training goes on training as it was
     _log_failures(errors, paths)

@@ -181,6 +181,15 @@ class ImageFiles(Dataset):
             return torch.empty(0), first_line(exc)
 
 
+def image_loader(ds: Dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
+    """Batches of `ImageFiles`-style items in order; `num_workers` processes decode images (0: this one)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise RadvisionError(f"batch_size must be a positive whole number, got {batch_size!r}.")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise RadvisionError(f"num_workers must be 0 (decode in this process) or more, got {num_workers!r}.")
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_images)
+
+
 def collate_images(batch: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor | None, list[bool], list[str]]:
     ok = [err == "" for _, err in batch]
     good = [x for x, err in batch if err == ""]
@@ -201,17 +210,15 @@ def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.
             ) -> pd.DataFrame:
     """DataFrame: `path`, one probability column per class, (`<class>_label` 0/1 when with_labels), `error`;
     one row per input row, in input order, with a DataFrame input's own index (so `frame["A"] = out["A"]`
-    lines up).  `root`: where relative paths in a CSV start (default: the CSV's folder).  `progress`: a
-    progress bar on stderr."""
+    lines up).  `root`: where relative paths in a CSV start (default: the CSV's folder).  `num_workers`:
+    processes that decode images (0: this one).  `progress`: a progress bar on stderr."""
     from tqdm.auto import tqdm
 
-    if batch_size <= 0:
-        raise RadvisionError(f"batch_size must be positive, got {batch_size}.")
+    image_loader([], batch_size, num_workers)  # bad values fail before the run is loaded
     dev = resolve_device(device)
     model, cfg, class_names, thresholds = load_run(run_dir, device=dev)
     given, paths = input_rows(input, root=root)
-    ds = ImageFiles(paths, image_transform(cfg))
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_images)
+    loader = image_loader(ImageFiles(paths, image_transform(cfg)), batch_size, num_workers)
     probs = np.full((len(paths), len(class_names)), np.nan, dtype=np.float32)
     errors: list[str] = []
     row = 0

@@ -171,6 +171,8 @@ def test_log_options_also_follow_the_command_and_a_tilde_run_dir_is_home(trained
     (["predict", "{root}/run", "{root}/img", "-o", "{root}/p.parquet"], "ends in '.parquet'; radvision writes CSV"),
     (["evaluate", "{root}/labels.csv", "{root}/labels.csv", "-o", "{root}/m"], "has no suffix; radvision writes CSV"),
     (["train", "{cfg}", "thresholds.min_precision=2"], "'thresholds.min_precision' must be between 0 and 1"),
+    (["predict", "{root}/run", "{root}/img", "-o", "{root}/p.csv", "--workers", "-1"], "num_workers must be 0"),
+    (["features", "{root}/run", "{root}/img", "-o", "{root}/f.npy", "--batch-size", "0"], "batch_size must be"),
 ])
 def test_more_user_errors_exit_2_with_one_sentence(trained, capsys, argv, message):
     argv = [a.format(cfg=trained / "cfg.yaml", root=trained) for a in argv]
@@ -241,6 +243,17 @@ def test_features_and_evaluate_one_split(trained, tmp_path, capsys):
     assert f"n_samples\t{n_valid:.4f}" in capsys.readouterr().out
     assert main(["-q", "evaluate", str(pred), str(trained / "labels.csv"), "--split", "test"]) == 2
     assert "no gold row has that split; the table's splits are train, valid" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # forked workers
+def test_predict_and_features_decode_in_worker_processes_with_the_same_result(trained, tmp_path):
+    run, img = trained / "run", trained / "img"
+    assert main(["-q", "predict", str(run), str(img), "-o", str(tmp_path / "p0.csv")]) == 0
+    assert main(["-q", "predict", str(run), str(img), "-o", str(tmp_path / "p2.csv"), "--workers", "2"]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "p0.csv"), pd.read_csv(tmp_path / "p2.csv"))
+    assert main(["-q", "features", str(run), str(img), "-o", str(tmp_path / "f0.npy")]) == 0
+    assert main(["-q", "features", str(run), str(img), "-o", str(tmp_path / "f2.npy"), "--workers", "2"]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "f0.npy"), np.load(tmp_path / "f2.npy"))
 
 
 def test_thresholds_on_a_calibration_set_feed_evaluate(trained, tmp_path, capsys):
