@@ -20,7 +20,7 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from radvision.atomic import atomic_write_csv, atomic_write_text, file_mode
-from radvision.data.images import load_image
+from radvision.data.images import load_image, stat_or_none
 from radvision.data.table import LabelTable, check_choice
 from radvision.errors import RadvisionError
 
@@ -56,11 +56,9 @@ def resize_image(img: Image.Image, size: int, fit: str = "squash") -> Image.Imag
 
 
 def _stat(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
+    """(mtime in ns, size) of a file, what tells a changed image; None when it cannot be reached."""
+    st = stat_or_none(path)
+    return None if st is None else (st.st_mtime_ns, st.st_size)
 
 
 class ImageCache:

@@ -71,13 +71,18 @@ def _worth_following(link: str, top: str, reached: set) -> bool:
     return True
 
 
-def _folder_id(path: str) -> tuple[int, int] | None:
-    """(device, inode) of the folder a path leads to; None when it cannot be reached."""
+def stat_or_none(path: str | os.PathLike) -> os.stat_result | None:
+    """``os.stat`` of what a path leads to; None when it cannot be reached."""
     try:
-        st = os.stat(path)
+        return os.stat(path)
     except OSError:
         return None
-    return st.st_dev, st.st_ino
+
+
+def _folder_id(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the folder a path leads to; None when it cannot be reached."""
+    st = stat_or_none(path)
+    return None if st is None else (st.st_dev, st.st_ino)
 
 
 def to_uint8(array: np.ndarray, scaling: str = "minmax") -> np.ndarray:
