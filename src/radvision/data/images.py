@@ -31,8 +31,9 @@ def image_files(folder: str | os.PathLike) -> list[str]:
 
     Hidden files and folders are left out (macOS writes ``._name.png`` resource forks beside images). Links to
     folders are followed, after the real folders and only into folders not reached otherwise, so an image
-    keeps its path under its real folder and a link back up is no loop. A broken link keeps its name, so the
-    reader reports it instead of losing it. A sub-folder that cannot be listed is named in a warning.
+    keeps its path under its real folder and no folder is read twice; a link to ``folder`` or one above it
+    is not followed (with a warning). A broken link keeps its name, so the reader reports it instead of
+    losing it. A sub-folder that cannot be listed is named in a warning.
     """
     top = os.fspath(folder)
     reached: set[tuple[int, int] | None] = set()
