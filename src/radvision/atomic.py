@@ -19,8 +19,11 @@ def file_mode() -> int:
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:
     """Call `write(tmp_path)` on a temp file in the same folder, then move it over `path` (folders made)."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:  # named after the file asked for, not the hidden temporary one
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
     os.close(fd)
     try:
         write(tmp)

@@ -147,7 +147,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
     from radvision.summary import class_counts, class_counts_text, split_overview
     from radvision.train import split_tables
 
-    if args.output:
+    if args.output is not None:
         _check_output(args.output, "class_counts.csv")
     parts, _ = split_tables(load_config(args.config, args.overrides))
     overview, counts = split_overview(parts), class_counts(parts)
@@ -157,7 +157,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
     print()
     print("positives / known labels (prevalence), ?N: N unknown")
     print(class_counts_text(counts).to_string(index=False))
-    if args.output:
+    if args.output is not None:
         atomic_write_csv(counts, args.output)
     return 0
 
@@ -193,12 +193,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from radvision.atomic import atomic_write_csv
     from radvision.predict import evaluate_files
 
-    if args.output:
+    if args.output is not None:
         _check_output(args.output, "per_class.csv")
     summary, per_class = evaluate_files(args.pred, args.gold, thresholds=args.thresholds, split=args.split)
     for key, value in summary.items():
         print(f"{key}\t{value:.4f}")
-    if args.output:
+    if args.output is not None:
         atomic_write_csv(per_class, args.output)
     return 0
 
@@ -217,6 +217,8 @@ def _cmd_thresholds(args: argparse.Namespace) -> int:
 
 def _check_output(path: str, example: str, suffix: str = ".csv") -> None:
     """Fail before the work, not after it, when the output file cannot be written."""
+    if not path.strip():
+        raise RadvisionError(f"Output name is empty; pass a file name such as {example!r}.")
     if os.path.isdir(path) or path.endswith(("/", os.sep)):
         raise RadvisionError(f"Output {path!r} is a folder; pass a file name such as {os.path.join(path, example)!r}.")
     given = os.path.splitext(path)[1]
@@ -229,6 +231,8 @@ def _check_output(path: str, example: str, suffix: str = ".csv") -> None:
     blocked = next((p for p in (parent, *parent.parents) if p.exists()), None)
     if blocked is not None and not blocked.is_dir():
         raise RadvisionError(f"Output {path!r} cannot be written: {str(blocked)!r} is a file, not a folder.")
+    if blocked is not None and not os.access(blocked, os.W_OK | os.X_OK):  # also a read-only file system
+        raise RadvisionError(f"Output {path!r} cannot be written: the folder {str(blocked)!r} is not writable.")
 
 
 def _cmd_features(args: argparse.Namespace) -> int:
@@ -330,6 +334,11 @@ def exit_code(command: Callable[[], int | None], *, prog: str | None = "radvisio
     except BrokenPipeError:  # e.g. `radvision evaluate ... | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as exc:  # a file the command reads or writes (a read-only or full disk ...)
+        if exc.filename is None:
+            raise
+        print(f"{lead}error: cannot use {exc.filename}: {exc.strerror or exc}.", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

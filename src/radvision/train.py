@@ -146,6 +146,8 @@ def split_tables(cfg: Config) -> tuple[dict[str, Any], Any]:
             raise RadvisionError(f"The data has no {needed!r} rows; give data.split fractions for train and valid.")
     if d.downsample:
         parts["train"] = rvdata.downsample(parts["train"], d.downsample, cfg.runtime.seed)
+        if not len(parts["train"]):
+            raise RadvisionError(f"data.downsample {d.downsample} leaves no train image; lower its fractions.")
     return {name: parts[name] for name in SPLITS if name in parts and len(parts[name])}, table
 
 

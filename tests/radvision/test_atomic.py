@@ -45,3 +45,16 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
         atomic_write(target, boom)
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_a_folder_that_takes_no_file_is_named_not_the_hidden_temporary_file(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".x.csv.abc.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(OSError, match="Read-only") as info:
+        atomic_write_text(tmp_path / "x.csv", "a\n")
+    assert info.value.filename == str(tmp_path / "x.csv")

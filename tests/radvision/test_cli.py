@@ -135,6 +135,10 @@ def test_exit_code_maps_user_errors_for_every_entry_point(capsys):
     assert capsys.readouterr().err == "x: error: bad report\n"
     assert exit_code(fail(FileNotFoundError(2, "missing", "a.csv"))) == 2
     assert "file not found: a.csv" in capsys.readouterr().err
+    assert exit_code(fail(OSError(30, "Read-only file system", "out/x.csv"))) == 2  # it was a traceback, rc 1
+    assert capsys.readouterr().err == "radvision: error: cannot use out/x.csv: Read-only file system.\n"
+    with pytest.raises(OSError):  # not about a file
+        exit_code(fail(OSError("device lost")))
     with pytest.raises(ValueError):  # a bug is not a user error: it keeps its traceback
         exit_code(fail(ValueError("bug")))
 
@@ -288,3 +292,9 @@ def test_data_summarises_the_splits_a_config_trains_on(tmp_path, capsys):
     assert not (tmp_path / "run").exists()  # nothing is trained
     assert main(["-q", "data", str(cfg), "data.clases=[Bright]"]) == 2
     assert "clases" in capsys.readouterr().err
+    assert main(["-q", "data", str(cfg), "-o", ""]) == 2  # wrote nothing and said nothing
+    assert "Output name is empty" in capsys.readouterr().err
+    downsampled = ["data.classes=[Bright]", "data.downsample={Bright: 1.0, No Finding: 1.0}"]
+    for command in ("data", "train"):  # data said nothing; train blamed unreadable images
+        assert main(["-q", command, str(cfg), *downsampled]) == 2
+        assert "data.downsample {'Bright': 1.0, 'No Finding': 1.0} leaves no train image" in capsys.readouterr().err

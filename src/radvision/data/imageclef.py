@@ -50,7 +50,8 @@ def read_concepts(concepts_csv: str | os.PathLike, sep: str | None = None) -> pd
     except UnicodeDecodeError as err:
         raise RadvisionError(f"Concept file {path} is not UTF-8 text ({err.reason} at byte {err.start}); "
                              "expected lines of 'ID<TAB>CUI;CUI' (ImageCLEF) or 'ID,CUIs' (ROCOv2).") from None
-    if sep is None:
+    detected = sep is None
+    if detected:
         first = next((line for line in text.splitlines() if line.strip()), "")
         sep = "\t" if "\t" in first or "," not in first else ","
     ids, concepts = [], []
@@ -72,11 +73,14 @@ def read_concepts(concepts_csv: str | os.PathLike, sep: str | None = None) -> pd
         concepts.append([c.strip() for cell in row[1:] for c in cell.split(";") if c.strip()])
     if not ids:
         raise RadvisionError(f"Concept file {path} holds no rows.")
-    if not any(concepts):  # e.g. sep="," on a tab-separated file: each line is read as one id
-        other = "\t" if sep == "," else ","
+    if not any(concepts):
+        if detected:  # the file itself is wrong: neither separator gives an id and its concepts
+            raise RadvisionError(f"Concept file {path.name} gives no concepts; expected lines of "
+                                 "'ID<TAB>CUI;CUI' (ImageCLEF) or 'ID,CUI;CUI' (ROCOv2).")
+        other = "\t" if sep == "," else ","  # e.g. sep="," on a tab-separated file: each line is read as one id
         raise RadvisionError(f"Concept file {path.name} gives no concepts with sep={sep!r}; if its lines are "
-                             f"'ID{'<TAB>' if other == chr(9) else ','}CUI;CUI', use sep={other!r}, or sep=None "
-                             "(the --sep default) to detect it.")
+                             f"'ID{'<TAB>' if other == chr(9) else ','}CUI;CUI', use sep={other!r}, or leave sep "
+                             "out to detect it.")
     return _one_row_per_id(pd.DataFrame({"id": ids, "concepts": concepts}), path)
 
 

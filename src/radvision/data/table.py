@@ -355,7 +355,7 @@ def finish_frame(frame: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
         out["age"] = pd.to_numeric(out["age"], errors="coerce").astype("float32")
     for c in classes:
         out[c] = out[c].astype("float32")
-    return out
+    return out.copy()  # one block per dtype again: columns set one by one leave 100+ blocks for 100+ classes
 
 
 def normalize_sex(values: pd.Series) -> pd.Series:

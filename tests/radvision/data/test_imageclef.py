@@ -157,3 +157,13 @@ def test_an_id_on_several_lines_is_one_image_with_the_merged_concepts(tmp_path, 
     assert "1 id(s) appear on more than one line (first: 'img1')" in caplog.text
     # counted once per image: C1 is in one image, so min_frequency=2 drops it
     assert read_imageclef(csv, tmp_path, min_frequency=2, missing="ignore").classes == ["C2"]
+
+
+def test_a_file_of_bare_ids_is_named_without_a_separator_hint(tmp_path):
+    from radvision.data.imageclef import read_concepts
+
+    f = tmp_path / "ids.csv"
+    f.write_text("a\nb\n")
+    with pytest.raises(RadvisionError, match=r"ids.csv gives no concepts; expected lines of 'ID<TAB>CUI;CUI'") as info:
+        read_concepts(f)
+    assert "sep" not in str(info.value)  # it advised "sep=None (the --sep default)", an option config users lack

@@ -158,3 +158,17 @@ def test_canonical_split_is_one_spelling_for_every_reader():
     got = canonical_split(pd.Series([" Train", "VAL", "validate", "validation", "test", None]))
     assert got.tolist()[:5] == ["train", "valid", "valid", "valid", "test"] and pd.isna(got.iloc[5])
     assert got.dtype == object
+
+
+def test_a_table_of_many_classes_takes_more_columns_without_a_fragmentation_warning():
+    import warnings
+
+    from radvision.data.table import finish_frame
+
+    classes = [f"C{i:04d}" for i in range(150)]  # ImageCLEF / ROCO keep hundreds of concepts
+    frame = pd.DataFrame({"path": ["a.png", "b.png"], "patient_id": ["1", "2"]})
+    frame = pd.concat([frame, pd.DataFrame(0.0, index=frame.index, columns=classes)], axis=1)
+    out = finish_frame(frame, classes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pandas' PerformanceWarning reached the command line, even with -q
+        out["split"] = "train"
