@@ -41,8 +41,8 @@ class ImageDataset(Dataset):
     the ones the cache skipped unless repaired since, and cached ones changed or gone since) and records
     them in ``skipped``; "raise" fails fast at construction for missing files and at load time for
     undecodable ones. The full list of skipped files (CSV: path, error) is written to ``skipped_csv`` when
-    given; else, with a cache that holds all of them, it is the cache's ``skipped.csv``; else it stays in ``skipped`` (a training run writes every split's list to its folder's
-    ``skipped_images.csv``). The warning that reports the skips names the file, and ``skipped_csv`` holds
+    given; else, with a cache that holds all of them, it is the cache's ``skipped.csv``; else it stays in
+    ``skipped`` (a training run writes every split's list to its folder's ``skipped_images.csv``). The warning that reports the skips names the file, and ``skipped_csv`` holds
     its path afterwards (None when nothing was skipped or no file lists them). Without a cache, ``check``
     says how "skip" tests files: "decode" (sure, but costs one full decode of every image; ``workers``
     threads) or "exists" (instant; a corrupt file then fails at load time). With a cache, the cache's
