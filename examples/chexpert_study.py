@@ -75,13 +75,21 @@ def study_config(
 ) -> Any:
     """The validated radvision Config of the study (smoke settings, --data-root and overrides applied)."""
     from radvision.config import load_config, merge_sections
+    from radvision.errors import RadvisionError
 
     updates = SMOKE if smoke else {}
     if data_root is not None:
         updates = merge_sections(updates, {"data": {"root": str(data_root)}})
     if run_dir is not None:
         updates = merge_sections(updates, {"output": {"run_dir": str(run_dir)}})
-    return load_config(config, overrides, updates=updates)
+    cfg = load_config(config, overrides, updates=updates)
+    if cfg.data.dataset != "chexpert":  # its config.yaml would say it trained on something else
+        raise RadvisionError(f"This study trains on CheXpert, but the config's data.dataset is {cfg.data.dataset!r}; "
+                             "use a CheXpert config such as configs/chexpert_study.yaml, or data.dataset=chexpert.")
+    if data_root is not None and Path(cfg.data.root).expanduser().resolve() != Path(data_root).expanduser().resolve():
+        raise RadvisionError(f"--data-root {data_root} and data.root={cfg.data.root} disagree; give the CheXpert "
+                             "folder once.")
+    return cfg
 
 
 # ------------------------------------------------------------------------------------------------- image
@@ -267,9 +275,14 @@ def make_synthetic_reports(path: str | Path) -> Path:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the study as the parsed arguments say; returns {"runs": [...], "reports": {...} or None}."""
+    from radvision.errors import RadvisionError
+
     cfg = study_config(
         args.config, args.overrides, smoke=args.smoke, data_root=args.data_root, run_dir=args.run_dir
     )
+    if cfg.data.root is None:  # before the reports: nothing is done without the images
+        raise RadvisionError("data.root is not set; pass --data-root with the CheXpert-v1.0(-small) folder (or "
+                             "data.root=...), or --smoke for the synthetic check.")
     policies = args.policies or [cfg.data.policy]
     base = Path(cfg.output.run_dir)
     reports = None
@@ -345,8 +358,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING if args.smoke else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    if not args.smoke and not args.data_root:
-        p.error("give --data-root CHEXPERT_FOLDER, or --smoke for the synthetic check")
     from radlabel.errors import RadlabelError
 
     def go() -> None:

@@ -61,11 +61,16 @@ def study_config(
 ) -> Any:
     """The validated radvision Config of the study (smoke settings, run dir and overrides applied)."""
     from radvision.config import load_config, merge_sections
+    from radvision.errors import RadvisionError
 
     updates = SMOKE if smoke else {}
     if run_dir is not None:
         updates = merge_sections(updates, {"output": {"run_dir": str(run_dir)}})
-    return load_config(config, overrides, updates=updates)
+    cfg = load_config(config, overrides, updates=updates)
+    if cfg.data.dataset != "imageclef":  # its config.yaml would say it trained on something else
+        raise RadvisionError(f"This study trains on ImageCLEF concepts, but the config's data.dataset is "
+                             f"{cfg.data.dataset!r}; use configs/imageclef2020_vgg16.yaml or data.dataset=imageclef.")
+    return cfg
 
 
 # -------------------------------------------------------------------------------------------------- data
@@ -216,11 +221,13 @@ def make_synthetic_imageclef(
 # -------------------------------------------------------------------------------------------------- main
 
 
-def resolve_layout(args: argparse.Namespace) -> dict[str, Path | None]:
-    """Concept files and image folders from --data-root and the per-file flags (flags win)."""
+def resolve_layout(args: argparse.Namespace, cfg: Any = None) -> dict[str, Path | None]:
+    """Concept files and image folders from the per-file flags, else the config's data.csv / data.root (the
+    training concept file and image folder, as `radvision train` reads them), else --data-root."""
     from radvision.errors import RadvisionError
 
     root = Path(args.data_root) if args.data_root else None
+    from_config = {"train_concepts": cfg.data.csv, "train_images": cfg.data.root} if cfg is not None else {}
     layout: dict[str, Path | None] = {}
     for key, default in (
         ("train_concepts", "train_concepts.csv"),
@@ -228,7 +235,7 @@ def resolve_layout(args: argparse.Namespace) -> dict[str, Path | None]:
         ("valid_concepts", "valid_concepts.csv"),
         ("valid_images", "valid"),
     ):
-        given = getattr(args, key)
+        given = getattr(args, key) or from_config.get(key)
         layout[key] = Path(given) if given else (root / default if root else None)
     if layout["train_concepts"] is None or layout["train_images"] is None:
         raise RadvisionError(
@@ -264,9 +271,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from radvision.train import Trainer, make_datasets
 
     cfg = study_config(args.config, args.overrides, smoke=args.smoke, run_dir=args.run_dir)
-    layout = resolve_layout(args)
+    layout = resolve_layout(args, cfg)
     missing = "drop" if cfg.data.on_error == "skip" else "raise"
     top_k, min_frequency = vocabulary_filters(args, cfg)
+    # the run's config.yaml records what was trained on: `radvision train` on it reads the same vocabulary
+    cfg.data.csv, cfg.data.root = str(layout["train_concepts"]), str(layout["train_images"])
+    cfg.data.concept_top_k, cfg.data.concept_min_frequency = top_k, min_frequency
     train_all = read_imageclef(
         layout["train_concepts"],
         layout["train_images"],

@@ -237,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.min_positives < 1:
         p.error(f"--min-positives must be 1 or more (a class needs positives for an AUROC), got {args.min_positives}")
     if args.split is not None and not args.score:
-        p.error("--split chooses the gold rows --score scores; a training run always scores its valid images "
-                "(give --score PRED_CSV GOLD_CSV --split NAME)")
+        p.error("--split chooses the gold rows --score scores; a training run scores its test images, or its "
+                "valid images when there is no test split (give --score PRED_CSV GOLD_CSV --split NAME)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     if args.score:

@@ -42,6 +42,15 @@ def nih():
 # ------------------------------------------------------------------------------------------------ CheXpert
 
 
+def test_chexpert_refuses_another_dataset_config_and_two_different_roots(chexpert, tmp_path, capsys):
+    code = chexpert.main(["--smoke", "--config", str(REPO / "configs" / "demo.yaml")])
+    assert code == 2 and "config's data.dataset is 'nih_sample'" in capsys.readouterr().err  # it trained, exit 0
+    code = chexpert.main(["--data-root", str(tmp_path), f"data.root={tmp_path / 'other'}"])
+    assert code == 2 and "disagree; give the CheXpert folder once" in capsys.readouterr().err
+    code = chexpert.main([])
+    assert code == 2 and "data.root is not set; pass --data-root" in capsys.readouterr().err
+
+
 def test_chexpert_config_is_the_published_setup(chexpert):
     cfg = chexpert.study_config()
     assert cfg.model.backbone == ["vgg16", "resnet50", "convnext_large"]
@@ -126,12 +135,6 @@ def test_chexpert_bad_override_is_one_sentence(chexpert, capsys):
     assert chexpert.main(["--smoke", "optim.epocs=1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "epochs" in err and "Traceback" not in err
-
-
-def test_chexpert_needs_data_root_or_smoke(chexpert):
-    with pytest.raises(SystemExit) as info:
-        chexpert.main([])
-    assert info.value.code == 2
 
 
 # ----------------------------------------------------------------------------------------------- ImageCLEF
@@ -237,6 +240,20 @@ def test_imageclef_without_validation_file_splits_the_training_images(clef, tmp_
     result = clef.run(args)
     assert result["scored_split"] == "valid" and (tmp_path / "run2" / "valid_submission.tsv").is_file()
     assert not (tmp_path / "run2" / "test_submission.tsv").exists()
+    # the run's config.yaml says what it trained on (it said root: null and the config's filters)
+    from radvision.config import load_run_config
+
+    saved = load_run_config(tmp_path / "run2" / "config.yaml").data
+    assert (saved.csv, saved.root) == (str(root / "train_concepts.csv"), str(root / "train"))
+    assert (saved.concept_top_k, saved.concept_min_frequency) == (5, 1)
+
+
+def test_imageclef_data_overrides_take_effect_and_other_configs_are_refused(clef, tmp_path, capsys):
+    root = clef.make_synthetic_imageclef(tmp_path / "data", n_train=12, n_valid=4)
+    code = clef.main(["--data-root", str(root), f"data.csv={tmp_path / 'nowhere.csv'}", "--smoke"])
+    assert code == 2 and "nowhere.csv" in capsys.readouterr().err  # the override was ignored: trained on root
+    code = clef.main(["--smoke", "--config", str(REPO / "configs" / "demo.yaml")])
+    assert code == 2 and "config's data.dataset is 'nih_sample'" in capsys.readouterr().err
 
 
 def test_imageclef_missing_validation_file_is_an_error(clef, tmp_path, capsys):
