@@ -239,7 +239,8 @@ def resolve_layout(args: argparse.Namespace, cfg: Any = None) -> dict[str, Path 
         layout[key] = Path(given) if given else (root / default if root else None)
     if layout["train_concepts"] is None or layout["train_images"] is None:
         raise RadvisionError(
-            "No training data given; pass --data-root or --train-concepts and --train-images."
+            "No training data given; pass --data-root, or --train-concepts and --train-images (data.csv and "
+            "data.root), or --smoke for the synthetic check."
         )
     if layout["valid_concepts"] is not None and not layout["valid_concepts"].is_file():
         if args.valid_concepts:
@@ -362,8 +363,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING if args.smoke else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
-    if not args.smoke and not (args.data_root or args.train_concepts):
-        p.error("give --data-root (or --train-concepts/--train-images), or --smoke for the synthetic check")
 
     def go() -> None:
         if args.smoke:

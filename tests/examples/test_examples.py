@@ -254,6 +254,12 @@ def test_imageclef_data_overrides_take_effect_and_other_configs_are_refused(clef
     assert code == 2 and "nowhere.csv" in capsys.readouterr().err  # the override was ignored: trained on root
     code = clef.main(["--smoke", "--config", str(REPO / "configs" / "demo.yaml")])
     assert code == 2 and "config's data.dataset is 'nih_sample'" in capsys.readouterr().err
+    small = [f"{section}.{key}={json.dumps(value)}" for section, keys in clef.SMOKE.items() for key, value in keys.items()]
+    code = clef.main([f"data.csv={root / 'train_concepts.csv'}", f"data.root={root / 'train'}", "--run-dir",
+                      str(tmp_path / "run"), "--top-concepts", "5", *small])
+    assert code == 0  # the overrides alone name the data (an argument error asked for --data-root)
+    code = clef.main([])
+    assert code == 2 and "No training data given; pass --data-root" in capsys.readouterr().err
 
 
 def test_imageclef_missing_validation_file_is_an_error(clef, tmp_path, capsys):
