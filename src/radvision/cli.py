@@ -298,11 +298,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    if _rank() > 0:  # several processes (accelerate launch / torchrun): only the first one talks
-        level = max(level, logging.WARNING)
+    level = log_level(args.verbose, args.quiet, _rank())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     return exit_code(lambda: COMMANDS[args.command](args))
+
+
+def log_level(verbose: bool, quiet: bool, rank: int = 0) -> int:
+    """-v DEBUG, -q WARNING, else INFO. With several processes (accelerate launch / torchrun) only the first
+    one talks: the others log errors only, since every rank reads the same tables and would repeat rank 0's
+    warnings."""
+    if rank > 0:
+        return logging.ERROR
+    return logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
 
 
 def exit_code(command: Callable[[], int | None], *, prog: str | None = "radvision",

@@ -129,13 +129,15 @@ def place_cam(cam: np.ndarray, width: int, height: int, fit: str) -> np.ndarray:
     return out
 
 
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "label"
+def _safe_name(text: str, empty: str) -> str:
+    """`text` as part of a file name: letters and digits of any script, `.`, `-`; other runs become one `_`."""
+    return re.sub(r"[^\w.-]+", "_", text).strip("_") or empty
 
 
 def overlay_name(prefix: str, name: str) -> str:
     """The file name `save_overlays` gives the heatmap of class `name` for an image called `prefix`."""
-    return f"{_safe_name(prefix)}_{_safe_name(str(name))}.png"
+    return f"{_safe_name(prefix, 'image')}_{_safe_name(str(name), 'label')}.png"
+
 
 
 def _free_name(name: str, taken: set[str]) -> str:

@@ -143,6 +143,16 @@ def test_exit_code_maps_user_errors_for_every_entry_point(capsys):
         exit_code(fail(ValueError("bug")))
 
 
+def test_only_the_first_process_logs_below_errors():
+    import logging
+
+    from radvision.cli import log_level
+
+    assert [log_level(False, False), log_level(True, False), log_level(False, True)] == [
+        logging.INFO, logging.DEBUG, logging.WARNING]
+    assert log_level(True, False, rank=1) == logging.ERROR  # its warnings were rank 0's, printed twice
+
+
 def test_overrides_may_follow_the_options(trained, tmp_path):
     run = tmp_path / "late"
     assert main(["-q", "train", str(trained / "cfg.yaml"), "--no-progress", "optim.epochs=1",

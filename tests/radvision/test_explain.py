@@ -128,6 +128,16 @@ def test_an_empty_heatmap_is_reported(caplog, monkeypatch):
     assert "the map at layer4 is 1x1 for (32, 32) input; a larger data.image_size" in caplog.text
 
 
+def test_overlay_names_keep_letters_of_any_script():
+    from radvision.explain import overlay_name
+
+    # were label_A.png, mega_A.png and, after a clash, 2_A.png: names that no longer named the image
+    assert overlay_name("é", "A") == "é_A.png" and overlay_name("Ωmega", "A") == "Ωmega_A.png"
+    assert overlay_name("日本", "肺炎") == "日本_肺炎.png"
+    assert overlay_name("a b/../c", "Mass/Nodule") == "a_b_.._c_Mass_Nodule.png"
+    assert overlay_name("!!", "??") == "image_label.png"
+
+
 def test_overlay_names_never_collide_within_a_call(tmp_path):
     image = Image.new("L", (20, 24), 128)
     cams = {name: np.ones((6, 5)) * 0.5 for name in ("a_b_2", "a b", "a_b")}  # "a b" and "a_b" sanitise alike
