@@ -375,10 +375,10 @@ def extract_features(
     images (0: this one).
     """
     from radvision.data.table import check_choice
-    from radvision.predict import image_loader, image_transform, load_run, resolve_device
+    from radvision.predict import check_batching, image_loader, image_transform, load_run, resolve_device
 
     check_choice(on_error, ON_ERROR, "on_error mode")
-    image_loader([], batch_size, num_workers)  # bad values fail before any work
+    check_batching(batch_size, num_workers)
     out = _check_out(out_path)
     dev = resolve_device(device)
     if isinstance(model, (str, os.PathLike)):

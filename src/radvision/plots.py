@@ -27,7 +27,7 @@ from radvision.metrics import confusion_matrices
 logger = logging.getLogger(__name__)
 
 _MISSING_GLYPH = r"Glyph \d+ .* missing from font"
-_warned_glyphs: list[bool] = []  # said once per process
+_warned_glyphs = False  # said once per process
 
 CURVE_METRICS = ("mean_auroc", "macro_f1", "micro_f1", "samples_f1", "f1_macro", "f1_micro", "f1_samples")
 
@@ -42,8 +42,9 @@ def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     for w in caught:
         if w not in glyphs:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    global _warned_glyphs
     if glyphs and not _warned_glyphs:
-        _warned_glyphs.append(True)
+        _warned_glyphs = True
         logger.warning("the plot font (%s) lacks some characters of the class names; they show as boxes in the "
                        "plots", matplotlib.rcParams["font.family"][0])
     return written

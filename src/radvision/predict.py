@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from radvision.atomic import atomic_write_csv
 from radvision.config import Config, load_run_config
-from radvision.data.table import canonical_split, read_csv_checked, separator_hint
+from radvision.data.table import canonical_split, label_share, read_csv_checked, separator_hint
 from radvision.errors import RadvisionError, did_you_mean, first_line
 from radvision.rundir import CONFIG_FILE, MODEL_FILE, THRESHOLDS_FILE, load_weights
 
@@ -181,12 +181,17 @@ class ImageFiles(Dataset):
             return torch.empty(0), first_line(exc)
 
 
-def image_loader(ds: Dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
-    """Batches of `ImageFiles`-style items in order; `num_workers` processes decode images (0: this one)."""
+def check_batching(batch_size: int, num_workers: int) -> None:
+    """Refuse a batch size or worker count `image_loader` cannot use, before any work is done."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise RadvisionError(f"batch_size must be a positive whole number, got {batch_size!r}.")
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise RadvisionError(f"num_workers must be 0 (decode in this process) or more, got {num_workers!r}.")
+
+
+def image_loader(ds: Dataset, batch_size: int, num_workers: int = 0) -> DataLoader:
+    """Batches of `ImageFiles`-style items in order; `num_workers` processes decode images (0: this one)."""
+    check_batching(batch_size, num_workers)
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_images)
 
 
@@ -214,7 +219,7 @@ def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.
     processes that decode images (0: this one).  `progress`: a progress bar on stderr."""
     from tqdm.auto import tqdm
 
-    image_loader([], batch_size, num_workers)  # bad values fail before the run is loaded
+    check_batching(batch_size, num_workers)  # before the run is loaded
     dev = resolve_device(device)
     model, cfg, class_names, thresholds = load_run(run_dir, device=dev)
     given, paths = input_rows(input, root=root)
@@ -414,9 +419,7 @@ META_COLUMNS = {"path", "patient_id", "age", "sex", "view", "split", "error"}
 
 def _label_like(column: pd.Series) -> bool:
     """Whether every filled cell is 1, 0 or -1: a label column, as opposed to ids or notes."""
-    text = column.astype(str).str.strip()
-    filled = text[(text != "") & column.notna().to_numpy()]
-    return len(filled) > 0 and bool(pd.to_numeric(filled, errors="coerce").isin([1.0, 0.0, -1.0]).all())
+    return label_share(column) == 1.0
 
 
 def _rule_classes(run_cfg: Config, pred_classes: list[str]) -> list[str]:

@@ -48,7 +48,7 @@ def test_roc_and_confusion_figures_name_their_split(tmp_path, monkeypatch):
 def test_class_names_the_font_lacks_are_said_once_not_warned_per_character(tmp_path, monkeypatch, caplog, recwarn):
     from radvision import plots
 
-    monkeypatch.setattr(plots, "_warned_glyphs", [])
+    monkeypatch.setattr(plots, "_warned_glyphs", False)
     rng = np.random.default_rng(0)
     y, p = rng.integers(0, 2, size=(20, 2)).astype(float), rng.random((20, 2))
     with caplog.at_level("WARNING"):

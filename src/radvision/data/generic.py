@@ -20,6 +20,7 @@ from radvision.data.table import (
     check_files,
     did_you_mean,
     finish_frame,
+    label_share,
     no_finding_beside_findings,
     normalize_sex,
     patient_ids,
@@ -80,7 +81,7 @@ def read_csv_table(
         others = [c for c in df.columns if c not in reserved]
         # a label column with one stray cell ("1?") is read as text: taken as a label column, it is refused
         # below with the cell named, instead of dropping the class without a word
-        chosen = [c for c in others if pd.api.types.is_numeric_dtype(df[c]) or _mostly_labels(df[c])]
+        chosen = [c for c in others if pd.api.types.is_numeric_dtype(df[c]) or label_share(df[c]) >= 0.5]
         if not chosen:
             raise RadvisionError(f"{csv.name} has no numeric label columns (other columns: {others}); choose them "
                                  "with data.classes (label_columns= in Python).")
@@ -138,13 +139,6 @@ def read_csv_table(
         frame["split"] = s.to_numpy()
     frame = check_files(frame, missing, csv.name)
     return LabelTable(finish_frame(frame, chosen), chosen, base)
-
-
-def _mostly_labels(column: pd.Series) -> bool:
-    """True for a text column whose filled cells are mostly 1 / 0 / -1: a label column with a few stray cells."""
-    filled = column.dropna()
-    values = pd.to_numeric(filled, errors="coerce")
-    return len(filled) > 0 and values.isin([-1.0, 0.0, 1.0]).mean() >= 0.5
 
 
 def read_folder(root: str | os.PathLike, classes: Iterable[str] | None = None) -> LabelTable:

@@ -158,8 +158,8 @@ def downsample(table: LabelTable, fractions: Mapping[str, float], seed: int = 0)
             rows = np.flatnonzero(n_pos == 0)
         else:
             # raises with a "did you mean"; "No Finding" is a choice whether or not it is a class
-            select_classes([*table.classes, *[n for n in NO_FINDING_NAMES[:1] if n not in table.classes]], [name],
-                           "downsample")
+            no_finding = [] if NO_FINDING_NAMES[0] in table.classes else [NO_FINDING_NAMES[0]]
+            select_classes([*table.classes, *no_finding], [name], "downsample")
             continue
         n_drop = int(np.floor(float(fraction) * len(rows) + 0.5))  # half rounds up, not to even
         if n_drop:

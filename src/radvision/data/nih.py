@@ -1,8 +1,8 @@
 """NIH ChestX-ray14 (Wang et al., ChestX-ray8, CVPR 2017) reader.
 
 Layout: ``Data_Entry_2017*.csv`` ("Image Index", "Finding Labels" pipe-separated, "Patient ID",
-"Patient Age", "Patient Gender" or, in the v2020 file, "Patient Sex", "View Position"), images in ``images*/`` (the Kaggle release nests
-``images_001/images/``), and the official patient-disjoint ``train_val_list.txt`` / ``test_list.txt``.
+"Patient Age", "Patient Gender" or, in the v2020 file, "Patient Sex", "View Position"), images in
+``images*/`` (the Kaggle release nests ``images_001/images/``), and the official patient-disjoint ``train_val_list.txt`` / ``test_list.txt``.
 """
 
 from __future__ import annotations

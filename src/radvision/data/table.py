@@ -292,6 +292,16 @@ def canonical_split(values: pd.Series) -> pd.Series:
     return s.astype(object).where(s.notna(), np.nan)
 
 
+def label_share(column: pd.Series) -> float:
+    """The share of a column's filled cells (blank and spaces aside) that read as 1, 0 or -1; NaN when none is
+    filled. 1.0 is a label column; most but not all is a label column with stray cells."""
+    text = column.astype(str).str.strip()
+    filled = text[(text != "") & column.notna().to_numpy()]
+    if filled.empty:
+        return float("nan")
+    return float(pd.to_numeric(filled, errors="coerce").isin([1.0, 0.0, -1.0]).mean())
+
+
 def keep_split(frame: pd.DataFrame, split: str, source: str) -> pd.DataFrame:
     """The rows of one split ("train" | "valid" | "test"); a split the table does not define is an error that
     names the splits it has, not an empty table that fails later."""
