@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     th.add_argument("pred", help="prediction CSV (path + probability per class), e.g. from `radvision predict`")
     th.add_argument("gold", help="gold CSV (path + one 1/0/-1/blank column per class; -1 and blank are not used)")
     th.add_argument("-o", "--output", required=True, help="thresholds .json to write (use it with evaluate "
-                    "--thresholds; a run's own thresholds.json may be replaced, its train_cardinality is kept)")
+                    "--thresholds; a run's own thresholds.json may be replaced: its train_cardinality and the "
+                    "thresholds of classes the gold does not label are kept)")
     th.add_argument("--min-precision", type=float, metavar="P", help="only thresholds reaching this precision "
                     "qualify (a class that never does gets its most precise threshold, with a warning)")
     th.add_argument("--split", help="use only the gold rows whose 'split' column has this value (e.g. valid)")

@@ -145,7 +145,7 @@ def _raise_if_missing(paths: list[str]) -> None:
     """Fail before any work, naming the way to keep going."""
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
-        first = f"an empty path (row {paths.index(missing[0])})" if not missing[0] else missing[0]
+        first = f"an empty path (row {paths.index(missing[0]) + 1} of the input)" if not missing[0] else missing[0]
         raise RadvisionError(f"Image file not found: {first} ({len(missing)} of {len(paths)} missing; pass "
                              "on_error='skip' (radvision features --skip-errors) to keep their rows as NaN features "
                              "with the error recorded).")

@@ -59,8 +59,12 @@ def as_thresholds(thresholds, n_classes: int) -> np.ndarray:
 
 
 def binarize(y_prob, thresholds=0.5) -> np.ndarray:
-    """0/1 predictions ``y_prob >= thresholds`` (per class)."""
+    """0/1 predictions ``y_prob >= thresholds`` (per class); a 1-D ``y_prob`` is one class, as elsewhere here."""
     y_prob = np.asarray(y_prob, dtype=float)
+    if y_prob.ndim == 1:
+        return (y_prob >= as_thresholds(thresholds, 1)[0]).astype(int)
+    if y_prob.ndim != 2:
+        raise RadvisionError(f"y_prob must be (samples, classes) or one class's 1-D scores, got shape {y_prob.shape}.")
     return (y_prob >= as_thresholds(thresholds, y_prob.shape[1])).astype(int)
 
 

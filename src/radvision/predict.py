@@ -330,8 +330,9 @@ def fit_thresholds_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str 
     labels, joined on `path` as `evaluate_files` joins them) and write them to `output` as a thresholds.json.
 
     `min_precision`: only thresholds reaching it qualify (see `f1_optimal_thresholds`); `split`: use only
-    the gold rows whose `split` column holds it.  A `train_cardinality` already in `output` (a run's own
-    thresholds.json being replaced) is kept, so `thresholds.cardinality: train` still works.  Returns the
+    the gold rows whose `split` column holds it.  When `output` already holds thresholds (a run's own
+    thresholds.json being replaced), classes the gold table does not label keep theirs, with a warning, and
+    its `train_cardinality` is kept, so the run still loads and `thresholds.cardinality: train` still works.  Returns the
     per-class metrics of the calibration set at the new thresholds."""
     from radvision.metrics import per_class_metrics
     from radvision.thresholds import f1_optimal_thresholds, load_train_cardinality, save_thresholds
@@ -343,9 +344,26 @@ def fit_thresholds_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str 
                          columns=classes).assign(path=p["path"].to_numpy())
     y_true, y_prob, _ = _scored_rows(left, right, classes, len(g))
     thr = f1_optimal_thresholds(y_true, y_prob, min_precision=min_precision, class_names=classes)
-    kept = load_train_cardinality(output) if Path(output).is_file() else None
-    save_thresholds(output, classes, thr, train_cardinality=kept)
+    table = dict(zip(classes, thr.tolist(), strict=True))
+    kept = {c: v for c, v in _existing_thresholds(output).items() if c not in table}
+    if kept:  # a run's thresholds.json must keep a threshold for every class, or the run stops loading
+        logger.warning("the gold table labels %d of the classes in %s; the other %d keep their thresholds: %s",
+                       len(classes), output, len(kept), ", ".join(kept))
+    cardinality = load_train_cardinality(output) if Path(output).is_file() else None
+    table = kept | table
+    save_thresholds(output, list(table), list(table.values()), train_cardinality=cardinality)
     return per_class_metrics(y_true, y_prob, classes, thresholds=thr).reset_index()
+
+
+def _existing_thresholds(path: str | os.PathLike[str]) -> dict[str, float]:
+    """The thresholds already in `path` (a run's own thresholds.json being replaced); {} for no file or
+    a file that is not a thresholds file, which is then simply overwritten."""
+    from radvision.thresholds import load_thresholds
+
+    try:
+        return load_thresholds(path) if Path(path).is_file() else {}
+    except RadvisionError:
+        return {}
 
 
 def _shared_classes(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.PathLike[str] | pd.DataFrame,

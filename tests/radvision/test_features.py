@@ -159,7 +159,7 @@ def test_missing_image_raises_or_keeps_its_row(tmp_path, table, model, tf):
         _extract(model, broken, transform=tf)
     blank = frame.copy()
     blank.loc[1, "path"] = ""
-    with pytest.raises(RadvisionError, match=r"not found: an empty path \(row 1\)"):
+    with pytest.raises(RadvisionError, match=r"not found: an empty path \(row 2 of the input\)"):
         _extract(model, LabelTable(blank, ["A"], table.root), transform=tf)
     out = tmp_path / "feats.parquet"
     feats = _extract(model, broken, out, transform=tf, on_error="skip")

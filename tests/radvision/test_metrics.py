@@ -10,6 +10,7 @@ from sklearn import metrics as skm
 from radvision.errors import RadvisionError
 from radvision.metrics import (
     any_finding,
+    binarize,
     confusion_matrices,
     evaluate_predictions,
     monitored_mean,
@@ -93,6 +94,13 @@ def test_decisions_and_probabilities_are_checked():
         evaluate_predictions(y, np.array([[0.9, -2.0], [0.4, 0.7]]), ["a", "b"])
     with pytest.raises(RadvisionError, match="no classes"):
         evaluate_predictions(np.zeros((2, 0)), np.zeros((2, 0)), [])
+
+
+def test_binarize_reads_1d_scores_as_one_class():
+    assert binarize(np.array([0.2, 0.7]), 0.5).tolist() == [0, 1]
+    assert binarize([[0.2, 0.7]], [0.1, 0.8]).tolist() == [[1, 0]]
+    with pytest.raises(RadvisionError, match=r"got shape \(1, 1, 2\)"):
+        binarize(np.zeros((1, 1, 2)))
 
 
 def test_nan_labels_are_masked_per_class(data):

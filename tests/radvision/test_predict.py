@@ -420,10 +420,31 @@ def test_fit_thresholds_files_chooses_f1_optimal_thresholds_on_a_calibration_set
     save_thresholds(out, ["A", "B"], [0.5, 0.5], train_cardinality=1.25)
     fit_thresholds_files(pred, gold, out)
     assert load_train_cardinality(out) == 1.25 and load_thresholds(out)["A"] == 0.35
+    # a gold table labelling only some classes leaves the others' thresholds as they were
+    fit_thresholds_files(pred, gold.drop(columns="B"), out)
+    assert load_thresholds(out) == {"B": 0.9, "A": 0.35} and load_train_cardinality(out) == 1.25
+    save_thresholds(out, ["A", "B", "C"], [0.5, 0.25, 0.75])
+    caplog.clear()
+    fit_thresholds_files(pred, gold.drop(columns="B"), out)
+    assert load_thresholds(out) == {"B": 0.25, "C": 0.75, "A": 0.35}
+    assert "the other 2 keep their thresholds: B, C" in caplog.text
     with pytest.raises(RadvisionError, match="share no class column"):
         fit_thresholds_files(pred[["path", "error"]], gold, out)
     with pytest.raises(RadvisionError, match="values must be 0, 1, -1 or blank"):
         fit_thresholds_files(pred, gold.assign(A=2), out)
+
+
+def test_calibrating_some_classes_into_a_run_keeps_the_run_usable(run_dir, tmp_path):
+    from radvision.predict import fit_thresholds_files
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    pred = predict(run, run_dir.parent / "img", device="cpu")
+    gold = pd.DataFrame({"path": pred["path"], "Bright": (pred["Bright"] > pred["Bright"].median()).astype(int)})
+    fit_thresholds_files(pred, gold, run / "thresholds.json")
+    _, _, classes, thr = load_run(run)
+    assert classes == CLASSES and thr[1] == load_run(run_dir)[3][1]  # Stripe's threshold is the run's own
+    assert len(predict(run, run_dir.parent / "img", device="cpu", with_labels=True)) == len(pred)
 
 
 def test_evaluate_errors_count_rows_as_the_file_has_them(tmp_path):
