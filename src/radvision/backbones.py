@@ -286,6 +286,9 @@ def describe_backbones() -> list[dict]:
 
 def get_spec(name: str) -> BackboneSpec:
     """The registry entry for ``name`` (``timm/<name>`` gives an ad-hoc timm entry)."""
+    if not isinstance(name, str):
+        raise RadvisionError(f"A backbone name must be a string, got {name!r}; valid names: "
+                             f"{', '.join(list_backbones())}, or {TIMM_NOTE}.")
     if name in REGISTRY:
         return REGISTRY[name]
     if name.startswith(TIMM_PREFIX):

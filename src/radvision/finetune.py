@@ -70,7 +70,7 @@ def apply_strategy(model: ImageClassifier, strategy: str) -> None:
     _set_grad(model.backbone.parameters(), strategy == "full")
     model.finetune_strategy = strategy
     model.unfrozen_stages = len(backbone_stages(model)) if strategy == "full" else 0
-    model.train(model.training)  # re-evaluate which BatchNorm layers are frozen
+    model.train(model.training)  # re-evaluate which backbone parts are frozen (kept in eval mode)
     logger.info("fine-tuning strategy %s: %d trainable parameters", strategy,
                 sum(p.numel() for p in model.parameters() if p.requires_grad))
 

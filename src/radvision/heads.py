@@ -70,6 +70,8 @@ def create_head(
     if not 0.0 <= p < 1.0:
         raise RadvisionError(f"dropout must be in [0, 1), got {dropout}.")
     if kind == "fpn":
+        if isinstance(fpn_channels, bool) or not isinstance(fpn_channels, int) or fpn_channels < 1:
+            raise RadvisionError(f"fpn_channels must be a positive whole number, got {fpn_channels!r}.")
         if not feature_channels:
             raise RadvisionError("The fpn head needs feature_channels (the backbone's multi-scale map widths).")
         return FPNHead(feature_channels, num_classes, fpn_channels=fpn_channels, dropout=p)
@@ -127,12 +129,11 @@ class ImageClassifier(nn.Module):
 
     def train(self, mode: bool = True) -> ImageClassifier:
         super().train(mode)
-        if mode:
-            for m in self.backbone.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    params = list(m.parameters(recurse=False))
-                    if params and not any(p.requires_grad for p in params):
-                        m.eval()
+        if mode:  # frozen parts of the backbone are a fixed feature extractor: no BatchNorm statistics
+            for m in self.backbone.modules():  # updates, no dropout or stochastic depth (convnext, efficientnet)
+                params = list(m.parameters())
+                if params and not any(p.requires_grad for p in params):
+                    m.eval()
         return self
 
 

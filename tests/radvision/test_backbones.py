@@ -99,6 +99,8 @@ def test_unknown_names_suggest_close_matches():
         create_backbone("simple_cnn", in_chans=0)
     with pytest.raises(RadvisionError, match="not understood"):
         create_backbone("simple_cnn", pretrained="imagenet21k")
+    with pytest.raises(RadvisionError, match="must be a string, got None; valid names: .*simple_cnn"):
+        create_backbone(None)
 
 
 def test_one_channel_input_sums_rgb_kernel_from_a_local_file(tmp_path):

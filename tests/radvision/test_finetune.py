@@ -43,6 +43,22 @@ def test_stages_of_concatenated_backbones_align_from_the_top():
     assert all(id(p) in last for b in m.backbone.backbones for p in b.model.blocks[3].parameters())
 
 
+@pytest.mark.parametrize("strategy", ["frozen", "layerwise"])
+def test_a_frozen_backbone_is_a_fixed_feature_extractor_even_with_stochastic_depth(strategy):
+    torch.manual_seed(0)
+    m = build_model("efficientnet_b0", 2, ["a", "b"])  # torchvision's stochastic depth 0.2
+    apply_strategy(m, strategy)
+    m.train()
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(m.features(x), m.features(x))
+    drops = [mod for mod in m.backbone.modules() if type(mod).__name__ == "StochasticDepth"]
+    assert drops and not any(d.training for d in drops) and m.head.training
+    unfreeze_next(m) if strategy == "layerwise" else apply_strategy(m, "full")
+    m.train()
+    opened = [d.training for d in drops]  # layerwise: only the top stage's blocks train again
+    assert (0 < sum(opened) < len(drops)) if strategy == "layerwise" else all(opened)
+
+
 def test_frozen_trains_head_only_and_keeps_batchnorm_statistics(model):
     apply_strategy(model, "frozen")
     assert _trainable(model.backbone) == 0 and _trainable(model.head) == len(list(model.head.parameters()))

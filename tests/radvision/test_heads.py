@@ -47,6 +47,9 @@ def test_head_errors():
         create_head("mlp", 8, 2, dropout=1.5)
     with pytest.raises(RadvisionError, match="num_classes"):
         create_head("linear", 8, 0)
+    for bad in (0, -3, 2.5, True):  # 0 built and failed at the first forward pass, -3 inside torch
+        with pytest.raises(RadvisionError, match="fpn_channels must be a positive whole number"):
+            create_head("fpn", 8, 2, feature_channels=[8, 16], fpn_channels=bad)
 
 
 @pytest.mark.parametrize("head", ["linear", "mlp", "fpn"])
