@@ -31,7 +31,7 @@ from radlabel.errors import RadlabelError
 from radlabel.mentions import Mention, expand_phrase, non_overlapping
 
 __all__ = [
-    "PRESENT", "ABSENT", "UNCERTAIN", "HYPOTHETICAL", "Trigger", "ContextEngine", "load_context_rules",
+    "PRESENT", "ABSENT", "UNCERTAIN", "HYPOTHETICAL", "EXCEPTION", "Trigger", "ContextEngine", "load_context_rules",
 ]
 
 PRESENT, ABSENT, UNCERTAIN, HYPOTHETICAL = "present", "absent", "uncertain", "hypothetical"
@@ -43,6 +43,7 @@ _DIRECTIONS = ("pre", "post", "both")
 _CLAUSE_BREAK = frozenset({("clause_break",)})
 _CLAUSE_END = ("clause_end",)
 _LINK = frozenset({("suggestive",)})
+EXCEPTION = ("exception",)
 _END_REACH = 6  # how far before a "present" word its clause's comma may lie
 _RULES = Path(__file__).resolve().parent / "rules" / "context.yaml"
 
@@ -96,11 +97,16 @@ class ContextEngine:
         add(rules.get("terminate"), ("terminate",))
         add(rules.get("suggestive"), ("suggestive",))
         add(rules.get("alternative"), ("alternative",))
+        add(rules.get("aside"), ("aside",))
+        add(rules.get("exception"), EXCEPTION)
         breaks = rules.get("clause_break") or {}
         for join in breaks.get("joins") or ():
             for start in breaks.get("starts") or ():
                 roles.setdefault(f"{join} {start}".lower(), set()).add(("clause_break",))
         add(breaks.get("ends"), _CLAUSE_END)
+        inner = rules.get("inner") or {}
+        self._inner = {str(w).lower(): _CATEGORY_STATUS[cat] for cat in ("possible", "uncertain")
+                       for w in inner.get(cat) or ()}
         self._end_joins = frozenset(j.lower() for j in breaks.get("joins") or ()) - {"and"}
         self._break_starts = frozenset(str(w).lower() for w in breaks.get("starts") or ())
         self.matcher = PhraseMatcher(vocab, attr="LOWER")
@@ -265,6 +271,14 @@ class ContextEngine:
                 continue
             out.append(best[2] if best else PRESENT)
         return out
+
+    def inner_status(self, doc: Doc, m: Mention) -> str | None:
+        """The status a hedge word inside the mention's own phrase gives it ("the heart is likely enlarged")."""
+        for i in range(m.start + 1, m.end - 1):  # most mentions are one or two tokens: nothing to look at
+            status = self._inner.get(doc[i].lower_)
+            if status:
+                return status
+        return None
 
     def _alternative_follows(self, m: Mention, sent: int, starts: list[int], triggers: list[Trigger],
                              trig_sent: list[int]) -> bool:

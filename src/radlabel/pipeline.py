@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +16,7 @@ import spacy
 
 from radlabel.aggregate import aggregate
 from radlabel.assertion import ABSENT as S_ABSENT
-from radlabel.assertion import HYPOTHETICAL, PRESENT, UNCERTAIN, ContextEngine
+from radlabel.assertion import EXCEPTION, HYPOTHETICAL, PRESENT, UNCERTAIN, ContextEngine
 from radlabel.errors import RadlabelError
 from radlabel.graph import Entity, ReportGraph
 from radlabel.mentions import ABSENT, ANATOMY, MODIFIER, MentionMatcher
@@ -88,6 +88,8 @@ class Pipeline:
         self._make_doc = _blank_nlp().make_doc
         self._mentions = _mention_matcher(self.schema)
         self._context = _context_engine()
+        parent = {c.name: c.parent for c in self.schema.classes}
+        self._lineage = {c: _lineage(c, parent) for c in parent}  # a class and its parents
         log.debug("Pipeline ready: schema=%s sections=%s", self.schema.name, self.sections)
 
     def __reduce__(self):
@@ -154,8 +156,12 @@ class Pipeline:
         obs_idx = [i for i, m in enumerate(mentions) if m.kind not in (ANATOMY, MODIFIER, ABSENT)]
         statuses = self._context.assign([mentions[i] for i in obs_idx], [msent[i] for i in obs_idx], triggers, tsent)
         status = dict(zip(obs_idx, statuses, strict=True))
+        for i in obs_idx:  # "the heart is likely enlarged": a hedge inside a (3+ token) mention's own phrase
+            if mentions[i].end - mentions[i].start > 2 and status[i] == PRESENT:
+                status[i] = self._context.inner_status(doc, mentions[i]) or PRESENT
         tokens, remap = _tokens(doc)
         rels = find_relations(mentions, msent, links, lsent, doc)
+        kept_open: dict[int, set[str]] | None = None  # worked out at the first normal statement, if any
         ids = [str(i + 1) for i in range(len(mentions))]
         entities = []
         for i, m in enumerate(mentions):
@@ -163,6 +169,8 @@ class Pipeline:
                 label, assertion = "ANAT-DP", ""
             elif m.kind == ABSENT:
                 label, assertion = "OBS-DA", S_ABSENT
+                if kept_open is None:
+                    kept_open = self._excepted(mentions, msent, triggers, tsent)
             elif m.kind == MODIFIER:
                 label, assertion = "OBS-DP", ""
             else:
@@ -176,7 +184,8 @@ class Pipeline:
                     id=ids[i], tokens=" ".join(tokens[s_ix : e_ix + 1]), label=label, start_ix=s_ix, end_ix=e_ix,
                     char_start=to_orig(first.idx), char_end=to_orig(last.idx + len(last), end=True),
                     section=sent_section[msent[i]], sentence=msent[i], relations=[],
-                    classes=m.classes, modifier=m.kind == MODIFIER, assertion=assertion,
+                    classes=tuple(c for c in m.classes if c not in kept_open[i]) if kept_open and i in kept_open
+                    else m.classes, modifier=m.kind == MODIFIER, assertion=assertion,
                 )
             )
         for src, rel, tgt in rels:
@@ -185,6 +194,36 @@ class Pipeline:
                 # A modifier shares the assertion of what it modifies ("no new effusion").
                 entities[src].label = entities[tgt].label
         return ReportGraph(text, tokens, entities, sections, graph_sentences)
+
+
+    def _excepted(self, mentions: list, msent: list[int], triggers: list, tsent: list[int]) -> dict[int, set[str]]:
+        """Classes a normal statement leaves open when an exception follows it: "lungs are clear except for
+        atelectasis" does not deny Atelectasis nor its parent Lung Opacity. Keyed by mention index."""
+        out: dict[int, set[str]] = {}
+        if not any(EXCEPTION in t.roles for t in triggers):
+            return out
+        starts = [t.start for t in triggers]
+        for i, m in enumerate(mentions):
+            if m.kind != ABSENT:
+                continue
+            k = bisect_left(starts, m.end)  # the exception right after the statement (a comma may come between)
+            if k == len(triggers) or tsent[k] != msent[i] or EXCEPTION not in triggers[k].roles \
+                    or triggers[k].start - m.end > 1:
+                continue
+            after = (j for j in range(i + 1, len(mentions)) if mentions[j].start >= triggers[k].end
+                     and mentions[j].kind not in (ANATOMY, MODIFIER, ABSENT))
+            j = next(after, None)
+            if j is not None and msent[j] == msent[i]:
+                out[i] = set().union(*(self._lineage.get(c, {c}) for c in mentions[j].classes))
+        return out
+
+
+def _lineage(name: str, parent: dict[str, str | None]) -> set[str]:
+    out = set()
+    while name is not None and name not in out:
+        out.add(name)
+        name = parent.get(name)
+    return out
 
 
 def _tokens(doc) -> tuple[list[str], list[int] | None]:

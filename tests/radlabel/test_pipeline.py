@@ -108,6 +108,31 @@ def value(pipe, text, cls):
         ("Evaluation of the left lung base is limited by a large pleural effusion.", "Pleural Effusion", 1.0),
         ("Evaluation of the left base is limited by overlying pacemaker leads.", "Support Devices", 1.0),
         ("Evaluation for pneumothorax is limited by the supine technique.", "Pneumothorax", math.nan),
+        # review findings, 2026-11-24: a finding that has not changed, grown or resolved is still there
+        ("No significant interval change in moderate cardiomegaly.", "Cardiomegaly", 1.0),
+        ("No significant interval change in the right pleural effusion.", "Pleural Effusion", 1.0),
+        ("No decrease in the right pleural effusion.", "Pleural Effusion", 1.0),
+        ("No further enlargement of the pneumothorax.", "Pneumothorax", 1.0),
+        ("There has been no resolution of the right lower lobe pneumonia.", "Pneumonia", 1.0),
+        ("No enlargement of the cardiac silhouette.", "Cardiomegaly", 0.0),
+        ("Interval resolution of the effusion.", "Pleural Effusion", 0.0),
+        # "seen on the prior study" is an aside, not the end of a scope nor a negation
+        ("The right pleural effusion seen on the prior study has resolved.", "Pleural Effusion", 0.0),
+        ("The left pneumothorax seen previously is no longer visualized.", "Pneumothorax", 0.0),
+        ("There is a small left effusion, not seen on the prior study.", "Pleural Effusion", 1.0),
+        ("The effusion seen on the prior study is unchanged.", "Pleural Effusion", 1.0),
+        # a hedge inside the finding's own phrase hedges it
+        ("The heart is likely enlarged.", "Cardiomegaly", -1.0),
+        ("The heart is probably mildly enlarged.", "Cardiomegaly", -1.0),
+        ("The heart is possibly enlarged.", "No Finding", math.nan),
+        ("The mediastinum is likely widened.", "Enlarged Cardiomediastinum", -1.0),
+        ("The heart is stable and enlarged.", "Cardiomegaly", 1.0),
+        ("Heart size is moderate to severely enlarged.", "Cardiomegaly", 1.0),
+        ("The heart appears enlarged.", "Cardiomegaly", 1.0),
+        # a normal statement with an exception leaves the excepted finding's class and its parents open
+        ("Lungs are clear except for left basilar atelectasis.", "Lung Opacity", math.nan),
+        ("Lungs are clear except for left basilar atelectasis.", "Atelectasis", 1.0),
+        ("The lungs are clear other than a small left effusion.", "Lung Opacity", 0.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
