@@ -30,6 +30,21 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet
 DEFAULT_CHUNKSIZE = 10_000
 #: The columns of a folder of text reports: the file's path relative to the folder, and its text.
 FOLDER_COLUMNS = ("path", "report")
+_NOT_UTF8 = "radlabel-cp1252"  # codec error handler for table files, registered below
+_not_utf8_bytes = 0
+
+
+def _read_as_cp1252(exc: UnicodeError) -> tuple[str, int]:
+    """Bytes of a table file that are not UTF-8 are read as Windows-1252, as report files are: one stray
+    byte from an old export must not stop a corpus, and the rest of the file stays UTF-8. Counted for a warning."""
+    global _not_utf8_bytes
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    _not_utf8_bytes += exc.end - exc.start
+    return exc.object[exc.start : exc.end].decode("cp1252", errors="replace"), exc.end
+
+
+codecs.register_error(_NOT_UTF8, _read_as_cp1252)
 
 
 def table_format(path: str | os.PathLike) -> str:
@@ -88,12 +103,12 @@ def read_columns(path: str | os.PathLike) -> list[str]:
     try:
         if fmt in ("csv", "tsv"):
             sep = "\t" if fmt == "tsv" else ","
-            return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0).columns]
+            return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0, encoding_errors=_NOT_UTF8).columns]
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
             return list(pq.ParquetFile(path).schema_arrow.names)
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8", errors=_NOT_UTF8) as fh:
             for line in fh:
                 if line.strip():
                     first = json.loads(line)
@@ -138,12 +153,22 @@ def iter_table(
 
 def _iter_rows(path: Path, fmt: str, wanted: list[str] | None, has_columns: bool,
                chunksize: int) -> Iterator[pd.DataFrame]:
+    before = _not_utf8_bytes
+    yield from _decoded_rows(path, fmt, wanted, has_columns, chunksize)
+    if _not_utf8_bytes > before:
+        logger.warning("%s is not all UTF-8: %d byte(s) were read as Windows-1252 (check the rows that have "
+                       "odd characters)", _shown(str(path)), _not_utf8_bytes - before)
+
+
+def _decoded_rows(path: Path, fmt: str, wanted: list[str] | None, has_columns: bool,
+                  chunksize: int) -> Iterator[pd.DataFrame]:
     try:
         if not has_columns and fmt != "parquet":
             return
         if fmt in ("csv", "tsv"):
             sep = "\t" if fmt == "tsv" else ","
-            reader = pd.read_csv(path, sep=sep, usecols=wanted, dtype=str, chunksize=chunksize)
+            reader = pd.read_csv(path, sep=sep, usecols=wanted, dtype=str, chunksize=chunksize,
+                                 encoding_errors=_NOT_UTF8)
             with reader:
                 for chunk in reader:
                     yield chunk[wanted] if wanted else chunk
@@ -281,7 +306,7 @@ def _iter_jsonl(path: Path, wanted: list[str] | None, chunksize: int) -> Iterato
     # Parsed line by line (not pd.read_json) so values keep their JSON types and a bad line is
     # reported with its line number.
     rows: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors=_NOT_UTF8) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue

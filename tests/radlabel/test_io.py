@@ -79,6 +79,22 @@ def test_corrupt_files_raise_radlabel_error(tmp_path):
         read_table(bad_jsonl)
 
 
+@pytest.mark.parametrize("ext", [".csv", ".tsv", ".jsonl"])
+def test_bytes_that_are_not_utf8_read_as_windows_1252_and_the_rest_stays_utf8(tmp_path, ext, caplog):
+    """One stray byte from an old export stopped the whole run; now only that byte is read another way."""
+    rows = [("1", "caf\u00e9 UTF-8"), ("2", "bad byte \udce9 here"), ("3", "curly \udc93quote\udc94")]
+    if ext == ".jsonl":
+        text = "".join(f'{{"id": "{i}", "report": "{r}"}}\n' for i, r in rows)
+    else:
+        sep = "\t" if ext == ".tsv" else ","
+        text = f"id{sep}report\n" + "".join(f"{i}{sep}{r}\n" for i, r in rows)
+    path = tmp_path / f"mixed{ext}"
+    path.write_bytes(text.encode("utf-8", errors="surrogateescape"))
+    got = read_table(path)
+    assert got["report"].tolist() == ["caf\u00e9 UTF-8", "bad byte \u00e9 here", "curly \u201cquote\u201d"]
+    assert "is not all UTF-8: 3 byte(s) were read as Windows-1252" in caplog.text
+
+
 def test_empty_csv_gives_empty_frame(tmp_path):
     p = tmp_path / "e.csv"
     p.write_text("")
