@@ -10,8 +10,11 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from radlabel.errors import RadlabelError
@@ -261,19 +264,44 @@ COMMANDS = {"label": _cmd_label, "parse": _cmd_parse, "evaluate": _cmd_evaluate,
             "schemas": _cmd_schemas}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, a job scheduler) raised in the main thread as an interrupt, so a run stops
+    its worker processes and removes its temporary output as it does after Ctrl-C."""
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `radlabel` command; returns the exit code."""
     args = build_parser().parse_args(argv)
     level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return COMMANDS[args.command](args)
+        with _sigterm_interrupts():
+            return COMMANDS[args.command](args)
     except RadlabelError as exc:
         print(f"radlabel: error: {exc}", file=sys.stderr)
         return 2
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         print(f"radlabel: error: {exc.strerror or exc} ({exc.filename}).", file=sys.stderr)
         return 2
+    except Terminated:
+        print("radlabel: terminated (SIGTERM); no output was written.", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("radlabel: interrupted; no output was written.", file=sys.stderr)
         return 130

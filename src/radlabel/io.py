@@ -4,7 +4,7 @@ Readers yield DataFrame chunks so a corpus of millions of reports is never held 
 a folder of ``.txt`` reports (MIMIC-CXR's ``files/p10/p10000032/s50414267.txt``) reads as a table
 with a ``path`` column (relative to the folder) and a ``report`` column;
 writers append chunk by chunk to a temporary file beside the target and `os.replace` it into place
-only when everything was written, so an interrupted run (error, Ctrl-C) leaves no partial output.
+only when everything was written, so an interrupted run (error, Ctrl-C, SIGTERM) leaves no partial output.
 """
 
 from __future__ import annotations

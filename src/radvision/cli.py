@@ -8,8 +8,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from radvision.errors import RadvisionError, message
@@ -313,14 +316,37 @@ def log_level(verbose: bool, quiet: bool, rank: int = 0) -> int:
     return logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, a job scheduler) raised in the main thread as an interrupt, so a command
+    removes its temporary output and stops its loader processes as it does after Ctrl-C (a training run
+    keeps its last checkpoint and resumes from it)."""
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def exit_code(command: Callable[[], int | None], *, prog: str | None = "radvision",
               errors: tuple[type[Exception], ...] = ()) -> int:
     """Run `command()` as a command line does: a user error (`RadvisionError`, a missing file, or one of
-    `errors`) prints one line `prog: error: ...` on stderr and gives 2, Ctrl-C gives 130, else its code or 0.
+    `errors`) prints one line `prog: error: ...` on stderr and gives 2, Ctrl-C gives 130, SIGTERM 143, else its code or 0.
     The example scripts use it too, so every entry point reports errors the same way."""
     lead = f"{prog}: " if prog else ""
     try:
-        return command() or 0
+        with _sigterm_interrupts():
+            return command() or 0
     except (RadvisionError, *errors) as exc:
         print(f"{lead}error: {message(exc)}", file=sys.stderr)
         return 2
@@ -336,6 +362,9 @@ def exit_code(command: Callable[[], int | None], *, prog: str | None = "radvisio
         print(f"{lead}error: permission denied: {exc.filename or exc}; choose a place you can write to, or fix its "
               "permissions.", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"{lead}terminated (SIGTERM).", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"{lead}interrupted.", file=sys.stderr)
         return 130

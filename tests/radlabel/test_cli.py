@@ -36,6 +36,34 @@ def test_help_and_version(capsys):
     assert "--id-column" in capsys.readouterr().out
 
 
+def test_sigterm_stops_a_run_as_ctrl_c_does(tmp_path, capsys, monkeypatch):
+    """`kill PID` / `timeout` left hidden temporary outputs (and, with --jobs, worker processes) behind."""
+    import os
+    import signal
+
+    import radlabel.labeler as labeler_mod
+
+    src = write_table(pd.DataFrame({"report": ["No effusion."] * 30}), tmp_path / "in.csv")
+    out = tmp_path / "out.csv"
+    out.write_text("previous\n")
+    real, calls = labeler_mod._label_batch, []
+
+    def killed_midway(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(labeler_mod, "_label_batch", killed_midway)
+    before = signal.getsignal(signal.SIGTERM)
+    rc = main(["label", str(src), "-o", str(out), "--graphs", str(tmp_path / "g.jsonl"), "--chunksize", "10",
+               "--no-progress"])
+    assert rc == 143 and len(calls) == 2
+    assert _error_line(capsys) == "radlabel: terminated (SIGTERM); no output was written."
+    assert out.read_text() == "previous\n" and sorted(os.listdir(tmp_path)) == ["in.csv", "out.csv"]
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_label_command(tmp_path, reports, capsys):
     out, graphs = tmp_path / "labels.parquet", tmp_path / "g.jsonl"
     rc = main(["label", str(reports), "-o", str(out), "--id-column", "uid", "--graphs", str(graphs),

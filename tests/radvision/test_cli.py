@@ -125,6 +125,13 @@ def test_exit_code_maps_user_errors_for_every_entry_point(capsys):
         return command
 
     assert exit_code(lambda: None) == 0 and exit_code(lambda: 3) == 3
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert exit_code(lambda: os.kill(os.getpid(), signal.SIGTERM)) == 143  # `kill PID`: cleaned up as after ^C
+    assert capsys.readouterr().err == "radvision: terminated (SIGTERM).\n"
+    assert signal.getsignal(signal.SIGTERM) is before
     assert exit_code(fail(PermissionError(13, "Permission denied", "/ro/cache/.x.tmp"))) == 2
     assert "radvision: error: permission denied: /ro/cache/.x.tmp; choose a place" in capsys.readouterr().err
     with pytest.raises(PermissionError):  # not about a file: a traceback, not a user error
