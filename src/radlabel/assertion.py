@@ -17,6 +17,7 @@ aggregator does not count.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
 from dataclasses import dataclass
 from functools import cache
@@ -44,6 +45,7 @@ _CLAUSE_BREAK = frozenset({("clause_break",)})
 _CLAUSE_END = ("clause_end",)
 _LINK = frozenset({("suggestive",)})
 EXCEPTION = ("exception",)
+_NOT = re.compile(r"(?<=[a-z]) not\b")  # "is not" -> "isn't"; "can not" -> "can't"
 _END_REACH = 6  # how far before a "present" word its clause's comma may lie
 _RULES = Path(__file__).resolve().parent / "rules" / "context.yaml"
 
@@ -88,7 +90,9 @@ class ContextEngine:
         def add(patterns, role: tuple) -> None:
             for pattern in patterns or ():
                 for phrase in expand_phrase(pattern):
-                    roles.setdefault(phrase.lower(), set()).add(role)
+                    # "is not seen" also as "isn't seen" (spaCy splits off "n't", which is not "not")
+                    for variant in {phrase.lower(), _NOT.sub("n't", phrase.lower())}:
+                        roles.setdefault(variant, set()).add(role)
 
         for cat in _CATEGORY_STATUS:
             for direction, patterns in (rules.get(cat) or {}).items():
@@ -99,6 +103,7 @@ class ContextEngine:
         add(rules.get("alternative"), ("alternative",))
         add(rules.get("aside"), ("aside",))
         add(rules.get("exception"), EXCEPTION)
+        add(rules.get("exception"), ("terminate",))  # "clear with the exception of atelectasis" negates nothing after
         breaks = rules.get("clause_break") or {}
         for join in breaks.get("joins") or ():
             for start in breaks.get("starts") or ():
@@ -243,6 +248,8 @@ class ContextEngine:
                 status = _status(t.roles, dirs)
                 if status and past_break and nxt is not None and nxt < t.start:
                     break  # "pneumonia, small effusion is not seen": the trigger is the effusion's
+                if status and nxt is not None and nxt < t.start and not _status(t.roles, ("post",)):
+                    break  # "opacity, atelectasis versus pneumonia": a two-sided hedge is on the findings beside it
                 if status == UNCERTAIN and nxt == t.end and _opens_scope(t.roles):
                     break  # "opacity is likely atelectasis": the hedge is on the diagnosis, not the opacity
                 if status and weak and ("alternative",) in t.roles:

@@ -123,27 +123,42 @@ class ReportGraph:
         for t in tokens:
             offsets.append(pos)
             pos += len(t) + 1
+        if not isinstance(d["entities"], dict):
+            raise RadlabelError(
+                f"'entities' must be a dict of entity id -> entity, not {type(d['entities']).__name__}."
+            )
         entities = []
         for eid, raw in d["entities"].items():
-            try:
-                s, e = int(raw["start_ix"]), int(raw["end_ix"])
-                label = raw["label"]
-            except (KeyError, TypeError, ValueError) as exc:
-                raise RadlabelError(
-                    f"Entity {eid!r} needs integer 'start_ix', 'end_ix' and a 'label'."
-                ) from exc
+            if not isinstance(raw, dict):
+                raise RadlabelError(f"Entity {eid!r} must be a dict, not {type(raw).__name__}.")
+            s, e, label = raw.get("start_ix"), raw.get("end_ix"), raw.get("label")
+            # bool is an int subclass; a float such as 0.7 would be truncated silently
+            if not all(isinstance(x, int) and not isinstance(x, bool) for x in (s, e)) or label is None:
+                raise RadlabelError(f"Entity {eid!r} needs integer 'start_ix', 'end_ix' and a 'label'.")
             if label not in LABELS:
                 raise RadlabelError(f"Entity {eid!r} has label {label!r}; valid labels are {', '.join(LABELS)}.")
             if not 0 <= s <= e < len(tokens):
                 raise RadlabelError(f"Entity {eid!r} spans tokens {s}..{e}, outside the {len(tokens)} tokens.")
+            sentence = raw.get("sentence", 0)
+            if not isinstance(sentence, int) or isinstance(sentence, bool):
+                raise RadlabelError(f"Entity {eid!r} has 'sentence' {sentence!r}; it must be an integer.")
+            relations = raw.get("relations", [])
+            if not isinstance(relations, list):
+                raise RadlabelError(f"Entity {eid!r} has 'relations' {relations!r}; it must be a list.")
+            for rel in relations:
+                if not isinstance(rel, (list, tuple)) or len(rel) != 2:
+                    raise RadlabelError(f"Entity {eid!r} has relation {rel!r}; a relation is [name, target id].")
+                if rel[0] not in RELATIONS:
+                    raise RadlabelError(
+                        f"Entity {eid!r} has relation {rel[0]!r}; valid relations are {', '.join(RELATIONS)}."
+                    )
             cs = raw.get("char_start", offsets[s])
             ce = raw.get("char_end", offsets[e] + len(tokens[e]))
             entities.append(
                 Entity(
                     id=str(eid), tokens=raw.get("tokens", " ".join(tokens[s : e + 1])), label=label,
                     start_ix=s, end_ix=e, char_start=cs, char_end=ce, section=raw.get("section"),
-                    sentence=int(raw.get("sentence", 0)),
-                    relations=[(str(r), str(t)) for r, t in raw.get("relations", [])],
+                    sentence=sentence, relations=[(r, str(t)) for r, t in relations],
                     classes=tuple(raw.get("classes", ())), modifier=bool(raw.get("modifier", False)),
                     assertion=raw.get("assertion", ""),
                 )

@@ -150,6 +150,10 @@ class Normalized:
         olen = self._orig_lens[i]
         if olen < 0:
             return self._orig_starts[i] + delta
+        if delta and pos >= len(self.text):
+            # the end of a rewrite that ends the text ("\r\n" -> "\n", "  " -> " "): the whole original;
+            # earlier rewrites get this from the next segment's start
+            return self._orig_starts[i] + olen
         return self._orig_starts[i] + min(delta, olen)
 
 

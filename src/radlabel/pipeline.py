@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import spacy
+from spacy.symbols import ORTH
 
 from radlabel.aggregate import aggregate
 from radlabel.assertion import ABSENT as S_ABSENT
@@ -38,7 +39,28 @@ _STATUS_LABEL = {PRESENT: "OBS-DP", S_ABSENT: "OBS-DA", UNCERTAIN: "OBS-U", HYPO
 def _blank_nlp():
     nlp = spacy.blank("en")
     nlp.max_length = 10**9  # the tokenizer is linear; we only ever call make_doc
+    nlp.tokenizer.rules = _with_case_variants(nlp.tokenizer.rules)
     return nlp
+
+
+def _with_case_variants(rules: dict) -> dict:
+    """spaCy's English exceptions split "cannot", "can't", "isn't" and keep "vs." whole, but not "CANNOT",
+    "CAN'T", "ISN'T" or "VS.": all-caps reports lost their negations and hedges. Adds the upper-case and
+    capitalised spelling of each lower-case exception, cut into the same pieces."""
+    out = dict(rules)
+    for text, pieces in rules.items():
+        if text != text.lower() or not any(c.isalpha() for c in text):
+            continue
+        for variant in (text.upper(), text[:1].upper() + text[1:]):
+            if variant in out or len(variant) != len(text):
+                continue
+            cut, i = [], 0
+            for piece in pieces:
+                n = len(piece[ORTH])
+                cut.append({**piece, ORTH: variant[i : i + n]})
+                i += n
+            out[variant] = cut
+    return out
 
 
 @lru_cache(maxsize=16)
@@ -160,7 +182,8 @@ class Pipeline:
             if mentions[i].end - mentions[i].start > 2 and status[i] == PRESENT:
                 status[i] = self._context.inner_status(doc, mentions[i]) or PRESENT
         tokens, remap = _tokens(doc)
-        rels = find_relations(mentions, msent, links, lsent, doc)
+        absent = {i for i, st in status.items() if st == S_ABSENT} | {i for i, m in enumerate(mentions) if m.kind == ABSENT}
+        rels = find_relations(mentions, msent, links, lsent, doc, absent=absent)
         kept_open: dict[int, set[str]] | None = None  # worked out at the first normal statement, if any
         ids = [str(i + 1) for i in range(len(mentions))]
         entities = []
@@ -170,7 +193,7 @@ class Pipeline:
             elif m.kind == ABSENT:
                 label, assertion = "OBS-DA", S_ABSENT
                 if kept_open is None:
-                    kept_open = self._excepted(mentions, msent, triggers, tsent)
+                    kept_open = self._excepted(doc, mentions, msent, triggers, tsent, status)
             elif m.kind == MODIFIER:
                 label, assertion = "OBS-DP", ""
             else:
@@ -190,31 +213,40 @@ class Pipeline:
             )
         for src, rel, tgt in rels:
             entities[src].relations.append((rel, ids[tgt]))
-            if rel == MODIFY and entities[tgt].label.startswith("OBS"):
-                # A modifier shares the assertion of what it modifies ("no new effusion").
+            if rel == MODIFY:
+                # A modifier shares the assertion of what it modifies ("no new effusion"); one of a place is
+                # anatomy ("the left seventh rib"), as RadGraph labels it.
                 entities[src].label = entities[tgt].label
         return ReportGraph(text, tokens, entities, sections, graph_sentences)
 
 
-    def _excepted(self, mentions: list, msent: list[int], triggers: list, tsent: list[int]) -> dict[int, set[str]]:
-        """Classes a normal statement leaves open when an exception follows it: "lungs are clear except for
-        atelectasis" does not deny Atelectasis nor its parent Lung Opacity. Keyed by mention index."""
+    def _excepted(self, doc, mentions: list, msent: list[int], triggers: list, tsent: list[int],
+                  status: dict[int, str]) -> dict[int, set[str]]:
+        """Classes a normal statement leaves open, with their parents: those of the finding an exception names
+        ("lungs are clear except for atelectasis", "aside from atelectasis, the lungs are clear") and, for
+        "the lungs are otherwise clear", of the findings reported before it. Keyed by mention index."""
         out: dict[int, set[str]] = {}
-        if not any(EXCEPTION in t.roles for t in triggers):
-            return out
         starts = [t.start for t in triggers]
         for i, m in enumerate(mentions):
             if m.kind != ABSENT:
                 continue
-            k = bisect_left(starts, m.end)  # the exception right after the statement (a comma may come between)
-            if k == len(triggers) or tsent[k] != msent[i] or EXCEPTION not in triggers[k].roles \
-                    or triggers[k].start - m.end > 1:
-                continue
-            after = (j for j in range(i + 1, len(mentions)) if mentions[j].start >= triggers[k].end
-                     and mentions[j].kind not in (ANATOMY, MODIFIER, ABSENT))
-            j = next(after, None)
-            if j is not None and msent[j] == msent[i]:
-                out[i] = set().union(*(self._lineage.get(c, {c}) for c in mentions[j].classes))
+            named = []
+            k = bisect_left(starts, m.end)  # an exception right after the statement (a comma may come between)
+            if k < len(triggers) and tsent[k] == msent[i] and EXCEPTION in triggers[k].roles \
+                    and triggers[k].start - m.end <= 1:
+                j = next((j for j in range(i + 1, len(mentions)) if j in status
+                          and mentions[j].start >= triggers[k].end), None)
+                if j is not None and msent[j] == msent[i]:
+                    named.append(j)
+            k = bisect_left(starts, m.start) - 1  # ... or earlier in its sentence, naming what lies between
+            while k >= 0 and tsent[k] == msent[i] and EXCEPTION not in triggers[k].roles:
+                k -= 1
+            if k >= 0 and tsent[k] == msent[i]:
+                named += [j for j in range(i) if j in status and mentions[j].start >= triggers[k].end]
+            if any(doc[x].lower_ == "otherwise" for x in range(max(m.start - 1, 0), m.end)):
+                named += [j for j in range(i) if status.get(j) in (PRESENT, UNCERTAIN)]
+            if named:
+                out[i] = set().union(*(self._lineage.get(c, {c}) for j in named for c in mentions[j].classes))
         return out
 
 

@@ -8,7 +8,8 @@
 * ``modify``: modifier -> the observation it qualifies ("small left effusion", "increased ...
   opacity", "right [lung is clear]"); skipping over anatomy and other modifiers; else the adjacent anatomy.
 * ``suggestive_of``: observation -> observation across a linking phrase ("opacity, concerning for
-  infection"; "consistent with", "may represent").
+  infection"; "consistent with", "may represent"), and each alternative listed after it ("atelectasis,
+  aspiration, or pneumonia"), not a separate finding joined by "and"; a finding given as absent suggests nothing.
 
 Every search looks only a bounded number of mentions away, so the cost stays linear.
 """
@@ -33,17 +34,22 @@ _LIST_WORDS = frozenset({",", "and", "or", "/", "and/or", "versus", "vs", "vs."}
 _PLACE_WORDS = frozenset({"in", "at", "within", "along", "over", "throughout", "near"})
 _SIDES = frozenset({"right", "left", "upper", "lower", "middle", "mid"})
 _JOINTS = frozenset({";", "and", "with", "but", "or", "while", "whereas", "although", "plus"})
+_ALTERNATIVE = frozenset({"or", "/", "and/or", "versus", "vs", "vs."})
+_HEDGES = frozenset({"likely", "probably", "possibly", "presumably"})
+_RANKING = _HEDGES | {"less", "more", "most"}  # "atelectasis or less likely pneumonia"
+_HEDGE_GAP = _PLACE_WORDS | {",", "the"}  # what may lie between a finding and a bare hedge that links it
 
 
 def find_relations(
     mentions: list[Mention], sent_of: list[int], links: list[Trigger], link_sent: list[int],
-    doc: Doc | None = None,
+    doc: Doc | None = None, absent: frozenset[int] | set[int] = frozenset(),
 ) -> list[tuple[int, str, int]]:
-    """Relations as ``(source_index, relation, target_index)`` into ``mentions`` (in token order).
+    """Relations as ``(source_index, relation, target_index)`` into ``mentions`` (in token order), each once.
 
     ``links``: the phrases that link two observations ("concerning for"; the second list of
     ``ContextEngine.triggers_and_links``), ``link_sent`` their sentences. ``doc``: the tokens the mentions
-    index, to see commas and clause joints between them.
+    index, to see commas and clause joints between them. ``absent``: indices of observations asserted
+    absent, which suggest nothing ("no pneumothorax, likely atelectasis").
     """
     rels: list[tuple[int, str, int]] = []
     n = len(mentions)
@@ -52,13 +58,13 @@ def find_relations(
             j = _nearest_anatomy(mentions, sent_of, i, doc)
             if j is not None:
                 rels.append((i, LOCATED_AT, j))
-                # "atelectasis in the right lower lobe and left lower lobe", "right and left lower lobe opacities"
+                # "atelectasis in the right lower lobe and left lower lobe", "right lower lobe and left lower lobe opacities"
                 listed = _listed(mentions, sent_of, j, doc, (ANATOMY,), step=1 if j > i else -1)
                 if j < i and listed and _finding_just_before(mentions, sent_of, listed[-1]):
                     listed = []  # "effusion at the right base and left lower lobe atelectasis": the base is taken
                 rels.extend((i, LOCATED_AT, k) for k in listed)
         elif m.kind == MODIFIER:
-            j = _modified(mentions, sent_of, i, n)
+            j = _modified(mentions, sent_of, i, n, doc)
             if j is not None:
                 rels.append((i, MODIFY, j))
     if links:
@@ -66,12 +72,74 @@ def find_relations(
         for t, ts in zip(links, link_sent, strict=True):
             k = bisect_left(starts, t.end)
             a = _obs_before(mentions, sent_of, k - 1, t.start, ts)
+            if a is None or a in absent or not _hedge_reaches(mentions, doc, a, t):
+                continue
             b = _obs_after(mentions, sent_of, k, t.end, ts)
-            if a is not None and b is not None:
+            if b is not None:
                 rels.append((a, SUGGESTIVE_OF, b))
                 # "may represent atelectasis, aspiration, or pneumonia": every alternative
-                rels.extend((a, SUGGESTIVE_OF, c) for c in _listed(mentions, sent_of, b, doc, _OBS))
-    return rels
+                rels.extend((a, SUGGESTIVE_OF, c) for c in _alternatives(mentions, sent_of, b, doc))
+    # two links can name one pair ("edema versus ARDS versus pneumonia"); RadGraph has no duplicate edges
+    return list(dict.fromkeys(rels))
+
+
+def _hedge_reaches(mentions: list[Mention], doc: Doc | None, a: int, link: Trigger) -> bool:
+    """False when `link` is a bare hedge ("likely") that does not follow finding `a` closely: it hedges
+    what comes next ("cardiomegaly and likely effusion", "pneumothorax is not seen, likely atelectasis").
+    Only commas and places may come between ("opacity at the left base, likely atelectasis")."""
+    if doc is None or link.end - link.start != 1 or doc[link.start].lower_ not in _HEDGES:
+        return True
+    words = {i: doc[i].lower_ for i in range(mentions[a].end, link.start)}
+    j = a + 1
+    while j < len(mentions) and mentions[j].end <= link.start:
+        for i in range(mentions[j].start, mentions[j].end):
+            words.pop(i, None)
+        j += 1
+    return all(w in _HEDGE_GAP for w in words.values())
+
+
+def _alternatives(mentions: list[Mention], sent_of: list[int], b: int, doc: Doc | None) -> list[int]:
+    """The observations listed as alternatives after observation `b`: "or", "versus", "and/or" ("atelectasis
+    or small effusion", "atelectasis or less likely pneumonia"), and commas when an "or" closes the list
+    ("atelectasis, aspiration, or pneumonia", words that are no mention included). A finding joined by "and"
+    is a separate one ("pneumonia and small effusions"), so the list stops there."""
+    out: list[int] = []
+    if doc is None:
+        return out
+    pending: list[int] = []  # items after commas only, kept once an "or" follows
+    words: list[str] = []  # the words since the last item, modifiers and ranking words left out
+    edge, k = mentions[b].end, b + 1
+    while k < len(mentions) and sent_of[k] == sent_of[b]:
+        o = mentions[k]
+        words += [doc[j].lower_ for j in range(edge, o.start) if doc[j].lower_ not in _RANKING]
+        edge = o.end
+        if o.kind != MODIFIER:
+            kind = _list_gap(words) if o.kind in _OBS else None
+            if kind is None:
+                break
+            pending.append(k)
+            if kind == "or":
+                out += pending
+                pending = []
+            words = []
+        k += 1
+    return out
+
+
+def _list_gap(words: list[str]) -> str | None:
+    """How two items of a list are joined: "or" (an alternative word among `words`), "," (commas only) or
+    None (not a list of alternatives: "and", a clause, nothing). Up to two words that are no mention may
+    stand between commas ("atelectasis, aspiration, or pneumonia")."""
+    if not words or words[0] not in _LIST_WORDS or words[-1] not in _LIST_WORDS:
+        return None
+    run = 0
+    for w in words:
+        run = 0 if w in _LIST_WORDS else run + 1
+        if run > 2 or (run and (not w.isalpha() or w in _JOINTS)):
+            return None
+    if any(w in _ALTERNATIVE for w in words):
+        return "or"
+    return None if "and" in words else ","
 
 
 def _listed(mentions: list[Mention], sent_of: list[int], i: int, doc: Doc | None, kinds, step: int = 1) -> list[int]:
@@ -172,15 +240,25 @@ def _crosses(doc: Doc | None, start: int, end: int, comma: bool = False) -> bool
         return False
     for i in range(start, end):
         w = doc[i].lower_
-        if w == "and" and 0 < i < len(doc) - 1 and doc[i - 1].lower_ in _SIDES and doc[i + 1].lower_ in _SIDES:
+        if _sides_joined(doc, i):
             continue  # "at the right and left lung bases" is one place
         if w in _JOINTS or (comma and w == ","):
             return True
     return False
 
 
-def _modified(mentions: list[Mention], sent_of: list[int], i: int, n: int) -> int | None:
+def _sides_joined(doc: Doc, i: int) -> bool:
+    """True when token `i` is an "and" between two side words ("right and left")."""
+    return doc[i].lower_ == "and" and 0 < i < len(doc) - 1 and doc[i - 1].lower_ in _SIDES \
+        and doc[i + 1].lower_ in _SIDES
+
+
+def _modified(mentions: list[Mention], sent_of: list[int], i: int, n: int, doc: Doc | None = None) -> int | None:
     m, sent = mentions[i], sent_of[i]
+    nxt = mentions[i + 1] if i + 1 < n and sent_of[i + 1] == sent else None
+    if doc is not None and nxt is not None and nxt.kind == ANATOMY and nxt.start == m.end + 1 \
+            and _sides_joined(doc, m.end):
+        return i + 1  # "right and left lower lobe opacities": a side of the place, not of the finding
     free = 0
     prev_end = m.end
     first_anatomy = None

@@ -31,6 +31,9 @@ CANONICAL: dict[str, str] = {
     "exam": "examination", "examination": "examination", "study": "examination",
     "type of study": "examination",
     "recommendation": "recommendation", "recommendations": "recommendation",
+    # MIMIC-CXR writes "RECOMMENDATION(S):"
+    "recommendation(s)": "recommendation", "finding(s)": "findings", "impression(s)": "impression",
+    "indication(s)": "indication", "comparison(s)": "comparison",
     "addendum": "addendum", "notification": "notification", "wet read": "wet_read",
 }
 

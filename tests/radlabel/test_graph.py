@@ -58,6 +58,15 @@ def test_to_json_is_one_line_with_extras():
         ({"text": "a", "entities": {"1": {"label": "OBS-DP", "start_ix": 0, "end_ix": 0,
                                           "relations": [["modify", "9"]]}}}, "unknown entity"),
         ([1, 2], "must be a dict"),
+        ({"text": "a", "entities": [{"label": "OBS-DP", "start_ix": 0, "end_ix": 0}]}, "'entities' must be a dict"),
+        ({"text": "a", "entities": {"1": "OBS-DP"}}, "Entity '1' must be a dict"),
+        ({"text": "a", "entities": {"1": {"label": "OBS-DP", "start_ix": 0.7, "end_ix": 0}}}, "integer 'start_ix'"),
+        ({"text": "a", "entities": {"1": {"label": "OBS-DP", "start_ix": 0, "end_ix": 0, "sentence": None}}},
+         "Entity '1' has 'sentence' None"),
+        ({"text": "a", "entities": {"1": {"label": "OBS-DP", "start_ix": 0, "end_ix": 0,
+                                          "relations": [["modify", "1", "x"]]}}}, "a relation is"),
+        ({"text": "a", "entities": {"1": {"label": "OBS-DP", "start_ix": 0, "end_ix": 0,
+                                          "relations": [["causes", "1"]]}}}, "valid relations are"),
     ],
 )
 def test_bad_radgraph(doc, message):

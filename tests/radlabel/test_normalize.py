@@ -2,6 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from radlabel import parse
 from radlabel.normalize import normalize
 
 
@@ -95,3 +96,11 @@ def test_an_end_offset_stops_before_dropped_characters():
     assert n.text == "Small left"
     assert n.to_original(5, end=True) == 5  # "Small" ends before the soft hyphen
     assert n.to_original(5) == 6  # ... while " left" starts after it
+
+
+@pytest.mark.parametrize("text", ["FINDINGS: No effusion.\r\n", "FINDINGS: No effusion.  "])
+def test_the_end_of_the_text_maps_to_the_end_of_the_original(text):
+    n = normalize(text)
+    assert n.to_original(len(n.text), end=True) == len(text)
+    # the last section ends where the text does, as earlier ones take their whole trailing "\r\n\r\n"
+    assert parse(text).sections["findings"] == [[9, len(text)]]

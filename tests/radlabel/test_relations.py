@@ -88,6 +88,27 @@ def _edges(text):
          ("effusion", "located_at", "right base"), ("atelectasis", "located_at", "right base")),
         ("Compared to prior, the opacity has increased.", ("increased", "modify", "opacity"),
          ("prior", "modify", "opacity")),
+        # only alternatives follow a link; a finding joined by "and" (or a comma without "or") is a separate one
+        ("Consolidation in the right middle lobe concerning for pneumonia and small bilateral effusions.",
+         ("consolidation", "suggestive_of", "pneumonia"), ("consolidation", "suggestive_of", "effusions")),
+        ("Opacity in the right lower lobe, consistent with pneumonia, and left pleural effusion.",
+         ("opacity", "suggestive_of", "pneumonia"), ("opacity", "suggestive_of", "pleural effusion")),
+        ("Opacity concerning for pneumonia, small effusion.",
+         ("opacity", "suggestive_of", "pneumonia"), ("opacity", "suggestive_of", "effusion")),
+        # ... and each of them, also past a word that is no mention or a ranking hedge
+        ("Left basilar opacity may represent atelectasis, aspiration, or pneumonia.",
+         ("opacity", "suggestive_of", "pneumonia"), None),
+        ("Opacity may represent atelectasis or less likely pneumonia.",
+         ("opacity", "suggestive_of", "pneumonia"), ("atelectasis", "suggestive_of", "pneumonia")),
+        # a bare hedge links only the finding it follows closely
+        ("Opacity at the left base, likely atelectasis.", ("opacity", "suggestive_of", "atelectasis"), None),
+        ("Mild cardiomegaly and likely small bilateral pleural effusions.",
+         ("mild", "modify", "cardiomegaly"), ("cardiomegaly", "suggestive_of", "pleural effusions")),
+        ("Pneumothorax is not seen, likely atelectasis at the left base.",
+         ("atelectasis", "located_at", "left base"), ("pneumothorax", "suggestive_of", "atelectasis")),
+        # "right" is a side of the place, not of the finding
+        ("Right and left lower lobe opacities.", ("right", "modify", "left lower lobe"),
+         ("right", "modify", "opacities")),
     ],
 )
 def test_relations_in_real_sentences(text, present, absent):
@@ -99,3 +120,17 @@ def test_relations_in_real_sentences(text, present, absent):
 def test_links_do_not_hide_hedges():
     g = parse("Opacity which is likely atelectasis.")
     assert {e.tokens.lower(): e.label for e in g.entities}["atelectasis"] == "OBS-U"
+
+
+def test_no_duplicate_relations():
+    g = parse("Edema versus ARDS versus multifocal pneumonia.")
+    rels = [(e.id, r, t) for e in g.entities for r, t in e.relations]
+    assert len(rels) == len(set(rels)) == g.to_networkx().number_of_edges()
+
+
+def test_an_absent_finding_suggests_nothing():
+    # "no opacity concerning for pneumonia"
+    mentions = [Mention(1, 2, "observation", ("Opacity",)), Mention(4, 5, "observation", ("Pneumonia",))]
+    trig = [Trigger(2, 4, frozenset({("suggestive",)}))]
+    assert find_relations(mentions, [0, 0], trig, [0]) == [(0, "suggestive_of", 1)]
+    assert find_relations(mentions, [0, 0], trig, [0], absent={0}) == []
