@@ -166,6 +166,8 @@ def value(pipe, text, cls):
         ("Pneumonia is not favored.", "Pneumonia", math.nan),
         ("Doubt pneumonia.", "Pneumonia", math.nan),
         ("Atelectasis rather than pneumonia.", "Pneumonia", math.nan),
+        ("Atelectasis is favored over pneumonia.", "Pneumonia", math.nan),
+        ("Atelectasis is favored over pneumonia.", "Atelectasis", 1.0),  # as "opacity is likely atelectasis"
         ("Left lower lobe opacity, query pneumonia.", "Pneumonia", -1.0),
         # one finding in two places joined by "and" stays under the negation
         ("No right lower lobe and left lower lobe opacities.", "Lung Opacity", 0.0),
