@@ -43,6 +43,16 @@ def aggregate(graph: ReportGraph, schema: Schema) -> dict[str, float]:
             if old is None or _RANK[value] > _RANK[old]:
                 values[c] = value
     out = {name: values.get(name, math.nan) for name in schema.class_names}
+    # "Right lower lobe atelectasis. The left lung is clear." / "clear except for atelectasis" / "otherwise clear":
+    # a normal statement about the rest does not deny the parent of a finding reported present or uncertain
+    # (Lung Opacity over Atelectasis). The parent is left blank, not filled from the child.
+    parent = {c.name: c.parent for c in schema.classes}
+    for name, value in values.items():
+        up = parent.get(name) if value != 0.0 else None
+        while up is not None:
+            if out.get(up) == 0.0:
+                out[up] = math.nan
+            up = parent.get(up)
     if schema.no_finding:
         ignore = set(schema.no_finding_ignore) | {schema.no_finding}
         found = any(v in (1.0, -1.0) for k, v in values.items() if k not in ignore and k in out)

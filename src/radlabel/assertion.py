@@ -32,7 +32,7 @@ from radlabel.errors import RadlabelError
 from radlabel.mentions import Mention, expand_phrase, non_overlapping
 
 __all__ = [
-    "PRESENT", "ABSENT", "UNCERTAIN", "HYPOTHETICAL", "EXCEPTION", "Trigger", "ContextEngine", "load_context_rules",
+    "PRESENT", "ABSENT", "UNCERTAIN", "HYPOTHETICAL", "Trigger", "ContextEngine", "load_context_rules",
 ]
 
 PRESENT, ABSENT, UNCERTAIN, HYPOTHETICAL = "present", "absent", "uncertain", "hypothetical"
@@ -44,7 +44,6 @@ _DIRECTIONS = ("pre", "post", "both")
 _CLAUSE_BREAK = frozenset({("clause_break",)})
 _CLAUSE_END = ("clause_end",)
 _LINK = frozenset({("suggestive",)})
-EXCEPTION = ("exception",)
 _NOT = re.compile(r"(?<=[a-z]) not\b")  # "is not" -> "isn't"; "can not" -> "can't"
 _END_REACH = 6  # how far before a "present" word its clause's comma may lie
 _RULES = Path(__file__).resolve().parent / "rules" / "context.yaml"
@@ -102,8 +101,6 @@ class ContextEngine:
         add(rules.get("suggestive"), ("suggestive",))
         add(rules.get("alternative"), ("alternative",))
         add(rules.get("aside"), ("aside",))
-        add(rules.get("exception"), EXCEPTION)
-        add(rules.get("exception"), ("terminate",))  # "clear with the exception of atelectasis" negates nothing after
         breaks = rules.get("clause_break") or {}
         for join in breaks.get("joins") or ():
             for start in breaks.get("starts") or ():

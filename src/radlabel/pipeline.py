@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +17,7 @@ from spacy.symbols import ORTH
 
 from radlabel.aggregate import aggregate
 from radlabel.assertion import ABSENT as S_ABSENT
-from radlabel.assertion import EXCEPTION, HYPOTHETICAL, PRESENT, UNCERTAIN, ContextEngine
+from radlabel.assertion import HYPOTHETICAL, PRESENT, UNCERTAIN, ContextEngine
 from radlabel.errors import RadlabelError
 from radlabel.graph import Entity, ReportGraph
 from radlabel.mentions import ABSENT, ANATOMY, MODIFIER, MentionMatcher
@@ -110,8 +110,6 @@ class Pipeline:
         self._make_doc = _blank_nlp().make_doc
         self._mentions = _mention_matcher(self.schema)
         self._context = _context_engine()
-        parent = {c.name: c.parent for c in self.schema.classes}
-        self._lineage = {c: _lineage(c, parent) for c in parent}  # a class and its parents
         log.debug("Pipeline ready: schema=%s sections=%s", self.schema.name, self.sections)
 
     def __reduce__(self):
@@ -184,7 +182,6 @@ class Pipeline:
         tokens, remap = _tokens(doc)
         absent = {i for i, st in status.items() if st == S_ABSENT} | {i for i, m in enumerate(mentions) if m.kind == ABSENT}
         rels = find_relations(mentions, msent, links, lsent, doc, absent=absent)
-        kept_open: dict[int, set[str]] | None = None  # worked out at the first normal statement, if any
         ids = [str(i + 1) for i in range(len(mentions))]
         entities = []
         for i, m in enumerate(mentions):
@@ -192,8 +189,6 @@ class Pipeline:
                 label, assertion = "ANAT-DP", ""
             elif m.kind == ABSENT:
                 label, assertion = "OBS-DA", S_ABSENT
-                if kept_open is None:
-                    kept_open = self._excepted(doc, mentions, msent, triggers, tsent, status)
             elif m.kind == MODIFIER:
                 label, assertion = "OBS-DP", ""
             else:
@@ -207,8 +202,7 @@ class Pipeline:
                     id=ids[i], tokens=" ".join(tokens[s_ix : e_ix + 1]), label=label, start_ix=s_ix, end_ix=e_ix,
                     char_start=to_orig(first.idx), char_end=to_orig(last.idx + len(last), end=True),
                     section=sent_section[msent[i]], sentence=msent[i], relations=[],
-                    classes=tuple(c for c in m.classes if c not in kept_open[i]) if kept_open and i in kept_open
-                    else m.classes, modifier=m.kind == MODIFIER, assertion=assertion,
+                    classes=m.classes, modifier=m.kind == MODIFIER, assertion=assertion,
                 )
             )
         for src, rel, tgt in rels:
@@ -218,44 +212,6 @@ class Pipeline:
                 # anatomy ("the left seventh rib"), as RadGraph labels it.
                 entities[src].label = entities[tgt].label
         return ReportGraph(text, tokens, entities, sections, graph_sentences)
-
-
-    def _excepted(self, doc, mentions: list, msent: list[int], triggers: list, tsent: list[int],
-                  status: dict[int, str]) -> dict[int, set[str]]:
-        """Classes a normal statement leaves open, with their parents: those of the finding an exception names
-        ("lungs are clear except for atelectasis", "aside from atelectasis, the lungs are clear") and, for
-        "the lungs are otherwise clear", of the findings reported before it. Keyed by mention index."""
-        out: dict[int, set[str]] = {}
-        starts = [t.start for t in triggers]
-        for i, m in enumerate(mentions):
-            if m.kind != ABSENT:
-                continue
-            named = []
-            k = bisect_left(starts, m.end)  # an exception right after the statement (a comma may come between)
-            if k < len(triggers) and tsent[k] == msent[i] and EXCEPTION in triggers[k].roles \
-                    and triggers[k].start - m.end <= 1:
-                j = next((j for j in range(i + 1, len(mentions)) if j in status
-                          and mentions[j].start >= triggers[k].end), None)
-                if j is not None and msent[j] == msent[i]:
-                    named.append(j)
-            k = bisect_left(starts, m.start) - 1  # ... or earlier in its sentence, naming what lies between
-            while k >= 0 and tsent[k] == msent[i] and EXCEPTION not in triggers[k].roles:
-                k -= 1
-            if k >= 0 and tsent[k] == msent[i]:
-                named += [j for j in range(i) if j in status and mentions[j].start >= triggers[k].end]
-            if any(doc[x].lower_ == "otherwise" for x in range(max(m.start - 1, 0), m.end)):
-                named += [j for j in range(i) if status.get(j) in (PRESENT, UNCERTAIN)]
-            if named:
-                out[i] = set().union(*(self._lineage.get(c, {c}) for j in named for c in mentions[j].classes))
-        return out
-
-
-def _lineage(name: str, parent: dict[str, str | None]) -> set[str]:
-    out = set()
-    while name is not None and name not in out:
-        out.add(name)
-        name = parent.get(name)
-    return out
 
 
 def _tokens(doc) -> tuple[list[str], list[int] | None]:

@@ -27,6 +27,17 @@ def test_positive_beats_uncertain_beats_absent():
     assert list(out) == CHEX.class_names
 
 
+def test_a_parent_denied_beside_a_present_or_uncertain_child_is_blank_not_zero():
+    """"Right lower lobe atelectasis. The left lung is clear." gave Lung Opacity 0 beside Atelectasis 1."""
+    out = labels(ent("OBS-DP", ["Atelectasis"]), ent("OBS-DA", ["Lung Opacity"]))
+    assert out["Atelectasis"] == 1.0 and math.isnan(out["Lung Opacity"])
+    assert math.isnan(labels(ent("OBS-U", ["Cardiomegaly"]), ent("OBS-DA", ["Enlarged Cardiomediastinum"]))[
+        "Enlarged Cardiomediastinum"])
+    denied = labels(ent("OBS-DA", ["Atelectasis"]), ent("OBS-DA", ["Lung Opacity"]), ent("OBS-DP", ["Edema"]))
+    assert denied["Atelectasis"] == 0.0 and math.isnan(denied["Lung Opacity"])
+    assert labels(ent("OBS-DA", ["Atelectasis"]), ent("OBS-DA", ["Lung Opacity"]))["Lung Opacity"] == 0.0
+
+
 def test_no_finding_rules():
     assert labels()["No Finding"] == 1.0
     assert labels(ent("OBS-DA", ["Edema"]))["No Finding"] == 1.0
