@@ -178,9 +178,11 @@ class ContextEngine:
         return None
 
     def assign(
-        self, mentions: list[Mention], sent_of: list[int], triggers: list[Trigger], trig_sent: list[int]
+        self, mentions: list[Mention], sent_of: list[int], triggers: list[Trigger], trig_sent: list[int],
+        doc: Doc | None = None,
     ) -> list[str]:
-        """Status of each mention; ``sent_of`` / ``trig_sent`` give each item's sentence number."""
+        """Status of each mention; ``sent_of`` / ``trig_sent`` give each item's sentence number. With the
+        ``doc``, a trigger after the mention's own clause (a verb, then "and" or another finding) is not its."""
         starts = [t.start for t in triggers]
         out = []
         wpre, wpost, wboth = self.window["pre"], self.window["post"], self.window["both"]
@@ -247,6 +249,8 @@ class ContextEngine:
                     break  # "pneumonia, small effusion is not seen": the trigger is the effusion's
                 if status and nxt is not None and nxt < t.start and not _status(t.roles, ("post",)):
                     break  # "opacity, atelectasis versus pneumonia": a two-sided hedge is on the findings beside it
+                if status and doc is not None and _clause_closed(doc, m.end, t.start, nxt):
+                    break  # "the right effusion has increased, and the left has resolved"
                 if status == UNCERTAIN and nxt == t.end and _opens_scope(t.roles):
                     break  # "opacity is likely atelectasis": the hedge is on the diagnosis, not the opacity
                 if status and weak and ("alternative",) in t.roles:
@@ -296,6 +300,22 @@ class ContextEngine:
                 return False
             j += 1
         return False
+
+
+_CLAUSE_VERBS = frozenset({"is", "are", "was", "were", "has", "have", "had", "remains", "remain", "persists",
+                           "persist", "measures"})
+
+
+def _clause_closed(doc: Doc, start: int, end: int, nxt: int | None) -> bool:
+    """True when the words from `start` to `end` hold a verb and, after it, "and" or the next finding (at `nxt`):
+    the finding's own clause is done ("is larger and the left pneumothorax has resolved"), so a trigger at
+    `end` is another clause's. A list ("pneumonia and effusion have resolved") has no verb of its own."""
+    verb = False
+    for i in range(start, end):
+        if verb and (i == nxt or doc[i].lower_ == "and"):
+            return True
+        verb = verb or doc[i].lower_ in _CLAUSE_VERBS
+    return False
 
 
 def _longest_first(found: list[Trigger]) -> tuple[list[Trigger], set[int]]:

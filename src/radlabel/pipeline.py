@@ -174,7 +174,8 @@ class Pipeline:
         triggers, tsent = in_sentences(found)
         links, lsent = in_sentences(found_links)
         obs_idx = [i for i, m in enumerate(mentions) if m.kind not in (ANATOMY, MODIFIER, ABSENT)]
-        statuses = self._context.assign([mentions[i] for i in obs_idx], [msent[i] for i in obs_idx], triggers, tsent)
+        statuses = self._context.assign([mentions[i] for i in obs_idx], [msent[i] for i in obs_idx], triggers, tsent,
+                                        doc)
         status = dict(zip(obs_idx, statuses, strict=True))
         for i in obs_idx:  # "the heart is likely enlarged": a hedge inside a (3+ token) mention's own phrase
             if mentions[i].end - mentions[i].start > 2 and status[i] == PRESENT:

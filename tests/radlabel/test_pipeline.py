@@ -207,6 +207,19 @@ def value(pipe, text, cls):
         ("Left apical cap.", "Pleural Other", 1.0),
         ("A 4 cm right upper lobe lesion.", "Lung Lesion", 1.0),
         ("Right lower lobe atelectasis. The left lung is clear.", "Lung Opacity", math.nan),
+        # the other side's clause keeps its own trigger
+        ("The right pneumothorax is larger and the left pneumothorax has resolved.", "Pneumothorax", 1.0),
+        ("The right pleural effusion has increased, and the left has resolved.", "Pleural Effusion", 1.0),
+        ("Right lower lobe opacity has increased, left lower lobe opacity has cleared.", "Lung Opacity", 1.0),
+        ("Small right pleural effusion, not seen on the left.", "Pleural Effusion", 1.0),
+        ("Pneumonia and effusion have resolved.", "Pleural Effusion", 0.0),
+        ("Effusion has increased and pneumothorax is not seen.", "Pneumothorax", 0.0),
+        ("Decreased but not resolved right pneumothorax.", "Pneumothorax", 1.0),
+        ("The pneumothorax has not resolved.", "Pneumothorax", 1.0),
+        # resected lesions, hedged size
+        ("The right upper lobe mass has been resected.", "Lung Lesion", 0.0),
+        ("Status post resection of the left upper lobe mass.", "Lung Lesion", 0.0),
+        ("Pleural effusion, if any, is small.", "Pleural Effusion", -1.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
@@ -291,6 +304,7 @@ def test_chestxray14_schema():
         ("Peribronchovascular thickening.", "Pleural_Thickening", math.nan),
         ("Bilateral apical caps.", "Pleural_Thickening", 1.0),
         ("RUL collapse.", "Atelectasis", 1.0),
+        ("Status post repair of hiatal hernia.", "Hernia", 0.0),
         ("PNEUMONIA CANNOT BE EXCLUDED.", "Pneumonia", -1.0),
         # a hard wrap and an ellipsis do not cut the hedge off
         ("Increased right lower lobe\nopacity concerning for\npneumonia.", "Pneumonia", -1.0),
