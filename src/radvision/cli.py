@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     ex.add_argument("-o", "--output", default="explain", help="output folder for the PNG overlays and overlays.csv "
                     "(image, class, probability, overlay; default: explain)")
-    ex.add_argument("--classes", nargs="+", help="classes to explain (default: all)")
+    ex.add_argument("--classes", nargs="+", help="classes to explain, separated by spaces or commas (default: all)")
 
     sub.add_parser("models", help="list available backbones with their smallest and usual input sizes (pixels), "
                    "pooled feature width and ImageNet weights", parents=[common])
@@ -239,17 +239,26 @@ def _check_output(path: str, example: str, suffix: str = ".csv") -> None:
         raise RadvisionError(f"Output {path!r} cannot be written: the folder {str(blocked)!r} is not writable.")
 
 
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
 def _cmd_features(args: argparse.Namespace) -> int:
     import numpy as np
 
     from radvision.features import extract_features
 
+    before = _mtime(args.output)
     feats = extract_features(args.run_dir, args.input, args.output, batch_size=args.batch_size, device=args.device,
                              on_error="skip" if args.skip_errors else "raise", root=args.root,
                              overwrite=args.overwrite, progress=not (args.no_progress or args.quiet),
                              num_workers=args.workers)
     failed = int(np.isnan(feats).any(axis=1).sum()) if feats.size else 0
-    print(f"{feats.shape[0]} feature rows of width {feats.shape[1]} written to {args.output}"
+    done = "reused from" if before is not None and before == _mtime(args.output) else "written to"
+    print(f"{feats.shape[0]} feature rows of width {feats.shape[1]} {done} {args.output}"
           + (f" ({failed} unreadable images kept as NaN rows)" if failed else ""))
     return 0
 
@@ -257,7 +266,9 @@ def _cmd_features(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     from radvision.predict import explain_images
 
-    written = explain_images(args.run_dir, args.images, args.output, classes=args.classes)
+    # "--classes Effusion,Cardiomegaly" as well as "--classes Effusion Cardiomegaly"
+    classes = [c.strip() for arg in args.classes for c in arg.split(",") if c.strip()] if args.classes else None
+    written = explain_images(args.run_dir, args.images, args.output, classes=classes)
     print(f"{len(written)} overlays written to {args.output}")
     return 0
 

@@ -144,8 +144,10 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
     frame = read_csv_checked(p, **TEXT_CELLS)
     if "path" not in frame:
         hint = separator_hint(frame) or did_you_mean("path", list(frame.columns))
+        nih = (" This is NIH ChestX-ray14's Data_Entry table, whose 'Image Index' holds bare file names: pass the "
+               "images folder itself, or a CSV whose 'path' column names each image.") if _is_nih_table(frame) else ""
         raise RadvisionError(f"Input CSV {str(p)!r} has no 'path' column{hint}; columns are "
-                             f"{', '.join(map(str, frame.columns))}.")
+                             f"{', '.join(map(str, frame.columns))}.{nih}")
     given = _cells(frame["path"])
     return given, _under(p.parent if root is None else root, [g.strip() for g in given])
 
@@ -366,6 +368,11 @@ def _existing_thresholds(path: str | os.PathLike[str]) -> dict[str, float]:
         return {}
 
 
+def _is_nih_table(frame: pd.DataFrame) -> bool:
+    """NIH ChestX-ray14's own Data_Entry_2017 table, which users naturally try as a gold or input table."""
+    return {"Image Index", "Finding Labels"} <= set(map(str, frame.columns))
+
+
 def _shared_classes(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.PathLike[str] | pd.DataFrame,
                     split: str | None) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
     """The prediction and gold tables (gold cut to `split`), the class columns both have, and every predicted
@@ -462,8 +469,12 @@ def _read_table(source: str | os.PathLike[str] | pd.DataFrame, what: str) -> pd.
             raise RadvisionError(f"The {what} file {str(path)!r} does not exist.")
         frame = read_csv_checked(path, **TEXT_CELLS)
     if "path" not in frame:
+        nih = (" This is NIH ChestX-ray14's Data_Entry table (bare file names, every class in one 'Finding Labels' "
+               "cell): score against it with `python examples/nih_densenet_fpn.py --score PRED.csv GOLD.csv`, or write "
+               "a gold table with a 'path' column spelled as in the predictions and one 1/0 column per "
+               "class.") if _is_nih_table(frame) else ""
         raise RadvisionError(f"The {what} table has no 'path' column{separator_hint(frame)}; columns are "
-                             f"{', '.join(map(str, frame.columns))}.")
+                             f"{', '.join(map(str, frame.columns))}.{nih}")
     # joined on the name without surrounding spaces, as predict reads it (its output keeps the input's spelling)
     frame = frame.assign(path=frame["path"].astype(str).str.strip())
     named = frame["path"] != ""  # rows of failed or empty inputs carry no path

@@ -58,13 +58,26 @@ def test_predict_evaluate_explain(trained, tmp_path, capsys):
     assert main(["-q", "evaluate", str(pred), str(tmp_path / "gold.csv"), "-o", str(tmp_path / "m.csv")]) == 0
     assert "mean_auroc" in capsys.readouterr().out
     assert len(pd.read_csv(tmp_path / "m.csv")) == 2
-    assert main(["-q", "explain", str(run), str(trained / "img" / "001.png"), "-o", str(tmp_path / "cams")]) == 0
+    assert main(["-q", "explain", str(run), str(trained / "img" / "001.png"), "-o", str(tmp_path / "cams"),
+                 "--classes", "Bright,Dark"]) == 0  # commas as well as spaces ("Bright,Dark" was one unknown class)
     assert len(list((tmp_path / "cams").glob("*.png"))) == 2
     manifest = pd.read_csv(tmp_path / "cams" / "overlays.csv")  # which overlay is which input, and its probability
     assert manifest["overlay"].tolist() == ["001_Bright.png", "001_Dark.png"]
     assert manifest["image"].tolist() == [str(trained / "img" / "001.png")] * 2
     probs = pd.read_csv(pred).set_index("path").loc[str(trained / "img" / "001.png"), ["Bright", "Dark"]]
     assert manifest["probability"].tolist() == pytest.approx(probs.astype(float).tolist(), abs=1e-5)
+
+
+def test_nih_data_entry_table_as_input_or_gold_says_what_to_do(trained, tmp_path, capsys):
+    entry = tmp_path / "Data_Entry_2017.csv"
+    pd.DataFrame({"Image Index": ["000.png"], "Finding Labels": ["Effusion|Mass"], "Patient ID": [1]}).to_csv(
+        entry, index=False)
+    assert main(["-q", "predict", str(trained / "run"), str(entry), "-o", str(tmp_path / "p.csv")]) == 2
+    assert "NIH ChestX-ray14's Data_Entry table" in capsys.readouterr().err
+    pred = tmp_path / "pred.csv"
+    pd.DataFrame({"path": ["a.png"], "Bright": [0.5], "Dark": [0.5]}).to_csv(pred, index=False)
+    assert main(["-q", "evaluate", str(pred), str(entry)]) == 2
+    assert "nih_densenet_fpn.py --score" in capsys.readouterr().err
 
 
 def test_predict_that_reads_nothing_exits_2_with_a_root_hint(trained, tmp_path, capsys):
@@ -246,7 +259,9 @@ def test_features_and_evaluate_one_split(trained, tmp_path, capsys):
     run = trained / "run"
     out = tmp_path / "feats.parquet"
     assert main(["-q", "features", str(run), str(trained / "img"), "-o", str(out)]) == 0
-    assert "16 feature rows of width" in capsys.readouterr().out
+    assert "16 feature rows of width 128 written to" in capsys.readouterr().out
+    assert main(["-q", "features", str(run), str(trained / "img"), "-o", str(out)]) == 0
+    assert "16 feature rows of width 128 reused from" in capsys.readouterr().out  # said "written" on a cache hit
     table = pd.read_parquet(out)
     assert len(table) == 16 and table["path"].iloc[0].endswith("000.png")
     assert main(["-q", "features", str(run), str(trained / "img"), "-o", str(tmp_path / "f.csv")]) == 2
