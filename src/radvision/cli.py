@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", default="explain", help="output folder for the PNG overlays and overlays.csv "
                     "(image, class, probability, overlay; default: explain)")
     ex.add_argument("--classes", nargs="+", help="classes to explain, separated by spaces or commas (default: all)")
+    ex.add_argument("--method", default="gradcam", help="CAM method of the grad-cam package: gradcam (default), "
+                    "gradcam++, layercam, hirescam, xgradcam, eigencam; layercam and gradcam++ still show a class "
+                    "that Grad-CAM leaves empty")
 
     sub.add_parser("models", help="list available backbones with their smallest and usual input sizes (pixels), "
                    "pooled feature width and ImageNet weights", parents=[common])
@@ -268,7 +271,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
     # "--classes Effusion,Cardiomegaly" as well as "--classes Effusion Cardiomegaly"
     classes = [c.strip() for arg in args.classes for c in arg.split(",") if c.strip()] if args.classes else None
-    written = explain_images(args.run_dir, args.images, args.output, classes=classes)
+    written = explain_images(args.run_dir, args.images, args.output, classes=classes, method=args.method)
     print(f"{len(written)} overlays written to {args.output}")
     return 0
 

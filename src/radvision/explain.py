@@ -17,6 +17,12 @@ from radvision.heads import ImageClassifier
 
 logger = logging.getLogger(__name__)
 
+#: CAM methods of the grad-cam package by their command-line name. Grad-CAM weighs each map by its mean
+#: gradient, so a class the model finds by the absence of features gets an empty map; Grad-CAM++ and LayerCAM
+#: keep the positive gradients and still show where the class's evidence lies; EigenCAM ignores the class.
+CAM_METHODS = {"gradcam": "GradCAM", "gradcam++": "GradCAMPlusPlus", "layercam": "LayerCAM", "hirescam": "HiResCAM",
+               "xgradcam": "XGradCAM", "eigencam": "EigenCAM"}
+
 
 def _class_indices(model: ImageClassifier, class_names: Sequence[str] | None) -> list[int]:
     if class_names is None:
@@ -33,15 +39,20 @@ def _class_indices(model: ImageClassifier, class_names: Sequence[str] | None) ->
 
 
 def gradcam(model: ImageClassifier, image_tensor: torch.Tensor,
-            class_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+            class_names: Sequence[str] | None = None, method: str = "gradcam") -> dict[str, np.ndarray]:
     """Grad-CAM heatmap per label for one image: ``{class: (H, W) float32 in [0, 1]}`` at input size.
 
     ``image_tensor`` is the preprocessed input, ``(C, H, W)`` or ``(1, C, H, W)``.  All requested
     labels are explained in one batched forward/backward pass (the image repeated once per label).
-    Works on frozen backbones too (the input is made to require gradients).
+    Works on frozen backbones too (the input is made to require gradients).  ``method``: one of
+    ``CAM_METHODS`` (default Grad-CAM).
     """
-    from pytorch_grad_cam import GradCAM
+    import pytorch_grad_cam
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    if method not in CAM_METHODS:
+        raise RadvisionError(f"Unknown CAM method {method!r}{did_you_mean(str(method), CAM_METHODS)}; choose one of "
+                             f"{', '.join(CAM_METHODS)}.")
 
     x = torch.as_tensor(image_tensor)
     if x.ndim == 3:
@@ -54,7 +65,7 @@ def gradcam(model: ImageClassifier, image_tensor: torch.Tensor,
     param = next(model.parameters())
     x = x.to(device=param.device, dtype=param.dtype)
     was_training = model.training
-    cam = GradCAM(model=model, target_layers=model.cam_layers())  # puts the model in eval mode
+    cam = getattr(pytorch_grad_cam, CAM_METHODS[method])(model=model, target_layers=model.cam_layers())  # eval mode
     cam.compute_input_gradient = True  # activations need gradients even when the backbone is frozen
     grid = None  # the cam layer's map size, to explain an empty map
     try:
@@ -78,8 +89,9 @@ def gradcam(model: ImageClassifier, image_tensor: torch.Tensor,
         layer = getattr(model.backbone, "cam_layer_name", "the cam layer")
         why = (f"the map at {layer} is {grid[0]}x{grid[1]} for {tuple(x.shape[-2:])} input; a larger "
                "data.image_size gives it room" if grid is not None and grid[0] * grid[1] <= 1 else
-               f"no positive gradient x activation at {layer}; common with tiny inputs or an untrained model")
-        logger.warning("Grad-CAM is empty for %s (%s): there is no heat to show", ", ".join(empty), why)
+               f"no positive gradient x activation at {layer}; common with tiny inputs or an untrained model, "
+               "or a class found by the absence of features: --method layercam or gradcam++ may still show it")
+        logger.warning("%s is empty for %s (%s): there is no heat to show", CAM_METHODS[method], ", ".join(empty), why)
     return out
 
 

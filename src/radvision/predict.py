@@ -511,7 +511,8 @@ def _numeric(frame: pd.DataFrame, classes: list[str], what: str, allowed: tuple[
 
 
 def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.PathLike[str]],
-                   out_dir: str | os.PathLike[str], classes: Sequence[str] | None = None) -> list[Path]:
+                   out_dir: str | os.PathLike[str], classes: Sequence[str] | None = None,
+                   method: str = "gradcam") -> list[Path]:
     """Grad-CAM overlays (PNG) per image and class, named `<image stem>_<class>.png` (`<stem>_2_<class>` when
     that name is taken by an earlier image of the call); `images` may include folders.  A missing or unreadable
     image is logged and skipped, as `predict` keeps going; none readable is an error.  `out_dir/overlays.csv` lists
@@ -543,7 +544,8 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
         x = transform(img)
         with torch.no_grad():
             probs = torch.sigmoid(model(x.unsqueeze(0).to(next(model.parameters()).device)))[0].tolist()
-        cams = {name: place_cam(cam, img.width, img.height, fit) for name, cam in gradcam(model, x, chosen).items()}
+        cams = {name: place_cam(cam, img.width, img.height, fit)
+                for name, cam in gradcam(model, x, chosen, method=method).items()}
         stem, n = Path(image_path).stem, 1
         prefix = stem
         while any(overlay_name(prefix, c).lower() in taken for c in chosen):  # e.g. a/x.png and b/x.png

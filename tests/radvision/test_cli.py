@@ -61,6 +61,11 @@ def test_predict_evaluate_explain(trained, tmp_path, capsys):
     assert main(["-q", "explain", str(run), str(trained / "img" / "001.png"), "-o", str(tmp_path / "cams"),
                  "--classes", "Bright,Dark"]) == 0  # commas as well as spaces ("Bright,Dark" was one unknown class)
     assert len(list((tmp_path / "cams").glob("*.png"))) == 2
+    assert main(["-q", "explain", str(run), str(trained / "img" / "002.png"), "-o", str(tmp_path / "layercam"),
+                 "--method", "layercam"]) == 0
+    assert len(list((tmp_path / "layercam").glob("*.png"))) == 2
+    assert main(["-q", "explain", str(run), str(trained / "img" / "002.png"), "--method", "scorecam"]) == 2
+    assert "Unknown CAM method 'scorecam'" in capsys.readouterr().err
     manifest = pd.read_csv(tmp_path / "cams" / "overlays.csv")  # which overlay is which input, and its probability
     assert manifest["overlay"].tolist() == ["001_Bright.png", "001_Dark.png"]
     assert manifest["image"].tolist() == [str(trained / "img" / "001.png")] * 2

@@ -41,6 +41,18 @@ def test_subset_frozen_backbone_and_fpn(model):
     assert cams["a"].shape == (32, 32) and np.isfinite(cams["a"]).all()
 
 
+def test_every_cam_method_gives_a_map_per_class_and_a_wrong_name_lists_them(model):
+    from radvision.explain import CAM_METHODS
+
+    x = torch.randn(1, 32, 32)
+    for method in CAM_METHODS:
+        cams = gradcam(model, x, method=method)
+        assert set(cams) == set(model.class_names)
+        assert all(m.shape == (32, 32) and np.isfinite(m).all() for m in cams.values())
+    with pytest.raises(RadvisionError, match="did you mean 'layercam'.*gradcam, gradcam\\+\\+, layercam"):
+        gradcam(model, x, method="layer-cam")
+
+
 def test_gradcam_errors(model):
     with pytest.raises(RadvisionError, match="did you mean 'Effusion'"):
         gradcam(model, torch.randn(1, 32, 32), ["Efusion"])
@@ -120,7 +132,8 @@ def test_an_empty_heatmap_is_reported(caplog, monkeypatch):
     with caplog.at_level("WARNING"):
         cams = explain.gradcam(model, torch.rand(3, 32, 32), ["A"])
     assert not np.any(cams["A"] > 0)
-    assert "Grad-CAM is empty for A" in caplog.text and "no positive gradient x activation" in caplog.text
+    assert "GradCAM is empty for A" in caplog.text and "no positive gradient x activation" in caplog.text
+    assert "--method layercam" in caplog.text
     caplog.clear()
     resnet = build_model("resnet18", 1, class_names=["A"], pretrained=None)  # 32 px -> a 1x1 map at layer4
     with caplog.at_level("WARNING"):
