@@ -94,26 +94,35 @@ _GOES_ON = frozenset(
     "lower middle mid new increased decreased minimal slightly likely possibly probably concerning suspicious "
     "consistent compatible suggestive representing due secondary related versus vs".split()
 )
+_ABBREVIATION = re.compile(r"[A-Z]{2,}\b")
 WRAP_WIDTH = 50  # a text whose longest line is at least this long may be wrapped at a fixed width
 
 
 def _continues(m: re.Match) -> bool:
     """True for a hard wrap inside a sentence: one line break (no blank line, bullet or number), the next
-    line goes on in lower case and is no header, and this line either stops mid-phrase ("concerning
+    line goes on in lower case (or in an all-caps report, or with an abbreviation after a phrase that cannot end
+    there) and is no header, and this line either stops mid-phrase ("concerning
     for\npneumonia") or fills the text's width ("...the right lower lobe\nopacity" in a report wrapped at
     78 columns). A list of short lines, one finding each ("no pneumothorax\nsmall effusion"), keeps its breaks."""
     nl = m.group()
     if nl.count("\n") + nl.count("\r") - nl.count("\r\n") != 1 or nl.strip():
         return False
     rest = m.string[m.end():m.end() + 40]
-    if not rest[:1].islower() or starts_with_header(rest):
+    if starts_with_header(rest):
         return False
     text = m.string
     line = text[max(text.rfind("\n", 0, m.start()), text.rfind("\r", 0, m.start())) + 1:m.start()]
     if is_header_line(line):  # "IMPRESSION\nnormal"
         return False
     words = line.split()
-    if words and (words[-1].lower() in _GOES_ON or words[-1].endswith("-")):
+    mid_phrase = bool(words) and (words[-1].lower() in _GOES_ON or words[-1].endswith(("-", ",")))
+    if not rest[:1].islower():
+        # an all-caps report ("NO PLEURAL EFFUSION OR\nPNEUMOTHORAX"), or an abbreviation after a phrase that
+        # cannot end there ("no evidence of\nPTX", "no\nLLL consolidation")
+        shouting = rest[:1].isupper() and not any(c.islower() for c in line)
+        if not (shouting or (mid_phrase and _ABBREVIATION.match(rest))):
+            return False
+    if mid_phrase:
         return True
     width = _longest_line(text)
     return width >= WRAP_WIDTH and len(line.rstrip()) >= 0.75 * width

@@ -220,6 +220,20 @@ def value(pipe, text, cls):
         ("The right upper lobe mass has been resected.", "Lung Lesion", 0.0),
         ("Status post resection of the left upper lobe mass.", "Lung Lesion", 0.0),
         ("Pleural effusion, if any, is small.", "Pleural Effusion", -1.0),
+        # fourth review round: hard wraps in all-caps text or before an abbreviation, templated lines
+        ("FINDINGS: NO PLEURAL EFFUSION OR\nPNEUMOTHORAX. HEART SIZE IS NORMAL.", "Pneumothorax", 0.0),
+        ("HEART SIZE IS MILDLY\nENLARGED.", "Cardiomegaly", 1.0),
+        ("There is no evidence of\nPTX. Small left effusion.", "Pneumothorax", 0.0),
+        ("No new focal consolidation,\nCHF, or effusion.", "Edema", -1.0),
+        ("NO PNEUMOTHORAX\nSMALL LEFT EFFUSION", "Pleural Effusion", 1.0),  # one finding per line keeps its break
+        ("Heart: Enlarged.", "Cardiomegaly", 1.0),
+        ("Heart size: mildly enlarged.", "No Finding", math.nan),
+        ("Mediastinum: Widened.", "Enlarged Cardiomediastinum", 1.0),
+        ("Lungs: Clear.", "Lung Opacity", 0.0),
+        ("The cardiothymic silhouette is enlarged.", "Cardiomegaly", 1.0),
+        ("Enlarged mediastinal lymph nodes, unchanged.", "Enlarged Cardiomediastinum", 1.0),
+        ("Bibasilar opacities, atelectasis more likely than pneumonia.", "Pneumonia", math.nan),
+        ("Bibasilar opacities, atelectasis more likely than pneumonia.", "Lung Opacity", 1.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
