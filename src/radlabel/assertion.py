@@ -247,11 +247,15 @@ class ContextEngine:
                 status = _status(t.roles, dirs)
                 if status and past_break and nxt is not None and nxt < t.start:
                     break  # "pneumonia, small effusion is not seen": the trigger is the effusion's
-                if status and nxt is not None and nxt < t.start and not _status(t.roles, ("post",)):
-                    break  # "opacity, atelectasis versus pneumonia": a two-sided hedge is on the findings beside it
+                if status and nxt is not None and nxt < t.start and (
+                        not _status(t.roles, ("post",)) or _has(t.roles, "speculative", ("pre",))):
+                    # "opacity, atelectasis versus pneumonia" / "... atelectasis favored over pneumonia": a
+                    # comparison is about the findings beside it, not the opacity they explain
+                    break
                 if status and doc is not None and _clause_closed(doc, m.end, t.start, nxt):
                     break  # "the right effusion has increased, and the left has resolved"
-                if status == UNCERTAIN and nxt == t.end and _opens_scope(t.roles):
+                if status == UNCERTAIN and nxt == t.end and _opens_scope(t.roles) \
+                        and not _has(t.roles, "speculative", ("pre",)):
                     break  # "opacity is likely atelectasis": the hedge is on the diagnosis, not the opacity
                 if status and weak and ("alternative",) in t.roles:
                     saw_alt = True  # "may represent infiltrate versus atelectasis": the hedge still governs

@@ -137,6 +137,8 @@ def _variants(phrase: str, misspellings: dict[str, list[str]], add_plural: bool)
         for i, w in enumerate(vw):
             for wrong in misspellings.get(w, ()):
                 out.add(" ".join([*vw[:i], wrong, *vw[i + 1 :]]))
+    if " not " in f" {phrase} " and not phrase.startswith("not"):
+        out |= {v.replace(" not", "n't") for v in out}  # "heart is not enlarged" also as "heart isn't enlarged"
     return out
 
 

@@ -115,13 +115,16 @@ def _continues(m: re.Match) -> bool:
     if is_header_line(line):  # "IMPRESSION\nnormal"
         return False
     words = line.split()
-    mid_phrase = bool(words) and (words[-1].lower() in _GOES_ON or words[-1].endswith(("-", ",")))
+    mid_phrase = bool(words) and (words[-1].lower() in _GOES_ON or words[-1].endswith("-"))
     if not rest[:1].islower():
-        # an all-caps report ("NO PLEURAL EFFUSION OR\nPNEUMOTHORAX"), or an abbreviation after a phrase that
-        # cannot end there ("no evidence of\nPTX", "no\nLLL consolidation")
+        # an all-caps report ("NO PLEURAL EFFUSION OR\nPNEUMOTHORAX", or a line that fills its width), or an
+        # abbreviation after a phrase that cannot end there ("no evidence of\nPTX"); after a comma, capitals
+        # may start the next item of a list ("No pneumothorax,\nETT in good position")
         shouting = rest[:1].isupper() and not any(c.islower() for c in line)
-        if not (shouting or (mid_phrase and _ABBREVIATION.match(rest))):
-            return False
+        if not shouting:
+            return mid_phrase and _ABBREVIATION.match(rest) is not None
+    elif words[-1:] and words[-1].endswith(","):
+        return True
     if mid_phrase:
         return True
     width = _longest_line(text)

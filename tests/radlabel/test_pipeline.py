@@ -167,7 +167,7 @@ def value(pipe, text, cls):
         ("Doubt pneumonia.", "Pneumonia", math.nan),
         ("Atelectasis rather than pneumonia.", "Pneumonia", math.nan),
         ("Atelectasis is favored over pneumonia.", "Pneumonia", math.nan),
-        ("Atelectasis is favored over pneumonia.", "Atelectasis", 1.0),  # as "opacity is likely atelectasis"
+        ("Atelectasis is favored over pneumonia.", "Atelectasis", -1.0),
         ("Left lower lobe opacity, query pneumonia.", "Pneumonia", -1.0),
         # one finding in two places joined by "and" stays under the negation
         ("No right lower lobe and left lower lobe opacities.", "Lung Opacity", 0.0),
@@ -224,7 +224,11 @@ def value(pipe, text, cls):
         ("FINDINGS: NO PLEURAL EFFUSION OR\nPNEUMOTHORAX. HEART SIZE IS NORMAL.", "Pneumothorax", 0.0),
         ("HEART SIZE IS MILDLY\nENLARGED.", "Cardiomegaly", 1.0),
         ("There is no evidence of\nPTX. Small left effusion.", "Pneumothorax", 0.0),
-        ("No new focal consolidation,\nCHF, or effusion.", "Edema", -1.0),
+        ("No new focal consolidation,\nmild edema, or effusion.", "Edema", -1.0),
+        ("No pneumothorax,\nETT in good position.", "Support Devices", 1.0),  # capitals after a comma: a new item
+        ("There isn't any pleural effusion.", "Pleural Effusion", 0.0),
+        ("The heart isn't enlarged.", "Cardiomegaly", 0.0),
+        ("Left base opacity; atelectasis is favored over pneumonia.", "Lung Opacity", 1.0),
         ("NO PNEUMOTHORAX\nSMALL LEFT EFFUSION", "Pleural Effusion", 1.0),  # one finding per line keeps its break
         ("Heart: Enlarged.", "Cardiomegaly", 1.0),
         ("Heart size: mildly enlarged.", "No Finding", math.nan),
@@ -234,6 +238,7 @@ def value(pipe, text, cls):
         ("Enlarged mediastinal lymph nodes, unchanged.", "Enlarged Cardiomediastinum", 1.0),
         ("Bibasilar opacities, atelectasis more likely than pneumonia.", "Pneumonia", math.nan),
         ("Bibasilar opacities, atelectasis more likely than pneumonia.", "Lung Opacity", 1.0),
+        ("Bibasilar opacities, atelectasis more likely than pneumonia.", "Atelectasis", -1.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
