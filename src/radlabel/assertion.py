@@ -245,8 +245,11 @@ class ContextEngine:
                     break
                 dirs = ("post",) if dist > wboth else ("post", "both")
                 status = _status(t.roles, dirs)
-                if status and past_break and nxt is not None and nxt < t.start:
-                    break  # "pneumonia, small effusion is not seen": the trigger is the effusion's
+                if status and past_break and nxt is not None and nxt < t.start and not (
+                        doc is not None and doc[t.start].lower_ in _PLURAL_VERBS):
+                    # "pneumonia, small effusion is not seen": the trigger is the effusion's; a plural verb is
+                    # the whole list's ("right effusion and left pneumothorax have resolved")
+                    break
                 if status and nxt is not None and nxt < t.start and (
                         not _status(t.roles, ("post",)) or _has(t.roles, "speculative", ("pre",))):
                     # "opacity, atelectasis versus pneumonia" / "... atelectasis favored over pneumonia": a
@@ -306,6 +309,7 @@ class ContextEngine:
         return False
 
 
+_PLURAL_VERBS = frozenset({"have", "are", "were"})
 _CLAUSE_VERBS = frozenset({"is", "are", "was", "were", "has", "have", "had", "remains", "remain", "persists",
                            "persist", "measures"})
 

@@ -213,6 +213,8 @@ def value(pipe, text, cls):
         ("Right lower lobe opacity has increased, left lower lobe opacity has cleared.", "Lung Opacity", 1.0),
         ("Small right pleural effusion, not seen on the left.", "Pleural Effusion", 1.0),
         ("Pneumonia and effusion have resolved.", "Pleural Effusion", 0.0),
+        ("Right effusion and left pneumothorax have resolved.", "Pleural Effusion", 0.0),  # a plural verb: the list's
+        ("Right pleural effusion and left lower lobe consolidation have resolved.", "Pleural Effusion", 0.0),
         ("Effusion has increased and pneumothorax is not seen.", "Pneumothorax", 0.0),
         ("Decreased but not resolved right pneumothorax.", "Pneumothorax", 1.0),
         ("The pneumothorax has not resolved.", "Pneumothorax", 1.0),
