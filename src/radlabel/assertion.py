@@ -17,7 +17,6 @@ aggregator does not count.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left
 from dataclasses import dataclass
 from functools import cache
@@ -29,7 +28,7 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
 from radlabel.errors import RadlabelError
-from radlabel.mentions import Mention, expand_phrase, non_overlapping
+from radlabel.mentions import Mention, contracted, expand_phrase, non_overlapping
 
 __all__ = [
     "PRESENT", "ABSENT", "UNCERTAIN", "HYPOTHETICAL", "Trigger", "ContextEngine", "load_context_rules",
@@ -44,7 +43,6 @@ _DIRECTIONS = ("pre", "post", "both")
 _CLAUSE_BREAK = frozenset({("clause_break",)})
 _CLAUSE_END = ("clause_end",)
 _LINK = frozenset({("suggestive",)})
-_NOT = re.compile(r"(?<=[a-z]) not\b")  # "is not" -> "isn't"; "can not" -> "can't"
 _END_REACH = 6  # how far before a "present" word its clause's comma may lie
 _RULES = Path(__file__).resolve().parent / "rules" / "context.yaml"
 
@@ -89,8 +87,7 @@ class ContextEngine:
         def add(patterns, role: tuple) -> None:
             for pattern in patterns or ():
                 for phrase in expand_phrase(pattern):
-                    # "is not seen" also as "isn't seen" (spaCy splits off "n't", which is not "not")
-                    for variant in {phrase.lower(), _NOT.sub("n't", phrase.lower())}:
+                    for variant in {phrase.lower(), contracted(phrase.lower())}:
                         roles.setdefault(variant, set()).add(role)
 
         for cat in _CATEGORY_STATUS:
@@ -284,10 +281,13 @@ class ContextEngine:
                 # out": a weak hedge over alternatives raises possibilities, not findings.
                 out.append(HYPOTHETICAL)
                 continue
+            if best is None and doc is not None:  # "the heart is likely enlarged": a hedge in the mention's phrase
+                out.append(self._inner_status(doc, m) or PRESENT)
+                continue
             out.append(best[2] if best else PRESENT)
         return out
 
-    def inner_status(self, doc: Doc, m: Mention) -> str | None:
+    def _inner_status(self, doc: Doc, m: Mention) -> str | None:
         """The status a hedge word inside the mention's own phrase gives it ("the heart is likely enlarged")."""
         for i in range(m.start + 1, m.end - 1):  # most mentions are one or two tokens: nothing to look at
             status = self._inner.get(doc[i].lower_)

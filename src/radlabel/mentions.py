@@ -9,6 +9,7 @@ lookup pass over the tokens (case-insensitive, ``attr="LOWER"``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -124,6 +125,15 @@ def load_lexicon(path: str | None = None) -> dict:
     return data
 
 
+_NOT = re.compile(r"(?<=[a-z]) not\b")
+
+
+def contracted(phrase: str) -> str:
+    """The phrase with "not" after a word written as spaCy splits a contraction: "is not seen" -> "isn't seen"
+    (tokens "is", "n't", "seen"); "n't" is no "not" to the matchers."""
+    return _NOT.sub("n't", phrase)
+
+
 def _variants(phrase: str, misspellings: dict[str, list[str]], add_plural: bool) -> set[str]:
     phrase = phrase.lower()
     out = {phrase}
@@ -137,9 +147,7 @@ def _variants(phrase: str, misspellings: dict[str, list[str]], add_plural: bool)
         for i, w in enumerate(vw):
             for wrong in misspellings.get(w, ()):
                 out.add(" ".join([*vw[:i], wrong, *vw[i + 1 :]]))
-    if " not " in f" {phrase} " and not phrase.startswith("not"):
-        out |= {v.replace(" not", "n't") for v in out}  # "heart is not enlarged" also as "heart isn't enlarged"
-    return out
+    return out | {contracted(v) for v in out}  # "heart is not enlarged" also as "heart isn't enlarged"
 
 
 def select_longest(spans: list[Mention]) -> list[Mention]:

@@ -177,9 +177,6 @@ class Pipeline:
         statuses = self._context.assign([mentions[i] for i in obs_idx], [msent[i] for i in obs_idx], triggers, tsent,
                                         doc)
         status = dict(zip(obs_idx, statuses, strict=True))
-        for i in obs_idx:  # "the heart is likely enlarged": a hedge inside a (3+ token) mention's own phrase
-            if mentions[i].end - mentions[i].start > 2 and status[i] == PRESENT:
-                status[i] = self._context.inner_status(doc, mentions[i]) or PRESENT
         tokens, remap = _tokens(doc)
         absent = {i for i, st in status.items() if st == S_ABSENT} | {i for i, m in enumerate(mentions) if m.kind == ABSENT}
         rels = find_relations(mentions, msent, links, lsent, doc, absent=absent)

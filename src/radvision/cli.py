@@ -242,25 +242,21 @@ def _check_output(path: str, example: str, suffix: str = ".csv") -> None:
         raise RadvisionError(f"Output {path!r} cannot be written: the folder {str(blocked)!r} is not writable.")
 
 
-def _mtime(path: str) -> int | None:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None
-
-
 def _cmd_features(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from radvision.data.images import stat_or_none
     from radvision.features import extract_features
 
-    before = _mtime(args.output)
+    before = stat_or_none(args.output)
     feats = extract_features(args.run_dir, args.input, args.output, batch_size=args.batch_size, device=args.device,
                              on_error="skip" if args.skip_errors else "raise", root=args.root,
                              overwrite=args.overwrite, progress=not (args.no_progress or args.quiet),
                              num_workers=args.workers)
     failed = int(np.isnan(feats).any(axis=1).sum()) if feats.size else 0
-    done = "reused from" if before is not None and before == _mtime(args.output) else "written to"
+    after = stat_or_none(args.output)
+    done = "reused from" if before is not None and after is not None and before.st_mtime_ns == after.st_mtime_ns \
+        else "written to"
     print(f"{feats.shape[0]} feature rows of width {feats.shape[1]} {done} {args.output}"
           + (f" ({failed} unreadable images kept as NaN rows)" if failed else ""))
     return 0
