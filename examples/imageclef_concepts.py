@@ -252,6 +252,18 @@ def resolve_layout(args: argparse.Namespace, cfg: Any = None) -> dict[str, Path 
     return layout
 
 
+def train_valid_split(split: dict[str, float]) -> dict[str, float]:
+    """The training images' split when a validation concept file is the test set: data.split's train fraction
+    (default 0.9), the rest valid; a test fraction would only shrink the data, so it goes to valid, with a
+    warning."""
+    train = split.get("train", 0.9)
+    if split.get("test"):
+        logging.getLogger(__name__).warning(
+            "data.split asks for a test fraction of %s, but the validation concept file is the test set here; "
+            "the training images are split %s train / %s valid.", split["test"], train, round(1 - train, 6))
+    return {"train": train, "valid": round(1 - train, 6)}
+
+
 def vocabulary_filters(args: argparse.Namespace, cfg: Any) -> tuple[int | None, int]:
     """(top_k, min_frequency) of the vocabulary: the flags, else data.concept_top_k / data.concept_min_frequency
     (as `radvision train` reads them), else for --smoke the synthetic data's own 8 / 2."""
@@ -273,7 +285,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     cfg = study_config(args.config, args.overrides, smoke=args.smoke, run_dir=args.run_dir)
     layout = resolve_layout(args, cfg)
-    missing = "drop" if cfg.data.on_error == "skip" else "raise"
+    # as `radvision train`: with on_error=skip a missing image stays in its table, so the datasets skip and list it
+    # (skipped_images.csv) and a missing test image is scored as predicting nothing, not left out of the score
+    missing = "ignore" if cfg.data.on_error == "skip" else "raise"
     top_k, min_frequency = vocabulary_filters(args, cfg)
     # the run's config.yaml records what was trained on: `radvision train` on it reads the same vocabulary
     cfg.data.csv, cfg.data.root = str(layout["train_concepts"]), str(layout["train_images"])
@@ -284,6 +298,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         top_k=top_k,
         min_frequency=min_frequency,
         sep=args.sep,
+        classes=cfg.data.classes,
         missing=missing,
     )
     stats = vocabulary_stats(train_all)
@@ -293,11 +308,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     seed = cfg.runtime.seed
     if layout["valid_concepts"] is not None:
-        parts = patient_split(
-            train_all,
-            {"train": cfg.data.split.get("train", 0.9), "valid": 1 - cfg.data.split.get("train", 0.9)},
-            seed,
-        )
+        cfg.data.split = train_valid_split(cfg.data.split)  # config.yaml records the split actually used
+        parts = patient_split(train_all, cfg.data.split, seed)
         parts["test"] = concept_table(
             layout["valid_concepts"],
             layout["valid_images"],
@@ -312,6 +324,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     scored = "test" if "test" in datasets else "valid"
     # without a test split the valid images (which chose the thresholds) are scored, and named so
     scores = score_run(run_dir, parts[scored], cfg, scored)
+    other = "valid" if scored == "test" else "test"
+    (run_dir / f"{other}_submission.tsv").unlink(missing_ok=True)  # an overwritten run's, from another model
     result = {"run_dir": str(run_dir), "scored_split": scored, "vocabulary": stats, "scores": scores}
     atomic_write_text(run_dir / "imageclef_scores.json", json.dumps(result, indent=1) + "\n")
     print(f"run dir: {run_dir}")

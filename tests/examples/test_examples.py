@@ -262,6 +262,51 @@ def test_imageclef_data_overrides_take_effect_and_other_configs_are_refused(clef
     assert code == 2 and "No training data given; pass --data-root" in capsys.readouterr().err
 
 
+def _clef_args(clef, root, run_dir, overrides=()):
+    return argparse.Namespace(config=str(clef.CONFIG), overrides=list(overrides), smoke=True, run_dir=str(run_dir),
+                              data_root=str(root), train_concepts=None, train_images=None, valid_concepts=None,
+                              valid_images=None, sep="\t", top_concepts=None, min_frequency=None)
+
+
+def test_imageclef_data_classes_picks_the_vocabulary(clef, tmp_path):
+    root = clef.make_synthetic_imageclef(tmp_path / "data", n_train=16, n_valid=4)
+    result = clef.run(_clef_args(clef, root, tmp_path / "run", ["data.classes=[C1000137,C1000000]"]))
+    assert result["vocabulary"]["concepts_kept"] == 2  # it read all 8 and the Trainer refused the run
+    kept = json.loads((tmp_path / "run" / "thresholds.json").read_text())["thresholds"]
+    assert sorted(kept) == ["C1000000", "C1000137"]
+
+
+def test_imageclef_skip_scores_a_missing_test_image_as_predicting_nothing(clef, tmp_path):
+    root = clef.make_synthetic_imageclef(tmp_path / "data", n_train=16, n_valid=6)
+    (root / "valid" / "ROCO_CLEF_valid_00003.png").unlink()
+    (root / "train" / "ROCO_CLEF_train_00005.png").unlink()
+    result = clef.run(_clef_args(clef, root, tmp_path / "run", ["data.on_error=skip"]))
+    assert result["scores"]["images"] == 6  # it was left out of the score (5 images) and of the submission
+    lines = (tmp_path / "run" / "test_submission.tsv").read_text().splitlines()
+    assert len(lines) == 6 and lines[3] == "ROCO_CLEF_valid_00003\t"
+    skipped = pd.read_csv(tmp_path / "run" / "skipped_images.csv")
+    assert any("ROCO_CLEF_train_00005." in p for p in skipped["path"])
+
+
+def test_imageclef_rerun_in_the_same_folder_keeps_no_stale_submission(clef, tmp_path):
+    root = clef.make_synthetic_imageclef(tmp_path / "data", n_train=16, n_valid=4)
+    clef.run(_clef_args(clef, root, tmp_path / "run"))
+    assert (tmp_path / "run" / "test_submission.tsv").is_file()
+    (root / "valid_concepts.csv").unlink()
+    assert clef.run(_clef_args(clef, root, tmp_path / "run"))["scored_split"] == "valid"
+    assert not (tmp_path / "run" / "test_submission.tsv").exists()  # the first model's predictions stayed
+
+
+def test_imageclef_with_a_validation_file_records_the_split_it_used(clef, tmp_path, caplog):
+    from radvision.config import load_run_config
+
+    root = clef.make_synthetic_imageclef(tmp_path / "data", n_train=20, n_valid=4)
+    clef.run(_clef_args(clef, root, tmp_path / "run", ["data.split={train: 0.6, valid: 0.2, test: 0.2}"]))
+    assert "the validation concept file is the test set" in caplog.text
+    saved = load_run_config(tmp_path / "run" / "config.yaml").data
+    assert saved.split == {"train": 0.6, "valid": 0.4}  # it said 0.6 / 0.2 / 0.2, which rebuilds another split
+
+
 def test_imageclef_missing_validation_file_is_an_error(clef, tmp_path, capsys):
     code = clef.main(["--data-root", str(tmp_path), "--valid-concepts", str(tmp_path / "nope.csv")])
     assert code == 2 and "nope.csv" in capsys.readouterr().err
