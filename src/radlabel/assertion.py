@@ -189,6 +189,7 @@ class ContextEngine:
             nearest_alt = False  # the nearest trigger links alternatives ("versus")
             saw_alt = False  # an alternative link ("or") lies between the deciding trigger and the mention
             alt_back = False  # ... or anywhere before the mention in its clause
+            framed = False  # a pseudo trigger ("no significant change in") frames the mention's clause
             # Walk backwards: triggers ending at or before the mention start.
             i = bisect_left(starts, m.start) - 1
             while i >= 0:
@@ -216,6 +217,7 @@ class ContextEngine:
                         best, weak = (dist, 0, status), False
                         break
                 if ("terminate",) in t.roles or ("pseudo",) in t.roles:
+                    framed = ("pseudo",) in t.roles
                     break
                 if t.roles is _CLAUSE_BREAK and not (
                     alt_back or self._alternative_follows(m, sent, starts, triggers, trig_sent)
@@ -282,14 +284,19 @@ class ContextEngine:
                 out.append(HYPOTHETICAL)
                 continue
             if best is None and doc is not None:  # "the heart is likely enlarged": a hedge in the mention's phrase
-                out.append(self._inner_status(doc, m) or PRESENT)
+                inner = self._inner_status(doc, m)
+                if inner is None and not framed and _or_joined(doc, mentions, sent_of, mi, starts, triggers):
+                    # "atelectasis or pneumonia": an open differential, like "versus" (as the CheXpert labeler's
+                    # conj:or rule); "no significant change in effusion or atelectasis" keeps both
+                    inner = UNCERTAIN
+                out.append(inner or PRESENT)
                 continue
             out.append(best[2] if best else PRESENT)
         return out
 
     def _inner_status(self, doc: Doc, m: Mention) -> str | None:
         """The status a hedge word inside the mention's own phrase gives it ("the heart is likely enlarged")."""
-        for i in range(m.start + 1, m.end - 1):  # most mentions are one or two tokens: nothing to look at
+        for i in range(m.start, m.end) if m.end - m.start > 1 else ():  # "borderline enlarged heart" too
             status = self._inner.get(doc[i].lower_)
             if status:
                 return status
@@ -309,6 +316,31 @@ class ContextEngine:
         return False
 
 
+def _or_joined(doc: Doc, mentions: list[Mention], sent_of: list[int], mi: int, starts: list[int],
+               triggers: list[Trigger]) -> bool:
+    """True when "or" / "and/or" joins mention `mi` straight to the finding before or after it in its sentence,
+    with only a few plain words between ("atelectasis or pneumonia", "effusion at the left base or scarring")."""
+    def joined(a: Mention, b: Mention) -> bool:
+        if b.start - a.end > _OR_GAP:
+            return False
+        if any(doc[i].is_punct or doc[i].is_space for i in range(a.end, b.start)):
+            return False
+        j = bisect_left(starts, a.end)
+        alternative = False
+        while j < len(triggers) and triggers[j].start < b.start:
+            roles = triggers[j].roles
+            if ("alternative",) not in roles or _status(roles, ("pre", "post", "both")):
+                return False  # "versus" and hedges decide for themselves; anything else is another frame
+            alternative = True
+            j += 1
+        return alternative
+
+    m = mentions[mi]
+    return any(0 <= k < len(mentions) and sent_of[k] == sent_of[mi]
+               and joined(*((mentions[k], m) if k < mi else (m, mentions[k]))) for k in (mi - 1, mi + 1))
+
+
+_OR_GAP = 6  # tokens between two findings an "or" may join: "effusion at the right base or atelectasis"
 _PLURAL_VERBS = frozenset({"have", "are", "were"})
 _CLAUSE_VERBS = frozenset({"is", "are", "was", "were", "has", "have", "had", "remains", "remain", "persists",
                            "persist", "measures"})

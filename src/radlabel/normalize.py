@@ -92,7 +92,10 @@ _GOES_ON = frozenset(
     "been as than that which this these there no not may might could can would should has have had its their "
     "very more most less both either mild mildly small moderate moderately large right left bilateral upper "
     "lower middle mid new increased decreased minimal slightly likely possibly probably concerning suspicious "
-    "consistent compatible suggestive representing due secondary related versus vs".split()
+    "consistent compatible suggestive representing due secondary related versus vs "
+    # verbs that need their object: "may represent\natelectasis", "cannot exclude\npneumonia"
+    "represent represents reflect reflects reflecting indicate indicates indicating exclude suggest suggests "
+    "suggesting include includes including favor favoring".split()
 )
 _ABBREVIATION = re.compile(r"[A-Z]{2,}\b")
 WRAP_WIDTH = 50  # a text whose longest line is at least this long may be wrapped at a fixed width

@@ -333,6 +333,33 @@ def test_chestxray14_schema():
         ("IMPRESSION:\nno pneumothorax\nsmall left pleural effusion", "Effusion", 1.0),
         ("No effusion\npneumonia in the right lower lobe", "Pneumonia", 1.0),
         ("Right lower lobe opacity\u2026concerning for pneumonia.", "Pneumonia", -1.0),
+        # chestxray14 review, 2026-11-24
+        ("Trace fluid in the left pleural space.", "Effusion", 1.0),
+        ("Small amount of fluid in the right minor fissure.", "No Finding", math.nan),
+        ("Small effusion, not seen on prior.", "Effusion", 1.0),
+        ("Small left pneumothorax, not seen previously.", "Pneumothorax", 1.0),
+        ("Left basilar opacity, atelectasis or pneumonia.", "Atelectasis", -1.0),  # "A or B": the CheXpert rule
+        ("Left basilar opacity, atelectasis or pneumonia.", "Pneumonia", -1.0),
+        ("There is mild edema or atypical infection.", "Edema", -1.0),
+        ("Minimal atelectasis or scarring at the left base.", "Atelectasis", -1.0),
+        ("No significant change in pneumothorax or pleural fluid.", "Effusion", 1.0),  # both still there
+        ("No effusion or pneumothorax.", "Pneumothorax", 0.0),
+        ("Patchy opacity at the right base may represent\natelectasis.", "Atelectasis", -1.0),
+        ("Opacity at the right base, cannot exclude\npneumonia.", "Pneumonia", -1.0),
+        ("Mild thickening of the interstitium.", "Pleural_Thickening", math.nan),
+        ("Peribronchial cuffing and thickening.", "Pleural_Thickening", math.nan),
+        ("Peribronchial cuffing and thickening.", "No Finding", math.nan),
+        ("The appearance is atypical for pneumonia.", "Pneumonia", math.nan),
+        ("Cardiac silhouette size is within normal limits.", "Cardiomegaly", 0.0),
+        ("Subcentimeter nodule at the left base, possibly a nipple shadow.", "Nodule", -1.0),
+        ("The heart is borderline enlarged.", "Cardiomegaly", -1.0),  # as "borderline cardiomegaly"
+        ("Heart size is borderline.", "Cardiomegaly", -1.0),
+        # abnormal findings outside the classes: not "No Finding"
+        ("Mediastinal shift to the right.", "No Finding", math.nan),
+        ("Widening of the right paratracheal stripe.", "No Finding", math.nan),
+        ("Thickening of the bronchial walls.", "No Finding", math.nan),
+        ("Right paratracheal thickening.", "No Finding", math.nan),
+        ("No mediastinal shift.", "No Finding", 1.0),
     ],
 )
 def test_chestxray14_phrases(text, cls, expected):
