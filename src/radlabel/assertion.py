@@ -146,6 +146,7 @@ class ContextEngine:
         ends = [t for t in keep if _CLAUSE_END in t.roles]
         if ends:
             breaks.extend(self._present_breaks(doc, ends, taken))
+        breaks = [i for i in breaks if not _shared_object(doc, i, keep)]
         # the break is the joining token alone, so a finding that starts at the next word ("small effusion")
         # does not overlap it
         keep.extend(Trigger(i, i + 1, _CLAUSE_BREAK) for i in set(breaks) if i not in taken)
@@ -249,6 +250,8 @@ class ContextEngine:
                     # "pneumonia, small effusion is not seen": the trigger is the effusion's; a plural verb is
                     # the whole list's ("right effusion and left pneumothorax have resolved")
                     break
+                if status and doc is not None and nxt is not None and nxt < t.start and _comma_clause(doc, m.end, nxt, t):
+                    break  # "right effusion, pneumothorax is not seen": the trigger is the pneumothorax's
                 if status and nxt is not None and nxt < t.start and (
                         not _status(t.roles, ("post",)) or _has(t.roles, "speculative", ("pre",))):
                     # "opacity, atelectasis versus pneumonia" / "... atelectasis favored over pneumonia": a
@@ -341,6 +344,36 @@ def _or_joined(doc: Doc, mentions: list[Mention], sent_of: list[int], mi: int, s
 
 
 _OR_GAP = 6  # tokens between two findings an "or" may join: "effusion at the right base or atelectasis"
+def _shared_object(doc: Doc, i: int, triggers: list[Trigger]) -> bool:
+    """True when the "and" at `i` joins two objects of one resolution or removal ("resolution of the right
+    effusion and left atelectasis", "removal of the ETT and right PICC"): no new clause starts there."""
+    if doc[i].lower_ != "and" or i + 1 >= len(doc) or doc[i + 1].lower_ not in _SHARED_STARTS:
+        return False
+    before = [t for t in triggers if t.end <= i and i - t.end <= _SHARED_REACH]
+    if not before:
+        return False
+    t = before[-1]
+    if any(doc[k].is_punct or doc[k].is_space for k in range(t.end, i)):
+        return False
+    return any(doc[k].lower_ in _RESOLUTION_WORDS for k in range(t.start, t.end))
+
+
+_SHARED_REACH = 10  # tokens from "resolution of" to the "and"
+_SHARED_STARTS = frozenset("the right left bilateral bibasilar bibasal mild small minimal trace tiny slight "
+                           "moderate large".split())
+_RESOLUTION_WORDS = frozenset("resolution resolved resolving clearing cleared removal removed resection excision "
+                              "resected".split())
+
+
+def _comma_clause(doc: Doc, start: int, nxt: int, t: Trigger) -> bool:
+    """True when a comma, and no "and" / "or", parts the finding ending at `start` from the next one (at `nxt`)
+    and no plural verb joins them up to the trigger `t`: "cardiomegaly, edema resolved" is two statements;
+    "effusion, edema and pneumothorax are not seen" and "effusion, pneumothorax have resolved" are one list."""
+    gap = [doc[i].lower_ for i in range(start, t.end)]
+    return "," in gap[:nxt - start] and not any(w in _LIST_ENDS or w in _PLURAL_VERBS for w in gap)
+
+
+_LIST_ENDS = frozenset({"and", "or", "nor", "and/or"})
 _PLURAL_VERBS = frozenset({"have", "are", "were"})
 _CLAUSE_VERBS = frozenset({"is", "are", "was", "were", "has", "have", "had", "remains", "remain", "persists",
                            "persist", "measures"})

@@ -241,6 +241,30 @@ def value(pipe, text, cls):
         ("Bibasilar opacities, atelectasis more likely than pneumonia.", "Pneumonia", math.nan),
         ("Bibasilar opacities, atelectasis more likely than pneumonia.", "Lung Opacity", 1.0),
         ("Bibasilar opacities, atelectasis more likely than pneumonia.", "Atelectasis", -1.0),
+        # chexpert review, 2026-11-24: a trigger after a second comma item is that item's
+        ("Cardiomegaly, edema resolved.", "Cardiomegaly", 1.0),
+        ("Cardiomegaly, edema resolved.", "Edema", 0.0),
+        ("Right pleural effusion, pneumothorax is not seen.", "Pleural Effusion", 1.0),
+        ("Left effusion, chest tube removed.", "Pleural Effusion", 1.0),
+        ("Left lower lobe atelectasis, pneumonia not excluded.", "Atelectasis", 1.0),
+        ("Right lower lobe atelectasis, pneumonia is not favored.", "Atelectasis", 1.0),
+        ("Consolidation, edema, effusion are not seen.", "Consolidation", 0.0),  # a plural verb: one list
+        ("Effusion, edema and pneumothorax are not seen.", "Pleural Effusion", 0.0),
+        # ... and "and" inside one resolution's objects is no new clause
+        ("Resolution of the right effusion and left atelectasis.", "Atelectasis", 0.0),
+        ("Interval resolution of the pulmonary edema and small bilateral effusions.", "Pleural Effusion", 0.0),
+        ("Interval removal of left chest tube and right PICC.", "Support Devices", 0.0),
+        ("Resolution of the right effusion and a new left pneumothorax.", "Pneumothorax", 1.0),
+        ("No pneumothorax and small left effusion.", "Pleural Effusion", 1.0),
+        ("The pneumothorax previously seen has resolved.", "Pneumothorax", 0.0),
+        ("No longer seen is the pneumothorax.", "Pneumothorax", 0.0),
+        ("Mild congestive failure.", "Edema", 1.0),
+        ("No focal airspace disease.", "Lung Opacity", 0.0),
+        ("Lungs are without focal airspace disease.", "Lung Opacity", 0.0),
+        ("Heart size is stable and normal.", "Cardiomegaly", 0.0),
+        ("The cardiomediastinal silhouette is stable and unremarkable.", "Enlarged Cardiomediastinum", 0.0),
+        ("Minimal if any pleural effusion.", "Pleural Effusion", -1.0),
+        ("Pleural effusion, if any, is small.", "Pleural Effusion", -1.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
