@@ -180,9 +180,15 @@ class Pipeline:
         tokens, remap = _tokens(doc)
         absent = {i for i, st in status.items() if st == S_ABSENT} | {i for i, m in enumerate(mentions) if m.kind == ABSENT}
         rels = find_relations(mentions, msent, links, lsent, doc, absent=absent)
-        ids = [str(i + 1) for i in range(len(mentions))]
+        # a modifier that qualifies nothing ("lateral" of "PA and lateral views", "acute" of "no acute findings")
+        # is no entity: alone it would read as a present observation
+        modifying = {src for src, rel, _ in rels if rel == MODIFY}
+        kept = [i for i, m in enumerate(mentions) if m.kind != MODIFIER or i in modifying]
+        ids = {i: str(n + 1) for n, i in enumerate(kept)}
+        entity_of: dict[int, Entity] = {}
         entities = []
-        for i, m in enumerate(mentions):
+        for i in kept:
+            m = mentions[i]
             if m.kind == ANATOMY:
                 label, assertion = "ANAT-DP", ""
             elif m.kind == ABSENT:
@@ -195,20 +201,19 @@ class Pipeline:
             s_ix = remap[m.start] if remap else m.start
             e_ix = remap[m.end - 1] if remap else m.end - 1
             first, last = doc[m.start], doc[m.end - 1]
-            entities.append(
-                Entity(
-                    id=ids[i], tokens=" ".join(tokens[s_ix : e_ix + 1]), label=label, start_ix=s_ix, end_ix=e_ix,
-                    char_start=to_orig(first.idx), char_end=to_orig(last.idx + len(last), end=True),
-                    section=sent_section[msent[i]], sentence=msent[i], relations=[],
-                    classes=m.classes, modifier=m.kind == MODIFIER, assertion=assertion,
-                )
+            entity_of[i] = Entity(
+                id=ids[i], tokens=" ".join(tokens[s_ix : e_ix + 1]), label=label, start_ix=s_ix, end_ix=e_ix,
+                char_start=to_orig(first.idx), char_end=to_orig(last.idx + len(last), end=True),
+                section=sent_section[msent[i]], sentence=msent[i], relations=[],
+                classes=m.classes, modifier=m.kind == MODIFIER, assertion=assertion,
             )
+            entities.append(entity_of[i])
         for src, rel, tgt in rels:
-            entities[src].relations.append((rel, ids[tgt]))
+            entity_of[src].relations.append((rel, ids[tgt]))
             if rel == MODIFY:
                 # A modifier shares the assertion of what it modifies ("no new effusion"); one of a place is
                 # anatomy ("the left seventh rib"), as RadGraph labels it.
-                entities[src].label = entities[tgt].label
+                entity_of[src].label = entity_of[tgt].label
         return ReportGraph(text, tokens, entities, sections, graph_sentences)
 
 

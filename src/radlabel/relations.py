@@ -10,6 +10,8 @@
 * ``suggestive_of``: observation -> observation across a linking phrase ("opacity, concerning for
   infection"; "consistent with", "may represent"), and each alternative listed after it ("atelectasis,
   aspiration, or pneumonia"), not a separate finding joined by "and"; a finding given as absent suggests nothing.
+  A differential after a comma ("opacity, atelectasis versus pneumonia") is suggested by the finding before
+  it; alternatives never suggest each other.
 
 Every search looks only a bounded number of mentions away, so the cost stays linear.
 """
@@ -79,8 +81,34 @@ def find_relations(
                 rels.append((a, SUGGESTIVE_OF, b))
                 # "may represent atelectasis, aspiration, or pneumonia": every alternative
                 rels.extend((a, SUGGESTIVE_OF, c) for c in _alternatives(mentions, sent_of, b, doc))
-    # two links can name one pair ("edema versus ARDS versus pneumonia"); RadGraph has no duplicate edges
+    if doc is not None:
+        rels.extend(_differentials(mentions, sent_of, doc, absent))
+    # two links can name one pair; RadGraph has no duplicate edges
     return list(dict.fromkeys(rels))
+
+
+def _differentials(mentions: list[Mention], sent_of: list[int], doc: Doc, absent: frozenset[int] | set[int]
+                   ) -> list[tuple[int, str, int]]:
+    """A finding followed, after a comma, by alternatives it may be ("opacity, atelectasis versus pneumonia",
+    "left basilar opacity, atelectasis or pneumonia") suggests each of them. The alternatives themselves are
+    not linked to each other: one is no evidence for the other."""
+    out: list[tuple[int, str, int]] = []
+    for b in range(1, len(mentions)):
+        if mentions[b].kind not in _OBS:
+            continue
+        alts = _alternatives(mentions, sent_of, b, doc)
+        if not alts:
+            continue
+        a = b - 1
+        while a >= 0 and sent_of[a] == sent_of[b] and mentions[a].kind in (MODIFIER, ANATOMY):
+            a -= 1
+        if a < 0 or sent_of[a] != sent_of[b] or mentions[a].kind not in _OBS or a in absent:
+            continue
+        gap = [doc[k].lower_ for k in range(mentions[a].end, mentions[b].start)
+               if not any(mentions[j].start <= k < mentions[j].end for j in range(a + 1, b))]
+        if gap in ([","], ["-"], [",", "likely"], [",", "probably"], [",", "possibly"]):
+            out.extend((a, SUGGESTIVE_OF, c) for c in [b, *alts])
+    return out
 
 
 def _hedge_reaches(mentions: list[Mention], doc: Doc | None, a: int, link: Trigger) -> bool:

@@ -109,6 +109,16 @@ def _edges(text):
         # "right" is a side of the place, not of the finding
         ("Right and left lower lobe opacities.", ("right", "modify", "left lower lobe"),
          ("right", "modify", "opacities")),
+        # a differential after a comma: the finding suggests each alternative; they do not suggest each other
+        ("Left basilar opacity, atelectasis versus pneumonia.", ("opacity", "suggestive_of", "pneumonia"),
+         ("atelectasis", "suggestive_of", "pneumonia")),
+        ("Left basilar opacity, atelectasis versus pneumonia.", ("opacity", "suggestive_of", "atelectasis"), None),
+        ("Left basilar opacity, atelectasis or pneumonia.", ("opacity", "suggestive_of", "pneumonia"), None),
+        ("Right lower lobe mass versus consolidation.", ("mass", "located_at", "right lower lobe"),
+         ("mass", "suggestive_of", "consolidation")),
+        # hilar and mediastinal places
+        ("Right hilar mass.", ("mass", "located_at", "right hilar"), None),
+        ("Left hilar mass.", ("mass", "located_at", "left hilar"), None),
     ],
 )
 def test_relations_in_real_sentences(text, present, absent):
@@ -123,9 +133,18 @@ def test_links_do_not_hide_hedges():
 
 
 def test_no_duplicate_relations():
-    g = parse("Edema versus ARDS versus multifocal pneumonia.")
+    g = parse("Opacity, edema versus ARDS versus multifocal pneumonia, likely edema.")
     rels = [(e.id, r, t) for e in g.entities for r, t in e.relations]
-    assert len(rels) == len(set(rels)) == g.to_networkx().number_of_edges()
+    assert len(rels) == len(set(rels)) == g.to_networkx().number_of_edges() > 0
+
+
+@pytest.mark.parametrize("text", ["No acute findings.", "PA and lateral views of the chest were obtained.",
+                                  "Stable appearance of the chest."])
+def test_a_modifier_that_qualifies_nothing_is_no_entity(text):
+    # alone it read as a present observation ("acute" OBS-DP in a normal report)
+    g = parse(text)
+    assert [e.tokens for e in g.entities if e.modifier] == []
+    assert all(r[1] in {e.id for e in g.entities} for e in g.entities for r in e.relations)
 
 
 def test_an_absent_finding_suggests_nothing():
