@@ -158,8 +158,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
         _check_output(args.output, "class_counts.csv")
     parts, _ = split_tables(load_config(args.config, args.overrides))
     overview, counts = split_overview(parts), class_counts(parts)
-    shared = overview["patients_in_train"]
-    shown = overview.assign(patients_in_train=shared.astype(object).where(shared.notna(), "-"))
+    shown = overview.assign(**{c: overview[c].astype(object).where(overview[c].notna(), "-")
+                               for c in ("patients_in_train", "images_in_train")})
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print()
     print("positives / known labels (prevalence), ?N: N unknown")

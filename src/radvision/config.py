@@ -473,6 +473,9 @@ def _check_consistency(cfg: Config, warn: bool = True) -> None:
     if warn and cfg.data.dataset != "csv" and (cfg.data.path_column != "path" or cfg.data.patient_column):
         logging.getLogger(__name__).warning("data.path_column / data.patient_column are read by data.dataset csv "
                                             "only; dataset %r ignores them", cfg.data.dataset)
+    if warn and cfg.data.dataset == "folder" and cfg.data.csv is not None:
+        logging.getLogger(__name__).warning("data.csv is not used by data.dataset 'folder' (the class of an image is "
+                                            "its folder); use data.dataset=csv to read a label table")
     unused = [k for k in ("root", "csv") if getattr(cfg.data, k) is not None]
     if warn and cfg.data.dataset == "nih_sample" and unused:
         logging.getLogger(__name__).warning(

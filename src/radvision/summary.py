@@ -19,10 +19,12 @@ __all__ = ["class_counts", "class_counts_text", "split_overview"]
 
 
 def split_overview(parts: Mapping[str, LabelTable]) -> pd.DataFrame:
-    """One row per split: images, patients, patients shared with the train split (a leak unless the
-    source defines it so), label cardinality (positives per image) and density (cardinality / classes),
-    and how many classes have no positive there."""
+    """One row per split: images, patients, patients and image files shared with the train split (a leak
+    unless the source defines it so; one file listed under two patient ids crosses a patient split), label
+    cardinality (positives per image) and density (cardinality / classes), and how many classes have no
+    positive there."""
     train_patients = set(parts["train"].frame["patient_id"].astype(str)) if "train" in parts else set()
+    train_paths = set(parts["train"].frame["path"].astype(str)) if "train" in parts else set()
     rows = []
     for name, table in parts.items():
         patients = set(table.frame["patient_id"].astype(str))
@@ -32,11 +34,12 @@ def split_overview(parts: Mapping[str, LabelTable]) -> pd.DataFrame:
             "images": len(table),
             "patients": len(patients),
             "patients_in_train": len(patients & train_patients) if name != "train" else pd.NA,
+            "images_in_train": len(set(table.frame["path"].astype(str)) & train_paths) if name != "train" else pd.NA,
             "cardinality": label_cardinality(y),
             "density": label_density(y),
             "classes_without_positives": int(((y == 1).sum(axis=0) == 0).sum()),
         })
-    return pd.DataFrame(rows).astype({"patients_in_train": "Int64"})
+    return pd.DataFrame(rows).astype({"patients_in_train": "Int64", "images_in_train": "Int64"})
 
 
 def class_counts(parts: Mapping[str, LabelTable]) -> pd.DataFrame:

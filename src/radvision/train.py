@@ -148,7 +148,23 @@ def split_tables(cfg: Config) -> tuple[dict[str, Any], Any]:
         parts["train"] = rvdata.downsample(parts["train"], d.downsample, cfg.runtime.seed)
         if not len(parts["train"]):
             raise RadvisionError(f"data.downsample {d.downsample} leaves no train image; lower its fractions.")
-    return {name: parts[name] for name in SPLITS if name in parts and len(parts[name])}, table
+    out = {name: parts[name] for name in SPLITS if name in parts and len(parts[name])}
+    _warn_shared_images(out)
+    return out, table
+
+
+def _warn_shared_images(parts: dict[str, Any]) -> None:
+    """Warn when one image file is in train and in another split: a patient split cannot see it when the
+    table lists the file under two patient ids (two merged tables that number patients apart)."""
+    train = set(parts["train"].frame["path"].astype(str))
+    for name, table in parts.items():
+        if name == "train":
+            continue
+        shared = [p for p in table.frame["path"].astype(str) if p in train]
+        if shared:
+            logger.warning("%d %s image file(s) are also train images (first: %s): the table lists them under "
+                           "more than one patient_id, so the %s figures are not held out; give each file one "
+                           "patient id or drop the duplicates.", len(shared), name, shared[0], name)
 
 
 def _own_dataset_classes(cfg: Config, train_ds: Dataset, valid_ds: Dataset) -> list[str]:
@@ -289,7 +305,7 @@ def _read_table(cfg: Config) -> Any:
                                     classes=d.classes, missing=missing, csv=d.csv, unmentioned=d.unmentioned)
     if d.dataset == "mimic":
         return rvdata.read_mimic(d.root, policy=d.policy, classes=d.classes, frontal_only=d.frontal_only,
-                                 missing=missing, unmentioned=d.unmentioned)
+                                 missing=missing, unmentioned=d.unmentioned, csv=d.csv)
     if d.dataset == "openi":
         return rvdata.read_openi(d.root, reports_csv=d.csv, frontal_only=d.frontal_only, classes=d.classes,
                                  missing=missing)

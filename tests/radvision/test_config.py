@@ -227,6 +227,9 @@ def test_top_k_must_be_positive_and_nih_sample_warns_about_an_unused_root(caplog
     with caplog.at_level("WARNING"):
         load_config(None, ["data.dataset=nih_sample", "data.root=/data/nih"])
     assert "data.root is not used by data.dataset 'nih_sample'" in caplog.text
+    with caplog.at_level("WARNING"):
+        load_config(None, ["data.dataset=folder", "data.root=/data/x", "data.csv=labels.csv"])
+    assert "data.csv is not used by data.dataset 'folder'" in caplog.text
 
 
 @pytest.mark.parametrize("overrides, message", [

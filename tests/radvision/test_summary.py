@@ -22,6 +22,7 @@ def test_split_overview_counts_images_patients_and_patients_shared_with_train():
     overview = split_overview(_parts()).set_index("split")
     assert overview.loc["train", "images"] == 4 and overview.loc["train", "patients"] == 3
     assert pd.isna(overview.loc["train", "patients_in_train"]) and overview.loc["valid", "patients_in_train"] == 1
+    assert overview.loc["valid", "images_in_train"] == 2  # 0.png and 1.png: the same files under other patients
     assert overview.loc["train", "cardinality"] == 0.5 and overview.loc["valid", "density"] == 0.25
     assert overview["classes_without_positives"].tolist() == [1, 1]  # B has no positive anywhere
 

@@ -251,6 +251,18 @@ def test_source_without_valid_rows_splits_valid_off_train_by_patient(tmp_path, m
     assert not set(frames[0]["patient_id"]) & set(frames[1]["patient_id"])
 
 
+def test_an_image_file_in_train_and_valid_under_two_patient_ids_is_warned_about(tmp_path, make_images, caplog):
+    from radvision.train import split_tables
+
+    csv = make_images(tmp_path, n=12)
+    frame = pd.read_csv(csv)
+    again = frame.assign(patient_id="site2_" + frame["patient_id"], split=frame["split"].shift(-6).fillna("train"))
+    pd.concat([frame, again]).to_csv(csv, index=False)  # the second table numbers patients apart
+    parts, _ = split_tables(tiny_config(tmp_path, csv))
+    assert set(parts["train"].frame["path"]) & set(parts["valid"].frame["path"])
+    assert "image file(s) are also train images" in caplog.text  # nothing said so: 0 patients shared
+
+
 def test_monitor_min_positives_selects_on_well_supported_classes(tmp_path, make_images, caplog):
     csv = make_images(tmp_path, n=32)
     frame = pd.read_csv(csv)

@@ -131,7 +131,7 @@ class ImageDataset(Dataset):
             self.skipped_csv = self._list_skipped(skipped_csv)
             where = f"full list: {self.skipped_csv}" if self.skipped_csv else "full list in ImageDataset.skipped"
             log.warning("ImageDataset: skipping %d unreadable image(s), first: %s; %s", len(self.skipped),
-                        self.skipped[0][1], where)
+                        self.skipped[0][1].rstrip("."), where)
         return table.subset(keep) if not keep.all() else table
 
     def _list_skipped(self, skipped_csv: str | os.PathLike | None) -> Path | None:

@@ -45,6 +45,15 @@ def _find(root: Path, stem: str) -> Path:
     raise RadvisionError(f"MIMIC-CXR file {stem}.csv(.gz) not found in {root}.")
 
 
+def _label_file(root: Path, csv: str | os.PathLike) -> Path:
+    given = Path(csv).expanduser()
+    for path in (given, root / given):
+        if path.is_file():
+            return path
+    raise RadvisionError(f"MIMIC-CXR label file {str(csv)!r} not found (looked for it as given and in {root}); "
+                         "data.csv names the label file, e.g. mimic-cxr-2.0.0-negbio.csv.gz.")
+
+
 def read_mimic(
     root: str | os.PathLike,
     policy: str = "U-Ignore",
@@ -54,13 +63,15 @@ def read_mimic(
     labeler: str = "chexpert",
     missing: str = "raise",
     unmentioned: str = "masked",
+    csv: str | os.PathLike | None = None,
 ) -> LabelTable:
     """Read MIMIC-CXR-JPG into a LabelTable (one row per image; labels are per study).
 
     ``policy`` and ``unmentioned`` as in `read_chexpert`; No Finding keeps the labeler's 1 and is otherwise derived by
     CheXpert's rule. ``split`` ("train" | "valid" | "test") keeps one official split (MIMIC's
-    "validate" is renamed "valid"). ``labeler``: "chexpert" or "negbio" label file. Patients are
-    ``subject_id``.
+    "validate" is renamed "valid"). ``labeler``: "chexpert" or "negbio" label file. ``csv``: another label file
+    with the same columns (`subject_id`, `study_id`, the classes), e.g. ``mimic-cxr-2.0.0-negbio.csv.gz`` or a
+    relabelled copy; looked up as given, then in the root. Patients are ``subject_id``.
     """
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
@@ -70,7 +81,7 @@ def read_mimic(
     check_choice(labeler, LABELERS, "MIMIC-CXR labeler")
     if split is not None:
         check_choice(split, ("train", "valid", "test"), "split")
-    labels = read_csv_checked(_find(root, f"mimic-cxr-2.0.0-{labeler}"))
+    labels = read_csv_checked(_find(root, f"mimic-cxr-2.0.0-{labeler}") if csv is None else _label_file(root, csv))
     meta = read_csv_checked(_find(root, "mimic-cxr-2.0.0-metadata"))
     splits = read_csv_checked(_find(root, "mimic-cxr-2.0.0-split"))
     for name, df, need in (

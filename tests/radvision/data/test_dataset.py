@@ -90,6 +90,7 @@ def test_skip_log_names_the_full_list(tmp_path, gray_images, helpers, caplog, mo
     with caplog.at_level("WARNING", logger="radvision.data.dataset"):
         ds = ImageDataset(t, on_error="skip")
     assert ds.skipped_csv is None and "full list in ImageDataset.skipped" in caplog.text
+    assert ".;" not in caplog.text  # the reason's full stop doubled the separator
     assert [p for p, _ in ds.skipped] == [str(bad), str(gone)] and not list((tmp_path / "tmp").iterdir())
     # a path of your own
     caplog.clear()

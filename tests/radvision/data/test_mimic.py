@@ -90,3 +90,22 @@ def test_a_split_with_no_rows_is_an_error_naming_the_splits_there_are(tmp_path, 
     split.to_csv(split_file, index=False)
     with pytest.raises(RadvisionError, match=r"MIMIC-CXR has no 'test' rows; its splits are train, valid\."):
         read_mimic(tmp_path, split="test")
+
+
+def test_data_csv_names_another_label_file(tmp_path, helpers):
+    make_mimic(tmp_path, helpers)
+    negbio = pd.read_csv(tmp_path / "mimic-cxr-2.0.0-chexpert.csv.gz").assign(Atelectasis=0.0)
+    negbio.to_csv(tmp_path / "mimic-cxr-2.0.0-negbio.csv.gz", index=False)
+    assert read_mimic(tmp_path, csv="mimic-cxr-2.0.0-negbio.csv.gz").frame["Atelectasis"].tolist() == [0.0] * 3
+    with pytest.raises(RadvisionError, match="label file 'nowhere.csv' not found"):
+        read_mimic(tmp_path, csv="nowhere.csv")
+
+
+def test_the_config_passes_data_csv_to_the_mimic_reader(tmp_path, helpers):
+    from radvision.config import load_config
+    from radvision.train import split_tables
+
+    make_mimic(tmp_path, helpers)
+    cfg = load_config(None, [f"data.root={tmp_path}", "data.dataset=mimic", "data.csv=nowhere.csv"])
+    with pytest.raises(RadvisionError, match="nowhere.csv"):  # it was silently ignored
+        split_tables(cfg)
