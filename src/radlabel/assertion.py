@@ -205,6 +205,8 @@ class ContextEngine:
                     break
                 dirs = ("pre",) if dist > wboth else ("pre", "both")
                 status = _status(t.roles, dirs)
+                if status and doc is not None and _ends_the_clause_before(doc, t, m, mentions, sent_of, mi):
+                    break  # "pneumothorax resolved, effusion persists": "resolved" is the pneumothorax's
                 if status:
                     hedge = _has(t.roles, "possible", dirs) or _has(t.roles, "speculative", dirs)
                     if best is None:
@@ -246,7 +248,8 @@ class ContextEngine:
                 dirs = ("post",) if dist > wboth else ("post", "both")
                 status = _status(t.roles, dirs)
                 if status and past_break and nxt is not None and nxt < t.start and not (
-                        doc is not None and doc[t.start].lower_ in _PLURAL_VERBS):
+                        doc is not None and doc[t.start].lower_ in _PLURAL_VERBS
+                        and any(doc[i].lower_ in _LIST_ENDS for i in range(m.end, t.start))):
                     # "pneumonia, small effusion is not seen": the trigger is the effusion's; a plural verb is
                     # the whole list's ("right effusion and left pneumothorax have resolved")
                     break
@@ -259,6 +262,9 @@ class ContextEngine:
                     break
                 if status and doc is not None and _clause_closed(doc, m.end, t.start, nxt):
                     break  # "the right effusion has increased, and the left has resolved"
+                if status and nxt == t.end and _has(t.roles, "speculative", ("pre",)) \
+                        and not _has(t.roles, "uncertain", ("post",)):
+                    break  # "atelectasis, less likely pneumonia": the disfavour is on the pneumonia alone
                 if status == UNCERTAIN and nxt == t.end and _opens_scope(t.roles) \
                         and not _has(t.roles, "speculative", ("pre",)):
                     break  # "opacity is likely atelectasis": the hedge is on the diagnosis, not the opacity
@@ -321,29 +327,59 @@ class ContextEngine:
 
 def _or_joined(doc: Doc, mentions: list[Mention], sent_of: list[int], mi: int, starts: list[int],
                triggers: list[Trigger]) -> bool:
-    """True when "or" / "and/or" joins mention `mi` straight to the finding before or after it in its sentence,
-    with only a few plain words between ("atelectasis or pneumonia", "effusion at the left base or scarring")."""
-    def joined(a: Mention, b: Mention) -> bool:
-        if b.start - a.end > _OR_GAP:
-            return False
-        if any(doc[i].is_punct or doc[i].is_space for i in range(a.end, b.start)):
-            return False
+    """True when "or" / "and/or" joins mention `mi` to the finding before or after it in its sentence, with only
+    a few plain words between ("atelectasis or pneumonia", "effusion at the left base or scarring"), or `mi`
+    opens a comma list that ", or" closes ("atelectasis, aspiration, or pneumonia")."""
+    def gap(a: Mention, b: Mention) -> str | None:
+        """How two findings are joined: "or", "," (a comma alone) or None (too far, another frame, the same class:
+        "ETT or NG tube" and "mass or nodule" name their class either way)."""
+        if b.start - a.end > _OR_GAP or (a.classes and set(a.classes) == set(b.classes)):
+            return None
+        words = [doc[i].lower_ for i in range(a.end, b.start)]
+        if any((doc[i].is_punct and doc[i].lower_ != ",") or doc[i].is_space for i in range(a.end, b.start)):
+            return None
         j = bisect_left(starts, a.end)
-        alternative = False
+        alternative = None
         while j < len(triggers) and triggers[j].start < b.start:
             roles = triggers[j].roles
             if ("alternative",) not in roles or _status(roles, ("pre", "post", "both")):
-                return False  # "versus" and hedges decide for themselves; anything else is another frame
-            alternative = True
+                return None  # "versus" and hedges decide for themselves; anything else is another frame
+            alternative = triggers[j].start
             j += 1
-        return alternative
+        if alternative is None:
+            return "," if words == [","] else None
+        if doc[alternative - 1].lower_ == ",":
+            return ", or"  # a list's closing ", or" ("atelectasis, aspiration, or pneumonia")
+        return "or" if "," not in words else None  # "cardiomegaly, aspiration or pneumonia" is no list of three
 
-    m = mentions[mi]
-    return any(0 <= k < len(mentions) and sent_of[k] == sent_of[mi]
-               and joined(*((mentions[k], m) if k < mi else (m, mentions[k]))) for k in (mi - 1, mi + 1))
+    def same(k: int) -> bool:
+        return 0 <= k < len(mentions) and sent_of[k] == sent_of[mi]
+
+    if same(mi - 1) and gap(mentions[mi - 1], mentions[mi]) in ("or", ", or"):
+        return True
+    k = mi  # forward along a comma list to its closing ", or"
+    while same(k + 1) and k - mi < 4:
+        kind = gap(mentions[k], mentions[k + 1])
+        if kind == ", or" or (kind == "or" and k == mi):
+            return True
+        if kind != ",":
+            return False
+        k += 1
+    return False
 
 
 _OR_GAP = 6  # tokens between two findings an "or" may join: "effusion at the right base or atelectasis"
+def _ends_the_clause_before(doc: Doc, t: Trigger, m: Mention, mentions: list[Mention], sent_of: list[int],
+                            mi: int) -> bool:
+    """True when trigger `t`, which can also look back, follows the previous finding straight away and a comma
+    then parts it from mention `m`: "pneumothorax resolved, effusion persists" (the effusion is not resolved)."""
+    k = mi - 1
+    if k < 0 or sent_of[k] != sent_of[mi] or not _status(t.roles, ("post",)):
+        return False
+    prev = mentions[k]
+    return t.start - 1 <= prev.end <= t.start and any(doc[i].lower_ == "," for i in range(t.end, m.start))
+
+
 def _shared_object(doc: Doc, i: int, triggers: list[Trigger]) -> bool:
     """True when the "and" at `i` joins two objects of one resolution or removal ("resolution of the right
     effusion and left atelectasis", "removal of the ETT and right PICC"): no new clause starts there."""
@@ -352,17 +388,31 @@ def _shared_object(doc: Doc, i: int, triggers: list[Trigger]) -> bool:
     before = [t for t in triggers if t.end <= i and i - t.end <= _SHARED_REACH]
     if not before:
         return False
-    t = before[-1]
+    t = max(before, key=lambda b: b.end)  # the nearest (the triggers are not in text order yet)
     if any(doc[k].is_punct or doc[k].is_space for k in range(t.end, i)):
         return False
-    return any(doc[k].lower_ in _RESOLUTION_WORDS for k in range(t.start, t.end))
+    words = {doc[k].lower_ for k in range(t.start, t.end)}
+    if not words & _RESOLUTION_WORDS or (words & _REMOVAL_WORDS and doc[i + 1].lower_ in _SIZE_WORDS):
+        return False  # "removal of the chest tube and small pneumothorax": a pneumothorax is not removed
+    # the second object has no verb of its own: "resolution of edema and the heart is enlarged" is two clauses
+    k = i + 1
+    while k < len(doc) and not (doc[k].is_punct or doc[k].is_space or doc[k].lower_ in _CLAUSE_JOINS):
+        if doc[k].lower_ in _OWN_VERBS:
+            return False
+        k += 1
+    return True
 
 
 _SHARED_REACH = 10  # tokens from "resolution of" to the "and"
-_SHARED_STARTS = frozenset("the right left bilateral bibasilar bibasal mild small minimal trace tiny slight "
-                           "moderate large".split())
-_RESOLUTION_WORDS = frozenset("resolution resolved resolving clearing cleared removal removed resection excision "
-                              "resected".split())
+_SIZE_WORDS = frozenset("mild small minimal trace tiny slight moderate large".split())
+_SHARED_STARTS = frozenset("the right left bilateral bibasilar bibasal".split()) | _SIZE_WORDS
+_REMOVAL_WORDS = frozenset("removal removed".split())
+_RESOLUTION_WORDS = frozenset("resolution resolved resolving clearing cleared resection excision resected".split()) \
+    | _REMOVAL_WORDS
+_CLAUSE_JOINS = frozenset("and or but with while whereas".split())
+_OWN_VERBS = frozenset("is are was were has have had remains remain remained persist persists persisted persisting "
+                       "continues continue measures measure appears appear seems seem courses terminates "
+                       "projects".split())
 
 
 def _comma_clause(doc: Doc, start: int, nxt: int, t: Trigger) -> bool:
@@ -370,6 +420,8 @@ def _comma_clause(doc: Doc, start: int, nxt: int, t: Trigger) -> bool:
     and no plural verb joins them up to the trigger `t`: "cardiomegaly, edema resolved" is two statements;
     "effusion, edema and pneumothorax are not seen" and "effusion, pneumothorax have resolved" are one list."""
     gap = [doc[i].lower_ for i in range(start, t.end)]
+    if "," in gap[nxt - start + 1:t.start - start]:
+        return False  # "opacity at the left base, atelectasis, has resolved": an aside naming the finding
     return "," in gap[:nxt - start] and not any(w in _LIST_ENDS or w in _PLURAL_VERBS for w in gap)
 
 

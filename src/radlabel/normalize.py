@@ -95,8 +95,9 @@ _GOES_ON = frozenset(
     "consistent compatible suggestive representing due secondary related versus vs "
     # verbs that need their object: "may represent\natelectasis", "cannot exclude\npneumonia"
     "represent represents reflect reflects reflecting indicate indicates indicating exclude suggest suggests "
-    "suggesting include includes including favor favoring".split()
+    "suggesting include includes including favor favoring cannot pleural pulmonary focal airspace".split()
 )
+_CONTINUATIONS = frozenset("or nor and/or versus vs".split())
 _ABBREVIATION = re.compile(r"[A-Z]{2,}\b")
 WRAP_WIDTH = 50  # a text whose longest line is at least this long may be wrapped at a fixed width
 
@@ -128,6 +129,8 @@ def _continues(m: re.Match) -> bool:
             return mid_phrase and _ABBREVIATION.match(rest) is not None
     elif words[-1:] and words[-1].endswith(","):
         return True
+    elif rest.split(" ", 1)[0] in _CONTINUATIONS:
+        return True  # "No effusion\nor pneumothorax": a line cannot start with "or"
     if mid_phrase:
         return True
     width = _longest_line(text)

@@ -265,6 +265,29 @@ def value(pipe, text, cls):
         ("The cardiomediastinal silhouette is stable and unremarkable.", "Enlarged Cardiomediastinum", 0.0),
         ("Minimal if any pleural effusion.", "Pleural Effusion", -1.0),
         ("Pleural effusion, if any, is small.", "Pleural Effusion", -1.0),
+        # regression hunt over the rules above, 2026-11-24
+        ("Resolution of atelectasis and the heart is enlarged.", "Cardiomegaly", 1.0),  # its own verb: a clause
+        ("Resolved pneumothorax and small effusion remains.", "Pleural Effusion", 1.0),
+        ("The ETT has been removed and the NG tube is in the stomach.", "Support Devices", 1.0),
+        ("Removal of chest tube and small pneumothorax.", "Pneumothorax", 1.0),  # a pneumothorax is not removed
+        ("IMPRESSION:\n1. Resolution of the right effusion and left atelectasis.", "Atelectasis", 0.0),
+        ("ETT or NG tube in place.", "Support Devices", 1.0),  # "or" within one class: there either way
+        ("Mass or nodule in the right upper lobe.", "Lung Lesion", 1.0),
+        ("Minimal if any change in the effusion.", "Pleural Effusion", 1.0),
+        ("Opacity at the left base, atelectasis, has resolved.", "Lung Opacity", 0.0),  # an aside naming it
+        ("Pneumothorax resolved, effusion persists.", "Pleural Effusion", 1.0),
+        ("Moderate cardiomegaly, small effusions are not seen.", "Cardiomegaly", 1.0),
+        ("The lungs are clear. No effusion\nor pneumothorax.", "Pneumothorax", 0.0),
+        ("No pleural\neffusion.", "Pleural Effusion", 0.0),
+        ("There is a small right effusion and cannot\nexclude a tiny pneumothorax.", "Pneumothorax", -1.0),
+        ("Atelectasis with or without pneumonia.", "Pneumonia", -1.0),
+        ("Atelectasis, aspiration, or pneumonia.", "Atelectasis", -1.0),
+        ("Mild cardiomegaly, atelectasis or pneumonia.", "Cardiomegaly", 1.0),
+        ("Small effusion, pneumonia not favored.", "Pneumonia", math.nan),
+        ("Atelectasis, less likely pneumonia.", "Atelectasis", 1.0),
+        ("Atelectasis is favored over pneumonia.", "Atelectasis", -1.0),
+        ("Cardiomegaly is borderline.", "Cardiomegaly", -1.0),
+        ("Enlarged right hilum.", "No Finding", math.nan),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
