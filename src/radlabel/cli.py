@@ -157,18 +157,22 @@ def _cmd_label(a: argparse.Namespace) -> int:
 
 
 def _cmd_parse(a: argparse.Namespace) -> int:
+    from radlabel.io import decode_report
     from radlabel.labeler import Labeler
 
+    # bytes, decoded as `label` decodes .txt reports (UTF-8, a BOM's UTF-16, else Windows-1252)
     if a.file is not None:
         if a.file == "-":
-            text = sys.stdin.read()
+            text = decode_report(sys.stdin.buffer.read(), "standard input")
         else:
             path = Path(a.file)
+            if path.is_dir():
+                raise RadlabelError(f"{a.file!r} is a folder; parse reads one report (label reads folders).")
             if not path.is_file():
                 raise RadlabelError(f"Report file {a.file!r} does not exist.")
-            text = path.read_text(encoding="utf-8", errors="replace")
+            text = decode_report(path.read_bytes(), a.file)
     else:
-        text = a.text
+        text = decode_report(os.fsencode(a.text), "the report text")  # argv keeps odd bytes as surrogates
     if not text.strip():
         raise RadlabelError("The report text is empty; pass the text in quotes or --file F.")
     labeler = Labeler(schema=a.schema, sections=a.sections, progress=False)
@@ -200,8 +204,9 @@ def _graph_table(graph) -> str:
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     from radlabel.evaluate import evaluate, summary
-    from radlabel.io import read_label_table, write_table
+    from radlabel.io import check_outputs, read_label_table, write_table
 
+    check_outputs({"The metrics output": a.output}, {"predictions": a.pred, "gold": a.gold})
     pred, gold = read_label_table(a.pred), read_label_table(a.gold)
     classes = None
     if a.schema is not None:
@@ -232,7 +237,9 @@ def _cmd_stats(a: argparse.Namespace) -> int:
     with pd.option_context("display.width", 160, "display.max_rows", 200, "display.float_format", "{:.3f}".format):
         for name, table in result.tables.items():
             print(f"\n== {name} ==")
-            print(table.head(a.top).to_string(index=False))
+            # --top cuts the frequency tables; similarity (3 rows) and prevalence (one per class) are shown whole
+            shown = table.head(a.top) if name in ("entities", "verbs", "noun_phrases") else table
+            print(shown.to_string(index=False))
     print("\n== summary ==")
     for k, v in result.summary.items():
         print(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}")

@@ -36,16 +36,32 @@ def _scores(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
-def _as_values(frame: pd.DataFrame, classes: Sequence[str], name: str) -> np.ndarray:
-    values = frame[list(classes)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isnan(values) & ~np.isin(values, list(VALID_VALUES))
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
-        raise RadlabelError(
-            f"{name} have the value {float(values[row, col]):g} in column {classes[col]!r}; "
-            f"valid values are 1, 0, -1 or blank."
-        )
-    return values
+_BLANK_WORDS = frozenset({"", "nan", "na", "n/a", "none", "null"})  # how tables spell an empty cell
+
+
+def label_values(frame: pd.DataFrame, classes: Sequence[str], name: str) -> np.ndarray:
+    """The label cells of `classes` as floats (1, 0, -1, NaN for blank), whatever the file type gave: text from a
+    CSV, nullable integers from Parquet. Any other value ("positive", 2) is a RadlabelError naming it."""
+    out = np.full((len(frame), len(classes)), np.nan)
+    for j, c in enumerate(classes):
+        col = frame[c]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            values = col.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        else:
+            text = col.astype("string").str.strip()
+            blank = text.isna() | text.str.lower().isin(_BLANK_WORDS)
+            values = pd.to_numeric(text.where(~blank), errors="coerce").to_numpy(dtype=float)
+            unread = ~blank.to_numpy(dtype=bool) & np.isnan(values)
+            if unread.any():
+                raise RadlabelError(f"{name} have the value {text[unread].iloc[0]!r} in column {c!r}; valid values "
+                                    "are 1, 0, -1 or blank.")
+        bad = ~np.isnan(values) & ~np.isin(values, list(VALID_VALUES))
+        if bad.any():
+            raise RadlabelError(f"{name} have the value {float(values[bad][0]):g} in column {c!r}; valid values are "
+                                "1, 0, -1 or blank.")
+        out[:, j] = values
+    return out
+
 
 
 def _label_like(column: pd.Series) -> bool:
@@ -108,8 +124,8 @@ def evaluate(
         for c in classes:
             if c not in frame.columns:
                     raise missing_column_error(c, [x for x in frame.columns if x != id_column], f"the {name}")
-    p = _as_values(pred_a, classes, "The predictions")
-    g = _as_values(gold_a, classes, "The gold labels")
+    p = label_values(pred_a, classes, "The predictions")
+    g = label_values(gold_a, classes, "The gold labels")
     rows = []
     for task, positives in TASKS.items():
         pp, gg = np.isin(p, positives), np.isin(g, positives)

@@ -14,6 +14,7 @@ import difflib
 import json
 import logging
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -167,10 +168,15 @@ def _decoded_rows(path: Path, fmt: str, wanted: list[str] | None, has_columns: b
             return
         if fmt in ("csv", "tsv"):
             sep = "\t" if fmt == "tsv" else ","
-            reader = pd.read_csv(path, sep=sep, usecols=wanted, dtype=str, chunksize=chunksize,
-                                 encoding_errors=_NOT_UTF8)
+            # all columns are read (no usecols, which drops a row's extra text without a word), so a row with
+            # an unquoted separator is a tokenizer error or, on the first row, a shift onto an index: both raise.
+            # Only empty cells are blank: an id "NA" stays "NA".
+            reader = pd.read_csv(path, sep=sep, dtype=str, chunksize=chunksize, keep_default_na=False,
+                                 na_values=[""], encoding_errors=_NOT_UTF8)
             with reader:
                 for chunk in reader:
+                    if not isinstance(chunk.index, pd.RangeIndex):
+                        raise _ragged(path, fmt, "Data row 1")
                     yield chunk[wanted] if wanted else chunk
         elif fmt == "parquet":
             import pyarrow.parquet as pq
@@ -182,8 +188,20 @@ def _decoded_rows(path: Path, fmt: str, wanted: list[str] | None, has_columns: b
             yield from _iter_jsonl(path, wanted, chunksize)
     except RadlabelError:
         raise
+    except pd.errors.ParserError as exc:
+        found = re.search(r"Expected \d+ fields in line (\d+), saw \d+", str(exc))
+        if found:
+            raise _ragged(path, fmt, f"Line {found.group(1)}") from exc
+        raise RadlabelError(f"Could not read {str(path)!r} as {fmt}: {type(exc).__name__}: {exc}.") from exc
     except Exception as exc:
         raise RadlabelError(f"Could not read {str(path)!r} as {fmt}: {type(exc).__name__}: {exc}.") from exc
+
+
+def _ragged(path: Path, fmt: str, where: str) -> RadlabelError:
+    header = read_columns(path)
+    return RadlabelError(
+        f"{where} of {_shown(str(path))!r} has more fields than its header ({len(header)}: {', '.join(header)}); "
+        f"quote a cell that holds a {'tab' if fmt == 'tsv' else 'comma'} (\"Small effusion, no pneumothorax.\").")
 
 
 def report_files(folder: str | os.PathLike) -> list[str]:
@@ -269,12 +287,18 @@ def _read_report(file: Path) -> str | None:
     except OSError as exc:
         logger.warning("could not read %s (%s): its row has no report", _shown(str(file)), exc.strerror or exc)
         return None
+    return decode_report(data, _shown(str(file)))
+
+
+def decode_report(data: bytes, name: str) -> str:
+    """A report's bytes as text: UTF-8, or UTF-16 / UTF-8 by its byte-order mark, else Windows-1252 (with a
+    warning naming `name`)."""
     encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), "utf-8")
     try:
         return data.decode(encoding)
     except UnicodeDecodeError:
         # Reports exported on Windows; undecodable bytes become U+FFFD, which marks binary files as such.
-        logger.warning("%s is not %s; read as Windows-1252", _shown(str(file)), encoding.upper().removesuffix("-SIG"))
+        logger.warning("%s is not %s; read as Windows-1252", name, encoding.upper().removesuffix("-SIG"))
         return data.decode("cp1252", errors="replace")
 
 
@@ -435,6 +459,23 @@ class AtomicWriter:
             if not committed and self._tmp is not None:
                 self._tmp.unlink(missing_ok=True)
         return False
+
+
+def check_outputs(outputs: dict[str, str | os.PathLike | None], inputs: dict[str, str | os.PathLike]) -> None:
+    """Before any work: no output is a folder, an input, or another output (each would be lost or replaced)."""
+    seen: dict[Path, str] = {Path(p).resolve(): name for name, p in inputs.items()}
+    for what, path in outputs.items():
+        if path is None:
+            continue
+        resolved = Path(path).resolve()
+        if resolved.is_dir():
+            raise RadlabelError(f"{what} {str(path)!r} is a folder; give a file path.")
+        if resolved in seen:
+            other = seen[resolved]
+            raise RadlabelError(f"{what} {str(path)!r} is the {other} file; choose another path."
+                                if other in inputs else f"{what} {str(path)!r} is also the {other.lower()}; "
+                                "give each its own path.")
+        seen[resolved] = what
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

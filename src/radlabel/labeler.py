@@ -34,6 +34,7 @@ from radlabel.errors import RadlabelError
 from radlabel.io import (
     DEFAULT_CHUNKSIZE,
     AtomicWriter,
+    check_outputs,
     iter_report_folder,
     iter_table,
     missing_column_error,
@@ -268,6 +269,13 @@ class Labeler:
             raise RadlabelError(f"jobs must be a positive number of processes (or 0 for all CPUs), got {jobs!r}.")
         return jobs
 
+    def _check_id_column(self, name: str) -> None:
+        """The id column shares the output with the class columns and `error`: a clash would lose one."""
+        if name == ERROR_COLUMN or name in self.class_names:
+            raise RadlabelError(f"The id column {name!r} would clash with the output's "
+                                f"{'status' if name == ERROR_COLUMN else 'class'} column of that name; pass another "
+                                "--id-column (or rename the column in the input).")
+
     def _frame(self, batches: list[_Batch], ids: Sequence[Any] | None, id_column: str | None,
                index: pd.Index | None) -> pd.DataFrame:
         values = np.vstack([b.values for b in batches]) if batches else np.empty((0, len(self.class_names)))
@@ -299,6 +307,8 @@ class Labeler:
             ids_s = data[id_column] if id_column is not None else None
         else:
             raise RadlabelError(f"label_corpus needs a pandas DataFrame or Series, got {type(data).__name__}.")
+        if id_column is not None:
+            self._check_id_column(id_column)
         jobs = self._check_jobs(jobs)
         texts = texts_s.tolist()
         if len(texts) <= batch_size:
@@ -342,8 +352,7 @@ class Labeler:
         table_format(output)
         if graphs is not None:
             table_format_graphs(graphs)
-        if Path(output).resolve() == Path(input).resolve():
-            raise RadlabelError(f"Output {str(output)!r} is the input file; choose another output path.")
+        check_outputs({"Output": output, "The graphs file": graphs}, {"input": input})
         jobs = self._check_jobs(jobs)
         folder = Path(input).is_dir()
         if id_column is None and folder:
@@ -355,6 +364,7 @@ class Labeler:
         else:
             chunks, total = iter_table(input, columns=columns, chunksize=chunksize), _row_count_hint(input)
         out_id = id_column or ROW_COLUMN
+        self._check_id_column(out_id)
         want_graphs = graphs is not None
         state = {"row": 0}
         # Per-chunk ids kept until that chunk's batches come back, in order.

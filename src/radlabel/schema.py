@@ -152,6 +152,9 @@ def schema_from_dict(data: Any, source: str = "<dict>") -> Schema:
         cname = c.get("name")
         if not isinstance(cname, str) or not cname.strip():
             raise RadlabelError(f"Class entry {i + 1} in schema {source} needs a non-empty string 'name'.")
+        if cname == "error":  # the labels' status column
+            raise RadlabelError(f"Class name 'error' in schema {source} is reserved for the labels' status column; "
+                                "choose another name.")
         if "mentions" not in c:
             raise RadlabelError(f"Class {cname!r} in schema {source} is missing the required key 'mentions'.")
         parent = c.get("parent")

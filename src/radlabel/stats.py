@@ -29,7 +29,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from radlabel.errors import RadlabelError
+from radlabel.evaluate import label_values
 from radlabel.io import atomic_write_text, iter_table, missing_column_error, read_label_table, write_table
+from radlabel.labeler import MAX_CHARS
 
 logger = logging.getLogger(__name__)
 
@@ -182,10 +184,11 @@ def frequency_table(counter: Counter, columns: Sequence[str]) -> pd.DataFrame:
 def prevalence(labels: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
     """Per class: counts of 1 / 0 / -1 / blank and the share of reports labelled 1."""
     rows = []
-    for c in classes:
-        v = pd.to_numeric(labels[c], errors="coerce")
+    values = label_values(labels, classes, "The labels")
+    for j, c in enumerate(classes):
+        v = values[:, j]
         rows.append({"class": c, "positive": int((v == 1).sum()), "negative": int((v == 0).sum()),
-                     "uncertain": int((v == -1).sum()), "blank": int(v.isna().sum()),
+                     "uncertain": int((v == -1).sum()), "blank": int(np.isnan(v).sum()),
                      "prevalence": float((v == 1).mean()) if len(v) else float("nan")})
     return pd.DataFrame(rows)
 
@@ -195,7 +198,7 @@ def label_cardinality(labels: pd.DataFrame, classes: Sequence[str], uncertain_as
     """(cardinality, density): mean positive labels per report, and that divided by the class count."""
     if not len(labels) or not classes:
         return float("nan"), float("nan")
-    v = labels[list(classes)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    v = label_values(labels, classes, "The labels")
     positive = (v == 1) | ((v == -1) if uncertain_as_positive else False)
     card = float(positive.sum(axis=1).mean())
     return card, card / len(classes)
@@ -241,6 +244,8 @@ def corpus_stats(input: str | os.PathLike | pd.DataFrame, text_column: str = "re
     `output_dir` as CSV tables, summary.json and (with `plots`) PNG bar plots."""
     from radlabel.pipeline import get_pipeline
 
+    if output_dir is not None and Path(output_dir).exists() and not Path(output_dir).is_dir():
+        raise RadlabelError(f"The stats output {str(output_dir)!r} is a file; -o names a folder for the tables.")
     pipeline = get_pipeline(schema, "all")
     if isinstance(input, pd.DataFrame):
         if text_column not in input.columns:
@@ -262,6 +267,7 @@ def corpus_stats(input: str | os.PathLike | pd.DataFrame, text_column: str = "re
                 bar.update(1)
                 if not isinstance(raw, str) or not raw.strip():
                     continue
+                raw = raw[:MAX_CHARS]  # what `radlabel label` reads of a longer report
                 n_text += 1
                 try:
                     graph = pipeline.parse(raw)
@@ -305,6 +311,11 @@ def corpus_stats(input: str | os.PathLike | pd.DataFrame, text_column: str = "re
             raise RadlabelError(
                 f"The labels have none of the {pipeline.schema.name} classes "
                 f"({', '.join(pipeline.schema.class_names[:5])}, ...); pass the matching --schema.")
+        lacking = [c for c in pipeline.schema.class_names if c not in table.columns]
+        if lacking:
+            logger.warning("The labels lack %d of the %s classes (%s); label statistics cover the other %d (a "
+                           "--schema other than the one that labelled them?)", len(lacking), pipeline.schema.name,
+                           ", ".join(lacking[:5]) + (", ..." if len(lacking) > 5 else ""), len(classes))
         result.tables["prevalence"] = prevalence(table, classes)
         card, dens = label_cardinality(table, classes)
         card_u, dens_u = label_cardinality(table, classes, uncertain_as_positive=True)
@@ -315,11 +326,22 @@ def corpus_stats(input: str | os.PathLike | pd.DataFrame, text_column: str = "re
     return result
 
 
+_TABLES = ("entities", "verbs", "noun_phrases", "similarity", "prevalence")
+_PLOTS = ("entities", "verbs", "prevalence")
+
+
 def _write_outputs(result: StatsResult, out: Path, plots: bool, top: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    # a folder reused from an earlier run keeps none of its files: they would pass for this run's
+    for name in _TABLES:
+        (out / f"{name}.csv").unlink(missing_ok=True)
+    for name in _PLOTS:
+        (out / f"{name}.png").unlink(missing_ok=True)
     for name, table in result.tables.items():
         write_table(table, out / f"{name}.csv")
-    atomic_write_text(out / "summary.json", json.dumps(result.summary, indent=1) + "\n")
+    # JSON has no NaN: an undefined figure (no report with text) is null
+    summary = {k: None if isinstance(v, float) and v != v else v for k, v in result.summary.items()}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     if plots:
         t = result.tables
         if len(t["entities"]):
@@ -327,6 +349,7 @@ def _write_outputs(result: StatsResult, out: Path, plots: bool, top: int) -> Non
             bar_plot(ent, "name", "count", out / "entities.png", "Most frequent entities", top)
         if len(t["verbs"]):
             bar_plot(t["verbs"], "verb", "count", out / "verbs.png", "Most frequent verbs", top)
-        if "prevalence" in t:
-            bar_plot(t["prevalence"], "class", "prevalence", out / "prevalence.png", "Class prevalence (1)", top)
+        if "prevalence" in t:  # the most frequent classes first, as the other plots
+            bar_plot(t["prevalence"].sort_values("prevalence", ascending=False, kind="stable"), "class", "prevalence",
+                     out / "prevalence.png", "Class prevalence (1)", top)
     logger.info("stats written to %s", out)

@@ -183,3 +183,39 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     proc.stdout.close()  # the reader leaves before the first line, as `| head -c 0` would
     err = proc.stderr.read().decode()
     assert proc.wait() == 1 and "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_parse_decodes_odd_bytes_as_label_does(tmp_path, capsys, monkeypatch):
+    import io as _io
+    import os
+
+    # a traceback (surrogates not allowed) for argv and stdin; --file ignored the byte-order mark
+    assert main(["parse", os.fsdecode(b"Caf\xe9 effusion.")]) == 0
+    assert "Pleural Effusion=1" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", _io.TextIOWrapper(_io.BytesIO(b"Caf\xe9 effusion.")))
+    assert main(["parse", "--file", "-"]) == 0
+    assert "Pleural Effusion=1" in capsys.readouterr().out
+    (tmp_path / "u16.txt").write_bytes("Edema.".encode("utf-16"))
+    assert main(["parse", "--file", str(tmp_path / "u16.txt")]) == 0
+    assert "Edema=1" in capsys.readouterr().out
+    assert main(["parse", "--file", str(tmp_path)]) == 2
+    assert "is a folder; parse reads one report" in _error_line(capsys)
+
+
+def test_evaluate_will_not_write_over_its_inputs(tmp_path, capsys):
+    gold = tmp_path / "g.csv"
+    gold.write_text("id,Edema\n1,1\n")
+    pred = tmp_path / "p.csv"
+    pred.write_text("id,Edema\n1,0\n")
+    assert main(["evaluate", str(pred), str(gold), "-o", str(gold)]) == 2
+    assert "is the gold file" in _error_line(capsys)
+    assert gold.read_text() == "id,Edema\n1,1\n"  # the metrics replaced it
+
+
+def test_stats_top_cuts_only_the_frequency_tables(tmp_path, capsys):
+    src = tmp_path / "r.csv"
+    src.write_text("report\n\"FINDINGS: Small effusion.\nIMPRESSION: Small effusion.\"\n")
+    assert main(["stats", str(src), "--top", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    similarity = out.split("== similarity ==")[1].split("==")[0]
+    assert all(k in similarity for k in ("noun_phrases", "verbs", "entities"))  # --top 1 hid two of its rows

@@ -95,3 +95,14 @@ def test_a_gold_class_without_predictions_is_named_other_columns_are_not(gold, c
     assert set(m["class"]) == {"A", "B", "micro avg", "macro avg"}
     assert "gold column 'Edma' has no prediction column" in caplog.text
     assert "subject" not in caplog.text and "split" not in caplog.text and "notes" not in caplog.text
+
+
+def test_label_values_read_text_nullable_integers_and_refuse_words():
+    from radlabel.evaluate import label_values
+
+    frame = pd.DataFrame({"A": pd.array([1, None, -1], dtype="Int8"), "B": ["1.0", "NA", " 0 "]})
+    np.testing.assert_array_equal(label_values(frame, ["A", "B"], "x"), [[1, 1], [NAN, NAN], [-1, 0]])
+    gold = pd.DataFrame({"id": ["1", "2"], "Edema": [1, 0]})
+    pred = pd.DataFrame({"id": ["1", "2"], "Edema": ["positive", "0"]})  # was read as blank: F1 0 and rc 0
+    with pytest.raises(RadlabelError, match="value 'positive' in column 'Edema'; valid values are 1, 0, -1"):
+        evaluate(pred, gold)

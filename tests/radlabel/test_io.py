@@ -298,3 +298,44 @@ def test_linked_folders_are_read_once_and_a_link_above_the_folder_is_not_followe
     with caplog.at_level("WARNING"):
         assert report_files(root) == ["a_deep/s2.txt", "p10/s1.txt"]  # s2 was listed twice
     assert "links to a folder above" in caplog.text
+
+
+@pytest.mark.parametrize("body, where", [("1,Small effusion, large right pneumothorax.\n", "Data row 1"),
+                                         ("1,Edema.\n2,Small effusion,extra\n3,Pneumothorax.\n", "Line 3")])
+def test_a_row_with_an_unquoted_comma_is_an_error_not_lost_text(tmp_path, body, where):
+    # pandas dropped the extra text (with usecols) or shifted the row onto an index (without)
+    path = tmp_path / "r.csv"
+    path.write_text("id,report\n" + body)
+    for read in (lambda: read_table(path), lambda: list(iter_table(path, columns=["report"]))):
+        with pytest.raises(RadlabelError, match=f"{where} of .* has more fields than its header .*quote a cell"):
+            read()
+
+
+def test_cells_spelled_like_missing_values_are_text(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("id,report\nNA,Edema.\nNone,NA\nnull,\n")
+    t = read_table(path)
+    assert t["id"].tolist() == ["NA", "None", "null"] and t["report"].tolist()[:2] == ["Edema.", "NA"]
+    assert pd.isna(t["report"][2])  # an empty cell is still blank
+
+
+def test_check_outputs_refuses_folders_inputs_and_shared_paths(tmp_path):
+    from radlabel.io import check_outputs
+
+    src = tmp_path / "in.csv"
+    src.write_text("report\nx\n")
+    with pytest.raises(RadlabelError, match="'.*in.csv' is the input file"):
+        check_outputs({"The graphs file": src}, {"input": src})
+    with pytest.raises(RadlabelError, match="is also the output"):
+        check_outputs({"Output": tmp_path / "o.jsonl", "The graphs file": tmp_path / "o.jsonl"}, {"input": src})
+    with pytest.raises(RadlabelError, match="is a folder"):
+        check_outputs({"Output": tmp_path}, {"input": src})
+    check_outputs({"Output": tmp_path / "o.csv", "The graphs file": None}, {"input": src})
+
+
+def test_decode_report_reads_boms_and_windows_bytes(caplog):
+    from radlabel.io import decode_report
+
+    assert decode_report("Edema.".encode("utf-16"), "x") == "Edema."  # with its byte-order mark
+    assert decode_report(b"Caf\xe9 effusion.", "the text") == "Café effusion."
+    assert "the text is not UTF-8" in caplog.text

@@ -348,3 +348,21 @@ def test_hard_wrapped_reports_get_the_same_labels(labeler, sample, width):
     plain = labeler.label_corpus(sample["report"])
     wrapped = labeler.label_corpus(sample["report"].map(wrap))
     pd.testing.assert_frame_equal(plain, wrapped)
+
+
+def test_an_id_column_that_clashes_with_an_output_column_is_refused(tmp_path):
+    lab = Labeler()
+    frame = pd.DataFrame({"Edema": ["x1"], "report": ["Edema."]})
+    with pytest.raises(RadlabelError, match="id column 'Edema' would clash with the output's class column"):
+        lab.label_corpus(frame, id_column="Edema")
+    src = tmp_path / "r.csv"
+    frame.rename(columns={"Edema": "error"}).to_csv(src, index=False)
+    with pytest.raises(RadlabelError, match="'error' would clash with the output's status column"):
+        lab.label_file(src, tmp_path / "o.csv", id_column="error")
+    jsonl = tmp_path / "r.jsonl"
+    jsonl.write_text('{"report": "Edema."}\n')
+    with pytest.raises(RadlabelError, match="graphs file .* is the input file"):  # the input was replaced
+        lab.label_file(jsonl, tmp_path / "o.csv", graphs=jsonl)
+    with pytest.raises(RadlabelError, match="is also the output"):  # only the labels survived
+        lab.label_file(src, tmp_path / "o.jsonl", graphs=tmp_path / "o.jsonl")
+    assert not (tmp_path / "o.csv").exists()

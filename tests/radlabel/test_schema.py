@@ -105,3 +105,10 @@ def test_the_schema_example_in_the_docs_loads_and_labels(tmp_path):
 def test_schema_phrase_and_parent_errors_name_the_key_and_file(classes, message):
     with pytest.raises(RadlabelError, match=message):
         schema_from_dict({"name": "s", "classes": classes}, source="s.yaml")
+
+
+def test_a_class_named_error_is_reserved(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nclasses:\n  - name: error\n    mentions: [effusion]\n")
+    with pytest.raises(RadlabelError, match="'error' .* reserved for the labels' status column"):
+        load_schema(path)

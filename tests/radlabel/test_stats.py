@@ -90,3 +90,35 @@ def test_a_limit_applies_to_the_labels_too_and_a_row_mismatch_is_warned(caplog):
     with caplog.at_level("WARNING"):
         corpus_stats(df, labels=pd.concat([labels] * 4))
     assert "The labels have 12 rows but the corpus 3 reports" in caplog.text
+
+
+def test_prevalence_is_the_same_from_parquet_labels(tmp_path):
+    # radlabel label writes nullable Int8 to Parquet: prevalence counted only the filled rows, and an all-blank
+    # column raised a TypeError
+    labels = pd.DataFrame({"Edema": pd.array([1, None, None, 0], dtype="Int8"),
+                           "Fracture": pd.array([None] * 4, dtype="Int8")})
+    labels.to_parquet(tmp_path / "l.parquet")
+    reports = pd.DataFrame({"report": ["Edema.", "Clear.", "Clear.", "No edema."]})
+    p = corpus_stats(reports, labels=tmp_path / "l.parquet").tables["prevalence"].set_index("class")
+    assert p.loc["Edema", "prevalence"] == 0.25 and p.loc["Fracture", "blank"] == 4
+
+
+def test_invalid_label_values_are_named(tmp_path):
+    labels = pd.DataFrame({"Cardiomegaly": ["2", "2", "1"]})  # they vanished from every count
+    with pytest.raises(RadlabelError, match="value 2 in column 'Cardiomegaly'"):
+        corpus_stats(pd.DataFrame({"report": ["a", "b", "c"]}), labels=labels)
+
+
+def test_outputs_are_json_null_fresh_and_need_a_folder(tmp_path, caplog):
+    out = tmp_path / "st"
+    labels = pd.DataFrame({"Edema": [1.0]})
+    corpus_stats(pd.DataFrame({"report": ["Edema."]}), labels=labels, output_dir=out)
+    assert (out / "prevalence.csv").exists()
+    corpus_stats(pd.DataFrame({"report": [""]}), output_dir=out)
+    assert not (out / "prevalence.csv").exists()  # the earlier run's table stayed beside the new ones
+    assert json.loads((out / "summary.json").read_text())["entities_per_report"] is None  # was NaN: not JSON
+    (tmp_path / "f.csv").write_text("x")
+    with pytest.raises(RadlabelError, match="is a file; -o names a folder"):
+        corpus_stats(pd.DataFrame({"report": ["Edema."]}), output_dir=tmp_path / "f.csv")
+    corpus_stats(pd.DataFrame({"report": ["Edema."]}), labels=labels, schema="chestxray14")
+    assert "The labels lack 14 of the chestxray14 classes" in caplog.text
