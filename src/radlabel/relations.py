@@ -30,6 +30,7 @@ __all__ = ["find_relations", "LOCATED_AT", "MODIFY", "SUGGESTIVE_OF"]
 LOCATED_AT, MODIFY, SUGGESTIVE_OF = "located_at", "modify", "suggestive_of"
 _OBS = (OBSERVATION, OTHER)
 LOCATION_GAP = 4  # tokens allowed between an observation and its anatomy ("in the left")
+_MEASURE_GAP = 4  # more when a distance stands between ("ETT tip is 4 cm above the carina")
 MODIFIER_GAP = 2  # free tokens allowed between a modifier and what it modifies
 LINK_GAP = 6  # tokens allowed on each side of a suggestive_of phrase
 _LIST_WORDS = frozenset({",", "and", "or", "/", "and/or", "versus", "vs", "vs."})
@@ -39,7 +40,8 @@ _JOINTS = frozenset({";", "and", "with", "but", "or", "while", "whereas", "altho
 _ALTERNATIVE = frozenset({"or", "/", "and/or", "versus", "vs", "vs."})
 _HEDGES = frozenset({"likely", "probably", "possibly", "presumably"})
 _RANKING = _HEDGES | {"less", "more", "most"}  # "atelectasis or less likely pneumonia"
-_HEDGE_GAP = _PLACE_WORDS | {",", "the"}  # what may lie between a finding and a bare hedge that links it
+_WHOLE_LIST_LINKS = frozenset({"consistent", "compatible", "suggestive", "in", "findings"})  # "in keeping with"
+_HEDGE_GAP = _PLACE_WORDS | {",", "the", "of"}  # what may lie between a finding and a bare hedge that links it
 
 
 def find_relations(
@@ -78,21 +80,26 @@ def find_relations(
                 continue
             b = _obs_after(mentions, sent_of, k, t.end, ts)
             if b is not None:
-                rels.append((a, SUGGESTIVE_OF, b))
-                # "may represent atelectasis, aspiration, or pneumonia": every alternative
-                rels.extend((a, SUGGESTIVE_OF, c) for c in _alternatives(mentions, sent_of, b, doc))
+                sources = [a]
+                if doc is not None and any(doc[i].lower_ == "," for i in range(mentions[a].end, t.start)) \
+                        and doc[t.start].lower_ in _WHOLE_LIST_LINKS:
+                    # "edema and effusions, consistent with CHF": the comma puts the whole list before it
+                    sources += [k for k in _listed(mentions, sent_of, a, doc, _OBS, step=-1) if k not in absent]
+                targets = [b, *_alternatives(mentions, sent_of, b, doc)]  # "may represent A, B, or C": each
+                rels.extend((src, SUGGESTIVE_OF, c) for src in sources for c in targets)
     if doc is not None:
-        rels.extend(_differentials(mentions, sent_of, doc, absent))
+        rels.extend(_differentials(mentions, sent_of, doc, absent, rels))
     # two links can name one pair; RadGraph has no duplicate edges
     return list(dict.fromkeys(rels))
 
 
-def _differentials(mentions: list[Mention], sent_of: list[int], doc: Doc, absent: frozenset[int] | set[int]
-                   ) -> list[tuple[int, str, int]]:
+def _differentials(mentions: list[Mention], sent_of: list[int], doc: Doc, absent: frozenset[int] | set[int],
+                   rels: list[tuple[int, str, int]]) -> list[tuple[int, str, int]]:
     """A finding followed, after a comma, by alternatives it may be ("opacity, atelectasis versus pneumonia",
     "left basilar opacity, atelectasis or pneumonia") suggests each of them. The alternatives themselves are
     not linked to each other: one is no evidence for the other."""
     out: list[tuple[int, str, int]] = []
+    suggested = {t for _, rel, t in rels if rel == SUGGESTIVE_OF}
     for b in range(1, len(mentions)):
         if mentions[b].kind not in _OBS:
             continue
@@ -102,12 +109,13 @@ def _differentials(mentions: list[Mention], sent_of: list[int], doc: Doc, absent
         a = b - 1
         while a >= 0 and sent_of[a] == sent_of[b] and mentions[a].kind in (MODIFIER, ANATOMY):
             a -= 1
-        if a < 0 or sent_of[a] != sent_of[b] or mentions[a].kind not in _OBS or a in absent:
-            continue
+        if a < 0 or sent_of[a] != sent_of[b] or mentions[a].kind not in _OBS or a in absent or a in suggested:
+            continue  # "opacity could represent atelectasis, edema, or pneumonia": atelectasis is one of them
         gap = [doc[k].lower_ for k in range(mentions[a].end, mentions[b].start)
                if not any(mentions[j].start <= k < mentions[j].end for j in range(a + 1, b))]
         if gap in ([","], ["-"], [",", "likely"], [",", "probably"], [",", "possibly"]):
             out.extend((a, SUGGESTIVE_OF, c) for c in [b, *alts])
+            suggested.update([b, *alts])
     return out
 
 
@@ -223,7 +231,8 @@ def _nearest_anatomy(mentions: list[Mention], sent_of: list[int], i: int, doc: D
     k = i + 1
     while k < len(mentions) and sent_of[k] == sent:
         o = mentions[k]
-        if o.start - m.end > LOCATION_GAP or o.kind in _OBS or o.kind == ABSENT:
+        reach = LOCATION_GAP + (_MEASURE_GAP if doc is not None and _measured(doc, m.end, o.start) else 0)
+        if o.start - m.end > reach or o.kind in _OBS or o.kind == ABSENT:
             break
         if o.kind == ANATOMY:
             # not the next finding's own place ("effusion, right lower lobe opacity")
@@ -246,6 +255,11 @@ def _nearest_anatomy(mentions: list[Mention], sent_of: list[int], i: int, doc: D
             break
         k -= 1
     return None if best is None else best[1]
+
+
+def _measured(doc: Doc, start: int, end: int) -> bool:
+    """True when a distance stands between two mentions ("tip is 4 cm above the carina")."""
+    return any(doc[i].lower_ in ("cm", "mm", "centimeters", "millimeters") for i in range(start, min(end, len(doc))))
 
 
 def _fronted(mentions: list[Mention], sent_of: list[int], k: int, doc: Doc | None) -> bool:

@@ -288,6 +288,12 @@ def value(pipe, text, cls):
         ("Atelectasis is favored over pneumonia.", "Atelectasis", -1.0),
         ("Cardiomegaly is borderline.", "Cardiomegaly", -1.0),
         ("Enlarged right hilum.", "No Finding", math.nan),
+        # graph review round 2: findings outside the classes, a repositioned tube
+        ("Possible aspiration.", "No Finding", math.nan),
+        ("Volume loss in the left hemithorax.", "No Finding", math.nan),
+        ("Lung volumes are low.", "No Finding", math.nan),
+        ("The ETT has been withdrawn by 2 cm.", "Support Devices", 1.0),
+        ("The ETT has been removed.", "Support Devices", 0.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):

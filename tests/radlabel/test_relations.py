@@ -116,6 +116,21 @@ def _edges(text):
         ("Left basilar opacity, atelectasis or pneumonia.", ("opacity", "suggestive_of", "pneumonia"), None),
         ("Right lower lobe mass versus consolidation.", ("mass", "located_at", "right lower lobe"),
          ("mass", "suggestive_of", "consolidation")),
+        # graph review round 2: a list's first alternative suggests nothing; a word before an alternative;
+        # a whole list before ", consistent with"; "of" before a bare hedge; distances; numbered ribs
+        ("Opacity could represent atelectasis, edema, or pneumonia.", ("opacity", "suggestive_of", "pneumonia"),
+         ("atelectasis", "suggestive_of", "edema")),
+        ("Left basilar opacity, atelectasis versus early pneumonia.", ("opacity", "suggestive_of", "pneumonia"),
+         None),
+        ("Edema and effusions, consistent with CHF.", ("edema", "suggestive_of", "chf"), None),
+        ("Blunting of the left costophrenic angle, likely effusion.", ("blunting", "suggestive_of", "effusion"),
+         None),
+        ("ETT tip is 4 cm above the carina.", ("ett", "located_at", "carina"), None),
+        ("Leads terminate in the right atrium and right ventricle.", ("leads", "located_at", "right ventricle"),
+         None),
+        ("Healed left 7th rib fracture.", ("fracture", "located_at", "left 7th rib"), ("left", "modify", "fracture")),
+        ("Fractures of the left 5th and 6th ribs.", ("fractures", "located_at", "left 5th and 6th ribs"), None),
+        ("Slight decrease in the left pleural effusion.", ("decrease in", "modify", "pleural effusion"), None),
         # hilar and mediastinal places
         ("Right hilar mass.", ("mass", "located_at", "right hilar"), None),
         ("Left hilar mass.", ("mass", "located_at", "left hilar"), None),
