@@ -276,6 +276,9 @@ class ContextEngine:
                     # "atelectasis or infiltrate cannot be ruled out": the hedge covers the list before it.
                     saw_alt = saw_alt or alt_back
                     break
+                if t.start == m.end and doc is not None and doc[t.start].text == ":" and t.end == t.start + 1:
+                    j += 1  # a templated "Pneumothorax: absent": the value after the colon is the finding's
+                    continue
                 if ("terminate",) in t.roles or ("pseudo",) in t.roles or _opens_scope(t.roles):
                     # "opacity may represent atelectasis versus ...": a forward trigger governs what follows it.
                     break

@@ -24,15 +24,16 @@ _PATTERN = re.compile(
     r"""
     # cheap guard: a plain space starts a match only before more space, a bullet, "(" or a digit
     (?=[^\S\ ]|\ [\s(\d\-*\u2022\u00b7\u25aa\u25e6\u2023\u200b]
-       |[\-*\u2022\u00b7\u25aa\u25e6\u2023(\dX.\u2026\u2018-\u2033\u2212\u00a0\u3000\u00ad\u200c\u200d\u2060\ufeff\uff01-\uff5e])
-    (?:(?P<item>^[ \t]*(?:[-*\u2022\u00b7\u25aa\u25e6\u2023]|\(?\d{1,2}[.)](?!\d))[ \t]+)  # bullet / number opening the text
+       |[\-*\u2022\u00b7\u25aa\u25e6\u2023(\dX.;\u2026\u2018-\u2033\u2212\u00a0\u2000-\u200b\u3000\u00ad\u200c\u200d\u2060\ufeff\uff01-\uff5e])
+    (?:(?P<item>^[ \t]*(?:[-*\u2022\u00b7\u25aa\u25e6\u2023]|\(?\d{1,2}[.)](?!\d))(?:[ \t]+|(?=[A-Z])))  # bullet / number opening the text ("1.No", "-No" too)
     |(?P<inum>(?<=[.:;])[ \t]+\(?\d{1,2}[.)](?![\d.])[ \t]+(?=[A-Za-z]))      # ". 2. Next item" inline numbering
     |(?P<nl>[ \t]*(?:\r\n?|\n)[ \t\r\n\f\v]*                                 # newlines (+ blank lines)
-        (?:(?:[-*\u2022\u00b7\u25aa\u25e6\u2023]|\(?\d{1,2}[.)](?!\d))[ \t]+)?)  # + a bullet / number opening the line
+        (?:(?:[-*\u2022\u00b7\u25aa\u25e6\u2023]|\(?\d{1,2}[.)](?!\d))(?:[ \t]+|(?=[A-Z])))?)  # + a bullet / number opening the line
     |(?P<ws>[ \t\f\v\u00a0\u2000-\u200b\u3000]{2,}|[\t\f\v\u00a0\u2000-\u200b\u3000])  # odd/multiple spaces
     |(?P<deid>\bX{2,}\b)                                                      # de-identification token
     |(?P<dots>(?:\.{2,}|\u2026)+)                                             # ellipses
     |(?P<glue>(?<=[a-z])\.(?=[A-Z][a-z]))                                     # "apex.There" -> "apex. There"
+    |(?P<semi>(?<=[A-Za-z]);(?=[A-Za-z]))                                     # "pneumothorax;small" -> "; small"
     |(?P<punct>[\u2018\u2019\u201a\u201b\u2032\u201c\u201d\u201e\u2033\u2010-\u2015\u2212])  # typographic
     |(?P<invisible>[\u00ad\u200c\u200d\u2060\ufeff]+)                           # soft hyphen, joiners, BOM
     |(?P<wide>[\uff01-\uff5e]))                                               # fullwidth ASCII
@@ -78,6 +79,8 @@ def _rewrite(m: re.Match) -> str:
         return "." if after.isspace() or not after else ". "
     if kind == "glue":
         return ". "
+    if kind == "semi":
+        return "; "
     if kind == "invisible":
         return ""
     if kind == "wide":

@@ -1,9 +1,12 @@
 """Stage 2: split a (normalized) report into named sections.
 
 Headers are recognised at the start of a line or after a sentence end, followed by a colon
-("FINDINGS:", "Clinical history:"). Each header maps to a canonical name so that callers can select
-``sections=("findings", "impression")``. A report without any header counts as findings; text
-before the first header counts as findings too unless the report has its own findings section.
+("FINDINGS:", "Clinical history:"), or in capitals after any word ("INDICATION: cough FINDINGS: ...").
+Each header maps to a canonical name so that callers can select ``sections=("findings", "impression")``
+(an ADDENDUM counts as impression). A report without any header counts as findings; text before the first
+header counts as findings too unless the report has its own findings section; and in a report with no
+findings or impression header, what follows the first line of an indication, history, comparison,
+technique or examination section is findings (its unheaded body).
 """
 
 from __future__ import annotations
@@ -34,8 +37,21 @@ CANONICAL: dict[str, str] = {
     # MIMIC-CXR writes "RECOMMENDATION(S):"
     "recommendation(s)": "recommendation", "finding(s)": "findings", "impression(s)": "impression",
     "indication(s)": "indication", "comparison(s)": "comparison",
-    "addendum": "addendum", "notification": "notification", "wet read": "wet_read",
+    "notification": "notification", "wet read": "wet_read",
+    # an addendum amends the signed report's conclusion ("ADDENDUM: small right pneumothorax"), so it labels
+    "addendum": "impression",
+    "final impression": "impression", "impression/recommendation": "impression",
+    "impression/recommendations": "impression", "impression and recommendation": "impression",
+    "interpretation": "impression", "discussion": "impression",
+    "findings/impression": "findings", "findings and impression": "findings", "final report": "findings",
+    "results": "findings", "result": "findings", "observations": "findings",
+    "clinical notes": "history", "clinical note": "history", "admitting diagnosis": "history",
+    "order diagnosis": "indication", "clinical question": "indication", "reason for consult": "indication",
+    "reason for referral": "indication", "indication for exam": "indication",
 }
+# Sections about the request, not the image: a report with no findings or impression header goes on in
+# findings after their first line ("INDICATION: Cough.\n\nRight pneumothorax.").
+_REQUEST = frozenset({"indication", "history", "comparison", "technique", "examination"})
 
 _NAMES = "|".join(sorted((re.escape(k).replace(r"\ ", r"[ \t]+") for k in CANONICAL), key=len, reverse=True))
 # Matched against the few characters before each colon: a header starts the text, a line, or
@@ -43,6 +59,8 @@ _NAMES = "|".join(sorted((re.escape(k).replace(r"\ ", r"[ \t]+") for k in CANONI
 _ENDS = "\n.;?!"  # "INDICATION: r/o pneumonia? FINDINGS: ..." : a question ends a sentence too
 _BEFORE_COLON = re.compile(r"(?:^|[" + _ENDS + r"])[ \t]*(?P<name>" + _NAMES + r")[ \t]*$", re.IGNORECASE)
 _LOOKBACK = 40
+# A header written in capitals may also follow a word on its line ("INDICATION: cough FINDINGS: ...").
+_CAPS_BEFORE_COLON = re.compile(r"[ \t](?P<name>" + _NAMES + r")[ \t]*$", re.IGNORECASE)
 # A header alone on its line, without a colon ("FINDINGS\nThe lungs are clear.").
 _BARE = re.compile(r"^[ \t]*(?P<name>" + _NAMES + r")[ \t]*$", re.IGNORECASE | re.MULTILINE)
 _LEADING = re.compile(r"[ \t]*(?:" + _NAMES + r")[ \t]*(?::|\r?\n|$)", re.IGNORECASE)
@@ -84,6 +102,10 @@ def find_sections(text: str) -> list[Section]:
         m = _BEFORE_COLON.search(text, lo, pos)
         if m is not None and (m.start() > lo or lo == 0 or text[m.start()] in _ENDS):
             heads.append((m.start("name"), pos + 1, m.group("name")))
+        else:
+            m = _CAPS_BEFORE_COLON.search(text, lo, pos)
+            if m is not None and m.group("name").isupper():
+                heads.append((m.start("name"), pos + 1, m.group("name")))
         pos = text.find(":", pos + 1)
     if "\n" in text:
         heads.extend((m.start("name"), m.end(), m.group("name")) for m in _BARE.finditer(text))
@@ -95,7 +117,22 @@ def find_sections(text: str) -> list[Section]:
     first = heads[0][0]
     if text[:first].strip():
         out.append(Section("preamble" if has_findings else "findings", "", 0, first))
+    labelled = any(canonical_section(h[2]) in ("findings", "impression") for h in heads)
     for i, (_, start, header) in enumerate(heads):
         end = heads[i + 1][0] if i + 1 < len(heads) else len(text)
-        out.append(Section(canonical_section(header), header, start, end))
+        name = canonical_section(header)
+        cut = None if labelled or name not in _REQUEST else _first_line_end(text, start, end)
+        if cut is None:
+            out.append(Section(name, header, start, end))
+        else:  # the unheaded body of a report that names no findings section
+            out += [Section(name, header, start, cut), Section("findings", "", cut + 1, end)]
     return out
+
+
+def _first_line_end(text: str, start: int, end: int) -> int | None:
+    """The newline that ends the first line of content in ``text[start:end]``, when more text follows it."""
+    first = start
+    while first < end and text[first].isspace():
+        first += 1
+    nl = text.find("\n", first, end)
+    return nl if nl >= 0 and text[nl + 1:end].strip() else None

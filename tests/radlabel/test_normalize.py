@@ -11,6 +11,13 @@ def test_whitespace_bullets_and_numbering():
     assert n.text == "FINDINGS:\nNo effusion.\nHeart normal. End"
 
 
+def test_a_bullet_or_number_glued_to_the_text_and_a_glued_semicolon():
+    assert normalize("\u2022No pneumothorax.\n1.No effusion.\n-Clear.").text == "No pneumothorax.\nNo effusion.\nClear."
+    assert normalize("No pneumothorax;small effusion.").text == "No pneumothorax; small effusion."
+    assert normalize("No pneumothorax.\u200b Small effusion.").text.count("\u200b") == 0
+    assert normalize("-5 degrees. 1.5 cm.").text == "-5 degrees. 1.5 cm."  # no capital follows: not a bullet
+
+
 def test_inline_numbering_becomes_a_line_break():
     n = normalize("IMPRESSION: 1. Bullous emphysema. 2. Probably scarring.")
     assert n.text == "IMPRESSION:\nBullous emphysema.\nProbably scarring."

@@ -294,6 +294,21 @@ def value(pipe, text, cls):
         ("Lung volumes are low.", "No Finding", math.nan),
         ("The ETT has been withdrawn by 2 cm.", "Support Devices", 1.0),
         ("The ETT has been removed.", "Support Devices", 0.0),
+        # whole-report review: templated values after a colon, glued bullets and semicolons, sections
+        ("Pneumothorax: Absent.", "Pneumothorax", 0.0),
+        ("Effusion: not present.", "Pleural Effusion", 0.0),
+        ("IMPRESSION: Negative for pneumonia.", "Pneumonia", 0.0),
+        ("IMPRESSION: Resolved pneumothorax.", "Pneumothorax", 0.0),
+        ("Cardiomediastinal silhouette: Normal.", "Enlarged Cardiomediastinum", 0.0),
+        ("\u2022No pneumothorax.", "Pneumothorax", 0.0),
+        ("1.No pneumothorax.", "Pneumothorax", 0.0),
+        ("No pneumothorax;small left effusion.", "Pleural Effusion", 1.0),
+        ("No pneumothorax.\u200b Small left effusion.", "Pleural Effusion", 1.0),
+        ("INDICATION: Cough.\n\nRight pneumothorax.", "Pneumothorax", 1.0),
+        ("IMPRESSION: No acute process.\nADDENDUM: Small right pneumothorax.", "Pneumothorax", 1.0),
+        ("FINDINGS: Lungs are clear.\nCLINICAL NOTES: pneumonia.", "Pneumonia", math.nan),
+        ("WET READ: ___ 10:15 PM\n Small pneumothorax.\n____\n FINAL REPORT\n Small apical pneumothorax.",
+         "Pneumothorax", 1.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):

@@ -44,3 +44,23 @@ def test_an_inline_header_after_a_question_or_exclamation_mark_starts_a_section(
     names = [(s.name, text[s.start:s.end].strip()) for s in find_sections(text)]
     assert names == [("indication", "r/o pneumonia?"), ("findings", "Right lower lobe consolidation.")]
     assert [s.name for s in find_sections("Urgent! IMPRESSION: small effusion.")][-1] == "impression"
+
+
+def test_a_report_without_findings_header_goes_on_in_findings_after_a_request_section():
+    # the body of "INDICATION: ...\n\nRight pneumothorax." was indication, so it was never labelled
+    assert names("INDICATION: Cough.\nRight pneumothorax.") == [("indication", "Cough."),
+                                                              ("findings", "Right pneumothorax.")]
+    assert names("COMPARISON: None.\nLungs clear.")[-1] == ("findings", "Lungs clear.")
+    # with a findings or impression header the sections are as written
+    assert [n for n, _ in names("INDICATION: Cough.\nPneumonia?\nFINDINGS: Clear.")] == ["indication", "findings"]
+    assert names("INDICATION:\nPneumonia.") == [("indication", "Pneumonia.")]
+
+
+def test_more_header_spellings():
+    for header, name in [("FINAL IMPRESSION", "impression"), ("IMPRESSION/RECOMMENDATION", "impression"),
+                         ("FINDINGS/IMPRESSION", "findings"), ("ADDENDUM", "impression"),
+                         ("CLINICAL NOTES", "history"), ("Admitting diagnosis", "history")]:
+        assert names(f"INDICATION: Cough.\n{header}: Right pneumothorax.")[-1][0] == name, header
+    # in capitals, a header may follow a word on its line
+    assert names("INDICATION: cough FINDINGS: Right pneumothorax.")[-1] == ("findings", "Right pneumothorax.")
+    assert [n for n, _ in names("The findings: clear.")] == ["findings"]  # a lower-case word stays text
