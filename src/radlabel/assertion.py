@@ -28,7 +28,7 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
 from radlabel.errors import RadlabelError
-from radlabel.mentions import Mention, contracted, expand_phrase, non_overlapping
+from radlabel.mentions import DESCRIPTIVE, Mention, contracted, expand_phrase, non_overlapping
 
 __all__ = [
     "PRESENT", "ABSENT", "UNCERTAIN", "HYPOTHETICAL", "Trigger", "ContextEngine", "load_context_rules",
@@ -182,6 +182,10 @@ class ContextEngine:
         """Status of each mention; ``sent_of`` / ``trig_sent`` give each item's sentence number. With the
         ``doc``, a trigger after the mention's own clause (a verb, then "and" or another finding) is not its."""
         starts = [t.start for t in triggers]
+        alt_starts: dict[int, list[int]] = {}  # per sentence, the "or"s: most findings have none near them
+        for t, ts in zip(triggers, trig_sent, strict=True):
+            if ("alternative",) in t.roles:
+                alt_starts.setdefault(ts, []).append(t.start)
         out = []
         wpre, wpost, wboth = self.window["pre"], self.window["post"], self.window["both"]
         for mi, (m, sent) in enumerate(zip(mentions, sent_of, strict=True)):
@@ -297,7 +301,8 @@ class ContextEngine:
                 continue
             if best is None and doc is not None:  # "the heart is likely enlarged": a hedge in the mention's phrase
                 inner = self._inner_status(doc, m)
-                if inner is None and not framed and _or_joined(doc, mentions, sent_of, mi, starts, triggers):
+                if inner is None and not framed and sent in alt_starts and _near(alt_starts[sent], m) \
+                        and _or_joined(doc, mentions, sent_of, mi, starts, triggers):
                     # "atelectasis or pneumonia": an open differential, like "versus" (as the CheXpert labeler's
                     # conj:or rule); "no significant change in effusion or atelectasis" keeps both
                     inner = UNCERTAIN
@@ -326,6 +331,12 @@ class ContextEngine:
                 return False
             j += 1
         return False
+
+
+def _near(alt_starts: list[int], m: Mention) -> bool:
+    """Whether an "or" lies within reach of an "A, B, C, or D" list around mention `m`."""
+    i = bisect_left(alt_starts, m.start - 4 * _OR_GAP)
+    return i < len(alt_starts) and alt_starts[i] <= m.end + 4 * _OR_GAP
 
 
 def _or_joined(doc: Doc, mentions: list[Mention], sent_of: list[int], mi: int, starts: list[int],
@@ -358,8 +369,12 @@ def _or_joined(doc: Doc, mentions: list[Mention], sent_of: list[int], mi: int, s
     def same(k: int) -> bool:
         return 0 <= k < len(mentions) and sent_of[k] == sent_of[mi]
 
+    m = mentions[mi]
+
     if same(mi - 1) and gap(mentions[mi - 1], mentions[mi]) in ("or", ", or"):
         return True
+    if doc[m.end - 1].lower_ in DESCRIPTIVE and same(mi + 1) and gap(m, mentions[mi + 1]) == ",":
+        return False  # "left basilar opacity, atelectasis, edema, or pneumonia": the list is the opacity's
     k = mi  # forward along a comma list to its closing ", or"
     while same(k + 1) and k - mi < 4:
         kind = gap(mentions[k], mentions[k + 1])

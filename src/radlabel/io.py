@@ -237,13 +237,14 @@ def report_files(folder: str | os.PathLike) -> list[str]:
     inside = os.path.realpath(top)
     for link in links:  # grows while links inside linked folders are found
         ident = _identity(os.path.join(top, link))
-        if ident is None or ident in seen:
+        if ident is None:
             continue
         target = os.path.realpath(os.path.join(top, link))
         if os.path.commonpath([target, inside]) == target:  # the top folder again, and the folders around it
-            logger.warning("%s links to a folder above %s: not followed", _shown(link), _shown(top))
+            logger.warning("%s links to %s or a folder above it: not followed", _shown(link), _shown(top))
             continue
-        walk(link)
+        if ident not in seen:  # else a shortcut to a folder walked already
+            walk(link)
     for err in failed:
         if os.path.normpath(err.filename or "") == os.path.normpath(top):
             raise RadlabelError(f"Cannot list the folder {_shown(top)!r}: {err.strerror or err}.")

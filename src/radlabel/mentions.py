@@ -30,6 +30,10 @@ MAX_EXPANSIONS = 20000
 # Kinds, strongest first: when spans of equal length overlap, the stronger kind is kept.
 OBSERVATION, ABSENT, OTHER, ANATOMY, MODIFIER = "observation", "absent", "other", "anatomy", "modifier"
 _PRIORITY = {ABSENT: 0, OBSERVATION: 1, OTHER: 2, ANATOMY: 3, MODIFIER: 4}
+# Findings that describe what is seen rather than name a cause: a comma list after one is its differential
+# ("left basilar opacity, atelectasis, edema, or pneumonia"), not a list of alternatives it belongs to.
+DESCRIPTIVE = frozenset("opacity opacities opacification opacifications density densities haziness blunting "
+                        "shadow shadowing lucency lucencies abnormality abnormalities".split())
 
 
 @dataclass(slots=True)

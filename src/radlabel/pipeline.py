@@ -179,7 +179,10 @@ class Pipeline:
         status = dict(zip(obs_idx, statuses, strict=True))
         tokens, remap = _tokens(doc)
         absent = {i for i, st in status.items() if st == S_ABSENT} | {i for i, m in enumerate(mentions) if m.kind == ABSENT}
-        rels = find_relations(mentions, msent, links, lsent, doc, absent=absent)
+        # the sentences that may list alternatives ("or", "versus"; any sentence when a "/" may join two)
+        alternatives = None if "/" in ntext else {k for t, k in zip(triggers, tsent, strict=True)
+                                                  if ("alternative",) in t.roles}
+        rels = find_relations(mentions, msent, links, lsent, doc, absent=absent, alternatives=alternatives)
         # a modifier that qualifies nothing ("lateral" of "PA and lateral views", "acute" of "no acute findings")
         # is no entity: alone it would read as a present observation
         modifying = {src for src, rel, _ in rels if rel == MODIFY}

@@ -23,13 +23,14 @@ from bisect import bisect_left
 from spacy.tokens import Doc
 
 from radlabel.assertion import Trigger
-from radlabel.mentions import ABSENT, ANATOMY, MODIFIER, OBSERVATION, OTHER, Mention
+from radlabel.mentions import ABSENT, ANATOMY, DESCRIPTIVE, MODIFIER, OBSERVATION, OTHER, Mention
 
 __all__ = ["find_relations", "LOCATED_AT", "MODIFY", "SUGGESTIVE_OF"]
 
 LOCATED_AT, MODIFY, SUGGESTIVE_OF = "located_at", "modify", "suggestive_of"
 _OBS = (OBSERVATION, OTHER)
 LOCATION_GAP = 4  # tokens allowed between an observation and its anatomy ("in the left")
+_DIFFERENTIAL_REACH = 8  # tokens from a finding to the differential after its comma (places between included)
 _MEASURE_GAP = 4  # more when a distance stands between ("ETT tip is 4 cm above the carina")
 MODIFIER_GAP = 2  # free tokens allowed between a modifier and what it modifies
 LINK_GAP = 6  # tokens allowed on each side of a suggestive_of phrase
@@ -46,14 +47,15 @@ _HEDGE_GAP = _PLACE_WORDS | {",", "the", "of"}  # what may lie between a finding
 
 def find_relations(
     mentions: list[Mention], sent_of: list[int], links: list[Trigger], link_sent: list[int],
-    doc: Doc | None = None, absent: frozenset[int] | set[int] = frozenset(),
+    doc: Doc | None = None, absent: frozenset[int] | set[int] = frozenset(), alternatives: set[int] | None = None,
 ) -> list[tuple[int, str, int]]:
     """Relations as ``(source_index, relation, target_index)`` into ``mentions`` (in token order), each once.
 
     ``links``: the phrases that link two observations ("concerning for"; the second list of
     ``ContextEngine.triggers_and_links``), ``link_sent`` their sentences. ``doc``: the tokens the mentions
     index, to see commas and clause joints between them. ``absent``: indices of observations asserted
-    absent, which suggest nothing ("no pneumothorax, likely atelectasis").
+    absent, which suggest nothing ("no pneumothorax, likely atelectasis"). ``alternatives``: the sentences
+    with an "or" / "versus" / "/" (None: any may have one), the only ones searched for differentials.
     """
     rels: list[tuple[int, str, int]] = []
     n = len(mentions)
@@ -87,33 +89,37 @@ def find_relations(
                     sources += [k for k in _listed(mentions, sent_of, a, doc, _OBS, step=-1) if k not in absent]
                 targets = [b, *_alternatives(mentions, sent_of, b, doc)]  # "may represent A, B, or C": each
                 rels.extend((src, SUGGESTIVE_OF, c) for src in sources for c in targets)
-    if doc is not None:
-        rels.extend(_differentials(mentions, sent_of, doc, absent, rels))
+    if doc is not None and (alternatives is None or alternatives):  # most sentences list no alternatives
+        rels.extend(_differentials(mentions, sent_of, doc, absent, rels, alternatives))
     # two links can name one pair; RadGraph has no duplicate edges
     return list(dict.fromkeys(rels))
 
 
 def _differentials(mentions: list[Mention], sent_of: list[int], doc: Doc, absent: frozenset[int] | set[int],
-                   rels: list[tuple[int, str, int]]) -> list[tuple[int, str, int]]:
+                   rels: list[tuple[int, str, int]], sentences: set[int] | None) -> list[tuple[int, str, int]]:
     """A finding followed, after a comma, by alternatives it may be ("opacity, atelectasis versus pneumonia",
     "left basilar opacity, atelectasis or pneumonia") suggests each of them. The alternatives themselves are
     not linked to each other: one is no evidence for the other."""
     out: list[tuple[int, str, int]] = []
     suggested = {t for _, rel, t in rels if rel == SUGGESTIVE_OF}
     for b in range(1, len(mentions)):
-        if mentions[b].kind not in _OBS:
-            continue
-        alts = _alternatives(mentions, sent_of, b, doc)
-        if not alts:
+        if mentions[b].kind not in _OBS or (sentences is not None and sent_of[b] not in sentences):
             continue
         a = b - 1
         while a >= 0 and sent_of[a] == sent_of[b] and mentions[a].kind in (MODIFIER, ANATOMY):
             a -= 1
         if a < 0 or sent_of[a] != sent_of[b] or mentions[a].kind not in _OBS or a in absent or a in suggested:
             continue  # "opacity could represent atelectasis, edema, or pneumonia": atelectasis is one of them
+        if mentions[b].start - mentions[a].end > _DIFFERENTIAL_REACH:
+            continue
+        if doc[mentions[a].end - 1].lower_ not in DESCRIPTIVE and b in _alternatives(mentions, sent_of, a, doc):
+            continue  # "atelectasis, aspiration, or pneumonia": one list of alternatives, no evidence among them
         gap = [doc[k].lower_ for k in range(mentions[a].end, mentions[b].start)
                if not any(mentions[j].start <= k < mentions[j].end for j in range(a + 1, b))]
-        if gap in ([","], ["-"], [",", "likely"], [",", "probably"], [",", "possibly"]):
+        if gap not in ([","], ["-"], [",", "likely"], [",", "probably"], [",", "possibly"]):
+            continue
+        alts = _alternatives(mentions, sent_of, b, doc)
+        if alts:
             out.extend((a, SUGGESTIVE_OF, c) for c in [b, *alts])
             suggested.update([b, *alts])
     return out
@@ -231,8 +237,11 @@ def _nearest_anatomy(mentions: list[Mention], sent_of: list[int], i: int, doc: D
     k = i + 1
     while k < len(mentions) and sent_of[k] == sent:
         o = mentions[k]
-        reach = LOCATION_GAP + (_MEASURE_GAP if doc is not None and _measured(doc, m.end, o.start) else 0)
-        if o.start - m.end > reach or o.kind in _OBS or o.kind == ABSENT:
+        gap = o.start - m.end
+        if gap > LOCATION_GAP and not (gap <= LOCATION_GAP + _MEASURE_GAP and doc is not None
+                                       and _measured(doc, m.end, o.start)):
+            break
+        if o.kind in _OBS or o.kind == ABSENT:
             break
         if o.kind == ANATOMY:
             # not the next finding's own place ("effusion, right lower lobe opacity")

@@ -102,7 +102,7 @@ def find_sections(text: str) -> list[Section]:
         m = _BEFORE_COLON.search(text, lo, pos)
         if m is not None and (m.start() > lo or lo == 0 or text[m.start()] in _ENDS):
             heads.append((m.start("name"), pos + 1, m.group("name")))
-        else:
+        elif text[pos - 1:pos].isupper():  # cheap test first: a header in capitals ends in a capital
             m = _CAPS_BEFORE_COLON.search(text, lo, pos)
             if m is not None and m.group("name").isupper():
                 heads.append((m.start("name"), pos + 1, m.group("name")))
@@ -113,14 +113,14 @@ def find_sections(text: str) -> list[Section]:
     if not heads:
         return [Section("findings", "", 0, len(text))] if text else []
     out: list[Section] = []
-    has_findings = any(canonical_section(h[2]) == "findings" for h in heads)
+    names = [canonical_section(h[2]) for h in heads]
     first = heads[0][0]
     if text[:first].strip():
-        out.append(Section("preamble" if has_findings else "findings", "", 0, first))
-    labelled = any(canonical_section(h[2]) in ("findings", "impression") for h in heads)
+        out.append(Section("preamble" if "findings" in names else "findings", "", 0, first))
+    labelled = "findings" in names or "impression" in names
     for i, (_, start, header) in enumerate(heads):
         end = heads[i + 1][0] if i + 1 < len(heads) else len(text)
-        name = canonical_section(header)
+        name = names[i]
         cut = None if labelled or name not in _REQUEST else _first_line_end(text, start, end)
         if cut is None:
             out.append(Section(name, header, start, end))

@@ -297,7 +297,12 @@ def test_linked_folders_are_read_once_and_a_link_above_the_folder_is_not_followe
     (root / "p10" / "up").symlink_to(tmp_path, target_is_directory=True)  # walked the folders around root
     with caplog.at_level("WARNING"):
         assert report_files(root) == ["a_deep/s2.txt", "p10/s1.txt"]  # s2 was listed twice
-    assert "links to a folder above" in caplog.text
+    assert "p10/up links to" in caplog.text and "or a folder above it: not followed" in caplog.text
+    caplog.clear()
+    (root / "self").symlink_to(root, target_is_directory=True)  # skipped without a word
+    with caplog.at_level("WARNING"):
+        report_files(root)
+    assert "self links to" in caplog.text
 
 
 @pytest.mark.parametrize("body, where", [("1,Small effusion, large right pneumothorax.\n", "Data row 1"),

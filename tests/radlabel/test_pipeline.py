@@ -283,6 +283,7 @@ def value(pipe, text, cls):
         ("Atelectasis with or without pneumonia.", "Pneumonia", -1.0),
         ("Atelectasis, aspiration, or pneumonia.", "Atelectasis", -1.0),
         ("Mild cardiomegaly, atelectasis or pneumonia.", "Cardiomegaly", 1.0),
+        ("Left basilar opacity, atelectasis, edema, or pneumonia.", "Lung Opacity", 1.0),  # the evidence
         ("Small effusion, pneumonia not favored.", "Pneumonia", math.nan),
         ("Atelectasis, less likely pneumonia.", "Atelectasis", 1.0),
         ("Atelectasis is favored over pneumonia.", "Atelectasis", -1.0),

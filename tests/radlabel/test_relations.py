@@ -131,6 +131,7 @@ def _edges(text):
         ("Healed left 7th rib fracture.", ("fracture", "located_at", "left 7th rib"), ("left", "modify", "fracture")),
         ("Fractures of the left 5th and 6th ribs.", ("fractures", "located_at", "left 5th and 6th ribs"), None),
         ("Slight decrease in the left pleural effusion.", ("decrease in", "modify", "pleural effusion"), None),
+        ("Left basilar opacity, atelectasis, edema, or pneumonia.", ("opacity", "suggestive_of", "edema"), None),
         # hilar and mediastinal places
         ("Right hilar mass.", ("mass", "located_at", "right hilar"), None),
         ("Left hilar mass.", ("mass", "located_at", "left hilar"), None),
@@ -168,3 +169,7 @@ def test_an_absent_finding_suggests_nothing():
     trig = [Trigger(2, 4, frozenset({("suggestive",)}))]
     assert find_relations(mentions, [0, 0], trig, [0]) == [(0, "suggestive_of", 1)]
     assert find_relations(mentions, [0, 0], trig, [0], absent={0}) == []
+
+
+def test_one_list_of_alternatives_has_no_evidence_among_them():
+    assert _edges("Atelectasis, aspiration, or pneumonia.") == set()  # atelectasis suggested the other two
