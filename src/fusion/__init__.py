@@ -1,5 +1,5 @@
 """fusion: text + image (+ tabular) features -> one weighted-BCE multi-label head.
 
-Imports both `radlabel` and `radvision` (see DESIGN.md). Its encoders and `FusionClassifier` are the
+Imports both `radlabel` and `radvision` (see docs/index.md). Its encoders and `FusionClassifier` are the
 subject of a later issue; this package exists now so the distribution layout is final.
 """

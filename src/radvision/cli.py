@@ -114,7 +114,8 @@ def _add_run_input(parser: argparse.ArgumentParser, output_help: str) -> None:
     parser.add_argument("run_dir", help="run directory written by `radvision train`")
     parser.add_argument("input", help="CSV with a 'path' column, a folder of images, or one image file")
     parser.add_argument("-o", "--output", required=True, help=output_help)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, metavar="N",
+                        help="images per forward pass (default 32; memory grows with it)")
     parser.add_argument("--workers", type=int, default=0, metavar="N", help="processes that decode images "
                         "(default 0: this one; a few speed up large inputs, above all on a GPU)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
