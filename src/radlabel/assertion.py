@@ -349,9 +349,10 @@ def _or_joined(doc: Doc, mentions: list[Mention], sent_of: list[int], mi: int, s
         "ETT or NG tube" and "mass or nodule" name their class either way)."""
         if b.start - a.end > _OR_GAP or (a.classes and set(a.classes) == set(b.classes)):
             return None
-        words = [doc[i].lower_ for i in range(a.end, b.start)]
-        if any((doc[i].is_punct and doc[i].lower_ != ",") or doc[i].is_space for i in range(a.end, b.start)):
+        tokens = [doc[i] for i in range(a.end, b.start)]
+        if any((t.is_punct and t.text != ",") or t.is_space for t in tokens):
             return None
+        words = [t.lower_ for t in tokens]
         j = bisect_left(starts, a.end)
         alternative = None
         while j < len(triggers) and triggers[j].start < b.start:
@@ -370,7 +371,6 @@ def _or_joined(doc: Doc, mentions: list[Mention], sent_of: list[int], mi: int, s
         return 0 <= k < len(mentions) and sent_of[k] == sent_of[mi]
 
     m = mentions[mi]
-
     if same(mi - 1) and gap(mentions[mi - 1], mentions[mi]) in ("or", ", or"):
         return True
     if doc[m.end - 1].lower_ in DESCRIPTIVE and same(mi + 1) and gap(m, mentions[mi + 1]) == ",":
@@ -387,6 +387,8 @@ def _or_joined(doc: Doc, mentions: list[Mention], sent_of: list[int], mi: int, s
 
 
 _OR_GAP = 6  # tokens between two findings an "or" may join: "effusion at the right base or atelectasis"
+
+
 def _ends_the_clause_before(doc: Doc, t: Trigger, m: Mention, mentions: list[Mention], sent_of: list[int],
                             mi: int) -> bool:
     """True when trigger `t`, which can also look back, follows the previous finding straight away and a comma
@@ -430,7 +432,7 @@ _RESOLUTION_WORDS = frozenset("resolution resolved resolving clearing cleared re
 _CLAUSE_JOINS = frozenset("and or but with while whereas".split())
 _OWN_VERBS = frozenset("is are was were has have had remains remain remained persist persists persisted persisting "
                        "continues continue measures measure appears appear seems seem courses terminates "
-                       "projects".split())
+                       "projects".split())  # a verb of the second object's own clause
 
 
 def _comma_clause(doc: Doc, start: int, nxt: int, t: Trigger) -> bool:
