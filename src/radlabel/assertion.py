@@ -257,7 +257,8 @@ class ContextEngine:
                     # "pneumonia, small effusion is not seen": the trigger is the effusion's; a plural verb is
                     # the whole list's ("right effusion and left pneumothorax have resolved")
                     break
-                if status and doc is not None and nxt is not None and nxt < t.start and _comma_clause(doc, m.end, nxt, t):
+                if status and doc is not None and nxt is not None and nxt < t.start \
+                        and not _listed_after_comma(doc, mentions, sent_of, mi) and _comma_clause(doc, m.end, nxt, t):
                     break  # "right effusion, pneumothorax is not seen": the trigger is the pneumothorax's
                 if status and nxt is not None and nxt < t.start and (
                         not _status(t.roles, ("post",)) or _has(t.roles, "speculative", ("pre",))):
@@ -280,7 +281,8 @@ class ContextEngine:
                     # "atelectasis or infiltrate cannot be ruled out": the hedge covers the list before it.
                     saw_alt = saw_alt or alt_back
                     break
-                if t.start == m.end and doc is not None and doc[t.start].text == ":" and t.end == t.start + 1:
+                if t.start == m.end and doc is not None and doc[t.start].text == ":" and t.end == t.start + 1 \
+                        and not _value_goes_on(doc, t.end):
                     j += 1  # a templated "Pneumothorax: absent": the value after the colon is the finding's
                     continue
                 if ("terminate",) in t.roles or ("pseudo",) in t.roles or _opens_scope(t.roles):
@@ -414,6 +416,8 @@ def _shared_object(doc: Doc, i: int, triggers: list[Trigger]) -> bool:
     words = {doc[k].lower_ for k in range(t.start, t.end)}
     if not words & _RESOLUTION_WORDS or (words & _REMOVAL_WORDS and doc[i + 1].lower_ in _SIZE_WORDS):
         return False  # "removal of the chest tube and small pneumothorax": a pneumothorax is not removed
+    if any(doc[k].lower_ in _REMAINING for k in range(i + 1, min(i + 4, len(doc)))):
+        return False  # "resolution of pneumothorax and small residual effusion": that one is still there
     # the second object has no verb of its own: "resolution of edema and the heart is enlarged" is two clauses
     k = i + 1
     while k < len(doc) and not (doc[k].is_punct or doc[k].is_space or doc[k].lower_ in _CLAUSE_JOINS):
@@ -430,15 +434,38 @@ _REMOVAL_WORDS = frozenset("removal removed".split())
 _RESOLUTION_WORDS = frozenset("resolution resolved resolving clearing cleared resection excision resected".split()) \
     | _REMOVAL_WORDS
 _CLAUSE_JOINS = frozenset("and or but with while whereas".split())
+_REMAINING = frozenset("residual persistent persisting remaining enlarging increasing new worsening".split())
 _OWN_VERBS = frozenset("is are was were has have had remains remain remained persist persists persisted persisting "
                        "continues continue measures measure appears appear seems seem courses terminates "
                        "projects".split())  # a verb of the second object's own clause
+
+
+def _value_goes_on(doc: Doc, start: int) -> bool:
+    """True when the value after a colon has a comma before its sentence ends ("Effusion: resolved on the
+    right, persistent on the left"): one word of it does not speak for the finding."""
+    for i in range(start, min(start + 20, len(doc))):
+        if doc[i].text == ",":
+            return True
+        if doc[i].text in (".", ";") or doc[i].is_space:
+            return False
+    return False
+
+
+def _listed_after_comma(doc: Doc, mentions: list[Mention], sent_of: list[int], mi: int) -> bool:
+    """True when mention `mi` follows another finding after a comma: the middle of a list ("consolidation,
+    effusion, pneumothorax: none"), which a comma clause does not part from the rest."""
+    k = mi - 1
+    if k < 0 or sent_of[k] != sent_of[mi] or mentions[mi].start - mentions[k].end > 3:
+        return False
+    return any(doc[i].text == "," for i in range(mentions[k].end, mentions[mi].start))
 
 
 def _comma_clause(doc: Doc, start: int, nxt: int, t: Trigger) -> bool:
     """True when a comma, and no "and" / "or", parts the finding ending at `start` from the next one (at `nxt`)
     and no plural verb joins them up to the trigger `t`: "cardiomegaly, edema resolved" is two statements;
     "effusion, edema and pneumothorax are not seen" and "effusion, pneumothorax have resolved" are one list."""
+    if doc[t.start].text == ":" or doc[t.start - 1].text == ":":
+        return False  # "effusion, pneumothorax: none": a templated list shares its value
     gap = [doc[i].lower_ for i in range(start, t.end)]
     if "," in gap[nxt - start + 1:t.start - start]:
         return False  # "opacity at the left base, atelectasis, has resolved": an aside naming the finding

@@ -121,7 +121,7 @@ def find_sections(text: str) -> list[Section]:
     for i, (_, start, header) in enumerate(heads):
         end = heads[i + 1][0] if i + 1 < len(heads) else len(text)
         name = names[i]
-        cut = None if labelled or name not in _REQUEST else _first_line_end(text, start, end)
+        cut = None if labelled or name not in _REQUEST else _body_start(text, start, end)
         if cut is None:
             out.append(Section(name, header, start, end))
         else:  # the unheaded body of a report that names no findings section
@@ -129,10 +129,25 @@ def find_sections(text: str) -> list[Section]:
     return out
 
 
-def _first_line_end(text: str, start: int, end: int) -> int | None:
-    """The newline that ends the first line of content in ``text[start:end]``, when more text follows it."""
+# A line of a request section that still speaks of the request: the patient, the question, earlier studies.
+_REQUEST_LINE = re.compile(
+    r"\b(?:prior|previous|history|hx|h/o|s/p|status post|evaluate|eval|assess|r/o|rule out|known|follow|f/u|"
+    r"compar\w*|ct|mri|year[- ]old|y/?o)\b|\?|\d+/\d+", re.IGNORECASE)
+# a line that opens with a joining word continues the one before ("75-year-old man\nwith pneumonia")
+_GOES_ON = re.compile(r"\s*(?:\(|(?:with|and|or|of|for|in|to|on|at|who|which|that|from|after|since)\b)")
+
+
+def _body_start(text: str, start: int, end: int) -> int | None:
+    """Where the unheaded body begins in a request section ``text[start:end]``: the newline before the first
+    line after the first that no longer speaks of the request ("Known right effusion, evaluate." stays)."""
     first = start
     while first < end and text[first].isspace():
         first += 1
     nl = text.find("\n", first, end)
-    return nl if nl >= 0 and text[nl + 1:end].strip() else None
+    while nl >= 0:
+        line_end = text.find("\n", nl + 1, end)
+        line = text[nl + 1:line_end if line_end >= 0 else end]
+        if line.strip() and not _GOES_ON.match(line) and not _REQUEST_LINE.search(line):
+            return nl
+        nl = line_end
+    return None

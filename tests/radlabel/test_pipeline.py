@@ -310,6 +310,17 @@ def value(pipe, text, cls):
         ("FINDINGS: Lungs are clear.\nCLINICAL NOTES: pneumonia.", "Pneumonia", math.nan),
         ("WET READ: ___ 10:15 PM\n Small pneumothorax.\n____\n FINAL REPORT\n Small apical pneumothorax.",
          "Pneumothorax", 1.0),
+        # regression hunt, second round
+        ("Consolidation, effusion, pneumothorax: none.", "Pleural Effusion", 0.0),  # the middle item was 1
+        ("Effusion, pneumothorax: none.", "Pleural Effusion", 0.0),
+        ("Pneumothorax, effusion, consolidation resolved.", "Pleural Effusion", 0.0),
+        ("Effusion: resolved on the right, persistent on the left.", "Pleural Effusion", 1.0),
+        ("Resolution of pneumothorax and small residual effusion.", "Pleural Effusion", 1.0),
+        ("INDICATION: 50M.\nPneumothorax on prior, evaluate.\nNo pneumothorax.", "Pneumothorax", 0.0),
+        ("HISTORY: Cough.\nPrior history of pneumonia.\nLungs are clear.", "No Finding", 1.0),
+        ("COMPARISON: None.\nRight pneumothorax.", "Pneumothorax", 1.0),
+        ("Pneumothorax: no.", "Pneumothorax", 0.0),
+        ("Consolidation: possible.", "Consolidation", -1.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):

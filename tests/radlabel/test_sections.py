@@ -54,6 +54,10 @@ def test_a_report_without_findings_header_goes_on_in_findings_after_a_request_se
     # with a findings or impression header the sections are as written
     assert [n for n, _ in names("INDICATION: Cough.\nPneumonia?\nFINDINGS: Clear.")] == ["indication", "findings"]
     assert names("INDICATION:\nPneumonia.") == [("indication", "Pneumonia.")]
+    # lines that still speak of the request stay in it: the patient, the question, earlier studies
+    text = "HISTORY: 65-year-old male.\nKnown right effusion, evaluate.\n? pneumonia\nNo effusion."
+    assert names(text) == [("history", "65-year-old male.\nKnown right effusion, evaluate.\n? pneumonia"),
+                           ("findings", "No effusion.")]
 
 
 def test_more_header_spellings():
