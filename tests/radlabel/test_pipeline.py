@@ -321,6 +321,9 @@ def value(pipe, text, cls):
         ("COMPARISON: None.\nRight pneumothorax.", "Pneumothorax", 1.0),
         ("Pneumothorax: no.", "Pneumothorax", 0.0),
         ("Consolidation: possible.", "Consolidation", -1.0),
+        ("Partial resolution of the right lower lobe consolidation.", "Consolidation", 1.0),  # some remains
+        ("Left lower lobe consolidation, largely resolved.", "Consolidation", 1.0),
+        ("Near complete resolution of the effusion.", "Pleural Effusion", 0.0),  # as the rules choose
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
