@@ -5,8 +5,8 @@ Headers are recognised at the start of a line or after a sentence end, followed 
 Each header maps to a canonical name so that callers can select ``sections=("findings", "impression")``
 (an ADDENDUM counts as impression). A report without any header counts as findings; text before the first
 header counts as findings too unless the report has its own findings section; and in a report with no
-findings or impression header, what follows the first line of an indication, history, comparison,
-technique or examination section is findings (its unheaded body).
+findings header, what follows the first line of an indication, history, comparison, technique or
+examination section is findings (its unheaded body).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ CANONICAL: dict[str, str] = {
     "order diagnosis": "indication", "clinical question": "indication", "reason for consult": "indication",
     "reason for referral": "indication", "indication for exam": "indication",
 }
-# Sections about the request, not the image: a report with no findings or impression header goes on in
+# Sections about the request, not the image: a report with no findings header goes on in
 # findings after their first line ("INDICATION: Cough.\n\nRight pneumothorax.").
 _REQUEST = frozenset({"indication", "history", "comparison", "technique", "examination"})
 
@@ -117,7 +117,7 @@ def find_sections(text: str) -> list[Section]:
     first = heads[0][0]
     if text[:first].strip():
         out.append(Section("preamble" if "findings" in names else "findings", "", 0, first))
-    labelled = "findings" in names or "impression" in names
+    labelled = "findings" in names  # an impression alone leaves the body unheaded ("...\n\nIMPRESSION: As above.")
     for i, (_, start, header) in enumerate(heads):
         end = heads[i + 1][0] if i + 1 < len(heads) else len(text)
         name = names[i]

@@ -324,6 +324,9 @@ def value(pipe, text, cls):
         ("Partial resolution of the right lower lobe consolidation.", "Consolidation", 1.0),  # some remains
         ("Left lower lobe consolidation, largely resolved.", "Consolidation", 1.0),
         ("Near complete resolution of the effusion.", "Pleural Effusion", 0.0),  # as the rules choose
+        ("INDICATION: Line placement.\n\nRight IJ line with tip in the SVC.\n\nIMPRESSION: Line as above.",
+         "Support Devices", 1.0),  # an impression alone left the body unheaded and unread
+        ("Right lower lobe opacity, atelectasis favored.", "Atelectasis", -1.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
