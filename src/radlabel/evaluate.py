@@ -65,9 +65,12 @@ def label_values(frame: pd.DataFrame, classes: Sequence[str], name: str) -> np.n
 
 
 def _label_like(column: pd.Series) -> bool:
-    """Whether every filled cell is 1, 0 or -1 (a label column, not ids or notes)."""
-    values = pd.to_numeric(column[column.notna() & (column.astype(str).str.strip() != "")], errors="coerce")
-    return len(values) > 0 and bool(values.isin(list(VALID_VALUES)).all())
+    """Whether every filled cell is 1, 0 or -1 and one is filled (a label column, not ids or notes)."""
+    try:
+        values = label_values(column.to_frame(), [column.name], "")
+    except RadlabelError:
+        return False
+    return bool((~np.isnan(values)).any())
 
 
 def _align(pred: pd.DataFrame, gold: pd.DataFrame, id_column: str | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:

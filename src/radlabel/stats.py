@@ -316,6 +316,8 @@ def corpus_stats(input: str | os.PathLike | pd.DataFrame, text_column: str = "re
             logger.warning("The labels lack %d of the %s classes (%s); label statistics cover the other %d (a "
                            "--schema other than the one that labelled them?)", len(lacking), pipeline.schema.name,
                            ", ".join(lacking[:5]) + (", ..." if len(lacking) > 5 else ""), len(classes))
+        # read (and checked) once: the figures below take the float frame as it is
+        table = pd.DataFrame(label_values(table, classes, "The labels"), columns=classes)
         result.tables["prevalence"] = prevalence(table, classes)
         card, dens = label_cardinality(table, classes)
         card_u, dens_u = label_cardinality(table, classes, uncertain_as_positive=True)

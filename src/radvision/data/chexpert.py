@@ -22,6 +22,7 @@ from radvision.data.table import (
     check_choice,
     check_files,
     finish_frame,
+    named_file,
     normalize_sex,
     read_csv_checked,
     select_classes,
@@ -140,12 +141,13 @@ def read_chexpert(
     if csv is not None:
         # a relabelled file: as given (absolute, or relative to the working directory), else in the dataset
         # folder, else in the folder given as root
-        named = Path(csv).expanduser()
-        candidates = [named] if named.is_absolute() else [named, root / named, given_root / named]
-        csv_path = next((c for c in candidates if c.is_file()), candidates[-1])
-        if not csv_path.is_file():
+        found = named_file(csv, root, given_root)
+        if found is None:
+            named = Path(csv).expanduser()
+            looked = [named] if named.is_absolute() else [named, root / named, given_root / named]
             raise RadvisionError(f"CheXpert label file {str(csv)!r} not found (looked for "
-                                 f"{', '.join(str(c) for c in dict.fromkeys(candidates))}).")
+                                 f"{', '.join(str(c) for c in dict.fromkeys(looked))}).")
+        csv_path = found
     else:
         csv_path = _split_file(root, first) or root / _SPLIT_FILES[first][0]
     if not csv_path.is_file():

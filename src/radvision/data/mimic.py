@@ -25,6 +25,7 @@ from radvision.data.table import (
     check_files,
     finish_frame,
     keep_split,
+    named_file,
     read_csv_checked,
     select_classes,
 )
@@ -46,12 +47,11 @@ def _find(root: Path, stem: str) -> Path:
 
 
 def _label_file(root: Path, csv: str | os.PathLike) -> Path:
-    given = Path(csv).expanduser()
-    for path in (given, root / given):
-        if path.is_file():
-            return path
-    raise RadvisionError(f"MIMIC-CXR label file {str(csv)!r} not found (looked for it as given and in {root}); "
-                         "data.csv names the label file, e.g. mimic-cxr-2.0.0-negbio.csv.gz.")
+    found = named_file(csv, root)
+    if found is None:
+        raise RadvisionError(f"MIMIC-CXR label file {str(csv)!r} not found (looked for it as given and in {root}); "
+                             "data.csv names the label file, e.g. mimic-cxr-2.0.0-negbio.csv.gz.")
+    return found
 
 
 def read_mimic(

@@ -20,6 +20,7 @@ from radvision.data.table import (
     check_files,
     finish_frame,
     keep_split,
+    named_file,
     normalize_sex,
     patient_ids,
     read_csv_checked,
@@ -96,9 +97,7 @@ def read_nih(
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise RadvisionError(f"NIH root directory not found: {root}.")
-    csv_path = Path(csv).expanduser() if csv is not None else _find_csv(root)
-    if not csv_path.is_absolute() and not csv_path.is_file():
-        csv_path = root / csv_path
+    csv_path = _find_csv(root) if csv is None else named_file(csv, root) or root / Path(csv).expanduser()
     if not csv_path.is_file():
         raise RadvisionError(f"NIH label table not found: {csv_path}.")
     raw = read_csv_checked(csv_path)

@@ -256,6 +256,14 @@ def require_patient_ids(frame: pd.DataFrame) -> None:
                              "the patient-level split can place it.")
 
 
+def named_file(name: str | os.PathLike, *folders: Path) -> Path | None:
+    """A label file a config names (``data.csv``): as given (absolute, or from the working directory), else in
+    each of ``folders`` in turn; None when none holds it."""
+    given = Path(name).expanduser()
+    candidates = [given] if given.is_absolute() else [given, *(folder / given for folder in folders)]
+    return next((c for c in candidates if c.is_file()), None)
+
+
 def read_csv_checked(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
     """`pd.read_csv`, but a file that is not CSV text (an image, a binary, a broken quote) gives an error
     that names it instead of a pandas traceback."""
