@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
 def _add_run_input(parser: argparse.ArgumentParser, output_help: str) -> None:
     """The arguments `predict` and `features` share: a run, images to read, where the result goes."""
     parser.add_argument("run_dir", help="run directory written by `radvision train`")
-    parser.add_argument("input", help="CSV with a 'path' column, a folder of images, or one image file")
+    parser.add_argument("input", help="CSV with a 'path' column, a folder of images, or one image file (PNG, JPEG, TIFF, DICOM ...)")
     parser.add_argument("-o", "--output", required=True, help=output_help)
     parser.add_argument("--batch-size", type=int, default=32, metavar="N",
                         help="images per forward pass (default 32; memory grows with it)")
@@ -186,9 +186,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     failed = int((df["error"] != "").sum()) if "error" in df else 0
     print(f"{len(df)} predictions written to {args.output}" + (f" ({failed} failed, see 'error')" if failed else ""))
     if len(df) and failed == len(df):  # the rows are written, but a run that read nothing is an error
+        from radvision.data.dicom import is_dicom
         from radvision.data.images import IMAGE_EXTENSIONS
 
-        listed = not os.path.isdir(args.input) and os.path.splitext(args.input)[1].lower() not in IMAGE_EXTENSIONS
+        listed = not (os.path.isdir(args.input) or os.path.splitext(args.input)[1].lower() in IMAGE_EXTENSIONS
+                      or is_dicom(args.input))
         hint = "" if not listed else (  # relative paths matter only for a CSV's rows
             f"; relative paths start at {args.root or os.path.dirname(os.path.abspath(args.input))}, "
             "--root DIR changes that")

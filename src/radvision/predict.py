@@ -118,6 +118,7 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
                root: str | os.PathLike[str] | None = None) -> tuple[list[str], list[str]]:
     """(paths as the input gives them, paths to read): one entry per input row, in input order.  Outputs
     carry the first, so they join back to the input (and to gold tables keyed like it)."""
+    from radvision.data.dicom import is_dicom
     from radvision.data.images import IMAGE_EXTENSIONS, image_files
 
     if root is not None and not Path(root).is_dir():
@@ -139,7 +140,7 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
     if not p.is_file():
         raise RadvisionError(f"Input {str(p)!r} does not exist; pass a CSV with a 'path' column, a folder of "
                              "images or an image file.")
-    if p.suffix.lower() in IMAGE_EXTENSIONS:
+    if p.suffix.lower() in IMAGE_EXTENSIONS or is_dicom(p):  # PACS exports often have no extension
         return [os.fspath(source)], [str(p)]
     frame = read_csv_checked(p, **TEXT_CELLS)
     if "path" not in frame:

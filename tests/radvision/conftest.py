@@ -27,7 +27,44 @@ def _make_images(root, n=32, size=32, seed=0, fractions=(0.5, 0.25, 0.25)):
     return csv
 
 
+def _write_dicom(path, pixels, photometric="MONOCHROME2", preamble=True, **elements):
+    """An uncompressed Part 10 file holding ``pixels`` (uint16 grayscale or uint8 RGB); pydicom is imported here so
+    that only the tests writing DICOM need it."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"  # CR image storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = elements.pop("syntax", ExplicitVRLittleEndian)
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns = pixels.shape[:2]
+    ds.PhotometricInterpretation = photometric
+    if pixels.ndim == 3:
+        ds.SamplesPerPixel, ds.PlanarConfiguration = 3, 0
+        ds.BitsAllocated = ds.BitsStored = 8
+    else:
+        ds.SamplesPerPixel = 1
+        ds.BitsAllocated, ds.BitsStored = 16, elements.pop("bits_stored", 16)
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = 0
+    ds.PixelData = pixels.tobytes()
+    for name, value in elements.items():
+        setattr(ds, name, value)
+    ds.save_as(path, enforce_file_format=preamble)
+    return path
+
+
 @pytest.fixture(scope="session")
 def make_images():
     """The factory above, as a fixture: `make_images(root, n=..., fractions=...)`."""
     return _make_images
+
+
+@pytest.fixture(scope="session")
+def write_dicom():
+    """`write_dicom(path, pixels, photometric=..., **elements)`: an uncompressed DICOM file (see above)."""
+    return _write_dicom

@@ -48,6 +48,22 @@ def test_predict_folder_and_csv_same_order(run_dir):
     np.testing.assert_allclose(by_csv[CLASSES].to_numpy(), expected.to_numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_predict_reads_dicom_folders_and_extensionless_dicom_files(run_dir, tmp_path, write_dicom):
+    pytest.importorskip("pydicom")
+    png = run_dir.parent / "img" / "002.png"  # dark with a white stripe: 0..255, so the DICOM stretch is exact
+    pixels = np.asarray(Image.open(png))
+    assert pixels.min() == 0 and pixels.max() == 255
+    folder = tmp_path / "dicoms"
+    folder.mkdir()
+    write_dicom(folder / "a.dcm", pixels.astype(np.uint16), bits_stored=8)
+    bare = write_dicom(tmp_path / "1.2.3.4", pixels.astype(np.uint16), bits_stored=8)  # as PACS exports name them
+    expected = predict(run_dir, [str(png)], device="cpu")[CLASSES].to_numpy()
+    for source in (folder, str(bare)):
+        out = predict(run_dir, source, device="cpu")
+        assert len(out) == 1 and out["error"].iloc[0] == ""
+        np.testing.assert_allclose(out[CLASSES].to_numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_root_sets_where_relative_csv_paths_start(run_dir, tmp_path):
     csv = tmp_path / "elsewhere.csv"  # a CSV away from the images, paths relative to the data folder
     pd.DataFrame({"path": ["img/003.png", str(run_dir.parent / "img" / "001.png")]}).to_csv(csv, index=False)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from radvision.data.dicom import DICOM_EXTENSIONS, is_dicom, read_dicom
 from radvision.data.table import check_choice
 from radvision.errors import RadvisionError
 
@@ -20,7 +21,7 @@ __all__ = ["IMAGE_EXTENSIONS", "check_image", "image_files", "load_image", "to_u
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", *DICOM_EXTENSIONS)
 SCALINGS = ("minmax", "full")
 _EXIF_FORMATS = ("JPEG", "MPO", "TIFF", "WEBP", "PNG")
 _ORIENTATION = 0x0112  # the EXIF tag
@@ -168,7 +169,9 @@ def load_image(
 
     ``mode`` forces "L" or "RGB" output. ``scaling`` is how 16-bit / 32-bit data become 8-bit (see
     `to_uint8`). ``draft`` = (w, h) lets JPEG decode at a reduced scale no smaller than that size
-    (much faster when the result is resized down anyway). Missing, truncated or corrupt files raise
+    (much faster when the result is resized down anyway). DICOM files (by extension or by their "DICM"
+    marker) are read with pydicom through their modality and VOI LUTs, MONOCHROME1 inverted, and always
+    stretched "minmax" (see `radvision.data.dicom`). Missing, truncated or corrupt files raise
     RadvisionError naming the file.
     """
     if mode is not None:
@@ -180,6 +183,11 @@ def load_image(
         raise RadvisionError(f"Image path {path} is a folder, not an image file.")
     if not path.is_file():
         raise RadvisionError(f"Image file not found: {path}.")
+    suffix = path.suffix.lower()
+    if suffix in DICOM_EXTENSIONS or (suffix not in IMAGE_EXTENSIONS and is_dicom(path)):  # no marker read per PNG
+        pixels = to_uint8(read_dicom(path), "minmax")
+        img = Image.fromarray(pixels)  # (H, W) -> "L", (H, W, 3) -> "RGB"
+        return img if mode is None or img.mode == mode else img.convert(mode)
     try:
         with Image.open(path) as img:
             wide = _wide_colour(img)  # read before load(), which empties the tile list
