@@ -28,7 +28,8 @@ _ORIENTATION = 0x0112  # the EXIF tag
 
 
 def image_files(folder: str | os.PathLike) -> list[str]:
-    """Every image file (`IMAGE_EXTENSIONS`, any case) under ``folder`` and its sub-folders, in path order.
+    """Every image file (`IMAGE_EXTENSIONS`, any case, and DICOM files named without an extension or by a UID)
+    under ``folder`` and its sub-folders, in path order.
 
     Hidden files and folders are left out (macOS writes ``._name.png`` resource forks beside images). Links to
     folders are followed, after the real folders and only into folders not reached otherwise, so an image
@@ -52,12 +53,19 @@ def image_files(folder: str | os.PathLike) -> list[str]:
             # inside a linked folder, a sub-folder walked already (a shortcut met first) is not walked twice
             dirnames[:] = [d for d in visible if d not in linked and _folder_id(os.path.join(dirpath, d)) not in reached]
             found += [os.path.join(dirpath, f) for f in filenames
-                      if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
+                      if not f.startswith(".") and (f.lower().endswith(IMAGE_EXTENSIONS) or _bare_dicom(dirpath, f))]
     for err in failed:
         if os.path.normpath(err.filename or "") == os.path.normpath(top):
             raise RadvisionError(f"Cannot list the folder {top!r}: {err.strerror or err}.")
         log.warning("cannot list %s (%s): its images are left out", err.filename, err.strerror or err)
     return sorted(found)
+
+
+def _bare_dicom(folder: str, name: str) -> bool:
+    """A DICOM file named the PACS way, with no extension or a UID ("1.2.840.113619.2.55"); the DICOMDIR index
+    holds no image. Only such names are opened to look for the marker, so other files cost nothing."""
+    suffix = os.path.splitext(name)[1][1:]
+    return (not suffix or suffix.isdigit()) and name.upper() != "DICOMDIR" and is_dicom(os.path.join(folder, name))
 
 
 def _worth_following(link: str, top: str, reached: set) -> bool:

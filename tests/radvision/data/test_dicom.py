@@ -62,8 +62,13 @@ def test_dicom_without_extension_is_recognised_by_its_marker(tmp_path, write_dic
 def test_folders_list_dicom_files(tmp_path, write_dicom):
     write_dicom(tmp_path / "a.DCM", ramp())
     write_dicom(tmp_path / "b.dicom", ramp())
+    write_dicom(tmp_path / "1.2.840.113619.2.55", ramp())  # PACS exports: no extension, or a UID as the name
+    write_dicom(tmp_path / "IM0001", ramp())
+    write_dicom(tmp_path / "DICOMDIR", ramp())  # the index of a DICOM folder holds no image
     (tmp_path / "notes.txt").write_text("x")
-    assert [p.rsplit("/", 1)[1] for p in image_files(tmp_path)] == ["a.DCM", "b.dicom"]
+    (tmp_path / "README").write_text("not an image")
+    assert [p.rsplit("/", 1)[1] for p in image_files(tmp_path)] == ["1.2.840.113619.2.55", "IM0001", "a.DCM",
+                                                                      "b.dicom"]
 
 
 def test_multi_frame_uses_the_first_frame(tmp_path, caplog, write_dicom):
