@@ -67,6 +67,9 @@ class MaskedLoss(nn.Module):
         super().__init__()
         self.register_buffer("pos_weight", _as_tensor(pos_weight, "pos_weight"), persistent=False)
         self.register_buffer("class_weights", _as_tensor(class_weights, "class_weights"), persistent=False)
+        if self.class_weights is not None and not self.class_weights.any():
+            raise RadvisionError("class_weights are all 0, so the loss would be 0 and nothing would be learned; "
+                                 "give at least one class a weight above 0.")
 
     def _mean(self, elem: Tensor, mask: Tensor) -> Tensor:
         w = mask if self.class_weights is None else mask * self.class_weights.to(elem)

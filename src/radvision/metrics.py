@@ -6,6 +6,11 @@ Jaccard, label cardinalities) use the rows whose labels are all known; the ranki
 loss, coverage error) use those of them with at least one positive label (a row without one has nothing
 to rank: sklearn would score it a perfect LRAP).  Undefined values come back as NaN, never as a crash or
 warning.  Predictions are ``y_prob >= threshold``.
+
+A class with no known positive has NaN AUROC, average precision, precision, recall and F1 (its false
+positives still count in the micro averages and specificity); the means over classes (mean_auroc,
+macro_f1 / precision / recall, mean_average_precision) average the classes whose value is defined, so
+they all cover the classes with at least one known positive (AUROC also needs a negative).
 """
 
 from __future__ import annotations
@@ -19,10 +24,21 @@ from sklearn import metrics as skm
 from radvision.errors import RadvisionError
 
 
+def as_floats(values, name: str) -> np.ndarray:
+    """``values`` as a float array, pandas' missing values (``pd.NA`` of nullable Int64 / Float64 / boolean
+    columns, ``None``) as NaN; text that is not a number is a RadvisionError naming ``name``."""
+    try:
+        if isinstance(values, (pd.DataFrame, pd.Series)):
+            return values.astype(object).where(values.notna(), np.nan).to_numpy(dtype=float)
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise RadvisionError(f"{name} must hold numbers (or NaN for unknown): {exc}.") from None
+
+
 def check_scores(y_true, y_prob, class_names) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(y_true, y_prob, names) as float (samples, classes) arrays, or a RadvisionError naming what is wrong."""
-    y_true = np.asarray(y_true, dtype=float)
-    y_prob = np.asarray(y_prob, dtype=float)
+    y_true = as_floats(y_true, "y_true")
+    y_prob = as_floats(y_prob, "y_prob")
     if y_true.ndim == 1:
         y_true, y_prob = y_true[:, None], y_prob.reshape(-1, 1)
     if y_true.shape != y_prob.shape or y_true.ndim != 2:
@@ -115,12 +131,13 @@ def per_class_metrics(y_true, y_prob, class_names: Sequence[str], thresholds=0.5
         m = ~np.isnan(y_true[:, j])
         t, s = y_true[m, j].astype(int), y_prob[m, j]
         p = decided[m, j]
-        if m.any():
+        if t.any():
             pr, rc, f1 = _binary_scores(t, p)
             neg = (t == 0).sum()
             spec = float(((p == 0) & (t == 0)).sum() / neg) if neg else float("nan")
-        else:
-            pr = rc = f1 = spec = float("nan")
+        else:  # no known positive: precision, recall and F1 of finding it are undefined, whatever was predicted
+            pr = rc = f1 = float("nan")
+            spec = float((p == 0).mean()) if m.any() else float("nan")
         rows.append({"class": name, "auroc": _auroc(t, s), "average_precision": _ap(t, s), "precision": pr,
                      "recall": rc, "f1": f1, "specificity": spec, "support": int(t.sum()), "n": int(m.sum()),
                      "prevalence": float(t.mean()) if m.any() else float("nan"), "threshold": float(thr[j])})
@@ -278,7 +295,7 @@ def _jaccard_macro(t: np.ndarray, p: np.ndarray) -> float:
 def confusion_matrices(y_true, y_pred, class_names: Sequence[str]) -> dict[str, np.ndarray]:
     """Per class a 2x2 matrix ``[[tn, fp], [fn, tp]]`` over the known labels of that class; ``y_pred`` holds
     0/1 decisions."""
-    y_true_a = np.asarray(y_true, dtype=float)
+    y_true_a = as_floats(y_true, "y_true")
     y_pred_a = _zero_one(y_pred, "y_pred").astype(float)
     y_true_a, y_pred_a, names = check_scores(y_true_a, y_pred_a, class_names)
     out = {}

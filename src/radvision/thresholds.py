@@ -16,7 +16,7 @@ from sklearn.metrics import precision_recall_curve
 
 from radvision.atomic import atomic_write_text
 from radvision.errors import RadvisionError
-from radvision.metrics import as_thresholds, check_scores
+from radvision.metrics import as_floats, as_thresholds, check_scores
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ FORMAT = "radvision-thresholds"
 
 
 def _probs(y_prob) -> np.ndarray:
-    p = np.asarray(y_prob, dtype=float)
+    p = as_floats(y_prob, "y_prob")
     if p.ndim != 2:
         raise RadvisionError(f"Probabilities must be a 2-D (samples, classes) array, got shape {p.shape}.")
     return p

@@ -156,3 +156,10 @@ def test_loss_errors(batch):
         create_loss("bce")(logits, targets[:, :2])
 
 
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_all_zero_class_weights_are_refused(name):
+    with pytest.raises(RadvisionError, match="class_weights are all 0"):
+        create_loss(name, class_weights=[0, 0])
+    create_loss(name, class_weights=[0, 1])  # one class switched off is fine

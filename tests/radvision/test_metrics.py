@@ -230,3 +230,29 @@ def test_label_metrics_score_the_given_decisions(data):
     assert summary["mean_auroc"] == evaluate_predictions(y, p, names)["mean_auroc"]  # scores are unchanged
     with pytest.raises(RadvisionError, match="y_pred"):
         evaluate_predictions(y, p, names, y_pred=decided[:, :1])
+
+
+def test_a_class_without_positives_is_nan_in_every_positive_metric_and_left_out_of_every_mean():
+    y = [[1, 0], [0, 0], [1, 0], [0, 0]]  # B has no positive
+    with_fp = [[.9, .7], [.1, .2], [.8, .1], [.3, .1]]  # one false positive on B
+    without_fp = [[.9, .2], [.1, .2], [.8, .1], [.3, .1]]
+    for p in (with_fp, without_fp):
+        pc = per_class_metrics(y, p, ["A", "B"])
+        assert pc.loc["B", ["auroc", "precision", "recall", "f1"]].isna().all()
+        out = evaluate_predictions(y, p, ["A", "B"])
+        assert out["macro_f1"] == out["macro_precision"] == out["macro_recall"] == out["mean_auroc"] == 1.0
+    assert per_class_metrics(y, with_fp, ["A", "B"]).loc["B", "specificity"] == 0.75
+    assert evaluate_predictions(y, with_fp, ["A", "B"])["micro_precision"] == 2 / 3  # the false positive counts
+
+
+def test_pandas_nullable_gold_is_masked_like_nan():
+    pd = pytest.importorskip("pandas")
+    gold = pd.DataFrame({"A": [1, 0, None, 1], "B": [0, 1, 1, 0]}).astype("Int64")
+    prob = pd.DataFrame({"A": [.9, .2, .5, .7], "B": [.1, .8, .6, .3]})
+    expected = evaluate_predictions(gold.astype(float), prob, ["A", "B"])
+    for g, p in ((gold, prob), (gold.astype("boolean"), prob.astype("Float64"))):
+        got = evaluate_predictions(g, p, ["A", "B"])
+        assert got["mean_auroc"] == expected["mean_auroc"] == 1.0
+        assert got["n_complete_rows"] == 3
+    with pytest.raises(RadvisionError, match="y_true must hold numbers"):
+        evaluate_predictions(pd.DataFrame({"A": ["x"]}), [[0.1]], ["A"])

@@ -188,3 +188,11 @@ def test_a_never_threshold_round_trips(tmp_path):
     thr = adjust_thresholds(np.random.default_rng(0).random((5, 2)), 0.5, 0)
     save_thresholds(tmp_path / "t.json", ["a", "b"], thr)
     np.testing.assert_array_equal(list(load_thresholds(tmp_path / "t.json").values()), thr)
+
+
+def test_f1_optimal_thresholds_take_pandas_nullable_gold():
+    import pandas as pd
+
+    gold = pd.DataFrame({"A": [1, 0, None, 1], "B": [0, 1, 1, 0]}).astype("Int64")
+    prob = pd.DataFrame({"A": [.9, .2, .5, .7], "B": [.1, .8, .6, .3]})
+    np.testing.assert_array_equal(f1_optimal_thresholds(gold, prob), f1_optimal_thresholds(gold.astype(float), prob))

@@ -17,7 +17,7 @@ from radvision.data.dicom import DICOM_EXTENSIONS, is_dicom, read_dicom
 from radvision.data.table import check_choice
 from radvision.errors import RadvisionError
 
-__all__ = ["IMAGE_EXTENSIONS", "check_image", "image_files", "load_image", "to_uint8"]
+__all__ = ["IMAGE_EXTENSIONS", "check_image", "image_files", "load_image", "to_8bit", "to_uint8"]
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,9 @@ def to_uint8(array: np.ndarray, scaling: str = "minmax") -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _to_8bit(img: Image.Image, scaling: str) -> Image.Image:
+def to_8bit(img: Image.Image, scaling: str = "minmax") -> Image.Image:
+    """A decoded PIL image of any mode as 8-bit "L" or "RGB" (16/32-bit and float stretched by `to_uint8`,
+    alpha composited on black, palettes expanded)."""
     mode = img.mode
     if mode in ("L", "RGB"):
         return img
@@ -208,7 +210,7 @@ def load_image(
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise RadvisionError(f"Cannot read image file {path}: {exc}.") from exc
     # Pillow keeps only the high byte of 16-bit colour, so such a file is stretched like 16-bit grayscale
-    img = (_read_wide_colour(path, scaling, orientation) if wide else None) or _to_8bit(img, scaling)
+    img = (_read_wide_colour(path, scaling, orientation) if wide else None) or to_8bit(img, scaling)
     if mode is not None and img.mode != mode:
         img = img.convert(mode)
     return img

@@ -1,6 +1,6 @@
 """Image transform presets (torchvision.transforms.v2).
 
-Every preset takes a PIL image (mode L/RGB) or a uint8 tensor (C, H, W) and returns a float32 tensor
+Every preset takes a PIL image or a uint8 tensor (C, H, W) and returns a float32 tensor
 (channels, size, size), ImageNet-normalised: pretrained backbones expect that, and a grayscale
 radiograph is repeated onto 3 channels (``channels=1`` keeps one channel, normalised with the
 mean of ImageNet's statistics).
@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from radvision.data.images import to_8bit
 from radvision.data.table import check_choice
 from radvision.errors import RadvisionError
 from radvision.presets import MODIFIERS, PRESET_FIT, PRESETS, parse_preset
@@ -96,7 +98,9 @@ def build_transforms(
     if not isinstance(size, int) or size < 8:
         raise RadvisionError(f"Transform size must be an integer of at least 8 pixels, got {size!r}.")
     check_choice(channels, (1, 3), "channel count")
-    steps: list = [v2.ToImage(), *fit_geometry(PRESET_FIT[preset], size)]
+    # a PIL image in another mode (16-bit, RGBA, palette) becomes L / RGB as `load_image` makes it: ToImage
+    # would keep 4 channels, palette indices or 16-bit levels scaled as if they were 0..65535
+    steps: list = [v2.Lambda(to_8bit, Image.Image), v2.ToImage(), *fit_geometry(PRESET_FIT[preset], size)]
     if channels == 1:  # to one channel first: the uint8 cache stores this, and the rest works on one channel
         steps.append(v2.Lambda(_gray, tv_tensors.Image))
     if "equalize" in modifiers:  # on the uint8 size x size image (as cached), before augmentation pads or blurs it

@@ -108,3 +108,18 @@ def test_gray_is_pillows_l_for_uint8_and_torchvisions_for_float():
     t = build_transforms("none", 32, train=False, channels=1, normalize=False)
     out = t(floats)
     assert out.shape == (1, 32, 32) and 0.1 < float(out.mean()) < 0.9  # not the all-zero image of a uint8 cast
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_pil_images_of_other_modes_are_made_8_bit_first(channels):
+    tf = build_transforms("default", 16, train=False, channels=channels, normalize=False)
+    red = tf(Image.new("RGBA", (20, 20), (200, 0, 0, 255)))
+    assert red.shape == (channels, 16, 16)
+    if channels == 3:
+        assert torch.allclose(red[:, 0, 0], torch.tensor([200 / 255, 0.0, 0.0]))
+    palette = Image.new("P", (20, 20), 3)
+    palette.putpalette([0, 0, 0] * 3 + [255, 255, 255] + [0, 0, 0] * 252)
+    assert torch.allclose(tf(palette), torch.ones(channels, 16, 16))  # the colour, not the index 3
+    twelve_bit = Image.fromarray(np.tile(np.arange(0, 4096, 256, dtype=np.uint16), (16, 1)))
+    out = tf(twelve_bit)
+    assert out.shape == (channels, 16, 16) and out.max() == 1.0 and out.min() == 0.0  # stretched, not / 65535
