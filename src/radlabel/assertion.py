@@ -137,8 +137,10 @@ class ContextEngine:
             if not roles:
                 continue
             if roles == _CLAUSE_BREAK:
-                # not inside a word ("non-enlarged") nor inside one phrase ("no right and left effusions")
-                if _stands_alone(doc, s) and not (s and doc[s - 1].lower_ in self._break_starts):
+                # not inside a word ("non-enlarged") nor inside one phrase ("no right and left effusions"); a
+                # place that ends a phrase is no such adjective ("no pneumothorax on the left, small right ...")
+                if _stands_alone(doc, s) and not (s and doc[s - 1].lower_ in self._break_starts
+                                                  and not (s > 1 and doc[s - 2].lower_ == "the")):
                     breaks.append(s)
             else:
                 found.append(Trigger(s, e, roles))

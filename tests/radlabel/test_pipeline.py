@@ -327,6 +327,26 @@ def value(pipe, text, cls):
         ("INDICATION: Line placement.\n\nRight IJ line with tip in the SVC.\n\nIMPRESSION: Line as above.",
          "Support Devices", 1.0),  # an impression alone left the body unheaded and unread
         ("Right lower lobe opacity, atelectasis favored.", "Atelectasis", -1.0),
+        # MIMIC-style review, 2026-11-24
+        ("Cardiomegaly w/o edema.", "Edema", 0.0),  # was 1: the shorthand was no negation
+        ("Small left effusion W/o pneumothorax.", "Pneumothorax", 0.0),
+        ("Mediastinal and hilar contours are unremarkable.", "Enlarged Cardiomediastinum", 0.0),
+        ("The cardiac, mediastinal, and hilar contours are normal.", "Enlarged Cardiomediastinum", 0.0),
+        ("The cardiac, mediastinal and hilar contours are normal.", "Cardiomegaly", 0.0),
+        ("Normal cardiomediastinal and hilar contours.", "Cardiomegaly", 0.0),
+        ("Unremarkable mediastinum.", "Enlarged Cardiomediastinum", 0.0),
+        ("Normal size of the cardiac silhouette.", "Cardiomegaly", 0.0),
+        ("The lungs are well aerated and clear.", "Lung Opacity", 0.0),
+        ("Left IJ tip in the proximal SVC.", "Support Devices", 1.0),
+        ("Interval placement of a left IJ.", "Support Devices", 1.0),
+        ("Thrombus in the right IJ vein.", "Support Devices", math.nan),
+        ("No pneumothorax on the left, small right apical pneumothorax.", "Pneumothorax", 1.0),
+        ("No right and left effusions.", "Pleural Effusion", 0.0),
+        ("There appears to be a small left pleural effusion.", "Pleural Effusion", 1.0),
+        ("Opacity at the left base represents atelectasis.", "Atelectasis", 1.0),
+        ("Right lower lobe opacity, representing pneumonia.", "Pneumonia", 1.0),
+        ("Opacity appears to represent atelectasis.", "Atelectasis", -1.0),
+        ("This XXXX represents pneumonia.", "Pneumonia", -1.0),  # IU's de-identifier replaced "likely"
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
