@@ -26,17 +26,19 @@ _RANK = {1.0: 3, -1.0: 2, 0.0: 1}
 def aggregate(graph: ReportGraph, schema: Schema) -> dict[str, float]:
     """Every ``schema.class_names`` entry -> 1.0 / 0.0 / -1.0 / nan."""
     values: dict[str, float] = {}
-    other_finding = False
+    other_finding = False  # a finding without a class value that still keeps the report from No Finding
+    strict = schema.no_finding_rule == "strict"
     for e in graph.entities:
         value = LABEL_VALUE.get(e.label)
         if value is None:
             continue
         if e.assertion == "hypothetical":
-            # "may represent atelectasis or pneumonia": no label, but not a normal report either.
-            other_finding = other_finding or not e.modifier
+            # "may represent atelectasis or pneumonia": no label, but not a normal report either (under the
+            # CheXpert rule only when the alternatives are the schema's classes, which that labeler calls -1)
+            other_finding = other_finding or (not e.modifier and (strict or bool(e.classes)))
             continue
         if not e.classes:
-            if value != 0.0 and not e.modifier:
+            if value != 0.0 and not e.modifier and strict:
                 other_finding = True
             continue
         for c in e.classes:

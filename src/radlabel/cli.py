@@ -55,6 +55,16 @@ def _add_schema(p: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
 
 
+def _add_no_finding(p: argparse.ArgumentParser) -> None:
+    from radlabel.schema import NO_FINDING_RULES
+
+    p.add_argument("--no-finding", choices=NO_FINDING_RULES, default=None, dest="no_finding",
+                   help="what keeps a report from No Finding: strict = any finding, also one no class names "
+                        "(hiatal hernia, granuloma; IU X-ray's 'normal'); chexpert = only the schema's classes "
+                        "present or uncertain, as the CheXpert labeler (default: the schema's no_finding_rule, "
+                        "strict in the built-in schemas)")
+
+
 def _add_sections(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sections", type=_sections, default=("findings", "impression"), metavar="LIST",
                    help="comma-separated report sections that produce labels, or 'all' "
@@ -90,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="column copied to the output as the row id (default: `path` for a folder of reports, "
                         "else a generated `row` 0..n-1)")
     _add_schema(p)
+    _add_no_finding(p)
     _add_sections(p)
     p.add_argument("--graphs", metavar="GRAPHS.jsonl",
                    help="also write one line per report: {\"id\", \"error\", \"graph\": RadGraph JSON}")
@@ -106,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("text", nargs="?", metavar="TEXT", help="report text (quote it)")
     src.add_argument("--file", metavar="F", help="read the report text from this file ('-' for stdin)")
     _add_schema(p)
+    _add_no_finding(p)
     _add_sections(p)
     p.add_argument("--format", choices=("json", "table"), default="table",
                    help="table: readable entity list and labels; json: RadGraph JSON (default: %(default)s)")
@@ -148,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_label(a: argparse.Namespace) -> int:
     from radlabel.labeler import Labeler
 
-    labeler = Labeler(schema=a.schema, sections=a.sections, progress=not a.no_progress)
+    labeler = Labeler(schema=a.schema, sections=a.sections, progress=not a.no_progress, no_finding=a.no_finding)
     summary = labeler.label_file(a.input, a.output, text_column=a.text_column, id_column=a.id_column,
                                  jobs=a.jobs, graphs=a.graphs, chunksize=max(a.chunksize, 1))
     note = f", {summary['errors']} with an error note" if summary["errors"] else ""
@@ -175,7 +187,7 @@ def _cmd_parse(a: argparse.Namespace) -> int:
         text = decode_report(os.fsencode(a.text), "the report text")  # argv keeps odd bytes as surrogates
     if not text.strip():
         raise RadlabelError("The report text is empty; pass the text in quotes or --file F.")
-    labeler = Labeler(schema=a.schema, sections=a.sections, progress=False)
+    labeler = Labeler(schema=a.schema, sections=a.sections, progress=False, no_finding=a.no_finding)
     graph = labeler.pipeline.parse(text)
     if a.format == "json":
         print(json.dumps(graph.to_radgraph(), ensure_ascii=False, indent=1))
@@ -263,7 +275,9 @@ def _cmd_schemas(a: argparse.Namespace) -> int:
         print(f"  {c.name}: {len(c.mentions)} mention phrases, e.g. {', '.join(c.mentions[:3])}{parent}")
     if s.no_finding:
         ignore = f", ignoring {', '.join(s.no_finding_ignore)}" if s.no_finding_ignore else ""
-        print(f"  {s.no_finding}: 1 when no other class is present or uncertain{ignore}")
+        other = "nor any other finding" if s.no_finding_rule == "strict" else "(other findings do not count)"
+        print(f"  {s.no_finding}: 1 when no other class is present or uncertain{ignore}, {other}; "
+              f"no_finding_rule {s.no_finding_rule}")
     return 0
 
 

@@ -42,7 +42,7 @@ from radlabel.io import (
     table_format,
 )
 from radlabel.pipeline import Pipeline, check_sections, get_pipeline
-from radlabel.schema import load_schema
+from radlabel.schema import load_schema, with_no_finding_rule
 
 logger = logging.getLogger(__name__)
 
@@ -203,15 +203,19 @@ class Labeler:
     >>> labeler.label_corpus(df, text_column="report", id_column="id", jobs=2)
 
     `sections` picks the report sections that produce labels ("all" for every section);
-    `max_chars` truncates absurdly long reports (noted in the `error` column).
+    `max_chars` truncates absurdly long reports (noted in the `error` column); `no_finding` ("strict" or
+    "chexpert", default: the schema's own, "strict" in the built-in ones) is what keeps a report from No
+    Finding: any finding, or only the schema's classes present or uncertain (the CheXpert labeler's rule).
     """
 
     def __init__(self, schema: Any = "chexpert", sections: Sequence[str] | str = ("findings", "impression"),
-                 progress: bool = True, max_chars: int = MAX_CHARS):
-        self._schema_arg = schema
-        self._sections = sections
+                 progress: bool = True, max_chars: int = MAX_CHARS, no_finding: str | None = None):
         # Validate now; the matchers are compiled on first use, so with jobs > 1 only the workers pay for them.
-        self.schema = load_schema(schema)
+        loaded = load_schema(schema)
+        self.schema = with_no_finding_rule(loaded, no_finding)
+        # a built-in name keeps its shared Pipeline; a changed rule travels in the Schema itself
+        self._schema_arg = schema if self.schema is loaded else self.schema
+        self._sections = sections
         check_sections(sections)
         self.class_names: list[str] = list(self.schema.class_names)
         self.progress = progress
@@ -448,21 +452,22 @@ def _row_count_hint(path: str | os.PathLike) -> int | None:
 _LABELERS: dict[tuple, Labeler] = {}
 
 
-def _cached_labeler(schema: Any, sections: Any) -> Labeler:
-    key = (schema, tuple(sections) if not isinstance(sections, str) else sections)
+def _cached_labeler(schema: Any, sections: Any, no_finding: str | None = None) -> Labeler:
+    key = (schema, tuple(sections) if not isinstance(sections, str) else sections, no_finding)
     try:
         hash(key)
     except TypeError:  # e.g. an unhashable Schema object: build a fresh one
-        return Labeler(schema=schema, sections=sections, progress=False)
+        return Labeler(schema=schema, sections=sections, progress=False, no_finding=no_finding)
     if key not in _LABELERS:
-        _LABELERS[key] = Labeler(schema=schema, sections=sections, progress=False)
+        _LABELERS[key] = Labeler(schema=schema, sections=sections, progress=False, no_finding=no_finding)
     return _LABELERS[key]
 
 
 def label(reports: Iterable[Any] | pd.Series | str, schema: Any = "chexpert",
           sections: Sequence[str] | str = ("findings", "impression"), jobs: int = 1,
-          progress: bool = False) -> pd.DataFrame:
+          progress: bool = False, no_finding: str | None = None) -> pd.DataFrame:
     """Label report texts: one row per report (a Series keeps its index), class columns + `error`.
+    `no_finding` is the No Finding rule, "strict" or "chexpert" (see `Labeler`).
 
     >>> radlabel.label(["No pneumothorax.", "Small left effusion."])
     """
@@ -472,7 +477,7 @@ def label(reports: Iterable[Any] | pd.Series | str, schema: Any = "chexpert",
     if isinstance(reports, str):
         reports = [reports]
     series = reports if isinstance(reports, pd.Series) else pd.Series(list(reports), dtype=object)
-    labeler = _cached_labeler(schema, sections)
+    labeler = _cached_labeler(schema, sections, no_finding)
     labeler.progress = progress
     return labeler.label_corpus(series, jobs=jobs)
 

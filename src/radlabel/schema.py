@@ -18,6 +18,7 @@ by :mod:`radlabel.mentions`. Built-in schemas live in ``radlabel/schemas/*.yaml`
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,11 @@ from radlabel.errors import RadlabelError
 __all__ = ["ClassSpec", "Schema", "list_schemas", "load_schema", "schema_from_dict"]
 
 _BUILTIN_DIR = Path(__file__).resolve().parent / "schemas"
-_TOP_KEYS = {"name", "classes", "no_finding", "no_finding_ignore", "description"}
+_TOP_KEYS = {"name", "classes", "no_finding", "no_finding_ignore", "no_finding_rule", "description"}
+# What keeps a report from being No Finding: "strict", any finding, also one no class names (a hiatal hernia, a
+# granuloma, a differential), as curated corpora (IU X-ray's "normal") count it; "chexpert", only the schema's
+# classes present or uncertain, as the CheXpert labeler counts it.
+NO_FINDING_RULES = ("strict", "chexpert")
 _CLASS_KEYS = {"name", "mentions", "unmentions", "absent_phrases", "parent"}
 
 
@@ -53,6 +58,7 @@ class Schema:
     classes: tuple[ClassSpec, ...]
     no_finding: str | None
     no_finding_ignore: tuple[str, ...]
+    no_finding_rule: str = "strict"  # see NO_FINDING_RULES
 
     @property
     def class_names(self) -> list[str]:
@@ -203,4 +209,21 @@ def schema_from_dict(data: Any, source: str = "<dict>") -> Schema:
                 f"Key 'no_finding_ignore' in schema {source} names unknown class {n!r}; "
                 f"valid classes are {', '.join(names)}."
             )
-    return Schema(name=name.strip(), classes=tuple(classes), no_finding=no_finding, no_finding_ignore=ignore)
+    rule = data.get("no_finding_rule", "strict")
+    check_no_finding_rule(rule, f"Key 'no_finding_rule' in schema {source}")
+    return Schema(name=name.strip(), classes=tuple(classes), no_finding=no_finding, no_finding_ignore=ignore,
+                  no_finding_rule=rule)
+
+
+def check_no_finding_rule(rule: Any, what: str = "no_finding_rule") -> None:
+    """A RadlabelError naming the valid rules unless ``rule`` is one of `NO_FINDING_RULES`."""
+    if rule not in NO_FINDING_RULES:
+        raise RadlabelError(f"{what} must be one of {', '.join(NO_FINDING_RULES)}, not {rule!r}.")
+
+
+def with_no_finding_rule(schema: Schema, rule: str | None) -> Schema:
+    """``schema`` with its No Finding rule replaced (None keeps the schema's own)."""
+    if rule is None or rule == schema.no_finding_rule:
+        return schema
+    check_no_finding_rule(rule, "no_finding")
+    return dataclasses.replace(schema, no_finding_rule=rule)

@@ -1,9 +1,12 @@
 import itertools
 import math
 
+import pytest
+
 from radlabel.aggregate import aggregate
+from radlabel.errors import RadlabelError
 from radlabel.graph import Entity, ReportGraph
-from radlabel.schema import load_schema
+from radlabel.schema import load_schema, schema_from_dict, with_no_finding_rule
 
 CHEX = load_schema("chexpert")
 
@@ -61,3 +64,25 @@ def test_other_schema_and_unknown_classes():
     nih = load_schema("chestxray14")
     out = labels(ent("OBS-DP", ["Effusion"]), ent("OBS-DP", ["Not A Class"]), schema=nih)
     assert out["Effusion"] == 1.0 and "Not A Class" not in out and math.isnan(out["No Finding"])
+
+
+def test_the_chexpert_no_finding_rule_counts_only_the_schemas_classes():
+    chexpert = with_no_finding_rule(CHEX, "chexpert")
+    assert CHEX.no_finding_rule == "strict" and chexpert.no_finding_rule == "chexpert"
+    hernia = ent("OBS-DP", [], "present")  # a finding no class names: strict blocks No Finding, chexpert does not
+    assert math.isnan(labels(hernia)["No Finding"])
+    assert labels(hernia, schema=chexpert)["No Finding"] == 1.0
+    # alternatives the schema names are uncertain to the CheXpert labeler: they still block; unnamed ones do not
+    assert math.isnan(labels(ent("OBS-U", ["Pneumonia"], "hypothetical"), schema=chexpert)["No Finding"])
+    assert labels(ent("OBS-U", [], "hypothetical"), schema=chexpert)["No Finding"] == 1.0
+    assert math.isnan(labels(ent("OBS-U", ["Edema"]), schema=chexpert)["No Finding"])
+    assert with_no_finding_rule(CHEX, None) is CHEX
+
+
+def test_no_finding_rule_in_a_schema_file_and_bad_values():
+    data = {"name": "s", "no_finding": "Normal", "no_finding_rule": "chexpert", "classes": [{"name": "A", "mentions": ["a"]}]}
+    assert schema_from_dict(data).no_finding_rule == "chexpert"
+    with pytest.raises(RadlabelError, match="no_finding_rule.*one of strict, chexpert, not 'loose'"):
+        schema_from_dict({**data, "no_finding_rule": "loose"})
+    with pytest.raises(RadlabelError, match="no_finding must be one of strict, chexpert"):
+        with_no_finding_rule(CHEX, "CheXpert")

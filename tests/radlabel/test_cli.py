@@ -130,6 +130,23 @@ def test_parse_command(capsys):
     assert {"text", "entities"} <= set(graph)
 
 
+def test_no_finding_rule_option(tmp_path, capsys):
+    assert main(["parse", "Hiatal hernia. Lungs are clear."]) == 0
+    assert "No Finding" not in capsys.readouterr().out.split("labels:")[1]
+    assert main(["parse", "Hiatal hernia. Lungs are clear.", "--no-finding", "chexpert"]) == 0
+    assert "No Finding=1" in capsys.readouterr().out
+    src = tmp_path / "r.csv"
+    src.write_text("id,report\n1,Hiatal hernia.\n2,Small effusion.\n3,Lungs are clear.\n")
+    for jobs in ("1", "2"):  # the rule travels to the worker processes
+        out = tmp_path / f"o{jobs}.csv"
+        assert main(["label", str(src), "-o", str(out), "--id-column", "id", "--no-finding", "chexpert",
+                     "--jobs", jobs, "--no-progress"]) == 0
+        assert out.read_text().splitlines()[1].startswith("1,1,")  # hiatal hernia: No Finding 1
+    with pytest.raises(SystemExit):
+        main(["label", str(src), "-o", str(tmp_path / "x.csv"), "--no-finding", "loose"])
+    assert "invalid choice: 'loose'" in capsys.readouterr().err
+
+
 def test_parse_from_file(tmp_path, capsys):
     f = tmp_path / "r.txt"
     f.write_text("FINDINGS: Cardiomegaly.")
