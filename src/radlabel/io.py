@@ -183,7 +183,9 @@ def _decoded_rows(path: Path, fmt: str, wanted: list[str] | None, has_columns: b
 
             pf = pq.ParquetFile(path)
             for batch in pf.iter_batches(batch_size=chunksize, columns=wanted):
-                yield batch.to_pandas()
+                # integers keep their digits beside a null (float64 would turn id 7 into 7.0 and round ids
+                # above 2**53), whatever nulls the batch happens to hold
+                yield batch.to_pandas(integer_object_nulls=True)
         else:
             yield from _iter_jsonl(path, wanted, chunksize)
     except RadlabelError:
@@ -337,16 +339,40 @@ def _iter_jsonl(path: Path, wanted: list[str] | None, chunksize: int) -> Iterato
                 continue
             try:
                 obj = json.loads(line)
+                if "\\ud" in line.lower():  # a lone UTF-16 surrogate ("\ud83d" of a cut emoji) cannot be written
+                    obj = _without_lone_surrogates(obj, path, lineno)
             except json.JSONDecodeError as exc:
                 raise RadlabelError(f"Line {lineno} of {str(path)!r} is not valid JSON: {exc.msg}.") from exc
             if not isinstance(obj, dict):
                 raise RadlabelError(f"Line {lineno} of {str(path)!r} is not a JSON object.")
             rows.append({k: obj.get(k) for k in wanted} if wanted else obj)
             if len(rows) >= chunksize:
-                yield pd.DataFrame(rows, columns=wanted)
+                yield _json_frame(rows, wanted)
                 rows = []
     if rows:
-        yield pd.DataFrame(rows, columns=wanted)
+        yield _json_frame(rows, wanted)
+
+
+def _json_frame(rows: list[dict[str, Any]], wanted: list[str] | None) -> pd.DataFrame:
+    """Rows as parsed, each value kept as JSON typed it: pandas would turn integers beside a null into floats
+    (id 7 -> 7.0, ids above 2**53 rounded)."""
+    return pd.DataFrame(rows, columns=wanted, dtype=object)
+
+
+def _without_lone_surrogates(obj: Any, path: Path, lineno: int) -> Any:
+    """The object's top-level strings with lone surrogates replaced by U+FFFD (a warning names the line)."""
+    if not isinstance(obj, dict):
+        return obj
+    out = {}
+    for key, value in obj.items():
+        if isinstance(value, str):
+            fixed = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            if fixed != value:
+                logger.warning("line %d of %s: a lone UTF-16 surrogate in %r was replaced by U+FFFD", lineno,
+                               _shown(str(path)), key)
+            value = fixed
+        out[key] = value
+    return out
 
 
 def read_label_table(path: str | os.PathLike) -> pd.DataFrame:

@@ -93,6 +93,20 @@ def _json_id(value: Any) -> Any:
     return str(value)
 
 
+def _id_values(ids: Sequence[Any] | None) -> Any:
+    """Ids for the output column: integer ids beside blanks stay integers (pandas would make 7 beside a None
+    7.0 and round ids above 2**53); anything else as given."""
+    values = list(ids) if ids is not None else []
+    missing = [v is None or v is pd.NA for v in values]
+    if any(missing) and not all(missing) and all(
+            m or (isinstance(v, int | np.integer) and not isinstance(v, bool)) for v, m in zip(values, missing, strict=True)):
+        try:
+            return pd.array([None if m else int(v) for v, m in zip(values, missing, strict=True)], dtype="Int64")
+        except (OverflowError, TypeError, ValueError):  # beyond int64: text keeps every digit
+            return [None if m else str(v) for v, m in zip(values, missing, strict=True)]
+    return values
+
+
 @dataclass
 class _Batch:
     """Labels for a run of consecutive rows: (n, k) float values, errors, optional graph lines."""
@@ -286,7 +300,7 @@ class Labeler:
         df = pd.DataFrame(values, columns=self.class_names, index=index)
         df[ERROR_COLUMN] = [e for b in batches for e in b.errors]
         if id_column is not None:
-            df.insert(0, id_column, list(ids) if ids is not None else [])
+            df.insert(0, id_column, _id_values(ids))
         df.attrs["radlabel_classes"] = list(self.class_names)
         return df
 

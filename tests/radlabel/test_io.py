@@ -1,5 +1,6 @@
 """Streaming table I/O: formats by extension, chunking, column checks, atomic writes."""
 
+import json
 import os
 
 import numpy as np
@@ -344,3 +345,37 @@ def test_decode_report_reads_boms_and_windows_bytes(caplog):
     assert decode_report("Edema.".encode("utf-16"), "x") == "Edema."  # with its byte-order mark
     assert decode_report(b"Caf\xe9 effusion.", "the text") == "Café effusion."
     assert "the text is not UTF-8" in caplog.text
+
+
+@pytest.mark.parametrize("out_ext", [".csv", ".jsonl", ".parquet"])
+def test_parquet_integer_ids_beside_a_null_keep_every_digit(tmp_path, out_ext):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "in.parquet"
+    ids = [9007199254740993, 123456789012345678, None, 7]
+    pq.write_table(pa.table({"id": pa.array(ids, pa.int64()),
+                             "report": ["No effusion.", "Edema.", "Cardiomegaly.", "Pneumonia."]}), src)
+    out = tmp_path / f"out{out_ext}"
+    graphs = tmp_path / "g.jsonl"
+    for chunksize in (1, 2, 10):  # whether a batch holds the null must not matter
+        Labeler(progress=False).label_file(src, out, id_column="id", chunksize=chunksize, graphs=graphs)
+        if out_ext == ".csv":
+            assert out.read_text().splitlines()[1:] and [line.split(",")[0] for line in out.read_text().splitlines()[1:]] \
+                == ["9007199254740993", "123456789012345678", "", "7"]
+        else:
+            got = read_table(out)["id"].tolist()
+            assert got[:2] + got[3:] == [9007199254740993, 123456789012345678, 7] and pd.isna(got[2])
+        assert [json.loads(line)["id"] for line in graphs.read_text().splitlines()] == ids
+
+
+def test_a_lone_surrogate_in_jsonl_is_replaced_and_the_row_kept(tmp_path, caplog):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id":"a","report":"Edema."}\n{"id":"b","report":"Small effusion \\ud83d"}\n'
+                   '{"id":"c","report":"Cardiomegaly."}\n', encoding="utf-8")
+    out = tmp_path / "out.csv"
+    with caplog.at_level("WARNING"):
+        Labeler(progress=False).label_file(src, out, id_column="id")
+    df = read_table(out)
+    assert df["id"].tolist() == ["a", "b", "c"] and df.loc[1, "Pleural Effusion"] == "1"
+    assert "line 2" in caplog.text and "U+FFFD" in caplog.text
