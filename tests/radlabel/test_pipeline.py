@@ -432,6 +432,8 @@ def test_chestxray14_schema():
         ("Bilateral apical caps.", "Pleural_Thickening", 1.0),
         ("RUL collapse.", "Atelectasis", 1.0),
         ("Status post repair of hiatal hernia.", "Hernia", 0.0),
+        ("The cardiac, mediastinal and hilar contours are normal.", "Cardiomegaly", 0.0),  # MIMIC's template
+        ("Normal size of the cardiac silhouette.", "Cardiomegaly", 0.0),
         ("PNEUMONIA CANNOT BE EXCLUDED.", "Pneumonia", -1.0),
         # a hard wrap and an ellipsis do not cut the hedge off
         ("Increased right lower lobe\nopacity concerning for\npneumonia.", "Pneumonia", -1.0),
