@@ -20,6 +20,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass
 from functools import cache
+from itertools import product
 from pathlib import Path
 
 import yaml
@@ -87,7 +88,7 @@ class ContextEngine:
         def add(patterns, role: tuple) -> None:
             for pattern in patterns or ():
                 for phrase in expand_phrase(pattern):
-                    for variant in {phrase.lower(), contracted(phrase.lower())}:
+                    for variant in {v for p in _shorthands(phrase.lower()) for v in (p, contracted(p))}:
                         roles.setdefault(variant, set()).add(role)
 
         for cat in _CATEGORY_STATUS:
@@ -140,7 +141,7 @@ class ContextEngine:
                 # not inside a word ("non-enlarged") nor inside one phrase ("no right and left effusions"); a
                 # place that ends a phrase is no such adjective ("no pneumothorax on the left, small right ...")
                 if _stands_alone(doc, s) and not (s and doc[s - 1].lower_ in self._break_starts
-                                                  and not (s > 1 and doc[s - 2].lower_ == "the")):
+                                                  and not _ends_a_place(doc, s - 1)):
                     breaks.append(s)
             else:
                 found.append(Trigger(s, e, roles))
@@ -495,6 +496,25 @@ def _clause_closed(doc: Doc, start: int, end: int, nxt: int | None) -> bool:
 def _longest_first(found: list[Trigger]) -> tuple[list[Trigger], set[int]]:
     """Non-overlapping triggers, the longest (then leftmost) kept first, and the tokens they take."""
     return non_overlapping(found, key=lambda t: (t.start - t.end, t.start))
+
+
+# Dictation shorthand: every rule written with "without" also reads "w/o" (one token, or three as spaCy
+# splits "W/o"), and "with" beside it "w/" ("atelectasis w/ or w/o pneumonia", "w/o interval change").
+_SHORTHAND = {"without": ("without", "w/o", "w / o"), "with": ("with", "w/", "w /")}
+
+
+def _shorthands(phrase: str) -> set[str]:
+    words = phrase.split()
+    if "without" not in words:
+        return {phrase}
+    return {" ".join(p) for p in product(*(_SHORTHAND.get(w, (w,)) for w in words))}
+
+
+def _ends_a_place(doc: Doc, i: int) -> bool:
+    """Token `i` is the side of "on / at / in the left": a place that ends its phrase, not an adjective of the
+    next finding ("resolution of the small, left effusion" keeps one finding)."""
+    return (doc[i].lower_ in ("left", "right") and i > 1 and doc[i - 1].lower_ == "the"
+            and doc[i - 2].lower_ in ("on", "at", "in", "or", "and"))
 
 
 def _stands_alone(doc: Doc, i: int) -> bool:

@@ -347,6 +347,25 @@ def value(pipe, text, cls):
         ("Right lower lobe opacity, representing pneumonia.", "Pneumonia", 1.0),
         ("Opacity appears to represent atelectasis.", "Atelectasis", -1.0),
         ("This XXXX represents pneumonia.", "Pneumonia", -1.0),  # IU's de-identifier replaced "likely"
+        # regression hunt of the rules above
+        ("Resolution of the small, left pleural effusion.", "Pleural Effusion", 0.0),  # "the small," is no place
+        ("No evidence of the right and left effusions seen previously.", "Pleural Effusion", 0.0),
+        ("No effusion on the right or the left, small pneumothorax.", "Pneumothorax", 1.0),
+        ("Right IJ venous thrombosis.", "Support Devices", math.nan),
+        ("Distended right IJ.", "Support Devices", math.nan),
+        ("The tip of the right IJ terminates in the SVC.", "Support Devices", 1.0),
+        ("No pneumothorax after right IJ placement.", "Support Devices", 1.0),  # "after" ends the negation
+        ("Left basilar opacity, believed to represent atelectasis.", "Atelectasis", -1.0),
+        ("Left basilar opacity, perhaps representing pneumonia.", "Pneumonia", -1.0),
+        ("Opacity may or may not represent pneumonia.", "Pneumonia", -1.0),
+        ("Opacity appearing to represent atelectasis.", "Atelectasis", -1.0),
+        ("Left basilar opacity appears to be atelectasis.", "Atelectasis", -1.0),
+        ("Bibasilar opacities appear related to edema.", "Edema", -1.0),
+        ("W/O interval change in moderate cardiomegaly.", "Cardiomegaly", 1.0),  # "without change" is pseudo
+        ("CT chest w/o contrast showed a nodule.", "Lung Lesion", 1.0),
+        ("CT chest without contrast showed a nodule.", "Lung Lesion", 1.0),
+        ("Chest tube placed w/o complication, residual small pneumothorax.", "Pneumothorax", 1.0),
+        ("Atelectasis w/ or w/o superimposed pneumonia.", "Pneumonia", -1.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
