@@ -317,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     level = log_level(args.verbose, args.quiet, _rank())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    # pydicom logs each failed decode with its traceback before raising; radvision's one-line error names the
+    # file and what to install, so the command shows that alone (-v shows pydicom's log too). Not a level:
+    # pydicom resets its logger's level when it is first imported.
+    logging.getLogger("pydicom").propagate = bool(args.verbose)
     return exit_code(lambda: COMMANDS[args.command](args))
 
 

@@ -335,3 +335,16 @@ def test_data_summarises_the_splits_a_config_trains_on(tmp_path, capsys):
     for command in ("data", "train"):  # data said nothing; train blamed unreadable images
         assert main(["-q", command, str(cfg), *downsampled]) == 2
         assert "data.downsample {'Bright': 1.0, 'No Finding': 1.0} leaves no train image" in capsys.readouterr().err
+
+
+def test_an_undecodable_dicom_gives_one_line_not_pydicoms_traceback(trained, tmp_path, write_dicom):
+    pydicom = pytest.importorskip("pydicom")
+    path = write_dicom(tmp_path / "j2k.dcm", np.zeros((4, 4), dtype=np.uint16))
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.JPEG2000Lossless
+    ds.PixelData = pydicom.encaps.encapsulate([b"\xff\x4f\xff\x51" + b"\0" * 20])
+    ds.save_as(path)
+    proc = subprocess.run([sys.executable, "-m", "radvision.cli", "-q", "predict", str(trained / "run"), str(path),
+                           "-o", str(tmp_path / "p.csv")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "j2k.dcm" in proc.stderr
+    assert "Traceback" not in proc.stderr and "pydicom" not in proc.stderr.split("radvision: error:")[0]

@@ -1,8 +1,9 @@
 """DICOM radiographs as 8-bit images, displayed the way a viewer shows them.
 
 The stored values pass through the file's modality LUT (rescale slope / intercept) and VOI LUT (window
-centre / width, or a VOI LUT table), and MONOCHROME1 images (white = low values) are inverted so that bone
-is bright as in every other format; `radvision.data.images` then stretches the result to 0..255. pydicom is imported only when a
+centre / width, or a VOI LUT table), the result is stretched to 0..255, and MONOCHROME1 images (or a
+Presentation LUT Shape of INVERSE: white = low values) are inverted so that bone is bright as in every other
+format. Colour images are kept as stored. pydicom is imported only when a
 DICOM file is met, so installs that never read one do not need it.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 
 import numpy as np
 
@@ -25,20 +27,38 @@ _MAGIC_OFFSET, _MAGIC = 128, b"DICM"  # the Part 10 file preamble, then "DICM"
 
 def is_dicom(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a DICOM file: a DICOM extension, or the "DICM" marker of a Part 10 file
-    (PACS exports often have no extension at all)."""
+    (PACS exports often have no extension at all). Only regular files are opened (a named pipe would block)."""
     if os.fspath(path).lower().endswith(DICOM_EXTENSIONS):
         return True
+    return _has_marker(path)
+
+
+def _head(path: str | os.PathLike) -> bytes:
+    """The first bytes of a regular file (b"" for anything else)."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return b""
         with open(path, "rb") as f:
-            head = f.read(_MAGIC_OFFSET + len(_MAGIC))
+            return f.read(_MAGIC_OFFSET + len(_MAGIC))
     except OSError:
-        return False
-    return head[_MAGIC_OFFSET:] == _MAGIC
+        return b""
+
+
+def _has_marker(path: str | os.PathLike) -> bool:
+    return _head(path)[_MAGIC_OFFSET:] == _MAGIC
+
+
+def _looks_like_dicom(path: str | os.PathLike) -> bool:
+    """The "DICM" marker, or (files without the Part 10 preamble) a first element in the identifying (0008) or
+    file meta (0002) group, either byte order: anything else is no DICOM, and reading it anyway would be slow."""
+    head = _head(path)
+    return head[_MAGIC_OFFSET:] == _MAGIC or head[:2] in (b"\x08\x00", b"\x02\x00", b"\x00\x08", b"\x00\x02")
 
 
 def read_dicom(path: str | os.PathLike) -> np.ndarray:
-    """The first frame of a DICOM file as display values: (H, W) for grayscale, after the modality and VOI LUTs
-    and with MONOCHROME1 inverted (higher = brighter), or (H, W, 3) RGB for colour. `to_uint8` makes it 8-bit.
+    """The first frame of a DICOM file as an image: (H, W) uint8 for grayscale, after the modality and VOI LUTs,
+    stretched to 0..255 and shown as a viewer shows it (MONOCHROME1 or a Presentation LUT Shape of INVERSE
+    inverted); (H, W, 3) RGB for colour, as stored (`to_uint8` makes 16-bit colour 8-bit).
 
     Raises RadvisionError naming the file when pydicom is missing, the file is not readable DICOM, holds no
     image, or is compressed with a codec no installed decoder handles.
@@ -50,12 +70,15 @@ def read_dicom(path: str | os.PathLike) -> np.ndarray:
         raise RadvisionError(
             f"Reading the DICOM file {path} needs pydicom: pip install 'radlabel[vision]' (or pip install pydicom)."
         ) from exc
+    if not _looks_like_dicom(path):
+        raise RadvisionError(f"{path} is not a DICOM file (no DICM marker and no DICOM header at its start).")
     try:
         ds = pydicom.dcmread(path, force=True)
     except Exception as exc:  # pydicom raises many types for a damaged file
         raise RadvisionError(f"Cannot read DICOM file {path}: {exc}.") from exc
     if "PixelData" not in ds:
-        raise RadvisionError(f"DICOM file {path} holds no image (no Pixel Data element).")
+        raise RadvisionError(f"DICOM file {path} holds no image (no Pixel Data element; a report, an index such "
+                             "as DICOMDIR, or a file cut short).")
     try:
         pixels = ds.pixel_array
     except Exception as exc:
@@ -75,7 +98,27 @@ def read_dicom(path: str | os.PathLike) -> np.ndarray:
         return pixels
     if photometric == "PALETTE COLOR":
         return apply_color_lut(pixels, ds)
-    values = np.asarray(apply_voi_lut(apply_modality_lut(pixels, ds), ds), dtype=np.float32)
-    if photometric == "MONOCHROME1":  # mirror within the image's own range: low stored values display white
-        values = np.nanmax(values) + np.nanmin(values) - values
-    return values
+    modality = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float64)
+    values = np.asarray(apply_voi_lut(modality, ds), dtype=np.float64)
+    # DX / CR exporters mark inverted grayscale either way; both mean "low values display white" (not twice)
+    inverse = photometric == "MONOCHROME1" or str(ds.get("PresentationLUTShape", "")).upper() == "INVERSE"
+    finite = values[np.isfinite(values)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if hi > lo:
+        image = np.clip((np.nan_to_num(values, nan=lo) - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
+    else:  # one level: white when a window saw it all above its centre (a viewer shows it so), else black
+        centre = _window_centre(ds)
+        bright = centre is not None and finite.size and float(np.nanmean(modality)) > centre
+        image = np.full(values.shape, 255 if bright else 0, dtype=np.uint8)
+    return 255 - image if inverse else image
+
+
+def _window_centre(ds) -> float | None:
+    """The first Window Center of the file, None without one."""
+    centre = ds.get("WindowCenter")
+    if centre is None:
+        return None
+    try:
+        return float(centre[0] if getattr(centre, "VM", 1) > 1 or isinstance(centre, (list, tuple)) else centre)
+    except (TypeError, ValueError, IndexError):
+        return None

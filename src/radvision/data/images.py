@@ -195,9 +195,7 @@ def load_image(
         raise RadvisionError(f"Image file not found: {path}.")
     suffix = path.suffix.lower()
     if suffix in DICOM_EXTENSIONS or (suffix not in IMAGE_EXTENSIONS and is_dicom(path)):  # no marker read per PNG
-        pixels = to_uint8(read_dicom(path), "minmax")
-        img = Image.fromarray(pixels)  # (H, W) -> "L", (H, W, 3) -> "RGB"
-        return img if mode is None or img.mode == mode else img.convert(mode)
+        return _dicom_image(path, mode)
     try:
         with Image.open(path) as img:
             wide = _wide_colour(img)  # read before load(), which empties the tile list
@@ -208,12 +206,19 @@ def load_image(
                 img = ImageOps.exif_transpose(img)  # camera/phone exports carry an orientation tag
             img.load()  # force full decode so truncation surfaces here, not later
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        if is_dicom(path):  # a DICOM file saved under an image extension ("x.png")
+            return _dicom_image(path, mode)
         raise RadvisionError(f"Cannot read image file {path}: {exc}.") from exc
     # Pillow keeps only the high byte of 16-bit colour, so such a file is stretched like 16-bit grayscale
     img = (_read_wide_colour(path, scaling, orientation) if wide else None) or to_8bit(img, scaling)
     if mode is not None and img.mode != mode:
         img = img.convert(mode)
     return img
+
+
+def _dicom_image(path: Path, mode: str | None) -> Image.Image:
+    img = Image.fromarray(to_uint8(read_dicom(path), "minmax"))  # (H, W) -> "L", (H, W, 3) -> "RGB"
+    return img if mode is None or img.mode == mode else img.convert(mode)
 
 
 def check_image(path: str | os.PathLike) -> str | None:

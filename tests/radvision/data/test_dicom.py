@@ -131,3 +131,47 @@ def test_missing_pydicom_says_how_to_install(tmp_path, monkeypatch, write_dicom)
     monkeypatch.setattr(builtins, "__import__", no_pydicom)
     with pytest.raises(RadvisionError, match="needs pydicom: pip install"):
         load_image(path)
+
+
+def test_presentation_lut_shape_inverse_is_inverted_like_monochrome1(tmp_path, write_dicom):
+    a = np.asarray(load_image(write_dicom(tmp_path / "inv.dcm", ramp(), PresentationLUTShape="INVERSE")))
+    assert a[0, 0] == 255 and a[0, -1] == 0
+    # DX files mark MONOCHROME1 with INVERSE as well: one inversion, not two
+    both = write_dicom(tmp_path / "m1inv.dcm", ramp(), photometric="MONOCHROME1", PresentationLUTShape="INVERSE")
+    assert np.asarray(load_image(both))[0, 0] == 255
+
+
+def test_an_image_all_beyond_its_window_is_white_or_black_as_a_viewer_shows_it(tmp_path, write_dicom):
+    flat = np.full((4, 8), 3000, dtype=np.uint16)
+    above = write_dicom(tmp_path / "above.dcm", flat, WindowCenter=100, WindowWidth=200)
+    assert (np.asarray(load_image(above)) == 255).all()
+    below = write_dicom(tmp_path / "below.dcm", flat, WindowCenter=4000, WindowWidth=200)
+    assert (np.asarray(load_image(below)) == 0).all()
+    mono1 = write_dicom(tmp_path / "m1.dcm", flat, photometric="MONOCHROME1", WindowCenter=4000, WindowWidth=200)
+    assert (np.asarray(load_image(mono1)) == 255).all()
+
+
+def test_files_named_dcm_that_are_no_dicom_say_so(tmp_path):
+    for name, data in (("text.dcm", b"hello, not an image\n" * 10), ("empty.dcm", b""),
+                       ("zeros.dcm", bytes(5_000_000))):  # an interrupted download: fast, and named as such
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(RadvisionError, match=f"{name} is not a DICOM file"):
+            load_image(tmp_path / name)
+
+
+def test_a_dicom_file_under_an_image_extension_is_read(tmp_path, write_dicom):
+    path = write_dicom(tmp_path / "x.png", ramp())
+    assert np.asarray(load_image(path)).shape == (4, 8)
+
+
+def test_folder_listing_does_not_open_named_pipes(tmp_path, write_dicom):
+    import os
+    import threading
+
+    write_dicom(tmp_path / "x.dcm", ramp())
+    os.mkfifo(tmp_path / "PIPE")  # opening it for reading would wait for a writer for ever
+    found = []
+    t = threading.Thread(target=lambda: found.extend(image_files(tmp_path)), daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive() and [p.rsplit("/", 1)[1] for p in found] == ["x.dcm"]
