@@ -112,7 +112,8 @@ def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str 
 
     `split` scores only the gold rows of that `split` (a gold table with a split column, such as the NIH
     sample's); without it, predictions that span several splits are scored together with a warning.
-    Returns {class: AUROC, ..., "any_finding": AUROC, "mean_auroc": mean of those, "n_images": N}.
+    Returns {class: AUROC, ..., "any_finding": AUROC, "mean_auroc": mean of those class AUROCs and the
+    any-finding AUROC (one term among them, as the NIH target counts it), "n_images": N}.
     """
     from sklearn.metrics import roc_auc_score
 

@@ -132,8 +132,10 @@ def split_tables(cfg: Config) -> tuple[dict[str, Any], Any]:
         if len(parts.get("train", ())) and not len(parts.get("valid", ())):
             # e.g. CheXpert's train.csv or NIH's official train_val list: carve valid out of train by patient
             tr, va = d.split["train"], d.split["valid"]
-            parts.update(rvdata.patient_split(parts["train"], {"train": tr / (tr + va), "valid": va / (tr + va)},
+            source_train = parts["train"]
+            parts.update(rvdata.patient_split(source_train, {"train": tr / (tr + va), "valid": va / (tr + va)},
                                               cfg.runtime.seed))
+            _check_carved(parts, source_train, d.split)
     else:
         parts = rvdata.patient_split(table, d.split, cfg.runtime.seed)
     for needed in ("train", "valid"):
@@ -151,6 +153,17 @@ def split_tables(cfg: Config) -> tuple[dict[str, Any], Any]:
     out = {name: parts[name] for name in SPLITS if name in parts and len(parts[name])}
     _warn_shared_images(out)
     return out, table
+
+
+def _check_carved(parts: dict[str, Any], source_train: Any, split: dict) -> None:
+    """A valid (or train) split carved out of the source's train images by patient must not come out empty."""
+    for name in ("train", "valid"):
+        if not len(parts.get(name, ())):
+            patients = source_train.frame["patient_id"].nunique() if "patient_id" in source_train.frame else "?"
+            raise RadvisionError(
+                f"Carving train and valid out of the source's {len(source_train)} train images ({patients} patients) "
+                f"by data.split {split} left no {name!r} image; give it a larger fraction (e.g. "
+                "data.split='{train: 0.8, valid: 0.2}') or more patients.")
 
 
 def _warn_shared_images(parts: dict[str, Any]) -> None:
@@ -215,7 +228,7 @@ def _check_labels(y: np.ndarray, class_names: list[str], resuming: bool = False)
             f"No training image has a label for {', '.join(map(repr, unknown[:5]))}"
             f"{f' (and {len(unknown) - 5} more)' if len(unknown) > 5 else ''}: every value is masked (blank under "
             "data.unmentioned=masked, or uncertain under policy U-Ignore), so the model would output noise for "
-            f"them. Leave them out with data.classes (e.g. data.classes=[{', '.join(known)[:120]}]), count blanks "
+            f"them. Leave them out with data.classes (e.g. data.classes=[{', '.join(known)}]), count blanks "
             "as negatives with data.unmentioned=negative, or map uncertain labels with U-Zeros / U-Ones."
         )
         if not resuming:

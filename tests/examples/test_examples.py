@@ -401,3 +401,10 @@ def test_nih_split_without_score_is_an_argument_error(nih, capsys):
     with pytest.raises(SystemExit) as exc:
         nih.main(["--smoke", "--split", "test"])
     assert exc.value.code == 2 and "--split chooses the gold rows --score scores" in capsys.readouterr().err
+
+
+def test_chexpert_study_empty_valid_split_is_one_sentence(chexpert, tmp_path, capsys):
+    root = chexpert.make_synthetic_chexpert(tmp_path)
+    cfg = chexpert.study_config(smoke=True, data_root=root, overrides=["data.split={train: 0.99, valid: 0.01}"])
+    with pytest.raises(RadvisionError, match="left no 'valid' image; give it a larger fraction"):
+        chexpert.study_tables(cfg, "U-Ones")

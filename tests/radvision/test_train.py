@@ -251,6 +251,26 @@ def test_source_without_valid_rows_splits_valid_off_train_by_patient(tmp_path, m
     assert not set(frames[0]["patient_id"]) & set(frames[1]["patient_id"])
 
 
+def test_a_valid_split_carved_empty_out_of_the_source_train_rows_says_so(tmp_path, make_images):
+    from radvision.train import split_tables
+
+    csv = make_images(tmp_path, n=8, fractions=(1.0, 0.0, 0.0))  # the source names train rows only
+    with pytest.raises(RadvisionError, match=r"Carving train and valid out of the source's 8 train images \(8 "
+                                             r"patients\).*left no 'valid' image; give it a larger fraction"):
+        split_tables(tiny_config(tmp_path, csv, "data.split={train: 0.99, valid: 0.01}"))
+
+
+def test_the_suggested_class_list_is_whole(tmp_path, make_images):
+    csv = make_images(tmp_path, n=16)
+    frame = pd.read_csv(csv)
+    long_names = {c: c + "_with_a_rather_long_class_name_for_the_message_that_goes_on_and_on" for c in ("Bright", "Stripe")}
+    frame = frame.rename(columns=long_names).assign(Never=np.nan)
+    frame.to_csv(csv, index=False)
+    with pytest.raises(RadvisionError) as err:
+        Trainer(tiny_config(tmp_path, csv, "data.classes=[" + ",".join([*long_names.values(), "Never"]) + "]")).fit()
+    assert "data.classes=[" + ", ".join(long_names.values()) + "]" in str(err.value)
+
+
 def test_an_image_file_in_train_and_valid_under_two_patient_ids_is_warned_about(tmp_path, make_images, caplog):
     from radvision.train import split_tables
 

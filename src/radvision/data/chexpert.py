@@ -6,6 +6,7 @@ Frontal/Lateral, AP/PA, then the 14 observations coded 1 / 0 / -1 (uncertain) / 
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import Iterable
@@ -97,6 +98,27 @@ def _split_file(root: Path, split: str) -> Path | None:
     return next((root / n for n in _SPLIT_FILES[split] if (root / n).is_file()), None)
 
 
+_INFO_COLUMNS = {"Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", "_split"}
+
+
+def _check_class_columns(part: pd.DataFrame, path: Path) -> None:
+    """A CheXpert class missing from a label file is an error when another column looks like a renamed copy of
+    it ("Effusion" for "Pleural Effusion": training would silently lose the class), else a warning."""
+    missing = [c for c in CHEXPERT_CLASSES if c not in part.columns and c != "No Finding"]
+    if not missing:
+        return
+    others = [str(c) for c in part.columns if c not in _INFO_COLUMNS and c not in CHEXPERT_CLASSES]
+    lowered = {o.lower(): o for o in others}
+    for cls in missing:
+        close = difflib.get_close_matches(cls.lower(), list(lowered), n=1, cutoff=0.6) or [
+            o for o in lowered if len(o) >= 4 and (o in cls.lower() or cls.lower() in o)]
+        if close:
+            raise RadvisionError(f"{path.name} has a column {lowered[close[0]]!r} where a CheXpert label file has "
+                                 f"{cls!r}; rename it (the CheXpert classes are {', '.join(CHEXPERT_CLASSES)}).")
+    log.warning("CheXpert: %s lacks the class column(s) %s; their labels there are unknown", path.name,
+                ", ".join(map(repr, missing)))
+
+
 def read_chexpert(
     root: str | os.PathLike,
     split: str | None = None,
@@ -165,6 +187,7 @@ def read_chexpert(
         part.columns = [str(c).strip() for c in part.columns]
         if "Path" not in part:
             raise RadvisionError(f"{path.name} lacks the 'Path' column of a CheXpert label file.")
+        _check_class_columns(part, path)
         raws.append(part.assign(_split=name))
     raw = pd.concat(raws, ignore_index=True)
     available = [c for c in CHEXPERT_CLASSES if c in raw.columns or c == "No Finding"]

@@ -192,3 +192,16 @@ def test_training_from_a_config_keeps_the_readers_frontal_rows(tmp_path, helpers
                              "data.image_size=32", "data.split={train: 0.5, valid: 0.5, test: 0}", "runtime.seed=1"])
     train_ds, valid_ds, test_ds, _ = build_datasets(cfg)
     assert len(train_ds) + len(valid_ds) == 3 and len(test_ds) == 1  # the reader's frontal rows, all kept
+
+
+def test_a_renamed_class_column_is_an_error_and_a_missing_one_a_warning(tmp_path, helpers, caplog):
+    root = make_chexpert(tmp_path, helpers)
+    train = pd.read_csv(root / "train.csv")
+    train.rename(columns={"Pleural Effusion": "Effusion"}).to_csv(root / "train.csv", index=False)
+    with pytest.raises(RadvisionError, match="column 'Effusion' where a CheXpert label file has 'Pleural Effusion'"):
+        read_chexpert(root)
+    train.drop(columns=["Pleural Effusion"]).to_csv(root / "train.csv", index=False)
+    pd.read_csv(root / "valid.csv").drop(columns=["Pleural Effusion"]).to_csv(root / "valid.csv", index=False)
+    with caplog.at_level("WARNING"):
+        t = read_chexpert(root)
+    assert "Pleural Effusion" not in t.classes and "lacks the class column(s) 'Pleural Effusion'" in caplog.text
