@@ -362,6 +362,9 @@ def _or_joined(doc: Doc, mentions: list[Mention], sent_of: list[int], mi: int, s
         alternative = None
         while j < len(triggers) and triggers[j].start < b.start:
             roles = triggers[j].roles
+            if alternative is not None and _has(roles, "speculative", ("pre",)):
+                j += 1  # "atelectasis or less likely pneumonia": the second is disfavoured, the first one of two
+                continue
             if ("alternative",) not in roles or _status(roles, ("pre", "post", "both")):
                 return None  # "versus" and hedges decide for themselves; anything else is another frame
             alternative = triggers[j].start

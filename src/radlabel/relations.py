@@ -239,7 +239,7 @@ def _nearest_anatomy(mentions: list[Mention], sent_of: list[int], i: int, doc: D
         o = mentions[k]
         gap = o.start - m.end
         if gap > LOCATION_GAP and not (gap <= LOCATION_GAP + _MEASURE_GAP and doc is not None
-                                       and _measured(doc, m.end, o.start)):
+                                       and (_measured(doc, m.end, o.start) or _placing(doc, m.end, o.start))):
             break
         if o.kind in _OBS or o.kind == ABSENT:
             break
@@ -269,6 +269,21 @@ def _nearest_anatomy(mentions: list[Mention], sent_of: list[int], i: int, doc: D
 def _measured(doc: Doc, start: int, end: int) -> bool:
     """True when a distance stands between two mentions ("tip is 4 cm above the carina")."""
     return any(doc[i].lower_ in ("cm", "mm", "centimeters", "millimeters") for i in range(start, min(end, len(doc))))
+
+
+# Words of a placing predicate that may stand between a finding and its place ("consolidation is again seen in
+# the left lower lobe", "catheter tip terminates in the mid SVC", "pneumonia cannot be excluded in the ...")
+_PLACING = frozenset({
+    "is", "are", "was", "were", "again", "also", "still", "now", "seen", "noted", "present", "identified",
+    "visualized", "demonstrated", "redemonstrated", "tip", "tips", "terminates", "terminating", "ends", "ending",
+    "projects", "projecting", "courses", "coursing", "extends", "extending", "lies", "cannot", "can", "n't", "not",
+    "be", "excluded", "in", "at", "within", "over", "into", "to", "the", "level", "of", "mid", "low", "high",
+    "distal", "proximal", "expected", "region", "its", "junction"})
+
+
+def _placing(doc: Doc, start: int, end: int) -> bool:
+    """True when only the words of a placing predicate stand between two mentions."""
+    return all(doc[i].lower_ in _PLACING for i in range(start, min(end, len(doc))))
 
 
 def _fronted(mentions: list[Mention], sent_of: list[int], k: int, doc: Doc | None) -> bool:
@@ -306,6 +321,8 @@ def _sides_joined(doc: Doc, i: int) -> bool:
 
 def _modified(mentions: list[Mention], sent_of: list[int], i: int, n: int, doc: Doc | None = None) -> int | None:
     m, sent = mentions[i], sent_of[i]
+    if doc is not None and _place_of_the_finding_before(doc, m):
+        return _obs_before(mentions, sent_of, i - 1, m.start, sent)  # "no effusion on the left, small right ..."
     nxt = mentions[i + 1] if i + 1 < n and sent_of[i + 1] == sent else None
     if doc is not None and nxt is not None and nxt.kind == ANATOMY and nxt.start == m.end + 1 \
             and _sides_joined(doc, m.end):
@@ -338,6 +355,17 @@ def _modified(mentions: list[Mention], sent_of: list[int], i: int, n: int, doc: 
             break
         k -= 1
     return None
+
+
+def _place_of_the_finding_before(doc: Doc, m: Mention) -> bool:
+    """A side that closes a place phrase ("on the left," / "at the right."): it qualifies the finding before it,
+    not the next one."""
+    i = m.start
+    if m.end - i != 1 or doc[i].lower_ not in ("left", "right") or i < 2 or doc[i - 1].lower_ != "the":
+        return False
+    if doc[i - 2].lower_ not in _PLACE_WORDS | {"on"}:
+        return False
+    return m.end == len(doc) or doc[m.end].is_punct or doc[m.end].lower_ in _JOINTS
 
 
 def _obs_before(mentions: list[Mention], sent_of: list[int], k: int, limit: int, sent: int) -> int | None:

@@ -366,6 +366,11 @@ def value(pipe, text, cls):
         ("CT chest without contrast showed a nodule.", "Lung Lesion", 1.0),
         ("Chest tube placed w/o complication, residual small pneumothorax.", "Pneumothorax", 1.0),
         ("Atelectasis w/ or w/o superimposed pneumonia.", "Pneumonia", -1.0),
+        # graph review: the favoured one of "A or less likely B" is uncertain; findings out of the classes
+        ("Atelectasis or less likely pneumonia at the left base.", "Atelectasis", -1.0),
+        ("Atelectasis or less likely pneumonia at the left base.", "Pneumonia", math.nan),
+        ("Left ventricular enlargement.", "No Finding", math.nan),
+        ("Enlarged pulmonary arteries.", "No Finding", math.nan),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):

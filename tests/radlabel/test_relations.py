@@ -135,6 +135,20 @@ def _edges(text):
         # hilar and mediastinal places
         ("Right hilar mass.", ("mass", "located_at", "right hilar"), None),
         ("Left hilar mass.", ("mass", "located_at", "left hilar"), None),
+        # graph review, 2026-11-24: a place that closes a clause; "in size of"; adjectives before alternatives;
+        # placing predicates; new places
+        ("Interval placement of a left chest tube with decrease in size of the left pneumothorax.",
+         ("decrease in size", "modify", "pneumothorax"), ("decrease in size", "modify", "chest tube")),
+        ("Opacity may represent edema or atypical pneumonia.", ("opacity", "suggestive_of", "pneumonia"), None),
+        ("Consolidation is again seen in the left lower lobe.", ("consolidation", "located_at", "left lower lobe"),
+         None),
+        ("Pneumonia cannot be excluded in the right lower lobe.", ("pneumonia", "located_at", "right lower lobe"),
+         None),
+        ("Right PICC tip terminates in the low SVC.", ("picc", "located_at", "svc"), None),
+        ("Swan-Ganz catheter tip in the right pulmonary artery.",
+         ("catheter", "located_at", "right pulmonary artery"), None),
+        ("Diffuse bilateral airspace opacities consistent with ARDS.",
+         ("airspace opacities", "suggestive_of", "ards"), None),
     ],
 )
 def test_relations_in_real_sentences(text, present, absent):
@@ -173,3 +187,11 @@ def test_an_absent_finding_suggests_nothing():
 
 def test_one_list_of_alternatives_has_no_evidence_among_them():
     assert _edges("Atelectasis, aspiration, or pneumonia.") == set()  # atelectasis suggested the other two
+
+
+def test_the_place_of_an_absent_finding_stays_absent():
+    # a side that closes a place ("on the left,") qualifies the finding before it, not the next one
+    g = parse("No pleural effusion on the left, small right pleural effusion.")
+    ids = {e.id: e for e in g.entities}
+    left = next(e for e in g.entities if e.tokens == "left")
+    assert left.label == "OBS-DA" and [ids[t].label for _, t in left.relations] == ["OBS-DA"]
