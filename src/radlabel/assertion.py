@@ -96,6 +96,7 @@ class ContextEngine:
                 add(patterns, (cat, direction))
         add(rules.get("pseudo"), ("pseudo",))
         add(rules.get("terminate"), ("terminate",))
+        add(rules.get("terminate_pre"), ("terminate_pre",))
         add(rules.get("suggestive"), ("suggestive",))
         add(rules.get("alternative"), ("alternative",))
         add(rules.get("aside"), ("aside",))
@@ -226,7 +227,7 @@ class ContextEngine:
                         # "if there is concern for fracture": a hypothetical frame wins over nearer triggers.
                         best, weak = (dist, 0, status), False
                         break
-                if ("terminate",) in t.roles or ("pseudo",) in t.roles:
+                if ("terminate",) in t.roles or ("terminate_pre",) in t.roles or ("pseudo",) in t.roles:
                     framed = ("pseudo",) in t.roles
                     break
                 if t.roles is _CLAUSE_BREAK and not (

@@ -40,7 +40,7 @@ _SIDES = frozenset({"right", "left", "upper", "lower", "middle", "mid"})
 _JOINTS = frozenset({";", "and", "with", "but", "or", "while", "whereas", "although", "plus"})
 _ALTERNATIVE = frozenset({"or", "/", "and/or", "versus", "vs", "vs."})
 _HEDGES = frozenset({"likely", "probably", "possibly", "presumably"})
-_RANKING = _HEDGES | {"less", "more", "most"}  # "atelectasis or less likely pneumonia"
+_RANKING = _HEDGES | {"less", "more", "most", "atypical"}  # "atelectasis or less likely pneumonia", "or atypical pneumonia"
 _WHOLE_LIST_LINKS = frozenset({"consistent", "compatible", "suggestive", "in", "findings"})  # "in keeping with"
 _HEDGE_GAP = _PLACE_WORDS | {",", "the", "of"}  # what may lie between a finding and a bare hedge that links it
 
@@ -322,7 +322,9 @@ def _sides_joined(doc: Doc, i: int) -> bool:
 def _modified(mentions: list[Mention], sent_of: list[int], i: int, n: int, doc: Doc | None = None) -> int | None:
     m, sent = mentions[i], sent_of[i]
     if doc is not None and _place_of_the_finding_before(doc, m):
-        return _obs_before(mentions, sent_of, i - 1, m.start, sent)  # "no effusion on the left, small right ..."
+        before = _obs_before(mentions, sent_of, i - 1, m.start, sent)  # "no effusion on the left, small right ..."
+        if before is not None:  # else a fronted place: "On the left, small pleural effusion."
+            return before
     nxt = mentions[i + 1] if i + 1 < n and sent_of[i + 1] == sent else None
     if doc is not None and nxt is not None and nxt.kind == ANATOMY and nxt.start == m.end + 1 \
             and _sides_joined(doc, m.end):

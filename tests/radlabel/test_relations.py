@@ -195,3 +195,12 @@ def test_the_place_of_an_absent_finding_stays_absent():
     ids = {e.id: e for e in g.entities}
     left = next(e for e in g.entities if e.tokens == "left")
     assert left.label == "OBS-DA" and [ids[t].label for _, t in left.relations] == ["OBS-DA"]
+
+
+def test_a_fronted_side_still_qualifies_the_finding_after_it():
+    assert ("left", "modify", "pleural effusion") in _edges("On the left, small pleural effusion.")
+
+
+def test_atypical_for_is_no_modifier():
+    g = parse("Appearance is atypical for pneumonia.")
+    assert [e.tokens for e in g.entities if e.modifier] == []
