@@ -147,6 +147,7 @@ class ContextEngine:
             else:
                 found.append(Trigger(s, e, roles))
         keep, taken = _longest_first(found)
+        breaks.extend(_measured_items(doc))
         ends = [t for t in keep if _CLAUSE_END in t.roles]
         if ends:
             breaks.extend(self._present_breaks(doc, ends, taken))
@@ -512,6 +513,19 @@ def _shorthands(phrase: str) -> set[str]:
     if "without" not in words:
         return {phrase}
     return {" ".join(p) for p in product(*(_SHORTHAND.get(w, (w,)) for w in words))}
+
+
+_UNITS = frozenset({"cm", "mm", "centimeter", "centimeters", "millimeter", "millimeters"})
+
+
+def _measured_items(doc: Doc) -> list[int]:
+    """Commas before a measured finding start its own clause, as a size word does ("no consolidation, 2 cm nodule
+    in the right upper lobe"); most reports measure nothing, so the text is checked first."""
+    text = doc.text
+    if "cm" not in text and "mm" not in text:
+        return []
+    return [i for i in range(len(doc) - 2) if doc[i].text == "," and doc[i + 1].like_num
+            and doc[i + 2].lower_ in _UNITS]
 
 
 def _ends_a_place(doc: Doc, i: int) -> bool:

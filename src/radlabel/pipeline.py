@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +33,35 @@ log = logging.getLogger(__name__)
 
 SECTION_NAMES = sorted(set(CANONICAL.values()) | {"preamble"})
 _STATUS_LABEL = {PRESENT: "OBS-DP", S_ABSENT: "OBS-DA", UNCERTAIN: "OBS-U", HYPOTHETICAL: "OBS-U"}
+
+
+_BARE_HEDGES = frozenset({"likely", "probably", "possibly", "presumably"})
+
+
+def _negated_suggestions(doc, mentions, msent, links, lsent, status: dict, absent: set) -> set[int]:
+    """Diagnoses that a negated finding would have suggested are absent too ("no focal consolidation concerning
+    for pneumonia", "no nodules suspicious for malignancy": NegBio passes the negation on), not uncertain.
+    Only a linking phrase right after the negated finding counts: a bare hedge after a comma is a new clause
+    ("no pneumothorax, likely atelectasis")."""
+    out = set()
+    starts = [m.start for m in mentions]
+    for t, ts in zip(links, lsent, strict=True):
+        if t.end - t.start == 1 and doc[t.start].lower_ in _BARE_HEDGES:
+            continue
+        k = bisect_left(starts, t.start) - 1
+        while k >= 0 and mentions[k].kind == MODIFIER:
+            k -= 1
+        if k < 0 or k not in absent or msent[k] != ts or t.start - mentions[k].end > 1 \
+                or any(doc[i].is_punct for i in range(mentions[k].end, t.start)):
+            continue
+        b = bisect_left(starts, t.end)
+        while b < len(mentions) and mentions[b].kind in (MODIFIER, ANATOMY):
+            b += 1
+        if b < len(mentions) and msent[b] == ts and mentions[b].start - t.end <= 2 \
+                and status.get(b) in (UNCERTAIN, HYPOTHETICAL):
+            status[b] = S_ABSENT
+            out.add(b)
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -179,6 +208,8 @@ class Pipeline:
         status = dict(zip(obs_idx, statuses, strict=True))
         tokens, remap = _tokens(doc)
         absent = {i for i, st in status.items() if st == S_ABSENT} | {i for i, m in enumerate(mentions) if m.kind == ABSENT}
+        if links and absent:
+            absent |= _negated_suggestions(doc, mentions, msent, links, lsent, status, absent)
         # the sentences that may list alternatives ("or", "versus"; any sentence when a "/" may join two)
         alternatives = None if "/" in ntext else {k for t, k in zip(triggers, tsent, strict=True)
                                                   if ("alternative",) in t.roles}

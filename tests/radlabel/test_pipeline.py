@@ -397,6 +397,10 @@ def value(pipe, text, cls):
         ("Kerley lines as above.", "Support Devices", math.nan),
         ("Skin fold line as above.", "Support Devices", math.nan),
         ("Basal collapse of T12.", "Atelectasis", math.nan),
+        ("No focal consolidation concerning for pneumonia.", "Pneumonia", 0.0),
+        ("No pneumothorax, likely atelectasis.", "Atelectasis", -1.0),  # a bare hedge after a comma is new
+        ("Consolidation concerning for pneumonia.", "Pneumonia", -1.0),
+        ("Micronodules in both lungs.", "Lung Lesion", 1.0),
         ("A nasogastric tube should be placed.", "Support Devices", math.nan),
         ("No acute fracture, old left rib fractures.", "Fracture", 1.0),
         ("Bilateral pleural effusions with bibasal collapse.", "Atelectasis", 1.0),
@@ -489,6 +493,14 @@ def test_chestxray14_schema():
         ("Bilateral apical caps.", "Pleural_Thickening", 1.0),
         ("RUL collapse.", "Atelectasis", 1.0),
         ("Status post repair of hiatal hernia.", "Hernia", 0.0),
+        # chestxray14 review, 2026-11-24
+        ("Heart size and pulmonary vascularity appear within normal limits.", "Cardiomegaly", 0.0),
+        ("Micronodules in the upper lobes.", "Nodule", 1.0),
+        ("No consolidation, 2 cm nodule.", "Nodule", 1.0),  # a measurement starts a new item, as a size word
+        ("No consolidation, 3 cm mass in the left upper lobe.", "Mass", 1.0),
+        ("No nodules concerning for malignancy.", "Mass", 0.0),  # the negation passes to what it would suggest
+        ("No findings suggestive of pneumonia.", "Pneumonia", 0.0),
+        ("Mass effect on the trachea.", "No Finding", math.nan),
         ("The cardiac, mediastinal and hilar contours are normal.", "Cardiomegaly", 0.0),  # MIMIC's template
         ("Normal size of the cardiac silhouette.", "Cardiomegaly", 0.0),
         ("PNEUMONIA CANNOT BE EXCLUDED.", "Pneumonia", -1.0),
