@@ -17,6 +17,7 @@ aggregator does not count.
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_left
 from dataclasses import dataclass
 from functools import cache
@@ -128,9 +129,10 @@ class ContextEngine:
         """Non-overlapping triggers (longest first), in token order, and the clause breaks between them."""
         return self.triggers_and_links(doc)[0]
 
-    def triggers_and_links(self, doc: Doc) -> tuple[list[Trigger], list[Trigger]]:
+    def triggers_and_links(self, doc: Doc, text: str | None = None) -> tuple[list[Trigger], list[Trigger]]:
         """The triggers, and apart from them the phrases that link two observations ("concerning for"):
-        a link never hides a hedge it overlaps ("likely representing" is both), nor the other way round."""
+        a link never hides a hedge it overlaps ("likely representing" is both), nor the other way round.
+        ``text``: the doc's text when the caller has it (``doc.text`` rebuilds it from the tokens)."""
         found, breaks, links = [], [], []
         for mid, s, e in self.matcher(doc):
             roles = self._roles[mid]
@@ -147,7 +149,7 @@ class ContextEngine:
             else:
                 found.append(Trigger(s, e, roles))
         keep, taken = _longest_first(found)
-        breaks.extend(_measured_items(doc))
+        breaks.extend(_measured_items(doc, doc.text if text is None else text))
         ends = [t for t in keep if _CLAUSE_END in t.roles]
         if ends:
             breaks.extend(self._present_breaks(doc, ends, taken))
@@ -516,13 +518,13 @@ def _shorthands(phrase: str) -> set[str]:
 
 
 _UNITS = frozenset({"cm", "mm", "centimeter", "centimeters", "millimeter", "millimeters"})
+_COMMA_MEASURE = re.compile(r",\s*\d[\d.]*\s*(?:cm|mm|centimet|millimet)", re.IGNORECASE)
 
 
-def _measured_items(doc: Doc) -> list[int]:
+def _measured_items(doc: Doc, text: str) -> list[int]:
     """Commas before a measured finding start its own clause, as a size word does ("no consolidation, 2 cm nodule
     in the right upper lobe"); most reports measure nothing, so the text is checked first."""
-    text = doc.text
-    if "cm" not in text and "mm" not in text:
+    if _COMMA_MEASURE.search(text) is None:
         return []
     return [i for i in range(len(doc) - 2) if doc[i].text == "," and doc[i + 1].like_num
             and doc[i + 2].lower_ in _UNITS]

@@ -199,7 +199,7 @@ class Pipeline:
         mentions, msent = in_sentences(self._mentions(doc))
         if not mentions:
             return ReportGraph(text, _tokens(doc)[0], [], sections, graph_sentences)
-        found, found_links = self._context.triggers_and_links(doc)
+        found, found_links = self._context.triggers_and_links(doc, ntext)
         triggers, tsent = in_sentences(found)
         links, lsent = in_sentences(found_links)
         obs_idx = [i for i, m in enumerate(mentions) if m.kind not in (ANATOMY, MODIFIER, ABSENT)]
