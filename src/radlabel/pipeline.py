@@ -42,7 +42,8 @@ def _negated_suggestions(doc, mentions, msent, links, lsent, status: dict, absen
     """Diagnoses that a negated finding would have suggested are absent too ("no focal consolidation concerning
     for pneumonia", "no nodules suspicious for malignancy": NegBio passes the negation on), not uncertain.
     Only a linking phrase right after the negated finding counts: a bare hedge after a comma is a new clause
-    ("no pneumothorax, likely atelectasis")."""
+    ("no pneumothorax, likely atelectasis"), and a finding present before it in the sentence is the one that
+    suggests ("opacity without effusion, concerning for pneumonia")."""
     out = set()
     starts = [m.start for m in mentions]
     for t, ts in zip(links, lsent, strict=True):
@@ -54,6 +55,11 @@ def _negated_suggestions(doc, mentions, msent, links, lsent, status: dict, absen
         if k < 0 or k not in absent or msent[k] != ts or t.start - mentions[k].end > 1 \
                 or any(doc[i].is_punct for i in range(mentions[k].end, t.start)):
             continue
+        j = k - 1
+        while j >= 0 and msent[j] == ts and status.get(j) not in (PRESENT, UNCERTAIN):
+            j -= 1
+        if j >= 0 and msent[j] == ts:
+            continue  # "opacity without effusion concerning for pneumonia": the opacity is what suggests it
         b = bisect_left(starts, t.end)
         while b < len(mentions) and mentions[b].kind in (MODIFIER, ANATOMY):
             b += 1

@@ -401,6 +401,11 @@ def value(pipe, text, cls):
         ("No pneumothorax, likely atelectasis.", "Atelectasis", -1.0),  # a bare hedge after a comma is new
         ("Consolidation concerning for pneumonia.", "Pneumonia", -1.0),
         ("Micronodules in both lungs.", "Lung Lesion", 1.0),
+        # third regression hunt: a present finding before "without X" is what suggests the diagnosis
+        ("Right lower lobe opacity without volume loss concerning for pneumonia.", "Pneumonia", -1.0),
+        ("Bibasilar opacities without pleural effusion likely representing atelectasis.", "Atelectasis", -1.0),
+        ("Lungs are clear without focal consolidation concerning for pneumonia.", "Pneumonia", 0.0),
+        ("No effusion or consolidation concerning for pneumonia.", "Pneumonia", 0.0),
         ("A nasogastric tube should be placed.", "Support Devices", math.nan),
         ("No acute fracture, old left rib fractures.", "Fracture", 1.0),
         ("Bilateral pleural effusions with bibasal collapse.", "Atelectasis", 1.0),
