@@ -22,7 +22,7 @@ from radlabel.errors import RadlabelError
 from radlabel.graph import Entity, ReportGraph
 from radlabel.mentions import ABSENT, ANATOMY, MODIFIER, MentionMatcher
 from radlabel.normalize import normalize
-from radlabel.relations import MODIFY, find_relations
+from radlabel.relations import BARE_HEDGES, MODIFY, find_relations
 from radlabel.schema import Schema, load_schema
 from radlabel.sections import CANONICAL, canonical_section, find_sections
 from radlabel.sentences import split_sentences
@@ -35,9 +35,6 @@ SECTION_NAMES = sorted(set(CANONICAL.values()) | {"preamble"})
 _STATUS_LABEL = {PRESENT: "OBS-DP", S_ABSENT: "OBS-DA", UNCERTAIN: "OBS-U", HYPOTHETICAL: "OBS-U"}
 
 
-_BARE_HEDGES = frozenset({"likely", "probably", "possibly", "presumably"})
-
-
 def _negated_suggestions(doc, mentions, msent, links, lsent, status: dict, absent: set) -> set[int]:
     """Diagnoses that a negated finding would have suggested are absent too ("no focal consolidation concerning
     for pneumonia", "no nodules suspicious for malignancy": NegBio passes the negation on), not uncertain.
@@ -47,7 +44,7 @@ def _negated_suggestions(doc, mentions, msent, links, lsent, status: dict, absen
     out = set()
     starts = [m.start for m in mentions]
     for t, ts in zip(links, lsent, strict=True):
-        if t.end - t.start == 1 and doc[t.start].lower_ in _BARE_HEDGES:
+        if t.end - t.start == 1 and doc[t.start].lower_ in BARE_HEDGES:
             continue
         k = bisect_left(starts, t.start) - 1
         while k >= 0 and mentions[k].kind == MODIFIER:

@@ -25,7 +25,7 @@ from spacy.tokens import Doc
 from radlabel.assertion import Trigger
 from radlabel.mentions import ABSENT, ANATOMY, DESCRIPTIVE, MODIFIER, OBSERVATION, OTHER, Mention
 
-__all__ = ["find_relations", "LOCATED_AT", "MODIFY", "SUGGESTIVE_OF"]
+__all__ = ["BARE_HEDGES", "find_relations", "LOCATED_AT", "MODIFY", "SUGGESTIVE_OF"]
 
 LOCATED_AT, MODIFY, SUGGESTIVE_OF = "located_at", "modify", "suggestive_of"
 _OBS = (OBSERVATION, OTHER)
@@ -39,8 +39,8 @@ _PLACE_WORDS = frozenset({"in", "at", "within", "along", "over", "throughout", "
 _SIDES = frozenset({"right", "left", "upper", "lower", "middle", "mid"})
 _JOINTS = frozenset({";", "and", "with", "but", "or", "while", "whereas", "although", "plus"})
 _ALTERNATIVE = frozenset({"or", "/", "and/or", "versus", "vs", "vs."})
-_HEDGES = frozenset({"likely", "probably", "possibly", "presumably"})
-_RANKING = _HEDGES | {"less", "more", "most", "atypical"}  # "atelectasis or less likely pneumonia", "or atypical pneumonia"
+BARE_HEDGES = frozenset({"likely", "probably", "possibly", "presumably"})  # a one-word link that is also a hedge
+_RANKING = BARE_HEDGES | {"less", "more", "most", "atypical"}  # "atelectasis or less likely pneumonia", "or atypical pneumonia"
 _WHOLE_LIST_LINKS = frozenset({"consistent", "compatible", "suggestive", "in", "findings"})  # "in keeping with"
 _HEDGE_GAP = _PLACE_WORDS | {",", "the", "of"}  # what may lie between a finding and a bare hedge that links it
 
@@ -129,7 +129,7 @@ def _hedge_reaches(mentions: list[Mention], doc: Doc | None, a: int, link: Trigg
     """False when `link` is a bare hedge ("likely") that does not follow finding `a` closely: it hedges
     what comes next ("cardiomegaly and likely effusion", "pneumothorax is not seen, likely atelectasis").
     Only commas and places may come between ("opacity at the left base, likely atelectasis")."""
-    if doc is None or link.end - link.start != 1 or doc[link.start].lower_ not in _HEDGES:
+    if doc is None or link.end - link.start != 1 or doc[link.start].lower_ not in BARE_HEDGES:
         return True
     words = {i: doc[i].lower_ for i in range(mentions[a].end, link.start)}
     j = a + 1
