@@ -97,7 +97,7 @@ def study_config(
 
 def study_tables(cfg: Any, policy: str) -> dict[str, Any]:
     """train / valid (patient split of train.csv, train downsampled) and test (official valid.csv)."""
-    from radvision.data import downsample, patient_split, read_chexpert
+    from radvision.data import downsample, patient_split, read_chexpert, require_train_and_valid
     from radvision.errors import RadvisionError
 
     d = cfg.data
@@ -111,12 +111,7 @@ def study_tables(cfg: Any, policy: str) -> dict[str, Any]:
     fractions = {k: v for k, v in d.split.items() if k in ("train", "valid")}
     total = sum(fractions.values())
     parts = patient_split(train_all, {k: v / total for k, v in fractions.items()}, cfg.runtime.seed)
-    for needed in ("train", "valid"):
-        if not len(parts.get(needed, ())):
-            raise RadvisionError(
-                f"Splitting train.csv's {len(train_all)} images by patient with data.split {d.split} left no "
-                f"{needed!r} image; give it a larger fraction (e.g. data.split='{{train: 0.8, valid: 0.2}}') "
-                "or more patients.")
+    require_train_and_valid(parts, f"Splitting train.csv's {len(train_all)} images by patient with data.split {d.split}")
     if d.downsample:
         parts["train"] = downsample(parts["train"], d.downsample, cfg.runtime.seed)
     parts["test"] = read_chexpert(

@@ -29,7 +29,7 @@ def as_floats(values, name: str) -> np.ndarray:
     columns, ``None``) as NaN; text that is not a number is a RadvisionError naming ``name``."""
     try:
         if isinstance(values, (pd.DataFrame, pd.Series)):
-            return values.astype(object).where(values.notna(), np.nan).to_numpy(dtype=float)
+            return values.to_numpy(dtype=float, na_value=np.nan)
         return np.asarray(values, dtype=float)
     except (TypeError, ValueError) as exc:
         raise RadvisionError(f"{name} must hold numbers (or NaN for unknown): {exc}.") from None

@@ -135,7 +135,9 @@ def split_tables(cfg: Config) -> tuple[dict[str, Any], Any]:
             source_train = parts["train"]
             parts.update(rvdata.patient_split(source_train, {"train": tr / (tr + va), "valid": va / (tr + va)},
                                               cfg.runtime.seed))
-            _check_carved(parts, source_train, d.split)
+            patients = source_train.frame["patient_id"].nunique() if "patient_id" in source_train.frame else "?"
+            rvdata.require_train_and_valid(parts, f"Carving train and valid out of the source's {len(source_train)} "
+                                                  f"train images ({patients} patients) by data.split {d.split}")
     else:
         parts = rvdata.patient_split(table, d.split, cfg.runtime.seed)
     for needed in ("train", "valid"):
@@ -153,17 +155,6 @@ def split_tables(cfg: Config) -> tuple[dict[str, Any], Any]:
     out = {name: parts[name] for name in SPLITS if name in parts and len(parts[name])}
     _warn_shared_images(out)
     return out, table
-
-
-def _check_carved(parts: dict[str, Any], source_train: Any, split: dict) -> None:
-    """A valid (or train) split carved out of the source's train images by patient must not come out empty."""
-    for name in ("train", "valid"):
-        if not len(parts.get(name, ())):
-            patients = source_train.frame["patient_id"].nunique() if "patient_id" in source_train.frame else "?"
-            raise RadvisionError(
-                f"Carving train and valid out of the source's {len(source_train)} train images ({patients} patients) "
-                f"by data.split {split} left no {name!r} image; give it a larger fraction (e.g. "
-                "data.split='{train: 0.8, valid: 0.2}') or more patients.")
 
 
 def _warn_shared_images(parts: dict[str, Any]) -> None:

@@ -19,7 +19,13 @@ from radvision.data.imbalance import class_weights, downsample, pos_weight, samp
 from radvision.data.mimic import read_mimic
 from radvision.data.nih import NIH_CLASSES, read_nih
 from radvision.data.openi import OPENI_TERM_MAP, read_openi
-from radvision.data.splits import assert_patient_disjoint, patient_kfold, patient_split, source_splits
+from radvision.data.splits import (
+    assert_patient_disjoint,
+    patient_kfold,
+    patient_split,
+    require_train_and_valid,
+    source_splits,
+)
 from radvision.data.table import POLICIES, SPLITS, UNMENTIONED, LabelTable, apply_policy, validate_table
 
 if TYPE_CHECKING:
@@ -65,6 +71,7 @@ __all__ = [
     "read_nih",
     "read_openi",
     "sample_weights",
+    "require_train_and_valid",
     "source_splits",
     "validate_table",
     "weighted_sampler",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -28,9 +29,7 @@ _MAGIC_OFFSET, _MAGIC = 128, b"DICM"  # the Part 10 file preamble, then "DICM"
 def is_dicom(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a DICOM file: a DICOM extension, or the "DICM" marker of a Part 10 file
     (PACS exports often have no extension at all). Only regular files are opened (a named pipe would block)."""
-    if os.fspath(path).lower().endswith(DICOM_EXTENSIONS):
-        return True
-    return _has_marker(path)
+    return os.fspath(path).lower().endswith(DICOM_EXTENSIONS) or _head(path)[_MAGIC_OFFSET:] == _MAGIC
 
 
 def _head(path: str | os.PathLike) -> bytes:
@@ -42,10 +41,6 @@ def _head(path: str | os.PathLike) -> bytes:
             return f.read(_MAGIC_OFFSET + len(_MAGIC))
     except OSError:
         return b""
-
-
-def _has_marker(path: str | os.PathLike) -> bool:
-    return _head(path)[_MAGIC_OFFSET:] == _MAGIC
 
 
 def _looks_like_dicom(path: str | os.PathLike) -> bool:
@@ -114,11 +109,11 @@ def read_dicom(path: str | os.PathLike) -> np.ndarray:
 
 
 def _window_centre(ds) -> float | None:
-    """The first Window Center of the file, None without one."""
+    """The first Window Center of the file (it may list several), None without one."""
     centre = ds.get("WindowCenter")
-    if centre is None:
-        return None
+    if isinstance(centre, Sequence) and not isinstance(centre, str):  # pydicom's MultiValue
+        centre = centre[0] if len(centre) else None
     try:
-        return float(centre[0] if getattr(centre, "VM", 1) > 1 or isinstance(centre, (list, tuple)) else centre)
-    except (TypeError, ValueError, IndexError):
+        return None if centre is None else float(centre)
+    except (TypeError, ValueError):
         return None

@@ -10,7 +10,7 @@ import numpy as np
 from radvision.data.table import SPLITS, LabelTable, require_patient_ids
 from radvision.errors import RadvisionError
 
-__all__ = ["assert_patient_disjoint", "patient_kfold", "patient_split", "source_splits"]
+__all__ = ["assert_patient_disjoint", "patient_kfold", "patient_split", "require_train_and_valid", "source_splits"]
 
 log = logging.getLogger(__name__)
 
@@ -103,3 +103,12 @@ def assert_patient_disjoint(splits: Mapping[str, LabelTable]) -> None:
             other = seen.setdefault(pid, name)
             if other != name:
                 raise RadvisionError(f"Patient {pid!r} appears in both the {other!r} and {name!r} splits.")
+
+
+def require_train_and_valid(parts: Mapping[str, LabelTable], how: str) -> None:
+    """A RadvisionError when a split left train or valid empty (few patients, or one patient holding most
+    images); ``how`` says what was split and how ("Splitting train.csv's 12 images by patient with ...")."""
+    for name in ("train", "valid"):
+        if not len(parts.get(name, ())):
+            raise RadvisionError(f"{how} left no {name!r} image; give it a larger fraction (e.g. "
+                                 "data.split='{train: 0.8, valid: 0.2}') or more patients.")

@@ -175,3 +175,9 @@ def test_folder_listing_does_not_open_named_pipes(tmp_path, write_dicom):
     t.start()
     t.join(10)
     assert not t.is_alive() and [p.rsplit("/", 1)[1] for p in found] == ["x.dcm"]
+
+
+def test_a_saturated_image_with_several_windows_uses_the_first(tmp_path, write_dicom):
+    flat = np.full((4, 8), 3000, dtype=np.uint16)
+    path = write_dicom(tmp_path / "multi.dcm", flat, WindowCenter=[100, 4000], WindowWidth=[200, 200])
+    assert (np.asarray(load_image(path)) == 255).all()  # above the first window, as a viewer's default shows it
