@@ -144,7 +144,7 @@ class ContextEngine:
                 # not inside a word ("non-enlarged") nor inside one phrase ("no right and left effusions"); a
                 # place that ends a phrase is no such adjective ("no pneumothorax on the left, small right ...")
                 if _stands_alone(doc, s) and not (s and doc[s - 1].lower_ in self._break_starts
-                                                  and not _ends_a_place(doc, s - 1)):
+                                                  and not side_closing_place(doc, s - 1)):
                     breaks.append(s)
             else:
                 found.append(Trigger(s, e, roles))
@@ -530,11 +530,15 @@ def _measured_items(doc: Doc, text: str) -> list[int]:
             and doc[i + 2].lower_ in _UNITS]
 
 
-def _ends_a_place(doc: Doc, i: int) -> bool:
-    """Token `i` is the side of "on / at / in the left": a place that ends its phrase, not an adjective of the
-    next finding ("resolution of the small, left effusion" keeps one finding)."""
+_PLACE_OPENERS = frozenset({"on", "at", "in", "within", "along", "over", "throughout", "near", "or", "and"})
+
+
+def side_closing_place(doc: Doc, i: int) -> bool:
+    """Token `i` is the side of "on / at / in (or / and) the left": a place that ends its phrase and belongs
+    to the finding before it, not an adjective of the next one ("resolution of the small, left effusion" is
+    one finding). Shared by the clause breaks here and the modifier links of `radlabel.relations`."""
     return (doc[i].lower_ in ("left", "right") and i > 1 and doc[i - 1].lower_ == "the"
-            and doc[i - 2].lower_ in ("on", "at", "in", "or", "and"))
+            and doc[i - 2].lower_ in _PLACE_OPENERS)
 
 
 def _stands_alone(doc: Doc, i: int) -> bool:

@@ -22,7 +22,7 @@ from bisect import bisect_left
 
 from spacy.tokens import Doc
 
-from radlabel.assertion import Trigger
+from radlabel.assertion import Trigger, side_closing_place
 from radlabel.mentions import ABSENT, ANATOMY, DESCRIPTIVE, MODIFIER, OBSERVATION, OTHER, Mention
 
 __all__ = ["BARE_HEDGES", "find_relations", "LOCATED_AT", "MODIFY", "SUGGESTIVE_OF"]
@@ -362,10 +362,7 @@ def _modified(mentions: list[Mention], sent_of: list[int], i: int, n: int, doc: 
 def _place_of_the_finding_before(doc: Doc, m: Mention) -> bool:
     """A side that closes a place phrase ("on the left," / "at the right."): it qualifies the finding before it,
     not the next one."""
-    i = m.start
-    if m.end - i != 1 or doc[i].lower_ not in ("left", "right") or i < 2 or doc[i - 1].lower_ != "the":
-        return False
-    if doc[i - 2].lower_ not in _PLACE_WORDS | {"on"}:
+    if m.end - m.start != 1 or not side_closing_place(doc, m.start):
         return False
     return m.end == len(doc) or doc[m.end].is_punct or doc[m.end].lower_ in _JOINTS
 
