@@ -11,7 +11,6 @@ possibility; otherwise blank.
 from __future__ import annotations
 
 import math
-from functools import cache
 
 from radlabel.graph import ReportGraph
 from radlabel.schema import Schema
@@ -49,7 +48,7 @@ def aggregate(graph: ReportGraph, schema: Schema) -> dict[str, float]:
     # "Right lower lobe atelectasis. The left lung is clear." / "clear except for atelectasis" / "otherwise clear":
     # a normal statement about the rest does not deny the parent of a finding reported present or uncertain
     # (Lung Opacity over Atelectasis). The parent is left blank, not filled from the child.
-    parent = _parents(schema)
+    parent = schema.parent_of
     for name, value in values.items():
         up = parent.get(name) if value != 0.0 else None
         while up is not None:
@@ -61,8 +60,3 @@ def aggregate(graph: ReportGraph, schema: Schema) -> dict[str, float]:
         found = any(v in (1.0, -1.0) for k, v in values.items() if k not in ignore and k in out)
         out[schema.no_finding] = math.nan if (found or other_finding) else 1.0
     return out
-
-
-@cache
-def _parents(schema: Schema) -> dict[str, str | None]:
-    return {c.name: c.parent for c in schema.classes}

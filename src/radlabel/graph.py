@@ -25,7 +25,7 @@ LABELS = ("ANAT-DP", "OBS-DP", "OBS-U", "OBS-DA")
 RELATIONS = ("located_at", "modify", "suggestive_of")
 
 
-@dataclass
+@dataclass(slots=True)  # about 11 per report: slots make them faster to build and smaller
 class Entity:
     """One RadGraph entity; ``classes`` are the schema classes an observation counts for."""
 

@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,8 @@ MAX_CHARS = 100_000
 #: Rows handed to a worker process at a time: big enough to amortise pickling, small enough to
 #: keep every worker busy and memory flat.
 BATCH_SIZE = 500
+REPEAT_CACHE_SIZE = 2048  # reports of at most REPEAT_CACHE_CHARS characters whose results are kept for repeats
+REPEAT_CACHE_CHARS = 2000
 
 ERR_MISSING = "missing report"
 ERR_EMPTY = "empty report"
@@ -127,13 +129,10 @@ def _label_batch(pipeline: Pipeline, texts: Sequence[Any], ids: Sequence[Any] | 
         graph_json = "null"
         if text is not None:
             try:
-                if want_graphs:
-                    graph = pipeline.parse(text)
-                    labels = aggregate(graph, pipeline.schema)
-                    graph_json = graph.to_json()
+                if len(text) <= REPEAT_CACHE_CHARS:
+                    values[i], graph_json = _label_repeatable(pipeline, text, want_graphs)
                 else:
-                    labels = pipeline.label(text)
-                values[i] = [labels.get(c, np.nan) for c in classes]
+                    values[i], graph_json = _label_one(pipeline, text, want_graphs)
             except Exception as exc:  # one bad report must not stop a corpus: record it and go on
                 logger.debug("report %d could not be labeled", i, exc_info=True)
                 error = f"could not be labeled: {type(exc).__name__}: {exc}"[:300]
@@ -144,6 +143,22 @@ def _label_batch(pipeline: Pipeline, texts: Sequence[Any], ids: Sequence[Any] | 
             rid = _json_id(ids[i]) if ids is not None else None
             graphs.append(f'{{"id": {json.dumps(rid)}, "error": {json.dumps(error)}, "graph": {graph_json}}}')
     return _Batch(values, errors, graphs)
+
+
+def _label_one(pipeline: Pipeline, text: str, want_graph: bool) -> tuple[tuple[float, ...], str]:
+    """The class values of one report, in schema order, and its graph's JSON ("null" when not wanted)."""
+    if want_graph:
+        graph = pipeline.parse(text)
+        labels, graph_json = aggregate(graph, pipeline.schema), graph.to_json()
+    else:
+        labels, graph_json = pipeline.label(text), "null"
+    return tuple(labels.get(c, math.nan) for c in pipeline.schema.class_names), graph_json
+
+
+# Corpora repeat reports word for word (templated normal studies; 17% of IU X-ray's reports are repeats):
+# each process labels such a text once and reuses the result while it stays among the recent ones. Bounded in
+# count and text length, so the cache holds a few MB at most.
+_label_repeatable = lru_cache(maxsize=REPEAT_CACHE_SIZE)(_label_one)
 
 
 # One Pipeline per worker process, built once by the pool initializer.

@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import spacy
+from spacy.attrs import IDX
 from spacy.symbols import ORTH
 
 from radlabel.aggregate import aggregate
@@ -32,6 +33,7 @@ __all__ = ["Pipeline", "parse", "get_pipeline", "SECTION_NAMES"]
 log = logging.getLogger(__name__)
 
 SECTION_NAMES = sorted(set(CANONICAL.values()) | {"preamble"})
+_ORTH_IDX = [ORTH, IDX]
 _STATUS_LABEL = {PRESENT: "OBS-DP", S_ABSENT: "OBS-DA", UNCERTAIN: "OBS-U", HYPOTHETICAL: "OBS-U"}
 
 
@@ -176,18 +178,22 @@ class Pipeline:
                     sent_section.append(s.name)
         doc = self._make_doc(ntext)
         graph_sentences = [[to_orig(a), to_orig(b, end=True)] for a, b in sent_spans]
-        if not sent_spans or not len(doc):
-            return ReportGraph(text, _tokens(doc)[0], [], sections, graph_sentences)
+        # each token's text and character start, read from the doc's arrays once: a Token object per look-up
+        # is what costs
+        strings = doc.vocab.strings
+        orth_idx = doc.to_array(_ORTH_IDX).tolist()
+        doc_tokens = [strings[orth] for orth, _ in orth_idx]
+        tok_start = [idx for _, idx in orth_idx]
+        if not sent_spans or not doc_tokens:
+            return ReportGraph(text, _tokens(doc_tokens)[0], [], sections, graph_sentences)
         sent_starts = [a for a, _ in sent_spans]
 
-        def sentence_of(tok_start: int, tok_end: int) -> int:
+        def sentence_of(first: int, end: int) -> int:
             """Sentence index of a token span, or -1 when it is outside the analysed sentences."""
-            c0 = doc[tok_start].idx
-            k = bisect_right(sent_starts, c0) - 1
+            k = bisect_right(sent_starts, tok_start[first]) - 1
             if k < 0:
                 return -1
-            last = doc[tok_end - 1]
-            return k if last.idx + len(last) <= sent_spans[k][1] else -1
+            return k if tok_start[end - 1] + len(doc_tokens[end - 1]) <= sent_spans[k][1] else -1
 
         def in_sentences(items: list) -> tuple[list, list[int]]:
             """The mentions / triggers inside the analysed sentences, and the sentence of each."""
@@ -201,7 +207,7 @@ class Pipeline:
 
         mentions, msent = in_sentences(self._mentions(doc))
         if not mentions:
-            return ReportGraph(text, _tokens(doc)[0], [], sections, graph_sentences)
+            return ReportGraph(text, _tokens(doc_tokens)[0], [], sections, graph_sentences)
         found, found_links = self._context.triggers_and_links(doc, ntext)
         triggers, tsent = in_sentences(found)
         links, lsent = in_sentences(found_links)
@@ -209,7 +215,7 @@ class Pipeline:
         statuses = self._context.assign([mentions[i] for i in obs_idx], [msent[i] for i in obs_idx], triggers, tsent,
                                         doc)
         status = dict(zip(obs_idx, statuses, strict=True))
-        tokens, remap = _tokens(doc)
+        tokens, remap = _tokens(doc_tokens)
         absent = {i for i, st in status.items() if st == S_ABSENT} | {i for i, m in enumerate(mentions) if m.kind == ABSENT}
         if links and absent:
             absent |= _negated_suggestions(doc, mentions, msent, links, lsent, status, absent)
@@ -237,10 +243,10 @@ class Pipeline:
                 label = _STATUS_LABEL[assertion]
             s_ix = remap[m.start] if remap else m.start
             e_ix = remap[m.end - 1] if remap else m.end - 1
-            first, last = doc[m.start], doc[m.end - 1]
             entity_of[i] = Entity(
                 id=ids[i], tokens=" ".join(tokens[s_ix : e_ix + 1]), label=label, start_ix=s_ix, end_ix=e_ix,
-                char_start=to_orig(first.idx), char_end=to_orig(last.idx + len(last), end=True),
+                char_start=to_orig(tok_start[m.start]),
+                char_end=to_orig(tok_start[m.end - 1] + len(doc_tokens[m.end - 1]), end=True),
                 section=sent_section[msent[i]], sentence=msent[i], relations=[],
                 classes=m.classes, modifier=m.kind == MODIFIER, assertion=assertion,
             )
@@ -254,10 +260,9 @@ class Pipeline:
         return ReportGraph(text, tokens, entities, sections, graph_sentences)
 
 
-def _tokens(doc) -> tuple[list[str], list[int] | None]:
-    """Token texts without whitespace tokens, and the doc-index -> token-index map when they differ."""
-    texts = [t.text for t in doc]
-    if not any(t.isspace() for t in texts):
+def _tokens(texts: list[str]) -> tuple[list[str], list[int] | None]:
+    """The doc's token texts without whitespace tokens, and the doc-index -> token-index map when they differ."""
+    if not any(map(str.isspace, texts)):
         return texts, None
     remap, out = [], []
     for t in texts:

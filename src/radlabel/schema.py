@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,12 @@ class Schema:
         """Output columns: the No Finding class first (as CheXpert), then the classes in file order."""
         names = [c.name for c in self.classes]
         return [self.no_finding, *names] if self.no_finding else names
+
+    @cached_property
+    def parent_of(self) -> dict[str, str | None]:
+        """Class name -> its parent class name (None at the top). Cached on the instance: hashing a whole
+        frozen Schema for a lookup table cost about 2% of labelling time."""
+        return {c.name: c.parent for c in self.classes}
 
 
 def list_schemas() -> list[str]:

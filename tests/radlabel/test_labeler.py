@@ -90,6 +90,7 @@ def test_pipeline_exception_becomes_error(labeler, monkeypatch):
         raise RuntimeError("kaput")
 
     monkeypatch.setattr(labeler.pipeline, "label", boom)
+    labeler_mod._label_repeatable.cache_clear()  # texts labelled by earlier tests would come from the cache
     df = labeler.label_corpus(pd.Series(["a", "b"]))
     assert df["error"].tolist() == ["could not be labeled: RuntimeError: kaput"] * 2
 
@@ -129,6 +130,28 @@ def test_graphs_jsonl_one_line_per_row(labeler, tmp_path):
     assert any(e["label"].startswith("OBS") for e in ents.values())
     with pytest.raises(RadlabelError, match=".jsonl"):
         labeler.label_corpus(s, graphs=tmp_path / "g.json")
+
+
+def test_a_repeated_report_is_labelled_once_with_the_same_output(tmp_path, monkeypatch):
+    labeler = Labeler(schema="chexpert", progress=False)
+    labeler_mod._label_repeatable.cache_clear()
+    parsed = []
+    parse = labeler.pipeline.parse
+    monkeypatch.setattr(labeler.pipeline, "parse", lambda text: parsed.append(text) or parse(text))
+    normal, finding = "Heart size normal. Lungs are clear.", "Small left pleural effusion. No pneumothorax."
+    texts = pd.Series([normal, finding, normal, normal, finding], index=list("abcde"))
+    out = labeler.label_corpus(texts, graphs=tmp_path / "g.jsonl")
+    assert parsed == [normal, finding]
+    one_by_one = pd.DataFrame([labeler.label_text(t) for t in texts], index=texts.index)
+    pd.testing.assert_frame_equal(out, one_by_one, check_dtype=False)
+    lines = [json.loads(x) for x in (tmp_path / "g.jsonl").read_text().splitlines()]
+    assert [x["id"] for x in lines] == list("abcde")
+    assert lines[0]["graph"] == lines[2]["graph"] == lines[3]["graph"] != lines[1]["graph"] == lines[4]["graph"]
+    # a long report is never kept: the cache stays small however large the reports are
+    parsed.clear()
+    monkeypatch.setattr(labeler_mod, "REPEAT_CACHE_CHARS", len(finding) - 1)
+    labeler.label_corpus(pd.Series([finding, finding, normal]), graphs=tmp_path / "g2.jsonl")
+    assert parsed == [finding, finding]
 
 
 @pytest.mark.parametrize("ext_in,ext_out", [("csv", "parquet"), ("parquet", "csv"), ("jsonl", "tsv"),

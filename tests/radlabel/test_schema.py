@@ -19,9 +19,10 @@ def test_builtin_schemas():
     chex = load_schema("chexpert")
     assert chex.class_names == CHEXPERT
     assert chex.no_finding_ignore == ("Support Devices",)
-    parents = {c.name: c.parent for c in chex.classes}
     for child in ("Edema", "Consolidation", "Pneumonia", "Atelectasis", "Lung Lesion"):
-        assert parents[child] == "Lung Opacity"
+        assert chex.parent_of[child] == "Lung Opacity"
+    assert chex.parent_of["Lung Opacity"] is None
+    assert chex.parent_of is chex.parent_of  # built once per schema
     assert load_schema("chestxray14").class_names == NIH
     assert load_schema(chex) is chex
 
