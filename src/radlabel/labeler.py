@@ -155,7 +155,7 @@ def _label_one(pipeline: Pipeline, text: str, want_graph: bool) -> tuple[tuple[f
     return tuple(labels.get(c, math.nan) for c in pipeline.schema.class_names), graph_json
 
 
-# Corpora repeat reports word for word (templated normal studies; 17% of IU X-ray's reports are repeats):
+# Corpora repeat reports word for word (templated normal studies: 12% of IU dev's reports repeat an earlier one):
 # each process labels such a text once and reuses the result while it stays among the recent ones. Bounded in
 # count and text length, so the cache holds a few MB at most.
 _label_repeatable = lru_cache(maxsize=REPEAT_CACHE_SIZE)(_label_one)
