@@ -30,7 +30,7 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
 from radlabel.errors import RadlabelError
-from radlabel.mentions import DESCRIPTIVE, Mention, contracted, expand_phrase, non_overlapping
+from radlabel.mentions import DESCRIPTIVE, Mention, add_phrases, contracted, expand_phrase, non_overlapping
 
 __all__ = [
     "PRESENT", "ABSENT", "UNCERTAIN", "HYPOTHETICAL", "Trigger", "ContextEngine", "load_context_rules",
@@ -123,7 +123,7 @@ class ContextEngine:
             self._roles[mid] = r - _LINK
             if r & _LINK:
                 self._link_ids.add(mid)
-            self.matcher.add(key, list(tokenizer.pipe(plist)))
+            add_phrases(self.matcher, key, plist, tokenizer)
 
     def triggers(self, doc: Doc) -> list[Trigger]:
         """Non-overlapping triggers (longest first), in token order, and the clause breaks between them."""

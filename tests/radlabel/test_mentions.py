@@ -2,7 +2,7 @@ import pytest
 import spacy
 
 from radlabel.errors import RadlabelError
-from radlabel.mentions import Mention, MentionMatcher, expand_phrase, plural, select_longest
+from radlabel.mentions import Mention, MentionMatcher, add_phrases, expand_phrase, plural, select_longest
 from radlabel.schema import schema_from_dict
 
 LEXICON = {
@@ -73,3 +73,12 @@ def test_select_longest_prefers_longer_then_priority():
     assert [(m.start, m.end) for m in select_longest(tie)] == [(0, 1), (1, 3)]
     same = [Mention(0, 1, "modifier"), Mention(0, 1, "observation", ("A",))]
     assert select_longest(same)[0].kind == "observation"
+
+
+def test_phrases_added_in_chunks_all_match():
+    nlp = spacy.blank("en")
+    matcher = spacy.matcher.PhraseMatcher(nlp.vocab, attr="LOWER")
+    phrases = ["left effusion", "right effusion", "small nodule", "large mass", "old fracture"]
+    add_phrases(matcher, "finding", phrases, nlp.tokenizer, chunk=2)
+    doc = nlp("Left effusion, small nodule, old fracture, right effusion and a large mass.")
+    assert sorted(doc[s:e].text.lower() for _, s, e in matcher(doc)) == sorted(phrases)
