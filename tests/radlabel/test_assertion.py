@@ -151,7 +151,7 @@ def test_scope_stays_in_sentence(engine):
 
 
 def test_window_limits_reach(engine):
-    far = "No " + "big " * 20 + "effusion"
+    far = "No " + "big " * 25 + "effusion"
     assert status(engine, far, "effusion") == "present"
 
 

@@ -442,6 +442,26 @@ def value(pipe, text, cls):
         ("Old healed TB.", "No Finding", math.nan),
         ("Normal subdiaphragmatic gas pattern.", "No Finding", 1.0),
         ("Free air under the diaphragm.", "No Finding", math.nan),
+        # IU-style review (chestxray14 focus), 2026-11-24
+        ("The nodule is not definitely identified.", "Lung Lesion", 0.0),
+        ("Infiltrate is not definitively seen.", "Lung Opacity", 0.0),
+        ("The nodule seen on CT is not visible.", "Lung Lesion", 0.0),
+        ("Nodule is not confirmed.", "Lung Lesion", 0.0),
+        ("Small right pneumothorax, not seen on the lateral view.", "Pneumothorax", 1.0),
+        ("The nodule likely represents a nipple shadow.", "Lung Lesion", -1.0),
+        ("It is difficult to exclude infiltrate.", "Lung Opacity", -1.0),
+        ("Unable to exclude small right effusion.", "Pleural Effusion", -1.0),
+        ("No growth of the nodule.", "Lung Lesion", 1.0),
+        ("No enlargement of the heart.", "Cardiomegaly", 0.0),
+        ("Biapical capping.", "Pleural Other", 1.0),
+        ("Enlarged thyroid. Thyroid mass.", "Lung Lesion", math.nan),
+        ("No infiltrate, effusion, pneumothorax, nodule, mass, edema, emphysema, or hernia.", "No Finding", 1.0),
+        ("No acute infiltrate, pulmonary edema, pleural effusion, pneumothorax, or suspicious pulmonary nodule or mass "
+         "is identified.", "Lung Lesion", 0.0),
+        ("No acute cardiopulmonary abnormality. Evidence of prior granulomatous infection.", "No Finding", math.nan),
+        ("Lungs are clear. Reduced lung volumes.", "No Finding", math.nan),
+        ("Lungs are clear. The diaphragms are flattened.", "No Finding", math.nan),
+        ("Lungs are clear. Increased retrosternal airspace.", "No Finding", math.nan),
         # ... heart size in other word orders, normal statements
         ("Increased heart size. Lungs clear.", "Cardiomegaly", 1.0),
         ("Cardiac silhouette size is increased.", "Cardiomegaly", 1.0),
@@ -613,6 +633,15 @@ def test_chestxray14_schema():
         ("No mediastinal widening.", "No Finding", 1.0),
         ("The mediastinum is not widened.", "No Finding", 1.0),
         ("No increase in heart size.", "Cardiomegaly", math.nan),
+        ("Bronchial thickening.", "No Finding", math.nan),
+        ("Ventral hernia.", "No Finding", math.nan),
+        ("Incisional hernia in the upper abdomen.", "Hernia", math.nan),
+        ("Emphysema in the soft tissues of the right chest wall.", "Emphysema", math.nan),
+        ("Emphysema in the soft tissues of the right chest wall.", "No Finding", math.nan),
+        ("Thickening of the septal lines at the lung bases.", "Pleural_Thickening", math.nan),
+        ("Biapical capping.", "Pleural_Thickening", 1.0),
+        ("There is no evidence of focal consolidation, pleural effusion, pneumothorax, pulmonary edema, emphysema, "
+         "interstitial fibrosis, or pleural thickening.", "Pleural_Thickening", 0.0),
     ],
 )
 def test_chestxray14_phrases(text, cls, expected):
