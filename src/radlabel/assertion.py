@@ -189,6 +189,7 @@ class ContextEngine:
         """Status of each mention; ``sent_of`` / ``trig_sent`` give each item's sentence number. With the
         ``doc``, a trigger after the mention's own clause (a verb, then "and" or another finding) is not its."""
         starts = [t.start for t in triggers]
+        mstarts = [m.start for m in mentions]
         alt_starts: dict[int, list[int]] = {}  # per sentence, the "or"s: most findings have none near them
         for t, ts in zip(triggers, trig_sent, strict=True):
             if ("alternative",) in t.roles:
@@ -212,8 +213,9 @@ class ContextEngine:
                     i -= 1
                     continue
                 dist = m.start - t.end
-                if dist > wpre:
-                    break
+                if dist > wpre and (dist > _LIST_REACH * wpre or dist - _listed_tokens(
+                        doc, mentions, mstarts, t.end, m.start) > _LIST_OTHER_WORDS):
+                    break  # past the window only over a list of findings ("no A, B, C, ... or H")
                 dirs = ("pre",) if dist > wboth else ("pre", "both")
                 status = _status(t.roles, dirs)
                 if status and doc is not None and _ends_the_clause_before(doc, t, m, mentions, sent_of, mi):
@@ -544,6 +546,22 @@ def side_closing_place(doc: Doc, i: int) -> bool:
 def _stands_alone(doc: Doc, i: int) -> bool:
     """False for a hyphen inside a word ("right-sided", "air-space"): no space on either side."""
     return doc[i].text != "-" or bool(doc[i].whitespace_) or (i > 0 and bool(doc[i - 1].whitespace_))
+
+
+_LIST_JOINS = frozenset({",", "or", "and", "nor", "/", "and/or"})
+_LIST_OTHER_WORDS = 4  # words beside findings and joins that a list may hold ("focal", "suspicious")
+_LIST_REACH = 2  # ... and a list extends a negation's window at most this many times over
+
+
+def _listed_tokens(doc: Doc | None, mentions: list[Mention], mstarts: list[int], start: int, end: int) -> int:
+    """How many tokens in [start, end) are findings (`mentions`, sorted, starting at `mstarts`) or the commas
+    and "or"s that join them."""
+    first = max(0, bisect_left(mstarts, start) - 1)
+    last = bisect_left(mstarts, end)
+    covered = sum(max(0, min(m.end, end) - max(m.start, start)) for m in mentions[first:last])
+    if doc is not None:
+        covered += sum(doc[i].lower_ in _LIST_JOINS for i in range(start, end))
+    return covered
 
 
 # The role lookups below take a trigger's (hashable) role set and run for every trigger-mention

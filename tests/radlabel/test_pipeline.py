@@ -462,6 +462,15 @@ def value(pipe, text, cls):
         ("Lungs are clear. Reduced lung volumes.", "No Finding", math.nan),
         ("Lungs are clear. The diaphragms are flattened.", "No Finding", math.nan),
         ("Lungs are clear. Increased retrosternal airspace.", "No Finding", math.nan),
+        # ... and its regression hunt: past its window a negation reaches only over a list of findings
+        ("No pulmonary edema in this patient who is on hemodialysis for end stage renal disease and who has "
+         "cardiomegaly.", "Cardiomegaly", 1.0),
+        ("No focal consolidation on this radiograph in a patient who is known to have metastatic colon cancer and "
+         "pulmonary nodules.", "Lung Lesion", 1.0),
+        ("Pneumothorax is not seen on CT.", "Pneumothorax", 0.0),
+        ("Atelectasis is not seen on the lateral view and there is no other abnormality.", "Atelectasis", 0.0),
+        ("There is a pneumothorax which is not clearly visible on the frontal view.", "Pneumothorax", 1.0),
+        ("No large lung volumes.", "No Finding", 1.0),
         # ... heart size in other word orders, normal statements
         ("Increased heart size. Lungs clear.", "Cardiomegaly", 1.0),
         ("Cardiac silhouette size is increased.", "Cardiomegaly", 1.0),
@@ -640,6 +649,7 @@ def test_chestxray14_schema():
         ("Emphysema in the soft tissues of the right chest wall.", "No Finding", math.nan),
         ("Thickening of the septal lines at the lung bases.", "Pleural_Thickening", math.nan),
         ("Biapical capping.", "Pleural_Thickening", 1.0),
+        ("Apical pleural and bone thickening.", "Pleural_Thickening", 1.0),
         ("There is no evidence of focal consolidation, pleural effusion, pneumothorax, pulmonary edema, emphysema, "
          "interstitial fibrosis, or pleural thickening.", "Pleural_Thickening", 0.0),
     ],
