@@ -274,7 +274,7 @@ class ContextEngine:
                     # "opacity, atelectasis versus pneumonia" / "... atelectasis favored over pneumonia": a
                     # comparison is about the findings beside it, not the opacity they explain
                     break
-                if status and doc is not None and _clause_closed(doc, m.end, t.start, nxt):
+                if status and doc is not None and _clause_closed(doc, m.start, t.start, nxt):
                     break  # "the right effusion has increased, and the left has resolved"
                 if status and nxt == t.end and _has(t.roles, "speculative", ("pre",)) \
                         and not _has(t.roles, "uncertain", ("post",)):
@@ -492,8 +492,9 @@ _CLAUSE_VERBS = frozenset({"is", "are", "was", "were", "has", "have", "had", "re
 
 def _clause_closed(doc: Doc, start: int, end: int, nxt: int | None) -> bool:
     """True when the words from `start` to `end` hold a verb and, after it, "and" or the next finding (at `nxt`):
-    the finding's own clause is done ("is larger and the left pneumothorax has resolved"), so a trigger at
-    `end` is another clause's. A list ("pneumonia and effusion have resolved") has no verb of its own."""
+    the finding's own clause is done ("is larger and the left pneumothorax has resolved"; a finding phrase may hold
+    its verb: "the heart remains enlarged and the edema is gone"), so a trigger at `end` is another clause's. A
+    list ("pneumonia and effusion have resolved") has no verb of its own."""
     verb = False
     for i in range(start, end):
         if verb and (i == nxt or doc[i].lower_ == "and"):
@@ -560,7 +561,13 @@ def _listed_tokens(doc: Doc | None, mentions: list[Mention], mstarts: list[int],
     last = bisect_left(mstarts, end)
     covered = sum(max(0, min(m.end, end) - max(m.start, start)) for m in mentions[first:last])
     if doc is not None:
-        covered += sum(doc[i].lower_ in _LIST_JOINS for i in range(start, end))
+        ored = False
+        for i in range(start, end):
+            word = doc[i].lower_
+            if ored and word == "and":
+                return 0  # "no A, B, or C, and patchy opacity": the "or" closed the list
+            ored = ored or word in ("or", "nor")
+            covered += word in _LIST_JOINS
     return covered
 
 

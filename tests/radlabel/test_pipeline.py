@@ -471,6 +471,15 @@ def value(pipe, text, cls):
         ("Atelectasis is not seen on the lateral view and there is no other abnormality.", "Atelectasis", 0.0),
         ("There is a pneumothorax which is not clearly visible on the frontal view.", "Pneumothorax", 1.0),
         ("No large lung volumes.", "No Finding", 1.0),
+        # ... and the day's last regression hunt (start of the day against its end)
+        ("The heart remains enlarged and the pulmonary edema is gone.", "Cardiomegaly", 1.0),
+        ("Heart size is mildly enlarged and the right pleural effusion has disappeared.", "Cardiomegaly", 1.0),
+        ("No evidence of pneumothorax, pneumomediastinum, pleural effusion, focal consolidation, or pulmonary edema, "
+         "and patchy bibasilar opacities.", "Lung Opacity", 1.0),
+        ("The lungs are well-expanded and clear.", "Lung Opacity", 0.0),
+        ("New 8 mm nodule in the right upper lobe, not seen on the prior CT.", "Lung Lesion", 1.0),
+        ("Tip of the right PICC is not shown.", "Support Devices", 1.0),
+        ("Pneumonia and effusion have resolved.", "Pleural Effusion", 0.0),
         # ... heart size in other word orders, normal statements
         ("Increased heart size. Lungs clear.", "Cardiomegaly", 1.0),
         ("Cardiac silhouette size is increased.", "Cardiomegaly", 1.0),
