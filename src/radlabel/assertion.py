@@ -497,10 +497,16 @@ def _clause_closed(doc: Doc, start: int, end: int, nxt: int | None) -> bool:
     list ("pneumonia and effusion have resolved") has no verb of its own."""
     verb = False
     for i in range(start, end):
-        if verb and (i == nxt or doc[i].lower_ == "and"):
+        if verb and (i == nxt or (doc[i].lower_ == "and" and i + 1 < end and doc[i + 1].lower_ not in _GOES_ON)):
             return True
         verb = verb or doc[i].lower_ in _CLAUSE_VERBS
     return False
+
+
+# after "and", words that go on with the same subject ("the heart is enlarged and is likely exaggerated by
+# technique"): the clause is not done
+_GOES_ON = _CLAUSE_VERBS | {"may", "might", "could", "likely", "probably", "possibly", "appears", "appear", "has",
+                            "have", "now", "also", "unchanged", "stable"}
 
 
 def _longest_first(found: list[Trigger]) -> tuple[list[Trigger], set[int]]:
@@ -561,12 +567,15 @@ def _listed_tokens(doc: Doc | None, mentions: list[Mention], mstarts: list[int],
     last = bisect_left(mstarts, end)
     covered = sum(max(0, min(m.end, end) - max(m.start, start)) for m in mentions[first:last])
     if doc is not None:
-        ored = False
+        commas_since_or = None
         for i in range(start, end):
             word = doc[i].lower_
-            if ored and word == "and":
+            if word == "and" and commas_since_or is not None and commas_since_or <= 1:
                 return 0  # "no A, B, or C, and patchy opacity": the "or" closed the list
-            ored = ored or word in ("or", "nor")
+            if word in ("or", "nor"):
+                commas_since_or = 0
+            elif word == "," and commas_since_or is not None:
+                commas_since_or += 1  # "no focal or multifocal consolidation, effusion, ..., and fracture" goes on
             covered += word in _LIST_JOINS
     return covered
 

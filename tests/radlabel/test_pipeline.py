@@ -213,6 +213,10 @@ def value(pipe, text, cls):
         ("Right lower lobe opacity has increased, left lower lobe opacity has cleared.", "Lung Opacity", 1.0),
         ("Small right pleural effusion, not seen on the left.", "Pleural Effusion", 1.0),
         ("Pneumonia and effusion have resolved.", "Pleural Effusion", 0.0),
+        ("The heart is enlarged and is likely exaggerated by AP technique.", "Cardiomegaly", -1.0),
+        ("The heart is enlarged and has resolved.", "Cardiomegaly", 0.0),
+        ("No focal or multifocal consolidation, pleural effusion, pulmonary edema, pneumothorax, and acute displaced "
+         "rib fracture.", "Fracture", 0.0),
         ("Right effusion and left pneumothorax have resolved.", "Pleural Effusion", 0.0),  # a plural verb: the list's
         ("Right pleural effusion and left lower lobe consolidation have resolved.", "Pleural Effusion", 0.0),
         ("Effusion has increased and pneumothorax is not seen.", "Pneumothorax", 0.0),
@@ -480,6 +484,10 @@ def value(pipe, text, cls):
         ("New 8 mm nodule in the right upper lobe, not seen on the prior CT.", "Lung Lesion", 1.0),
         ("Tip of the right PICC is not shown.", "Support Devices", 1.0),
         ("Pneumonia and effusion have resolved.", "Pleural Effusion", 0.0),
+        ("The heart is enlarged and is likely exaggerated by AP technique.", "Cardiomegaly", -1.0),
+        ("The heart is enlarged and has resolved.", "Cardiomegaly", 0.0),
+        ("No focal or multifocal consolidation, pleural effusion, pulmonary edema, pneumothorax, and acute displaced "
+         "rib fracture.", "Fracture", 0.0),
         # ... heart size in other word orders, normal statements
         ("Increased heart size. Lungs clear.", "Cardiomegaly", 1.0),
         ("Cardiac silhouette size is increased.", "Cardiomegaly", 1.0),
