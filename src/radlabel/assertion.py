@@ -274,7 +274,7 @@ class ContextEngine:
                     # "opacity, atelectasis versus pneumonia" / "... atelectasis favored over pneumonia": a
                     # comparison is about the findings beside it, not the opacity they explain
                     break
-                if status and doc is not None and _clause_closed(doc, m.start, t.start, nxt):
+                if status and doc is not None and _clause_closed(doc, m.start, t.start, nxt, m.end):
                     break  # "the right effusion has increased, and the left has resolved"
                 if status and nxt == t.end and _has(t.roles, "speculative", ("pre",)) \
                         and not _has(t.roles, "uncertain", ("post",)):
@@ -490,23 +490,28 @@ _CLAUSE_VERBS = frozenset({"is", "are", "was", "were", "has", "have", "had", "re
                            "persist", "measures"})
 
 
-def _clause_closed(doc: Doc, start: int, end: int, nxt: int | None) -> bool:
+def _clause_closed(doc: Doc, start: int, end: int, nxt: int | None, own_end: int) -> bool:
     """True when the words from `start` to `end` hold a verb and, after it, "and" or the next finding (at `nxt`):
-    the finding's own clause is done ("is larger and the left pneumothorax has resolved"; a finding phrase may hold
-    its verb: "the heart remains enlarged and the edema is gone"), so a trigger at `end` is another clause's. A
-    list ("pneumonia and effusion have resolved") has no verb of its own."""
-    verb = False
+    the finding's own clause is done ("is larger and the left pneumothorax has resolved"), so a trigger at `end` is
+    another clause's. A list ("pneumonia and effusion have resolved") has no verb of its own. A verb inside the
+    finding phrase (before `own_end`: "the heart remains enlarged") ends it at an "and" only when a new subject
+    follows ("... and the edema is gone"), not a verb going on with the same one ("... and is likely exaggerated by
+    technique")."""
+    verb = own_verb = False
     for i in range(start, end):
-        if verb and (i == nxt or (doc[i].lower_ == "and" and i + 1 < end and doc[i + 1].lower_ not in _GOES_ON)):
+        word = doc[i].lower_
+        if (verb or own_verb) and i == nxt:
             return True
-        verb = verb or doc[i].lower_ in _CLAUSE_VERBS
+        if word == "and" and (verb or (own_verb and (i + 1 >= len(doc) or doc[i + 1].lower_ not in _GOES_ON))):
+            return True
+        if word in _CLAUSE_VERBS:
+            own_verb = own_verb or i < own_end
+            verb = verb or i >= own_end
     return False
 
 
-# after "and", words that go on with the same subject ("the heart is enlarged and is likely exaggerated by
-# technique"): the clause is not done
-_GOES_ON = _CLAUSE_VERBS | {"may", "might", "could", "likely", "probably", "possibly", "appears", "appear", "has",
-                            "have", "now", "also", "unchanged", "stable"}
+# after "and", words that go on with the subject of a finding phrase that holds its verb
+_GOES_ON = _CLAUSE_VERBS | {"may", "might", "could", "appears", "appear"}
 
 
 def _longest_first(found: list[Trigger]) -> tuple[list[Trigger], set[int]]:
@@ -567,15 +572,10 @@ def _listed_tokens(doc: Doc | None, mentions: list[Mention], mstarts: list[int],
     last = bisect_left(mstarts, end)
     covered = sum(max(0, min(m.end, end) - max(m.start, start)) for m in mentions[first:last])
     if doc is not None:
-        commas_since_or = None
         for i in range(start, end):
             word = doc[i].lower_
-            if word == "and" and commas_since_or is not None and commas_since_or <= 1:
-                return 0  # "no A, B, or C, and patchy opacity": the "or" closed the list
-            if word in ("or", "nor"):
-                commas_since_or = 0
-            elif word == "," and commas_since_or is not None:
-                commas_since_or += 1  # "no focal or multifocal consolidation, effusion, ..., and fracture" goes on
+            if word == "and" and i > start and doc[i - 1].text == ",":
+                return 0  # ", and" may start a new clause ("no A, B, or C, and patchy opacity"): no list reach
             covered += word in _LIST_JOINS
     return covered
 

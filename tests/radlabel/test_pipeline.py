@@ -215,8 +215,10 @@ def value(pipe, text, cls):
         ("Pneumonia and effusion have resolved.", "Pleural Effusion", 0.0),
         ("The heart is enlarged and is likely exaggerated by AP technique.", "Cardiomegaly", -1.0),
         ("The heart is enlarged and has resolved.", "Cardiomegaly", 0.0),
-        ("No focal or multifocal consolidation, pleural effusion, pulmonary edema, pneumothorax, and acute displaced "
-         "rib fracture.", "Fracture", 0.0),
+        ("The heart is enlarged and resolved left effusion.", "Cardiomegaly", 1.0),
+        ("Pulmonary edema has improved and is likely resolving.", "Edema", 1.0),
+        ("No focal or segmental consolidation, pleural effusion, pneumothorax, edema, hilar adenopathy, and "
+         "cardiomegaly is again noted.", "Cardiomegaly", 1.0),
         ("Right effusion and left pneumothorax have resolved.", "Pleural Effusion", 0.0),  # a plural verb: the list's
         ("Right pleural effusion and left lower lobe consolidation have resolved.", "Pleural Effusion", 0.0),
         ("Effusion has increased and pneumothorax is not seen.", "Pneumothorax", 0.0),
@@ -486,8 +488,10 @@ def value(pipe, text, cls):
         ("Pneumonia and effusion have resolved.", "Pleural Effusion", 0.0),
         ("The heart is enlarged and is likely exaggerated by AP technique.", "Cardiomegaly", -1.0),
         ("The heart is enlarged and has resolved.", "Cardiomegaly", 0.0),
-        ("No focal or multifocal consolidation, pleural effusion, pulmonary edema, pneumothorax, and acute displaced "
-         "rib fracture.", "Fracture", 0.0),
+        ("The heart is enlarged and resolved left effusion.", "Cardiomegaly", 1.0),
+        ("Pulmonary edema has improved and is likely resolving.", "Edema", 1.0),
+        ("No focal or segmental consolidation, pleural effusion, pneumothorax, edema, hilar adenopathy, and "
+         "cardiomegaly is again noted.", "Cardiomegaly", 1.0),
         # ... heart size in other word orders, normal statements
         ("Increased heart size. Lungs clear.", "Cardiomegaly", 1.0),
         ("Cardiac silhouette size is increased.", "Cardiomegaly", 1.0),
