@@ -7,7 +7,6 @@ ordered multiprocessing pool, a progress bar, and optional RadGraph JSON lines p
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import multiprocessing
@@ -31,6 +30,7 @@ from tqdm.auto import tqdm
 
 from radlabel.aggregate import aggregate
 from radlabel.errors import RadlabelError
+from radlabel.graph import compact_json
 from radlabel.io import (
     DEFAULT_CHUNKSIZE,
     AtomicWriter,
@@ -141,7 +141,7 @@ def _label_batch(pipeline: Pipeline, texts: Sequence[Any], ids: Sequence[Any] | 
         errors[i] = error
         if graphs is not None:
             rid = _json_id(ids[i]) if ids is not None else None
-            graphs.append(f'{{"id": {json.dumps(rid)}, "error": {json.dumps(error)}, "graph": {graph_json}}}')
+            graphs.append(f'{{"id": {compact_json(rid)}, "error": {compact_json(error)}, "graph": {graph_json}}}')
     return _Batch(values, errors, graphs)
 
 

@@ -4,7 +4,7 @@ import networkx as nx
 import pytest
 
 from radlabel.errors import RadlabelError
-from radlabel.graph import Entity, ReportGraph
+from radlabel.graph import Entity, ReportGraph, compact_json
 
 RADGRAPH = {
     "text": "Small left effusion . No pneumothorax .",
@@ -47,6 +47,19 @@ def test_to_json_is_one_line_with_extras():
     assert d["entities"]["1"]["classes"] == ["Pleural Effusion"] and d["report"] == "? effusion"
     back = ReportGraph.from_radgraph(d)
     assert back.entities == [e] and back.text == "? effusion" and back.sections == {"findings": [[0, 10]]}
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"text": "Ödem — kein Erguss", "n": [1, -2, True, None], "s": {"findings": [[0, 3]]}},
+        "tab\there\nand \x1f control \u2028 line",
+        2**70,  # beyond 64 bits: orjson refuses, the stdlib fallback writes it
+        "cut emoji \ud83d",  # a lone surrogate: orjson refuses it too
+    ],
+)
+def test_compact_json_matches_the_stdlib(obj):
+    assert compact_json(obj) == json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 @pytest.mark.parametrize(
