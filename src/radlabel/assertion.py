@@ -274,7 +274,7 @@ class ContextEngine:
                     # "opacity, atelectasis versus pneumonia" / "... atelectasis favored over pneumonia": a
                     # comparison is about the findings beside it, not the opacity they explain
                     break
-                if status and doc is not None and _clause_closed(doc, m.start, t.start, nxt, m.end):
+                if status and doc is not None and _clause_closed(doc, m.start, t.start, nxt):
                     break  # "the right effusion has increased, and the left has resolved"
                 if status and nxt == t.end and _has(t.roles, "speculative", ("pre",)) \
                         and not _has(t.roles, "uncertain", ("post",)):
@@ -490,28 +490,32 @@ _CLAUSE_VERBS = frozenset({"is", "are", "was", "were", "has", "have", "had", "re
                            "persist", "measures"})
 
 
-def _clause_closed(doc: Doc, start: int, end: int, nxt: int | None, own_end: int) -> bool:
-    """True when the words from `start` to `end` hold a verb and, after it, "and" or the next finding (at `nxt`):
-    the finding's own clause is done ("is larger and the left pneumothorax has resolved"), so a trigger at `end` is
-    another clause's. A list ("pneumonia and effusion have resolved") has no verb of its own. A verb inside the
-    finding phrase (before `own_end`: "the heart remains enlarged") ends it at an "and" only when a new subject
-    follows ("... and the edema is gone"), not a verb going on with the same one ("... and is likely exaggerated by
-    technique")."""
-    verb = own_verb = False
+def _clause_closed(doc: Doc, start: int, end: int, nxt: int | None) -> bool:
+    """True when the words from `start` to `end` hold a verb and, after it, the next finding (at `nxt`) or an "and"
+    that starts a new clause: the finding's own clause is done ("is larger and the left pneumothorax has resolved";
+    the phrase may hold the verb: "the heart remains enlarged and the edema is gone"), so a trigger at `end` is
+    another clause's. After "and", a verb, modal or hedge goes on with the same subject ("has decreased and has
+    resolved", "is enlarged and is likely exaggerated by technique"). A list ("pneumonia and effusion have
+    resolved") has no verb of its own."""
+    verb = False
     for i in range(start, end):
         word = doc[i].lower_
-        if (verb or own_verb) and i == nxt:
+        if verb and (i == nxt or (word == "and" and not _goes_on(doc, i + 1))):
             return True
-        if word == "and" and (verb or (own_verb and (i + 1 >= len(doc) or doc[i + 1].lower_ not in _GOES_ON))):
-            return True
-        if word in _CLAUSE_VERBS:
-            own_verb = own_verb or i < own_end
-            verb = verb or i >= own_end
+        verb = verb or word in _CLAUSE_VERBS
     return False
 
 
-# after "and", words that go on with the subject of a finding phrase that holds its verb
-_GOES_ON = _CLAUSE_VERBS | {"may", "might", "could", "appears", "appear"}
+def _goes_on(doc: Doc, i: int) -> bool:
+    """The words from token `i` go on with the subject before them: a verb, modal or hedge, perhaps after an adverb
+    ("and now has resolved"; not "and now the left has resolved")."""
+    while i < len(doc) and doc[i].lower_ in _ADVERBS:
+        i += 1
+    return i < len(doc) and doc[i].lower_ in _GOES_ON
+
+
+_GOES_ON = _CLAUSE_VERBS | {"may", "might", "could", "can", "likely", "probably", "possibly", "appears", "appear"}
+_ADVERBS = frozenset({"now", "also", "since", "then", "still"})
 
 
 def _longest_first(found: list[Trigger]) -> tuple[list[Trigger], set[int]]:
@@ -567,17 +571,33 @@ _LIST_REACH = 2  # ... and a list extends a negation's window at most this many 
 
 def _listed_tokens(doc: Doc | None, mentions: list[Mention], mstarts: list[int], start: int, end: int) -> int:
     """How many tokens in [start, end) are findings (`mentions`, sorted, starting at `mstarts`) or the commas
-    and "or"s that join them."""
+    and "or"s that join them; none when the list has ended before `end` (see `_list_ended`)."""
     first = max(0, bisect_left(mstarts, start) - 1)
     last = bisect_left(mstarts, end)
     covered = sum(max(0, min(m.end, end) - max(m.start, start)) for m in mentions[first:last])
     if doc is not None:
+        commas_since_or = None
         for i in range(start, end):
             word = doc[i].lower_
-            if word == "and" and i > start and doc[i - 1].text == ",":
-                return 0  # ", and" may start a new clause ("no A, B, or C, and patchy opacity"): no list reach
+            if word == "and" and i > start and doc[i - 1].text == "," and _list_ended(
+                    doc, i, mentions[last].end if last < len(mentions) else end, commas_since_or):
+                return 0
+            if word in ("or", "nor"):
+                commas_since_or = 0
+            elif word == "," and commas_since_or is not None:
+                commas_since_or += 1
             covered += word in _LIST_JOINS
     return covered
+
+
+def _list_ended(doc: Doc, i: int, own_end: int, commas_since_or: int | None) -> bool:
+    """The ", and" at token `i` starts a new clause, not the last item of a negated list: an "or" already closed the
+    list ("no A, B, or C, and patchy opacity"; not "no focal or multifocal consolidation, ..., and fracture"), or a
+    verb follows up to the finding's end ("..., and there is cardiomegaly", "..., and cardiomegaly is again
+    noted"). "No consolidation, effusion, ..., and acute fracture" is one list."""
+    if commas_since_or is not None and commas_since_or <= 1:
+        return True
+    return any(doc[k].lower_ in _CLAUSE_VERBS for k in range(i + 1, min(own_end + 1, len(doc))))
 
 
 # The role lookups below take a trigger's (hashable) role set and run for every trigger-mention

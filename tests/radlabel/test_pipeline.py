@@ -216,7 +216,7 @@ def value(pipe, text, cls):
         ("The heart is enlarged and is likely exaggerated by AP technique.", "Cardiomegaly", -1.0),
         ("The heart is enlarged and has resolved.", "Cardiomegaly", 0.0),
         ("The heart is enlarged and resolved left effusion.", "Cardiomegaly", 1.0),
-        ("Pulmonary edema has improved and is likely resolving.", "Edema", 1.0),
+        ("Pulmonary edema has improved and is likely resolving.", "Edema", -1.0),  # as "edema is likely resolving"
         ("No focal or segmental consolidation, pleural effusion, pneumothorax, edema, hilar adenopathy, and "
          "cardiomegaly is again noted.", "Cardiomegaly", 1.0),
         ("Right effusion and left pneumothorax have resolved.", "Pleural Effusion", 0.0),  # a plural verb: the list's
@@ -485,13 +485,26 @@ def value(pipe, text, cls):
         ("The lungs are well-expanded and clear.", "Lung Opacity", 0.0),
         ("New 8 mm nodule in the right upper lobe, not seen on the prior CT.", "Lung Lesion", 1.0),
         ("Tip of the right PICC is not shown.", "Support Devices", 1.0),
-        ("Pneumonia and effusion have resolved.", "Pleural Effusion", 0.0),
-        ("The heart is enlarged and is likely exaggerated by AP technique.", "Cardiomegaly", -1.0),
-        ("The heart is enlarged and has resolved.", "Cardiomegaly", 0.0),
-        ("The heart is enlarged and resolved left effusion.", "Cardiomegaly", 1.0),
-        ("Pulmonary edema has improved and is likely resolving.", "Edema", 1.0),
-        ("No focal or segmental consolidation, pleural effusion, pneumothorax, edema, hilar adenopathy, and "
-         "cardiomegaly is again noted.", "Cardiomegaly", 1.0),
+        # ... and the regression hunt of 76d8f9b: after "and", the same subject goes on (a verb, modal or hedge)
+        ("The effusion has decreased and has resolved.", "Pleural Effusion", 0.0),
+        ("The left effusion has decreased, and has resolved.", "Pleural Effusion", 0.0),
+        ("The small right pneumothorax has decreased and is no longer seen.", "Pneumothorax", 0.0),
+        ("The right pleural effusion has decreased and has since resolved.", "Pleural Effusion", 0.0),
+        ("The left effusion has decreased and is questionable.", "Pleural Effusion", -1.0),
+        ("The left effusion has decreased and cannot be excluded.", "Pleural Effusion", -1.0),
+        ("Right lower lobe opacity persists and is likely infectious.", "Lung Opacity", -1.0),  # as without "persists and"
+        ("The right pleural effusion has increased and now the left has resolved.", "Pleural Effusion", 1.0),
+        ("The left effusion may have resolved.", "Pleural Effusion", -1.0),
+        ("Left basilar atelectasis has decreased and pneumonia is not suspected.", "Pneumonia", 0.0),
+        # ... an Oxford-comma list is one list; ", and" ends it after an "or" or before a verb
+        ("Negative for focal airspace consolidation, pleural effusion, pneumothorax, pulmonary edema, cardiomegaly, "
+         "and acute displaced fracture.", "Fracture", 0.0),
+        ("No focal airspace disease, pleural effusion, pneumothorax, pulmonary edema, mediastinal widening, and acute "
+         "fracture.", "Fracture", 0.0),
+        ("No right or left consolidation, pleural effusion, pulmonary edema, pneumothorax, and rib fracture.",
+         "Fracture", 0.0),
+        ("No pleural effusion, pneumothorax, focal airspace disease, pulmonary edema, hilar adenopathy, and there is "
+         "mild cardiomegaly.", "Cardiomegaly", 1.0),
         # ... heart size in other word orders, normal statements
         ("Increased heart size. Lungs clear.", "Cardiomegaly", 1.0),
         ("Cardiac silhouette size is increased.", "Cardiomegaly", 1.0),
