@@ -218,6 +218,8 @@ class ContextEngine:
                     break  # past the window only over a list of findings ("no A, B, C, ... or H")
                 dirs = ("pre",) if dist > wboth else ("pre", "both")
                 status = _status(t.roles, dirs)
+                if (status or dist > wpre) and doc is not None and _new_clause_between(doc, t.end, m.start, m.end):
+                    break  # "no A, B, or C, and patchy opacity", "no A, B, and there is cardiomegaly"
                 if status and doc is not None and _ends_the_clause_before(doc, t, m, mentions, sent_of, mi):
                     break  # "pneumothorax resolved, effusion persists": "resolved" is the pneumothorax's
                 if status:
@@ -571,33 +573,51 @@ _LIST_REACH = 2  # ... and a list extends a negation's window at most this many 
 
 def _listed_tokens(doc: Doc | None, mentions: list[Mention], mstarts: list[int], start: int, end: int) -> int:
     """How many tokens in [start, end) are findings (`mentions`, sorted, starting at `mstarts`) or the commas
-    and "or"s that join them; none when the list has ended before `end` (see `_list_ended`)."""
+    and "or"s that join them."""
     first = max(0, bisect_left(mstarts, start) - 1)
     last = bisect_left(mstarts, end)
     covered = sum(max(0, min(m.end, end) - max(m.start, start)) for m in mentions[first:last])
     if doc is not None:
-        commas_since_or = None
-        for i in range(start, end):
-            word = doc[i].lower_
-            if word == "and" and i > start and doc[i - 1].text == "," and _list_ended(
-                    doc, i, mentions[last].end if last < len(mentions) else end, commas_since_or):
-                return 0
-            if word in ("or", "nor"):
-                commas_since_or = 0
-            elif word == "," and commas_since_or is not None:
-                commas_since_or += 1
-            covered += word in _LIST_JOINS
+        covered += sum(doc[i].lower_ in _LIST_JOINS for i in range(start, end))
     return covered
 
 
-def _list_ended(doc: Doc, i: int, own_end: int, commas_since_or: int | None) -> bool:
-    """The ", and" at token `i` starts a new clause, not the last item of a negated list: an "or" already closed the
-    list ("no A, B, or C, and patchy opacity"; not "no focal or multifocal consolidation, ..., and fracture"), or a
-    verb follows up to the finding's end ("..., and there is cardiomegaly", "..., and cardiomegaly is again
-    noted"). "No consolidation, effusion, ..., and acute fracture" is one list."""
-    if commas_since_or is not None and commas_since_or <= 1:
-        return True
-    return any(doc[k].lower_ in _CLAUSE_VERBS for k in range(i + 1, min(own_end + 1, len(doc))))
+def _new_clause_between(doc: Doc, start: int, end: int, own_end: int) -> bool:
+    """True when a ", and" in [start, end) starts a new clause rather than the last item of a list, so a trigger
+    before it does not reach the finding at [end, own_end): an "or" already closed the list ("no A, B, or C, and
+    patchy opacity"; not "no focal or multifocal consolidation, ..., and fracture"), or the finding comes with a
+    verb or a description of its own ("..., and there is cardiomegaly", "..., and cardiomegaly is again noted",
+    "..., and cardiomegaly, unchanged"). "No consolidation, effusion, ..., and acute fracture" is one list."""
+    commas_since_or = None
+    for i in range(start, end):
+        word = doc[i].lower_
+        if word == "and" and i > start and doc[i - 1].text == ",":
+            if commas_since_or is not None and commas_since_or <= 1:
+                return True
+            if any(doc[k].lower_ in _STATING for k in range(i + 1, own_end)) or _described(doc, own_end):
+                return True
+        if word in ("or", "nor"):
+            commas_since_or = 0
+        elif word == "," and commas_since_or is not None:
+            commas_since_or += 1
+    return False
+
+
+def _described(doc: Doc, i: int) -> bool:
+    """The words from token `i` (just after a finding) say something about it: "is again noted", ", unchanged",
+    "which has increased", "in good position"."""
+    if i < len(doc) and doc[i].text == ",":
+        i += 1
+    if i >= len(doc):
+        return False
+    word = doc[i].lower_
+    return word in _STATING or word in _DESCRIBING or (
+        word == "in" and i + 1 < len(doc) and doc[i + 1].lower_ in _IN_POSITION)
+
+
+_STATING = _CLAUSE_VERBS | {"appears", "appear", "seems", "seem"}
+_DESCRIBING = frozenset({"which", "that", "unchanged", "stable", "intact", "again"})
+_IN_POSITION = frozenset({"place", "good", "satisfactory", "standard", "appropriate", "expected", "unchanged"})
 
 
 # The role lookups below take a trigger's (hashable) role set and run for every trigger-mention
