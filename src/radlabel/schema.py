@@ -104,7 +104,10 @@ def load_schema(schema: str | Path | Schema) -> Schema:
             f"Unknown schema {text!r}; choose one of {', '.join(names)} or a path to a .yaml file.{hint}"
         )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SchemaLoader)  # noqa: S506 - a SafeLoader
+    except _DuplicateKey as exc:
+        raise RadlabelError(f"Schema file {path} gives the key {exc.key!r} twice (lines {exc.lines[0]} and "
+                            f"{exc.lines[1]}); keep one and merge their phrases.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -112,6 +115,27 @@ def load_schema(schema: str | Path | Schema) -> Schema:
     except (OSError, UnicodeDecodeError) as exc:
         raise RadlabelError(f"Schema file {path} cannot be read ({exc.__class__.__name__}).") from exc
     return schema_from_dict(data, source=str(path))
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str, lines: tuple[int, int]):
+        super().__init__(f"key {key!r} twice, lines {lines}")
+        self.key, self.lines = key, lines
+
+
+class _SchemaLoader(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice in one mapping is an error: PyYAML keeps the last one
+    silently, so a class's first `mentions:` list would be lost."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value != "<<":  # merge keys may repeat
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise _DuplicateKey(key_node.value, (seen[key_node.value], line))
+                seen[key_node.value] = line
+        return super().construct_mapping(node, deep)
 
 
 def _strings(value: Any, key: str, source: str, required: bool = False, phrases: bool = False) -> tuple[str, ...]:

@@ -78,6 +78,23 @@ def _grid(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
+# One panel per class: a concept vocabulary (ImageCLEF: thousands of CUIs) took over a minute per figure and made
+# PNGs 80,000 px tall, so past this many classes only those with the most positives are drawn.
+MAX_PANELS = 48
+
+
+def _panels(y_true: np.ndarray, class_names: Sequence[str], title: str | None) -> tuple[list[int], str | None]:
+    """The class columns to draw (all, or the MAX_PANELS with the most positives, in class order) and the title,
+    which says when classes were left out."""
+    n = len(class_names)
+    if n <= MAX_PANELS:
+        return list(range(n)), title
+    positives = np.nansum(np.asarray(y_true, dtype=float) == 1, axis=0)
+    keep = sorted(np.argsort(-positives, kind="stable")[:MAX_PANELS].tolist())
+    note = f"the {MAX_PANELS} of {n} classes with the most positives"
+    return keep, f"{title}; {note}" if title else note
+
+
 def plot_roc(
     y_true: np.ndarray, y_prob: np.ndarray, class_names: Sequence[str], path: str | os.PathLike[str],
     title: str | None = None,
@@ -86,11 +103,12 @@ def plot_roc(
     ``title`` (e.g. "valid: 200 images") heads the figure."""
     y_true = np.asarray(y_true, dtype=float)
     y_prob = np.asarray(y_prob, dtype=float)
-    rows, cols = _grid(len(class_names))
-    fig = Figure(figsize=(3 * cols, 3 * rows))
+    shown, title = _panels(y_true, class_names, title)
+    rows, cols = _grid(len(shown))
+    fig = Figure(figsize=(3 * cols, 3 * rows), layout="constrained")  # no blank band under a tall figure's title
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    for i, name in enumerate(class_names):
-        ax = axes[i]
+    for ax, i in zip(axes, shown, strict=False):
+        name = class_names[i]
         mask = ~np.isnan(y_true[:, i])
         t, p = y_true[mask, i], y_prob[mask, i]
         if len(np.unique(t)) < 2:
@@ -103,7 +121,7 @@ def plot_roc(
         ax.set_title(str(name), fontsize=9)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-    for ax in axes[len(class_names) :]:
+    for ax in axes[len(shown) :]:
         ax.set_axis_off()
     fig.supxlabel("false positive rate")
     fig.supylabel("true positive rate")
@@ -117,8 +135,10 @@ def plot_confusion_matrices(
     title: str | None = None,
 ) -> Path:
     """A 2x2 confusion matrix per class (rows: truth 0/1, columns: prediction 0/1); NaN truth is skipped."""
-    cms = confusion_matrices(y_true, y_pred, class_names)
-    rows, cols = _grid(len(class_names))
+    shown, title = _panels(y_true, class_names, title)
+    y_true, y_pred = np.asarray(y_true, dtype=float)[:, shown], np.asarray(y_pred)[:, shown]
+    cms = confusion_matrices(y_true, y_pred, [class_names[i] for i in shown])
+    rows, cols = _grid(len(shown))
     fig = Figure(figsize=(2.6 * cols, 2.6 * rows), layout="constrained")  # titles clear the ticks above
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     for ax, (name, cm) in zip(axes, cms.items(), strict=False):
@@ -128,7 +148,7 @@ def plot_confusion_matrices(
         ax.set_xticks([0, 1], ["0", "1"])
         ax.set_yticks([0, 1], ["0", "1"])
         ax.set_title(str(name), fontsize=9)
-    for ax in axes[len(class_names) :]:
+    for ax in axes[len(shown) :]:
         ax.set_axis_off()
     fig.supxlabel("predicted")
     fig.supylabel("true")

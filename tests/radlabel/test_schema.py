@@ -41,6 +41,13 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_schema(bad)
 
 
+def test_a_key_given_twice_is_named(tmp_path):
+    p = tmp_path / "twice.yaml"
+    p.write_text("name: mine\nclasses:\n  - name: Edema\n    mentions: [edema]\n    mentions: [chf]\n")
+    with pytest.raises(RadlabelError, match=r"key 'mentions' twice \(lines 4 and 5\)"):
+        load_schema(p)
+
+
 def test_user_yaml_roundtrip(tmp_path):
     p = tmp_path / "mine.yaml"
     p.write_text(

@@ -56,3 +56,23 @@ def test_class_names_the_font_lacks_are_said_once_not_warned_per_character(tmp_p
         assert _is_png(plot_confusion_matrices(y, p >= 0.5, ["肺炎", "气胸"], tmp_path / "cm.png"))
     assert [str(w.message) for w in recwarn if "missing from font" in str(w.message)] == []  # were 16
     assert caplog.text.count("lacks some characters of the class names") == 1
+
+
+def test_a_concept_vocabulary_draws_the_best_supported_classes_only(tmp_path, monkeypatch):
+    from radvision import plots
+
+    titles = []
+    real = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: titles.append((fig.get_suptitle(), len(
+        [ax for ax in fig.axes if ax.get_title()]))) or real(fig, path))
+    rng = np.random.default_rng(0)
+    n = 300
+    y = (rng.random((60, n)) < 0.02).astype(float)
+    y[:, 7] = 1.0  # the best-supported classes are drawn whatever their position
+    names = [f"C{i:07d}" for i in range(n)]
+    plot_roc(y, rng.random((60, n)), names, tmp_path / "roc.png", title="valid: 60 images")
+    plot_confusion_matrices(y, rng.random((60, n)) > 0.5, names, tmp_path / "cm.png", title="valid: 60 images")
+    note = f"valid: 60 images; the {plots.MAX_PANELS} of {n} classes with the most positives"
+    assert titles == [(note, plots.MAX_PANELS), (note, plots.MAX_PANELS)]
+    with Image.open(tmp_path / "roc.png") as im:  # was 1091 x 17480 px
+        assert im.size[1] < 4000
