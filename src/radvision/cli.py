@@ -56,11 +56,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="hide progress bars (runtime.progress=false; so does -q)")
 
     da = sub.add_parser("data", help="images, patients and labels per split and class, as a config would train on "
-                        "them (no image is decoded)", epilog=OVERRIDE_HELP.split("resume:")[0],
+                        "them (no image is decoded unless --check-images)", epilog=OVERRIDE_HELP.split("resume:")[0],
                         formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
     da.add_argument("config", help="YAML config file (e.g. configs/nih_sample.yaml)")
     da.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, as for train")
     da.add_argument("-o", "--output", help="also write the per-class counts to this .csv file")
+    da.add_argument("--check-images", action="store_true", help="with data.on_error=skip, decode every image so "
+                    "that corrupt ones are left out of the counts as training leaves them out (missing files are "
+                    "left out without it)")
 
     pr = sub.add_parser("predict", help="predict class probabilities with a trained run", parents=[common])
     _add_run_input(pr, "output .csv file: path, one probability column per class, error")
@@ -157,7 +160,18 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
     if args.output is not None:
         _check_output(args.output, "class_counts.csv")
-    parts, _ = split_tables(load_config(args.config, args.overrides))
+    cfg = load_config(args.config, args.overrides)
+    parts, _ = split_tables(cfg)
+    note = None
+    if cfg.data.on_error == "skip":  # count what training keeps: it skips missing and unreadable images
+        from radvision.data.dataset import describe_skipped, drop_unreadable_parts
+
+        parts, skipped = drop_unreadable_parts(parts, "decode" if args.check_images else "exists")
+        note = (f"data.on_error=skip: left out {describe_skipped([(p, e) for _, p, e in skipped])}." if skipped
+                else f"data.on_error=skip: every image file is there{' and decodes' if args.check_images else ''}.")
+        if not args.check_images:
+            note += (" Corrupt or truncated images are only found when training decodes them, and then leave "
+                     "its counts lower than these; --check-images decodes every image now.")
     overview, counts = split_overview(parts), class_counts(parts)
     shown = overview.assign(**{c: overview[c].astype(object).where(overview[c].notna(), "-")
                                for c in ("patients_in_train", "images_in_train")})
@@ -165,6 +179,9 @@ def _cmd_data(args: argparse.Namespace) -> int:
     print()
     print("positives / known labels (prevalence), ?N: N unknown")
     print(class_counts_text(counts).to_string(index=False))
+    if note is not None:
+        print()
+        print(note)
     if args.output is not None:
         atomic_write_csv(counts, args.output)
     return 0

@@ -48,6 +48,14 @@ def _choices(*values: Any) -> dict[str, tuple[Any, ...]]:
 
 
 DATASETS = ("nih", "nih_sample", "chexpert", "mimic", "openi", "imageclef", "csv", "folder")
+# uncertainty policies of data.policy (the readers' radvision.data.table.POLICIES, in the order the docs list them)
+POLICIES = ("U-Ones", "U-Zeros", "U-Ignore", "U-MultiClass")
+MULTICLASS = "U-MultiClass"
+
+
+def outputs_per_class(cfg: Config) -> int:
+    """Model outputs per class: 3 (negative, positive, uncertain logits) under U-MultiClass, else 1."""
+    return 3 if cfg.data.policy == MULTICLASS else 1
 
 
 @dataclass
@@ -65,7 +73,9 @@ class DataConfig:
     # dataset imageclef only: drop concepts in fewer images than this, then keep the k most frequent (null: all)
     concept_min_frequency: int = 1
     concept_top_k: int | None = None
-    policy: str = field(default="U-Ones", metadata=_choices("U-Ones", "U-Zeros", "U-Ignore"))
+    # uncertain (-1) labels: U-Ones -> 1, U-Zeros -> 0, U-Ignore -> masked, U-MultiClass -> a third state: the
+    # head gives 3 outputs (negative, positive, uncertain) per class, trained with a softmax cross-entropy
+    policy: str = field(default="U-Ones", metadata=_choices(*POLICIES))
     # blank ("not mentioned") labels of CheXpert / MIMIC / csv tables: masked in the loss, or negatives
     unmentioned: str = field(default="masked", metadata=_choices("masked", "negative"))
     frontal_only: bool = False
@@ -127,10 +137,15 @@ class OptimConfig:
     num_workers: int = 0
 
 
-# "loss" is the validation loss; f1_macro / f1_micro / f1_samples are aliases of the metric names that
-# radvision.metrics.evaluate_predictions reports (macro_f1, micro_f1, samples_f1).
-MONITORS = ("loss", "mean_auroc", "micro_auroc", "mean_average_precision", "macro_f1", "micro_f1", "samples_f1",
-            "f1_macro", "f1_micro", "f1_samples")
+# "loss" (metrics.csv: valid_loss) is the validation loss; the others are the scalar metrics that
+# radvision.metrics.evaluate_predictions reports each epoch (f1_macro / f1_micro / f1_samples are aliases of
+# macro_f1, micro_f1, samples_f1). LOWER_IS_BETTER sets schedule.mode 'auto' to min.
+MONITORS = ("loss", "valid_loss", "mean_auroc", "micro_auroc", "auroc_any_finding", "mean_average_precision",
+            "macro_f1", "micro_f1", "samples_f1", "macro_precision", "macro_recall", "micro_precision", "micro_recall",
+            "samples_precision", "samples_recall", "exact_match", "jaccard_samples", "jaccard_macro", "lrap",
+            "hamming_loss", "label_ranking_loss", "coverage_error", "f1_macro", "f1_micro", "f1_samples")
+LOSS_MONITORS = ("loss", "valid_loss")
+LOWER_IS_BETTER = (*LOSS_MONITORS, "hamming_loss", "label_ranking_loss", "coverage_error")
 
 # monitors that average a per-class metric (so schedule.monitor_min_positives can choose the classes)
 CLASS_MEAN_MONITORS = ("mean_auroc", "mean_average_precision", "macro_f1", "f1_macro")
@@ -260,8 +275,25 @@ class _Written:
         return hash(self.text)
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: str, first: int, again: int):
+        super().__init__(f"key {key!r} appears twice in one mapping (lines {first} and {again})")
+        self.key, self.first, self.again = key, first, again
+
+
 class _ConfigLoader(yaml.SafeLoader):
-    """yaml.safe_load, except that typed plain scalars keep their text (`_Written`)."""
+    """yaml.safe_load, except that typed plain scalars keep their text (`_Written`) and a key given twice in one
+    mapping is an error: PyYAML keeps the last one silently, so `model:` written twice lost the first's keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value != "<<":  # merge keys may repeat
+                line = key_node.start_mark.line + 1
+                if key_node.value in seen:
+                    raise _DuplicateKey(key_node.value, seen[key_node.value], line)
+                seen[key_node.value] = line
+        return super().construct_mapping(node, deep)
 
 
 def _keeping_text(construct: Any) -> Any:
@@ -536,6 +568,10 @@ def _check_consistency(cfg: Config, warn: bool = True) -> None:
     if s.monitor_include_any and s.monitor != "mean_auroc":
         raise RadvisionError(f"schedule.monitor_include_any needs schedule.monitor 'mean_auroc', not {s.monitor!r}.")
     _check_pretrained(cfg.model)
+    if cfg.data.policy == MULTICLASS and cfg.loss.name != "bce":
+        raise RadvisionError(f"data.policy U-MultiClass trains a 3-way softmax cross-entropy per class, so loss.name "
+                             f"{cfg.loss.name!r} does not apply; use loss.name=bce (that cross-entropy; loss.pos_weight "
+                             "and loss.class_weights still apply), or another policy (U-Ones, U-Zeros, U-Ignore).")
     if cfg.loss.name == "soft_f1" and cfg.loss.pos_weight == "auto":
         raise RadvisionError("loss.name 'soft_f1' has no positive term for loss.pos_weight 'auto'; set "
                              "loss.pos_weight=none (class_weights still work) or use f1_bce / f1_plus_bce.")
@@ -723,6 +759,9 @@ def _read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         loaded = _load_yaml(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise RadvisionError(f"Config file {str(p)!r} is not text (is it an image?); pass a YAML file.") from None
+    except _DuplicateKey as exc:
+        raise RadvisionError(f"Config file {str(p)!r} gives the key {exc.key!r} twice (lines "
+                             f"{exc.first} and {exc.again}); keep one and merge their settings.") from None
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" at line {line + 1}" if line is not None else ""

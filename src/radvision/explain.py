@@ -38,17 +38,30 @@ def _class_indices(model: ImageClassifier, class_names: Sequence[str] | None) ->
     return idx
 
 
+class _PositiveTarget:
+    """Grad-CAM target: the logit of class ``index`` being positive (`ImageClassifier.class_logits`: the output
+    itself for a one-output head, ``z_pos - z_neg`` for a 3-way U-MultiClass head)."""
+
+    def __init__(self, model: ImageClassifier, index: int) -> None:
+        self.model, self.index = model, index
+
+    def __call__(self, output: torch.Tensor) -> torch.Tensor:
+        batch = output if output.ndim == 2 else output.unsqueeze(0)  # grad-cam passes one image's output
+        value = self.model.class_logits(batch)[:, self.index]
+        return value if output.ndim == 2 else value[0]
+
+
 def gradcam(model: ImageClassifier, image_tensor: torch.Tensor,
             class_names: Sequence[str] | None = None, method: str = "gradcam") -> dict[str, np.ndarray]:
     """Grad-CAM heatmap per label for one image: ``{class: (H, W) float32 in [0, 1]}`` at input size.
 
     ``image_tensor`` is the preprocessed input, ``(C, H, W)`` or ``(1, C, H, W)``.  All requested
-    labels are explained in one batched forward/backward pass (the image repeated once per label).
+    labels are explained in one batched forward/backward pass (the image repeated once per label), each by the
+    logit of its positive output (for a U-MultiClass head, positive against negative).
     Works on frozen backbones too (the input is made to require gradients).  ``method``: one of
     ``CAM_METHODS`` (default Grad-CAM).
     """
     import pytorch_grad_cam
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     if method not in CAM_METHODS:
         raise RadvisionError(f"Unknown CAM method {method!r}{did_you_mean(str(method), CAM_METHODS)}; choose one of "
@@ -71,7 +84,7 @@ def gradcam(model: ImageClassifier, image_tensor: torch.Tensor,
     try:
         with torch.enable_grad():
             maps = cam(input_tensor=x.repeat(len(idx), 1, 1, 1),
-                       targets=[ClassifierOutputTarget(i) for i in idx])
+                       targets=[_PositiveTarget(model, i) for i in idx])
         acts = cam.activations_and_grads.activations
         grid = tuple(acts[0].shape[-2:]) if acts and acts[0].ndim == 4 else None
     except (ValueError, IndexError) as err:  # grad-cam's way of saying the layer gives no 2-D maps

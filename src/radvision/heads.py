@@ -20,6 +20,20 @@ HEADS = ("linear", "mlp", "fpn")
 HEAD_OPTIONS = {"hidden", "dropout", "fpn_channels"}
 # Dropout when the caller gives none: the MLP follows the 2 x 4096 + 0.5 recipe; linear/FPN heads none.
 DEFAULT_DROPOUT = {"linear": 0.0, "mlp": 0.5, "fpn": 0.0}
+#: The outputs of a class in a 3-way (U-MultiClass) head, in this order: logits (B, C * 3), class-major.
+MULTICLASS_STATES = ("negative", "positive", "uncertain")
+
+
+def class_logits(logits: Tensor, outputs_per_class: int = 1) -> Tensor:
+    """(B, C) logits whose sigmoid is each class's probability of being positive.
+
+    With one output per class these are the logits themselves.  A 3-way head (``MULTICLASS_STATES``) gives
+    ``z_pos - z_neg``, whose sigmoid is p_pos / (p_neg + p_pos): the softmax restricted to negative and positive,
+    as the CheXpert paper reports U-MultiClass models (Irvin et al. 2019)."""
+    if outputs_per_class == 1:
+        return logits
+    z = logits.reshape(logits.shape[0], -1, outputs_per_class)
+    return z[..., 1] - z[..., 0]
 
 
 class FPNHead(nn.Module):
@@ -97,17 +111,23 @@ class ImageClassifier(nn.Module):
     (feature-extractor) backbone keeps its running statistics.
     """
 
-    def __init__(self, backbone: Backbone | MultiBackbone, head: nn.Module, class_names: list[str]) -> None:
+    def __init__(self, backbone: Backbone | MultiBackbone, head: nn.Module, class_names: list[str],
+                 outputs_per_class: int = 1) -> None:
         super().__init__()
         class_names = [str(c) for c in class_names]
         if len(set(class_names)) != len(class_names):
             raise RadvisionError("class_names contains duplicates; every class needs a unique name.")
+        if outputs_per_class not in (1, len(MULTICLASS_STATES)):
+            raise RadvisionError(f"outputs_per_class must be 1 or {len(MULTICLASS_STATES)}, got {outputs_per_class!r}.")
         out = _head_out_features(head)
-        if out is not None and out != len(class_names):
-            raise RadvisionError(f"The head predicts {out} classes but {len(class_names)} class_names were given.")
+        if out is not None and out != len(class_names) * outputs_per_class:
+            per = "" if outputs_per_class == 1 else f" ({outputs_per_class} outputs per class)"
+            raise RadvisionError(f"The head predicts {out / outputs_per_class:g} classes{per} but {len(class_names)} "
+                                 "class_names were given.")
         self.backbone = backbone
         self.head = head
         self.class_names = class_names
+        self.outputs_per_class = outputs_per_class  # 3: negative / positive / uncertain logits (U-MultiClass)
         self.uses_feature_maps = bool(getattr(head, "uses_feature_maps", False))
 
     @property
@@ -122,7 +142,16 @@ class ImageClassifier(nn.Module):
         """Pooled backbone features ``(B, num_features)`` (for caching / fusion)."""
         return self.backbone(x)
 
+    def class_logits(self, logits: Tensor) -> Tensor:
+        """`forward`'s logits as (B, C) positive-class logits (see the module's `class_logits`)."""
+        return class_logits(logits, self.outputs_per_class)
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """(B, C) probability of each class being positive, from `forward`'s logits."""
+        return torch.sigmoid(self.class_logits(logits).float())
+
     def forward(self, x: Tensor) -> Tensor:
+        """Logits: (B, C), or (B, C * 3) for a 3-way head (class-major, `MULTICLASS_STATES` order)."""
         if self.uses_feature_maps:
             return self.head(self.backbone.feature_maps(x))
         return self.head(self.backbone(x))
@@ -150,11 +179,13 @@ def build_model(
     pretrained: str | Path | None | list = None,
     in_chans: int = 3,
     input_norm: bool = True,
+    outputs_per_class: int = 1,
     **head_kwargs,
 ) -> ImageClassifier:
     """Backbone(s) by name + a head.  Several names build a ``MultiBackbone`` (features concatenated);
     ``pretrained`` may then be one value for all or a list with one value per backbone; ``input_norm`` as in
-    `create_backbone`."""
+    `create_backbone`; ``outputs_per_class=3`` makes a 3-way (negative / positive / uncertain) head for
+    U-MultiClass."""
     names = [backbone] if isinstance(backbone, str) else list(backbone)
     if not names:
         raise RadvisionError("build_model needs at least one backbone name.")
@@ -173,6 +204,8 @@ def build_model(
     bbs = [create_backbone(n, pretrained=p, in_chans=in_chans, input_norm=input_norm, position=i if several else None)
            for i, (n, p) in enumerate(zip(names, pre, strict=True))]
     bb: Backbone | MultiBackbone = bbs[0] if len(bbs) == 1 else MultiBackbone(bbs)
-    h = create_head(head, bb.num_features, num_classes, feature_channels=list(bb.feature_channels), **head_kwargs)
-    logger.info("built %s + %s head for %d classes", bb.name, head, num_classes)
-    return ImageClassifier(bb, h, class_names)
+    h = create_head(head, bb.num_features, num_classes * outputs_per_class, feature_channels=list(bb.feature_channels),
+                    **head_kwargs)
+    logger.info("built %s + %s head for %d classes%s", bb.name, head, num_classes,
+                "" if outputs_per_class == 1 else f" x {outputs_per_class} outputs")
+    return ImageClassifier(bb, h, class_names, outputs_per_class=outputs_per_class)

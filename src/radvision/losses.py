@@ -2,7 +2,8 @@
 
 Names: ``bce``, ``weighted_bce``, ``soft_f1``, ``f1_bce`` (soft-F1 loss x BCE), ``f1_plus_bce``
 (soft-F1 loss + BCE) and ``focal``.  ``class_weights`` weight classes, ``pos_weight`` weights the
-positive term per class (as in ``BCEWithLogitsLoss``).
+positive term per class (as in ``BCEWithLogitsLoss``).  Under the U-MultiClass policy ``bce`` becomes
+`MultiClassCELoss`, a 3-way softmax cross-entropy per class (``create_loss(..., outputs_per_class=3)``).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def _check(logits: Tensor, targets: Tensor, weights: list[Tensor | None]) -> tup
         raise RadvisionError(
             f"Targets must be 1 / 0 (or soft values in between), or NaN for unknown; got values from "
             f"{targets.nan_to_num(0.5).min().item():g} to {targets.nan_to_num(0.5).max().item():g}. Map uncertain "
-            "(-1) labels with an uncertainty policy first (U-Ignore / U-Zeros / U-Ones)."
+            "(-1) labels with an uncertainty policy first (U-Ignore / U-Zeros / U-Ones), or keep them as a third "
+            "state with U-MultiClass (create_loss(..., outputs_per_class=3))."
         )
     mask = ~torch.isnan(targets)
     # masked logits become 0 so that an inf there cannot make 0 * inf = NaN in the sums (or gradients)
@@ -171,6 +173,35 @@ class FocalLoss(MaskedLoss):
         return self._mean(elem, mask)
 
 
+class MultiClassCELoss(MaskedLoss):
+    """U-MultiClass (Irvin et al. 2019): each class is a 3-way classification, negative / positive / uncertain.
+
+    ``logits`` are (B, C * 3), class-major in that order (`radvision.heads.MULTICLASS_STATES`); ``targets``
+    (B, C) hold 0, 1, -1 (uncertain) or NaN (unknown, masked).  The loss is the softmax cross-entropy of each
+    known target, averaged over them with classes weighted by ``class_weights``; ``pos_weight`` scales the terms
+    of positive targets per class, as it scales BCE's positive term."""
+
+    def forward(self, logits: Tensor, targets: Tensor) -> Tensor:
+        if targets.ndim != 2 or logits.shape != (targets.shape[0], targets.shape[1] * 3):
+            raise RadvisionError(f"U-MultiClass logits must be (batch, classes x 3) for targets (batch, classes); got "
+                                 f"{tuple(logits.shape)} and {tuple(targets.shape)}.")
+        for w in (self.pos_weight, self.class_weights):
+            if w is not None and w.numel() != targets.shape[1]:
+                raise RadvisionError(f"Got {w.numel()} class weights for {targets.shape[1]} classes.")
+        logits, targets = logits.float(), targets.float()
+        mask = ~torch.isnan(targets)
+        if (mask & (targets != 0) & (targets != 1) & (targets != -1)).any():
+            raise RadvisionError("U-MultiClass targets must be 1, 0, -1 (uncertain) or NaN (unknown); got "
+                                 f"{sorted(set(targets[mask].unique().tolist()) - {0.0, 1.0, -1.0})[:3]}.")
+        index = torch.where(targets == -1, 2.0, targets).nan_to_num(0.0).long()  # 0 negative, 1 positive, 2 uncertain
+        z = logits.reshape(*targets.shape, 3)
+        z = torch.where(mask.unsqueeze(-1), z, torch.zeros_like(z))  # an inf at a masked place cannot reach the sum
+        elem = F.cross_entropy(z.permute(0, 2, 1), index, reduction="none")
+        if self.pos_weight is not None:
+            elem = elem * torch.where(targets == 1, self.pos_weight.to(elem), torch.ones_like(elem))
+        return self._mean(elem, mask.float())
+
+
 _CLASSES = {
     "bce": BCELoss,
     "weighted_bce": WeightedBCELoss,
@@ -182,12 +213,19 @@ _CLASSES = {
 
 
 def create_loss(name: str, *, pos_weight=None, class_weights=None, gamma: float = 2.0,
-                alpha: float | None = 0.25) -> nn.Module:
-    """A loss module by name (see ``LOSSES``); call it as ``loss(logits, targets)`` with NaN = unknown."""
+                alpha: float | None = 0.25, outputs_per_class: int = 1) -> nn.Module:
+    """A loss module by name (see ``LOSSES``); call it as ``loss(logits, targets)`` with NaN = unknown.
+    ``outputs_per_class=3`` (U-MultiClass) takes only ``bce``, which is then `MultiClassCELoss`."""
     if name not in _CLASSES:
         close = difflib.get_close_matches(str(name), LOSSES, n=2)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
         raise RadvisionError(f"Unknown loss '{name}'; {hint}valid losses: {', '.join(LOSSES)}.")
+    if outputs_per_class != 1:
+        if name != "bce":
+            raise RadvisionError(f"U-MultiClass (3 outputs per class) trains a softmax cross-entropy, so loss {name!r} "
+                                 "does not apply; use loss 'bce' (that cross-entropy; pos_weight and class_weights "
+                                 "still work).")
+        return MultiClassCELoss(pos_weight, class_weights)
     if name == "soft_f1" and pos_weight is not None:
         raise RadvisionError("soft_f1 has no positive term for pos_weight; use class_weights, or f1_bce / f1_plus_bce.")
     if name == "focal":

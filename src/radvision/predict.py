@@ -232,7 +232,7 @@ def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.
     row = 0
     for images, ok, errs in tqdm(loader, desc="predicting", unit="batch", disable=not progress):
         if images is not None:
-            out = torch.sigmoid(model(images.to(dev)).float()).cpu().numpy()
+            out = model.probabilities(model(images.to(dev))).cpu().numpy()  # P(positive) per class
             idx = row + np.flatnonzero(ok)
             probs[idx] = out
         errors.extend(errs)
@@ -522,6 +522,11 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
     from radvision.data.transforms import preset_fit
     from radvision.explain import gradcam, overlay_name, place_cam, save_overlays
 
+    out = Path(out_dir)
+    blocked = next((q for q in (out, *out.absolute().parents) if q.exists()), None)
+    if blocked is not None and not blocked.is_dir():
+        raise RadvisionError(f"Output {str(out_dir)!r} cannot be used: {str(blocked)!r} is a file; explain writes "
+                             f"its overlays and overlays.csv into a folder (e.g. 'explain').")
     model, cfg, class_names, _ = load_run(run_dir, device="cpu")
     chosen = list(class_names if classes is None else classes)
     for name in chosen:
@@ -544,7 +549,7 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
             continue
         x = transform(img)
         with torch.no_grad():
-            probs = torch.sigmoid(model(x.unsqueeze(0).to(next(model.parameters()).device)))[0].tolist()
+            probs = model.probabilities(model(x.unsqueeze(0).to(next(model.parameters()).device)))[0].tolist()
         cams = {name: place_cam(cam, img.width, img.height, fit)
                 for name, cam in gradcam(model, x, chosen, method=method).items()}
         stem, n = Path(image_path).stem, 1

@@ -24,11 +24,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from radvision.atomic import atomic_write_csv
 from radvision.config import (
+    LOSS_MONITORS,
+    LOWER_IS_BETTER,
     Config,
     CycleConfig,
     check_names_to_train,
     config_to_dict,
     load_run_config,
+    outputs_per_class,
     save_config,
     with_absolute_paths,
 )
@@ -202,16 +205,19 @@ def _own_dataset_classes(cfg: Config, train_ds: Dataset, valid_ds: Dataset) -> l
     return class_names
 
 
-def _check_labels(y: np.ndarray, class_names: list[str], resuming: bool = False) -> None:
-    """Training targets are 1 / 0 / NaN, one column per class (not -1: U-MultiClass tables need their own loss).
+def _check_labels(y: np.ndarray, class_names: list[str], resuming: bool = False, uncertain: bool = False) -> None:
+    """Training targets are 1 / 0 / NaN, one column per class, and -1 (uncertain) too when `uncertain` (policy
+    U-MultiClass, whose 3-way loss learns it).
     A class no training image labels is refused, or only warned about when resuming a run that trained so."""
     if y.ndim != 2 or y.shape[1] != len(class_names):
         raise RadvisionError(f"The training labels have shape {y.shape} but there are {len(class_names)} classes.")
-    bad = ~np.isnan(y) & (y != 0) & (y != 1)
+    bad = ~np.isnan(y) & (y != 0) & (y != 1) & ((y != -1) | (not uncertain))
     if bad.any():
         row, col = (int(i[0]) for i in np.nonzero(bad))
+        allowed = "1, 0, -1 (uncertain) or blank" if uncertain else "1, 0 or blank"
         raise RadvisionError(f"Training label {y[row, col]:g} for {class_names[col]!r} (row {row}): labels must be "
-                             "1, 0 or blank; map uncertain (-1) labels with policy U-Ignore, U-Zeros or U-Ones.")
+                             f"{allowed}; map uncertain (-1) labels with policy U-Ignore, U-Zeros or U-Ones, or "
+                             "learn them as a third state with U-MultiClass.")
     unknown = [c for c, known in zip(class_names, (~np.isnan(y)).sum(axis=0), strict=True) if known == 0]
     if len(y) and unknown:  # e.g. a report labeler's classes that no report of this corpus mentions
         known = [c for c in class_names if c not in unknown]
@@ -338,7 +344,8 @@ def build_model_from_config(cfg: Config, class_names: list[str],
         head_kwargs["dropout"] = m.dropout
     return build_model(
         m.backbone, len(class_names), class_names, head=m.head, pretrained=pretrained,
-        in_chans=m.in_chans or cfg.data.channels, input_norm=m.input_norm, **head_kwargs,
+        in_chans=m.in_chans or cfg.data.channels, input_norm=m.input_norm,
+        outputs_per_class=outputs_per_class(cfg), **head_kwargs,
     )
 
 
@@ -392,7 +399,7 @@ def build_loss(cfg: Config, class_names: list[str], y: np.ndarray, class_weights
         pos_weight = torch.as_tensor(pos_weight_of(y, class_names=class_names))
     return create_loss(cfg.loss.name, pos_weight=pos_weight,
                        class_weights=_class_weight_vector(class_weights, class_names, y), gamma=cfg.loss.gamma,
-                       alpha=cfg.loss.alpha)
+                       alpha=cfg.loss.alpha, outputs_per_class=outputs_per_class(cfg))
 
 
 def _check_model_config(cfg: Config, image_size: bool = True) -> None:
@@ -530,7 +537,8 @@ class Trainer:
         y_train = dataset_labels(train_ds)
         # a run saved before classes without training labels were refused may have trained one: let it go on
         _check_labels(y_train, self.class_names,
-                      resuming=self.resume is not None and not self._saved_state.get("labels_checked"))
+                      resuming=self.resume is not None and not self._saved_state.get("labels_checked"),
+                      uncertain=outputs_per_class(cfg) > 1)
         for split, ds in (("train", train_ds), ("valid", valid_ds), ("test", test_ds)):
             y = y_train if ds is train_ds else dataset_labels(ds, decode=False) if ds is not None else None
             if y is not None:
@@ -611,7 +619,7 @@ class Trainer:
         s = self.config.schedule
         if s.mode != "auto":
             return s.mode
-        return "min" if s.monitor == "loss" else "max"
+        return "min" if s.monitor in LOWER_IS_BETTER else "max"
 
     def _check_resume(self) -> bool:
         """Before any data is read: the resume directory holds a run and the config fits it (see
@@ -808,7 +816,7 @@ class Trainer:
             # the best weights follow any improvement; patience restarts on a gain of more than min_delta over
             # the last such gain (as ReduceLROnPlateau counts), so a run of small gains that add up still counts
             improved = self._improved(value, progress.best) or (
-                cfg.schedule.monitor != "loss" and value == progress.best and progress.best_loss is not None
+                cfg.schedule.monitor not in LOSS_MONITORS and value == progress.best and progress.best_loss is not None
                 and valid_loss < progress.best_loss)  # a tie on the metric goes to the lower loss
             ref = progress.patience_ref if progress.patience_ref is not None else progress.best
             significant = self._improved(value, ref, self.config.schedule.min_delta)
@@ -818,7 +826,7 @@ class Trainer:
                 progress.best, progress.best_epoch, progress.best_loss = float(value), progress.epoch, valid_loss
             if significant:
                 progress.bad_epochs, progress.patience_ref = 0, float(value)
-            elif math.isnan(value) and cfg.schedule.monitor != "loss":
+            elif math.isnan(value) and cfg.schedule.monitor not in LOSS_MONITORS:
                 self._warn_undefined_monitor()  # not a worse epoch: the valid split cannot score it
             else:
                 progress.bad_epochs += 1
@@ -866,7 +874,7 @@ class Trainer:
         """The monitored number for the epoch log, labelled as what it is: with monitor_min_positives /
         monitor_include_any it is not metrics.csv's all-class figure, so both are shown."""
         s = self.config.schedule
-        if s.monitor == "loss":  # the valid loss is on the line already
+        if s.monitor in LOSS_MONITORS:  # the valid loss is on the line already
             return ""
         if not (s.monitor_min_positives or s.monitor_include_any):
             return f"{s.monitor} {value:.4f}"
@@ -934,7 +942,11 @@ class Trainer:
             targets_all.append(targets.cpu())
         logits_t, targets_t = torch.cat(logits_all), torch.cat(targets_all)
         loss = float(loss_fn(logits_t.to(acc.device), targets_t.to(acc.device))) if loss_fn is not None else math.nan
-        return loss, targets_t.numpy(), torch.sigmoid(logits_t).numpy()
+        # probabilities of "positive" (a 3-way U-MultiClass head: p_pos / (p_neg + p_pos)); uncertain (-1) gold
+        # labels are not scored by the binary metrics and thresholds: NaN, as unknown ones
+        probs = self.model.probabilities(logits_t)
+        y_true = targets_t.numpy()
+        return loss, np.where(y_true == -1, np.nan, y_true), probs.numpy()
 
     def _epoch_row(self, epoch: int, ci: int, optimizer: Any, train_loss: float, valid_loss: float,
                    y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, Any]:

@@ -348,3 +348,20 @@ def test_an_undecodable_dicom_gives_one_line_not_pydicoms_traceback(trained, tmp
                            "-o", str(tmp_path / "p.csv")], capture_output=True, text=True)
     assert proc.returncode == 2 and "j2k.dcm" in proc.stderr
     assert "Traceback" not in proc.stderr and "pydicom" not in proc.stderr.split("radvision: error:")[0]
+
+
+def test_data_with_on_error_skip_counts_what_training_keeps(tmp_path, capsys):
+    cfg = make_images(tmp_path)
+    (tmp_path / "img" / "000.png").unlink()  # missing: known without decoding
+    (tmp_path / "img" / "001.png").write_bytes(b"")  # unreadable: found by decoding
+    assert main(["-q", "data", str(cfg), "data.on_error=skip"]) == 0
+    printed = capsys.readouterr().out
+    def images(split: str) -> int:
+        return int(next(line.split()[1] for line in printed.splitlines() if line.startswith(split + " ")))
+
+    assert images("train") == 9  # 10 listed, the missing one left out
+    assert "left out 1 image(s): 1 missing file(s)" in printed and "only found when training decodes" in printed
+    assert main(["-q", "data", str(cfg), "data.on_error=skip", "--check-images"]) == 0
+    printed = capsys.readouterr().out
+    assert images("train") == 8 and "1 missing file(s)" in printed and "1 unreadable image(s)" in printed
+    assert "only found when training" not in printed

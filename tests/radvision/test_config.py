@@ -155,6 +155,24 @@ def test_missing_and_invalid_file(tmp_path):
         load_config(write(tmp_path, "a: [1, 2\n"))
 
 
+@pytest.mark.parametrize(
+    ("text", "key", "lines"),
+    [
+        ("model: {backbone: resnet18}\nmodel: {head: mlp}\n", "model", "lines 1 and 2"),  # PyYAML kept the last
+        ("optim:\n  lr: 1.0e-3\n  batch_size: 8\n  lr: 3.0e-4\n", "lr", "lines 2 and 4"),
+    ],
+)
+def test_a_key_given_twice_is_named(tmp_path, text, key, lines):
+    with pytest.raises(RadvisionError, match=f"key '{key}' twice \\({lines}\\)"):
+        load_config(write(tmp_path, text))
+
+
+def test_yaml_merge_keys_still_work(tmp_path):
+    text = "base: &b {backbone: simple_cnn}\nmodel:\n  <<: *b\n  head: mlp\n"
+    with pytest.raises(RadvisionError, match="'base'"):  # an unknown section, not a duplicate
+        load_config(write(tmp_path, text))
+
+
 def test_demo_config_is_valid():
     cfg = load_config(REPO / "configs" / "demo.yaml")
     assert cfg.model.backbone == "simple_cnn"
@@ -384,3 +402,17 @@ def test_a_runs_own_config_keeps_a_transforms_name_of_its_own(tmp_path):
 
     (tmp_path / "config.yaml").write_text("data: {transforms: my_own_aug}\n")  # fit() on own datasets, older runs
     assert load_run_config(tmp_path / "config.yaml").data.transforms == "my_own_aug"
+
+
+def test_u_multiclass_policy_loads_and_refuses_losses_made_for_sigmoids():
+    from radvision.config import outputs_per_class
+
+    cfg = load_config(None, ["data.dataset=chexpert", "data.policy=U-MultiClass", "loss.class_weights=auto"])
+    assert cfg.data.policy == "U-MultiClass" and outputs_per_class(cfg) == 3
+    assert outputs_per_class(load_config(None, ["data.policy=U-Ignore"])) == 1
+    assert load_config(None, ["data.policy=U-MultiClass", "loss.pos_weight=auto"]).loss.pos_weight == "auto"
+    for name in ("focal", "soft_f1", "weighted_bce", "f1_bce"):
+        with pytest.raises(RadvisionError, match=f"U-MultiClass.*'{name}'.*loss.name=bce.*U-Ones, U-Zeros, U-Ignore"):
+            load_config(None, ["data.policy=U-MultiClass", f"loss.name={name}"])
+    with pytest.raises(RadvisionError, match="U-Ones, U-Zeros, U-Ignore, U-MultiClass"):
+        load_config(None, ["data.policy=U-Multi"])

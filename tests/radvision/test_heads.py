@@ -90,3 +90,25 @@ def test_build_model_argument_errors():
     assert model.class_names == ["class_0", "class_1"]
     with pytest.raises(RadvisionError, match="predicts 2 classes"):
         ImageClassifier(model.backbone, model.head, ["a", "b", "c"])
+
+
+def test_a_three_way_head_reports_positive_against_negative():
+    from radvision.heads import class_logits
+
+    model = build_model("simple_cnn", 2, ["a", "b"], outputs_per_class=3)
+    assert model.outputs_per_class == 3 and model.num_classes == 2
+    logits = model(torch.randn(4, 3, 32, 32))
+    assert logits.shape == (4, 6)
+    p = torch.softmax(logits.reshape(4, 2, 3), dim=-1)  # negative, positive, uncertain per class
+    expected = p[..., 1] / (p[..., 0] + p[..., 1])
+    torch.testing.assert_close(model.probabilities(logits), expected)
+    # by hand: softmax(z) = (0.1, 0.6, 0.3) gives 0.6 / 0.7 whatever the uncertain share
+    z = torch.log(torch.tensor([[0.1, 0.6, 0.3]]))
+    assert class_logits(z, 3).sigmoid().item() == pytest.approx(6 / 7)
+    one = build_model("simple_cnn", 2, ["a", "b"])
+    x = torch.randn(2, 2)
+    torch.testing.assert_close(one.probabilities(x), torch.sigmoid(x))
+    with pytest.raises(RadvisionError, match=r"predicts 2 classes \(3 outputs per class\) but 3 class_names"):
+        ImageClassifier(model.backbone, model.head, ["a", "b", "c"], outputs_per_class=3)
+    with pytest.raises(RadvisionError, match="outputs_per_class must be 1 or 3"):
+        ImageClassifier(model.backbone, model.head, ["a", "b", "c"], outputs_per_class=2)

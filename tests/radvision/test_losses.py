@@ -163,3 +163,43 @@ def test_all_zero_class_weights_are_refused(name):
     with pytest.raises(RadvisionError, match="class_weights are all 0"):
         create_loss(name, class_weights=[0, 0])
     create_loss(name, class_weights=[0, 1])  # one class switched off is fine
+
+
+def test_u_multiclass_cross_entropy_matches_a_hand_computation_and_masks_nan():
+    import math
+
+    # 2 images x 2 classes, logits class-major (negative, positive, uncertain)
+    logits = torch.tensor([[0.0, 1.0, 2.0, 0.5, 0.0, -1.0],
+                           [1.0, 0.0, 0.0, float("inf"), 3.0, 0.0]])  # an inf where the target is unknown
+    targets = torch.tensor([[1.0, -1.0], [0.0, NAN]])
+
+    def ce(z, k):  # -log softmax(z)[k]
+        return -(z[k] - math.log(sum(math.exp(v) for v in z)))
+
+    terms = [ce([0.0, 1.0, 2.0], 1), ce([0.5, 0.0, -1.0], 2), ce([1.0, 0.0, 0.0], 0)]
+    x = logits.clone().requires_grad_(True)
+    loss = create_loss("bce", outputs_per_class=3)(x, targets)
+    assert loss.item() == pytest.approx(sum(terms) / 3, rel=1e-6)
+    loss.backward()
+    assert torch.isfinite(x.grad).all() and (x.grad[1, 3:] == 0).all()  # the unknown target gives no gradient
+    # class weights still weigh classes: a weighted mean over the known targets
+    weighted = create_loss("bce", class_weights=[1.0, 3.0], outputs_per_class=3)(logits, targets)
+    assert weighted.item() == pytest.approx((terms[0] + 3 * terms[1] + terms[2]) / 5, rel=1e-6)
+    # pos_weight scales the terms of positive targets, as in BCE (the mean stays over known targets)
+    pos = create_loss("bce", pos_weight=[4.0, 1.0], outputs_per_class=3)(logits, targets)
+    assert pos.item() == pytest.approx((4 * terms[0] + terms[1] + terms[2]) / 3, rel=1e-6)
+    # an all-unknown batch is a zero loss that still backpropagates
+    assert create_loss("bce", outputs_per_class=3)(x, torch.full((2, 2), NAN)).item() == 0.0
+
+
+def test_u_multiclass_refuses_sigmoid_losses_and_bad_shapes_or_targets():
+    for name in sorted(set(LOSSES) - {"bce"}):
+        with pytest.raises(RadvisionError, match=f"U-MultiClass.*loss '{name}'.*use loss 'bce'"):
+            create_loss(name, outputs_per_class=3)
+    loss = create_loss("bce", outputs_per_class=3)
+    with pytest.raises(RadvisionError, match=r"classes x 3"):
+        loss(torch.zeros(2, 4), torch.zeros(2, 2))
+    with pytest.raises(RadvisionError, match="1, 0, -1"):
+        loss(torch.zeros(1, 6), torch.tensor([[0.5, 1.0]]))
+    with pytest.raises(RadvisionError, match="U-MultiClass"):  # a binary loss names the policy for -1 targets
+        create_loss("bce")(torch.zeros(1, 2), torch.tensor([[-1.0, 1.0]]))

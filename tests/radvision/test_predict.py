@@ -124,6 +124,14 @@ def test_explain_writes_overlays(run_dir, tmp_path):
         explain_images(run_dir, [image], tmp_path / "cams", classes=["Strip"])
 
 
+@pytest.mark.parametrize("out", ["gold.csv", "gold.csv/cams"])
+def test_explain_into_a_file_says_it_needs_a_folder(run_dir, tmp_path, out):
+    (tmp_path / "gold.csv").write_text("path\n")
+    with pytest.raises(RadvisionError, match="'.*gold.csv' is a file; explain writes its overlays and overlays.csv "
+                                             "into a folder"):
+        explain_images(run_dir, [run_dir.parent / "img" / "001.png"], tmp_path / out)
+
+
 @pytest.mark.parametrize("transforms, hot_columns", [("default", (20, 35)), ("none", (0, 25))])
 def test_explain_lays_the_heatmap_over_the_pixels_the_network_saw(run_dir, tmp_path, monkeypatch, transforms,
                                                                   hot_columns):

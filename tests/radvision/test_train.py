@@ -764,7 +764,7 @@ def test_a_python_config_resumes_and_an_old_run_with_an_unlabelled_class_goes_on
     frame["Edema"] = np.where(frame["split"] == "train", np.nan, 1.0)
     frame.to_csv(csv, index=False)
     with pytest.MonkeyPatch.context() as monkey:
-        monkey.setattr("radvision.train._check_labels", lambda y, names, resuming=False: None)
+        monkey.setattr("radvision.train._check_labels", lambda y, names, **kwargs: None)
         Trainer(tiny_config(tmp_path, csv)).fit()  # as the old code trained it ...
     state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
     state.pop("labels_checked")  # ... which wrote no labels_checked
@@ -895,3 +895,16 @@ def test_imageclef_concept_filters_are_config_keys(tmp_path):
         load_config(None, [*base, "data.concept_top_k=0"])
     with pytest.raises(RadvisionError, match="data.concept_min_frequency' must be 1 or more"):
         load_config(None, [*base, "data.concept_min_frequency=0"])
+
+
+@pytest.mark.parametrize(("monitor", "mode"), [("hamming_loss", "min"), ("lrap", "max"), ("valid_loss", "min"),
+                                               ("auroc_any_finding", "max")])
+def test_any_metric_of_metrics_csv_can_be_monitored(tmp_path, data_csv, monitor, mode):
+    run = Trainer(tiny_config(tmp_path, data_csv, f"schedule.monitor={monitor}", "optim.epochs=3",
+                              "schedule.patience=null")).fit()
+    metrics = pd.read_csv(run / "metrics.csv")
+    state = json.loads((run / "trainer_state.json").read_text())
+    column = "valid_loss" if monitor == "valid_loss" else monitor
+    assert metrics["monitored"].tolist() == pytest.approx(metrics[column].tolist(), nan_ok=True)
+    best = metrics[column].min() if mode == "min" else metrics[column].max()
+    assert metrics.set_index("epoch").loc[state["best_epoch"], column] == pytest.approx(best)

@@ -22,11 +22,50 @@ from radvision.data.images import check_image, load_image
 from radvision.data.table import LabelTable, check_choice, validate_table
 from radvision.errors import RadvisionError
 
-__all__ = ["ImageDataset"]
+__all__ = ["ImageDataset", "describe_skipped", "drop_unreadable_parts", "is_missing", "unreadable_images"]
 
 log = logging.getLogger(__name__)
 
 _TO_TENSOR = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.ToPureTensor()])
+
+
+# how a skipped image's error starts when there is no file to read (`load_image`'s words)
+_MISSING = ("Image file not found", "Empty image path")
+
+
+def is_missing(error: str) -> bool:
+    """True when a skipped image's error says its file is missing (not unreadable)."""
+    return error.startswith(_MISSING)
+
+
+def unreadable_images(paths: list[str], check: str = "decode", workers: int | None = None) -> dict[str, str]:
+    """path -> the reason it cannot be used, for the missing and (``check="decode"``) undecodable ``paths``.
+
+    A missing file's reason starts with "Image file not found" (`is_missing`); "decode" decodes every existing
+    image (``workers`` threads), "exists" only looks for the files."""
+    check_choice(check, ("decode", "exists"), "image check")
+    unique = list(dict.fromkeys(paths))
+    # no decode: load_image fails before it reads (not found, a blank path, a folder)
+    reasons = {p: check_image(p) or "" for p in unique if not os.path.isfile(p)}
+    present = [p for p in unique if p not in reasons]
+    if present and check == "decode":
+        n = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            results = pool.map(check_image, present)
+            bar = tqdm(results, total=len(present), desc="checking images", unit="img", disable=len(present) < 1000)
+            for p, err in zip(present, bar, strict=True):
+                if err is not None:
+                    reasons[p] = err
+    return reasons
+
+
+def describe_skipped(skipped: list[tuple[str, str]]) -> str:
+    """"3 image(s): 1 missing file(s) (first: ...), 2 unreadable (first: ...)" for (path, error) pairs."""
+    missing = [err for _, err in skipped if is_missing(err)]
+    broken = [err for _, err in skipped if not is_missing(err)]
+    parts = [f"{len(errs)} {what} (first: {errs[0].rstrip('.')})"
+             for what, errs in (("missing file(s)", missing), ("unreadable image(s)", broken)) if errs]
+    return f"{len(skipped)} image(s): {', '.join(parts)}"
 
 
 class ImageDataset(Dataset):
@@ -113,25 +152,13 @@ class ImageDataset(Dataset):
         if self.cache is not None:
             reasons.update({p: err for p, err in self.cache.skipped if self.cache.failed_unchanged(p)})
             to_check = [p for p in paths if not self._cached(p) and p not in reasons]
-        unique = list(dict.fromkeys(to_check))
-        if unique and self.check == "exists":
-            reasons.update({p: f"Image file not found: {p}." for p in unique if not os.path.isfile(p)})
-        elif unique:
-            n = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
-            with ThreadPoolExecutor(max_workers=n) as pool:
-                results = pool.map(check_image, unique)
-                bar = tqdm(results, total=len(unique), desc="checking images", unit="img",
-                           disable=len(unique) < 1000)
-                for p, err in zip(unique, bar, strict=True):
-                    if err is not None:
-                        reasons[p] = err
+        reasons.update(unreadable_images(to_check, self.check, workers))
         keep = np.array([p not in reasons for p in paths], dtype=bool)
         self.skipped = [(p, reasons[p]) for p in dict.fromkeys(paths) if p in reasons]
         if self.skipped:
             self.skipped_csv = self._list_skipped(skipped_csv)
             where = f"full list: {self.skipped_csv}" if self.skipped_csv else "full list in ImageDataset.skipped"
-            log.warning("ImageDataset: skipping %d unreadable image(s), first: %s; %s", len(self.skipped),
-                        self.skipped[0][1].rstrip("."), where)
+            log.warning("ImageDataset: skipping %s; %s", describe_skipped(self.skipped), where)
         return table.subset(keep) if not keep.all() else table
 
     def _list_skipped(self, skipped_csv: str | os.PathLike | None) -> Path | None:
@@ -185,3 +212,18 @@ class ImageDataset(Dataset):
             "view": self._view[index],
         }
         return image, labels, meta
+
+
+def drop_unreadable_parts(parts: dict[str, LabelTable], check: str = "exists", workers: int | None = None
+                          ) -> tuple[dict[str, LabelTable], list[tuple[str, str, str]]]:
+    """``parts`` ({split: LabelTable}) without the rows ``on_error="skip"`` would skip (`unreadable_images`:
+    missing files, and with ``check="decode"`` undecodable ones), and the (split, path, error) rows left out:
+    what `radvision data` counts for data.on_error=skip."""
+    reasons = unreadable_images([p for t in parts.values() for p in t.frame["path"].astype(str)], check, workers)
+    out, skipped = {}, []
+    for split, t in parts.items():
+        paths = t.frame["path"].astype(str).tolist()
+        keep = np.array([p not in reasons for p in paths], dtype=bool)
+        skipped += [(split, p, reasons[p]) for p in dict.fromkeys(paths) if p in reasons]
+        out[split] = t if keep.all() else t.subset(keep)
+    return out, skipped

@@ -29,7 +29,7 @@ from radvision.data.table import (
 )
 from radvision.errors import RadvisionError
 
-__all__ = ["read_csv_table", "read_folder"]
+__all__ = ["SPLIT_FOLDERS", "read_csv_table", "read_folder"]
 
 log = logging.getLogger(__name__)
 
@@ -141,27 +141,74 @@ def read_csv_table(
     return LabelTable(finish_frame(frame, chosen), chosen, base)
 
 
+# split folder names, any case -> the split they fill
+SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "valid", "valid": "valid", "validation": "valid",
+                 "test": "test", "testing": "test"}
+# folders an archive, a file manager or an OS leaves beside the data: never classes or splits
+_SYSTEM_FOLDERS = {"__macosx", "$recycle.bin", "system volume information", "@eadir", "lost+found"}
+
+
+def _ignored_folder(name: str) -> bool:
+    return name.startswith((".", "__")) or name.lower() in _SYSTEM_FOLDERS
+
+
+def _folders(parent: Path) -> list[Path]:
+    """The sub-folders of ``parent`` that can be classes or splits (hidden and system folders left out)."""
+    return sorted(d for d in parent.iterdir() if d.is_dir() and not _ignored_folder(d.name))
+
+
+def _loose_images(folder: Path) -> list[Path]:
+    """Image files directly in ``folder`` (not in a sub-folder)."""
+    return sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")
+                  and f.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _first(items: list, n: int = 3) -> str:
+    return ", ".join(str(x) for x in items[:n]) + (", ..." if len(items) > n else "")
+
+
+_LAYOUT = ("expected root/<class>/<images> or root/<split>/<class>/<images> with split folders named train / "
+           "training, val / valid / validation, test / testing (any case)")
+
+
 def read_folder(root: str | os.PathLike, classes: Iterable[str] | None = None) -> LabelTable:
     """Class-per-folder tree (``root/<class>/*.png``) -> one-hot LabelTable, classes sorted by name.
 
-    ``root/train|valid|test/<class>/...`` is recognised too and fills the ``split`` column. Each image is
-    its own patient (folders carry no patient ids).
+    ``root/<split>/<class>/...`` is recognised too and fills the ``split`` column: split folders are named
+    train / training, val / valid / validation or test / testing, in any case. Hidden and system folders
+    (``.name``, ``__name`` such as ``__MACOSX``, ``$RECYCLE.BIN``, ``System Volume Information``, ``@eaDir``) are
+    neither classes nor splits. Split folders beside other folders are refused (the split would become a
+    class); images lying directly in a split folder (or in ``root``) are left out with a warning, and so is
+    a warning given for a class folder holding only sub-folders (its images are read recursively, as that
+    class). Each image is its own patient (folders carry no patient ids).
     """
     root = Path(root).expanduser().resolve()
     if not root.is_dir():
         raise RadvisionError(f"Image folder not found: {root}.")
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    split_dirs = [d for d in subdirs if d.name.lower() in ("train", "valid", "val", "validation", "test")]
+    subdirs = _folders(root)
+    split_dirs = [d for d in subdirs if d.name.lower() in SPLIT_FOLDERS]
+    others = [d for d in subdirs if d.name.lower() not in SPLIT_FOLDERS]
+    if split_dirs and others:
+        raise RadvisionError(
+            f"{root} holds split folders ({', '.join(d.name for d in split_dirs)}) beside other folders "
+            f"({_first([d.name for d in others], 5)}); {_LAYOUT}. Move the other folders out (or into the split "
+            "folders) so that the splits are not read as classes.")
     groups: list[tuple[str | None, Path]] = []
-    if split_dirs and len(split_dirs) == len(subdirs):
+    loose = _loose_images(root)
+    if split_dirs:
         for d in split_dirs:
-            name = "valid" if d.name.lower() in ("val", "validation") else d.name.lower()
-            groups += [(name, c) for c in sorted(x for x in d.iterdir() if x.is_dir() and not x.name.startswith("."))]
+            groups += [(SPLIT_FOLDERS[d.name.lower()], c) for c in _folders(d)]
+            loose += _loose_images(d)
     else:
         groups = [(None, d) for d in subdirs]
+    if loose:
+        where = "split folders" if split_dirs else "the root folder"
+        log.warning("%s: %d image(s) lie directly in %s, outside any class folder, and are left out (first: %s); "
+                    "%s", root, len(loose), where, _first([str(p.relative_to(root)) for p in loose]), _LAYOUT)
+    _check_class_folders(root, groups)
     found = sorted({d.name for _, d in groups})
     if not found:
-        raise RadvisionError(f"{root} has no class sub-folders; expected root/<class>/<image> files.")
+        raise RadvisionError(f"{root} has no class sub-folders; {_LAYOUT}.")
     chosen = select_classes(found, classes, f"folder {root}")
     rows = []
     for split, d in groups:
@@ -178,3 +225,29 @@ def read_folder(root: str | os.PathLike, classes: Iterable[str] | None = None) -
     if frame["split"].isna().all():
         frame = frame.drop(columns=["split"])
     return LabelTable(finish_frame(frame, chosen), chosen, root)
+
+
+_JUNK_FILES = {"thumbs.db", "desktop.ini"}
+
+
+def _check_class_folders(root: Path, groups: list[tuple[str | None, Path]]) -> None:
+    """Refuse a class folder that holds split folders (the root is a level too high); warn about class folders
+    that hold only sub-folders (maybe the classes are one level down)."""
+    nested: list[tuple[Path, list[Path]]] = []
+    for _, d in groups:
+        inner = _folders(d)
+        has_files = any(f.is_file() and not f.name.startswith(".") and f.name.lower() not in _JUNK_FILES
+                        for f in d.iterdir())
+        if inner and not has_files:
+            nested.append((d, inner))
+    for d, inner in nested:
+        splits = [x.name for x in inner if x.name.lower() in SPLIT_FOLDERS]
+        if splits:
+            raise RadvisionError(
+                f"The class folder {d.relative_to(root)} of {root} holds split folders ({', '.join(splits)}), so "
+                f"the dataset starts one level down: set data.root to {d}; {_LAYOUT}.")
+    if nested:
+        shown = "; ".join(f"{d.relative_to(root)}/ holds {_first([x.name for x in inner])}" for d, inner in nested[:3])
+        log.warning("%s: %d class folder(s) hold no images directly, only sub-folders (%s%s); every image below each "
+                    "is read as that class. If those sub-folders are the classes, set data.root to the folder that "
+                    "holds them; %s", root, len(nested), shown, "; ..." if len(nested) > 3 else "", _LAYOUT)

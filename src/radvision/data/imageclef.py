@@ -123,19 +123,37 @@ def roco_file_names(folder: str | os.PathLike) -> dict[str, str]:
     return names
 
 
-def _image_paths(image_dir: Path, ids: list[str], aliases: dict[str, str] | None = None) -> list[str]:
-    by_stem: dict[str, str] = {}
+def _image_paths(image_dir: Path, ids: list[str], aliases: dict[str, str] | None = None
+                 ) -> tuple[list[str], dict[str, list[str]]]:
+    """The image file of each id: the file named exactly the id, else the one whose stem is the id (or the
+    id's ROCO v1 alias); and the ids whose stem matches several files (``img1.jpg`` and ``img1.png``) -> those
+    file names. Such an id takes the alphabetically first file name."""
+    by_name: dict[str, str] = {}
+    by_stem: dict[str, list[str]] = {}
     if image_dir.is_dir():
         with os.scandir(image_dir) as it:
             for entry in it:
                 stem, ext = os.path.splitext(entry.name)
                 if ext.lower() in IMAGE_EXTENSIONS:
-                    by_stem.setdefault(stem, os.path.abspath(entry.path))
-                    by_stem.setdefault(entry.name, os.path.abspath(entry.path))
+                    by_name[entry.name] = os.path.abspath(entry.path)
+                    by_stem.setdefault(stem, []).append(entry.name)
     aliases = aliases or {}
+    ambiguous: dict[str, list[str]] = {}
+
+    def find(key: str) -> str | None:
+        if not key:
+            return None
+        if key in by_name:
+            return by_name[key]
+        names = sorted(by_stem.get(key, ()))
+        if len(names) > 1:
+            ambiguous.setdefault(key, names)
+        return by_name[names[0]] if names else None
+
     # ids may or may not carry the extension; unresolved ones default to <id>.jpg so the error names them
-    return [by_stem.get(i) or by_stem.get(aliases.get(i, "")) or
-            os.path.join(image_dir, i if os.path.splitext(i)[1] else f"{i}.jpg") for i in ids]
+    paths = [find(i) or find(aliases.get(i, "")) or
+             os.path.join(image_dir, i if os.path.splitext(i)[1] else f"{i}.jpg") for i in ids]
+    return paths, ambiguous
 
 
 def read_imageclef(
@@ -166,6 +184,7 @@ def read_imageclef(
         ranked = ranked[:top_k]
     if not ranked:
         raise RadvisionError(f"No concept occurs in at least {min_frequency} images of {concepts_csv}.")
+    _check_filtered(classes, ranked, counts, min_frequency, top_k, Path(concepts_csv).name)
     chosen = select_classes(ranked, classes, f"concept file {Path(concepts_csv).name}")
     col = {c: j for j, c in enumerate(chosen)}
     y = np.zeros((len(table), len(chosen)), dtype=np.float32)
@@ -177,18 +196,51 @@ def read_imageclef(
     folder = Path(image_dir).expanduser().resolve()
     frame = pd.DataFrame(y, columns=chosen)
     ids = table["id"].tolist()
-    paths = _image_paths(folder, ids)
+    source = f"concept file {Path(concepts_csv).name}"
+    paths, ambiguous = _image_paths(folder, ids)
     if any(not os.path.isfile(p) for p in paths):  # ROCO v1: ids name no file; its name lists do
         aliases = roco_file_names(Path(concepts_csv).expanduser().resolve().parent)
         if aliases:
-            paths = _image_paths(folder, ids, aliases)
+            paths, ambiguous = _image_paths(folder, ids, aliases)
+    if ambiguous:
+        shown = "; ".join(f"{k}: {', '.join(v)}" for k, v in list(ambiguous.items())[:3])
+        log.warning("%s: %d image id(s) match more than one file in %s (%s%s); each uses the alphabetically first "
+                    "file name. Remove the other copies, or write the ids with their extension, to choose.",
+                    source, len(ambiguous), folder, shown, "; ..." if len(ambiguous) > 3 else "")
     frame.insert(0, "path", paths)
     frame["patient_id"] = table["id"].to_numpy()
     frame["concepts"] = table["concepts"].map(";".join).to_numpy()
-    frame = check_files(frame, missing, f"concept file {Path(concepts_csv).name}")
+    frame = check_files(frame, missing, source)
     log.info("ImageCLEF: %d images, %d concepts kept of %d (cardinality %.2f)", len(frame), len(chosen),
              len(counts), label_cardinality(y))
     return LabelTable(finish_frame(frame, chosen), chosen, folder)
+
+
+def _check_filtered(classes: Iterable[str] | None, ranked: list[str], counts: Counter, min_frequency: int,
+                    top_k: int | None, name: str) -> None:
+    """Refuse a chosen concept that the file holds but the frequency filters removed, saying which filter (an
+    unknown concept is left to `select_classes`, which suggests a spelling)."""
+    if classes is None:
+        return
+    kept = set(ranked)
+    removed = [c for c in ([classes] if isinstance(classes, str) else list(classes)) if c in counts and c not in kept]
+    if not removed:
+        return
+    why = []
+    for c in removed:
+        n = counts[c]
+        if n < min_frequency:
+            why.append(f"{c!r} occurs in {n} image(s), below concept_min_frequency={min_frequency}")
+        else:
+            why.append(f"{c!r} occurs in {n} image(s), outside concept_top_k={top_k} (the {top_k} most frequent "
+                       f"concepts occur in at least {counts[ranked[-1]]} images)")
+    fixes = [f for f, used in (("lower data.concept_min_frequency (min_frequency= in Python)",
+                                any(counts[c] < min_frequency for c in removed)),
+                               ("raise data.concept_top_k (top_k= in Python)",
+                                any(counts[c] >= min_frequency for c in removed))) if used]
+    raise RadvisionError(
+        f"data.classes names concept(s) of {name} that the concept filters removed: {'; '.join(why)}. "
+        f"{' and '.join(fixes).capitalize()}, or leave those concepts out of data.classes.")
 
 
 def label_cardinality(labels: np.ndarray | LabelTable) -> float:

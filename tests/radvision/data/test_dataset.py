@@ -125,3 +125,24 @@ def test_exists_check_is_cheap_but_misses_corruption(tmp_path, gray_images, help
     assert len(ds) == 2 and [p for p, _ in ds.skipped] == [str(tmp_path / "gone.png")]
     with pytest.raises(RadvisionError, match="image check"):
         ImageDataset(t, on_error="skip", check="open")
+
+
+def test_skips_say_missing_apart_from_unreadable(tmp_path, gray_images, helpers, caplog):
+    from radvision.data.dataset import drop_unreadable_parts
+
+    bad = helpers.save_truncated(tmp_path / "bad.png", size=64)
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    gone = tmp_path / "gone.png"
+    t = helpers.make_table([gray_images[0], bad, empty, gone, gray_images[1]])
+    with caplog.at_level("WARNING"):
+        ds = ImageDataset(t, on_error="skip")
+    assert len(ds) == 2
+    assert "skipping 3 image(s): 1 missing file(s) (first: Image file not found: " in caplog.text
+    assert "2 unreadable image(s) (first: " in caplog.text
+    parts = {"train": t.subset([0, 1, 2]), "test": t.subset([3, 4])}
+    kept, skipped = drop_unreadable_parts(parts)  # no decode: only the missing file is known
+    assert [len(kept["train"]), len(kept["test"])] == [3, 1] and [s[:2] for s in skipped] == [("test", str(gone))]
+    kept, skipped = drop_unreadable_parts(parts, "decode")  # what the datasets keep
+    assert [len(kept["train"]), len(kept["test"])] == [1, 1]
+    assert sorted(p for _, p, _ in skipped) == sorted(map(str, [bad, empty, gone]))

@@ -167,3 +167,57 @@ def test_windows_style_relative_paths_find_their_images(tmp_path, helpers):
     (tmp_path / "labels.csv").write_text("path,A,patient_id\nimages\\a.png,1,p0\n")
     t = read_csv_table(tmp_path / "labels.csv")
     assert t.frame["path"].tolist() == [str(tmp_path / "images" / "a.png")]
+
+
+def _tree(root, layout: dict[str, int], helpers) -> None:
+    """``{"train/a": 2, ...}``: that many gray images in each folder."""
+    for folder, n in layout.items():
+        for i in range(n):
+            helpers.save_gray(root / folder / f"{i}.png", seed=i)
+
+
+def test_system_folders_are_neither_classes_nor_splits(tmp_path, helpers):
+    _tree(tmp_path, {"train/a": 2, "train/b": 2, "val/a": 1, "val/b": 1, "test/a": 1, "test/b": 1}, helpers)
+    for junk in ("__MACOSX/train", ".Trash", "$RECYCLE.BIN", "System Volume Information"):
+        (tmp_path / junk).mkdir(parents=True)
+    helpers.save_gray(tmp_path / "__MACOSX" / "train" / "a" / "._0.png")
+    t = read_folder(tmp_path)
+    assert t.classes == ["a", "b"]
+    assert t.frame["split"].value_counts().to_dict() == {"train": 4, "valid": 2, "test": 2}
+
+
+def test_split_folders_in_any_case_and_common_spellings(tmp_path, helpers):
+    _tree(tmp_path, {"Training/glioma": 2, "Training/notumor": 2, "Testing/glioma": 1, "Testing/notumor": 1,
+                     "Validation/glioma": 1, "Validation/notumor": 1}, helpers)
+    t = read_folder(tmp_path)
+    assert t.classes == ["glioma", "notumor"]
+    assert t.frame["split"].value_counts().to_dict() == {"train": 4, "test": 2, "valid": 2}
+
+
+def test_split_folders_beside_other_folders_are_refused(tmp_path, helpers):
+    _tree(tmp_path, {"train/a": 1, "train/b": 1, "test/a": 1, "test/b": 1, "extra/a": 1}, helpers)
+    with pytest.raises(RadvisionError, match=r"split folders \(test, train\) beside other folders \(extra\)"):
+        read_folder(tmp_path)
+
+
+def test_a_class_folder_holding_split_folders_names_the_right_root(tmp_path, helpers):
+    _tree(tmp_path, {"chest_xray/train/NORMAL": 1, "chest_xray/test/NORMAL": 1}, helpers)
+    with pytest.raises(RadvisionError, match="set data.root to .*chest_xray"):
+        read_folder(tmp_path)
+
+
+def test_class_folders_holding_only_sub_folders_are_warned_about(tmp_path, helpers, caplog):
+    _tree(tmp_path, {"site1/a": 1, "site1/b": 1, "site2/a": 1, "flat": 1}, helpers)
+    with caplog.at_level("WARNING"):
+        assert read_folder(tmp_path).classes == ["flat", "site1", "site2"]
+    assert "2 class folder(s) hold no images directly, only sub-folders" in caplog.text
+    assert "site1/ holds a, b" in caplog.text and "flat" not in caplog.text.split("(")[1].split(")")[0]
+
+
+def test_images_directly_in_a_split_folder_are_named(tmp_path, helpers, caplog):
+    _tree(tmp_path, {"train/a": 2, "train/b": 2, "valid/a": 1, "valid/b": 1}, helpers)
+    helpers.save_gray(tmp_path / "train" / "unsorted.png")
+    with caplog.at_level("WARNING"):
+        t = read_folder(tmp_path)
+    assert len(t) == 6
+    assert "1 image(s) lie directly in split folders" in caplog.text and "train/unsorted.png" in caplog.text

@@ -167,3 +167,29 @@ def test_a_file_of_bare_ids_is_named_without_a_separator_hint(tmp_path):
     with pytest.raises(RadvisionError, match=r"ids.csv gives no concepts; expected lines of 'ID<TAB>CUI;CUI'") as info:
         read_concepts(f)
     assert "sep" not in str(info.value)  # it advised "sep=None (the --sep default)", an option config users lack
+
+
+def test_a_class_removed_by_the_concept_filters_says_which_filter(tmp_path, helpers):
+    tsv, images = make_clef(tmp_path, helpers)
+    with pytest.raises(RadvisionError, match=r"'C0817096' occurs in 1 image\(s\), below concept_min_frequency=2"):
+        read_imageclef(tsv, images, min_frequency=2, classes=["C0817096"])
+    with pytest.raises(RadvisionError, match=r"'C0034579' occurs in 2 image\(s\), outside concept_top_k=1") as err:
+        read_imageclef(tsv, images, top_k=1, classes=["C0034579"])
+    assert "did you mean" not in str(err.value) and "concept_min_frequency" not in str(err.value)
+    with pytest.raises(RadvisionError, match="did you mean 'C0040405'"):  # not in the file at all
+        read_imageclef(tsv, images, classes=["C0040406"])
+
+
+def test_an_id_matching_two_files_takes_the_first_name_with_a_warning(tmp_path, helpers, caplog):
+    tsv, images = make_clef(tmp_path, helpers)
+    helpers.save_gray(images / "ROCO_00001.bmp", seed=9)  # beside ROCO_00001.png
+    helpers.save_gray(images / "ROCO_00003.tif", seed=9)  # beside ROCO_00003.jpg
+    with caplog.at_level("WARNING"):
+        t = read_imageclef(tsv, images)
+    assert Path(t.frame["path"][1]).name == "ROCO_00001.bmp" and Path(t.frame["path"][3]).name == "ROCO_00003.jpg"
+    assert "2 image id(s) match more than one file" in caplog.text
+    assert "ROCO_00001: ROCO_00001.bmp, ROCO_00001.png" in caplog.text
+    tsv.write_text("ROCO_00001.png\tC1\n")  # an id with its extension names its file
+    caplog.clear()
+    assert Path(read_imageclef(tsv, images).frame["path"][0]).name == "ROCO_00001.png"
+    assert "more than one file" not in caplog.text
