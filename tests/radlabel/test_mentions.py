@@ -3,7 +3,7 @@ import spacy
 
 from radlabel.errors import RadlabelError
 from radlabel.mentions import Mention, MentionMatcher, add_phrases, expand_phrase, plural, select_longest
-from radlabel.schema import schema_from_dict
+from radlabel.schema import load_schema, schema_from_dict
 
 LEXICON = {
     "anatomy": ["(right|left)? (upper|lower)? lobe"],
@@ -82,3 +82,27 @@ def test_phrases_added_in_chunks_all_match():
     add_phrases(matcher, "finding", phrases, nlp.tokenizer, chunk=2)
     doc = nlp("Left effusion, small nodule, old fracture, right effusion and a large mass.")
     assert sorted(doc[s:e].text.lower() for _, s, e in matcher(doc)) == sorted(phrases)
+
+
+def test_the_matchers_stay_within_their_phrase_budget(monkeypatch):
+    """Each expanded phrase costs about 1.5 KB of PhraseMatcher memory in every worker, and `--jobs 2` on 1M reports
+    runs only a few tens of MB under its 1 GB target (benchmarks/bench_labeler.py --memory): one careless optional
+    group can add ten thousand phrases. Growing past these budgets needs that benchmark run again."""
+    import radlabel.assertion as assertion
+    import radlabel.mentions as mentions
+    from radlabel.pipeline import _blank_nlp
+
+    added: dict[int, int] = {}
+    real = mentions.add_phrases
+
+    def counting(matcher, key, phrases, tokenizer, chunk=1000):
+        added[id(matcher)] = added.get(id(matcher), 0) + len(phrases)
+        real(matcher, key, phrases, tokenizer, chunk)
+
+    monkeypatch.setattr(mentions, "add_phrases", counting)
+    monkeypatch.setattr(assertion, "add_phrases", counting)
+    nlp = _blank_nlp()
+    context = assertion.ContextEngine(nlp.vocab, nlp.tokenizer)
+    chexpert = mentions.MentionMatcher(nlp.vocab, load_schema("chexpert"), nlp.tokenizer)
+    assert 30_000 < added[id(context.matcher)] < 50_000  # 46,164 on 2026-11-24
+    assert 50_000 < added[id(chexpert.matcher)] < 80_000  # 75,425
