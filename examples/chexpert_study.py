@@ -4,7 +4,8 @@ report side (radlabel's CheXpert labeler, label prevalence and graph-entity stat
 Image side (configs/chexpert_study.yaml): the three ImageNet backbones run on the same frontal radiograph and
 their pooled features are concatenated (radvision MultiBackbone) before a linear head for the 14 CheXpert
 observations; uncertain labels follow U-Ones or U-Zeros (`--policies U-Ones U-Zeros` trains one run per
-policy and compares them); 91 % of the training images labelled only "No Finding" and 30 % of those labelled
+policy and compares them; U-Ignore and U-MultiClass too, the latter with a 3-way head per observation and its
+softmax cross-entropy in place of the weighted BCE); 91 % of the training images labelled only "No Finding" and 30 % of those labelled
 only "Pleural Effusion" are dropped; "chexpert_study" augmentation (random ~90 % crop, small affine, Gaussian
 blur p=0.4); weighted BCE with per-class pos_weight.  train.csv is split by patient into train / valid
 (thresholds, early stopping); the official valid.csv (radiologist-labelled) is the held-out test set.
@@ -36,6 +37,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "chexpert_study.yaml"
+logger = logging.getLogger("chexpert_study")
 COMPETITION = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
 
 # --smoke: the same pipeline with two small backbones (still a MultiBackbone) at 32 px, 1 epoch, no weights,
@@ -133,6 +135,10 @@ def train_policy(cfg: Any, policy: str, run_dir: Path) -> dict[str, Any]:
 
     values = config_to_dict(cfg)
     values["data"]["policy"] = policy
+    if policy == "U-MultiClass" and values["loss"]["name"] != "bce":
+        # a 3-way head trains a softmax cross-entropy ("bce" under U-MultiClass); pos_weight / class weights stay
+        logger.info("U-MultiClass: loss %s -> bce (the per-observation softmax cross-entropy)", values["loss"]["name"])
+        values["loss"]["name"] = "bce"
     values["output"]["run_dir"] = str(run_dir)
     cfg = config_from_dict(values)
     parts = study_tables(cfg, policy)
@@ -294,7 +300,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             text_column=args.text_column,
             id_column=args.id_column,
             jobs=args.jobs,
-            policy=policies[0],
+            policy=next((p for p in policies if p != "U-MultiClass"), "U-Ignore"),  # reports have no 3-way form
             plots=args.plots,
         )
     results = []
@@ -339,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--policies",
         nargs="+",
-        choices=["U-Ones", "U-Zeros", "U-Ignore"],
+        choices=["U-Ones", "U-Zeros", "U-Ignore", "U-MultiClass"],
         help="uncertainty policies to train, one run each (default: data.policy of the config)",
     )
     p.add_argument("--run-dir", help="where runs are written (default output.run_dir of the config)")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from radvision.data import CHEXPERT_CLASSES
 from radvision.errors import RadvisionError
@@ -408,3 +409,11 @@ def test_chexpert_study_empty_valid_split_is_one_sentence(chexpert, tmp_path, ca
     cfg = chexpert.study_config(smoke=True, data_root=root, overrides=["data.split={train: 0.99, valid: 0.01}"])
     with pytest.raises(RadvisionError, match="left no 'valid' image; give it a larger fraction"):
         chexpert.study_tables(cfg, "U-Ones")
+
+
+def test_chexpert_smoke_trains_u_multiclass_with_its_cross_entropy(chexpert, tmp_path, capsys):
+    assert chexpert.main(["--smoke", "--run-dir", str(tmp_path / "runs"), "--policies", "U-MultiClass"]) == 0
+    run = tmp_path / "runs"
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["data"]["policy"] == "U-MultiClass" and saved["loss"]["name"] == "bce"
+    assert 0.0 <= json.loads((run / "study_summary.json").read_text())["runs"][0]["test_mean_auroc"] <= 1.0
