@@ -35,7 +35,7 @@ BEST_FILE = "best.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 STATE_FILE = "trainer_state.json"
 THRESHOLDS_FILE = "thresholds.json"
-SKIPPED_FILE = "skipped_images.csv"  # images on_error=skip left out of the run: split, path, error
+SKIPPED_FILE = "skipped_images.csv"  # images on_error=skip left out of the run: split, path, reason, error
 PLOTS_DIR = "plots"
 STAGED_SUFFIX = ".pending"  # an epoch's checkpoint file before trainer_state.json confirms the epoch
 

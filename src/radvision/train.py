@@ -35,6 +35,7 @@ from radvision.config import (
     save_config,
     with_absolute_paths,
 )
+from radvision.data.dataset import is_missing
 from radvision.data.table import SPLITS
 from radvision.errors import RadvisionError, did_you_mean
 from radvision.resume import SCHEDULE_KEYS, Progress, check_resume_config
@@ -981,15 +982,15 @@ class Trainer:
 
     # -- after training -----------------------------------------------------------------------------
     def _write_skipped_list(self, datasets: dict[str, Dataset | None]) -> None:
-        """SKIPPED_FILE in the run folder: every image on_error=skip left out (split, path, error), beside the
-        run it shaped; no file when nothing was skipped."""
+        """SKIPPED_FILE in the run folder: every image on_error=skip left out (split, path, reason "missing" or
+        "unreadable", error), beside the run it shaped; no file when nothing was skipped."""
         if not self.accelerator.is_main_process:
             return
-        rows = [(split, path, error) for split, ds in datasets.items()
-                for path, error in getattr(ds, "skipped", None) or []]
+        rows = [(split, path, "missing" if is_missing(error) else "unreadable", error)
+                for split, ds in datasets.items() for path, error in getattr(ds, "skipped", None) or []]
         target = self.run.file(SKIPPED_FILE)
         if rows:
-            atomic_write_csv(pd.DataFrame(rows, columns=["split", "path", "error"]), target)
+            atomic_write_csv(pd.DataFrame(rows, columns=["split", "path", "reason", "error"]), target)
             logger.warning("%d image(s) were skipped (missing or unreadable); the list is in %s", len(rows), target)
         else:
             target.unlink(missing_ok=True)  # a resumed run whose images are all readable now

@@ -560,9 +560,10 @@ def test_skipped_images_are_listed_in_the_run_folder(tmp_path, make_images, cach
     extra = [f"data.cache_dir={tmp_path / 'cache'}"] if cache else []
     run = Trainer(tiny_config(tmp_path, csv, "data.on_error=skip", *extra)).fit()
     skipped = pd.read_csv(run / "skipped_images.csv")
-    assert list(skipped.columns) == ["split", "path", "error"]
-    assert sorted(zip(skipped["split"], skipped["path"].map(lambda p: p.rsplit("/", 1)[1]), strict=True)) == [
-        ("train", "001.png"), ("valid", "missing.png")]
+    assert list(skipped.columns) == ["split", "path", "reason", "error"]
+    names = skipped["path"].map(lambda p: p.rsplit("/", 1)[1])
+    assert sorted(zip(skipped["split"], names, skipped["reason"], strict=True)) == [
+        ("train", "001.png", "unreadable"), ("valid", "missing.png", "missing")]
     assert skipped["error"].str.len().gt(0).all()
     # a new run over the same folder whose images all read leaves no stale list behind
     (tmp_path / "d" / "img" / "001.png").unlink()
