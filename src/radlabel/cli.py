@@ -1,7 +1,8 @@
 """The `radlabel` command: label, parse, evaluate, stats, schemas.
 
 User errors (RadlabelError, missing files) print one sentence to stderr and exit with code 2,
-without a traceback; Ctrl-C exits 130 and leaves no partial output (writes are atomic).
+without a traceback; a system error (a full disk, a read-only folder) prints one line and exits 1; Ctrl-C
+exits 130 and leaves no partial output (writes are atomic).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -18,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from radlabel.errors import RadlabelError
+
+logger = logging.getLogger("radlabel.cli")
 
 EPILOG = """examples:
   radlabel label reports.csv -o labels.csv --text-column report --id-column id --jobs 2
@@ -46,6 +50,13 @@ def _positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
     if n < 0:
         raise argparse.ArgumentTypeError(f"{value!r} must be 0 or more")
+    return n
+
+
+def _at_least_one(value: str) -> int:
+    n = _positive_int(value)
+    if n == 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be 1 or more")
     return n
 
 
@@ -86,9 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"radlabel {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    # -v also after the command (`radlabel label ... -v`); SUPPRESS keeps a count given before it
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                         help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("label", help="label a corpus (csv, tsv, jsonl, parquet, or a folder of .txt reports)",
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[verbose], **kwargs)
+
+    p = command("label", help="label a corpus (csv, tsv, jsonl, parquet, or a folder of .txt reports)",
                        description="Label every report of INPUT and write OUTPUT (format by extension: .csv "
                                    ".tsv .jsonl .parquet): the id column first, one column per schema class "
                                    "valued 1 / 0 / -1 / empty, then an `error` column (empty when fine). "
@@ -106,11 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write one line per report: {\"id\", \"error\", \"graph\": RadGraph JSON}")
     p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
                    help="worker processes (0 = all CPUs; default: %(default)s)")
-    p.add_argument("--chunksize", type=_positive_int, default=10_000, metavar="ROWS",
+    p.add_argument("--chunksize", type=_at_least_one, default=10_000, metavar="ROWS",
                    help="rows read and written at a time; bounds memory (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    p = sub.add_parser("parse", help="show the graph of one report",
+    p = command("parse", help="show the graph of one report",
                        description="Parse one report and print its entities (RadGraph labels ANAT-DP, "
                                    "OBS-DP, OBS-U, OBS-DA) with their relations, and the resulting labels.")
     src = p.add_mutually_exclusive_group(required=True)
@@ -122,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("json", "table"), default="table",
                    help="table: readable entity list and labels; json: RadGraph JSON (default: %(default)s)")
 
-    p = sub.add_parser("evaluate", help="score predicted labels against gold labels",
+    p = command("evaluate", help="score predicted labels against gold labels",
                        description="CheXpert-paper style evaluation: per class precision / recall / F1 for "
                                    "positive (1), negative (0) and uncertain (-1) mentions and for the binary "
                                    "label (1 or -1 vs the rest), with micro and macro averages. Rows are joined "
@@ -134,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate this schema's classes (default: the class columns both files share)")
     p.add_argument("-o", "--output", metavar="metrics.csv", help="write the full metrics table here")
 
-    p = sub.add_parser("stats", help="corpus statistics: entities, verbs, similarity, prevalence",
+    p = command("stats", help="corpus statistics: entities, verbs, similarity, prevalence",
                        description="Corpus analysis as in the CheXpert Plus / RadGraph study: frequency tables "
                                    "of graph entities and verbs, findings-vs-impression similarity "
                                    "|A∩B| / max(|A|,|B|) over noun phrases, verbs and entities, and (with "
@@ -150,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", action="store_true", help="also draw PNG bar plots (needs -o)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    p = sub.add_parser("schemas", help="list built-in schemas or show one schema's classes",
+    p = command("schemas", help="list built-in schemas or show one schema's classes",
                        description="Without NAME: list the built-in schemas. With NAME (or a YAML path): show "
                                    "its classes and how many mention phrases each has.")
     p.add_argument("name", nargs="?", metavar="NAME", help="schema name or YAML file")
@@ -162,15 +180,16 @@ def _cmd_label(a: argparse.Namespace) -> int:
 
     labeler = Labeler(schema=a.schema, sections=a.sections, progress=not a.no_progress, no_finding=a.no_finding)
     summary = labeler.label_file(a.input, a.output, text_column=a.text_column, id_column=a.id_column,
-                                 jobs=a.jobs, graphs=a.graphs, chunksize=max(a.chunksize, 1))
+                                 jobs=a.jobs, graphs=a.graphs, chunksize=a.chunksize)
     note = f", {summary['errors']} with an error note" if summary["errors"] else ""
-    print(f"labeled {summary['rows']} reports{note} -> {summary['output']}", file=sys.stderr)
+    reports = "report" if summary["rows"] == 1 else "reports"
+    print(f"labeled {summary['rows']} {reports}{note} -> {summary['output']}", file=sys.stderr)
     return 0
 
 
 def _cmd_parse(a: argparse.Namespace) -> int:
     from radlabel.io import decode_report
-    from radlabel.labeler import Labeler
+    from radlabel.labeler import ERR_BINARY, ERROR_COLUMN, Labeler
 
     # bytes, decoded as `label` decodes .txt reports (UTF-8, a BOM's UTF-16, else Windows-1252)
     if a.file is not None:
@@ -188,13 +207,18 @@ def _cmd_parse(a: argparse.Namespace) -> int:
     if not text.strip():
         raise RadlabelError("The report text is empty; pass the text in quotes or --file F.")
     labeler = Labeler(schema=a.schema, sections=a.sections, progress=False, no_finding=a.no_finding)
-    graph = labeler.pipeline.parse(text)
+    labels = labeler.label_text(text)  # the checks `label` makes: binary content, the length limit
+    note = labels.pop(ERROR_COLUMN)
+    if note == ERR_BINARY:
+        raise RadlabelError(f"The report is {note}; parse reads text.")
+    if note:
+        logger.warning("%s", note)
+    graph = labeler.pipeline.parse(text[:labeler.max_chars])
     if a.format == "json":
         print(json.dumps(graph.to_radgraph(), ensure_ascii=False, indent=1))
         return 0
     print(_graph_table(graph))
-    labels = labeler.label_text(text)
-    shown = {k: v for k, v in labels.items() if k != "error" and v == v}
+    shown = {k: v for k, v in labels.items() if v == v}
     print("\nlabels: " + (", ".join(f"{k}={int(v)}" for k, v in shown.items()) or "(none mentioned)"))
     return 0
 
@@ -216,9 +240,11 @@ def _graph_table(graph) -> str:
 
 def _cmd_evaluate(a: argparse.Namespace) -> int:
     from radlabel.evaluate import evaluate, summary
-    from radlabel.io import check_outputs, read_label_table, write_table
+    from radlabel.io import check_outputs, check_writable, read_label_table, write_table
 
     check_outputs({"The metrics output": a.output}, {"predictions": a.pred, "gold": a.gold})
+    if a.output:
+        check_writable(a.output)  # before the work, as `label` does
     pred, gold = read_label_table(a.pred), read_label_table(a.gold)
     classes = None
     if a.schema is not None:
@@ -306,11 +332,26 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _written_name(filename: object) -> object:
+    """The output a temporary file stands for (".labels.csv.x1y2.tmp" -> "labels.csv"): errors name that."""
+    name = os.fsdecode(filename) if isinstance(filename, str | bytes) else filename
+    if isinstance(name, str):
+        match = _TEMP_NAME.fullmatch(os.path.basename(name))
+        if match:
+            return os.path.join(os.path.dirname(name), match.group(1))
+    return name
+
+
+_TEMP_NAME = re.compile(r"\.(.+)\.[^.]+\.tmp")  # AtomicWriter / atomic_write_text temp files
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `radlabel` command; returns the exit code."""
     args = build_parser().parse_args(argv)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # only radlabel's own loggers get chattier (-vv would otherwise print matplotlib's font search)
+    if args.verbose:
+        logging.getLogger("radlabel").setLevel(logging.INFO if args.verbose == 1 else logging.DEBUG)
     try:
         with _sigterm_interrupts():
             return COMMANDS[args.command](args)
@@ -318,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"radlabel: error: {exc}", file=sys.stderr)
         return 2
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"radlabel: error: {exc.strerror or exc} ({exc.filename}).", file=sys.stderr)
+        print(f"radlabel: error: {exc.strerror or exc} ({_written_name(exc.filename)}).", file=sys.stderr)
         return 2
     except Terminated:
         print("radlabel: terminated (SIGTERM); no output was written.", file=sys.stderr)
@@ -328,6 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `radlabel parse ... | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:  # a full disk, a read-only file system: the machine's problem, said in one line
+        where = f" ({_written_name(exc.filename)})" if exc.filename else ""
+        print(f"radlabel: error: {exc.strerror or exc}{where}.", file=sys.stderr)
         return 1
 
 

@@ -74,12 +74,19 @@ def _label_like(column: pd.Series) -> bool:
 
 
 def _align(pred: pd.DataFrame, gold: pd.DataFrame, id_column: str | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    id_column = id_column or (str(gold.columns[0]) if len(gold.columns) else None)
+    for frame, name in ((pred, "predictions"), (gold, "gold")):
+        if frame.empty:  # a header alone (or nothing) would score as a table of NaN
+            raise RadlabelError(f"The {name} table has no rows; nothing to evaluate.")
+    id_column = id_column or str(gold.columns[0])
     for frame, name in ((pred, "predictions"), (gold, "gold")):
         if id_column not in frame.columns:
             err = missing_column_error(id_column, list(frame.columns), f"the {name}")
             raise RadlabelError(f"{err} The ids are joined on gold's first column unless --id-column (id_column=) "
                                 "names another; both files must call it the same.")
+        if frame[id_column].isna().any():
+            row = int(frame[id_column].isna().to_numpy().argmax())
+            raise RadlabelError(f"The {name} have a blank id in column {id_column!r} (data row {row + 1}); "
+                                "every row needs an id to be joined on.")
         dup = frame[id_column][frame[id_column].duplicated()]
         if len(dup):
             raise RadlabelError(f"The {name} repeat id {dup.iloc[0]!r} in column {id_column!r}; ids must be unique.")
@@ -90,7 +97,7 @@ def _align(pred: pd.DataFrame, gold: pd.DataFrame, id_column: str | None) -> tup
     if len(missing):
         raise RadlabelError(
             f"{len(missing)} gold id(s) have no prediction (e.g. {missing[0]!r}); "
-            f"label every gold report or evaluate on the ids they share."
+            f"label every gold report, or keep only the gold rows whose ids were labelled."
         )
     extra = p.index.difference(g.index)
     if len(extra):

@@ -72,6 +72,10 @@ class ReportGraph:
     sections: dict = field(default_factory=dict)
     sentences: list = field(default_factory=list)
 
+    def has_words(self) -> bool:
+        """True when an analysed sentence holds a letter (not only headers, punctuation or numbers)."""
+        return any(any(ch.isalpha() for ch in self.text[a:b]) for a, b in self.sentences)
+
     def entity(self, entity_id: str) -> Entity:
         """The entity with this id (RadlabelError when absent)."""
         for e in self.entities:

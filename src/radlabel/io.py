@@ -71,8 +71,13 @@ def _check_readable(path: Path) -> None:
 def missing_column_error(column: str, available: Sequence[str], where: str) -> RadlabelError:
     """A RadlabelError naming a missing column, the available ones, and a close match if any."""
     available = [str(c) for c in available]
+    glued = next((sep for sep in (";", "|", "\t", ",") if len(available) == 1 and sep in available[0]
+                  and column in available[0].split(sep)), None)
     close = difflib.get_close_matches(str(column), available, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = f" (did you mean {close[0]!r}?)" if close and not glued else ""
+    if glued:  # "id;report": the file separates its columns with something else
+        hint = (f" (the file seems to separate columns with {glued!r}: save it with ',' as .csv or with tabs "
+                f"as .tsv)")
     shown = ", ".join(repr(c) for c in available[:30]) + (" ..." if len(available) > 30 else "")
     return RadlabelError(f"Column {column!r} not found in {where}{hint}; available columns: {shown or 'none'}.")
 
@@ -94,6 +99,14 @@ def _input_format(path: Path) -> str:
                             f"table file ({', '.join(FORMATS)}) or a folder of .txt reports.") from None
 
 
+def _csv_encoding(path: Path) -> str:
+    """"utf-16" for a file that starts with a UTF-16 byte-order mark (Excel's "Unicode text"), else "utf-8"
+    (pandas drops a UTF-8 BOM itself)."""
+    with open(path, "rb") as fh:
+        start = fh.read(2)
+    return "utf-16" if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8"
+
+
 def read_columns(path: str | os.PathLike) -> list[str]:
     """Column names of a table file without reading its rows (first line for JSONL)."""
     path = Path(path)
@@ -104,12 +117,19 @@ def read_columns(path: str | os.PathLike) -> list[str]:
     try:
         if fmt in ("csv", "tsv"):
             sep = "\t" if fmt == "tsv" else ","
-            return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0, encoding_errors=_NOT_UTF8).columns]
+            header = pd.read_csv(path, sep=sep, nrows=1, header=None, dtype=str, keep_default_na=False,
+                                 encoding=_csv_encoding(path), encoding_errors=_NOT_UTF8)
+            names = [str(c) for c in header.iloc[0]] if len(header) else []
+            twice = sorted({c for c in names if names.count(c) > 1})
+            if twice:  # pandas would read them as 'report' and 'report.1' and the first would win unsaid
+                raise RadlabelError(f"{str(path)!r} has the column {twice[0]!r} more than once; rename one.")
+            return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0, encoding=_csv_encoding(path),
+                                                encoding_errors=_NOT_UTF8).columns]
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
             return list(pq.ParquetFile(path).schema_arrow.names)
-        with open(path, encoding="utf-8", errors=_NOT_UTF8) as fh:
+        with open(path, encoding="utf-8-sig", errors=_NOT_UTF8) as fh:
             for line in fh:
                 if line.strip():
                     first = json.loads(line)
@@ -172,7 +192,7 @@ def _decoded_rows(path: Path, fmt: str, wanted: list[str] | None, has_columns: b
             # an unquoted separator is a tokenizer error or, on the first row, a shift onto an index: both raise.
             # Only empty cells are blank: an id "NA" stays "NA".
             reader = pd.read_csv(path, sep=sep, dtype=str, chunksize=chunksize, keep_default_na=False,
-                                 na_values=[""], encoding_errors=_NOT_UTF8)
+                                 na_values=[""], encoding=_csv_encoding(path), encoding_errors=_NOT_UTF8)
             with reader:
                 for chunk in reader:
                     if not isinstance(chunk.index, pd.RangeIndex):
@@ -333,7 +353,7 @@ def _iter_jsonl(path: Path, wanted: list[str] | None, chunksize: int) -> Iterato
     # Parsed line by line (not pd.read_json) so values keep their JSON types and a bad line is
     # reported with its line number.
     rows: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8", errors=_NOT_UTF8) as fh:
+    with open(path, encoding="utf-8-sig", errors=_NOT_UTF8) as fh:  # -sig: a BOM (Windows editors) is not JSON
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -391,6 +411,15 @@ def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None) ->
     return pd.concat(chunks, ignore_index=True)
 
 
+def check_writable(path: str | os.PathLike) -> Path:
+    """Before any work: `path` has a table extension and its folder exists; returns the folder."""
+    table_format(path)
+    directory = Path(path).parent
+    if not directory.is_dir():
+        raise RadlabelError(f"Output directory {str(directory)!r} does not exist.")
+    return directory
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -408,10 +437,7 @@ class AtomicWriter:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.format = table_format(self.path)
-        directory = self.path.parent if str(self.path.parent) else Path(".")
-        if not directory.is_dir():
-            raise RadlabelError(f"Output directory {str(directory)!r} does not exist.")
-        self._dir = directory
+        self._dir = check_writable(self.path)
         self._tmp: Path | None = None
         self._fh = None
         self._pq_writer = None
@@ -445,8 +471,12 @@ class AtomicWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        # integer columns as pandas' nullable integers: the file's pandas metadata comes from the first chunk, and
+        # a later chunk's blank would otherwise make pandas read the whole column back as floats (ids rounded)
+        ints = {c: t.name.capitalize().replace("Uint", "UInt") for c, t in df.dtypes.items()
+                if pd.api.types.is_integer_dtype(t) and not isinstance(t, pd.api.extensions.ExtensionDtype)}
         try:
-            table = pa.Table.from_pandas(df, preserve_index=False)
+            table = pa.Table.from_pandas(df.astype(ints) if ints else df, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise RadlabelError(f"Cannot write these values to {str(self.path)!r} as parquet: {exc}.") from exc
         if self._pq_writer is None:
@@ -456,9 +486,13 @@ class AtomicWriter:
             try:
                 table = table.cast(self._arrow_schema)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError) as exc:
+                changed = [f"{f.name!r} was {self._arrow_schema.field(f.name).type}, now {f.type}"
+                           for f in table.schema if f.name in self._arrow_schema.names
+                           and not f.type.equals(self._arrow_schema.field(f.name).type)]
                 raise RadlabelError(
-                    f"Column types changed between chunks while writing {str(self.path)!r} "
-                    f"({table.schema} vs {self._arrow_schema}); give the id column a single type."
+                    f"Column types changed after row {self.rows} while writing {str(self.path)!r} "
+                    f"({'; '.join(changed)}); parquet needs one type per column: write .csv or .jsonl, or give "
+                    f"the column one type (all numbers or all text)."
                 ) from exc
         self._pq_writer.write_table(table)
 

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from radlabel.aggregate import aggregate
 from radlabel.errors import RadlabelError
+from radlabel.evaluate import label_values
 from radlabel.graph import compact_json
 from radlabel.io import (
     DEFAULT_CHUNKSIZE,
@@ -42,7 +43,7 @@ from radlabel.io import (
     table_format,
 )
 from radlabel.pipeline import Pipeline, check_sections, get_pipeline
-from radlabel.schema import load_schema, with_no_finding_rule
+from radlabel.schema import list_schemas, load_schema, with_no_finding_rule
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ ERR_EMPTY = "empty report"
 ERR_NOT_TEXT = "not text"
 ERR_BINARY = "not text (binary content)"
 ERR_TRUNCATED = "truncated to the first {} characters"
+ERR_NO_WORDS = "no words in the labelled sections ({})"
 ERROR_COLUMN = "error"
 ROW_COLUMN = "row"
 
@@ -129,10 +131,9 @@ def _label_batch(pipeline: Pipeline, texts: Sequence[Any], ids: Sequence[Any] | 
         graph_json = "null"
         if text is not None:
             try:
-                if len(text) <= REPEAT_CACHE_CHARS:
-                    values[i], graph_json = _label_repeatable(pipeline, text, want_graphs)
-                else:
-                    values[i], graph_json = _label_one(pipeline, text, want_graphs)
+                label = _label_repeatable if len(text) <= REPEAT_CACHE_CHARS else _label_one
+                values[i], graph_json, note = label(pipeline, text, want_graphs)
+                error = error or note
             except Exception as exc:  # one bad report must not stop a corpus: record it and go on
                 logger.debug("report %d could not be labeled", i, exc_info=True)
                 error = f"could not be labeled: {type(exc).__name__}: {exc}"[:300]
@@ -145,14 +146,18 @@ def _label_batch(pipeline: Pipeline, texts: Sequence[Any], ids: Sequence[Any] | 
     return _Batch(values, errors, graphs)
 
 
-def _label_one(pipeline: Pipeline, text: str, want_graph: bool) -> tuple[tuple[float, ...], str]:
-    """The class values of one report, in schema order, and its graph's JSON ("null" when not wanted)."""
-    if want_graph:
-        graph = pipeline.parse(text)
-        labels, graph_json = aggregate(graph, pipeline.schema), graph.to_json()
-    else:
-        labels, graph_json = pipeline.label(text), "null"
-    return tuple(labels.get(c, math.nan) for c in pipeline.schema.class_names), graph_json
+def _label_one(pipeline: Pipeline, text: str, want_graph: bool) -> tuple[tuple[float, ...], str, str]:
+    """The class values of one report in schema order, its graph's JSON ("null" when not wanted) and a note: a
+    report whose labelled sections hold no word ("IMPRESSION:" alone, only an INDICATION) is left blank, not
+    called normal."""
+    graph = pipeline.parse(text)
+    if not graph.has_words():
+        sections = ", ".join(pipeline.sections) if pipeline.sections else "all"
+        blank = tuple(math.nan for _ in pipeline.schema.class_names)
+        return blank, graph.to_json() if want_graph else "null", ERR_NO_WORDS.format(sections)
+    labels = aggregate(graph, pipeline.schema)
+    values = tuple(labels.get(c, math.nan) for c in pipeline.schema.class_names)
+    return values, graph.to_json() if want_graph else "null", ""
 
 
 # Corpora repeat reports word for word (templated normal studies: 12% of IU dev's reports repeat an earlier one):
@@ -435,6 +440,8 @@ class Labeler:
                     buffer, buffer_ids = [], []
             if buffer or writer.rows == 0:
                 writer.write(self._output_frame(buffer, buffer_ids, out_id))
+        if n_rows == 0:
+            logger.warning("%s has no rows: %s holds only the header", input, output)
         logger.info("labeled %d reports (%d with an error note) -> %s", n_rows, n_errors, output)
         return {"rows": n_rows, "errors": n_errors, "output": str(output),
                 "graphs": str(graphs) if graphs is not None else None}
@@ -526,6 +533,9 @@ def to_binary(df: pd.DataFrame, policy: str = "U-Ones", classes: Sequence[str] |
         close = difflib.get_close_matches(str(policy), list(policies), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise RadlabelError(f"Unknown uncertainty policy {policy!r}{hint}; choose one of {', '.join(policies)}.")
+    if not isinstance(df, pd.DataFrame):
+        raise RadlabelError(f"to_binary takes the labels table (a DataFrame), not a {type(df).__name__}; for one "
+                            "column, pass series.to_frame().")
     if classes is None:
         classes = [c for c in df.attrs.get("radlabel_classes", []) if c in df.columns] or _guess_classes(df)
     else:
@@ -534,7 +544,7 @@ def to_binary(df: pd.DataFrame, policy: str = "U-Ones", classes: Sequence[str] |
                 raise missing_column_error(c, list(df.columns), "the labels")
     classes = list(classes)
     out = df.copy()
-    values = out[classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    values = label_values(out, classes, "The labels")  # 2 or "positive" in a class column is an error, not a 0
     unread = np.isnan(values).all(axis=1)
     if ERROR_COLUMN in out.columns:
         unread &= out[ERROR_COLUMN].fillna("").astype(str).str.len().to_numpy() > 0
@@ -551,8 +561,12 @@ def _guess_classes(df: pd.DataFrame) -> list[str]:
     """Label columns of a table read back from a file: numeric columns holding only 1 / 0 / -1 / blank,
     minus the id column conventions (`row`, first column named like an id)."""
     skip = {ERROR_COLUMN, ROW_COLUMN, "id", "uid", "study_id", "subject_id", "dicom_id", "path"}
+    known = {c for name in list_schemas() for c in load_schema(name).class_names}
     found = []
     for c in df.columns:
+        if c in known:  # a built-in class name is a label column whatever it holds (a 2 there is then an error)
+            found.append(c)
+            continue
         if c in skip:
             continue
         col = pd.to_numeric(df[c], errors="coerce")

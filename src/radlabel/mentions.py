@@ -100,7 +100,10 @@ def expand_phrase(pattern: str) -> list[str]:
     out = seq()
     if pos != len(pattern):
         raise RadlabelError(f"Phrase pattern {pattern!r} has a '|' or ')' outside a group.")
-    return list(dict.fromkeys(" ".join(p.split()) for p in out if p.strip()))
+    phrases = list(dict.fromkeys(" ".join(p.split()) for p in out if p.strip()))
+    if not phrases:  # "()" or "( | )": a class that could never be found
+        raise RadlabelError(f"Phrase pattern {pattern!r} stands for no phrase; give it at least one word.")
+    return phrases
 
 
 def plural(word: str) -> str | None:

@@ -254,7 +254,12 @@ def check_no_finding_rule(rule: Any, what: str = "no_finding_rule") -> None:
 
 def with_no_finding_rule(schema: Schema, rule: str | None) -> Schema:
     """``schema`` with its No Finding rule replaced (None keeps the schema's own)."""
-    if rule is None or rule == schema.no_finding_rule:
+    if rule is None:
+        return schema
+    if not schema.no_finding:
+        raise RadlabelError(f"Schema {schema.name!r} has no No Finding class, so a no_finding rule ({rule!r}) has "
+                            "nothing to decide; leave it out, or add `no_finding:` to the schema.")
+    if rule == schema.no_finding_rule:
         return schema
     check_no_finding_rule(rule, "no_finding")
     return dataclasses.replace(schema, no_finding_rule=rule)

@@ -18,6 +18,16 @@ def reports(tmp_path):
     return write_table(df, tmp_path / "reports.csv")
 
 
+@pytest.fixture(autouse=True)
+def _radlabel_log_level():
+    """`-v` raises the radlabel logger's level for the process; other tests must not inherit it."""
+    import logging
+
+    level = logging.getLogger("radlabel").level
+    yield
+    logging.getLogger("radlabel").setLevel(level)
+
+
 def _error_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in err[0], err
@@ -236,3 +246,77 @@ def test_stats_top_cuts_only_the_frequency_tables(tmp_path, capsys):
     out = capsys.readouterr().out
     similarity = out.split("== similarity ==")[1].split("==")[0]
     assert all(k in similarity for k in ("noun_phrases", "verbs", "entities"))  # --top 1 hid two of its rows
+
+
+def test_a_full_disk_is_one_line_exit_1_naming_the_output_not_its_temp_file(tmp_path, reports, capsys, monkeypatch):
+    """A full disk / read-only folder ended in a chained traceback; caught errors named '.x.csv.k2j3.tmp'."""
+    import errno
+
+    from radlabel import io
+
+    def full(self, df):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self._tmp))
+
+    monkeypatch.setattr(io.AtomicWriter, "write", full)
+    out = tmp_path / "labels.csv"
+    assert main(["label", str(reports), "-o", str(out), "--id-column", "uid", "--no-progress"]) == 1
+    line = _error_line(capsys)
+    assert line == f"radlabel: error: No space left on device ({out})."
+    assert not list(tmp_path.glob(".labels.csv.*"))  # and nothing half-written stays
+
+    def denied(self, df):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self._tmp))
+
+    monkeypatch.setattr(io.AtomicWriter, "write", denied)
+    assert main(["label", str(reports), "-o", str(out), "--id-column", "uid", "--no-progress"]) == 2
+    assert _error_line(capsys) == f"radlabel: error: Permission denied ({out})."
+
+
+def test_verbose_works_after_the_command_and_raises_only_radlabels_loggers(tmp_path, capsys):
+    import logging
+
+    from radlabel.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["schemas", "-v"]).verbose == 1
+    assert parser.parse_args(["-vv", "schemas"]).verbose == 2
+    assert parser.parse_args(["schemas"]).verbose == 0
+    before = logging.getLogger("matplotlib").getEffectiveLevel()
+    assert main(["schemas", "-vv"]) == 0
+    assert logging.getLogger("radlabel").level == logging.DEBUG
+    assert logging.getLogger("matplotlib").getEffectiveLevel() == before  # -vv printed 225 font-search lines
+
+
+def test_chunksize_zero_is_refused_not_read_as_one(reports, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["label", str(reports), "-o", str(tmp_path / "o.csv"), "--chunksize", "0"])
+    assert exc.value.code == 2
+    assert "'0' must be 1 or more" in capsys.readouterr().err
+
+
+def test_parse_refuses_binary_content_and_notes_a_report_without_words(tmp_path, capsys, caplog):
+    """parse called a file of NUL bytes normal (No Finding=1) where label says 'not text (binary content)'."""
+    blob = tmp_path / "scan.txt"
+    blob.write_bytes(b"\x00\x01\x02binary\x00\x00")
+    assert main(["parse", "--file", str(blob)]) == 2
+    assert "not text (binary content)" in _error_line(capsys)
+    assert main(["parse", "IMPRESSION:"]) == 0
+    assert "labels: (none mentioned)" in capsys.readouterr().out
+    assert "no words in the labelled sections (findings, impression)" in caplog.text
+
+
+def test_evaluate_checks_its_output_path_before_scoring(tmp_path, capsys):
+    pred = data_path("sample_gold_chexpert.csv")
+    assert main(["evaluate", str(pred), str(pred), "-o", str(tmp_path / "metrics.txt")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # the table was printed, then the extension refused
+    assert "'.txt'" in captured.err
+    assert main(["evaluate", str(pred), str(pred), "-o", str(tmp_path / "nodir" / "m.csv")]) == 2
+    assert "does not exist" in _error_line(capsys)
+
+
+def test_no_finding_option_with_a_schema_without_no_finding_is_an_error(tmp_path, capsys):
+    schema = tmp_path / "s.yaml"
+    schema.write_text("name: tiny\nclasses:\n  - name: Edema\n    mentions: [edema]\n")
+    assert main(["parse", "Edema.", "--schema", str(schema), "--no-finding", "chexpert"]) == 2
+    assert "has no No Finding class" in _error_line(capsys)

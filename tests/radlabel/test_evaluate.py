@@ -106,3 +106,17 @@ def test_label_values_read_text_nullable_integers_and_refuse_words():
     pred = pd.DataFrame({"id": ["1", "2"], "Edema": ["positive", "0"]})  # was read as blank: F1 0 and rc 0
     with pytest.raises(RadlabelError, match="value 'positive' in column 'Edema'; valid values are 1, 0, -1"):
         evaluate(pred, gold)
+
+
+def test_empty_tables_and_blank_ids_are_errors(gold):
+    """A header-only gold scored as an all-NaN table with exit 0; a zero-byte one said 'Column None'."""
+    with pytest.raises(RadlabelError, match="The gold table has no rows"):
+        evaluate(gold, gold.iloc[:0])
+    with pytest.raises(RadlabelError, match="The gold table has no rows"):
+        evaluate(gold, pd.DataFrame())
+    with pytest.raises(RadlabelError, match="The predictions table has no rows"):
+        evaluate(gold.iloc[:0], gold)
+    blank = gold.copy()
+    blank.iloc[1, 0] = None
+    with pytest.raises(RadlabelError, match=r"blank id in column '\w+' \(data row 2\)"):
+        evaluate(gold, blank)

@@ -379,3 +379,57 @@ def test_a_lone_surrogate_in_jsonl_is_replaced_and_the_row_kept(tmp_path, caplog
     df = read_table(out)
     assert df["id"].tolist() == ["a", "b", "c"] and df.loc[1, "Pleural Effusion"] == "1"
     assert "line 2" in caplog.text and "U+FFFD" in caplog.text
+
+
+def test_parquet_integer_ids_read_back_as_integers_when_a_later_chunk_has_a_blank(tmp_path):
+    """The file's pandas metadata comes from the first chunk: int64 there made pandas read a column with a later
+    blank as float64, rounding ids above 2**53 (10,000 ids came back as 5,001)."""
+    big = 9_007_199_254_740_993
+    out = tmp_path / "ids.parquet"
+    with AtomicWriter(out) as w:
+        w.write(pd.DataFrame({"id": [big, big + 2], "No Finding": pd.array([1, None], dtype="Int8")}))
+        w.write(pd.DataFrame({"id": pd.array([big + 4, None], dtype="Int64"),
+                              "No Finding": pd.array([None, 1], dtype="Int8")}))
+    back = pd.read_parquet(out)
+    assert str(back["id"].dtype) == "Int64"
+    assert back["id"].tolist()[:3] == [big, big + 2, big + 4] and back["id"].isna().tolist()[3]
+
+
+def test_parquet_column_that_changes_type_names_the_column_in_one_sentence(tmp_path):
+    with pytest.raises(RadlabelError) as exc:
+        with AtomicWriter(tmp_path / "ids.parquet") as w:
+            w.write(pd.DataFrame({"id": [1, 2], "x": [1.0, 0.0]}))
+            w.write(pd.DataFrame({"id": ["a3", "a4"], "x": [1.0, 0.0]}))
+    message = str(exc.value)
+    assert "after row 2" in message and "'id' was int64, now " in message and "\n" not in message
+    assert "write .csv or .jsonl" in message
+
+
+def test_jsonl_with_a_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"id": 1, "report": "No effusion."}\n')
+    assert read_columns(path) == ["id", "report"]
+    assert read_table(path)["report"].tolist() == ["No effusion."]
+
+
+@pytest.mark.parametrize("ext,sep", [("csv", ","), ("tsv", "\t")])
+def test_utf16_tables_read_as_excel_writes_them(tmp_path, ext, sep):
+    """Excel's "Unicode text" is UTF-16 with a BOM: the columns came back as 'ÿþi\\x00d\\x00'."""
+    path = tmp_path / f"r.{ext}"
+    path.write_bytes(f"id{sep}report\r\n1{sep}Kein Pleuraerguss – no effusion.\r\n".encode("utf-16"))
+    assert read_columns(path) == ["id", "report"]
+    assert read_table(path)["report"].tolist() == ["Kein Pleuraerguss – no effusion."]
+
+
+def test_a_csv_column_named_twice_is_an_error(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("id,report,report\n1,No effusion.,Edema.\n")
+    with pytest.raises(RadlabelError, match="has the column 'report' more than once"):
+        read_columns(path)
+
+
+def test_a_semicolon_file_says_what_separates_its_columns(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("id;report\n1;No effusion.\n")
+    with pytest.raises(RadlabelError, match="seems to separate columns with ';'"):
+        list(iter_table(path, columns=["report"]))

@@ -1,6 +1,7 @@
 """Corpus labeling: public API, ordering, bad rows, files, graphs, atomicity, training targets."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -89,7 +90,7 @@ def test_pipeline_exception_becomes_error(labeler, monkeypatch):
     def boom(text):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(labeler.pipeline, "label", boom)
+    monkeypatch.setattr(labeler.pipeline, "parse", boom)
     labeler_mod._label_repeatable.cache_clear()  # texts labelled by earlier tests would come from the cache
     df = labeler.label_corpus(pd.Series(["a", "b"]))
     assert df["error"].tolist() == ["could not be labeled: RuntimeError: kaput"] * 2
@@ -389,3 +390,38 @@ def test_an_id_column_that_clashes_with_an_output_column_is_refused(tmp_path):
     with pytest.raises(RadlabelError, match="is also the output"):  # only the labels survived
         lab.label_file(src, tmp_path / "o.jsonl", graphs=tmp_path / "o.jsonl")
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_to_binary_refuses_values_that_are_not_labels():
+    """A 2 in Edema passed through untouched (or became a target of 2 with classes=[...])."""
+    df = pd.DataFrame({"id": list("abcd"), "Edema": [1, -1, None, 2], "Cardiomegaly": [1, -1, None, 0],
+                       "error": [""] * 4})
+    with pytest.raises(RadlabelError, match="value 2 in column 'Edema'; valid values are 1, 0, -1 or blank"):
+        to_binary(df, "U-Zeros")
+    with pytest.raises(RadlabelError, match="value 2 in column 'Edema'"):
+        to_binary(df, "U-Zeros", classes=["Edema", "Cardiomegaly"])
+    with pytest.raises(RadlabelError, match="value 'positive' in column 'A'"):
+        to_binary(pd.DataFrame({"A": ["1", "positive"]}), classes=["A"])
+    with pytest.raises(RadlabelError, match="not a Series; for one column, pass series.to_frame()"):
+        to_binary(df["Edema"])
+
+
+@pytest.mark.parametrize("text", [".", "IMPRESSION:", "INDICATION: Cough.", "FINDINGS:\nIMPRESSION:", "12345"])
+def test_a_report_without_words_in_its_sections_is_blank_not_normal(labeler, text):
+    """Header-only exports and indication-only reports came out No Finding = 1: confident 'normal' targets."""
+    row = labeler.label_corpus(pd.Series([text, "FINDINGS: No acute disease."])).iloc[0]
+    assert row[["No Finding", "Pleural Effusion"]].isna().all()
+    assert row["error"] == "no words in the labelled sections (findings, impression)"
+
+
+def test_the_no_words_note_names_the_chosen_sections():
+    row = radlabel.label(["FINDINGS: Small effusion."], sections=("impression",)).iloc[0]
+    assert math.isnan(row["No Finding"]) and row["error"] == "no words in the labelled sections (impression)"
+    assert radlabel.label(["FINDINGS: No acute disease."]).iloc[0]["No Finding"] == 1.0
+
+
+def test_an_input_without_rows_warns(tmp_path, caplog):
+    src = tmp_path / "empty.csv"
+    src.write_text("id,report\n")
+    Labeler(progress=False).label_file(src, tmp_path / "out.csv", id_column="id")
+    assert "has no rows" in caplog.text

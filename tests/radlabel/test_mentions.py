@@ -43,6 +43,9 @@ def test_expand_phrase_alternatives_optional_and_nested():
         expand_phrase("(a|b")
     with pytest.raises(RadlabelError, match="expands to more than"):
         expand_phrase(" ".join(["(a|b|c|d|e|f|g|h|i|j)"] * 5))
+    for empty in ("()", "( | )", "(  )?"):  # a class mention that could never be found
+        with pytest.raises(RadlabelError, match="stands for no phrase"):
+            expand_phrase(empty)
 
 
 def test_plural():
