@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="radvision", description="Train, evaluate and explain radiology image classifiers.",
         epilog="Config values can be overridden as dotted.key=value after the config file; "
                "see `radvision train --help` and docs/radvision.md.")
+    from radvision import __version__
+
+    p.add_argument("--version", action="version", version=f"radvision {__version__}")
     _add_log_options(p, default=False)
     # -v / -q also after the command; SUPPRESS so an absent one there keeps what was given before it
     common = argparse.ArgumentParser(add_help=False)
@@ -98,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     fe.add_argument("--overwrite", action="store_true", help="recompute even when the output matches")
 
     ex = sub.add_parser("explain", help="Grad-CAM overlays per class", parents=[common])
-    ex.add_argument("run_dir")
+    ex.add_argument("run_dir", help="run directory written by `radvision train`")
     ex.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     ex.add_argument("-o", "--output", default="explain", help="output folder for the PNG overlays and overlays.csv "
                     "(image, class, probability, overlay; default: explain)")
@@ -195,7 +198,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from radvision.atomic import atomic_write_csv
     from radvision.predict import predict
 
-    _check_output(args.output, "pred.csv")
+    _check_output(args.output, "pred.csv", inputs={"input": args.input})
     df = predict(args.run_dir, args.input, batch_size=args.batch_size, device=args.device,
                  with_labels=args.labels, root=args.root, progress=not (args.no_progress or args.quiet),
                  num_workers=args.workers)
@@ -221,7 +224,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from radvision.predict import evaluate_files
 
     if args.output is not None:
-        _check_output(args.output, "per_class.csv")
+        _check_output(args.output, "per_class.csv", inputs={"predictions": args.pred, "gold": args.gold})
     summary, per_class = evaluate_files(args.pred, args.gold, thresholds=args.thresholds, split=args.split)
     for key, value in summary.items():
         print(f"{key}\t{value:.4f}")
@@ -233,19 +236,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_thresholds(args: argparse.Namespace) -> int:
     from radvision.predict import fit_thresholds_files
 
-    _check_output(args.output, "thresholds.json", suffix=".json")
+    _check_output(args.output, "thresholds.json", suffix=".json", inputs={"predictions": args.pred, "gold": args.gold})
     table = fit_thresholds_files(args.pred, args.gold, args.output, min_precision=args.min_precision,
                                  split=args.split)
     columns = ["class", "threshold", "precision", "recall", "f1", "support", "n"]
     print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print(f"thresholds for {len(table)} classes written to {args.output}")
+    print(f"thresholds of {len(table)} calibrated classes written to {args.output}")
     return 0
 
 
-def _check_output(path: str, example: str, suffix: str = ".csv") -> None:
-    """Fail before the work, not after it, when the output file cannot be written."""
+def _check_output(path: str, example: str, suffix: str = ".csv", inputs: dict[str, str] | None = None) -> None:
+    """Fail before the work, not after it, when the output file cannot be written or would replace an input."""
     if not path.strip():
         raise RadvisionError(f"Output name is empty; pass a file name such as {example!r}.")
+    for what, given in (inputs or {}).items():
+        if os.path.isfile(given) and os.path.exists(path) and os.path.samefile(path, given):
+            raise RadvisionError(f"Output {path!r} is the {what} file; choose another path (writing it would "
+                                 f"replace the {what}).")
     if os.path.isdir(path) or path.endswith(("/", os.sep)):
         raise RadvisionError(f"Output {path!r} is a folder; pass a file name such as {os.path.join(path, example)!r}.")
     given = os.path.splitext(path)[1]
@@ -278,7 +285,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
     done = "reused from" if before is not None and after is not None and before.st_mtime_ns == after.st_mtime_ns \
         else "written to"
     print(f"{feats.shape[0]} feature rows of width {feats.shape[1]} {done} {args.output}"
-          + (f" ({failed} unreadable images kept as NaN rows)" if failed else ""))
+          + (f" ({failed} unreadable image{'s' if failed > 1 else ''} kept as NaN rows)" if failed else ""))
     return 0
 
 
@@ -320,6 +327,10 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None
         late = [a for a in extra if not a.startswith("-") and "=" in a]
         args.overrides = [*args.overrides, *late]
         extra = [a for a in extra if a not in late]
+        keys = [o.split("=", 1)[0].strip() for o in args.overrides if "=" in o]
+        twice = next((k for k in keys if keys.count(k) > 1), None)
+        if twice is not None:  # as a key given twice in a YAML file: which one was meant is not known
+            parser.error(f"the override {twice} is given twice; keep one")
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return args
@@ -338,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     # file and what to install, so the command shows that alone (-v shows pydicom's log too). Not a level:
     # pydicom resets its logger's level when it is first imported.
     logging.getLogger("pydicom").propagate = bool(args.verbose)
+    for chatty in ("PIL", "matplotlib"):  # -v is for radvision's debug lines, not every PNG chunk and font
+        logging.getLogger(chatty).setLevel(max(level, logging.INFO))
     return exit_code(lambda: COMMANDS[args.command](args))
 
 

@@ -743,7 +743,10 @@ def load_run_config(path: str | os.PathLike[str]) -> Config:
     """A run folder's config.yaml, read as the run was trained: keys added to radvision after the run was
     written take the value that reproduces it (`model.input_norm` false), not today's default."""
     raw = _read_config_file(path)
-    cfg = config_from_dict(raw)
+    try:
+        cfg = config_from_dict(raw)
+    except RadvisionError as exc:  # name the file: the run's config.yaml, not the command line, holds the key
+        raise RadvisionError(f"{path}: {exc}") from None
     if "input_norm" not in (raw.get("model") or {}):
         cfg.model.input_norm = False
     return cfg
@@ -765,7 +768,10 @@ def _read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" at line {line + 1}" if line is not None else ""
-        raise RadvisionError(f"Config file {str(p)!r} is not valid YAML{where}.") from None
+        problem = getattr(exc, "problem", None) or ""
+        why = " (a tab character: indent with spaces)" if "'\\t'" in problem else (
+            f" ({problem})" if problem else "")
+        raise RadvisionError(f"Config file {str(p)!r} is not valid YAML{where}{why}.") from None
     if loaded is not None and not isinstance(loaded, dict):
         raise RadvisionError(f"Config file {str(p)!r} must hold a mapping of sections (data, model, ...).")
     return loaded or {}

@@ -276,7 +276,7 @@ def _cached(out: Path, key: dict[str, Any], on_error: str
     errors = meta.get("errors") or {}  # type: ignore[union-attr]
     if errors:
         first = next(iter(errors.items()))
-        logger.warning("%d cached rows have no features (first: row %s: %s); pass overwrite=True to retry them",
+        logger.warning("%d cached rows have no features (first: row %s: %s); pass overwrite=True (--overwrite) to retry them",
                        len(errors), *first)
     return feats, stored, meta  # type: ignore[return-value]
 
@@ -382,7 +382,7 @@ def extract_features(
     out = _check_out(out_path)
     dev = resolve_device(device)
     if isinstance(model, (str, os.PathLike)):
-        model, cfg, _, _ = load_run(model, device=dev)
+        model, cfg, _, _ = load_run(model, device=dev, with_thresholds=False)
         transform = transform if transform is not None else image_transform(cfg)
     if not isinstance(model, torch.nn.Module):
         raise RadvisionError(f"extract_features takes a model or a run directory, got {type(model).__name__}.")

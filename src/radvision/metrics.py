@@ -10,7 +10,8 @@ warning.  Predictions are ``y_prob >= threshold``.
 A class with no known positive has NaN AUROC, average precision, precision, recall and F1 (its false
 positives still count in the micro averages and specificity); the means over classes (mean_auroc,
 macro_f1 / precision / recall, mean_average_precision) average the classes whose value is defined, so
-they all cover the classes with at least one known positive (AUROC also needs a negative).
+they all cover the classes with at least one known positive (AUROC and average precision also need a
+negative: with positives alone both would rank nothing, and AP would be 1.0 whatever the scores).
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def _auroc(t: np.ndarray, s: np.ndarray) -> float:
 
 
 def _ap(t: np.ndarray, s: np.ndarray) -> float:
-    return float(skm.average_precision_score(t, s)) if t.sum() > 0 else float("nan")
+    # all positive: AP is 1.0 whatever the scores, which would lift mean_average_precision for nothing
+    return float(skm.average_precision_score(t, s)) if 0 < t.sum() < len(t) else float("nan")
 
 
 def _decisions(y_prob: np.ndarray, thr: np.ndarray, y_pred) -> np.ndarray:

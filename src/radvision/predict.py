@@ -87,9 +87,11 @@ def run_thresholds(run_dir: str | os.PathLike[str], class_names: list[str]) -> n
     return read_thresholds(saved, class_names) if saved.is_file() else np.full(len(class_names), 0.5)
 
 
-def load_run(run_dir: str | os.PathLike[str], device: str | torch.device | None = "cpu"
-             ) -> tuple[torch.nn.Module, Config, list[str], np.ndarray]:
-    """(model in eval mode, config, class names, thresholds) of a finished run; thresholds 0.5 if not chosen."""
+def load_run(run_dir: str | os.PathLike[str], device: str | torch.device | None = "cpu",
+             with_thresholds: bool = True) -> tuple[torch.nn.Module, Config, list[str], np.ndarray | None]:
+    """(model in eval mode, config, class names, thresholds) of a finished run; thresholds 0.5 if not chosen,
+    None without `with_thresholds` (probabilities and features do not read thresholds.json, so a damaged one
+    does not stop them)."""
     from radvision.train import build_model_from_config
 
     run = Path(run_dir)
@@ -103,13 +105,13 @@ def load_run(run_dir: str | os.PathLike[str], device: str | torch.device | None 
     model = build_model_from_config(cfg, class_names, pretrained=None)
     load_weights(model, run / MODEL_FILE)
     model.to(resolve_device(device)).eval()
-    return model, cfg, class_names, run_thresholds(run, class_names)
+    return model, cfg, class_names, run_thresholds(run, class_names) if with_thresholds else None
 
 
 def input_paths(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
                 root: str | os.PathLike[str] | None = None) -> list[str]:
     """Image paths to read, from a CSV with a `path` column, a folder (searched recursively for image files,
-    sorted), one image file, a DataFrame or a list of paths.  Relative paths start at `root`; without it, at
+    sorted), one image file, a DataFrame or a list / Series of paths.  Relative paths start at `root`; without it, at
     the CSV's folder (and as given for a DataFrame or a list).  An empty cell gives "" (a row that fails)."""
     return input_rows(source, root)[1]
 
@@ -128,9 +130,15 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
             raise RadvisionError(f"The table has no 'path' column; columns are {', '.join(map(str, source.columns))}.")
         given = _cells(source["path"])
         return given, _under(root, [g.strip() for g in given])
-    if isinstance(source, (list, tuple)):  # names from code are taken exactly as given
-        given = [os.fspath(s) for s in source]
-        return given, _under(root, given)
+    if isinstance(source, (list, tuple, pd.Series)):  # names from code are taken exactly as given
+        bad = next((s for s in source if not (s is None or isinstance(s, str | os.PathLike) or pd.isna(s))), None)
+        if bad is not None:
+            raise RadvisionError(f"Image paths must be text or path-like; got {bad!r} ({type(bad).__name__}).")
+        given = _cells(pd.Series([os.fspath(s) if isinstance(s, os.PathLike) else s for s in source], dtype=object))
+        return given, _under(root, given)  # a blank (None, NaN) gives "", a row that fails as "empty path"
+    if not isinstance(source, str | os.PathLike):
+        raise RadvisionError(f"Cannot read images from {source!r} ({type(source).__name__}); pass a CSV with a 'path' column, "
+                             "a folder, an image file, a DataFrame with a 'path' column, or a list of paths.")
     p = Path(source)
     if p.is_dir():
         paths = image_files(p)
@@ -149,6 +157,8 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
                "images folder itself, or a CSV whose 'path' column names each image.") if _is_nih_table(frame) else ""
         raise RadvisionError(f"Input CSV {str(p)!r} has no 'path' column{hint}; columns are "
                              f"{', '.join(map(str, frame.columns))}.{nih}")
+    if frame.empty:
+        logger.warning("%s has a header but no rows: no image to read", p)
     given = _cells(frame["path"])
     return given, _under(p.parent if root is None else root, [g.strip() for g in given])
 
@@ -224,7 +234,7 @@ def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.
 
     check_batching(batch_size, num_workers)  # before the run is loaded
     dev = resolve_device(device)
-    model, cfg, class_names, thresholds = load_run(run_dir, device=dev)
+    model, cfg, class_names, thresholds = load_run(run_dir, device=dev, with_thresholds=with_labels)
     given, paths = input_rows(input, root=root)
     loader = image_loader(ImageFiles(paths, image_transform(cfg)), batch_size, num_workers)
     probs = np.full((len(paths), len(class_names)), np.nan, dtype=np.float32)
@@ -335,12 +345,13 @@ def fit_thresholds_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str 
     `min_precision`: only thresholds reaching it qualify (see `f1_optimal_thresholds`); `split`: use only
     the gold rows whose `split` column holds it.  When `output` already holds thresholds (a run's own
     thresholds.json being replaced), classes the gold table does not label keep theirs, with a warning, and
-    its `train_cardinality` is kept, so the run still loads and `thresholds.cardinality: train` still works.  Returns the
+    its `train_cardinality` is kept, so the run still loads and `thresholds.cardinality: train` still works;
+    predicted classes the gold does not label and the file did not hold get 0.5 (a run's default).  Returns the
     per-class metrics of the calibration set at the new thresholds."""
     from radvision.metrics import per_class_metrics
     from radvision.thresholds import f1_optimal_thresholds, load_train_cardinality, save_thresholds
 
-    p, g, classes, _ = _shared_classes(pred, gold, split)
+    p, g, classes, pred_classes = _shared_classes(pred, gold, split)
     left = pd.DataFrame(_numeric(g, classes, "gold", allowed=(0.0, 1.0, -1.0)),
                         columns=[f"{c}_gold" for c in classes]).assign(path=g["path"].to_numpy())
     right = pd.DataFrame(_numeric(p, classes, "prediction", allowed=None),
@@ -352,8 +363,12 @@ def fit_thresholds_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str 
     if kept:  # a run's thresholds.json must keep a threshold for every class, or the run stops loading
         logger.warning("the gold table labels %d of the classes in %s; the other %d keep their thresholds: %s",
                        len(classes), output, len(kept), ", ".join(kept))
+    unset = [c for c in pred_classes if c not in table and c not in kept]
+    if unset:  # a run given this file as its thresholds.json needs one per class; 0.5 is a run's own default
+        logger.warning("the gold table does not label %d of the predicted classes; they get 0.5, the default of a "
+                       "run without chosen thresholds: %s", len(unset), ", ".join(unset))
     cardinality = load_train_cardinality(output) if Path(output).is_file() else None
-    table = kept | table
+    table = kept | dict.fromkeys(unset, 0.5) | table
     save_thresholds(output, list(table), list(table.values()), train_cardinality=cardinality)
     return per_class_metrics(y_true, y_prob, classes, thresholds=thr).reset_index()
 
@@ -390,6 +405,11 @@ def _shared_classes(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.
             raise RadvisionError(f"--split {split!r}: no gold row has that split; " + (
                 f"the table's splits are {', '.join(present)}." if present else "the 'split' column is empty."))
         g = g[(values == wanted).to_numpy()]  # the index keeps each row's place in the file, for messages
+    elif "split" in g:
+        present = sorted(set(canonical_split(g["split"]).dropna()) - {""})
+        if len(present) > 1:  # e.g. a gold table that also holds the training images
+            logger.warning("the gold table holds the splits %s and they are scored together; --split NAME scores "
+                           "one", ", ".join(present))
     for table, what in ((p, "prediction"), (g, "gold")):
         if table.empty:
             raise RadvisionError(f"The {what} table has no rows with a path; there is nothing to score.")
@@ -527,7 +547,7 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
     if blocked is not None and not blocked.is_dir():
         raise RadvisionError(f"Output {str(out_dir)!r} cannot be used: {str(blocked)!r} is a file; explain writes "
                              f"its overlays and overlays.csv into a folder (e.g. 'explain').")
-    model, cfg, class_names, _ = load_run(run_dir, device="cpu")
+    model, cfg, class_names, _ = load_run(run_dir, device="cpu", with_thresholds=False)
     chosen = list(class_names if classes is None else classes)
     for name in chosen:
         if name not in class_names:

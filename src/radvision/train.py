@@ -28,6 +28,7 @@ from radvision.config import (
     LOWER_IS_BETTER,
     Config,
     CycleConfig,
+    DataConfig,
     check_names_to_train,
     config_to_dict,
     load_run_config,
@@ -48,6 +49,7 @@ from radvision.rundir import (
     STATE_FILE,
     THRESHOLDS_FILE,
     RunDir,
+    RunLock,
     load_weights,
     save_weights,
 )
@@ -142,6 +144,9 @@ def split_tables(cfg: Config) -> tuple[dict[str, Any], Any]:
             patients = source_train.frame["patient_id"].nunique() if "patient_id" in source_train.frame else "?"
             rvdata.require_train_and_valid(parts, f"Carving train and valid out of the source's {len(source_train)} "
                                                   f"train images ({patients} patients) by data.split {d.split}")
+        elif d.split != DataConfig().split:  # given, but the source's own splits win
+            logger.warning("data.split %s is not used: the source names every image's split (its split column or "
+                           "official split files)", d.split)
     else:
         parts = rvdata.patient_split(table, d.split, cfg.runtime.seed)
     for needed in ("train", "valid"):
@@ -465,6 +470,11 @@ def _ddp_kwargs(cfg: Config) -> list[Any]:
     return [DistributedDataParallelKwargs(find_unused_parameters=True)] if cfg.model.head == "fpn" else []
 
 
+def _first_process() -> bool:
+    """The main process, before an Accelerator exists (torchrun and accelerate launch set RANK)."""
+    return int(os.environ.get("RANK", "0") or 0) == 0
+
+
 def _mixed_precision(amp: str, use_cuda: bool) -> str:
     if not use_cuda:
         if amp in ("bf16", "fp16"):
@@ -505,10 +515,19 @@ class Trainer:
         self._overwrite_pending = False  # an old run in the directory waits to be replaced (output.overwrite)
         self._monitor_warned = False  # the "monitored value is undefined" warning is given once
         self._train_cardinality: float | None = None  # mean labels per training image (thresholds.cardinality)
+        self._lock: RunLock | None = None  # held on the run folder while fit() runs (main process)
 
     # -- public -------------------------------------------------------------------------------------
     def fit(self, train_ds: Dataset | None = None, valid_ds: Dataset | None = None,
             test_ds: Dataset | None = None) -> Path:
+        try:
+            return self._fit(train_ds, valid_ds, test_ds)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def _fit(self, train_ds: Dataset | None, valid_ds: Dataset | None, test_ds: Dataset | None) -> Path:
         from accelerate import Accelerator
         from accelerate.utils import set_seed
 
@@ -523,6 +542,7 @@ class Trainer:
         use_cuda = cfg.runtime.device != "cpu" and torch.cuda.is_available()
         if cfg.runtime.device == "cuda" and not torch.cuda.is_available():
             raise RadvisionError("runtime.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'.")
+        self._claim_run_dir()
         short = self._check_resume()
         if self.resume is None and not any(c.epochs for c in cfg.resolved_cycles()):
             where = "every cycle has epochs: 0" if cfg.cycles else "optim.epochs is 0"
@@ -622,12 +642,25 @@ class Trainer:
             return s.mode
         return "min" if s.monitor in LOWER_IS_BETTER else "max"
 
+    def _claim_run_dir(self) -> None:
+        """Before any data is read: the run folder can be made, is no folder of the user's files, and no other
+        process trains into it (a lock held until fit() returns; only the main process of several takes it)."""
+        key = "output.run_dir" if self.resume is None else "The --resume folder"
+        self.run.check_target(key, fresh=self.resume is None)
+        if self.resume is not None and not self.run.path.is_dir():
+            return  # _check_resume says there is no run there
+        if _first_process():
+            self._lock = self.run.lock(key)
+
     def _check_resume(self) -> bool:
         """Before any data is read: the resume directory holds a run and the config fits it (see
         check_resume_config). True when the config's schedule ends before the trained epochs."""
         if self.resume is None:
             return False
         if not self.run.has_run():
+            if self.run.is_run():  # stopped before its first epoch ended: nothing to resume, train it afresh
+                self._restart_unfinished_run()
+                return False
             raise RadvisionError(f"Cannot resume: {str(self.run.path)!r} holds no {STATE_FILE}; pass the directory "
                                  "of an earlier run.")
         self._saved_state = self.run.load_state()
@@ -646,6 +679,23 @@ class Trainer:
         if asked.resolve() != self.run.path.resolve():  # e.g. the config file's default run_dir
             logger.info("Resuming in %s (the --resume folder); output.run_dir %s is not used", self.run.path, asked)
         return check_resume_config(self._saved_config, self.config, progress, self.run.path)
+
+    def _restart_unfinished_run(self) -> None:
+        """--resume of a run folder without a finished epoch (a scheduler that always passes --resume): the config
+        must still fit the run's config.yaml, then the run trains from epoch 1 in that folder as a fresh one."""
+        path = self.run.file(CONFIG_FILE)
+        try:
+            saved = load_run_config(path)
+        except RadvisionError as err:
+            raise RadvisionError(f"Cannot resume: the run's {path} does not load ({err})") from None
+        self._adopt_run_settings(saved.model)
+        check_resume_config(saved, self.config, Progress(), self.run.path)
+        check_names_to_train(self.config)  # skipped for a resume, but this run starts afresh
+        logger.warning("%s has no finished epoch (it stopped during its first one); training it from epoch 1",
+                       self.run.path)
+        if _first_process():
+            self.run.restart()
+        self.resume = None  # from here on a fresh run that writes into the --resume folder
 
     def _adopt_run_settings(self, saved: Any) -> None:
         """Settings a resumed run keeps from its own config.yaml: its input preprocessing (`model.input_norm`,

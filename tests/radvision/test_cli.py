@@ -306,7 +306,7 @@ def test_thresholds_on_a_calibration_set_feed_evaluate(trained, tmp_path, capsys
     argv = ["-q", "thresholds", str(pred), str(trained / "labels.csv"), "--split", "valid", "-o", str(thresholds)]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "threshold" in out and f"thresholds for 2 classes written to {thresholds}" in out
+    assert "threshold" in out and f"thresholds of 2 calibrated classes written to {thresholds}" in out
     chosen = json.loads(thresholds.read_text())["thresholds"]
     assert sorted(chosen) == ["Bright", "Dark"] and all(0 <= v <= 1 for v in chosen.values())
     assert main(["-q", "evaluate", str(pred), str(trained / "labels.csv"), "--split", "valid",
@@ -365,3 +365,42 @@ def test_data_with_on_error_skip_counts_what_training_keeps(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert images("train") == 8 and "1 missing file(s)" in printed and "1 unreadable image(s)" in printed
     assert "only found when training" not in printed
+
+
+def test_an_output_that_is_an_input_is_refused_before_the_work(trained, tmp_path, capsys):
+    """`evaluate P G -o G` replaced the gold labels with metrics; `predict RUN in.csv -o in.csv` the input."""
+    run, pred = trained / "run", tmp_path / "pred.csv"
+    assert main(["-q", "predict", str(run), str(trained / "img"), "-o", str(pred)]) == 0
+    gold = pd.read_csv(trained / "labels.csv").assign(path=lambda f: [str(trained / p) for p in f["path"]])
+    gold[["path", "Bright", "Dark"]].to_csv(tmp_path / "gold.csv", index=False)
+    before = (tmp_path / "gold.csv").read_bytes()
+    capsys.readouterr()
+    assert main(["-q", "evaluate", str(pred), str(tmp_path / "gold.csv"), "-o", str(tmp_path / "gold.csv")]) == 2
+    assert "is the gold file; choose another path" in capsys.readouterr().err
+    assert (tmp_path / "gold.csv").read_bytes() == before
+    assert main(["-q", "thresholds", str(pred), str(tmp_path / "gold.csv"), "-o", str(pred)]) == 2
+    assert main(["-q", "predict", str(run), str(tmp_path / "gold.csv"), "-o", str(tmp_path / "gold.csv")]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert (tmp_path / "gold.csv").read_bytes() == before
+
+
+def test_an_override_given_twice_is_an_error_and_version_prints(trained, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", str(trained / "cfg.yaml"), "optim.lr=1e-3", "optim.lr=2e-3"])
+    assert exc.value.code == 2
+    assert "the override optim.lr is given twice; keep one" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith("radvision ")
+
+
+def test_verbose_leaves_pillow_and_matplotlib_at_info(trained, capsys):
+    import logging
+
+    try:
+        assert main(["-v", "models"]) == 0
+        assert logging.getLogger("PIL").level == logging.INFO  # -v printed every PNG chunk Pillow read
+        assert logging.getLogger("matplotlib").level == logging.INFO
+    finally:
+        for name in ("PIL", "matplotlib"):
+            logging.getLogger(name).setLevel(logging.NOTSET)

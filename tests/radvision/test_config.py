@@ -153,6 +153,16 @@ def test_missing_and_invalid_file(tmp_path):
         load_config(write(tmp_path, "- a\n- b\n"))
     with pytest.raises(RadvisionError, match="not valid YAML"):
         load_config(write(tmp_path, "a: [1, 2\n"))
+    with pytest.raises(RadvisionError, match=r"not valid YAML at line 2 \(a tab character: indent with spaces\)"):
+        load_config(write(tmp_path, "data:\n\tdataset: nih\n"))
+
+
+def test_a_runs_config_with_a_bad_key_names_the_file(tmp_path):
+    from radvision.config import load_run_config
+
+    path = write(tmp_path, "data:\n  foo: 1\n")
+    with pytest.raises(RadvisionError, match=rf"^{path}: Unknown config key 'data.foo'"):
+        load_run_config(path)
 
 
 @pytest.mark.parametrize(

@@ -256,3 +256,13 @@ def test_pandas_nullable_gold_is_masked_like_nan():
         assert got["n_complete_rows"] == 3
     with pytest.raises(RadvisionError, match="y_true must hold numbers"):
         evaluate_predictions(pd.DataFrame({"A": ["x"]}), [[0.1]], ["A"])
+
+
+def test_a_class_without_negatives_has_no_average_precision():
+    """AP is 1.0 for an all-positive class whatever the scores, which lifted mean_average_precision."""
+    y = np.array([[1, 1], [1, 0], [1, 1], [1, 0]], dtype=float)
+    p = np.array([[0.1, 0.9], [0.2, 0.1], [0.3, 0.8], [0.4, 0.3]])
+    pc = per_class_metrics(y, p, ["all", "mixed"])
+    assert math.isnan(pc.loc["all", "average_precision"]) and math.isnan(pc.loc["all", "auroc"])
+    assert pc.loc["mixed", "average_precision"] == pytest.approx(1.0)
+    assert evaluate_predictions(y, p, ["all", "mixed"])["mean_average_precision"] == pytest.approx(1.0)

@@ -486,3 +486,49 @@ def test_evaluate_errors_count_rows_as_the_file_has_them(tmp_path):
         evaluate_files(pred, gold.assign(split=""), split="test")
     with pytest.raises(RadvisionError, match="is a folder; pass the prediction CSV file"):
         evaluate_files(tmp_path, gold)
+
+
+def test_a_damaged_thresholds_file_stops_only_what_reads_it(run_dir, tmp_path):
+    """predict (probabilities), features and explain refused a run whose thresholds.json lacked a class."""
+    copy = shutil.copytree(run_dir, tmp_path / "damaged")
+    (copy / "thresholds.json").write_text('{"Bright": 0.3}')
+    out = predict(copy, run_dir.parent / "img", device="cpu")
+    assert len(out) == 24 and (out["error"] == "").all()
+    with pytest.raises(RadvisionError, match="no threshold for class 'Stripe'"):
+        predict(copy, run_dir.parent / "img", device="cpu", with_labels=True)
+
+
+def test_fitted_thresholds_give_unlabelled_classes_one_half_so_the_run_still_loads(run_dir, tmp_path, caplog):
+    from radvision.predict import fit_thresholds_files
+
+    pred = predict(run_dir, run_dir.parent / "img", device="cpu")
+    gold = pd.read_csv(run_dir.parent / "labels.csv").assign(
+        path=lambda f: [str(run_dir.parent / p) for p in f["path"]])[["path", "Bright"]]
+    copy = shutil.copytree(run_dir, tmp_path / "calibrated")
+    (copy / "thresholds.json").unlink()
+    fit_thresholds_files(pred, gold, copy / "thresholds.json")
+    assert "does not label 1 of the predicted classes; they get 0.5" in caplog.text and "Stripe" in caplog.text
+    _, _, _, thr = load_run(copy)
+    assert thr[1] == 0.5 and 0 < thr[0] < 1
+    assert "Stripe_label" in predict(copy, run_dir.parent / "img", device="cpu", with_labels=True)
+
+
+def test_evaluate_warns_when_the_gold_mixes_splits(run_dir, caplog):
+    pred = predict(run_dir, run_dir.parent / "img", device="cpu")
+    gold = pd.read_csv(run_dir.parent / "labels.csv").assign(
+        path=lambda f: [str(run_dir.parent / p) for p in f["path"]])
+    evaluate_files(pred, gold)
+    assert "holds the splits train, valid and they are scored together" in caplog.text
+    caplog.clear()
+    evaluate_files(pred, gold, split="valid")
+    assert "scored together" not in caplog.text
+
+
+def test_a_list_or_series_of_paths_with_blanks_and_bad_inputs(run_dir):
+    first = str(run_dir.parent / "img" / "001.png")
+    out = predict(run_dir, pd.Series([first, None]), device="cpu")
+    assert out["error"].tolist() == ["", "empty path"]
+    with pytest.raises(RadvisionError, match=r"Image paths must be text or path-like; got 5 \(int\)"):
+        predict(run_dir, [first, 5], device="cpu")
+    with pytest.raises(RadvisionError, match=r"Cannot read images from 5 \(int\)"):
+        predict(run_dir, 5, device="cpu")

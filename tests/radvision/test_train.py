@@ -909,3 +909,13 @@ def test_any_metric_of_metrics_csv_can_be_monitored(tmp_path, data_csv, monitor,
     assert metrics["monitored"].tolist() == pytest.approx(metrics[column].tolist(), nan_ok=True)
     best = metrics[column].min() if mode == "min" else metrics[column].max()
     assert metrics.set_index("epoch").loc[state["best_epoch"], column] == pytest.approx(best)
+
+
+def test_a_data_split_the_source_overrides_is_named(tmp_path, data_csv, caplog):
+    """The table's own split column wins; a data.split given anyway was ignored without a word."""
+    from radvision.train import split_tables
+
+    split_tables(tiny_config(tmp_path, data_csv))
+    assert "is not used" not in caplog.text
+    split_tables(tiny_config(tmp_path, data_csv, "data.split={train: 0.5, valid: 0.5}"))
+    assert "data.split {'train': 0.5, 'valid': 0.5} is not used: the source names every image's split" in caplog.text

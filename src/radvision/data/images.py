@@ -208,7 +208,7 @@ def load_image(
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         if is_dicom(path):  # a DICOM file saved under an image extension ("x.png")
             return _dicom_image(path, mode)
-        raise RadvisionError(f"Cannot read image file {path}: {exc}.") from exc
+        raise RadvisionError(f"Cannot read image file {path}: {str(exc).rstrip('.')}.") from exc
     # Pillow keeps only the high byte of 16-bit colour, so such a file is stretched like 16-bit grayscale
     img = (_read_wide_colour(path, scaling, orientation) if wide else None) or to_8bit(img, scaling)
     if mode is not None and img.mode != mode:
