@@ -11,6 +11,7 @@ Layout::
     thresholds.json      per-class F1-optimal thresholds chosen on the validation split
     valid_metrics.csv    per-class metrics on valid (test_metrics.csv when a test split exists)
     plots/*.png          loss / metric curves, ROC per class, confusion matrices
+    .run.lock            held by the process training into the folder (removed when it ends)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ THRESHOLDS_FILE = "thresholds.json"
 SKIPPED_FILE = "skipped_images.csv"  # images on_error=skip left out of the run: split, path, reason, error
 PLOTS_DIR = "plots"
 STAGED_SUFFIX = ".pending"  # an epoch's checkpoint file before trainer_state.json confirms the epoch
+LOCK_FILE = ".run.lock"  # flock-ed by the one process training into the folder; holds its pid and host
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
@@ -107,6 +110,58 @@ class RunDir:
 
     def has_run(self) -> bool:
         return self.file(STATE_FILE).is_file()
+
+    def is_run(self) -> bool:
+        """True for a radvision run folder, with or without a finished epoch: a run writes its config.yaml
+        (a mapping with data, model and output sections) before its first epoch."""
+        if self.has_run():
+            return True
+        try:
+            import yaml
+
+            saved = yaml.safe_load(self.file(CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError):
+            return False
+        return isinstance(saved, dict) and {"data", "model", "output"} <= saved.keys()
+
+    def check_target(self, key: str, fresh: bool = True) -> None:
+        """Before any data is read: the path can be a run folder (not a file, nor under one) and, for a `fresh`
+        run, is new, empty or a run already, never a folder of other files a run would write among.
+        `key` names the setting in errors (output.run_dir, or the --resume folder)."""
+        blocked = next((p for p in (self.path, *self.path.parents) if p.exists()), None)
+        if blocked is not None and not blocked.is_dir():
+            where = "is a file" if blocked == self.path else f"cannot be made: {str(blocked)!r} is a file"
+            raise RadvisionError(f"{key} {str(self.path)!r} {where}; give a folder path.")
+        if not fresh or not self.path.is_dir() or self.is_run():
+            return
+        # hidden names (.DS_Store, .gitkeep) are never written over; an empty plots/ is a run's first step
+        foreign = sorted(p.name for p in self.path.iterdir() if not p.name.startswith(".")
+                         and not (p.name == PLOTS_DIR and p.is_dir() and not any(p.iterdir())))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise RadvisionError(f"{key} {str(self.path)!r} is not a radvision run folder but holds other files "
+                                 f"({shown}); give a new or empty folder.")
+
+    def lock(self, key: str) -> RunLock:
+        """Make the folder and lock it for this process until `RunLock.release` (see RunLock)."""
+        made = [p for p in (self.path, *self.path.parents) if not p.exists()]
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RadvisionError(f"{key} {str(self.path)!r} cannot be created ({exc.strerror or exc}); give a "
+                                 "folder you can write to.") from None
+        run_lock = RunLock(self.path, made)
+        try:
+            run_lock.acquire(key)
+        except BaseException:
+            run_lock.release()  # removes the folders made just now
+            raise
+        return run_lock
+
+    def restart(self) -> None:
+        """Drop what a run stopped before its first finished epoch left (a staged checkpoint, an orphaned best
+        epoch of a half-cleared overwrite), so it trains from epoch 1 with nothing stale to load."""
+        self._clear_outputs()
 
     def prepare(self, *, resume: bool, overwrite: bool = False) -> None:
         """Create the directory; refuse to train over an existing run unless resuming or overwriting."""
@@ -199,3 +254,68 @@ class RunDir:
         if not p.is_file():
             return None
         return torch.load(p, map_location="cpu", weights_only=True)
+
+
+class RunLock:
+    """An exclusive lock on a run folder while one process trains into it: two runs writing the same files
+    would leave a mixture of both. fcntl.flock on LOCK_FILE, which the kernel drops when the process dies, so
+    a killed run never leaves its folder locked. Without fcntl (Windows) or where the filesystem refuses
+    flock the folder is not locked (debug log)."""
+
+    def __init__(self, folder: Path, made: list[Path] | None = None):
+        self.path = folder / LOCK_FILE
+        self._made = list(made or [])  # folders made for the run: removed on release when nothing else went in
+        self._fd: int | None = None
+
+    def acquire(self, key: str) -> None:
+        try:
+            import fcntl
+        except ImportError:
+            logger.debug("No fcntl here: %s is not locked against a second run", self.path.parent)
+            return
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:
+                raise RadvisionError(f"{key} {str(self.path.parent)!r} is not writable ({exc.strerror or exc}); "
+                                     "give a folder you can write to.") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode("utf-8", "replace").split()  # "pid host", or not written yet
+                os.close(fd)
+                who = f" (pid {holder[0]})" if holder else ""
+                if len(holder) > 1 and holder[1] != socket.gethostname():
+                    who = f" (pid {holder[0]} on {holder[1]})"
+                raise RadvisionError(f"{key} {str(self.path.parent)!r} is in use by another radvision training"
+                                     f"{who}; wait for it to end, or train into another folder.") from None
+            except OSError as exc:  # a filesystem without flock (ENOLCK, EOPNOTSUPP)
+                os.close(fd)
+                logger.debug("Cannot lock %s (%s); it is not locked against a second run", self.path, exc)
+                return
+            # the holder before us removes the file on release: a lock on a file no longer there locks nothing
+            try:
+                current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            import fcntl
+
+            self.path.unlink(missing_ok=True)  # while still held (see acquire)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)  # a DataLoader worker forked meanwhile shares the descriptor
+            os.close(self._fd)
+            self._fd = None
+        for folder in self._made:  # deepest first
+            try:
+                folder.rmdir()
+            except OSError:  # the run wrote into it (or someone else did): it stays
+                break
+        self._made = []

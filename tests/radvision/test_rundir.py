@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -116,3 +119,55 @@ def test_resume_and_overwrite_drop_the_partial_writes_of_a_kill(tmp_path):
     run.file(".tmpABC").write_text("x")
     run.prepare(resume=False, overwrite=True)
     assert not run.file(".tmpABC").exists()
+
+
+def test_a_locked_run_folder_is_refused_naming_the_holder_until_released(tmp_path):
+    held = RunDir(tmp_path / "runs" / "a").lock("output.run_dir")
+    with pytest.raises(RadvisionError, match=rf"output.run_dir '.*a' is in use by another radvision training "
+                                             rf"\(pid {os.getpid()}\); wait for it to end"):
+        RunDir(tmp_path / "runs" / "a").lock("output.run_dir")
+    held.release()
+    assert not (tmp_path / "runs").exists()  # folders made for a run that wrote nothing are removed again
+    (tmp_path / "kept").mkdir()
+    again = RunDir(tmp_path / "kept").lock("output.run_dir")
+    (tmp_path / "kept" / "config.yaml").write_text("x")
+    again.release()
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["config.yaml"]  # no lock file left behind
+
+
+def test_the_lock_of_a_killed_process_is_gone_with_it(tmp_path):
+    code = ("import sys, time; from radvision.rundir import RunDir; "
+            "RunDir(sys.argv[1]).lock('x'); print('locked', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(RadvisionError, match=rf"in use by another radvision training \(pid {proc.pid}\)"):
+            RunDir(tmp_path).lock("output.run_dir")
+    finally:
+        proc.kill()
+        proc.wait()
+    assert (tmp_path / ".run.lock").exists()  # SIGKILL: no clean-up ran, yet the kernel dropped the lock
+    RunDir(tmp_path).lock("output.run_dir").release()
+
+
+def test_a_new_run_refuses_a_file_or_a_folder_of_other_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    for path, message in [(tmp_path / "notes.txt", r"'.*notes.txt' is a file; give a folder path"),
+                          (tmp_path / "notes.txt" / "run", r"'.*run' cannot be made: '.*notes.txt' is a file"),
+                          (tmp_path, r"'.*' is not a radvision run folder but holds other files \(notes.txt\)")]:
+        with pytest.raises(RadvisionError, match="output.run_dir " + message):
+            RunDir(path).check_target("output.run_dir")
+    for name in ("a.csv", "b.csv", "metrics.csv"):
+        (tmp_path / name).write_text("mine")
+    with pytest.raises(RadvisionError, match=r"\(a.csv, b.csv, metrics.csv and 1 more\)"):
+        RunDir(tmp_path).check_target("output.run_dir")
+    hidden = tmp_path / "hidden"
+    (hidden / "plots").mkdir(parents=True)
+    (hidden / ".DS_Store").write_text("")
+    RunDir(hidden).check_target("output.run_dir")  # hidden files and an empty plots/ are in nobody's way
+    (hidden / "config.yaml").write_text("data: {}\nmodel: {}\noutput: {}\n")
+    (hidden / "notes.txt").write_text("mine")
+    assert RunDir(hidden).is_run()  # a run stopped before its first epoch: a run, whatever else it holds
+    RunDir(hidden).check_target("output.run_dir")
+    (hidden / "config.yaml").write_text("my: own config\n")
+    assert not RunDir(hidden).is_run()

@@ -919,3 +919,46 @@ def test_a_data_split_the_source_overrides_is_named(tmp_path, data_csv, caplog):
     assert "is not used" not in caplog.text
     split_tables(tiny_config(tmp_path, data_csv, "data.split={train: 0.5, valid: 0.5}"))
     assert "data.split {'train': 0.5, 'valid': 0.5} is not used: the source names every image's split" in caplog.text
+
+
+def test_a_folder_in_use_of_the_users_or_a_file_is_refused_before_data(tmp_path, data_csv, monkeypatch):
+    from radvision.rundir import RunDir
+
+    run = Trainer(tiny_config(tmp_path, data_csv)).fit()
+    _no_data(monkeypatch)
+    held = RunDir(run).lock("output.run_dir")  # another process training into the folder
+    try:
+        for resume in (None, run):
+            with pytest.raises(RadvisionError, match=r"'.*run' is in use by another radvision training \(pid"):
+                Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2", "output.overwrite=true"),
+                        resume=resume).fit()
+    finally:
+        held.release()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "metrics.csv").write_text("my,own\n")
+    with pytest.raises(RadvisionError, match=r"output.run_dir '.*mine' is not a radvision run folder but holds "
+                                             r"other files \(metrics.csv\)"):
+        Trainer(tiny_config(tmp_path, data_csv, f"output.run_dir={mine}")).fit()
+    assert [p.name for p in mine.iterdir()] == ["metrics.csv"] and (mine / "metrics.csv").read_text() == "my,own\n"
+    with pytest.raises(RadvisionError, match=r"output.run_dir '.*metrics.csv' is a file; give a folder path"):
+        Trainer(tiny_config(tmp_path, data_csv, f"output.run_dir={mine / 'metrics.csv'}")).fit()
+
+
+def test_resume_of_a_run_stopped_in_its_first_epoch_trains_it_from_epoch_1(tmp_path, data_csv, monkeypatch, caplog):
+    def killed(*args, **kwargs):
+        raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "_train_epoch", killed)
+        with pytest.raises(_Killed):
+            Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2")).fit()
+    run = tmp_path / "run"
+    assert (run / "config.yaml").is_file() and not (run / "trainer_state.json").exists()
+    with pytest.raises(RadvisionError, match=r"differs from its config.yaml in model.head"):  # still the run's config
+        Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2", "model.head=mlp"), resume=run).fit()
+    with caplog.at_level("WARNING", logger="radvision.train"):
+        Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2"), resume=run).fit()
+    assert "has no finished epoch (it stopped during its first one); training it from epoch 1" in caplog.text
+    assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
+    assert json.loads((run / "trainer_state.json").read_text())["finished"]

@@ -1,7 +1,7 @@
 """Pre-resized uint8 image cache: decode each full-size radiograph once, then read epochs from a memmap.
 
 Layout of ``cache_dir``: ``images.npy`` (N, H, W[, C]) uint8, ``index.json`` (settings, array
-fingerprint, path -> row with the source file's mtime and size), ``skipped.csv`` (path, error).
+fingerprint, path -> row with the source file's mtime, size and ctime), ``skipped.csv`` (path, error).
 A rebuild decodes only files that are new or changed since the last build.
 """
 
@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 # 3: a one-channel cache makes colour images gray after the geometry, as the transforms do;
 # 4: 16-bit colour files are stretched at full depth (they held their high bytes), and colour becomes gray
 #    with rounding (a gray picture stored as RGB kept one level less)
-FORMAT = 4
+# 5: a file's ctime joins mtime and size, so a file replaced by one of the same size with its mtime set back
+#    (`touch -r`, `cp -p`) is decoded again
+FORMAT = 5
 ARRAY_NAME = "images.npy"
 INDEX_NAME = "index.json"
 SKIPPED_NAME = "skipped.csv"
@@ -55,10 +57,12 @@ def resize_image(img: Image.Image, size: int, fit: str = "squash") -> Image.Imag
     return v2.functional.to_pil_image(tensor)
 
 
-def _stat(path: str) -> tuple[int, int] | None:
-    """(mtime in ns, size) of a file, what tells a changed image; None when it cannot be reached."""
+def _stat(path: str) -> tuple[int, int, int] | None:
+    """(mtime in ns, size, ctime in ns) of a file, what tells a changed image; None when it cannot be reached.
+    The ctime is there because the mtime can be set back (`touch -r`, `cp -p`) and the ctime cannot; chmod or
+    a new hard link change it too, which only costs a decode."""
     st = stat_or_none(path)
-    return None if st is None else (st.st_mtime_ns, st.st_size)
+    return None if st is None else (st.st_mtime_ns, st.st_size, st.st_ctime_ns)
 
 
 class ImageCache:
@@ -81,8 +85,8 @@ class ImageCache:
         self.fit: str = index["fit"]
         self.scaling: str = index["scaling"]
         self.shape: tuple[int, ...] = tuple(index["array"]["shape"])
-        self._entries: dict[str, list[int]] = index["entries"]  # path -> [row, mtime_ns, bytes]
-        self._skipped: dict[str, list] = index["skipped"]  # path -> [mtime_ns, bytes, error]
+        self._entries: dict[str, list[int]] = index["entries"]  # path -> [row, mtime_ns, bytes, ctime_ns]
+        self._skipped: dict[str, list] = index["skipped"]  # path -> [mtime_ns, bytes, ctime_ns, error]
         self._fingerprint = (index["array"]["bytes"], index["array"]["mtime_ns"])
         st = _stat(str(self.array_path))
         if st is None:
@@ -135,18 +139,18 @@ class ImageCache:
     @property
     def skipped(self) -> list[tuple[str, str]]:
         """(path, error) of the files the last build could not decode."""
-        return [(p, v[2]) for p, v in self._skipped.items()]
+        return [(p, v[3]) for p, v in self._skipped.items()]
 
     def failed_unchanged(self, path: str) -> bool:
         """True when the last build could not decode ``path`` and the file is unchanged (or still gone) since:
         a file repaired after the build is worth reading again."""
         s = self._skipped.get(str(path))
-        return s is not None and (_stat(str(path)) or (None, None)) == (s[0], s[1])
+        return s is not None and (_stat(str(path)) or (None, None, None)) == tuple(s[:3])
 
     def is_current(self, path: str) -> bool:
         """True when ``path`` is cached and unchanged on disk since it was cached."""
         e = self._entries.get(str(path))
-        return e is not None and _stat(str(path)) == (e[1], e[2])
+        return e is not None and _stat(str(path)) == tuple(e[1:4])
 
     def index_of(self, path: str | os.PathLike) -> int:
         try:
@@ -196,8 +200,8 @@ def build_cache(
 ) -> ImageCache:
     """Decode every image of ``table`` once into a (N, size, size[, 3]) uint8 memmap in ``cache_dir``.
 
-    Reuses an existing cache when its settings match and every file is unchanged (same path, mtime and
-    size); otherwise decodes only new or changed files. ``on_error="skip"`` leaves unreadable files out
+    Reuses an existing cache when its settings match and every file is unchanged (same path, mtime, size
+    and ctime); otherwise decodes only new or changed files. ``on_error="skip"`` leaves unreadable files out
     (listed in ``cache_dir/skipped.csv`` and `ImageCache.skipped`); "raise" stops at the first one.
     ``workers`` threads decode in parallel (PIL releases the GIL while decoding). Builds of one folder
     take turns (a lock file), so two runs sharing ``data.cache_dir`` cannot mix their arrays and indexes;
@@ -214,6 +218,11 @@ def build_cache(
     if blocked is not None and not blocked.is_dir():
         raise RadvisionError(f"The cache folder (data.cache_dir) {str(cache_dir)!r} cannot be made: {str(blocked)!r} "
                              "is a file; give a folder path.")
+    foreign = _foreign_files(cache_dir)
+    if foreign:  # a build writes images.npy, index.json and skipped.csv: never over files of the user's
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise RadvisionError(f"The cache folder (data.cache_dir) {str(cache_dir)!r} is not a radvision image cache "
+                             f"and holds other files ({shown}); give an empty or new folder.")
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -242,6 +251,27 @@ def build_cache(
         lock.release()
 
 
+def _foreign_files(cache_dir: Path) -> list[str]:
+    """The visible names in ``cache_dir``, which a build could write over, unless it is a radvision cache (a
+    build's lock file or its index, of any format: an older one is rebuilt)."""
+    try:
+        names = sorted(os.listdir(cache_dir))
+    except OSError:  # not there yet (or no folder): mkdir reports what is wrong
+        return []
+    if LOCK_NAME in names or _is_cache_index(cache_dir / INDEX_NAME):
+        return []
+    # hidden names (.DS_Store, a killed build's temp files) are never written over
+    return [n for n in names if not n.startswith(".")]
+
+
+def _is_cache_index(path: Path) -> bool:
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(index, dict) and {"format", "entries"} <= index.keys()
+
+
 def _table_paths(table: LabelTable) -> list[str]:
     return list(dict.fromkeys(table.frame["path"].astype(str)))  # each file once, in table order
 
@@ -256,15 +286,15 @@ def _plan(old: ImageCache | None, paths: list[str], on_error: str
     for i, (p, st) in enumerate(zip(paths, stats, strict=True)):
         e = old._entries.get(p) if old is not None else None
         s = old._skipped.get(p) if old is not None else None
-        if e is not None and st == (e[1], e[2]):
+        if e is not None and st == tuple(e[1:4]):
             reuse[i] = e[0]
-        elif s is not None and st is not None and st == (s[0], s[1]):
+        elif s is not None and st is not None and st == tuple(s[:3]):
             skipped[p] = s  # failed before and unchanged since: do not retry
         else:
             todo.append(i)
     if skipped and on_error == "raise":
         p = next(iter(skipped))
-        raise RadvisionError(f"{skipped[p][2].rstrip('.')} (pass on_error='skip' to leave it out).")
+        raise RadvisionError(f"{skipped[p][3].rstrip('.')} (pass on_error='skip' to leave it out).")
     return reuse, skipped, todo, stats
 
 
@@ -314,7 +344,7 @@ def _build_locked(table: LabelTable, size: int, cache_dir: Path, channels: int, 
         arr.flush()
         del arr
         for i, err in failed.items():
-            skipped[paths[i]] = [*(stats[i] or (None, None)), err]
+            skipped[paths[i]] = [*(stats[i] or (None, None, None)), err]
             log.warning("cache: skipping %s", err)
         os.replace(tmp, cache_dir / ARRAY_NAME)
     except BaseException:
@@ -340,7 +370,7 @@ def _build_locked(table: LabelTable, size: int, cache_dir: Path, channels: int, 
 
 
 def _write_skipped(cache_dir: Path, skipped: dict[str, list]) -> None:
-    frame = pd.DataFrame({"path": list(skipped), "error": [v[2] for v in skipped.values()]})
+    frame = pd.DataFrame({"path": list(skipped), "error": [v[3] for v in skipped.values()]})
     target = cache_dir / SKIPPED_NAME
     if target.is_file():
         with open(target, encoding="utf-8", newline="") as fh:  # newline="": a "\r" in an error reads back as is

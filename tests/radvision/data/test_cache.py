@@ -193,3 +193,41 @@ def test_an_up_to_date_cache_writes_nothing(tmp_path, gray_images, helpers, monk
     assert skipped.stat().st_mtime_ns == stamp
     skipped.unlink()  # even a list that would change is no reason to fail a build that has nothing to do
     assert len(build_cache(table, 8, tmp_path / "c", progress=False)) == 3
+
+
+def test_a_file_replaced_with_its_size_and_mtime_kept_is_decoded_again(tmp_path, helpers):
+    import time
+
+    a, other = tmp_path / "a.bmp", tmp_path / "other.bmp"
+    Image.new("L", (12, 12), 10).save(a)
+    Image.new("L", (12, 12), 200).save(other)  # BMP: the same size in bytes
+    t = helpers.make_table([a])
+    cache = build_cache(t, 8, tmp_path / "c", progress=False)
+    st = a.stat()
+    time.sleep(0.05)  # past the filesystem's timestamp granularity
+    a.write_bytes(other.read_bytes())  # cat other.bmp > a.bmp; touch -r (the old stamp) a.bmp
+    os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (a.stat().st_size, a.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert not cache.is_current(a)
+    assert (build_cache(t, 8, tmp_path / "c", progress=False).get(a) == 200).all()
+
+
+def test_a_folder_of_other_files_is_not_made_a_cache(tmp_path, gray_images, helpers):
+    t = helpers.make_table(gray_images[:2])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "index.json").write_text('{"my": "dataset index"}')
+    with pytest.raises(RadvisionError, match=r"data.cache_dir\) '.*mine' is not a radvision image cache and holds "
+                                             r"other files \(index.json\); give an empty or new folder"):
+        build_cache(t, 8, mine, progress=False)
+    assert [p.name for p in mine.iterdir()] == ["index.json"]  # not even a lock file
+    # a cache of an older format is rebuilt; hidden files (.DS_Store) are in nobody's way
+    old = tmp_path / "old"
+    build_cache(t, 8, old, progress=False)
+    index = json.loads((old / "index.json").read_text())
+    (old / "index.json").write_text(json.dumps({**index, "format": 3}))
+    (old / ".build.lock").unlink(missing_ok=True)
+    assert len(build_cache(t, 8, old, progress=False)) == 2
+    (tmp_path / "hidden").mkdir()
+    (tmp_path / "hidden" / ".DS_Store").write_text("")
+    assert len(build_cache(t, 8, tmp_path / "hidden", progress=False)) == 2
