@@ -305,8 +305,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     results = []
     for policy in policies:
-        run_dir = base / policy if len(policies) > 1 else base
-        results.append(train_policy(cfg, policy, run_dir))
+        # a folder per policy, also for one: RUN_DIR itself holds reports/ and study_summary.json, and a run
+        # folder must hold nothing but its run
+        results.append(train_policy(cfg, policy, base / policy))
     table = pd.DataFrame(results).set_index("policy")
     print(f"CheXpert image study ({'+'.join(np.atleast_1d(cfg.model.backbone))}, {cfg.data.image_size} px):")
     print(table.drop(columns=["run_dir"]).round(4).to_string())

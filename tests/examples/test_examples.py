@@ -414,6 +414,6 @@ def test_chexpert_study_empty_valid_split_is_one_sentence(chexpert, tmp_path, ca
 def test_chexpert_smoke_trains_u_multiclass_with_its_cross_entropy(chexpert, tmp_path, capsys):
     assert chexpert.main(["--smoke", "--run-dir", str(tmp_path / "runs"), "--policies", "U-MultiClass"]) == 0
     run = tmp_path / "runs"
-    saved = yaml.safe_load((run / "config.yaml").read_text())
+    saved = yaml.safe_load((run / "U-MultiClass" / "config.yaml").read_text())
     assert saved["data"]["policy"] == "U-MultiClass" and saved["loss"]["name"] == "bce"
     assert 0.0 <= json.loads((run / "study_summary.json").read_text())["runs"][0]["test_mean_auroc"] <= 1.0
