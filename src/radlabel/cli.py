@@ -332,6 +332,9 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+_TEMP_NAME = re.compile(r"\.(.+)\.[^.]+\.tmp")  # AtomicWriter / atomic_write_text temp files
+
+
 def _written_name(filename: object) -> object:
     """The output a temporary file stands for (".labels.csv.x1y2.tmp" -> "labels.csv"): errors name that."""
     name = os.fsdecode(filename) if isinstance(filename, str | bytes) else filename
@@ -340,9 +343,6 @@ def _written_name(filename: object) -> object:
         if match:
             return os.path.join(os.path.dirname(name), match.group(1))
     return name
-
-
-_TEMP_NAME = re.compile(r"\.(.+)\.[^.]+\.tmp")  # AtomicWriter / atomic_write_text temp files
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -116,14 +116,14 @@ def read_columns(path: str | os.PathLike) -> list[str]:
     _check_readable(path)
     try:
         if fmt in ("csv", "tsv"):
-            sep = "\t" if fmt == "tsv" else ","
+            sep, encoding = ("\t" if fmt == "tsv" else ","), _csv_encoding(path)
             header = pd.read_csv(path, sep=sep, nrows=1, header=None, dtype=str, keep_default_na=False,
-                                 encoding=_csv_encoding(path), encoding_errors=_NOT_UTF8)
+                                 encoding=encoding, encoding_errors=_NOT_UTF8)
             names = [str(c) for c in header.iloc[0]] if len(header) else []
             twice = sorted({c for c in names if names.count(c) > 1})
             if twice:  # pandas would read them as 'report' and 'report.1' and the first would win unsaid
                 raise RadlabelError(f"{str(path)!r} has the column {twice[0]!r} more than once; rename one.")
-            return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0, encoding=_csv_encoding(path),
+            return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0, encoding=encoding,
                                                 encoding_errors=_NOT_UTF8).columns]
         if fmt == "parquet":
             import pyarrow.parquet as pq

@@ -151,13 +151,12 @@ def _label_one(pipeline: Pipeline, text: str, want_graph: bool) -> tuple[tuple[f
     report whose labelled sections hold no word ("IMPRESSION:" alone, only an INDICATION) is left blank, not
     called normal."""
     graph = pipeline.parse(text)
+    graph_json = graph.to_json() if want_graph else "null"
     if not graph.has_words():
         sections = ", ".join(pipeline.sections) if pipeline.sections else "all"
-        blank = tuple(math.nan for _ in pipeline.schema.class_names)
-        return blank, graph.to_json() if want_graph else "null", ERR_NO_WORDS.format(sections)
+        return tuple(math.nan for _ in pipeline.schema.class_names), graph_json, ERR_NO_WORDS.format(sections)
     labels = aggregate(graph, pipeline.schema)
-    values = tuple(labels.get(c, math.nan) for c in pipeline.schema.class_names)
-    return values, graph.to_json() if want_graph else "null", ""
+    return tuple(labels.get(c, math.nan) for c in pipeline.schema.class_names), graph_json, ""
 
 
 # Corpora repeat reports word for word (templated normal studies: 12% of IU dev's reports repeat an earlier one):
@@ -557,14 +556,19 @@ def to_binary(df: pd.DataFrame, policy: str = "U-Ones", classes: Sequence[str] |
     return out
 
 
+@lru_cache(maxsize=1)
+def _builtin_class_names() -> frozenset[str]:
+    """Every class name of the built-in schemas (each YAML parsed once per process)."""
+    return frozenset(c for name in list_schemas() for c in load_schema(name).class_names)
+
+
 def _guess_classes(df: pd.DataFrame) -> list[str]:
     """Label columns of a table read back from a file: numeric columns holding only 1 / 0 / -1 / blank,
     minus the id column conventions (`row`, first column named like an id)."""
     skip = {ERROR_COLUMN, ROW_COLUMN, "id", "uid", "study_id", "subject_id", "dicom_id", "path"}
-    known = {c for name in list_schemas() for c in load_schema(name).class_names}
     found = []
     for c in df.columns:
-        if c in known:  # a built-in class name is a label column whatever it holds (a 2 there is then an error)
+        if c in _builtin_class_names():  # a built-in class name is a label column whatever it holds (a 2 there is then an error)
             found.append(c)
             continue
         if c in skip:

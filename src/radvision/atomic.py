@@ -9,6 +9,13 @@ from pathlib import Path
 from typing import Any
 
 
+def nearest_existing(path: str | os.PathLike[str]) -> Path | None:
+    """`path` or its closest existing parent (None when nothing of it exists): if that is a file, no folder can
+    be made at or under `path`."""
+    p = Path(path)
+    return next((q for q in (p, *p.parents) if q.exists()), None)
+
+
 def file_mode() -> int:
     """The mode a plain `open()` would give a new file under the current umask (mkstemp's files are 0600)."""
     umask = os.umask(0)

@@ -247,6 +247,8 @@ def _cmd_thresholds(args: argparse.Namespace) -> int:
 
 def _check_output(path: str, example: str, suffix: str = ".csv", inputs: dict[str, str] | None = None) -> None:
     """Fail before the work, not after it, when the output file cannot be written or would replace an input."""
+    from radvision.atomic import nearest_existing
+
     if not path.strip():
         raise RadvisionError(f"Output name is empty; pass a file name such as {example!r}.")
     for what, given in (inputs or {}).items():
@@ -261,8 +263,7 @@ def _check_output(path: str, example: str, suffix: str = ".csv", inputs: dict[st
         kind = suffix.lstrip(".").upper()
         raise RadvisionError(f"Output {path!r} {named}; radvision writes {kind} here, so name it {suffix} "
                              f"(e.g. {os.path.splitext(path)[0] + suffix!r}).")
-    parent = Path(os.path.abspath(path)).parent
-    blocked = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    blocked = nearest_existing(Path(os.path.abspath(path)).parent)
     if blocked is not None and not blocked.is_dir():
         raise RadvisionError(f"Output {path!r} cannot be written: {str(blocked)!r} is a file, not a folder.")
     if blocked is not None and not os.access(blocked, os.W_OK | os.X_OK):  # also a read-only file system

@@ -24,6 +24,12 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def some_names(names: Sequence[str], shown: int = 3) -> str:
+    """"a, b, c and 4 more": the first few of a list of names, for a one-sentence error."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def did_you_mean(value: object, choices: Sequence[object]) -> str:
     """' (did you mean 'X'?)' for the closest choice (case-insensitive), or ''."""
     lowered = {str(c).lower(): str(c) for c in choices}

@@ -25,8 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from radvision.atomic import atomic_write, atomic_write_csv
-from radvision.errors import RadvisionError, first_line
+from radvision.atomic import atomic_write, atomic_write_csv, nearest_existing
+from radvision.errors import RadvisionError, first_line, some_names
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class RunDir:
         """Before any data is read: the path can be a run folder (not a file, nor under one) and, for a `fresh`
         run, is new, empty or a run already, never a folder of other files a run would write among.
         `key` names the setting in errors (output.run_dir, or the --resume folder)."""
-        blocked = next((p for p in (self.path, *self.path.parents) if p.exists()), None)
+        blocked = nearest_existing(self.path)
         if blocked is not None and not blocked.is_dir():
             where = "is a file" if blocked == self.path else f"cannot be made: {str(blocked)!r} is a file"
             raise RadvisionError(f"{key} {str(self.path)!r} {where}; give a folder path.")
@@ -138,9 +138,8 @@ class RunDir:
         foreign = sorted(p.name for p in self.path.iterdir() if not p.name.startswith(".")
                          and not (p.name == PLOTS_DIR and p.is_dir() and not any(p.iterdir())))
         if foreign:
-            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
             raise RadvisionError(f"{key} {str(self.path)!r} is not a radvision run folder but holds other files "
-                                 f"({shown}); give a new or empty folder.")
+                                 f"({some_names(foreign)}); give a new or empty folder.")
 
     def lock(self, key: str) -> RunLock:
         """Make the folder and lock it for this process until `RunLock.release` (see RunLock)."""

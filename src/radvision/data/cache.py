@@ -19,10 +19,10 @@ import pandas as pd
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
-from radvision.atomic import atomic_write_csv, atomic_write_text, file_mode
+from radvision.atomic import atomic_write_csv, atomic_write_text, file_mode, nearest_existing
 from radvision.data.images import load_image, stat_or_none
 from radvision.data.table import LabelTable, check_choice
-from radvision.errors import RadvisionError
+from radvision.errors import RadvisionError, some_names
 
 __all__ = ["FITS", "ImageCache", "build_cache", "resize_image"]
 
@@ -214,15 +214,14 @@ def build_cache(
     if not isinstance(size, int) or size < 8:
         raise RadvisionError(f"Cache size must be an integer of at least 8 pixels, got {size!r}.")
     cache_dir = Path(cache_dir).expanduser().resolve()
-    blocked = next((p for p in (cache_dir, *cache_dir.parents) if p.exists()), None)
+    blocked = nearest_existing(cache_dir)
     if blocked is not None and not blocked.is_dir():
         raise RadvisionError(f"The cache folder (data.cache_dir) {str(cache_dir)!r} cannot be made: {str(blocked)!r} "
                              "is a file; give a folder path.")
     foreign = _foreign_files(cache_dir)
     if foreign:  # a build writes images.npy, index.json and skipped.csv: never over files of the user's
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise RadvisionError(f"The cache folder (data.cache_dir) {str(cache_dir)!r} is not a radvision image cache "
-                             f"and holds other files ({shown}); give an empty or new folder.")
+                             f"and holds other files ({some_names(foreign)}); give an empty or new folder.")
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
