@@ -261,8 +261,10 @@ def test_pandas_nullable_gold_is_masked_like_nan():
 def test_a_class_without_negatives_has_no_average_precision():
     """AP is 1.0 for an all-positive class whatever the scores, which lifted mean_average_precision."""
     y = np.array([[1, 1], [1, 0], [1, 1], [1, 0]], dtype=float)
-    p = np.array([[0.1, 0.9], [0.2, 0.1], [0.3, 0.8], [0.4, 0.3]])
+    p = np.array([[0.1, 0.9], [0.2, 0.95], [0.3, 0.8], [0.4, 0.3]])
     pc = per_class_metrics(y, p, ["all", "mixed"])
     assert math.isnan(pc.loc["all", "average_precision"]) and math.isnan(pc.loc["all", "auroc"])
-    assert pc.loc["mixed", "average_precision"] == pytest.approx(1.0)
-    assert evaluate_predictions(y, p, ["all", "mixed"])["mean_average_precision"] == pytest.approx(1.0)
+    mixed = skm.average_precision_score(y[:, 1], p[:, 1])
+    assert mixed < 0.7 and pc.loc["mixed", "average_precision"] == pytest.approx(mixed)
+    # the mean is the mixed class alone (the all-positive class's 1.0 lifted it to (1 + AP) / 2)
+    assert evaluate_predictions(y, p, ["all", "mixed"])["mean_average_precision"] == pytest.approx(mixed)
