@@ -86,14 +86,19 @@ class ReportGraph:
         raise RadlabelError(f"No entity with id {entity_id!r}; ids are {[e.id for e in self.entities]}.")
 
     def to_networkx(self) -> nx.DiGraph:
-        """A DiGraph: one node per entity id (entity fields as attributes), edges carry ``relation``."""
+        """A DiGraph: one node per entity id (entity fields as attributes), edges carry ``relation``.
+
+        Attributes are plain text, numbers and booleans, so ``nx.write_graphml`` / ``write_gexf`` take the
+        graph as it is: ``classes`` is one ``"; "``-joined string ("" for none), and a field that is None
+        (no section, no offsets in imported RadGraph data) is left out."""
         g = nx.DiGraph()
         for e in self.entities:
-            g.add_node(
-                e.id, tokens=e.tokens, label=e.label, start_ix=e.start_ix, end_ix=e.end_ix,
-                char_start=e.char_start, char_end=e.char_end, section=e.section, sentence=e.sentence,
-                classes=e.classes, modifier=e.modifier, assertion=e.assertion,
+            fields = dict(
+                tokens=e.tokens, label=e.label, start_ix=e.start_ix, end_ix=e.end_ix, char_start=e.char_start,
+                char_end=e.char_end, section=e.section, sentence=e.sentence, classes="; ".join(e.classes),
+                modifier=e.modifier, assertion=e.assertion,
             )
+            g.add_node(e.id, **{k: v for k, v in fields.items() if v is not None})
         for e in self.entities:
             for rel, target in e.relations:
                 g.add_edge(e.id, target, relation=rel)

@@ -35,6 +35,9 @@ resume:
   epochs, more cycles); other changes stop with the keys named: start a new run for those.
 """
 
+_JOIN_COLUMN_HELP = ("a table's column naming each image, when it is not path (e.g. Path in CheXpert's valid.csv); "
+                     "a table without it (radvision predict's output) is joined on path")
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -78,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("gold", help="gold CSV (path + one 1/0/-1/blank column per class; -1 and blank are not scored)")
     ev.add_argument("-o", "--output", help="write per-class metrics to this .csv file")
     ev.add_argument("--split", help="score only the gold rows whose 'split' column has this value (e.g. test)")
+    _add_path_column(ev, _JOIN_COLUMN_HELP)
     ev.add_argument("--thresholds", help="a run folder: label by the run's whole decision rule (thresholds, cardinality, "
                     "min_labels, top_k), as predict --labels does; or a thresholds.json: those thresholds alone "
                     "(default 0.5 for every class)")
@@ -92,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     th.add_argument("--min-precision", type=float, metavar="P", help="only thresholds reaching this precision "
                     "qualify (a class that never does gets its most precise threshold, with a warning)")
     th.add_argument("--split", help="use only the gold rows whose 'split' column has this value (e.g. valid)")
+    _add_path_column(th, _JOIN_COLUMN_HELP)
 
     fe = sub.add_parser("features", help="pooled backbone features of a trained run, for fusion", parents=[common])
     _add_run_input(fe, "output .parquet (path, f0 ... f<N-1>, error) or .npy (the matrix alone, rows in input "
@@ -126,7 +131,13 @@ def _add_run_input(parser: argparse.ArgumentParser, output_help: str) -> None:
                         "(default 0: this one; a few speed up large inputs, above all on a GPU)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--root", metavar="DIR", help="where relative paths in the CSV start (default: the CSV's folder)")
+    _add_path_column(parser, "the input CSV's column naming each image (default: path; e.g. Path for CheXpert's "
+                     "tables); the output calls it path")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar (so does -q)")
+
+
+def _add_path_column(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--path-column", default="path", metavar="NAME", help=help)
 
 
 def _add_log_options(parser: argparse.ArgumentParser, default: object) -> None:
@@ -201,7 +212,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     _check_output(args.output, "pred.csv", inputs={"input": args.input})
     df = predict(args.run_dir, args.input, batch_size=args.batch_size, device=args.device,
                  with_labels=args.labels, root=args.root, progress=not (args.no_progress or args.quiet),
-                 num_workers=args.workers)
+                 num_workers=args.workers, path_column=args.path_column)
     atomic_write_csv(df, args.output)
     failed = int((df["error"] != "").sum()) if "error" in df else 0
     print(f"{len(df)} predictions written to {args.output}" + (f" ({failed} failed, see 'error')" if failed else ""))
@@ -225,7 +236,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.output is not None:
         _check_output(args.output, "per_class.csv", inputs={"predictions": args.pred, "gold": args.gold})
-    summary, per_class = evaluate_files(args.pred, args.gold, thresholds=args.thresholds, split=args.split)
+    summary, per_class = evaluate_files(args.pred, args.gold, thresholds=args.thresholds, split=args.split,
+                                        path_column=args.path_column)
     for key, value in summary.items():
         print(f"{key}\t{value:.4f}")
     if args.output is not None:
@@ -238,7 +250,7 @@ def _cmd_thresholds(args: argparse.Namespace) -> int:
 
     _check_output(args.output, "thresholds.json", suffix=".json", inputs={"predictions": args.pred, "gold": args.gold})
     table = fit_thresholds_files(args.pred, args.gold, args.output, min_precision=args.min_precision,
-                                 split=args.split)
+                                 split=args.split, path_column=args.path_column)
     columns = ["class", "threshold", "precision", "recall", "f1", "support", "n"]
     print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"thresholds of {len(table)} calibrated classes written to {args.output}")
@@ -280,7 +292,7 @@ def _cmd_features(args: argparse.Namespace) -> int:
     feats = extract_features(args.run_dir, args.input, args.output, batch_size=args.batch_size, device=args.device,
                              on_error="skip" if args.skip_errors else "raise", root=args.root,
                              overwrite=args.overwrite, progress=not (args.no_progress or args.quiet),
-                             num_workers=args.workers)
+                             num_workers=args.workers, path_column=args.path_column)
     failed = int(np.isnan(feats).any(axis=1).sum()) if feats.size else 0
     after = stat_or_none(args.output)
     done = "reused from" if before is not None and after is not None and before.st_mtime_ns == after.st_mtime_ns \

@@ -104,7 +104,8 @@ class _Guarded(Dataset):
         return (item[0] if isinstance(item, (list, tuple)) else item), ""
 
 
-def _image_paths(data: Any, root: str | os.PathLike[str] | None) -> tuple[list[str], list[str]] | None:
+def _image_paths(data: Any, root: str | os.PathLike[str] | None, path_column: str = "path"
+                 ) -> tuple[list[str], list[str]] | None:
     """(paths as the input gives them, paths to read) for the path-like inputs (parsed by
     `radvision.predict.input_rows`, as `radvision predict` does); None for anything else."""
     from radvision.data import LabelTable
@@ -118,12 +119,12 @@ def _image_paths(data: Any, root: str | os.PathLike[str] | None) -> tuple[list[s
             return None
         return input_rows([os.fspath(p) for p in data], root=root)
     if isinstance(data, (pd.DataFrame, str, os.PathLike)):
-        return input_rows(data, root=root)
+        return input_rows(data, root=root, path_column=path_column)
     return None
 
 
-def _image_source(data: Any, transform: Any, on_error: str, root: str | os.PathLike[str] | None
-                  ) -> tuple[Dataset, list[str] | None, list[str] | None]:
+def _image_source(data: Any, transform: Any, on_error: str, root: str | os.PathLike[str] | None,
+                  path_column: str = "path") -> tuple[Dataset, list[str] | None, list[str] | None]:
     """(dataset of (image, error) items, image paths to read, paths as the input gives them); the paths are
     None when the input does not say.  Outputs carry the given paths, so they join back to the input."""
     from radvision.predict import ImageFiles
@@ -132,7 +133,7 @@ def _image_source(data: Any, transform: Any, on_error: str, root: str | os.PathL
         table = getattr(data, "table", None)
         paths = [str(p) for p in table.paths] if table is not None and hasattr(table, "paths") else None
         return _Guarded(data, catch=on_error == "skip"), paths, paths
-    rows = _image_paths(data, root)
+    rows = _image_paths(data, root, path_column)
     if rows is None:
         raise RadvisionError(f"extract_features takes {_ACCEPTED}; got {type(data).__name__}.")
     if transform is None:
@@ -362,13 +363,15 @@ def extract_features(
     overwrite: bool = False,
     progress: bool = True,
     num_workers: int = 0,
+    path_column: str = "path",
 ) -> np.ndarray:
     """(N, F) pooled backbone features for every image of `data`, in order; cached at `out_path`.
 
     `model` is an ImageClassifier or a run directory (whose config also gives the transform). `data` is a
     LabelTable, a torch Dataset (items (image, ...)), a DataFrame with a `path` column, a list of image
     paths, a folder (searched recursively, sorted) or a CSV with a `path` column; relative paths start at
-    `root` (default: the CSV's folder). `on_error`: "raise" stops at the first unreadable image; "skip"
+    `root` (default: the CSV's folder); `path_column` names the table's image column if it is not `path`
+    (the parquet output calls it `path`). `on_error`: "raise" stops at the first unreadable image; "skip"
     keeps its row as NaN features and logs / records the error. An existing cache is read instead of
     recomputed only when it was written for the same image paths, backbone weights and transform (and,
     with "raise", has no failed rows); `overwrite` always recomputes. `num_workers`: processes that decode
@@ -386,7 +389,7 @@ def extract_features(
         transform = transform if transform is not None else image_transform(cfg)
     if not isinstance(model, torch.nn.Module):
         raise RadvisionError(f"extract_features takes a model or a run directory, got {type(model).__name__}.")
-    ds, paths, given = _image_source(data, transform, on_error, root)
+    ds, paths, given = _image_source(data, transform, on_error, root, path_column)
     key = _cache_key(model, ds, paths, transform) if out is not None else None  # hashing weights costs ~0.1 s
     if out is not None and key is not None and not overwrite:
         cached = _cached(out, key, on_error)

@@ -7,6 +7,7 @@ column (empty when the image was fine, NaN probabilities when it was not).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 from collections.abc import Sequence
@@ -109,15 +110,17 @@ def load_run(run_dir: str | os.PathLike[str], device: str | torch.device | None 
 
 
 def input_paths(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
-                root: str | os.PathLike[str] | None = None) -> list[str]:
+                root: str | os.PathLike[str] | None = None, path_column: str = "path") -> list[str]:
     """Image paths to read, from a CSV with a `path` column, a folder (searched recursively for image files,
     sorted), one image file, a DataFrame or a list / Series of paths.  Relative paths start at `root`; without it, at
-    the CSV's folder (and as given for a DataFrame or a list).  An empty cell gives "" (a row that fails)."""
-    return input_rows(source, root)[1]
+    the CSV's folder (and as given for a DataFrame or a list).  An empty cell gives "" (a row that fails).
+    `path_column`: the table column that names each image (CheXpert's tables call it `Path`)."""
+    return input_rows(source, root, path_column)[1]
 
 
 def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
-               root: str | os.PathLike[str] | None = None) -> tuple[list[str], list[str]]:
+               root: str | os.PathLike[str] | None = None, path_column: str = "path"
+               ) -> tuple[list[str], list[str]]:
     """(paths as the input gives them, paths to read): one entry per input row, in input order.  Outputs
     carry the first, so they join back to the input (and to gold tables keyed like it)."""
     from radvision.data.dicom import is_dicom
@@ -126,9 +129,10 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
     if root is not None and not Path(root).is_dir():
         raise RadvisionError(f"Root {str(root)!r} is not a folder; relative paths would start nowhere.")
     if isinstance(source, pd.DataFrame):
-        if "path" not in source:
-            raise RadvisionError(f"The table has no 'path' column; columns are {', '.join(map(str, source.columns))}.")
-        given = _cells(source["path"])
+        if path_column not in source:
+            raise RadvisionError(f"The table has no {path_column!r} column{_column_hint(source, path_column)}; "
+                                 f"columns are {', '.join(map(str, source.columns))}.")
+        given = _cells(source[path_column])
         return given, _under(root, [g.strip() for g in given])
     if isinstance(source, (list, tuple, pd.Series)):  # names from code are taken exactly as given
         bad = next((s for s in source if not (s is None or isinstance(s, str | os.PathLike) or pd.isna(s))), None)
@@ -151,16 +155,29 @@ def input_rows(source: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
     if p.suffix.lower() in IMAGE_EXTENSIONS or is_dicom(p):  # PACS exports often have no extension
         return [os.fspath(source)], [str(p)]
     frame = read_csv_checked(p, **TEXT_CELLS)
-    if "path" not in frame:
-        hint = separator_hint(frame) or did_you_mean("path", list(frame.columns))
+    if path_column not in frame:
         nih = (" This is NIH ChestX-ray14's Data_Entry table, whose 'Image Index' holds bare file names: pass the "
                "images folder itself, or a CSV whose 'path' column names each image.") if _is_nih_table(frame) else ""
-        raise RadvisionError(f"Input CSV {str(p)!r} has no 'path' column{hint}; columns are "
-                             f"{', '.join(map(str, frame.columns))}.{nih}")
+        raise RadvisionError(f"Input CSV {str(p)!r} has no {path_column!r} column{_column_hint(frame, path_column)}; "
+                             f"columns are {', '.join(map(str, frame.columns))}.{nih}")
     if frame.empty:
         logger.warning("%s has a header but no rows: no image to read", p)
-    given = _cells(frame["path"])
+    given = _cells(frame[path_column])
     return given, _under(p.parent if root is None else root, [g.strip() for g in given])
+
+
+def _column_hint(frame: pd.DataFrame, column: str) -> str:
+    """Why the path column may be missing: a wrong separator, or a near name (CheXpert's 'Path'), which
+    --path-column (path_column=) selects."""
+    hint = separator_hint(frame)
+    if hint:
+        return hint
+    others = [c for c in map(str, frame.columns) if c != column]
+    near = difflib.get_close_matches(column.lower(), [c.lower() for c in others], n=1)
+    if not near:
+        return ""
+    name = others[[c.lower() for c in others].index(near[0])]
+    return f" (did you mean {name!r}? --path-column {name} reads it; in Python, path_column={name!r})"
 
 
 def _cells(column: pd.Series) -> list[str]:
@@ -224,18 +241,19 @@ def image_transform(cfg: Config) -> Any:
 @torch.no_grad()
 def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.DataFrame | Sequence[str],
             batch_size: int = 32, device: str | torch.device | None = "auto", num_workers: int = 0,
-            with_labels: bool = False, root: str | os.PathLike[str] | None = None, progress: bool = False
-            ) -> pd.DataFrame:
+            with_labels: bool = False, root: str | os.PathLike[str] | None = None, progress: bool = False,
+            path_column: str = "path") -> pd.DataFrame:
     """DataFrame: `path`, one probability column per class, (`<class>_label` 0/1 when with_labels), `error`;
     one row per input row, in input order, with a DataFrame input's own index (so `frame["A"] = out["A"]`
-    lines up).  `root`: where relative paths in a CSV start (default: the CSV's folder).  `num_workers`:
+    lines up).  `root`: where relative paths in a CSV start (default: the CSV's folder).  `path_column`: the
+    CSV / DataFrame column naming each image (the output calls it `path` whatever its name).  `num_workers`:
     processes that decode images (0: this one).  `progress`: a progress bar on stderr."""
     from tqdm.auto import tqdm
 
     check_batching(batch_size, num_workers)  # before the run is loaded
     dev = resolve_device(device)
     model, cfg, class_names, thresholds = load_run(run_dir, device=dev, with_thresholds=with_labels)
-    given, paths = input_rows(input, root=root)
+    given, paths = input_rows(input, root=root, path_column=path_column)
     loader = image_loader(ImageFiles(paths, image_transform(cfg)), batch_size, num_workers)
     probs = np.full((len(paths), len(class_names)), np.nan, dtype=np.float32)
     errors: list[str] = []
@@ -287,16 +305,17 @@ predict_images = predict
 
 
 def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.PathLike[str] | pd.DataFrame,
-                   thresholds: str | os.PathLike[str] | None = None, split: str | None = None
-                   ) -> tuple[dict[str, float], pd.DataFrame]:
+                   thresholds: str | os.PathLike[str] | None = None, split: str | None = None,
+                   path_column: str = "path") -> tuple[dict[str, float], pd.DataFrame]:
     """Score a prediction table against gold labels joined on `path`: (summary metrics, per-class table).
 
     `thresholds`: a thresholds.json (labels at those thresholds), or a run folder (labels by the run's whole
     decision rule, as `predict --labels` gives them); none: 0.5 for every class.  `split`: score only the gold
-    rows whose `split` column holds it."""
+    rows whose `split` column holds it.  `path_column`: the column naming each image in a table that has it
+    (CheXpert's gold tables call it `Path`); a table without it is joined on its `path` column."""
     from radvision.metrics import evaluate_predictions, per_class_metrics
 
-    p, g, classes, pred_classes = _shared_classes(pred, gold, split)
+    p, g, classes, pred_classes = _shared_classes(pred, gold, split, path_column)
     y_gold = _numeric(g, classes, "gold", allowed=(0.0, 1.0, -1.0))
     run = Path(thresholds) if thresholds is not None and (Path(thresholds) / CONFIG_FILE).is_file() else None
     run_cfg = load_run_config(run / CONFIG_FILE) if run is not None else None
@@ -338,12 +357,12 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
 
 def fit_thresholds_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.PathLike[str] | pd.DataFrame,
                          output: str | os.PathLike[str], *, min_precision: float | None = None,
-                         split: str | None = None) -> pd.DataFrame:
+                         split: str | None = None, path_column: str = "path") -> pd.DataFrame:
     """Choose per-class F1-optimal thresholds on a labelled calibration set (a prediction table and its gold
     labels, joined on `path` as `evaluate_files` joins them) and write them to `output` as a thresholds.json.
 
     `min_precision`: only thresholds reaching it qualify (see `f1_optimal_thresholds`); `split`: use only
-    the gold rows whose `split` column holds it.  When `output` already holds thresholds (a run's own
+    the gold rows whose `split` column holds it; `path_column`: as for `evaluate_files`.  When `output` already holds thresholds (a run's own
     thresholds.json being replaced), classes the gold table does not label keep theirs, with a warning, and
     its `train_cardinality` is kept, so the run still loads and `thresholds.cardinality: train` still works;
     predicted classes the gold does not label and the file did not hold get 0.5 (a run's default).  Returns the
@@ -351,7 +370,7 @@ def fit_thresholds_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str 
     from radvision.metrics import per_class_metrics
     from radvision.thresholds import f1_optimal_thresholds, load_train_cardinality, save_thresholds
 
-    p, g, classes, pred_classes = _shared_classes(pred, gold, split)
+    p, g, classes, pred_classes = _shared_classes(pred, gold, split, path_column)
     left = pd.DataFrame(_numeric(g, classes, "gold", allowed=(0.0, 1.0, -1.0)),
                         columns=[f"{c}_gold" for c in classes]).assign(path=g["path"].to_numpy())
     right = pd.DataFrame(_numeric(p, classes, "prediction", allowed=None),
@@ -390,11 +409,12 @@ def _is_nih_table(frame: pd.DataFrame) -> bool:
 
 
 def _shared_classes(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.PathLike[str] | pd.DataFrame,
-                    split: str | None) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
+                    split: str | None, path_column: str = "path"
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
     """The prediction and gold tables (gold cut to `split`), the class columns both have, and every predicted
     class column; gold columns that look like labels but have no prediction are named in a warning."""
-    p = _read_table(pred, "prediction")
-    g = _read_table(gold, "gold")
+    p = _read_table(pred, "prediction", path_column)
+    g = _read_table(gold, "gold", path_column)
     if split is not None:
         if "split" not in g:
             raise RadvisionError(f"--split {split!r}: the gold table has no 'split' column; columns are "
@@ -479,7 +499,10 @@ def _rule_classes(run_cfg: Config, pred_classes: list[str]) -> list[str]:
     return [c for c in run_classes if c in pred_classes]
 
 
-def _read_table(source: str | os.PathLike[str] | pd.DataFrame, what: str) -> pd.DataFrame:
+def _read_table(source: str | os.PathLike[str] | pd.DataFrame, what: str, path_column: str = "path"
+                ) -> pd.DataFrame:
+    """The table with its image column (`path_column` where it has one, else `path`) as `path`, spaces
+    stripped, rows without a path dropped; duplicated paths are an error."""
     if isinstance(source, pd.DataFrame):
         frame = source.reset_index(drop=True)
     else:
@@ -489,13 +512,16 @@ def _read_table(source: str | os.PathLike[str] | pd.DataFrame, what: str) -> pd.
         if not path.is_file():
             raise RadvisionError(f"The {what} file {str(path)!r} does not exist.")
         frame = read_csv_checked(path, **TEXT_CELLS)
+    if path_column != "path" and path_column in frame:  # the named column wins over a `path` column
+        frame = frame.drop(columns=["path"], errors="ignore").rename(columns={path_column: "path"})
     if "path" not in frame:
         nih = (" This is NIH ChestX-ray14's Data_Entry table (bare file names, every class in one 'Finding Labels' "
                "cell): score against it with `python examples/nih_densenet_fpn.py --score PRED.csv GOLD.csv`, or write "
                "a gold table with a 'path' column spelled as in the predictions and one 1/0 column per "
                "class.") if _is_nih_table(frame) else ""
-        raise RadvisionError(f"The {what} table has no 'path' column{separator_hint(frame)}; columns are "
-                             f"{', '.join(map(str, frame.columns))}.{nih}")
+        named = repr("path") if path_column == "path" else f"{path_column!r} or 'path'"
+        raise RadvisionError(f"The {what} table has no {named} column{_column_hint(frame, path_column)}; columns "
+                             f"are {', '.join(map(str, frame.columns))}.{nih}")
     # joined on the name without surrounding spaces, as predict reads it (its output keeps the input's spelling)
     frame = frame.assign(path=frame["path"].astype(str).str.strip())
     named = frame["path"] != ""  # rows of failed or empty inputs carry no path

@@ -3,6 +3,7 @@ import json
 import networkx as nx
 import pytest
 
+import radlabel
 from radlabel.errors import RadlabelError
 from radlabel.graph import Entity, ReportGraph, compact_json
 
@@ -36,6 +37,19 @@ def test_networkx():
     assert d.nodes["3"]["label"] == "OBS-DP"
     assert d.edges["1", "3"]["relation"] == "modify"
     assert d.edges["3", "2"]["relation"] == "located_at"
+
+
+def test_networkx_graphs_write_to_graphml_and_gexf(tmp_path):
+    g = radlabel.parse("Small left pleural effusion. No pneumothorax.").to_networkx()
+    classes = {n: a["classes"] for n, a in g.nodes(data=True)}
+    assert "Pleural Effusion" in classes.values() and "" in classes.values()  # was a tuple: writers refused it
+    nx.write_graphml(g, tmp_path / "g.graphml")
+    nx.write_gexf(g, tmp_path / "g.gexf")
+    back = nx.read_graphml(tmp_path / "g.graphml")
+    assert dict(back.nodes(data=True)) == dict(g.nodes(data=True))
+    assert back.edges(data=True) and dict(back.edges) == dict(g.edges)
+    imported = ReportGraph.from_radgraph(RADGRAPH).to_networkx()  # RadGraph data carries no offsets or section
+    nx.write_graphml(imported, tmp_path / "imported.graphml")
 
 
 def test_to_json_is_one_line_with_extras():

@@ -404,3 +404,43 @@ def test_verbose_leaves_pillow_and_matplotlib_at_info(trained, capsys):
     finally:
         for name in ("PIL", "matplotlib"):
             logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def test_path_column_reads_a_chexpert_style_table_end_to_end(trained, tmp_path, capsys):
+    # CheXpert's valid.csv names images in 'Path', relative to the folder above the dataset, with 1.0 / 0.0 labels
+    gold = pd.read_csv(trained / "labels.csv").query("split == 'valid'")
+    table = pd.DataFrame({"Path": gold["path"], "Sex": "Female", "Age": 60, "Bright": gold["Bright"] * 1.0,
+                          "Dark": gold["Dark"] * 1.0})
+    csv = tmp_path / "valid.csv"
+    table.to_csv(csv, index=False)
+    run, pred = trained / "run", tmp_path / "pred.csv"
+    assert main(["-q", "predict", str(run), str(csv), "-o", str(pred), "--root", str(trained)]) == 2
+    err = capsys.readouterr().err
+    assert "has no 'path' column (did you mean 'Path'? --path-column Path reads it" in err
+
+    argv = ["-q", "predict", str(run), str(csv), "-o", str(pred), "--root", str(trained), "--path-column", "Path"]
+    assert main(argv) == 0
+    out = pd.read_csv(pred, keep_default_na=False)
+    assert out["path"].tolist() == table["Path"].tolist() and (out["error"] == "").all()
+    expected = pd.read_csv(tmp_path / "pred.csv")  # the same images named by a 'path' column score the same
+    by_path = tmp_path / "by_path.csv"
+    main(["-q", "predict", str(run), str(trained / "labels.csv"), "-o", str(by_path)])
+    same = pd.read_csv(by_path).set_index("path").loc[table["Path"], ["Bright", "Dark"]]
+    np.testing.assert_allclose(expected[["Bright", "Dark"]].to_numpy(), same.to_numpy(), rtol=1e-6)
+    capsys.readouterr()
+
+    # gold keyed by 'Path', predictions by 'path': joined; without the option the gold is refused by name
+    assert main(["-q", "evaluate", str(pred), str(csv), "--path-column", "Path"]) == 0
+    assert f"n_samples\t{len(table):.4f}" in capsys.readouterr().out
+    assert main(["-q", "evaluate", str(pred), str(csv)]) == 2
+    assert "The gold table has no 'path' column (did you mean 'Path'?" in capsys.readouterr().err
+    assert main(["-q", "thresholds", str(pred), str(csv), "--path-column", "Path",
+                 "-o", str(tmp_path / "t.json")]) == 0
+    capsys.readouterr()
+    assert main(["-q", "evaluate", str(pred), str(csv), "--path-column", "Study"]) == 2
+    assert "The gold table has no 'Study' or 'path' column" in capsys.readouterr().err
+
+    feats = tmp_path / "f.parquet"
+    assert main(["-q", "features", str(run), str(csv), "-o", str(feats), "--root", str(trained),
+                 "--path-column", "Path"]) == 0
+    assert pd.read_parquet(feats)["path"].tolist() == table["Path"].tolist()

@@ -532,3 +532,18 @@ def test_a_list_or_series_of_paths_with_blanks_and_bad_inputs(run_dir):
         predict(run_dir, [first, 5], device="cpu")
     with pytest.raises(RadvisionError, match=r"Cannot read images from 5 \(int\)"):
         predict(run_dir, 5, device="cpu")
+
+
+def test_path_column_names_the_image_column_of_an_input_or_gold_table(run_dir):
+    img = run_dir.parent / "img"
+    frame = pd.DataFrame({"Path": [str(img / "003.png"), str(img / "001.png")], "path": ["x", "y"]})
+    out = predict(run_dir, frame, device="cpu", path_column="Path")
+    assert out["path"].tolist() == frame["Path"].tolist() and (out["error"] == "").all()
+    with pytest.raises(RadvisionError, match=r"no 'Paths' column \(did you mean 'path'\? --path-column path"):
+        predict(run_dir, frame.drop(columns="Path"), device="cpu", path_column="Paths")
+    # the named column wins over a 'path' column in the gold; the predictions, without it, join on 'path'
+    gold = frame.assign(Bright=[1, 0], Stripe=[0, 1])
+    summary, _ = evaluate_files(out, gold, path_column="Path")
+    assert summary["n_samples"] == 2
+    with pytest.raises(RadvisionError, match="No path in the prediction table matches"):
+        evaluate_files(out, gold)  # joined on the 'path' column, which names other files
