@@ -30,11 +30,17 @@ def some_names(names: Sequence[str], shown: int = 3) -> str:
     return ", ".join(names[:shown]) + more
 
 
-def did_you_mean(value: object, choices: Sequence[object]) -> str:
-    """' (did you mean 'X'?)' for the closest choice (case-insensitive), or ''."""
+def closest(value: object, choices: Sequence[object]) -> str | None:
+    """The choice closest to `value` (case-insensitive), or None when none is close."""
     lowered = {str(c).lower(): str(c) for c in choices}
     close = difflib.get_close_matches(str(value).lower(), list(lowered), n=1)
-    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+    return lowered[close[0]] if close else None
+
+
+def did_you_mean(value: object, choices: Sequence[object]) -> str:
+    """' (did you mean 'X'?)' for the closest choice (case-insensitive), or ''."""
+    near = closest(value, choices)
+    return f" (did you mean {near!r}?)" if near is not None else ""
 
 
 class RadvisionError(ValueError):

@@ -7,7 +7,6 @@ column (empty when the image was fine, NaN probabilities when it was not).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 import os
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from radvision.atomic import atomic_write_csv
 from radvision.config import Config, load_run_config
 from radvision.data.table import canonical_split, label_share, read_csv_checked, separator_hint
-from radvision.errors import RadvisionError, did_you_mean, first_line
+from radvision.errors import RadvisionError, closest, did_you_mean, first_line
 from radvision.rundir import CONFIG_FILE, MODEL_FILE, THRESHOLDS_FILE, load_weights
 
 logger = logging.getLogger(__name__)
@@ -172,12 +171,8 @@ def _column_hint(frame: pd.DataFrame, column: str) -> str:
     hint = separator_hint(frame)
     if hint:
         return hint
-    others = [c for c in map(str, frame.columns) if c != column]
-    near = difflib.get_close_matches(column.lower(), [c.lower() for c in others], n=1)
-    if not near:
-        return ""
-    name = others[[c.lower() for c in others].index(near[0])]
-    return f" (did you mean {name!r}? --path-column {name} reads it; in Python, path_column={name!r})"
+    name = closest(column, [c for c in map(str, frame.columns) if c != column])
+    return "" if name is None else f" (did you mean {name!r}? --path-column {name} reads it; in Python, path_column={name!r})"
 
 
 def _cells(column: pd.Series) -> list[str]:
