@@ -9,13 +9,14 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from radvision.data.table import (
+    NO_FINDING_COLUMN,
     POLICIES,
     UNMENTIONED,
     LabelTable,
@@ -30,7 +31,8 @@ from radvision.data.table import (
 )
 from radvision.errors import RadvisionError
 
-__all__ = ["CHEXPERT_CLASSES", "CHEXPERT_COMPETITION", "derive_no_finding", "read_chexpert", "resolve_paths"]
+__all__ = ["CHEXPERT_CLASSES", "CHEXPERT_COMPETITION", "check_class_columns", "derive_no_finding", "read_chexpert",
+           "resolve_paths"]
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +103,15 @@ def _split_file(root: Path, split: str) -> Path | None:
 _INFO_COLUMNS = {"Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", "_split"}
 
 
-def _check_class_columns(part: pd.DataFrame, path: Path) -> None:
-    """A CheXpert class missing from a label file is an error when another column looks like a renamed copy of
-    it ("Effusion" for "Pleural Effusion": training would silently lose the class), else a warning."""
+def check_class_columns(part: pd.DataFrame, path: Path, dataset: str = "CheXpert",
+                        info_columns: Collection[str] = _INFO_COLUMNS) -> None:
+    """A CheXpert class missing from a label file (CheXpert's, or MIMIC-CXR's, which has the same classes) is an
+    error when another column looks like a renamed copy of it ("Effusion" for "Pleural Effusion": training
+    would silently lose the class, and No Finding would be derived without it), else a warning."""
     missing = [c for c in CHEXPERT_CLASSES if c not in part.columns and c != "No Finding"]
     if not missing:
         return
-    others = [str(c) for c in part.columns if c not in _INFO_COLUMNS and c not in CHEXPERT_CLASSES]
+    others = [str(c) for c in part.columns if c not in info_columns and c not in CHEXPERT_CLASSES]
     lowered = {o.lower(): o for o in others}
     for cls in missing:
         close = difflib.get_close_matches(cls.lower(), list(lowered), n=1, cutoff=0.6) or [
@@ -115,8 +119,8 @@ def _check_class_columns(part: pd.DataFrame, path: Path) -> None:
         if close:
             raise RadvisionError(f"{path.name} has a column {lowered[close[0]]!r} where a CheXpert label file has "
                                  f"{cls!r}; rename it (the CheXpert classes are {', '.join(CHEXPERT_CLASSES)}).")
-    log.warning("CheXpert: %s lacks the class column(s) %s; their labels there are unknown", path.name,
-                ", ".join(map(repr, missing)))
+    log.warning("%s: %s lacks the class column(s) %s; their labels there are unknown and No Finding is derived "
+                "without them", dataset, path.name, ", ".join(map(repr, missing)))
 
 
 def read_chexpert(
@@ -187,7 +191,7 @@ def read_chexpert(
         part.columns = [str(c).strip() for c in part.columns]
         if "Path" not in part:
             raise RadvisionError(f"{path.name} lacks the 'Path' column of a CheXpert label file.")
-        _check_class_columns(part, path)
+        check_class_columns(part, path)
         raws.append(part.assign(_split=name))
     raw = pd.concat(raws, ignore_index=True)
     available = [c for c in CHEXPERT_CLASSES if c in raw.columns or c == "No Finding"]
@@ -208,15 +212,15 @@ def read_chexpert(
     for _, part in raw.groupby("_split", sort=False):
         paths[part.index] = resolve_paths(part["Path"], root)
     frame = pd.DataFrame({"path": paths.to_numpy()})
+    no_finding = derive_no_finding(raw)
+    if "No Finding" in raw:  # keep a curated 1 or 0 where given (valid.csv); fill blanks by the rule
+        given = pd.to_numeric(raw["No Finding"], errors="coerce")
+        no_finding = given.where(given.isin([0.0, 1.0]), no_finding)
+    no_finding = no_finding.to_numpy(dtype="float32")
     for c in chosen:
-        if c == "No Finding":
-            derived = derive_no_finding(raw)
-            if "No Finding" in raw:  # keep a curated 1 or 0 where given (valid.csv); fill blanks by the rule
-                given = pd.to_numeric(raw["No Finding"], errors="coerce")
-                derived = given.where(given.isin([0.0, 1.0]), derived)
-            frame[c] = derived.to_numpy(dtype="float32")
-        else:
-            frame[c] = labels[c].to_numpy()
+        frame[c] = no_finding if c == "No Finding" else labels[c].to_numpy()
+    if "No Finding" not in chosen:
+        frame[NO_FINDING_COLUMN] = no_finding
     frame["patient_id"] = raw["Path"].astype(str).str.extract(r"(patient\d+)")[0].fillna(
         raw["Path"].astype(str)
     )

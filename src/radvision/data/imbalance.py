@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from radvision.data.table import LabelTable, select_classes
+from radvision.data.table import NO_FINDING_COLUMN, LabelTable, select_classes
 from radvision.errors import RadvisionError
 
 __all__ = [
@@ -138,7 +138,9 @@ def downsample(table: LabelTable, fractions: Mapping[str, float], seed: int = 0)
     E.g. ``{"No Finding": 0.91, "Effusion": 0.30}`` (as in the CheXpert study) drops 91 % of images
     labelled No Finding and nothing else, and 30 % of images whose single finding is Effusion; images
     with Effusion plus another finding are all kept. A "No Finding"-like key (see `NO_FINDING_NAMES`)
-    that is not a column of the table selects rows with no positive label at all. Order is preserved.
+    that is not a class selects the rows the source marks as having no finding at all (the readers'
+    `no_finding` column), or without one, the rows negative (0, not unknown) for every class. Order is
+    preserved.
     """
     if not fractions:
         return table
@@ -154,8 +156,12 @@ def downsample(table: LabelTable, fractions: Mapping[str, float], seed: int = 0)
         if name in table.classes:
             j = table.classes.index(name)
             rows = np.flatnonzero(positive[:, j] & (n_pos == 1))
-        elif name in NO_FINDING_NAMES:
-            rows = np.flatnonzero(n_pos == 0)
+        elif name in NO_FINDING_NAMES:  # not a class: an image with a finding outside the classes is no "normal"
+            if NO_FINDING_COLUMN in table.frame:
+                normal = table.frame[NO_FINDING_COLUMN].to_numpy(dtype=float) == 1.0
+            else:
+                normal = (y == 0).all(axis=1)
+            rows = np.flatnonzero(normal & (n_pos == 0))
         else:
             # raises with a "did you mean"; "No Finding" is a choice whether or not it is a class
             no_finding = [] if NO_FINDING_NAMES[0] in table.classes else [NO_FINDING_NAMES[0]]

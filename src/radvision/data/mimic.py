@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from radvision.data.chexpert import CHEXPERT_CLASSES, derive_no_finding
+from radvision.data.chexpert import CHEXPERT_CLASSES, check_class_columns, derive_no_finding
 from radvision.data.table import (
+    NO_FINDING_COLUMN,
     POLICIES,
     UNMENTIONED,
     LabelTable,
@@ -81,7 +82,8 @@ def read_mimic(
     check_choice(labeler, LABELERS, "MIMIC-CXR labeler")
     if split is not None:
         check_choice(split, ("train", "valid", "test"), "split")
-    labels = read_csv_checked(_find(root, f"mimic-cxr-2.0.0-{labeler}") if csv is None else _label_file(root, csv))
+    label_path = _find(root, f"mimic-cxr-2.0.0-{labeler}") if csv is None else _label_file(root, csv)
+    labels = read_csv_checked(label_path)
     meta = read_csv_checked(_find(root, "mimic-cxr-2.0.0-metadata"))
     splits = read_csv_checked(_find(root, "mimic-cxr-2.0.0-split"))
     for name, df, need in (
@@ -92,6 +94,7 @@ def read_mimic(
         lacking = [c for c in need if c not in df.columns]
         if lacking:
             raise RadvisionError(f"MIMIC-CXR {name} file lacks column(s) {lacking}; it needs {', '.join(need)}.")
+    check_class_columns(labels, label_path, "MIMIC-CXR", info_columns={"subject_id", "study_id"})
     available = [c for c in CHEXPERT_CLASSES if c in labels.columns or c == "No Finding"]
     chosen = select_classes(available, classes, "MIMIC-CXR")
 
@@ -125,13 +128,13 @@ def read_mimic(
         }
     )
     converted = apply_policy(rows[[c for c in chosen if c != "No Finding"]], policy, unmentioned)
+    given = pd.to_numeric(rows["No Finding"], errors="coerce") if "No Finding" in rows else None
+    derived = derive_no_finding(rows)
+    no_finding = (derived if given is None else given.where(given == 1.0, derived)).to_numpy("float32")
     for c in chosen:
-        if c == "No Finding":
-            given = pd.to_numeric(rows["No Finding"], errors="coerce") if "No Finding" in rows else None
-            derived = derive_no_finding(rows)
-            frame[c] = (derived if given is None else given.where(given == 1.0, derived)).to_numpy("float32")
-        else:
-            frame[c] = converted[c].to_numpy()
+        frame[c] = no_finding if c == "No Finding" else converted[c].to_numpy()
+    if "No Finding" not in chosen:
+        frame[NO_FINDING_COLUMN] = no_finding
     frame["patient_id"] = sub
     if "ViewPosition" in rows:
         frame["view"] = rows["ViewPosition"].astype(object)

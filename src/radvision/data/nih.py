@@ -12,9 +12,11 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from radvision.data.table import (
+    NO_FINDING_COLUMN,
     LabelTable,
     canonical_split,
     check_files,
@@ -119,8 +121,13 @@ def read_nih(
         log.warning("%s: ignoring unknown finding label(s) %s", csv_path.name, strange)
 
     frame = pd.DataFrame({"image": raw["Image Index"].astype(str)})
-    for c in chosen:
-        frame[c] = sets.map(lambda s, c=c: 1.0 if c in s else 0.0).astype("float32")
+    blank = sets.map(len).eq(0).to_numpy()  # no label at all, not even "No Finding": unknown, not negative
+    if blank.any():
+        log.warning("%s: %d row(s) have an empty 'Finding Labels' cell (first: %s); their labels are unknown",
+                    csv_path.name, int(blank.sum()), frame["image"].iloc[int(np.flatnonzero(blank)[0])])
+    for c in [*chosen, *([] if NO_FINDING in chosen else [NO_FINDING])]:
+        values = sets.map(lambda s, c=c: 1.0 if c in s else 0.0).astype("float32").mask(blank)
+        frame[c if c in chosen else NO_FINDING_COLUMN] = values
     frame["patient_id"] = patient_ids(raw["Patient ID"], frame["image"].tolist(), csv_path.name)
     if "Patient Age" in raw:
         # Older releases spell ages "058Y".

@@ -43,6 +43,10 @@ POLICIES = ("U-Ignore", "U-Zeros", "U-Ones", "U-MultiClass")
 UNMENTIONED = ("masked", "negative")
 REQUIRED_COLUMNS = ("path", "patient_id")
 META_COLUMNS = ("path", "patient_id", "age", "sex", "view", "split")
+# Readers that know whether an image has no finding at all (CheXpert, MIMIC-CXR, NIH) keep it in this extra
+# column when "No Finding" is not a chosen class, so `downsample`'s No Finding key drops only those images,
+# not the ones whose findings lie outside the chosen classes.
+NO_FINDING_COLUMN = "no_finding"
 
 
 def list_choices(choices: Sequence[object], limit: int = 20) -> str:

@@ -109,3 +109,17 @@ def test_the_config_passes_data_csv_to_the_mimic_reader(tmp_path, helpers):
     cfg = load_config(None, [f"data.root={tmp_path}", "data.dataset=mimic", "data.csv=nowhere.csv"])
     with pytest.raises(RadvisionError, match="nowhere.csv"):  # it was silently ignored
         split_tables(cfg)
+
+
+def test_a_renamed_class_column_is_refused_and_a_missing_one_named(tmp_path, helpers, caplog):
+    make_mimic(tmp_path, helpers)
+    labels = pd.read_csv(tmp_path / "mimic-cxr-2.0.0-chexpert.csv.gz")
+    # was: 'Effusion' dropped without a word, and its positive studies derived as No Finding = 1
+    labels.assign(Effusion=[1.0, np.nan, np.nan]).to_csv(tmp_path / "relabelled.csv", index=False)
+    with pytest.raises(RadvisionError, match="relabelled.csv has a column 'Effusion' where a CheXpert label file "
+                                             "has 'Pleural Effusion'; rename it"):
+        read_mimic(tmp_path, csv="relabelled.csv")
+    with caplog.at_level("WARNING"):
+        read_mimic(tmp_path)
+    assert "MIMIC-CXR: mimic-cxr-2.0.0-chexpert.csv.gz lacks the class column(s) 'Enlarged Cardiomediastinum'" \
+        in caplog.text

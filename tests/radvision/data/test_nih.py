@@ -132,3 +132,19 @@ def test_the_v2020_file_spells_sex_patient_sex(tmp_path, helpers):
     entry = tmp_path / "Data_Entry_2017_v2020.csv"
     pd.read_csv(entry).rename(columns={"Patient Gender": "Patient Sex"}).to_csv(entry, index=False)
     assert read_nih(tmp_path).frame["sex"].tolist() == ["M", "M", "F", "F"]  # the column was dropped
+
+
+def test_a_blank_finding_labels_cell_is_unknown_and_no_finding_is_kept_for_downsampling(tmp_path, helpers, caplog):
+    from radvision.data.imbalance import downsample
+
+    make_nih(tmp_path, helpers, kaggle=False, with_lists=False)
+    entry = pd.read_csv(tmp_path / "Data_Entry_2017_v2020.csv")
+    entry.loc[3, "Finding Labels"] = np.nan
+    entry.to_csv(tmp_path / "Data_Entry_2017_v2020.csv", index=False)
+    t = read_nih(tmp_path, classes=["Cardiomegaly", "No Finding"])
+    assert np.isnan(t.labels()[3]).all()  # was 0, and No Finding 0: contradictory
+    assert "1 row(s) have an empty 'Finding Labels' cell (first: 00000003_000.png)" in caplog.text
+    emphysema = read_nih(tmp_path, classes=["Emphysema"])
+    assert emphysema.frame["no_finding"].tolist()[:3] == [0.0, 0.0, 1.0]
+    kept = downsample(emphysema, {"No Finding": 1.0}).frame["path"].map(lambda p: Path(p).name).tolist()
+    assert kept == ["00000001_000.png", "00000001_001.png", "00000003_000.png"]  # only the No Finding image goes
