@@ -210,13 +210,22 @@ def read_folder(root: str | os.PathLike, classes: Iterable[str] | None = None) -
     if not found:
         raise RadvisionError(f"{root} has no class sub-folders; {_LAYOUT}.")
     chosen = select_classes(found, classes, f"folder {root}")
-    rows = []
-    for split, d in groups:
-        if d.name not in chosen:
-            continue
-        rows += [(p, d.name, split) for p in image_files(d)]
+    rows, left_out = [], {}
+    for split, d in groups:  # as Keras reads a class-name subset: only the chosen folders' images
+        files = image_files(d)
+        if d.name in chosen:
+            rows += [(p, d.name, split) for p in files]
+        else:
+            left_out[d.name] = left_out.get(d.name, 0) + len(files)
+    if left_out:
+        log.warning("folder %s: data.classes leaves out the folder(s) %s and their %d image(s)", root,
+                    ", ".join(sorted(left_out)), sum(left_out.values()))
     if not rows:
         raise RadvisionError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under the class folders of {root}.")
+    if len(chosen) == 1:  # every image would be positive: nothing to learn, and AUROC undefined
+        held = f"has one class folder ({chosen[0]})" if len(found) == 1 else f"is read for one class ({chosen[0]})"
+        raise RadvisionError(f"{root} {held}, so every image would be positive for it; a folder dataset needs at "
+                             f"least two class folders (e.g. normal/ beside it); its folders are {', '.join(found)}.")
     frame = pd.DataFrame(rows, columns=["path", "_class", "split"])
     for c in chosen:
         frame[c] = (frame["_class"] == c).astype("float32")

@@ -85,7 +85,8 @@ def test_folder_flat_and_with_splits(tmp_path, helpers):
     assert (t.labels().sum(axis=1) == 1).all()
     s = read_folder(tmp_path / "split")
     assert sorted(s.frame["split"]) == ["train", "train", "valid", "valid"]
-    assert len(read_folder(tmp_path / "flat", classes=["normal"])) == 2
+    with pytest.raises(RadvisionError, match="every image would be positive"):
+        read_folder(tmp_path / "flat", classes=["normal"])
     (tmp_path / "empty" / "cls").mkdir(parents=True)
     with pytest.raises(RadvisionError, match="No images"):
         read_folder(tmp_path / "empty")
@@ -221,3 +222,16 @@ def test_images_directly_in_a_split_folder_are_named(tmp_path, helpers, caplog):
         t = read_folder(tmp_path)
     assert len(t) == 6
     assert "1 image(s) lie directly in split folders" in caplog.text and "train/unsorted.png" in caplog.text
+
+
+def test_a_folder_subset_names_what_it_leaves_out_and_one_class_is_refused(tmp_path, helpers, caplog):
+    for cls in ("covid", "normal", "pneumonia"):
+        for i in range(2):
+            helpers.save_gray(tmp_path / "three" / cls / f"{i}.png", seed=i)
+    helpers.save_gray(tmp_path / "one" / "covid" / "0.png")
+    t = read_folder(tmp_path / "three", classes=["covid", "normal"])
+    assert len(t) == 4 and "leaves out the folder(s) pneumonia and their 2 image(s)" in caplog.text
+    with pytest.raises(RadvisionError, match=r"is read for one class \(covid\), so every image would be positive"):
+        read_folder(tmp_path / "three", classes=["covid"])  # was: 2 images, all positive, trained to nothing
+    with pytest.raises(RadvisionError, match=r"has one class folder \(covid\)"):
+        read_folder(tmp_path / "one")
