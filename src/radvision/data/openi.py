@@ -52,6 +52,7 @@ OPENI_TERM_MAP: dict[str, list[str]] = {
 }
 _UNINDEXED = "no indexing"
 SOURCES = ("MeSH", "Problems")
+FRONTAL_PROJECTIONS = ("frontal", "pa", "ap")  # Open-i writes Frontal / Lateral; PA and AP are frontal too
 _SECTIONS = ("indication", "comparison", "findings", "impression")
 
 
@@ -136,9 +137,18 @@ def read_openi(
         lacking = [c for c in need if c not in df.columns]
         if lacking:
             raise RadvisionError(f"Open-i {name} file lacks column(s) {lacking}; it needs {', '.join(need)}.")
+    unreported = ~projections["uid"].isin(reports["uid"])
+    if unreported.any():  # their labels come from a report that is not there
+        log.warning("Open-i: %d of %d images belong to uids without a report row (first: uid %s); left out",
+                    int(unreported.sum()), len(projections), projections.loc[unreported, "uid"].iloc[0])
     rows = projections.merge(reports, on="uid", how="inner")
+    rows["projection"] = rows["projection"].astype("string").str.strip()
     if frontal_only:
-        rows = rows[rows["projection"].astype(str).str.lower() == "frontal"]
+        frontal = rows["projection"].str.lower().isin(FRONTAL_PROJECTIONS).fillna(False).to_numpy(bool)
+        others = rows.loc[~frontal, "projection"].fillna("(blank)").value_counts()
+        if len(others):
+            log.info("Open-i frontal_only: left out %s", ", ".join(f"{n} {v}" for v, n in others.items()))
+        rows = rows[frontal]
     rows = rows.reset_index(drop=True)
 
     folder = Path(image_dir).expanduser().resolve() if image_dir is not None else _image_dir(
@@ -151,7 +161,7 @@ def read_openi(
     for j, c in enumerate(chosen):
         frame[c] = values[:, j]
     frame["patient_id"] = rows["uid"].astype(str)
-    frame["view"] = rows["projection"].astype(object)
+    frame["view"] = rows["projection"].astype(object).where(rows["projection"].notna(), np.nan)
 
     def report(row: pd.Series) -> str:
         parts = []

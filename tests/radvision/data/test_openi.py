@@ -102,3 +102,17 @@ def test_mesh_labels_agree_with_negbio_gold_on_dev():
         known = f[c].notna()
         agree = (f.loc[known, c] == f.loc[known, f"{c}_gold"]).mean()
         assert agree > 0.97, (c, agree)
+
+
+def test_images_without_a_report_and_projections_left_out_are_counted(tmp_path, helpers, caplog):
+    make_openi(tmp_path, helpers)
+    proj = pd.read_csv(tmp_path / "indiana_projections.csv")
+    proj.loc[2, "projection"] = "Frontal "  # a padded value was not frontal
+    proj.loc[4] = {"uid": 9, "filename": "9_a.png", "projection": "PA"}  # uid 9 has no report
+    proj.to_csv(tmp_path / "indiana_projections.csv", index=False)
+    helpers.save_gray(tmp_path / "images" / "images_normalized" / "9_a.png")
+    with caplog.at_level("INFO"):
+        t = read_openi(tmp_path)
+    assert sorted(t.frame["uid"]) == ["1", "2", "3"] and t.frame["view"].tolist() == ["Frontal"] * 3
+    assert "1 of 5 images belong to uids without a report row (first: uid 9); left out" in caplog.text
+    assert "frontal_only: left out 1 Lateral" in caplog.text
