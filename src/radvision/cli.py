@@ -67,9 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     da.add_argument("config", help="YAML config file (e.g. configs/nih_sample.yaml)")
     da.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, as for train")
     da.add_argument("-o", "--output", help="also write the per-class counts to this .csv file")
-    da.add_argument("--check-images", action="store_true", help="with data.on_error=skip, decode every image so "
-                    "that corrupt ones are left out of the counts as training leaves them out (missing files are "
-                    "left out without it)")
+    da.add_argument("--check-images", action="store_true", help="decode every image: with data.on_error=skip, "
+                    "corrupt ones are left out of the counts as training leaves them out (missing files are left out "
+                    "without it); otherwise any missing or unreadable image is an error naming it, as training "
+                    "would stop there")
 
     pr = sub.add_parser("predict", help="predict class probabilities with a trained run", parents=[common])
     _add_run_input(pr, "output .csv file: path, one probability column per class, error")
@@ -186,6 +187,15 @@ def _cmd_data(args: argparse.Namespace) -> int:
         if not args.check_images:
             note += (" Corrupt or truncated images are only found when training decodes them, and then leave "
                      "its counts lower than these; --check-images decodes every image now.")
+    elif args.check_images:  # data.on_error=raise: training would stop at the first image it cannot read
+        from radvision.data.dataset import describe_skipped, drop_unreadable_parts
+
+        _, unreadable = drop_unreadable_parts(parts, "decode")
+        if unreadable:
+            raise RadvisionError(f"--check-images: {describe_skipped([(p, e) for _, p, e in unreadable])}; training "
+                                 "would stop at the first. Fix or remove them, or set data.on_error=skip to train "
+                                 "without them (they are then listed in the run's skipped_images.csv).")
+        note = "--check-images: every image file is there and decodes."
     overview, counts = split_overview(parts), class_counts(parts)
     shown = overview.assign(**{c: overview[c].astype(object).where(overview[c].notna(), "-")
                                for c in ("patients_in_train", "images_in_train")})

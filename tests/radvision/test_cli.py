@@ -365,6 +365,12 @@ def test_data_with_on_error_skip_counts_what_training_keeps(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert images("train") == 8 and "1 missing file(s)" in printed and "1 unreadable image(s)" in printed
     assert "only found when training" not in printed
+    (tmp_path / "img" / "000.png").write_bytes((tmp_path / "img" / "002.png").read_bytes())
+    assert main(["-q", "data", str(cfg), "--check-images"]) == 2  # on_error=raise: was exit 0, the flag ignored
+    assert "--check-images: 1 image(s): 1 unreadable image(s) (first: " in capsys.readouterr().err
+    (tmp_path / "img" / "001.png").write_bytes((tmp_path / "img" / "002.png").read_bytes())
+    assert main(["-q", "data", str(cfg), "--check-images"]) == 0
+    assert "--check-images: every image file is there and decodes." in capsys.readouterr().out
 
 
 def test_an_output_that_is_an_input_is_refused_before_the_work(trained, tmp_path, capsys):
