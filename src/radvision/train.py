@@ -26,6 +26,7 @@ from radvision.atomic import atomic_write_csv
 from radvision.config import (
     LOSS_MONITORS,
     LOWER_IS_BETTER,
+    MULTICLASS,
     Config,
     CycleConfig,
     DataConfig,
@@ -121,8 +122,12 @@ def split_tables(cfg: Config) -> tuple[dict[str, Any], Any]:
 
     d = cfg.data
     table = _read_table(cfg)
-    if d.frontal_only and "view" in table.frame and d.dataset not in _READERS_WITH_FRONTAL_FILTER:
-        table = _drop_lateral(table)
+    if d.frontal_only and d.dataset not in _READERS_WITH_FRONTAL_FILTER:
+        if "view" in table.frame:
+            table = _drop_lateral(table)
+        else:
+            logger.warning("data.frontal_only changes nothing for dataset %r: its table has no view column, so "
+                           "every image is kept", d.dataset)
     if d.classes and list(table.classes) != list(d.classes):
         table = table.select(d.classes)
     if len(table.frame) == 0:
@@ -272,6 +277,8 @@ def make_datasets(cfg: Config, tables: dict[str, Any], cache: Any = None) -> dic
     }
 
 
+# readers whose labels may be -1 (uncertain) or blank (unmentioned): data.policy and data.unmentioned apply
+_READERS_WITH_UNCERTAIN_LABELS = ("chexpert", "mimic", "csv")
 # readers that apply data.frontal_only themselves, from their own view columns
 _READERS_WITH_FRONTAL_FILTER = ("chexpert", "mimic", "openi")
 
@@ -294,7 +301,15 @@ def _read_table(cfg: Config) -> Any:
     from radvision import data as rvdata
 
     d = cfg.data
-    if d.unmentioned != "masked" and d.dataset not in ("chexpert", "mimic", "csv"):
+    if d.dataset not in _READERS_WITH_UNCERTAIN_LABELS:  # their labels are 1 / 0 (or unknown), never -1
+        if d.policy == MULTICLASS:
+            raise RadvisionError(f"data.policy U-MultiClass trains an 'uncertain' output per class, but dataset "
+                                 f"{d.dataset!r} has no uncertain (-1) labels; it applies to "
+                                 f"{', '.join(_READERS_WITH_UNCERTAIN_LABELS)}. Leave data.policy at its default.")
+        if d.policy != "U-Ones":
+            logger.warning("data.policy=%s changes nothing for dataset %r: policies apply to the uncertain (-1) "
+                           "labels of %s", d.policy, d.dataset, ", ".join(_READERS_WITH_UNCERTAIN_LABELS))
+    if d.unmentioned != "masked" and d.dataset not in _READERS_WITH_UNCERTAIN_LABELS:
         logger.warning("data.unmentioned=%s changes nothing for dataset %r: it applies to the blank labels of "
                        "chexpert, mimic and csv tables (Open-i's unindexed studies stay masked)", d.unmentioned,
                        d.dataset)

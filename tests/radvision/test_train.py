@@ -962,3 +962,21 @@ def test_resume_of_a_run_stopped_in_its_first_epoch_trains_it_from_epoch_1(tmp_p
     assert "has no finished epoch (it stopped during its first one); training it from epoch 1" in caplog.text
     assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
     assert json.loads((run / "trainer_state.json").read_text())["finished"]
+
+
+def test_a_policy_or_frontal_only_a_dataset_cannot_apply_is_named(tmp_path, caplog):
+    from PIL import Image
+
+    from radvision.train import split_tables
+
+    with pytest.raises(RadvisionError, match="U-MultiClass trains an 'uncertain' output per class, but dataset "
+                                             "'nih_sample' has no uncertain"):  # was: 3 outputs, nothing uncertain
+        split_tables(load_config(None, ["data.dataset=nih_sample", "data.policy=U-MultiClass"]))
+    split_tables(load_config(None, ["data.dataset=nih_sample", "data.policy=U-Zeros"]))
+    assert "data.policy=U-Zeros changes nothing for dataset 'nih_sample'" in caplog.text
+    for cls in ("a", "b"):
+        (tmp_path / "tree" / cls).mkdir(parents=True)
+        for i in range(4):
+            Image.new("L", (8, 8), 40 * i).save(tmp_path / "tree" / cls / f"{i}.png")
+    split_tables(load_config(None, ["data.dataset=folder", f"data.root={tmp_path / 'tree'}", "data.frontal_only=true"]))
+    assert "data.frontal_only changes nothing for dataset 'folder'" in caplog.text
