@@ -65,7 +65,10 @@ def _key(paths: pd.Series) -> pd.Series:
 
 def gold_frame(gold: pd.DataFrame | str | Path) -> pd.DataFrame:
     """Gold labels keyed by image file name: an NIH Data_Entry table ("Image Index", "Finding Labels") or a
-    table with `path` and one 1/0 column per class (a LabelTable frame).  Adds the `any_finding` column."""
+    table with `path` and one 1/0 column per class (a LabelTable frame).  Adds the `any_finding` column, and
+    for a Data_Entry file without a `split` column, the official split of the train_val_list.txt /
+    test_list.txt beside it (train / test)."""
+    from radvision.data.nih import official_split
     from radvision.data.table import no_finding_beside_findings, read_csv_checked
 
     g = read_csv_checked(gold) if isinstance(gold, (str, Path)) else gold.copy()
@@ -78,6 +81,8 @@ def gold_frame(gold: pd.DataFrame | str | Path) -> pd.DataFrame:
         out["any_finding"] = sets.map(lambda s: float(bool(s - {NO_FINDING, ""})))
         if "split" in g:
             out["split"] = g["split"].to_numpy()
+        elif isinstance(gold, (str, Path)) and (official := official_split(Path(gold).parent)):
+            out["split"] = g["Image Index"].astype(str).str.strip().map(official).to_numpy()
         return out
     if "path" not in g:
         raise RadvisionError("gold table needs 'Image Index' + 'Finding Labels' (NIH) or a 'path' column")
@@ -122,8 +127,13 @@ def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str 
     p = read_csv_checked(pred) if isinstance(pred, (str, Path)) else pred.copy()
     if "path" not in p:
         raise RadvisionError("prediction table needs a 'path' column (as written by `radvision predict`)")
+    log = logging.getLogger(__name__)
     if "error" in p:
-        p = p[p["error"].isna() | (p["error"].astype(str) == "")]
+        failed = ~(p["error"].isna() | (p["error"].astype(str) == ""))
+        if failed.any():
+            log.warning("%d prediction row(s) carry an error (unread images, first: %s) and are not scored",
+                        int(failed.sum()), p.loc[failed, "path"].iloc[0])
+        p = p[~failed]
     p["key"] = _key(p["path"])
     g = gold_frame(gold)
     if split is not None:
@@ -144,10 +154,16 @@ def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str 
     m = g.merge(p.drop(columns=[c for c in p.columns if c == "any_finding"]), on="key", suffixes=("_gold", ""))
     if m.empty:
         raise RadvisionError("no prediction matches a gold image (joined on image file name)")
+    unmatched = ~p["key"].isin(m["key"])
+    if unmatched.any():  # images of other splits (expected with --split: said at INFO), or names the gold lacks
+        log.log(logging.INFO if split is not None else logging.WARNING,
+                "%d of %d prediction row(s) match no gold image%s and are not scored (first: %s)",
+                int(unmatched.sum()), len(p), f" of split {split!r}" if split is not None else "",
+                p.loc[unmatched, "path"].iloc[0])
     if split is None and "split" in m and m["split"].nunique() > 1:
         counts = ", ".join(f"{k}: {v}" for k, v in m["split"].value_counts().items())
-        logging.getLogger(__name__).warning("scoring images of several splits together (%s); pass --split valid "
-                                            "(or split=) to score one", counts)
+        log.warning("scoring images of several splits together (%s); pass --split valid (or split=) to score one",
+                    counts)
     result: dict[str, float] = {}
     for c in classes:
         y = m[f"{c}_gold"].to_numpy(dtype=float)

@@ -453,6 +453,10 @@ def _scored_rows(left: pd.DataFrame, right: pd.DataFrame, classes: list[str], n_
                              f"columns (gold starts {left['path'].iloc[0]!r}, prediction {right['path'].iloc[0]!r}).")
     if len(merged) < n_gold:
         logger.warning("%d of %d gold rows have no prediction and are left out", n_gold - len(merged), n_gold)
+    if len(merged) < len(right):  # images the gold (or its --split) does not label: expected with --split
+        extra = right["path"][~right["path"].isin(merged["path"])]
+        logger.info("%d of %d prediction rows match no gold row and are not scored (first: %r)", len(extra),
+                    len(right), extra.iloc[0])
     y_true = np.array(merged[[f"{c}_gold" for c in classes]], dtype=float)  # a writable copy
     y_true[~np.isin(y_true, (0.0, 1.0))] = np.nan  # uncertain (-1) and blanks are not scored
     y_prob = merged[classes].to_numpy(dtype=float)

@@ -417,3 +417,19 @@ def test_chexpert_smoke_trains_u_multiclass_with_its_cross_entropy(chexpert, tmp
     saved = yaml.safe_load((run / "U-MultiClass" / "config.yaml").read_text())
     assert saved["data"]["policy"] == "U-MultiClass" and saved["loss"]["name"] == "bce"
     assert 0.0 <= json.loads((run / "study_summary.json").read_text())["runs"][0]["test_mean_auroc"] <= 1.0
+
+
+def test_nih_score_takes_the_official_lists_and_names_what_it_leaves_out(nih, tmp_path, caplog):
+    entry = pd.DataFrame({"Image Index": [f"{i}.png" for i in range(6)],
+                          "Finding Labels": ["Effusion", "No Finding", "Effusion", "No Finding", "Mass", "No Finding"]})
+    entry.to_csv(tmp_path / "Data_Entry_2017.csv", index=False)
+    (tmp_path / "train_val_list.txt").write_text("0.png\n1.png\n")
+    (tmp_path / "test_list.txt").write_text("2.png\n3.png\n4.png\n5.png\n")
+    pred = pd.DataFrame({"path": [f"img/{i}.png" for i in range(7)], "Effusion": [.9, .1, .8, .2, .3, .1, .5],
+                         "Mass": [.1, .1, .1, .1, .9, .2, .5], "error": [""] * 5 + ["cannot read", ""]})
+    # was: "the gold table has no 'split' column", though the official lists lie beside it
+    with caplog.at_level("INFO"):
+        result = nih.score_predictions(pred, tmp_path / "Data_Entry_2017.csv", min_positives=1, split="test")
+    assert result["n_images"] == 3  # 2.png, 3.png, 4.png: 5.png failed to read
+    assert "1 prediction row(s) carry an error (unread images, first: img/5.png)" in caplog.text
+    assert "3 of 6 prediction row(s) match no gold image of split 'test'" in caplog.text  # 0, 1 and the unknown 6

@@ -547,3 +547,13 @@ def test_path_column_names_the_image_column_of_an_input_or_gold_table(run_dir):
     assert summary["n_samples"] == 2
     with pytest.raises(RadvisionError, match="No path in the prediction table matches"):
         evaluate_files(out, gold)  # joined on the 'path' column, which names other files
+
+
+def test_evaluate_names_prediction_rows_the_gold_does_not_label(run_dir, caplog):
+    img = run_dir.parent / "img"
+    pred = predict(run_dir, [str(img / f"00{i}.png") for i in range(4)], device="cpu")
+    gold = pd.DataFrame({"path": pred["path"][:2], "Bright": [1, 0], "Stripe": [0, 1]})
+    with caplog.at_level("INFO"):
+        assert evaluate_files(pred, gold)[0]["n_samples"] == 2
+    assert f"2 of 4 prediction rows match no gold row and are not scored (first: {str(img / '002.png')!r})" \
+        in caplog.text  # was silent, while the reverse (gold without prediction) warned

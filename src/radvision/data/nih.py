@@ -30,7 +30,7 @@ from radvision.data.table import (
 )
 from radvision.errors import RadvisionError
 
-__all__ = ["NIH_CLASSES", "NO_FINDING", "read_nih"]
+__all__ = ["NIH_CLASSES", "NO_FINDING", "official_split", "read_nih"]
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,9 @@ def _image_index(root: Path) -> dict[str, str]:
     return index
 
 
-def _official_split(root: Path) -> dict[str, str]:
+def official_split(root: Path) -> dict[str, str]:
+    """{image file name: "train" | "test"} from the official train_val_list.txt / test_list.txt in `root`
+    ({} when neither is there)."""
     split: dict[str, str] = {}
     for name, value in (("train_val_list.txt", "train"), ("test_list.txt", "test")):
         f = root / name
@@ -140,7 +142,7 @@ def read_nih(
     if "split" in raw:
         frame["split"] = canonical_split(raw["split"])
     else:
-        official = _official_split(root)
+        official = official_split(root)
         if official:
             frame["split"] = frame["image"].map(official)
 
