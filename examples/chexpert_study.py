@@ -338,6 +338,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"runs": results, "reports": reports}
 
 
+POLICY_CHOICES = ("U-Ones", "U-Zeros", "U-Ignore", "U-MultiClass")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.epochs=5")
@@ -346,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--policies",
         nargs="+",
-        choices=["U-Ones", "U-Zeros", "U-Ignore", "U-MultiClass"],
+        metavar="{" + ",".join(POLICY_CHOICES) + "}",
         help="uncertainty policies to train, one run each (default: data.policy of the config)",
     )
     p.add_argument("--run-dir", help="where runs are written (default output.run_dir of the config)")
@@ -363,6 +366,13 @@ def main(argv: list[str] | None = None) -> int:
     from radvision.cli import exit_code, parse_with_overrides
 
     args = parse_with_overrides(p, argv)  # overrides may come before, between or after the options
+    if args.policies:  # `--policies U-Ones U-Zeros optim.epochs=1`: nargs="+" took the overrides after it too
+        args.overrides += [a for a in args.policies if "=" in a]
+        args.policies = [a for a in args.policies if "=" not in a]
+        bad = [a for a in args.policies if a not in POLICY_CHOICES]
+        if bad or not args.policies:
+            p.error(f"argument --policies: {f'invalid choice: {bad[0]!r}' if bad else 'expected at least one policy'} "
+                    f"(choose from {', '.join(POLICY_CHOICES)})")
     logging.basicConfig(
         level=logging.WARNING if args.smoke else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )

@@ -433,3 +433,14 @@ def test_nih_score_takes_the_official_lists_and_names_what_it_leaves_out(nih, tm
     assert result["n_images"] == 3  # 2.png, 3.png, 4.png: 5.png failed to read
     assert "1 prediction row(s) carry an error (unread images, first: img/5.png)" in caplog.text
     assert "3 of 6 prediction row(s) match no gold image of split 'test'" in caplog.text  # 0, 1 and the unknown 6
+
+
+def test_chexpert_overrides_may_follow_the_policies(chexpert, monkeypatch, capsys):
+    seen = {}
+    monkeypatch.setattr(chexpert, "run", lambda args: seen.update(vars(args)))
+    assert chexpert.main(["--data-root", "x", "--policies", "U-Ones", "U-Zeros", "optim.epochs=1", "a.b=2"]) == 0
+    assert seen["policies"] == ["U-Ones", "U-Zeros"] and seen["overrides"] == ["optim.epochs=1", "a.b=2"]
+    for bad in (["U-Bogus"], ["optim.epochs=1"]):  # was: "invalid choice: 'optim.epochs=1'"
+        with pytest.raises(SystemExit) as exc:
+            chexpert.main(["--data-root", "x", "--policies", *bad])
+        assert exc.value.code == 2 and "argument --policies: " in capsys.readouterr().err
