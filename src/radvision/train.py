@@ -132,6 +132,11 @@ def split_tables(cfg: Config) -> tuple[dict[str, Any], Any]:
         table = table.select(d.classes)
     if len(table.frame) == 0:
         raise RadvisionError(f"The {d.dataset} label table ({d.csv or d.root}) holds no images.")
+    listed_again = table.frame["path"].astype(str).duplicated()
+    if listed_again.any():  # kept (one row per input row), but each copy weighs as one more image
+        logger.warning("the %s label table lists %d image file(s) more than once (first: %s); every row is used, "
+                       "so such an image counts more in training and scoring; drop the duplicates if that is not "
+                       "meant", d.dataset, int(listed_again.sum()), table.frame["path"].astype(str)[listed_again].iloc[0])
     source_split = "split" in table.frame and table.frame["split"].notna().all()
     if "split" in table.frame and not source_split and table.frame["split"].notna().any():
         unassigned = table.frame.loc[table.frame["split"].isna(), "path"]

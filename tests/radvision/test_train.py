@@ -980,3 +980,17 @@ def test_a_policy_or_frontal_only_a_dataset_cannot_apply_is_named(tmp_path, capl
             Image.new("L", (8, 8), 40 * i).save(tmp_path / "tree" / cls / f"{i}.png")
     split_tables(load_config(None, ["data.dataset=folder", f"data.root={tmp_path / 'tree'}", "data.frontal_only=true"]))
     assert "data.frontal_only changes nothing for dataset 'folder'" in caplog.text
+
+
+def test_an_image_listed_twice_is_named(tmp_path, caplog):
+    from PIL import Image
+
+    from radvision.train import split_tables
+
+    rows = []
+    for i in range(8):
+        Image.new("L", (8, 8), 30 * i).save(tmp_path / f"{i}.png")
+        rows.append({"path": f"{i}.png", "A": i % 2, "patient_id": f"p{i}"})
+    pd.DataFrame(rows + [rows[3]]).to_csv(tmp_path / "t.csv", index=False)
+    split_tables(load_config(None, ["data.dataset=csv", f"data.csv={tmp_path / 't.csv'}"]))
+    assert "the csv label table lists 1 image file(s) more than once (first: " in caplog.text  # was silent
