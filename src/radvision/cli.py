@@ -169,14 +169,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_data(args: argparse.Namespace) -> int:
     from radvision.atomic import atomic_write_csv
-    from radvision.config import load_config
+    from radvision.config import load_config, outputs_per_class
     from radvision.summary import class_counts, class_counts_text, split_overview
-    from radvision.train import split_tables
+    from radvision.train import check_training_labels, split_tables
 
     if args.output is not None:
         _check_output(args.output, "class_counts.csv")
     cfg = load_config(args.config, args.overrides)
     parts, _ = split_tables(cfg)
+    # what training would refuse before its first epoch (a class no training image labels), refused here too
+    check_training_labels(parts["train"].labels(), list(parts["train"].classes), uncertain=outputs_per_class(cfg) > 1)
     note = None
     if cfg.data.on_error == "skip":  # count what training keeps: it skips missing and unreadable images
         from radvision.data.dataset import describe_skipped, drop_unreadable_parts

@@ -221,7 +221,7 @@ def _own_dataset_classes(cfg: Config, train_ds: Dataset, valid_ds: Dataset) -> l
     return class_names
 
 
-def _check_labels(y: np.ndarray, class_names: list[str], resuming: bool = False, uncertain: bool = False) -> None:
+def check_training_labels(y: np.ndarray, class_names: list[str], resuming: bool = False, uncertain: bool = False) -> None:
     """Training targets are 1 / 0 / NaN, one column per class, and -1 (uncertain) too when `uncertain` (policy
     U-MultiClass, whose 3-way loss learns it).
     A class no training image labels is refused, or only warned about when resuming a run that trained so."""
@@ -577,7 +577,7 @@ class Trainer:
         self._check_classes()
         y_train = dataset_labels(train_ds)
         # a run saved before classes without training labels were refused may have trained one: let it go on
-        _check_labels(y_train, self.class_names,
+        check_training_labels(y_train, self.class_names,
                       resuming=self.resume is not None and not self._saved_state.get("labels_checked"),
                       uncertain=outputs_per_class(cfg) > 1)
         for split, ds in (("train", train_ds), ("valid", valid_ds), ("test", test_ds)):

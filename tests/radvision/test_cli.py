@@ -450,3 +450,12 @@ def test_path_column_reads_a_chexpert_style_table_end_to_end(trained, tmp_path, 
     assert main(["-q", "features", str(run), str(csv), "-o", str(feats), "--root", str(trained),
                  "--path-column", "Path"]) == 0
     assert pd.read_parquet(feats)["path"].tolist() == table["Path"].tolist()
+
+
+def test_data_refuses_what_training_would_refuse(tmp_path, capsys):
+    cfg = make_images(tmp_path)
+    table = pd.read_csv(tmp_path / "labels.csv")
+    table.loc[table["split"] == "train", "Dark"] = np.nan  # no training image labels Dark
+    table.to_csv(tmp_path / "labels.csv", index=False)
+    assert main(["-q", "data", str(cfg)]) == 2  # was: exit 0 with "?10", then train stopped
+    assert "No training image has a label for 'Dark'" in capsys.readouterr().err

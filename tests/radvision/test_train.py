@@ -765,7 +765,7 @@ def test_a_python_config_resumes_and_an_old_run_with_an_unlabelled_class_goes_on
     frame["Edema"] = np.where(frame["split"] == "train", np.nan, 1.0)
     frame.to_csv(csv, index=False)
     with pytest.MonkeyPatch.context() as monkey:
-        monkey.setattr("radvision.train._check_labels", lambda y, names, **kwargs: None)
+        monkey.setattr("radvision.train.check_training_labels", lambda y, names, **kwargs: None)
         Trainer(tiny_config(tmp_path, csv)).fit()  # as the old code trained it ...
     state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
     state.pop("labels_checked")  # ... which wrote no labels_checked
