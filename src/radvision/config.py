@@ -597,19 +597,32 @@ def is_weight_file(spec: str | Path) -> bool:
 
 
 def check_names_to_train(cfg: Config) -> None:
-    """Names that only training resolves: a misspelt `model.pretrained` keyword ('imagnet') and `data.transforms`
-    preset.  `Trainer.fit` checks them for a fresh run before any image is read; a resumed run and a run's own
+    """Names that only training resolves: a misspelt `model.pretrained` keyword ('imagnet'), a weight file that is
+    not there, ImageNet weights for a backbone without them, and the `data.transforms` preset.  `Trainer.fit`
+    checks them for a fresh run before any image is read; a resumed run and a run's own
     config.yaml read by predict are not held to them: it may name a bare weight file that existed where it
     trained, or (a `fit()` on your own datasets written before presets were checked) a transforms name of its own."""
+    from radvision.backbones import get_spec
     from radvision.presets import parse_preset
+    from radvision.weights import check_weight_file
 
     parse_preset(cfg.data.transforms)
     m = cfg.model
-    for value in m.pretrained if isinstance(m.pretrained, list) else [m.pretrained]:
-        if value is not None and value != "imagenet" and not is_weight_file(value):
+    names = [m.backbone] if isinstance(m.backbone, str) else list(m.backbone)
+    values = m.pretrained if isinstance(m.pretrained, list) else [m.pretrained] * len(names)
+    for name, value in zip(names, values, strict=True):  # what building the model would refuse, before data
+        if value is None:
+            continue
+        if value == "imagenet":
+            if get_spec(name).source == "builtin":
+                raise RadvisionError(f"Config key 'model.pretrained' is 'imagenet', but {name} has no ImageNet "
+                                     "weights; use model.pretrained=null or a local weight file.")
+        elif not is_weight_file(value):
             raise RadvisionError(f"Config key 'model.pretrained' value {value!r} is not 'imagenet', null or a weight "
                                  "file (a path, or a name ending .pth, .pt, .bin, .ckpt, .tar or .safetensors)"
                                  f"{did_you_mean(str(value), ['imagenet'])}.")
+        else:
+            check_weight_file(value)
 
 
 def _check_pretrained(m: ModelConfig) -> None:

@@ -53,13 +53,19 @@ def how_to_supply(name: str) -> str:
     )
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read tensors from a ``.safetensors`` file or a torch pickle (``weights_only=True``, never code)."""
+def check_weight_file(path: str | Path) -> Path:
+    """The absolute path of an existing weight file; a folder or a missing file is an error saying so."""
     path = Path(path).expanduser().absolute()  # messages show where a relative path was looked for
     if path.is_dir():
         raise RadvisionError(f"Weight file {path} is a folder; pass the .pth/.pt/.bin/.safetensors file inside it.")
     if not path.is_file():
         raise RadvisionError(f"Weight file {path} does not exist; pass an existing .pth/.pt/.bin/.safetensors file.")
+    return path
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read tensors from a ``.safetensors`` file or a torch pickle (``weights_only=True``, never code)."""
+    path = check_weight_file(path)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

@@ -857,8 +857,13 @@ def test_a_cycles_class_weights_error_names_its_cycle_and_a_bad_weight_file_leav
 def test_names_only_training_resolves_are_checked_before_any_image_is_read(tmp_path, data_csv):
     from radvision.config import config_from_dict
 
+    (tmp_path / "weights").mkdir()
+    # the last three were found only after the table was read and the image cache built
     for section, key, value, message in (("model", "pretrained", "imagnet", "did you mean 'imagenet'"),
-                                         ("data", "transforms", "defualt", "did you mean 'default'")):
+                                         ("data", "transforms", "defualt", "did you mean 'default'"),
+                                         ("model", "pretrained", str(tmp_path / "typo.pth"), "typo.pth does not exist"),
+                                         ("model", "pretrained", str(tmp_path / "weights"), "weights is a folder"),
+                                         ("model", "pretrained", "imagenet", "simple_cnn has no ImageNet weights")):
         values = {"data": {"dataset": "csv", "csv": str(data_csv), "cache_dir": str(tmp_path / "cache")},
                   "model": {"backbone": "simple_cnn"}, "output": {"run_dir": str(tmp_path / "run")}}
         values[section][key] = value
