@@ -718,11 +718,12 @@ class Trainer:
         self.resume = None  # from here on a fresh run that writes into the --resume folder
 
     def _adopt_run_settings(self, saved: Any) -> None:
-        """Settings a resumed run keeps from its own config.yaml: its input preprocessing (`model.input_norm`,
-        false for runs written before the key existed) and, when this config says `auto`, the backbone
-        learning-rate multiplier it trained with (older runs recorded 0.1 whatever their weights)."""
+        """Settings a resumed run keeps from its own config.yaml where this config leaves the default: its input
+        preprocessing (`model.input_norm`, false for runs written before the key existed) and, for `auto`, the
+        backbone learning-rate multiplier it trained with (older runs recorded 0.1 whatever their weights).  A
+        value the user changed from the default is left for `check_resume_config` to refuse by name."""
         model = self.config.model
-        if saved.input_norm != model.input_norm:
+        if saved.input_norm != model.input_norm and model.input_norm is True:  # True: the default
             logger.info("Resuming with the run's model.input_norm (%s)", saved.input_norm)
             model.input_norm = saved.input_norm
         if model.backbone_lr_mult == "auto" and saved.backbone_lr_mult != "auto":

@@ -127,6 +127,12 @@ def test_a_run_written_before_newer_keys_resumes_and_predicts_as_it_trained(tmp_
     assert resumed.config.model.backbone_lr_mult == 0.1 and resumed.config.model.input_norm is False
 
 
+def test_resuming_with_input_norm_changed_from_the_default_is_refused_by_name(tmp_path, data_csv):
+    run = Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=1")).fit()
+    with pytest.raises(RadvisionError, match="model.input_norm"):  # was: the run's true adopted, the false dropped
+        Trainer(tiny_config(tmp_path, data_csv, "optim.epochs=2", "model.input_norm=false"), resume=run).fit()
+
+
 def test_cycles_with_strategy_and_class_weights(tmp_path, data_csv):
     cfg = tiny_config(tmp_path, data_csv, "cycles=[{epochs: 1, strategy: frozen, lr: 0.01},"
                       " {epochs: 1, strategy: full, lr: 0.001, class_weights: {Stripe: 3.0}}]")
