@@ -21,6 +21,7 @@ from radvision.errors import RadvisionError, first_line
 logger = logging.getLogger(__name__)
 
 OFFLINE_ENV_VARS = ("RADVISION_OFFLINE", "HF_HUB_OFFLINE", "TORCH_HUB_OFFLINE")
+CAM_LAYER_ALIAS = "cam_layer"  # the attribute under which radvision's Backbone registers its Grad-CAM layer a second time
 # Below this share of its weight tensors found in a file, a backbone refuses it: a file for another
 # architecture (efficientnet into mobilenet) shares only a few generic names and would load "successfully".
 MIN_LOADED_FRACTION = 0.5
@@ -192,6 +193,9 @@ def load_into(
     several places in the file that fit equally (see `align_keys`).
     """
     own = module.state_dict()
+    # a radvision run's file holds each backbone's Grad-CAM layer twice: in its place under "model." and under the
+    # alias "cam_layer"; the alias is no part of the backbone to load, nor one to report as ignored
+    state = {k: v for k, v in state.items() if CAM_LAYER_ALIAS not in k.split(".")}
     aligned, outside = align_keys(state, own, prefer=prefer, source=source)
     matched = [k for k in aligned if k in own]
     if not matched:

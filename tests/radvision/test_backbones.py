@@ -146,6 +146,17 @@ def test_a_multi_backbone_runs_weights_seed_a_single_backbone(tmp_path):
         torch.testing.assert_close(value, first[key])
 
 
+def test_a_runs_grad_cam_alias_is_neither_loaded_nor_reported_as_ignored(tmp_path, caplog):
+    from radvision.heads import build_model
+    from radvision.rundir import save_weights
+
+    save_weights(build_model("simple_cnn", num_classes=2), tmp_path / "model.safetensors")
+    with caplog.at_level("INFO"):
+        create_backbone("simple_cnn", pretrained=tmp_path / "model.safetensors")
+    assert "loaded 24/24 backbone tensors" in caplog.text
+    assert "cam_layer" not in caplog.text  # was: "ignored 8 tensors ... (first: backbone.cam_layer.0.weight"
+
+
 def test_each_backbone_of_a_list_gets_its_own_weights_from_a_multi_backbone_runs_file(tmp_path, caplog):
     from radvision.heads import build_model
     from radvision.rundir import save_weights
