@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model from a YAML config", epilog=OVERRIDE_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
     t.add_argument("config", help="YAML config file (e.g. configs/demo.yaml)")
-    t.add_argument("overrides", nargs="*", metavar="key=value",
+    t.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                    help="config overrides, e.g. optim.lr=3e-4 (before or after the options)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR after its last finished epoch (RUN_DIR replaces output.run_dir)")
     t.add_argument("--no-progress", action="store_true", help="hide progress bars (runtime.progress=false; so does -q)")
@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
                         "them (no image is decoded unless --check-images)", epilog=OVERRIDE_HELP.split("resume:")[0],
                         formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
     da.add_argument("config", help="YAML config file (e.g. configs/nih_sample.yaml)")
-    da.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, as for train")
+    da.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="config overrides, as for train")
     da.add_argument("-o", "--output", help="also write the per-class counts to this .csv file")
     da.add_argument("--check-images", action="store_true", help="decode every image: with data.on_error=skip, "
                     "corrupt ones are left out of the counts as training leaves them out (missing files are left out "

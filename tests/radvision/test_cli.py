@@ -459,3 +459,12 @@ def test_data_refuses_what_training_would_refuse(tmp_path, capsys):
     table.to_csv(tmp_path / "labels.csv", index=False)
     assert main(["-q", "data", str(cfg)]) == 2  # was: exit 0 with "?10", then train stopped
     assert "No training image has a label for 'Dark'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "data"])
+def test_a_missing_config_is_the_only_required_argument_named(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "the following arguments are required: config" in err
+    assert "key=value" not in err.splitlines()[-1]  # was: "required: config, key=value" (overrides are optional)
