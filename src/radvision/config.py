@@ -596,15 +596,23 @@ def is_weight_file(spec: str | Path) -> bool:
     return s.endswith((".pth", ".pt", ".bin", ".ckpt", ".tar", ".safetensors"))
 
 
+def check_weight_file(path: str | os.PathLike[str]) -> Path:
+    """The absolute path of an existing weight file; a folder or a missing file is an error saying so."""
+    path = Path(path).expanduser().absolute()  # messages show where a relative path was looked for
+    if path.is_dir():
+        raise RadvisionError(f"Weight file {path} is a folder; pass the .pth/.pt/.bin/.safetensors file inside it.")
+    if not path.is_file():
+        raise RadvisionError(f"Weight file {path} does not exist; pass an existing .pth/.pt/.bin/.safetensors file.")
+    return path
+
+
 def check_names_to_train(cfg: Config) -> None:
     """Names that only training resolves: a misspelt `model.pretrained` keyword ('imagnet'), a weight file that is
     not there, ImageNet weights for a backbone without them, and the `data.transforms` preset.  `Trainer.fit`
     checks them for a fresh run before any image is read; a resumed run and a run's own
     config.yaml read by predict are not held to them: it may name a bare weight file that existed where it
     trained, or (a `fit()` on your own datasets written before presets were checked) a transforms name of its own."""
-    from radvision.backbones import get_spec
     from radvision.presets import parse_preset
-    from radvision.weights import check_weight_file
 
     parse_preset(cfg.data.transforms)
     m = cfg.model
@@ -614,6 +622,8 @@ def check_names_to_train(cfg: Config) -> None:
         if value is None:
             continue
         if value == "imagenet":
+            from radvision.backbones import get_spec  # torch: only where weights are to be fetched anyway
+
             if get_spec(name).source == "builtin":
                 raise RadvisionError(f"Config key 'model.pretrained' is 'imagenet', but {name} has no ImageNet "
                                      "weights; use model.pretrained=null or a local weight file.")

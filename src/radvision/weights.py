@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from radvision.config import check_weight_file
 from radvision.errors import RadvisionError, first_line
 
 logger = logging.getLogger(__name__)
@@ -52,16 +53,6 @@ def how_to_supply(name: str) -> str:
         f"in Python), put the official file in {torch_hub_dir() / 'checkpoints'} (torchvision) or the Hugging Face "
         "cache (timm), or train from scratch with model.pretrained=null (pretrained=None)"
     )
-
-
-def check_weight_file(path: str | Path) -> Path:
-    """The absolute path of an existing weight file; a folder or a missing file is an error saying so."""
-    path = Path(path).expanduser().absolute()  # messages show where a relative path was looked for
-    if path.is_dir():
-        raise RadvisionError(f"Weight file {path} is a folder; pass the .pth/.pt/.bin/.safetensors file inside it.")
-    if not path.is_file():
-        raise RadvisionError(f"Weight file {path} does not exist; pass an existing .pth/.pt/.bin/.safetensors file.")
-    return path
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
