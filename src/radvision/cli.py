@@ -104,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
                    "order); a matching earlier output is reused")
     fe.add_argument("--skip-errors", action="store_true", help="keep an unreadable image's row as NaN features with "
                     "its error recorded, instead of stopping")
-    fe.add_argument("--overwrite", action="store_true", help="recompute even when the output matches")
+    fe.add_argument("--overwrite", action="store_true", help="recompute even when the output matches, and replace an existing output that is not a feature file (refused without it)")
 
     ex = sub.add_parser("explain", help="Grad-CAM overlays per class", parents=[common])
     ex.add_argument("run_dir", help="run directory written by `radvision train`")

@@ -62,6 +62,29 @@ def _check_out(out_path: str | os.PathLike[str] | None) -> Path | None:
     return p
 
 
+_FEATURE_COLUMN = re.compile(r"f\d+")
+
+
+def _refuse_foreign_file(out: Path) -> None:
+    """An existing output that is not a feature file (a label table given as -o by mistake) is refused rather
+    than replaced: the cache rebuilds only files of its own shape, a 2-D float array or f0.. columns."""
+    try:
+        if out.suffix.lower() == ".npy":
+            array = np.load(out, mmap_mode="r", allow_pickle=False)
+            ours = array.ndim == 2 and array.dtype.kind == "f"
+        else:
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(out).names
+            features = [n for n in names if _FEATURE_COLUMN.fullmatch(n)]
+            ours = bool(features) and len(features) + sum(n in ("path", "error") for n in names) == len(names)
+    except Exception:  # unreadable as .npy / parquet: not ours either
+        ours = False
+    if not ours:
+        raise RadvisionError(f"{str(out)!r} exists and is not a feature file written by radvision features; "
+                             "give another output path, or pass overwrite=True (--overwrite) to replace it.")
+
+
 def _save_npy(path: str, array: np.ndarray) -> None:
     with open(path, "wb") as fh:  # a handle: np.save would append ".npy" to the temp file's name
         np.save(fh, array)
@@ -383,6 +406,8 @@ def extract_features(
     check_choice(on_error, ON_ERROR, "on_error mode")
     check_batching(batch_size, num_workers)
     out = _check_out(out_path)
+    if out is not None and out.is_file() and not overwrite:
+        _refuse_foreign_file(out)
     dev = resolve_device(device)
     if isinstance(model, (str, os.PathLike)):
         model, cfg, _, _ = load_run(model, device=dev, with_thresholds=False)

@@ -116,6 +116,20 @@ def test_cache_without_a_key_is_rebuilt(tmp_path, table, model, tf, caplog):
     np.testing.assert_allclose(_extract(model, table, out, transform=tf), feats, rtol=1e-5, atol=1e-6)
 
 
+def test_an_existing_output_that_is_not_a_feature_file_is_refused_not_replaced(tmp_path, table, model, tf):
+    labels = tmp_path / "labels.parquet"
+    pd.DataFrame({"id": ["a"], "Edema": [1.0], "error": [""]}).to_parquet(labels)  # radlabel's output, say
+    garbage = tmp_path / "notes.npy"
+    garbage.write_bytes(b"not an array")
+    for out in (labels, garbage):
+        before = out.read_bytes()
+        with pytest.raises(RadvisionError, match=r"exists and is not a feature file .*\(--overwrite\)"):
+            _extract(model, table, out, transform=tf)
+        assert out.read_bytes() == before
+    assert _extract(model, table, labels, transform=tf, overwrite=True).shape[0] == len(table)
+    assert pd.read_parquet(labels).columns[0] == "path"
+
+
 def test_parquet_cache_is_rebuilt_for_another_run_or_image_size(tmp_path, table, caplog):
     out = tmp_path / "feats.parquet"
     model_a = build_model("simple_cnn", 1, ["A"])

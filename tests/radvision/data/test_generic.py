@@ -129,6 +129,22 @@ def test_a_report_labelers_table_trains_as_it_means(tmp_path, helpers, caplog):
     assert "error" not in every.classes and every.frame["patient_id"].tolist() == ["a", "a", "b", "c"]
 
 
+def test_a_report_the_labeler_could_not_read_stays_unknown_even_when_unmentioned_is_negative(
+        tmp_path, helpers, caplog):
+    for i in range(3):
+        helpers.save_gray(tmp_path / f"{i}.png", seed=i)
+    pd.DataFrame({"path": [f"{i}.png" for i in range(3)], "Edema": [1, None, None], "No Finding": [None, 1, None],
+                  "error": [None, None, "no words in the labelled sections"]}).to_csv(tmp_path / "l.csv", index=False)
+    with caplog.at_level("WARNING"):
+        t = read_csv_table(tmp_path / "l.csv", unmentioned="negative")
+    np.testing.assert_array_equal(t.labels(), [[1, 0], [0, 1], [np.nan, np.nan]])
+    assert "1 row(s) have a labeler error (first: data row 3: no words" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # masked already leaves its blanks unknown: nothing to warn about
+        np.testing.assert_array_equal(read_csv_table(tmp_path / "l.csv").labels()[2], [np.nan, np.nan])
+    assert "labeler error" not in caplog.text
+
+
 def test_a_header_only_or_label_less_csv_is_named(tmp_path):
     header_only = tmp_path / "empty.csv"
     header_only.write_text("path,A,patient_id\n")
