@@ -69,7 +69,7 @@ def gold_frame(gold: pd.DataFrame | str | Path) -> pd.DataFrame:
     for a Data_Entry file without a `split` column, the official split of the train_val_list.txt /
     test_list.txt beside it (train / test)."""
     from radvision.data.nih import official_split
-    from radvision.data.table import no_finding_beside_findings, read_csv_checked
+    from radvision.data.table import NO_FINDING_COLUMN, no_finding_beside_findings, read_csv_checked
 
     g = read_csv_checked(gold) if isinstance(gold, (str, Path)) else gold.copy()
     if "Finding Labels" in g and "Image Index" in g:
@@ -86,7 +86,7 @@ def gold_frame(gold: pd.DataFrame | str | Path) -> pd.DataFrame:
         return out
     if "path" not in g:
         raise RadvisionError("gold table needs 'Image Index' + 'Finding Labels' (NIH) or a 'path' column")
-    classes = [c for c in g.columns if c not in META_COLUMNS and c != NO_FINDING]
+    classes = [c for c in g.columns if c not in META_COLUMNS and c not in (NO_FINDING, NO_FINDING_COLUMN)]
     out = g[classes].apply(pd.to_numeric, errors="coerce").astype(float)
     odd = out.notna() & ~out.isin([0.0, 1.0, -1.0])
     if odd.any().any():
@@ -96,6 +96,8 @@ def gold_frame(gold: pd.DataFrame | str | Path) -> pd.DataFrame:
     out.insert(0, "key", _key(g["path"]))
     if NO_FINDING in g:  # read as the csv reader reads it: blank beside a finding is 0, else blank is unknown
         out["any_finding"] = 1.0 - no_finding_beside_findings(g[NO_FINDING], out[classes])
+    elif NO_FINDING_COLUMN in g:  # a saved reader table: the source's own flag, findings outside the classes too
+        out["any_finding"] = 1.0 - pd.to_numeric(g[NO_FINDING_COLUMN], errors="coerce").astype(float)
     else:
         out["any_finding"] = (out[classes] == 1).any(axis=1).astype(float)
     if "split" in g:

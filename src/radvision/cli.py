@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
 def _add_run_input(parser: argparse.ArgumentParser, output_help: str) -> None:
     """The arguments `predict` and `features` share: a run, images to read, where the result goes."""
     parser.add_argument("run_dir", help="run directory written by `radvision train`")
-    parser.add_argument("input", help="CSV with a 'path' column, a folder of images, or one image file (PNG, JPEG, TIFF, DICOM ...)")
+    parser.add_argument("input", help="CSV with a 'path' column (or the one --path-column names), a folder of images, or one image file (PNG, JPEG, TIFF, DICOM ...)")
     parser.add_argument("-o", "--output", required=True, help=output_help)
     parser.add_argument("--batch-size", type=int, default=32, metavar="N",
                         help="images per forward pass (default 32; memory grows with it)")

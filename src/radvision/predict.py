@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from radvision.atomic import atomic_write_csv
 from radvision.config import Config, load_run_config
+from radvision.data.table import META_COLUMNS as TABLE_META_COLUMNS
 from radvision.data.table import canonical_split, label_share, read_csv_checked, separator_hint
 from radvision.errors import RadvisionError, closest, did_you_mean, first_line
 from radvision.rundir import CONFIG_FILE, MODEL_FILE, THRESHOLDS_FILE, load_weights
@@ -479,7 +480,7 @@ def _scored_rows(left: pd.DataFrame, right: pd.DataFrame, classes: list[str], n_
     return y_true, y_prob, merged
 
 
-META_COLUMNS = {"path", "patient_id", "age", "sex", "view", "split", "error"}
+META_COLUMNS = {*TABLE_META_COLUMNS, "error"}  # a label table's columns that are never classes, and a status column
 
 
 def _label_like(column: pd.Series) -> bool:

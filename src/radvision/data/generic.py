@@ -13,6 +13,8 @@ import pandas as pd
 from radvision.data.chexpert import CHEXPERT_CLASSES
 from radvision.data.images import IMAGE_EXTENSIONS, image_files
 from radvision.data.table import (
+    META_COLUMNS,
+    NO_FINDING_COLUMN,
     SPLITS,
     LabelTable,
     apply_policy,
@@ -33,8 +35,9 @@ __all__ = ["SPLIT_FOLDERS", "read_csv_table", "read_folder"]
 
 log = logging.getLogger(__name__)
 
-# never label columns: the contract's meta columns, and the status column a labeler writes (radlabel's error)
-_META = ("patient_id", "age", "sex", "view", "split", "error")
+# never label columns: the contract's meta columns (a saved reader table's no_finding flag included), and the
+# status column a labeler writes (radlabel's error)
+_META = (*META_COLUMNS, "error")
 NO_FINDING = "No Finding"
 
 
@@ -147,6 +150,8 @@ def read_csv_table(
     for c in ("age", "view"):
         if c in df:
             frame[c] = df[c].to_numpy()
+    if NO_FINDING_COLUMN in df:  # a saved reader table: its flag still drives downsample's No Finding key
+        frame[NO_FINDING_COLUMN] = pd.to_numeric(df[NO_FINDING_COLUMN], errors="coerce").to_numpy(dtype=float)
     if "sex" in df:
         frame["sex"] = normalize_sex(df["sex"]).to_numpy()
     if "split" in df:
@@ -241,9 +246,11 @@ def read_folder(root: str | os.PathLike, classes: Iterable[str] | None = None) -
     if not rows:
         raise RadvisionError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found under the class folders of {root}.")
     if len(chosen) == 1:  # every image would be positive: nothing to learn, and AUROC undefined
-        held = f"has one class folder ({chosen[0]})" if len(found) == 1 else f"is read for one class ({chosen[0]})"
-        raise RadvisionError(f"{root} {held}, so every image would be positive for it; a folder dataset needs at "
-                             f"least two class folders (e.g. normal/ beside it); its folders are {', '.join(found)}.")
+        if len(found) == 1:
+            raise RadvisionError(f"{root} has one class folder ({chosen[0]}), so every image would be positive for "
+                                 "it; a folder dataset needs at least two class folders (e.g. normal/ beside it).")
+        raise RadvisionError(f"data.classes reads one class folder of {root} ({chosen[0]}), so every image would be "
+                             f"positive for it; choose at least two of its folders: {', '.join(found)}.")
     frame = pd.DataFrame(rows, columns=["path", "_class", "split"])
     for c in chosen:
         frame[c] = (frame["_class"] == c).astype("float32")

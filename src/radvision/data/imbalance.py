@@ -25,8 +25,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Class names that mean "nothing found"; `downsample` treats them as "rows with no positive" when the
-#: table has no such column.
+#: Class names that mean "nothing found"; when the table has no such class, `downsample` drops images its
+#: source marks as having no finding (the readers' `no_finding` column), else images known 0 in every class.
 NO_FINDING_NAMES = ("No Finding", "No_Finding", "normal", "Normal")
 
 

@@ -42,11 +42,11 @@ POLICIES = ("U-Ignore", "U-Zeros", "U-Ones", "U-MultiClass")
 #: what a blank (not mentioned) label becomes: NaN, masked in the loss, or 0 as most CheXpert / MIMIC code has it
 UNMENTIONED = ("masked", "negative")
 REQUIRED_COLUMNS = ("path", "patient_id")
-META_COLUMNS = ("path", "patient_id", "age", "sex", "view", "split")
 # Readers that know whether an image has no finding at all (CheXpert, MIMIC-CXR, NIH) keep it in this extra
 # column when "No Finding" is not a chosen class, so `downsample`'s No Finding key drops only those images,
-# not the ones whose findings lie outside the chosen classes.
+# not the ones whose findings lie outside the chosen classes. Like the other meta columns it is never a class.
 NO_FINDING_COLUMN = "no_finding"
+META_COLUMNS = ("path", "patient_id", "age", "sex", "view", "split", NO_FINDING_COLUMN)
 
 
 def list_choices(choices: Sequence[object], limit: int = 20) -> str:

@@ -145,6 +145,18 @@ def test_a_report_the_labeler_could_not_read_stays_unknown_even_when_unmentioned
     assert "labeler error" not in caplog.text
 
 
+def test_a_saved_reader_table_reads_back_with_its_no_finding_flag_as_meta(tmp_path):
+    from radvision.data.imbalance import downsample
+    from radvision.sample import load_nih_sample
+
+    saved = load_nih_sample()
+    saved.frame.to_csv(tmp_path / "gold.csv", index=False)
+    back = read_csv_table(tmp_path / "gold.csv")
+    assert back.classes == saved.classes  # no_finding is not a 15th class
+    np.testing.assert_array_equal(back.frame["no_finding"], saved.frame["no_finding"])
+    assert len(downsample(back, {"No Finding": 1.0})) == len(downsample(saved, {"No Finding": 1.0}))
+
+
 def test_a_header_only_or_label_less_csv_is_named(tmp_path):
     header_only = tmp_path / "empty.csv"
     header_only.write_text("path,A,patient_id\n")
@@ -247,7 +259,8 @@ def test_a_folder_subset_names_what_it_leaves_out_and_one_class_is_refused(tmp_p
     helpers.save_gray(tmp_path / "one" / "covid" / "0.png")
     t = read_folder(tmp_path / "three", classes=["covid", "normal"])
     assert len(t) == 4 and "leaves out the folder(s) pneumonia and their 2 image(s)" in caplog.text
-    with pytest.raises(RadvisionError, match=r"is read for one class \(covid\), so every image would be positive"):
+    with pytest.raises(RadvisionError, match=r"data.classes reads one class folder of .*three \(covid\), so every "
+                       r"image would be positive for it; choose at least two of its folders: covid, normal, pneumonia"):
         read_folder(tmp_path / "three", classes=["covid"])  # was: 2 images, all positive, trained to nothing
     with pytest.raises(RadvisionError, match=r"has one class folder \(covid\)"):
         read_folder(tmp_path / "one")
