@@ -64,6 +64,15 @@ def label_values(frame: pd.DataFrame, classes: Sequence[str], name: str) -> np.n
 
 
 
+def _holds_other_values(column: pd.Series) -> bool:
+    """Whether a cell holds something other than 1, 0, -1 or blank (a split, a note, an id)."""
+    try:
+        label_values(column.to_frame(), [column.name], "")
+    except RadlabelError:
+        return True
+    return False
+
+
 def _label_like(column: pd.Series) -> bool:
     """Whether every filled cell is 1, 0 or -1 and one is filled (a label column, not ids or notes)."""
     try:
@@ -121,7 +130,14 @@ def evaluate(
     pred_a, gold_a, id_column = _align(pred, gold, id_column)
     if classes is None:
         skip = {id_column, "error"}
-        classes = [c for c in gold.columns if c not in skip and c in pred.columns]
+        shared = [c for c in gold.columns if c not in skip and c in pred.columns]
+        # a column both tables fill with other values (split, a note) is not a class; one that only one table
+        # fills so is still scored, and refused below naming the odd value
+        others = [c for c in shared if _holds_other_values(gold[c]) and _holds_other_values(pred[c])]
+        if others:
+            logger.info("not scoring the shared column(s) %s: they hold values other than 1, 0, -1 or blank",
+                        ", ".join(map(repr, others)))
+        classes = [c for c in shared if c not in others]
         if not classes:
             raise RadlabelError(
                 f"Predictions and gold share no class columns (gold has {', '.join(map(str, gold.columns))})."

@@ -10,6 +10,7 @@ only when everything was written, so an interrupted run (error, Ctrl-C, SIGTERM)
 from __future__ import annotations
 
 import codecs
+import contextlib
 import difflib
 import json
 import logging
@@ -107,8 +108,11 @@ def _csv_encoding(path: Path) -> str:
     return "utf-16" if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8"
 
 
+_JSONL_KEY_LINES = 1000
+
+
 def read_columns(path: str | os.PathLike) -> list[str]:
-    """Column names of a table file without reading its rows (first line for JSONL)."""
+    """Column names of a table file without reading its rows (for JSONL, the keys of its first 1,000 objects)."""
     path = Path(path)
     fmt = _input_format(path)
     if fmt == "folder":
@@ -129,14 +133,27 @@ def read_columns(path: str | os.PathLike) -> list[str]:
             import pyarrow.parquet as pq
 
             return list(pq.ParquetFile(path).schema_arrow.names)
+        # the keys of the first lines together: a line without the report key is a "missing report" row,
+        # not a reason to refuse the file, when the first line happens to be that line
+        keys: dict[str, None] = {}
         with open(path, encoding="utf-8-sig", errors=_NOT_UTF8) as fh:
+            objects = 0
             for line in fh:
-                if line.strip():
-                    first = json.loads(line)
-                    if not isinstance(first, dict):
-                        raise RadlabelError(f"{str(path)!r} is not JSON Lines of objects (one {{...}} per line).")
-                    return [str(c) for c in first]
-        return []
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    if objects:  # reading the rows names the line
+                        break
+                    raise
+                if not isinstance(obj, dict):
+                    raise RadlabelError(f"{str(path)!r} is not JSON Lines of objects (one {{...}} per line).")
+                keys.update(dict.fromkeys(map(str, obj)))
+                objects += 1
+                if objects == _JSONL_KEY_LINES:
+                    break
+        return list(keys)
     except RadlabelError:
         raise
     except pd.errors.EmptyDataError:
@@ -190,14 +207,13 @@ def _decoded_rows(path: Path, fmt: str, wanted: list[str] | None, has_columns: b
             sep = "\t" if fmt == "tsv" else ","
             # all columns are read (no usecols, which drops a row's extra text without a word), so a row with
             # an unquoted separator is a tokenizer error or, on the first row, a shift onto an index: both raise.
-            # Only empty cells are blank: an id "NA" stays "NA".
+            # Only empty cells are blank: an id "NA" stays "NA". A blank line is a row (in a one-column file it
+            # is an empty report; skipping it shifted every later row's labels), except at the end of the file.
             reader = pd.read_csv(path, sep=sep, dtype=str, chunksize=chunksize, keep_default_na=False,
-                                 na_values=[""], encoding=_csv_encoding(path), encoding_errors=_NOT_UTF8)
+                                 na_values=[""], encoding=_csv_encoding(path), encoding_errors=_NOT_UTF8,
+                                 skip_blank_lines=False)
             with reader:
-                for chunk in reader:
-                    if not isinstance(chunk.index, pd.RangeIndex):
-                        raise _ragged(path, fmt, "Data row 1")
-                    yield chunk[wanted] if wanted else chunk
+                yield from _without_trailing_blank_rows(path, reader, fmt, wanted)
         elif fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -217,6 +233,26 @@ def _decoded_rows(path: Path, fmt: str, wanted: list[str] | None, has_columns: b
         raise RadlabelError(f"Could not read {str(path)!r} as {fmt}: {type(exc).__name__}: {exc}.") from exc
     except Exception as exc:
         raise RadlabelError(f"Could not read {str(path)!r} as {fmt}: {type(exc).__name__}: {exc}.") from exc
+
+
+def _without_trailing_blank_rows(path: Path, chunks: Iterator[pd.DataFrame], fmt: str,
+                                 wanted: list[str] | None) -> Iterator[pd.DataFrame]:
+    """The chunks in order, blank rows kept except those after the file's last non-blank row (the empty lines
+    an editor leaves at the end), which are held back until a later row shows they are not at the end."""
+    held: pd.DataFrame | None = None
+    for chunk in chunks:
+        if not isinstance(chunk.index, pd.RangeIndex):
+            raise _ragged(path, fmt, "Data row 1")
+        filled = chunk.notna().any(axis=1).to_numpy()  # over every column, not only the wanted ones
+        chunk = chunk[wanted] if wanted else chunk
+        if held is not None:
+            chunk = pd.concat([held, chunk], ignore_index=True)
+        end = len(chunk) - (len(filled) - int(filled.nonzero()[0][-1]) - 1) if filled.any() else 0
+        held = chunk.iloc[end:] if end < len(chunk) else None
+        if end:
+            yield chunk.iloc[:end]
+    if held is not None:
+        logger.info("%s: left out %d blank line(s) at the end of the file", _shown(str(path)), len(held))
 
 
 def _ragged(path: Path, fmt: str, where: str) -> RadlabelError:
@@ -397,6 +433,9 @@ def _without_lone_surrogates(obj: Any, path: Path, lineno: int) -> Any:
 
 def read_label_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a labels table (predictions, gold): a file, never a folder of reports."""
+    if not Path(path).exists():
+        raise RadlabelError(f"Labels file {_shown(os.fspath(path))!r} does not exist; labels come in a table file "
+                            f"({', '.join(FORMATS)}), as `radlabel label` writes them.")
     if Path(path).is_dir():
         raise RadlabelError(f"{_shown(os.fspath(path))!r} is a folder; labels come in a table file "
                             f"({', '.join(FORMATS)}), as `radlabel label` writes them.")
@@ -412,12 +451,25 @@ def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None) ->
 
 
 def check_writable(path: str | os.PathLike) -> Path:
-    """Before any work: `path` has a table extension and its folder exists; returns the folder."""
+    """Before any work: `path` has a table extension and its folder exists and takes a file; returns the folder."""
     table_format(path)
     directory = Path(path).parent
-    if not directory.is_dir():
-        raise RadlabelError(f"Output directory {str(directory)!r} does not exist.")
+    check_folder_writable(directory, "Output directory")
     return directory
+
+
+def check_folder_writable(directory: Path, what: str) -> None:
+    """`directory` exists and a file can be made in it (a trial file, removed again: permissions alone miss a
+    read-only mount or an immutable folder)."""
+    if not directory.is_dir():
+        above = next((p for p in (directory, *directory.parents) if p.exists()), None)
+        under = f"; {str(above)!r} is a file, not a folder" if above is not None and not above.is_dir() else ""
+        raise RadlabelError(f"{what} {str(directory)!r} does not exist{under}.")
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise RadlabelError(f"{what} {str(directory)!r} is not writable ({exc.strerror or exc}).") from exc
 
 
 def _umask() -> int:
@@ -455,6 +507,20 @@ class AtomicWriter:
 
     def write(self, df: pd.DataFrame) -> None:
         """Append one chunk (its columns must match the first chunk's)."""
+        with self._naming_errors():
+            self._write(df)
+
+    @contextlib.contextmanager
+    def _naming_errors(self) -> Iterator[None]:
+        """An OSError without a file name (ENOSPC from a write or flush) is re-raised naming the output."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.filename is not None or exc.errno is None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+
+    def _write(self, df: pd.DataFrame) -> None:
         if self.format in ("csv", "tsv"):
             # CRLF rows (RFC 4180) make the csv module quote any field holding a bare "\r" too.
             df.to_csv(self._fh, sep="\t" if self.format == "tsv" else ",", index=False, header=self.rows == 0,
@@ -498,20 +564,22 @@ class AtomicWriter:
 
     def write_text_line(self, line: str) -> None:
         """Append one raw line (for JSONL side files such as graphs)."""
-        self._fh.write(line)
-        self._fh.write("\n")
+        with self._naming_errors():
+            self._fh.write(line)
+            self._fh.write("\n")
         self.rows += 1
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         committed = False
         try:
-            if self._fh is not None:
-                self._fh.close()
-            if self._pq_writer is not None:
-                self._pq_writer.close()
-            elif self.format == "parquet" and exc_type is None:
-                # Nothing was written: still produce a valid (empty) parquet file.
-                pd.DataFrame().to_parquet(self._tmp)
+            with self._naming_errors():  # closing flushes: a full disk shows here
+                if self._fh is not None:
+                    self._fh.close()
+                if self._pq_writer is not None:
+                    self._pq_writer.close()
+                elif self.format == "parquet" and exc_type is None:
+                    # Nothing was written: still produce a valid (empty) parquet file.
+                    pd.DataFrame().to_parquet(self._tmp)
             if exc_type is None:
                 os.replace(self._tmp, self.path)
                 committed = True

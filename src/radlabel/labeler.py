@@ -317,9 +317,11 @@ class Labeler:
                index: pd.Index | None) -> pd.DataFrame:
         values = np.vstack([b.values for b in batches]) if batches else np.empty((0, len(self.class_names)))
         df = pd.DataFrame(values, columns=self.class_names, index=index)
-        df[ERROR_COLUMN] = [e for b in batches for e in b.errors]
+        df[ERROR_COLUMN] = pd.Series([e for b in batches for e in b.errors], index=index, dtype=str)
         if id_column is not None:
-            df.insert(0, id_column, _id_values(ids))
+            # no rows: the types a row would give (text ids as read from CSV, integer row numbers), not float
+            empty_type = "int64" if id_column == ROW_COLUMN else str
+            df.insert(0, id_column, _id_values(ids) if len(df) else pd.Series([], index=index, dtype=empty_type))
         df.attrs["radlabel_classes"] = list(self.class_names)
         return df
 
@@ -346,6 +348,9 @@ class Labeler:
             raise RadlabelError(f"label_corpus needs a pandas DataFrame or Series, got {type(data).__name__}.")
         if id_column is not None:
             self._check_id_column(id_column)
+        if graphs is not None:  # before any work, as label_file checks it
+            table_format_graphs(graphs)
+            check_outputs({"The graphs file": graphs}, {})
         jobs = self._check_jobs(jobs)
         texts = texts_s.tolist()
         if len(texts) <= batch_size:
@@ -362,7 +367,6 @@ class Labeler:
         batches: list[_Batch] = []
         with tqdm(total=len(texts), unit="reports", disable=not self.progress, desc="labeling") as bar:
             if want_graphs:
-                table_format_graphs(graphs)
                 with AtomicWriter(graphs) as gw:
                     for batch in self._batches(tasks(), jobs):
                         for line in batch.graphs or []:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +32,14 @@ from tqdm.auto import tqdm
 
 from radlabel.errors import RadlabelError
 from radlabel.evaluate import label_values
-from radlabel.io import atomic_write_text, iter_table, missing_column_error, read_label_table, write_table
+from radlabel.io import (
+    atomic_write_text,
+    check_folder_writable,
+    iter_table,
+    missing_column_error,
+    read_label_table,
+    write_table,
+)
 from radlabel.labeler import MAX_CHARS
 
 logger = logging.getLogger(__name__)
@@ -47,7 +56,8 @@ _VERB_OR_NOUN = "place position change course measure note increase decrease col
 _IRREGULAR = {"seen", "shown", "unchanged", "noted", "found"}
 _AUX = {"is", "are", "was", "were", "be", "been", "being", "has", "have", "had"}
 _STOP = set("""
-a an the this that these those there here it its of in on at to for from with without by as into onto over under
+a an the this that these those there here it its of in on at to for from with without within by as into onto over under
+above below beneath behind along across through throughout around near via per upon about between
 and or but nor versus vs than then also which who whom whose what when where while is are was were be been being
 has have had do does did no not nor any some all both each either neither other another may might can could
 should would will shall must possibly probably likely unlikely perhaps previously again otherwise still
@@ -244,8 +254,11 @@ def corpus_stats(input: str | os.PathLike | pd.DataFrame, text_column: str = "re
     `output_dir` as CSV tables, summary.json and (with `plots`) PNG bar plots."""
     from radlabel.pipeline import get_pipeline
 
-    if output_dir is not None and Path(output_dir).exists() and not Path(output_dir).is_dir():
-        raise RadlabelError(f"The stats output {str(output_dir)!r} is a file; -o names a folder for the tables.")
+    # the labels and the output folder are checked before the corpus is read, which may take hours
+    if output_dir is not None:
+        _prepare_output_dir(Path(output_dir))
+    if labels is not None and not isinstance(labels, pd.DataFrame):
+        labels = read_label_table(labels)
     pipeline = get_pipeline(schema, "all")
     if isinstance(input, pd.DataFrame):
         if text_column not in input.columns:
@@ -299,7 +312,7 @@ def corpus_stats(input: str | os.PathLike | pd.DataFrame, text_column: str = "re
                       "entities_per_report": n_entities / n_text if n_text else float("nan"),
                       "reports_with_findings_and_impression": len(sims["noun_phrases"])}
     if labels is not None:
-        table = labels if isinstance(labels, pd.DataFrame) else read_label_table(labels)
+        table = labels
         # one label row per report, in order (what `radlabel label` writes): a limit keeps the first n of both
         if limit is not None:
             table = table.iloc[:n]
@@ -332,26 +345,42 @@ _TABLES = ("entities", "verbs", "noun_phrases", "similarity", "prevalence")
 _PLOTS = ("entities", "verbs", "prevalence")
 
 
+def _prepare_output_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise RadlabelError(f"The stats output {str(out)!r} is a file; -o names a folder for the tables.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RadlabelError(f"Cannot make the stats output folder {str(out)!r} ({exc.strerror or exc}).") from exc
+    check_folder_writable(out, "The stats output folder")
+
+
 def _write_outputs(result: StatsResult, out: Path, plots: bool, top: int) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    # a folder reused from an earlier run keeps none of its files: they would pass for this run's
-    for name in _TABLES:
-        (out / f"{name}.csv").unlink(missing_ok=True)
-    for name in _PLOTS:
-        (out / f"{name}.png").unlink(missing_ok=True)
-    for name, table in result.tables.items():
-        write_table(table, out / f"{name}.csv")
-    # JSON has no NaN: an undefined figure (no report with text) is null
-    summary = {k: None if isinstance(v, float) and v != v else v for k, v in result.summary.items()}
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
-    if plots:
-        t = result.tables
-        if len(t["entities"]):
-            ent = t["entities"].assign(name=t["entities"].entity + " (" + t["entities"].label + ")")
-            bar_plot(ent, "name", "count", out / "entities.png", "Most frequent entities", top)
-        if len(t["verbs"]):
-            bar_plot(t["verbs"], "verb", "count", out / "verbs.png", "Most frequent verbs", top)
-        if "prevalence" in t:  # the most frequent classes first, as the other plots
-            bar_plot(t["prevalence"].sort_values("prevalence", ascending=False, kind="stable"), "class", "prevalence",
-                     out / "prevalence.png", "Class prevalence (1)", top)
+    """Every file is written into a hidden folder inside `out` first and moved in only when all are written, so
+    a failed write (a full disk) leaves the earlier run's set as it was, not a partial set."""
+    _prepare_output_dir(out)
+    staging = Path(tempfile.mkdtemp(prefix=".stats-", dir=out))
+    try:
+        for name, table in result.tables.items():
+            write_table(table, staging / f"{name}.csv")
+        # JSON has no NaN: an undefined figure (no report with text) is null
+        summary = {k: None if isinstance(v, float) and v != v else v for k, v in result.summary.items()}
+        atomic_write_text(staging / "summary.json", json.dumps(summary, indent=1) + "\n")
+        if plots:
+            t = result.tables
+            if len(t["entities"]):
+                ent = t["entities"].assign(name=t["entities"].entity + " (" + t["entities"].label + ")")
+                bar_plot(ent, "name", "count", staging / "entities.png", "Most frequent entities", top)
+            if len(t["verbs"]):
+                bar_plot(t["verbs"], "verb", "count", staging / "verbs.png", "Most frequent verbs", top)
+            if "prevalence" in t:  # the most frequent classes first, as the other plots
+                bar_plot(t["prevalence"].sort_values("prevalence", ascending=False, kind="stable"), "class",
+                         "prevalence", staging / "prevalence.png", "Class prevalence (1)", top)
+        # a folder reused from an earlier run keeps none of its files: they would pass for this run's
+        for name in [f"{t}.csv" for t in _TABLES] + [f"{p}.png" for p in _PLOTS]:
+            (out / name).unlink(missing_ok=True)
+        for written in sorted(staging.iterdir()):
+            os.replace(written, out / written.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     logger.info("stats written to %s", out)

@@ -97,6 +97,14 @@ def test_a_gold_class_without_predictions_is_named_other_columns_are_not(gold, c
     assert "subject" not in caplog.text and "split" not in caplog.text and "notes" not in caplog.text
 
 
+def test_a_split_or_note_column_in_both_tables_is_not_a_class(gold):
+    both = gold.assign(split=["test"] * 4, note=["x", "y", "z", "w"])
+    m = evaluate(both, both)
+    assert set(m["class"]) == {"A", "B", "micro avg", "macro avg"}
+    with pytest.raises(RadlabelError, match="value 'positive' in column 'A'"):  # a word in one table's class
+        evaluate(gold.assign(A=["positive", 0, 0, 0]), gold)
+
+
 def test_label_values_read_text_nullable_integers_and_refuse_words():
     from radlabel.evaluate import label_values
 

@@ -433,3 +433,54 @@ def test_a_semicolon_file_says_what_separates_its_columns(tmp_path):
     path.write_text("id;report\n1;No effusion.\n")
     with pytest.raises(RadlabelError, match="seems to separate columns with ';'"):
         list(iter_table(path, columns=["report"]))
+
+
+@pytest.mark.parametrize("chunksize", [1, 2, 100])
+def test_a_blank_line_is_a_row_and_blank_lines_at_the_end_are_not(tmp_path, chunksize, caplog):
+    # pandas skips blank lines by default: in a one-column file the empty report vanished and every later
+    # row took the labels of the row below it
+    one = tmp_path / "one.csv"
+    one.write_text("report\nEdema.\n\nNo effusion.\n\n\n")
+    rows = pd.concat(list(iter_table(one, chunksize=chunksize)), ignore_index=True)["report"].tolist()
+    assert rows[0] == "Edema." and pd.isna(rows[1]) and rows[2] == "No effusion." and len(rows) == 3
+    two = tmp_path / "two.csv"
+    two.write_text("id,report\n1,Edema.\n\n2,No effusion.\n")
+    assert read_table(two)["id"].tolist()[::2] == ["1", "2"] and read_table(two)["id"].isna().tolist()[1]
+    with caplog.at_level("INFO", logger="radlabel.io"):
+        read_table(one)
+    assert "left out 2 blank line(s) at the end" in caplog.text
+
+
+def test_jsonl_columns_are_the_keys_of_its_first_lines_not_only_the_first(tmp_path):
+    p = tmp_path / "l.jsonl"
+    p.write_text('{"id": 1}\n{"id": 2, "report": "Edema."}\n')
+    assert read_columns(p) == ["id", "report"]
+    rows = read_table(p, columns=["report"])["report"].tolist()
+    assert pd.isna(rows[0]) and rows[1] == "Edema."
+    with pytest.raises(RadlabelError, match="Column 'text' not found"):
+        read_table(p, columns=["text"])
+
+
+def test_an_output_folder_that_is_a_file_or_takes_no_file_is_named_before_any_work(tmp_path, monkeypatch):
+    (tmp_path / "in.csv").write_text("report\nx\n")
+    with pytest.raises(RadlabelError, match=r"does not exist; '.*in.csv' is a file, not a folder"):
+        AtomicWriter(tmp_path / "in.csv" / "o.csv")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("radlabel.io.tempfile.TemporaryFile", refuse)  # a read-only mount, an immutable folder
+    with pytest.raises(RadlabelError, match="is not writable \\(Operation not permitted\\)"):
+        AtomicWriter(tmp_path / "o.csv")
+
+
+def test_a_full_disk_names_the_output_file(tmp_path):
+    out = tmp_path / "o.csv"
+    with pytest.raises(OSError) as raised, AtomicWriter(out) as writer:
+        def full(text):
+            raise OSError(28, "No space left on device")
+
+        writer._fh.write = full
+        writer.write(pd.DataFrame({"a": [1]}))
+    assert raised.value.filename == str(out) and raised.value.errno == 28
+    assert list(tmp_path.iterdir()) == []

@@ -131,6 +131,9 @@ def test_graphs_jsonl_one_line_per_row(labeler, tmp_path):
     assert any(e["label"].startswith("OBS") for e in ents.values())
     with pytest.raises(RadlabelError, match=".jsonl"):
         labeler.label_corpus(s, graphs=tmp_path / "g.json")
+    (tmp_path / "dir.jsonl").mkdir()
+    with pytest.raises(RadlabelError, match="graphs file .*dir.jsonl' is a folder"):  # before labelling, not after
+        labeler.label_corpus(s, graphs=tmp_path / "dir.jsonl")
 
 
 def test_a_repeated_report_is_labelled_once_with_the_same_output(tmp_path, monkeypatch):
@@ -274,6 +277,17 @@ def test_empty_input_gives_header_only_output(labeler, tmp_path, ext):
     summary = labeler.label_file(src, tmp_path / "out.csv", id_column="id")
     assert summary["rows"] == 0
     assert (tmp_path / "out.csv").read_text().splitlines()[0].split(",") == ["id", *labeler.class_names, "error"]
+
+
+def test_an_empty_input_written_as_parquet_has_the_column_types_rows_would_give(labeler, tmp_path):
+    (tmp_path / "h.csv").write_text("id,report\n")
+    (tmp_path / "one.csv").write_text("id,report\n1,Edema.\n")
+    for name, id_column in (("h", "id"), ("one", "id"), ("h", None), ("one", None)):
+        out = tmp_path / f"{name}_{id_column}.parquet"
+        labeler.label_file(tmp_path / f"{name}.csv", out, id_column=id_column)
+    for id_column in ("id", None):
+        empty, one = (pd.read_parquet(tmp_path / f"{n}_{id_column}.parquet") for n in ("h", "one"))
+        assert empty.dtypes.to_dict() == one.dtypes.to_dict()  # row and error were float64
 
 
 def test_labeling_does_not_import_torch():

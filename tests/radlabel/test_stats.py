@@ -34,6 +34,8 @@ def test_rule_based_noun_phrases_and_verbs():
     assert "normal" not in nps
     assert {"increased", "represent"} <= verbs
     assert "heart" not in verbs
+    nps, _ = noun_phrases_and_verbs("Heart size within normal limits. Opacity above the diaphragm.", use_model=False)
+    assert nps == {"heart size", "opacity", "diaphragm"}  # "within" was IU's 4th most frequent noun phrase
 
 
 def test_section_similarity():
@@ -122,3 +124,34 @@ def test_outputs_are_json_null_fresh_and_need_a_folder(tmp_path, caplog):
         corpus_stats(pd.DataFrame({"report": ["Edema."]}), output_dir=tmp_path / "f.csv")
     corpus_stats(pd.DataFrame({"report": ["Edema."]}), labels=labels, schema="chestxray14")
     assert "The labels lack 14 of the chestxray14 classes" in caplog.text
+
+
+def test_labels_and_the_output_folder_are_checked_before_the_corpus_is_read(tmp_path, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the corpus was analysed before the arguments were checked")
+
+    monkeypatch.setattr("radlabel.pipeline.get_pipeline", no_work)
+    corpus = pd.DataFrame({"report": ["Edema."]})
+    with pytest.raises(RadlabelError, match="Labels file .*nope.csv' does not exist"):
+        corpus_stats(corpus, labels=tmp_path / "nope.csv")
+    (tmp_path / "f.csv").write_text("x")
+    with pytest.raises(RadlabelError, match="Cannot make the stats output folder"):
+        corpus_stats(corpus, output_dir=tmp_path / "f.csv" / "sub")
+
+
+def test_a_failed_write_keeps_the_earlier_set_of_tables(tmp_path, monkeypatch):
+    out = tmp_path / "st"
+    corpus_stats(pd.DataFrame({"report": ["FINDINGS: Edema.\nIMPRESSION: Edema."]}), output_dir=out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = __import__("radlabel.stats", fromlist=["write_table"]).write_table
+
+    def full_at_verbs(table, path):
+        if path.name == "verbs.csv":
+            raise OSError(28, "No space left on device", str(path))
+        real(table, path)
+
+    monkeypatch.setattr("radlabel.stats.write_table", full_at_verbs)
+    with pytest.raises(OSError):
+        corpus_stats(pd.DataFrame({"report": ["No effusion."]}), output_dir=out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no half-new set, no staging folder
+
