@@ -247,7 +247,8 @@ def _without_trailing_blank_rows(path: Path, chunks: Iterator[pd.DataFrame], fmt
         chunk = chunk[wanted] if wanted else chunk
         if held is not None:
             chunk = pd.concat([held, chunk], ignore_index=True)
-        end = len(chunk) - (len(filled) - int(filled.nonzero()[0][-1]) - 1) if filled.any() else 0
+        trailing_blank = len(filled) - int(filled.nonzero()[0][-1]) - 1 if filled.any() else len(chunk)
+        end = len(chunk) - trailing_blank
         held = chunk.iloc[end:] if end < len(chunk) else None
         if end:
             yield chunk.iloc[:end]
