@@ -8,7 +8,8 @@ to rank: sklearn would score it a perfect LRAP).  Undefined values come back as 
 warning.  Predictions are ``y_prob >= threshold``.
 
 A class with no known positive has NaN AUROC, average precision, precision, recall and F1 (its false
-positives still count in the micro averages and specificity); the means over classes (mean_auroc,
+positives still count in the micro averages and specificity); a class with positives of which none is
+predicted has precision 0 (as recall and F1); the means over classes (mean_auroc,
 macro_f1 / precision / recall, mean_average_precision) average the classes whose value is defined, so
 they all cover the classes with at least one known positive (AUROC and average precision also need a
 negative: with positives alone both would rank nothing, and AP would be 1.0 whatever the scores).
@@ -16,7 +17,7 @@ negative: with positives alone both would rank nothing, and AP would be 1.0 what
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -61,8 +62,18 @@ def check_scores(y_true, y_prob, class_names) -> tuple[np.ndarray, np.ndarray, l
     return y_true, y_prob, names
 
 
-def as_thresholds(thresholds, n_classes: int) -> np.ndarray:
-    """A scalar or per-class sequence -> array of ``n_classes`` thresholds."""
+def as_thresholds(thresholds, n_classes: int, class_names: Sequence[str] | None = None) -> np.ndarray:
+    """A scalar, a per-class sequence, or a {class: threshold} mapping (`load_thresholds`' answer; needs
+    ``class_names``) -> array of ``n_classes`` thresholds."""
+    if isinstance(thresholds, Mapping):
+        if class_names is None:
+            raise RadvisionError("Thresholds by class name need the class order here: pass "
+                                 "radvision.thresholds.thresholds_array(thresholds, class_names).")
+        missing = [c for c in class_names if c not in thresholds]
+        if missing:
+            raise RadvisionError(f"No threshold for class(es) {missing[:5]}; the mapping has "
+                                 f"{sorted(map(str, thresholds))[:10]}.")
+        thresholds = [thresholds[c] for c in class_names]
     thr = np.asarray(thresholds, dtype=float)
     # a hair above 1 means "never" (adjust_thresholds' answer for a cardinality of 0)
     bad = thr[np.isnan(thr) | (thr < 0) | (thr > np.nextafter(1.0, 2.0))]
@@ -87,6 +98,8 @@ def binarize(y_prob, thresholds=0.5) -> np.ndarray:
 
 def _binary_scores(t: np.ndarray, p: np.ndarray) -> tuple[float, float, float]:
     pr, rc, f1, _ = skm.precision_recall_fscore_support(t, p, average="binary", zero_division=np.nan)
+    if t.any() and not p.any():  # positives never predicted: precision 0, else macro_precision would skip the
+        pr = 0.0                 # class and reward a model that stops predicting it
     return float(pr), float(rc), float(f1)
 
 
@@ -126,7 +139,7 @@ def per_class_metrics(y_true, y_prob, class_names: Sequence[str], thresholds=0.5
     (known positives), n (known labels), prevalence, threshold.  Precision, recall, F1 and specificity
     score `y_pred` when given (0/1 decisions of a whole rule, see `thresholds.decide`), else p >= threshold."""
     y_true, y_prob, names = check_scores(y_true, y_prob, class_names)
-    thr = as_thresholds(thresholds, len(names))
+    thr = as_thresholds(thresholds, len(names), names)
     decided = _decisions(y_prob, thr, y_pred)
     rows = []
     for j, name in enumerate(names):
@@ -192,7 +205,7 @@ def evaluate_predictions(y_true, y_prob, class_names: Sequence[str], thresholds=
     whole rule, see `thresholds.decide`), else p >= threshold.
     """
     y_true, y_prob, names = check_scores(y_true, y_prob, class_names)
-    thr = as_thresholds(thresholds, len(names))
+    thr = as_thresholds(thresholds, len(names), names)
     y_pred = _decisions(y_prob, thr, y_pred)
     pc = per_class_metrics(y_true, y_prob, names, thr, y_pred=y_pred)
     out: dict = {"n_samples": int(len(y_true)), "n_classes": len(names)}

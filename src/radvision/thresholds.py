@@ -228,7 +228,4 @@ def load_thresholds(path: str | Path) -> dict[str, float]:
 
 def thresholds_array(table: Mapping[str, float], class_names: Sequence[str]) -> np.ndarray:
     """Thresholds in ``class_names`` order; a class missing from ``table`` is an error."""
-    missing = [c for c in class_names if c not in table]
-    if missing:
-        raise RadvisionError(f"No threshold for class(es) {missing[:5]}; the file has {sorted(table)[:10]}.")
-    return np.array([table[c] for c in class_names], dtype=float)
+    return as_thresholds(table, len(class_names), class_names)

@@ -898,7 +898,7 @@ class Trainer:
                 progress.best, progress.best_epoch, progress.best_loss = float(value), progress.epoch, valid_loss
             if significant:
                 progress.bad_epochs, progress.patience_ref = 0, float(value)
-            elif math.isnan(value) and cfg.schedule.monitor not in LOSS_MONITORS:
+            elif math.isnan(value):
                 self._warn_undefined_monitor()  # not a worse epoch: the valid split cannot score it
             else:
                 progress.bad_epochs += 1
@@ -936,6 +936,10 @@ class Trainer:
         if self._monitor_warned:
             return
         self._monitor_warned = True
+        if self.config.schedule.monitor in LOSS_MONITORS:
+            logger.warning("The valid loss is undefined: the valid split has no known label; such epochs count "
+                           "neither as better nor as worse for early stopping and the best epoch.")
+            return
         logger.warning("%s is undefined on the valid split (no class there has both positive and negative "
                        "labels, or none has enough positives); such epochs count neither as better nor as worse "
                        "for early stopping and the best epoch. A larger valid split (data.split), a lower "
@@ -987,7 +991,8 @@ class Trainer:
             optimizer.zero_grad(set_to_none=True)
             acc.backward(loss)
             optimizer.step()
-            n = images.shape[0]
+            # a batch without one known label has loss 0 (nothing to learn), not a mean of 0: left out of it
+            n = images.shape[0] * (~torch.isnan(targets)).any().float()
             total += loss.detach().float() * n
             count += n
             if not bar.disable:  # .item() waits for the device: only when the bar shows it
@@ -1013,7 +1018,10 @@ class Trainer:
             logits_all.append(logits.cpu())
             targets_all.append(targets.cpu())
         logits_t, targets_t = torch.cat(logits_all), torch.cat(targets_all)
-        loss = float(loss_fn(logits_t.to(acc.device), targets_t.to(acc.device))) if loss_fn is not None else math.nan
+        # no known label at all: the loss is undefined (the loss functions answer 0 there, for the gradient)
+        known = bool((~torch.isnan(targets_t)).any())
+        loss = float(loss_fn(logits_t.to(acc.device), targets_t.to(acc.device))) if loss_fn is not None and known \
+            else math.nan
         # probabilities of "positive" (a 3-way U-MultiClass head: p_pos / (p_neg + p_pos)); uncertain (-1) gold
         # labels are not scored by the binary metrics and thresholds: NaN, as unknown ones
         probs = self.model.probabilities(logits_t)

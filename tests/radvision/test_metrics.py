@@ -268,3 +268,16 @@ def test_a_class_without_negatives_has_no_average_precision():
     assert mixed < 0.7 and pc.loc["mixed", "average_precision"] == pytest.approx(mixed)
     # the mean is the mixed class alone (the all-positive class's 1.0 lifted it to (1 + AP) / 2)
     assert evaluate_predictions(y, p, ["all", "mixed"])["mean_average_precision"] == pytest.approx(mixed)
+
+
+def test_a_class_with_positives_never_predicted_has_precision_zero_in_the_macro_mean():
+    """Its precision was NaN and left out, so macro_precision rose when a model stopped predicting a class."""
+    t = np.array([[1, 1], [0, 1], [1, 0]], dtype=float)
+    p = np.array([[0.9, 0.1], [0.1, 0.1], [0.9, 0.1]])
+    out = evaluate_predictions(t, p, ["A", "B"])
+    pred = (p >= 0.5).astype(int)
+    assert out["macro_precision"] == pytest.approx(skm.precision_score(t, pred, average="macro", zero_division=0))
+    assert per_class_metrics(t, p, ["A", "B"]).loc["B", "precision"] == 0.0
+    assert out["micro_precision"] == pytest.approx(1.0)
+    nothing = evaluate_predictions(t, np.zeros_like(p), ["A", "B"])
+    assert nothing["micro_precision"] == 0.0 and nothing["macro_precision"] == 0.0

@@ -196,3 +196,20 @@ def test_f1_optimal_thresholds_take_pandas_nullable_gold():
     gold = pd.DataFrame({"A": [1, 0, None, 1], "B": [0, 1, 1, 0]}).astype("Int64")
     prob = pd.DataFrame({"A": [.9, .2, .5, .7], "B": [.1, .8, .6, .3]})
     np.testing.assert_array_equal(f1_optimal_thresholds(gold, prob), f1_optimal_thresholds(gold.astype(float), prob))
+
+
+def test_a_thresholds_mapping_from_load_thresholds_is_taken_by_class_name(tmp_path):
+    from radvision.metrics import evaluate_predictions
+    from radvision.thresholds import decide
+
+    y = np.array([[1, 0], [0, 1], [1, 1]], dtype=float)
+    p = np.array([[0.6, 0.2], [0.3, 0.7], [0.8, 0.4]])
+    save_thresholds(tmp_path / "t.json", ["B", "A"], [0.3, 0.5])
+    by_name = load_thresholds(tmp_path / "t.json")
+    got, expected = (evaluate_predictions(y, p, ["A", "B"], thresholds=t) for t in (by_name, [0.5, 0.3]))
+    assert got["macro_f1"] == expected["macro_f1"] and got["exact_match"] == expected["exact_match"] == 1.0
+    with pytest.raises(RadvisionError, match=r"No threshold for class\(es\) \['C'\]"):
+        evaluate_predictions(y, p, ["A", "C"], thresholds=by_name)
+    with pytest.raises(RadvisionError, match="thresholds_array"):
+        decide(p, by_name)
+    np.testing.assert_array_equal(thresholds_array(by_name, ["A", "B"]), [0.5, 0.3])

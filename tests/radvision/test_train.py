@@ -176,6 +176,21 @@ def test_python_api_with_datasets(tmp_path, data_csv):
     assert (run / "valid_metrics.csv").is_file()
 
 
+def test_a_valid_split_without_known_labels_has_an_undefined_loss_not_zero(tmp_path, data_csv, caplog):
+    from radvision.data import ImageDataset, build_transforms, read_csv_table
+
+    table = read_csv_table(data_csv)
+    unknown = table.subset("valid")
+    unknown.frame[CLASSES] = np.nan
+    tf = build_transforms("none", 32, train=False)
+    cfg = tiny_config(tmp_path, data_csv, "schedule.monitor=loss", "optim.epochs=2")
+    run = Trainer(cfg).fit(ImageDataset(table.subset("train"), tf), ImageDataset(unknown, tf))
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["valid_loss"].isna().all() and metrics["train_loss"].gt(0).all()  # valid_loss was 0.0
+    assert caplog.text.count("The valid loss is undefined: the valid split has no known label") == 1
+    assert json.loads((run / "trainer_state.json").read_text())["best_epoch"] is None
+
+
 def test_class_weights_of_zero_for_every_class_are_refused(tmp_path, data_csv):
     with pytest.raises(RadvisionError, match="every class the weight 0"):
         Trainer(tiny_config(tmp_path, data_csv, "loss.class_weights={Bright: 0, Stripe: 0}")).fit()

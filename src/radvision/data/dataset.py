@@ -68,6 +68,19 @@ def describe_skipped(skipped: list[tuple[str, str]]) -> str:
     return f"{len(skipped)} image(s): {', '.join(parts)}"
 
 
+def _check_cache_geometry(cache: ImageCache | None, transform: Callable | None) -> None:
+    """A cache of another size or fit than the transform expects would be read as it is (upsampled, or squashed
+    where the transform crops): other pixels than the files give, without a word."""
+    geometry = getattr(transform, "radvision_geometry", None)
+    if cache is None or geometry is None or geometry == (cache.size, cache.fit):
+        return
+    size, fit = geometry
+    raise RadvisionError(
+        f"The image cache in {cache.cache_dir} holds {cache.size} px images fitted by {cache.fit!r}, but the transform "
+        f"expects {size} px by {fit!r}; build the cache with build_cache(..., size={size}, fit={fit!r}) "
+        "(radvision.data.transforms.preset_fit gives a preset's fit).")
+
+
 class ImageDataset(Dataset):
     """Yields ``(image, labels)`` — or ``(image, labels, meta)`` with ``return_meta=True`` — per table row.
 
@@ -103,6 +116,7 @@ class ImageDataset(Dataset):
         check_choice(check, ("decode", "exists"), "image check")
         self.check = check
         validate_table(table)
+        _check_cache_geometry(cache, transform)
         self.transform = transform
         self.cache = cache
         self.on_error = on_error

@@ -116,4 +116,8 @@ def build_transforms(
         else:
             steps.append(v2.Normalize([sum(IMAGENET_MEAN) / 3], [sum(IMAGENET_STD) / 3]))
     steps.append(v2.ToPureTensor())
-    return v2.Compose(steps)
+    composed = v2.Compose(steps)
+    # what an image cache read through this transform must hold (checked by ImageDataset): its first steps
+    # are a no-op on a cached image only when the cache has the same size and fit
+    composed.radvision_geometry = (size, PRESET_FIT[preset])  # type: ignore[attr-defined]
+    return composed

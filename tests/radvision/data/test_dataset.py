@@ -43,6 +43,19 @@ def test_cached_items_match_decoded_items(tmp_path, gray_images, helpers):
     assert sum(len(b[0]) for b in loader) == 6
 
 
+def test_a_cache_of_another_size_or_fit_than_the_transform_is_refused(tmp_path, gray_images, helpers):
+    # read as it was, a 16 px cache was upsampled for a 32 px transform, a squashed one cropped: other pixels
+    t = helpers.make_table(gray_images)
+    cache = build_cache(t, 16, tmp_path / "c", progress=False)  # fit "squash", as the "none" preset
+    with pytest.raises(RadvisionError, match=r"holds 16 px images fitted by 'squash', but the transform expects "
+                                             r"32 px by 'squash'; build the cache with .*size=32"):
+        ImageDataset(t, build_transforms("none", 32, train=False), cache=cache)
+    with pytest.raises(RadvisionError, match="expects 16 px by 'crop'"):
+        ImageDataset(t, build_transforms("default", 16, train=False), cache=cache)
+    assert len(ImageDataset(t, build_transforms("nih_study", 16, train=True), cache=cache)) == 6
+    assert len(ImageDataset(t, lambda x: x, cache=cache)) == 6  # a user's own transform: nothing to compare
+
+
 def test_skip_drops_unreadable_and_writes_list(tmp_path, gray_images, helpers):
     bad = helpers.save_truncated(tmp_path / "bad.png", size=64)
     gone = tmp_path / "gone.png"
