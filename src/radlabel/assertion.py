@@ -319,6 +319,8 @@ class ContextEngine:
                     # "atelectasis or pneumonia": an open differential, like "versus" (as the CheXpert labeler's
                     # conj:or rule); "no significant change in effusion or atelectasis" keeps both
                     inner = UNCERTAIN
+                if inner is None and not framed and _slash_joined(doc, mentions, sent_of, mi):
+                    inner = UNCERTAIN  # "atelectasis/pneumonia" is written for "atelectasis or pneumonia"
                 out.append(inner or PRESENT)
                 continue
             out.append(best[2] if best else PRESENT)
@@ -350,6 +352,18 @@ def _near(alt_starts: list[int], m: Mention) -> bool:
     """Whether an "or" lies within reach of an "A, B, C, or D" list around mention `m`."""
     i = bisect_left(alt_starts, m.start - 4 * _OR_GAP)
     return i < len(alt_starts) and alt_starts[i] <= m.end + 4 * _OR_GAP
+
+
+def _slash_joined(doc: Doc, mentions: list[Mention], sent_of: list[int], mi: int) -> bool:
+    """True when a slash stands right between mention `mi` and the finding before or after it, of another class
+    ("atelectasis/pneumonia"); one class either way ("PICC/central line") names that class."""
+    def joined(a: Mention, b: Mention) -> bool:
+        return (b.start == a.end + 1 and doc[a.end].text == "/" and bool(a.classes) and bool(b.classes)
+                and set(a.classes) != set(b.classes))
+
+    m = mentions[mi]
+    return (mi > 0 and sent_of[mi - 1] == sent_of[mi] and joined(mentions[mi - 1], m)) or (
+        mi + 1 < len(mentions) and sent_of[mi + 1] == sent_of[mi] and joined(m, mentions[mi + 1]))
 
 
 def _or_joined(doc: Doc, mentions: list[Mention], sent_of: list[int], mi: int, starts: list[int],

@@ -46,6 +46,17 @@ def value(pipe, text, cls):
         ("Differential diagnosis includes pneumonia.", "Pneumonia", math.nan),
         ("Probable left lower lobe pneumonia.", "Pneumonia", -1.0),
         ("Several age-indeterminate left rib fractures.", "Fracture", 1.0),
+        # a slash between two findings of other classes is an either-or; of one class it names that class
+        ("Left basilar atelectasis/pneumonia.", "Atelectasis", -1.0),
+        ("Left basilar atelectasis/pneumonia.", "Pneumonia", -1.0),
+        ("No atelectasis/pneumonia.", "Pneumonia", 0.0),
+        ("Right PICC/central line tip in the SVC.", "Support Devices", 1.0),
+        # a comparison aside with a de-identified date or a time word keeps the resolution verb's reach
+        ("The right pleural effusion seen on ___ has resolved.", "Pleural Effusion", 0.0),
+        ("The pneumothorax seen on yesterday's study has resolved.", "Pneumothorax", 0.0),
+        ("The pneumothorax seen yesterday has resolved.", "Pneumothorax", 0.0),
+        ("The effusion seen on the radiograph of ___ has resolved.", "Pleural Effusion", 0.0),
+        ("Small effusion seen on ___ is unchanged.", "Pleural Effusion", 1.0),
         # review findings, 2026-11-23
         ("No pneumothorax, small left pleural effusion.", "Pleural Effusion", 1.0),
         ("INDICATION: r/o pneumonia? FINDINGS: Right lower lobe consolidation.", "Consolidation", 1.0),
