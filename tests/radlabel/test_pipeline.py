@@ -57,6 +57,12 @@ def value(pipe, text, cls):
         ("The pneumothorax seen yesterday has resolved.", "Pneumothorax", 0.0),
         ("The effusion seen on the radiograph of ___ has resolved.", "Pleural Effusion", 0.0),
         ("Small effusion seen on ___ is unchanged.", "Pleural Effusion", 1.0),
+        # a broken wire is a device's, not a bone's; a sentence on what radiographs miss asserts nothing
+        ("The third sternotomy wire is fractured.", "Fracture", math.nan),
+        ("Fractured sternal wire, unchanged.", "Fracture", math.nan),
+        ("Healed left rib fractures.", "Fracture", 1.0),
+        ("No displaced rib fracture. Nondisplaced fractures may be radiographically occult.", "Fracture", 0.0),
+        ("No rib fracture is seen, although radiographs are insensitive for rib fractures.", "Fracture", 0.0),
         # review findings, 2026-11-23
         ("No pneumothorax, small left pleural effusion.", "Pleural Effusion", 1.0),
         ("INDICATION: r/o pneumonia? FINDINGS: Right lower lobe consolidation.", "Consolidation", 1.0),
