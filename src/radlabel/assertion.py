@@ -354,12 +354,18 @@ def _near(alt_starts: list[int], m: Mention) -> bool:
     return i < len(alt_starts) and alt_starts[i] <= m.end + 4 * _OR_GAP
 
 
+# Diagnoses a slash offers as alternatives for one opacity ("atelectasis/pneumonia"). Elsewhere a slash often
+# means "and" ("effusions/atelectasis", "cardiomegaly/CHF") or names a finding and its kind ("opacities/
+# atelectasis": the opacity is there), so it joins only these, of two classes (one class names it either way).
+_SLASH_ALTERNATIVES = frozenset({"Atelectasis", "Pneumonia", "Consolidation", "Edema"})
+
+
 def _slash_joined(doc: Doc, mentions: list[Mention], sent_of: list[int], mi: int) -> bool:
-    """True when a slash stands right between mention `mi` and the finding before or after it, of another class
-    ("atelectasis/pneumonia"); one class either way ("PICC/central line") names that class."""
+    """True when a slash stands right between mention `mi` and the finding before or after it, both diagnoses
+    of `_SLASH_ALTERNATIVES` and of different classes ("atelectasis/pneumonia")."""
     def joined(a: Mention, b: Mention) -> bool:
         return (b.start == a.end + 1 and doc[a.end].text == "/" and bool(a.classes) and bool(b.classes)
-                and set(a.classes) != set(b.classes))
+                and set(a.classes) != set(b.classes) and set(a.classes) | set(b.classes) <= _SLASH_ALTERNATIVES)
 
     m = mentions[mi]
     return (mi > 0 and sent_of[mi - 1] == sent_of[mi] and joined(mentions[mi - 1], m)) or (

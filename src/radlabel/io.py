@@ -186,32 +186,36 @@ def iter_table(
         if col not in available:
             raise missing_column_error(col, available, repr(str(path)))
     # Checks above run at call time; rows are read lazily by the generator below.
-    return _iter_rows(path, fmt, wanted, bool(available), chunksize)
+    return _iter_rows(path, fmt, wanted, len(available), chunksize)
 
 
-def _iter_rows(path: Path, fmt: str, wanted: list[str] | None, has_columns: bool,
+def _iter_rows(path: Path, fmt: str, wanted: list[str] | None, n_columns: int,
                chunksize: int) -> Iterator[pd.DataFrame]:
     before = _not_utf8_bytes
-    yield from _decoded_rows(path, fmt, wanted, has_columns, chunksize)
+    yield from _decoded_rows(path, fmt, wanted, n_columns, chunksize)
     if _not_utf8_bytes > before:
         logger.warning("%s is not all UTF-8: %d byte(s) were read as Windows-1252 (check the rows that have "
                        "odd characters)", _shown(str(path)), _not_utf8_bytes - before)
 
 
-def _decoded_rows(path: Path, fmt: str, wanted: list[str] | None, has_columns: bool,
+def _decoded_rows(path: Path, fmt: str, wanted: list[str] | None, n_columns: int,
                   chunksize: int) -> Iterator[pd.DataFrame]:
     try:
-        if not has_columns and fmt != "parquet":
+        if not n_columns and fmt != "parquet":
             return
         if fmt in ("csv", "tsv"):
             sep = "\t" if fmt == "tsv" else ","
             # all columns are read (no usecols, which drops a row's extra text without a word), so a row with
             # an unquoted separator is a tokenizer error or, on the first row, a shift onto an index: both raise.
-            # Only empty cells are blank: an id "NA" stays "NA". A blank line is a row (in a one-column file it
-            # is an empty report; skipping it shifted every later row's labels), except at the end of the file.
+            # Only empty cells are blank: an id "NA" stays "NA". In a one-column file a blank line is an empty
+            # report, so a row (skipping it shifted every later row's labels), except before the header and at
+            # the end of the file; with more columns it is no row (pandas' default), as in a label table.
+            one_column = n_columns == 1
+            encoding = _csv_encoding(path)
             reader = pd.read_csv(path, sep=sep, dtype=str, chunksize=chunksize, keep_default_na=False,
-                                 na_values=[""], encoding=_csv_encoding(path), encoding_errors=_NOT_UTF8,
-                                 skip_blank_lines=False)
+                                 na_values=[""], encoding=encoding, encoding_errors=_NOT_UTF8,
+                                 skip_blank_lines=not one_column,
+                                 skiprows=_leading_blank_lines(path, encoding) if one_column else None)
             with reader:
                 yield from _without_trailing_blank_rows(path, reader, fmt, wanted)
         elif fmt == "parquet":
@@ -233,6 +237,14 @@ def _decoded_rows(path: Path, fmt: str, wanted: list[str] | None, has_columns: b
         raise RadlabelError(f"Could not read {str(path)!r} as {fmt}: {type(exc).__name__}: {exc}.") from exc
     except Exception as exc:
         raise RadlabelError(f"Could not read {str(path)!r} as {fmt}: {type(exc).__name__}: {exc}.") from exc
+
+
+def _leading_blank_lines(path: Path, encoding: str) -> int:
+    with open(path, encoding=encoding, errors=_NOT_UTF8) as fh:
+        for n, line in enumerate(fh):
+            if line.strip():
+                return n
+    return 0
 
 
 def _without_trailing_blank_rows(path: Path, chunks: Iterator[pd.DataFrame], fmt: str,
@@ -546,6 +558,10 @@ class AtomicWriter:
             table = pa.Table.from_pandas(df.astype(ints) if ints else df, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise RadlabelError(f"Cannot write these values to {str(self.path)!r} as parquet: {exc}.") from exc
+        if any(pa.types.is_null(f.type) for f in table.schema):
+            # a text column with no value yet (no rows, every error blank) has arrow's null type: text it is
+            table = table.cast(pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f
+                                          for f in table.schema], metadata=table.schema.metadata))
         if self._pq_writer is None:
             self._arrow_schema = table.schema
             self._pq_writer = pq.ParquetWriter(self._tmp, self._arrow_schema)

@@ -68,6 +68,8 @@ _FEATURE_COLUMN = re.compile(r"f\d+")
 def _refuse_foreign_file(out: Path) -> None:
     """An existing output that is not a feature file (a label table given as -o by mistake) is refused rather
     than replaced: the cache rebuilds only files of its own shape, a 2-D float array or f0.. columns."""
+    if out.stat().st_size == 0:  # an empty placeholder (mktemp, NamedTemporaryFile): nothing to lose
+        return
     try:
         if out.suffix.lower() == ".npy":
             array = np.load(out, mmap_mode="r", allow_pickle=False)

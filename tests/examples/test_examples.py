@@ -447,15 +447,15 @@ def test_chexpert_overrides_may_follow_the_policies(chexpert, monkeypatch, capsy
 
 
 def test_nih_scores_any_finding_from_a_saved_reader_tables_no_finding_flag(nih):
-    # a reader's table keeps the source's "no finding" in a no_finding column, never a class: without this
+    # a reader's table keeps the source's "no finding" in a source_no_finding column, never a class: without this
     # every image counted as "any finding" and the term left mean_auroc without a word
     from radvision.sample import load_nih_sample
 
     gold = load_nih_sample().frame
-    assert "no_finding" in gold
+    assert "source_no_finding" in gold
     frame = nih.gold_frame(gold)
-    assert "no_finding" not in frame
-    np.testing.assert_array_equal(frame["any_finding"], 1.0 - gold["no_finding"].to_numpy(dtype=float))
+    assert "source_no_finding" not in frame
+    np.testing.assert_array_equal(frame["any_finding"], 1.0 - gold["source_no_finding"].to_numpy(dtype=float))
     classes = [c for c in frame.columns if c not in ("key", "any_finding", "split")]
     rng = np.random.default_rng(0)
     pred = pd.DataFrame({"path": gold["path"], **{c: rng.random(len(gold)) for c in classes}})

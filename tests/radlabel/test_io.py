@@ -443,12 +443,16 @@ def test_a_blank_line_is_a_row_and_blank_lines_at_the_end_are_not(tmp_path, chun
     one.write_text("report\nEdema.\n\nNo effusion.\n\n\n")
     rows = pd.concat(list(iter_table(one, chunksize=chunksize)), ignore_index=True)["report"].tolist()
     assert rows[0] == "Edema." and pd.isna(rows[1]) and rows[2] == "No effusion." and len(rows) == 3
-    two = tmp_path / "two.csv"
-    two.write_text("id,report\n1,Edema.\n\n2,No effusion.\n")
-    assert read_table(two)["id"].tolist()[::2] == ["1", "2"] and read_table(two)["id"].isna().tolist()[1]
     with caplog.at_level("INFO", logger="radlabel.io"):
         read_table(one)
     assert "left out 2 blank line(s) at the end" in caplog.text
+    leading = tmp_path / "leading.csv"
+    leading.write_text("\n\nreport\nEdema.\n")
+    assert read_table(leading)["report"].tolist() == ["Edema."]  # blank lines before the header are no rows
+    # with more columns a blank line is no row (a gold table "id,Edema" with one read as a blank id before)
+    two = tmp_path / "two.csv"
+    two.write_text("\nid,report\n1,Edema.\n\n2,No effusion.\n")
+    assert read_table(two)["id"].tolist() == ["1", "2"]
 
 
 def test_jsonl_columns_are_the_keys_of_its_first_lines_not_only_the_first(tmp_path):
@@ -484,3 +488,13 @@ def test_a_full_disk_names_the_output_file(tmp_path):
         writer.write(pd.DataFrame({"a": [1]}))
     assert raised.value.filename == str(out) and raised.value.errno == 28
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_text_column_without_values_is_written_to_parquet_as_text(tmp_path):
+    out = tmp_path / "o.parquet"
+    with AtomicWriter(out) as w:
+        w.write(pd.DataFrame({"id": pd.Series([], dtype=object), "error": pd.Series([], dtype=object)}))
+    import pyarrow.parquet as pq
+
+    assert {str(f.type) for f in pq.read_schema(out)} == {"string"}  # arrow's null type before
+

@@ -285,9 +285,14 @@ def test_an_empty_input_written_as_parquet_has_the_column_types_rows_would_give(
     for name, id_column in (("h", "id"), ("one", "id"), ("h", None), ("one", None)):
         out = tmp_path / f"{name}_{id_column}.parquet"
         labeler.label_file(tmp_path / f"{name}.csv", out, id_column=id_column)
+    import pyarrow.parquet as pq
+
     for id_column in ("id", None):
         empty, one = (pd.read_parquet(tmp_path / f"{n}_{id_column}.parquet") for n in ("h", "one"))
         assert empty.dtypes.to_dict() == one.dtypes.to_dict()  # row and error were float64
+        # the file's own types too (under pandas 2 an empty text column is arrow's null type)
+        schemas = [pq.read_schema(tmp_path / f"{n}_{id_column}.parquet") for n in ("h", "one")]
+        assert [f.type for f in schemas[0]] == [f.type for f in schemas[1]]
 
 
 def test_labeling_does_not_import_torch():

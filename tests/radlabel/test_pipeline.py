@@ -51,12 +51,18 @@ def value(pipe, text, cls):
         ("Left basilar atelectasis/pneumonia.", "Pneumonia", -1.0),
         ("No atelectasis/pneumonia.", "Pneumonia", 0.0),
         ("Right PICC/central line tip in the SVC.", "Support Devices", 1.0),
+        ("Bibasilar opacities/atelectasis.", "Lung Opacity", 1.0),  # the opacity is there, of that kind
+        ("Small bilateral effusions/atelectasis.", "Atelectasis", 1.0),  # here the slash means "and"
+        ("Cardiomegaly/CHF.", "Edema", 1.0),
         # a comparison aside with a de-identified date or a time word keeps the resolution verb's reach
         ("The right pleural effusion seen on ___ has resolved.", "Pleural Effusion", 0.0),
         ("The pneumothorax seen on yesterday's study has resolved.", "Pneumothorax", 0.0),
         ("The pneumothorax seen yesterday has resolved.", "Pneumothorax", 0.0),
         ("The effusion seen on the radiograph of ___ has resolved.", "Pleural Effusion", 0.0),
         ("Small effusion seen on ___ is unchanged.", "Pleural Effusion", 1.0),
+        ("Pneumothorax is not seen on today's exam.", "Pneumothorax", 0.0),  # the study at hand: a denial
+        ("Effusion is no longer present on the portable radiograph.", "Pleural Effusion", 0.0),
+        ("Small effusion, not seen on ___.", "Pleural Effusion", 1.0),  # new since that date
         # a broken wire is a device's, not a bone's; a sentence on what radiographs miss asserts nothing
         ("The third sternotomy wire is fractured.", "Fracture", math.nan),
         ("Fractured sternal wire, unchanged.", "Fracture", math.nan),

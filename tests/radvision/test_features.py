@@ -127,6 +127,9 @@ def test_an_existing_output_that_is_not_a_feature_file_is_refused_not_replaced(t
             _extract(model, table, out, transform=tf)
         assert out.read_bytes() == before
     assert _extract(model, table, labels, transform=tf, overwrite=True).shape[0] == len(table)
+    placeholder = tmp_path / "made_by_mktemp.npy"
+    placeholder.touch()  # an empty file holds nothing to lose
+    assert _extract(model, table, placeholder, transform=tf).shape[0] == len(table)
     assert pd.read_parquet(labels).columns[0] == "path"
 
 

@@ -320,9 +320,9 @@ def test_evaluate_one_class_and_warns_about_gold_columns_it_cannot_score(run_dir
     assert "'subject'" not in caplog.text and "'study'" not in caplog.text  # ids and notes are not classes
     assert "'notes'" not in caplog.text  # an empty column is not one either
     caplog.clear()
-    with caplog.at_level("WARNING"):  # a saved reader table's no_finding flag is meta, not a class to score
-        evaluate_files(pred, gold.assign(no_finding=[1.0] + [0.0] * (len(gold) - 1)))
-    assert "no_finding" not in caplog.text
+    with caplog.at_level("WARNING"):  # a saved reader table's source_no_finding flag is meta, not a class to score
+        evaluate_files(pred, gold.assign(source_no_finding=[1.0] + [0.0] * (len(gold) - 1)))
+    assert "source_no_finding" not in caplog.text
 
 
 def test_explain_folders_and_images_with_the_same_name(run_dir, tmp_path):

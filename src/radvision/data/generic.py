@@ -50,19 +50,21 @@ def _column(df: pd.DataFrame, name: str, what: str, csv: Path) -> str:
     )
 
 
-def _mask_labeler_errors(values: pd.DataFrame, df: pd.DataFrame, name: str) -> pd.DataFrame:
-    """A row a labeler could not read (radlabel's `error` column filled) is no evidence of absence: its labels
-    stay unknown even when ``unmentioned="negative"`` would have made its blanks 0."""
+def _mask_labeler_errors(values: pd.DataFrame, read: pd.DataFrame, df: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A report a labeler could not read (radlabel's `error` column filled and no label `read`) is no evidence of
+    absence: its labels stay unknown even when ``unmentioned="negative"`` would have made its blanks 0. A row
+    with labels beside its note (a report labelled after truncation) keeps them, as radlabel's to_binary does."""
     if "error" not in df:
         return values
-    failed = (df["error"].astype("string").fillna("").str.strip() != "").to_numpy()
+    noted = (df["error"].astype("string").fillna("").str.strip() != "").to_numpy()
+    failed = noted & read.isna().all(axis=1).to_numpy()
     if not failed.any():
         return values
     first = int(np.flatnonzero(failed)[0])
     changed = values.loc[failed].notna().to_numpy().any()
     (log.warning if changed else log.info)(
-        "%s: %d row(s) have a labeler error (first: data row %d: %s); their labels are left unknown, not "
-        "negative", name, int(failed.sum()), first + 1, str(df["error"].iloc[first]).strip())
+        "%s: %d row(s) have a labeler error and no label (first: data row %d: %s); their labels are left "
+        "unknown, not negative", name, int(failed.sum()), first + 1, str(df["error"].iloc[first]).strip())
     values = values.copy()
     values.loc[failed] = np.nan
     return values
@@ -129,7 +131,7 @@ def read_csv_table(
         # data.classes is still not "No Finding"); other unchosen columns may be 0 / 1 flags (portable, say).
         findings = [c for c in df.columns if c != NO_FINDING and (c in coerced.columns or c in CHEXPERT_CLASSES)]
         coerced[NO_FINDING] = no_finding_beside_findings(coerced[NO_FINDING], df[findings])
-    values = _mask_labeler_errors(apply_policy(coerced, policy, unmentioned), df, csv.name)
+    values = _mask_labeler_errors(apply_policy(coerced, policy, unmentioned), coerced, df, csv.name)
     # blank cells stay "" so check_files names their rows; spaces around a name are not part of it
     paths = df[path_column].astype("string").fillna("").str.strip().astype(str)
     if os.sep == "/":  # a table written on Windows (images\\a.png), as the CheXpert reader reads it

@@ -26,7 +26,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Class names that mean "nothing found"; when the table has no such class, `downsample` drops images its
-#: source marks as having no finding (the readers' `no_finding` column), else images known 0 in every class.
+#: source marks as having no finding (the readers' `source_no_finding` column), else images known 0 in every class.
 NO_FINDING_NAMES = ("No Finding", "No_Finding", "normal", "Normal")
 
 
@@ -139,7 +139,7 @@ def downsample(table: LabelTable, fractions: Mapping[str, float], seed: int = 0)
     labelled No Finding and nothing else, and 30 % of images whose single finding is Effusion; images
     with Effusion plus another finding are all kept. A "No Finding"-like key (see `NO_FINDING_NAMES`)
     that is not a class selects the rows the source marks as having no finding at all (the readers'
-    `no_finding` column), or without one, the rows negative (0, not unknown) for every class. Order is
+    `source_no_finding` column), or without one, the rows negative (0, not unknown) for every class. Order is
     preserved.
     """
     if not fractions:

@@ -45,7 +45,7 @@ REQUIRED_COLUMNS = ("path", "patient_id")
 # Readers that know whether an image has no finding at all (CheXpert, MIMIC-CXR, NIH) keep it in this extra
 # column when "No Finding" is not a chosen class, so `downsample`'s No Finding key drops only those images,
 # not the ones whose findings lie outside the chosen classes. Like the other meta columns it is never a class.
-NO_FINDING_COLUMN = "no_finding"
+NO_FINDING_COLUMN = "source_no_finding"  # not "no_finding", which a dataset may use as a class
 META_COLUMNS = ("path", "patient_id", "age", "sex", "view", "split", NO_FINDING_COLUMN)
 
 

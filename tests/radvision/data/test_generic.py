@@ -134,11 +134,13 @@ def test_a_report_the_labeler_could_not_read_stays_unknown_even_when_unmentioned
     for i in range(3):
         helpers.save_gray(tmp_path / f"{i}.png", seed=i)
     pd.DataFrame({"path": [f"{i}.png" for i in range(3)], "Edema": [1, None, None], "No Finding": [None, 1, None],
-                  "error": [None, None, "no words in the labelled sections"]}).to_csv(tmp_path / "l.csv", index=False)
+                  "error": ["truncated to the first 100000 characters", None, "no words in the labelled sections"]}
+                 ).to_csv(tmp_path / "l.csv", index=False)
     with caplog.at_level("WARNING"):
         t = read_csv_table(tmp_path / "l.csv", unmentioned="negative")
+    # a note beside labels (a report labelled after truncation) keeps them
     np.testing.assert_array_equal(t.labels(), [[1, 0], [0, 1], [np.nan, np.nan]])
-    assert "1 row(s) have a labeler error (first: data row 3: no words" in caplog.text
+    assert "1 row(s) have a labeler error and no label (first: data row 3: no words" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING"):  # masked already leaves its blanks unknown: nothing to warn about
         np.testing.assert_array_equal(read_csv_table(tmp_path / "l.csv").labels()[2], [np.nan, np.nan])
@@ -152,9 +154,20 @@ def test_a_saved_reader_table_reads_back_with_its_no_finding_flag_as_meta(tmp_pa
     saved = load_nih_sample()
     saved.frame.to_csv(tmp_path / "gold.csv", index=False)
     back = read_csv_table(tmp_path / "gold.csv")
-    assert back.classes == saved.classes  # no_finding is not a 15th class
-    np.testing.assert_array_equal(back.frame["no_finding"], saved.frame["no_finding"])
+    assert back.classes == saved.classes  # source_no_finding is not a 15th class
+    np.testing.assert_array_equal(back.frame["source_no_finding"], saved.frame["source_no_finding"])
     assert len(downsample(back, {"No Finding": 1.0})) == len(downsample(saved, {"No Finding": 1.0}))
+
+
+def test_a_class_named_no_finding_is_a_class(tmp_path, helpers):
+    # the readers' own flag is source_no_finding, so a dataset's "no_finding" class stays a class
+    for cls in ("no_finding", "pneumonia"):
+        for i in range(2):
+            helpers.save_gray(tmp_path / "f" / cls / f"{i}.png", seed=i)
+    assert read_folder(tmp_path / "f").classes == ["no_finding", "pneumonia"]
+    pd.DataFrame({"path": [f"f/no_finding/{i}.png" for i in range(2)], "no_finding": [1, 0],
+                  "pneumonia": [0, 1]}).to_csv(tmp_path / "l.csv", index=False)
+    assert read_csv_table(tmp_path / "l.csv").classes == ["no_finding", "pneumonia"]
 
 
 def test_a_header_only_or_label_less_csv_is_named(tmp_path):

@@ -109,9 +109,9 @@ def test_downsample_no_finding_drops_only_images_without_any_finding():
     # Effusion / Mass chosen from a source with more classes: all-negative rows may carry other findings
     frame = pd.DataFrame({"path": [f"/i/{i}.png" for i in range(6)], "patient_id": list("abcdef"),
                           "Effusion": [0, 0, np.nan, 1, 0, 0], "Mass": [0, 0, np.nan, 0, np.nan, 0],
-                          "no_finding": [1, 0, 0, 0, 0, 1]}, dtype=object).astype({"Effusion": float, "Mass": float})
+                          "source_no_finding": [1, 0, 0, 0, 0, 1]}, dtype=object).astype({"Effusion": float, "Mass": float})
     t = LabelTable(frame, ["Effusion", "Mass"])
     out = downsample(t, {"No Finding": 1.0})
     assert out.frame["path"].tolist() == ["/i/1.png", "/i/2.png", "/i/3.png", "/i/4.png"]  # was: 0, 1, 2, 4, 5 gone
-    bare = LabelTable(frame.drop(columns="no_finding"), ["Effusion", "Mass"])  # no source flag: known negatives only
+    bare = LabelTable(frame.drop(columns="source_no_finding"), ["Effusion", "Mass"])  # no source flag: known negatives only
     assert downsample(bare, {"No Finding": 1.0}).frame["path"].tolist() == ["/i/2.png", "/i/3.png", "/i/4.png"]

@@ -145,6 +145,6 @@ def test_a_blank_finding_labels_cell_is_unknown_and_no_finding_is_kept_for_downs
     assert np.isnan(t.labels()[3]).all()  # was 0, and No Finding 0: contradictory
     assert "1 row(s) have an empty 'Finding Labels' cell (first: 00000003_000.png)" in caplog.text
     emphysema = read_nih(tmp_path, classes=["Emphysema"])
-    assert emphysema.frame["no_finding"].tolist()[:3] == [0.0, 0.0, 1.0]
+    assert emphysema.frame["source_no_finding"].tolist()[:3] == [0.0, 0.0, 1.0]
     kept = downsample(emphysema, {"No Finding": 1.0}).frame["path"].map(lambda p: Path(p).name).tolist()
     assert kept == ["00000001_000.png", "00000001_001.png", "00000003_000.png"]  # only the No Finding image goes
