@@ -64,22 +64,19 @@ def label_values(frame: pd.DataFrame, classes: Sequence[str], name: str) -> np.n
 
 
 
-def _holds_other_values(column: pd.Series) -> bool:
-    """Whether a cell holds something other than 1, 0, -1 or blank (a split, a note, an id)."""
+def _label_cells(column: pd.Series) -> np.ndarray | None:
+    """The column's cells as label values (NaN for blank), or None when one holds something else (a split, a note,
+    an id)."""
     try:
-        label_values(column.to_frame(), [column.name], "")
+        return label_values(column.to_frame(), [column.name], "")[:, 0]
     except RadlabelError:
-        return True
-    return False
+        return None
 
 
 def _label_like(column: pd.Series) -> bool:
     """Whether every filled cell is 1, 0 or -1 and one is filled (a label column, not ids or notes)."""
-    try:
-        values = label_values(column.to_frame(), [column.name], "")
-    except RadlabelError:
-        return False
-    return bool((~np.isnan(values)).any())
+    cells = _label_cells(column)
+    return cells is not None and bool((~np.isnan(cells)).any())
 
 
 def _align(pred: pd.DataFrame, gold: pd.DataFrame, id_column: str | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -133,7 +130,7 @@ def evaluate(
         shared = [c for c in gold.columns if c not in skip and c in pred.columns]
         # a column both tables fill with other values (split, a note) is not a class; one that only one table
         # fills so is still scored, and refused below naming the odd value
-        others = [c for c in shared if _holds_other_values(gold[c]) and _holds_other_values(pred[c])]
+        others = [c for c in shared if _label_cells(gold[c]) is None and _label_cells(pred[c]) is None]
         if others:
             logger.info("not scoring the shared column(s) %s: they hold values other than 1, 0, -1 or blank",
                         ", ".join(map(repr, others)))
