@@ -69,6 +69,11 @@ def value(pipe, text, cls):
         ("Healed left rib fractures.", "Fracture", 1.0),
         ("No displaced rib fracture. Nondisplaced fractures may be radiographically occult.", "Fracture", 0.0),
         ("No rib fracture is seen, although radiographs are insensitive for rib fractures.", "Fracture", 0.0),
+        # a differential or an alternative explanation named after the finding
+        ("Pneumonia is in the differential.", "Pneumonia", math.nan),
+        ("Pneumonia remains a possibility.", "Pneumonia", math.nan),
+        ("Edema could account for these findings.", "Edema", -1.0),
+        ("Aspiration pneumonia could also have this appearance.", "Pneumonia", -1.0),
         # review findings, 2026-11-23
         ("No pneumothorax, small left pleural effusion.", "Pleural Effusion", 1.0),
         ("INDICATION: r/o pneumonia? FINDINGS: Right lower lobe consolidation.", "Consolidation", 1.0),
