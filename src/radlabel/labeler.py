@@ -42,7 +42,7 @@ from radlabel.io import (
     report_files,
     table_format,
 )
-from radlabel.pipeline import Pipeline, check_sections, get_pipeline
+from radlabel.pipeline import Pipeline, check_sections, get_pipeline, schema_cache_key
 from radlabel.schema import list_schemas, load_schema, with_no_finding_rule
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ def _check_text(value: Any, max_chars: int) -> tuple[str | None, str]:
         return None, ERR_MISSING
     if not isinstance(value, str):
         return None, ERR_NOT_TEXT
+    value = str(value)  # a str subclass (numpy's str_) is what spaCy's tokenizer refuses
     if not value.strip():
         return None, ERR_EMPTY
     head = value[:4096]
@@ -246,14 +247,16 @@ class Labeler:
         # Validate now; the matchers are compiled on first use, so with jobs > 1 only the workers pay for them.
         loaded = load_schema(schema)
         self.schema = with_no_finding_rule(loaded, no_finding)
-        # a built-in name keeps its shared Pipeline; a changed rule travels in the Schema itself
-        self._schema_arg = schema if self.schema is loaded else self.schema
+        # a built-in name keeps its shared Pipeline; a file or a changed rule travels as the Schema just loaded, so
+        # the matchers and the class columns come from the same reading of the file (and so do workers')
+        builtin = isinstance(schema, str) and schema in list_schemas()
+        self._schema_arg = schema if builtin and self.schema is loaded else self.schema
         self._sections = sections
         check_sections(sections)
         self.class_names: list[str] = list(self.schema.class_names)
         self.progress = progress
-        if max_chars < 1:
-            raise RadlabelError(f"max_chars must be a positive number of characters, got {max_chars}.")
+        if isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1:
+            raise RadlabelError(f"max_chars must be a positive number of characters, got {max_chars!r}.")
         self.max_chars = max_chars
 
     @cached_property
@@ -342,6 +345,9 @@ class Labeler:
                 raise missing_column_error(text_column, list(data.columns), "the DataFrame")
             if id_column is not None and id_column not in data.columns:
                 raise missing_column_error(id_column, list(data.columns), "the DataFrame")
+            for column in {text_column, id_column} - {None}:
+                if isinstance(data[column], pd.DataFrame):
+                    raise RadlabelError(f"The DataFrame has the column {column!r} more than once; rename one.")
             texts_s = data[text_column]
             ids_s = data[id_column] if id_column is not None else None
         else:
@@ -352,6 +358,8 @@ class Labeler:
             table_format_graphs(graphs)
             check_outputs({"The graphs file": graphs}, {})
         jobs = self._check_jobs(jobs)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise RadlabelError(f"batch_size must be a positive number of reports, got {batch_size!r}.")
         texts = texts_s.tolist()
         if len(texts) <= batch_size:
             jobs = 1  # one batch: starting worker processes would cost more than it saves
@@ -492,7 +500,7 @@ _LABELERS: dict[tuple, Labeler] = {}
 
 
 def _cached_labeler(schema: Any, sections: Any, no_finding: str | None = None) -> Labeler:
-    key = (schema, tuple(sections) if not isinstance(sections, str) else sections, no_finding)
+    key = (schema_cache_key(schema), tuple(sections) if not isinstance(sections, str) else sections, no_finding)
     try:
         hash(key)
     except TypeError:  # e.g. an unhashable Schema object: build a fresh one
@@ -515,7 +523,15 @@ def label(reports: Iterable[Any] | pd.Series | str, schema: Any = "chexpert",
                             "Labeler.label_corpus(df, text_column=...).")
     if isinstance(reports, str):
         reports = [reports]
-    series = reports if isinstance(reports, pd.Series) else pd.Series(list(reports), dtype=object)
+    if isinstance(reports, bytes | bytearray):
+        raise RadlabelError("label() takes report texts; decode bytes first (e.g. data.decode('utf-8')).")
+    if not isinstance(reports, pd.Series):
+        try:
+            reports = list(reports)
+        except TypeError:
+            raise RadlabelError(f"label() takes a report text or an iterable of them (list, Series), not "
+                                f"{type(reports).__name__}.") from None
+    series = reports if isinstance(reports, pd.Series) else pd.Series(reports, dtype=object)
     labeler = _cached_labeler(schema, sections, no_finding)
     labeler.progress = progress
     return labeler.label_corpus(series, jobs=jobs)

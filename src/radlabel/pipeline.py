@@ -11,6 +11,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import spacy
 from spacy.attrs import IDX
@@ -24,7 +25,7 @@ from radlabel.graph import Entity, ReportGraph
 from radlabel.mentions import ABSENT, ANATOMY, MODIFIER, MentionMatcher
 from radlabel.normalize import normalize
 from radlabel.relations import BARE_HEDGES, MODIFY, find_relations
-from radlabel.schema import Schema, load_schema
+from radlabel.schema import Schema, list_schemas, load_schema
 from radlabel.sections import CANONICAL, canonical_section, find_sections
 from radlabel.sentences import split_sentences
 
@@ -73,8 +74,16 @@ def _negated_suggestions(doc, mentions, msent, links, lsent, status: dict, absen
 def _blank_nlp():
     nlp = spacy.blank("en")
     nlp.max_length = 10**9  # the tokenizer is linear; we only ever call make_doc
-    nlp.tokenizer.rules = _with_case_variants(nlp.tokenizer.rules)
+    rules = {k: v for k, v in nlp.tokenizer.rules.items() if k not in _WORDS_NOT_ABBREVIATIONS}
+    nlp.tokenizer.rules = _with_case_variants(rules)
     return nlp
+
+
+_LINE_BREAKS = str.maketrans({"\u2028": "\n", "\u2029": "\n", "\x85": "\n"})
+
+# spaCy keeps US state abbreviations whole ("Mass." for Massachusetts): in a report they are words ending a
+# sentence, and "IMPRESSION: Mass." lost its finding (read as No Finding)
+_WORDS_NOT_ABBREVIATIONS = frozenset({"Mass.", "Ill.", "Wash.", "Miss."})
 
 
 def _with_case_variants(rules: dict) -> dict:
@@ -161,7 +170,10 @@ class Pipeline:
         """The graph of one report (entities only from the selected sections)."""
         if not isinstance(text, str):
             raise RadlabelError(f"A report must be a str, not {type(text).__name__}.")
-        norm = normalize(text)
+        text = str(text)  # a str subclass (numpy's str_) is what spaCy's tokenizer refuses
+        # Unicode line and paragraph separators (and NEL) are line breaks: sections are found by lines. One
+        # character for one keeps every offset.
+        norm = normalize(text.translate(_LINE_BREAKS))
         ntext = norm.text
         to_orig = norm.to_original
         secs = find_sections(ntext)
@@ -273,16 +285,28 @@ def _tokens(texts: list[str]) -> tuple[list[str], list[int] | None]:
 
 
 @lru_cache(maxsize=16)
-def _cached(schema, sections) -> Pipeline:
+def _cached(key, sections, schema) -> Pipeline:
     return Pipeline(schema, sections)
+
+
+def schema_cache_key(schema: Any) -> Any:
+    """What a schema argument is cached under: a YAML file's path with its size and modification time (an edited
+    file is another schema; keyed on its path alone, the old matchers labelled the new classes), else itself."""
+    if isinstance(schema, str | Path) and not (isinstance(schema, str) and schema in list_schemas()):
+        path = Path(schema).expanduser()
+        try:
+            st = path.stat()
+        except OSError:
+            return str(schema)  # loading it will say what is wrong
+        return str(path.resolve()), st.st_mtime_ns, st.st_size
+    return schema
 
 
 def get_pipeline(schema: str | Path | Schema = "chexpert", sections=("findings", "impression")) -> Pipeline:
     """A Pipeline shared per (schema, sections): compiling matchers is the expensive part."""
-    key_schema = str(schema) if isinstance(schema, Path) else schema
     key_sections = sections if sections is None or isinstance(sections, str) else tuple(sections)
     try:
-        return _cached(key_schema, key_sections)
+        return _cached(schema_cache_key(schema), key_sections, schema)
     except TypeError:  # unhashable input: build it uncached (and let validation explain)
         return Pipeline(schema, sections)
 

@@ -229,6 +229,10 @@ def schema_from_dict(data: Any, source: str = "<dict>") -> Schema:
     no_finding = data.get("no_finding")
     if no_finding is not None and (not isinstance(no_finding, str) or not no_finding.strip()):
         raise RadlabelError(f"Key 'no_finding' in schema {source} must be a class name string or null.")
+    no_finding = no_finding.strip() if no_finding is not None else None  # a column name, as class names are
+    if no_finding == "error":
+        raise RadlabelError(f"Key 'no_finding' in schema {source} names 'error', which is reserved for the labels' "
+                            "status column; choose another name.")
     if no_finding in seen:
         raise RadlabelError(
             f"Key 'no_finding' in schema {source} names {no_finding!r}, which must not also be listed in 'classes'."

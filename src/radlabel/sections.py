@@ -107,7 +107,7 @@ def find_sections(text: str) -> list[Section]:
             if m is not None and m.group("name").isupper():
                 heads.append((m.start("name"), pos + 1, m.group("name")))
         pos = text.find(":", pos + 1)
-    if "\n" in text:
+    if "\n" in text or len(text) <= _LOOKBACK:  # a short text may be a header alone ("IMPRESSION")
         heads.extend((m.start("name"), m.end(), m.group("name")) for m in _BARE.finditer(text))
         heads.sort()
     if not heads:

@@ -444,3 +444,39 @@ def test_an_input_without_rows_warns(tmp_path, caplog):
     src.write_text("id,report\n")
     Labeler(progress=False).label_file(src, tmp_path / "out.csv", id_column="id")
     assert "has no rows" in caplog.text
+
+
+def test_an_edited_schema_file_is_read_again(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nclasses:\n  - name: Edema\n    mentions: [edema]\n"
+                    "  - name: Cardiomegaly\n    mentions: [cardiomegaly]\n")
+    assert Labeler(schema=path, progress=False).label_text("Edema.")["Edema"] == 1.0
+    assert radlabel.label(["Edema."], schema=str(path))["Edema"].iloc[0] == 1.0
+    path.write_text("name: s\nclasses:\n  - name: Cardiomegaly\n    mentions: [cardiomegaly]\n"
+                    "  - name: Edema\n    mentions: [edema]\n  - name: Mass\n    mentions: [mass]\n")
+    os.utime(path, ns=(1, 1))  # a stamp unlike the first file's, however fast the rewrite
+    # keyed on the path alone, the old matchers labelled the new columns: Cardiomegaly 1, or a ValueError
+    row = Labeler(schema=path, progress=False).label_text("Edema. Mass.")
+    assert row["Edema"] == 1.0 and row["Mass"] == 1.0 and math.isnan(row["Cardiomegaly"])
+    again = radlabel.label(["Edema. Mass."], schema=str(path))
+    assert list(again.columns) == ["Cardiomegaly", "Edema", "Mass", "error"] and again["Mass"].iloc[0] == 1.0
+    assert [e.classes for e in radlabel.parse("Mass.", schema=str(path)).entities] == [("Mass",)]
+
+
+def test_odd_but_textual_inputs_are_labelled_and_bad_calls_are_named(labeler):
+    texts = np.array(["Cardiomegaly.", "IMPRESSION", "INDICATION: Cough.\u2028FINDINGS: Cardiomegaly.", "Mass."])
+    out = radlabel.label(texts)  # numpy's str_ was refused by spaCy's tokenizer on every row
+    assert out["Cardiomegaly"].tolist()[0] == 1.0 and out["error"].iloc[0] == ""
+    assert out["error"].iloc[1].startswith("no words") and math.isnan(out["No Finding"].iloc[1])  # was normal
+    assert out["Cardiomegaly"].iloc[2] == 1.0  # a Unicode line separator ends the indication's line
+    assert out["Lung Lesion"].iloc[3] == 1.0  # spaCy kept "Mass." whole, as Massachusetts
+    for bad, match in ((None, "not NoneType"), (5, "not int"), (b"No effusion", "decode bytes")):
+        with pytest.raises(RadlabelError, match=match):
+            radlabel.label(bad)
+    with pytest.raises(RadlabelError, match="max_chars must be a positive number"):
+        Labeler(max_chars="100")
+    with pytest.raises(RadlabelError, match="batch_size must be a positive number"):
+        labeler.label_corpus(pd.Series(["x"]), batch_size=0)
+    twice = pd.DataFrame([["a", "b"]], columns=["report", "report"])
+    with pytest.raises(RadlabelError, match="column 'report' more than once"):
+        labeler.label_corpus(twice)

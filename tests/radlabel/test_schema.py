@@ -120,3 +120,10 @@ def test_a_class_named_error_is_reserved(tmp_path):
     path.write_text("name: x\nclasses:\n  - name: error\n    mentions: [effusion]\n")
     with pytest.raises(RadlabelError, match="'error' .* reserved for the labels' status column"):
         load_schema(path)
+
+
+def test_no_finding_named_error_is_reserved_and_its_name_is_stripped():
+    classes = [{"name": "A", "mentions": ["a"]}]
+    with pytest.raises(RadlabelError, match="'no_finding' .* names 'error', which is reserved"):
+        schema_from_dict({"name": "s", "classes": classes, "no_finding": "error"}, source="s.yaml")
+    assert schema_from_dict({"name": "s", "classes": classes, "no_finding": " Normal "}).no_finding == "Normal"
