@@ -239,7 +239,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.epochs=5")
-    p.add_argument("--root", help="NIH ChestX-ray14 folder (Data_Entry_2017*.csv, images*/, split lists)")
+    p.add_argument("--root", "--data-root", dest="root",  # --data-root as the other two studies spell it
+                   help="NIH ChestX-ray14 folder (Data_Entry_2017*.csv, images*/, split lists)")
     p.add_argument("--smoke", action="store_true", help="1 epoch at 64 px on a few bundled sample images")
     p.add_argument("--run-dir", help="where the run is written (default runs/nih_densenet_fpn)")
     p.add_argument("--min-positives", type=int, default=None,

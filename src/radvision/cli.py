@@ -357,8 +357,25 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv: list[str] | None
         if twice is not None:  # as a key given twice in a YAML file: which one was meant is not known
             parser.error(f"the override {twice} is given twice; keep one")
     if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{_override_hint(extra) if takes_overrides(args) else ''}")
     return args
+
+
+def _override_hint(extra: list[str]) -> str:
+    """"; config values are set as key=value: optim.epochs=3" for an option spelled like a config key
+    ("--epochs 3"), which people try first."""
+    from radvision.config import Config, flatten_config
+
+    keys = flatten_config(Config())
+    for i, arg in enumerate(extra):
+        name, _, value = arg.lstrip("-").partition("=")
+        if not arg.startswith("--") or not name:
+            continue
+        value = value or (extra[i + 1] if i + 1 < len(extra) and not extra[i + 1].startswith("-") else "VALUE")
+        dotted = [k for k in keys if k.rsplit(".", 1)[-1] == name.replace("-", "_")]
+        if dotted:
+            return f"; config values are set as key=value after the config: {' or '.join(f'{k}={value}' for k in dotted)}"
+    return ""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

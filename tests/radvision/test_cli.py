@@ -390,6 +390,17 @@ def test_an_output_that_is_an_input_is_refused_before_the_work(trained, tmp_path
     assert (tmp_path / "gold.csv").read_bytes() == before
 
 
+def test_an_option_spelled_like_a_config_key_says_how_to_override_it(trained, capsys):
+    for argv, hint in ((["--epochs", "3"], "optim.epochs=3"), (["--lr=0.1"], "optim.lr=0.1")):
+        with pytest.raises(SystemExit) as exc:
+            main(["train", str(trained / "cfg.yaml"), *argv])
+        assert exc.value.code == 2
+        assert f"config values are set as key=value after the config: {hint}" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", str(trained / "cfg.yaml"), "--bogus"])
+    assert "key=value" not in capsys.readouterr().err
+
+
 def test_an_override_given_twice_is_an_error_and_version_prints(trained, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["train", str(trained / "cfg.yaml"), "optim.lr=1e-3", "optim.lr=2e-3"])
