@@ -217,7 +217,10 @@ def _decoded_rows(path: Path, fmt: str, wanted: list[str] | None, n_columns: int
                                  skip_blank_lines=not one_column,
                                  skiprows=_leading_blank_lines(path, encoding) if one_column else None)
             with reader:
-                yield from _without_trailing_blank_rows(path, reader, fmt, wanted)
+                for chunk in _without_trailing_blank_rows(reader, path) if one_column else reader:
+                    if not isinstance(chunk.index, pd.RangeIndex):
+                        raise _ragged(path, fmt, "Data row 1")
+                    yield chunk[wanted] if wanted else chunk
         elif fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -247,20 +250,15 @@ def _leading_blank_lines(path: Path, encoding: str) -> int:
     return 0
 
 
-def _without_trailing_blank_rows(path: Path, chunks: Iterator[pd.DataFrame], fmt: str,
-                                 wanted: list[str] | None) -> Iterator[pd.DataFrame]:
-    """The chunks in order, blank rows kept except those after the file's last non-blank row (the empty lines
-    an editor leaves at the end), which are held back until a later row shows they are not at the end."""
+def _without_trailing_blank_rows(chunks: Iterator[pd.DataFrame], path: Path) -> Iterator[pd.DataFrame]:
+    """One-column chunks in order, blank rows kept except those after the file's last non-blank row (the empty
+    lines an editor leaves at the end), which are held back until a later row shows they are not at the end."""
     held: pd.DataFrame | None = None
     for chunk in chunks:
-        if not isinstance(chunk.index, pd.RangeIndex):
-            raise _ragged(path, fmt, "Data row 1")
-        filled = chunk.notna().any(axis=1).to_numpy()  # over every column, not only the wanted ones
-        chunk = chunk[wanted] if wanted else chunk
         if held is not None:
             chunk = pd.concat([held, chunk], ignore_index=True)
-        trailing_blank = len(filled) - int(filled.nonzero()[0][-1]) - 1 if filled.any() else len(chunk)
-        end = len(chunk) - trailing_blank
+        filled = chunk.iloc[:, 0].notna().to_numpy()
+        end = int(filled.nonzero()[0][-1]) + 1 if filled.any() else 0
         held = chunk.iloc[end:] if end < len(chunk) else None
         if end:
             yield chunk.iloc[:end]

@@ -43,7 +43,7 @@ from radlabel.io import (
     table_format,
 )
 from radlabel.pipeline import Pipeline, check_sections, get_pipeline, schema_cache_key
-from radlabel.schema import list_schemas, load_schema, with_no_finding_rule
+from radlabel.schema import is_builtin_schema, list_schemas, load_schema, with_no_finding_rule
 
 logger = logging.getLogger(__name__)
 
@@ -249,8 +249,7 @@ class Labeler:
         self.schema = with_no_finding_rule(loaded, no_finding)
         # a built-in name keeps its shared Pipeline; a file or a changed rule travels as the Schema just loaded, so
         # the matchers and the class columns come from the same reading of the file (and so do workers')
-        builtin = isinstance(schema, str) and schema in list_schemas()
-        self._schema_arg = schema if builtin and self.schema is loaded else self.schema
+        self._schema_arg = schema if is_builtin_schema(schema) and self.schema is loaded else self.schema
         self._sections = sections
         check_sections(sections)
         self.class_names: list[str] = list(self.schema.class_names)

@@ -25,7 +25,7 @@ from radlabel.graph import Entity, ReportGraph
 from radlabel.mentions import ABSENT, ANATOMY, MODIFIER, MentionMatcher
 from radlabel.normalize import normalize
 from radlabel.relations import BARE_HEDGES, MODIFY, find_relations
-from radlabel.schema import Schema, list_schemas, load_schema
+from radlabel.schema import Schema, is_builtin_schema, load_schema
 from radlabel.sections import CANONICAL, canonical_section, find_sections
 from radlabel.sentences import split_sentences
 
@@ -289,15 +289,10 @@ def _cached(key, sections, schema) -> Pipeline:
     return Pipeline(schema, sections)
 
 
-@lru_cache(maxsize=1)
-def _builtin_schemas() -> frozenset[str]:
-    return frozenset(list_schemas())  # the package's own files: listing them on every parse() cost ~10 us
-
-
 def schema_cache_key(schema: Any) -> Any:
     """What a schema argument is cached under: a YAML file's path with its size and modification time (an edited
     file is another schema; keyed on its path alone, the old matchers labelled the new classes), else itself."""
-    if isinstance(schema, str | Path) and not (isinstance(schema, str) and schema in _builtin_schemas()):
+    if isinstance(schema, str | Path) and not is_builtin_schema(schema):
         path = Path(schema).expanduser()
         try:
             st = path.stat()

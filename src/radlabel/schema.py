@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ import yaml
 
 from radlabel.errors import RadlabelError
 
-__all__ = ["ClassSpec", "Schema", "list_schemas", "load_schema", "schema_from_dict"]
+__all__ = ["ClassSpec", "Schema", "is_builtin_schema", "list_schemas", "load_schema", "schema_from_dict"]
 
 _BUILTIN_DIR = Path(__file__).resolve().parent / "schemas"
 _TOP_KEYS = {"name", "classes", "no_finding", "no_finding_ignore", "no_finding_rule", "description"}
@@ -77,6 +77,16 @@ class Schema:
 def list_schemas() -> list[str]:
     """Names of the built-in schemas."""
     return sorted(p.stem for p in _BUILTIN_DIR.glob("*.yaml"))
+
+
+@lru_cache(maxsize=1)
+def _builtin_names() -> frozenset[str]:
+    return frozenset(list_schemas())  # the package's own files: listing them on every parse() cost ~10 us
+
+
+def is_builtin_schema(schema: Any) -> bool:
+    """Whether `schema` is the name of a built-in schema ("chexpert"), not a file or a Schema."""
+    return isinstance(schema, str) and schema in _builtin_names()
 
 
 def load_schema(schema: str | Path | Schema) -> Schema:

@@ -357,8 +357,8 @@ def _prepare_output_dir(out: Path) -> None:
 
 def _write_outputs(result: StatsResult, out: Path, plots: bool, top: int) -> None:
     """Every file is written into a hidden folder inside `out` first and moved in only when all are written, so
-    a failed write (a full disk) leaves the earlier run's set as it was, not a partial set."""
-    _prepare_output_dir(out)
+    a failed write (a full disk) leaves the earlier run's set as it was, not a partial set. `out` was made and
+    tried (`_prepare_output_dir`) before the corpus was read."""
     staging = Path(tempfile.mkdtemp(prefix=".stats-", dir=out))
     try:
         for name, table in result.tables.items():
