@@ -1,8 +1,8 @@
 """The `radlabel` command: label, parse, evaluate, stats, schemas.
 
 User errors (RadlabelError, missing files) print one sentence to stderr and exit with code 2,
-without a traceback; a system error (a full disk, a read-only folder) prints one line and exits 1; Ctrl-C
-exits 130 and leaves no partial output (writes are atomic).
+without a traceback; a system error (a full disk, a read-only folder, a worker process killed) prints one
+line and exits 1; Ctrl-C exits 130 and leaves no partial output (writes are atomic).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from radlabel.errors import RadlabelError
+from radlabel.errors import RadlabelError, WorkerDiedError
 
 logger = logging.getLogger("radlabel.cli")
 
@@ -355,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _sigterm_interrupts():
             return COMMANDS[args.command](args)
+    except WorkerDiedError as exc:  # the machine's problem, as a full disk: exit 1
+        print(f"radlabel: error: {exc}", file=sys.stderr)
+        return 1
     except RadlabelError as exc:
         print(f"radlabel: error: {exc}", file=sys.stderr)
         return 2

@@ -60,6 +60,24 @@ class Entity:
     assertion: str = ""
 
 
+# the optional entity fields of radlabel's own JSON, with the types `Entity` gives them
+_OPTIONAL_FIELDS = {"tokens": ((str,), "text"), "char_start": ((int,), "an integer"),
+                    "char_end": ((int,), "an integer"), "section": ((str, type(None)), "text or null"),
+                    "classes": ((list, tuple), "a list of class names"), "modifier": ((bool,), "true or false"),
+                    "assertion": ((str,), "text")}
+
+
+def _check_fields(eid: Any, raw: dict[str, Any]) -> None:
+    """A RadlabelError naming the first optional field of entity ``eid`` that has the wrong type."""
+    for key, (kinds, what) in _OPTIONAL_FIELDS.items():
+        value = raw.get(key)
+        if key not in raw or (isinstance(value, kinds) and not (kinds == (int,) and isinstance(value, bool))):
+            continue
+        raise RadlabelError(f"Entity {eid!r} has {key!r} {value!r}; it must be {what}.")
+    if not all(isinstance(c, str) for c in raw.get("classes", ())):
+        raise RadlabelError(f"Entity {eid!r} has 'classes' {raw['classes']!r}; it must be a list of class names.")
+
+
 @dataclass
 class ReportGraph:
     """Entities and relations of one report.
@@ -140,6 +158,11 @@ class ReportGraph:
         if "text" not in d or "entities" not in d:
             missing = [k for k in ("text", "entities") if k not in d]
             raise RadlabelError(f"A RadGraph document needs the keys 'text' and 'entities'; missing {missing}.")
+        for key, kinds, what in (("text", (str,), "text"), ("report", (str,), "text"),
+                                 ("sections", (dict,), "a dict of section name -> [start, end] spans"),
+                                 ("sentences", (list,), "a list of [start, end] spans")):
+            if key in d and not isinstance(d[key], kinds):
+                raise RadlabelError(f"The RadGraph document's {key!r} must be {what}, not {type(d[key]).__name__}.")
         tokens = d["text"].split(" ") if d["text"] else []
         # Character offsets of each token in the space-joined text.
         offsets, pos = [], 0
@@ -175,6 +198,7 @@ class ReportGraph:
                     raise RadlabelError(
                         f"Entity {eid!r} has relation {rel[0]!r}; valid relations are {', '.join(RELATIONS)}."
                     )
+            _check_fields(eid, raw)
             cs = raw.get("char_start", offsets[s])
             ce = raw.get("char_end", offsets[e] + len(tokens[e]))
             entities.append(

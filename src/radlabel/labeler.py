@@ -29,7 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from radlabel.aggregate import aggregate
-from radlabel.errors import RadlabelError
+from radlabel.errors import RadlabelError, WorkerDiedError
 from radlabel.evaluate import label_values
 from radlabel.graph import compact_json
 from radlabel.io import (
@@ -293,7 +293,7 @@ class Labeler:
             while pending:
                 yield pending.popleft().result()
         except BrokenProcessPool as exc:
-            raise RadlabelError(
+            raise WorkerDiedError(
                 "A labeling worker process stopped unexpectedly (killed, out of memory, or a script that calls "
                 "jobs > 1 without an `if __name__ == '__main__':` guard); fix that or use fewer jobs."
             ) from exc

@@ -186,7 +186,13 @@ class Backbone(nn.Module):
         self.feature_channels = list(feature_channels)
         self.num_features = int(num_features)
         self.cam_layer_name = cam_layer
-        self.cam_layer = model.get_submodule(cam_layer)
+        model.get_submodule(cam_layer)  # a wrong name fails here, not at the first Grad-CAM
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        # looked up, not stored: a module attribute would register the layer a second time, so the state dict
+        # would hold its tensors twice (and plain safetensors save_file refuses shared tensors)
+        return self.model.get_submodule(self.cam_layer_name)
 
     @property
     def cam_layers(self) -> list[nn.Module]:
@@ -247,7 +253,10 @@ class MultiBackbone(nn.Module):
         self.name = "+".join(b.name for b in backbones)
         self.num_features = sum(b.num_features for b in backbones)
         self.feature_channels = [c for b in backbones for c in b.feature_channels]
-        self.cam_layer = backbones[0].cam_layer
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        return self.backbones[0].cam_layer
 
     @property
     def cam_layers(self) -> list[nn.Module]:
@@ -308,6 +317,20 @@ def get_spec(name: str) -> BackboneSpec:
     raise RadvisionError(
         f"Unknown backbone '{name}'; {hint}valid names: {', '.join(list_backbones())}, or {TIMM_NOTE}."
     )
+
+
+def check_imagenet_offline(name: str) -> None:
+    """Raise the error building ``name`` with pretrained='imagenet' would raise when downloads are disabled and
+    no cache holds its weights: a cheap look at the caches, so a run can say so before reading any data."""
+    spec = get_spec(name)
+    if not W.offline() or spec.source not in ("torchvision", "timm"):
+        return
+    if spec.source == "torchvision":
+        cached = W.torchvision_cached_file(spec.weights)
+        if not cached.is_file():
+            raise W.not_cached_error(name, f"cached at {cached}")
+    elif W.timm_pretrained_file(spec.builder) is None:
+        raise W.not_cached_error(name)
 
 
 def _strip_classifier(family: str, model: nn.Module) -> None:
@@ -374,10 +397,7 @@ def _build_timm(spec: BackboneSpec, pretrained: str | Path | None, in_chans: int
     if pretrained == "imagenet":
         cached = W.timm_pretrained_file(spec.builder)
         if cached is None and W.offline():
-            raise RadvisionError(
-                f"ImageNet weights for {spec.name} are not in the local caches and downloads are disabled; "
-                + W.how_to_supply(spec.name.replace("/", "_")) + "."
-            )
+            raise W.not_cached_error(spec.name)
         kwargs["pretrained"] = True
         if cached is not None:  # load the cached file directly rather than asking the hub
             kwargs["pretrained_cfg_overlay"] = {"file": cached}

@@ -608,7 +608,8 @@ def check_weight_file(path: str | os.PathLike[str]) -> Path:
 
 def check_names_to_train(cfg: Config) -> None:
     """Names that only training resolves: a misspelt `model.pretrained` keyword ('imagnet'), a weight file that is
-    not there, ImageNet weights for a backbone without them, and the `data.transforms` preset.  `Trainer.fit`
+    not there, ImageNet weights for a backbone without them or (downloads disabled) in no local cache, and the
+    `data.transforms` preset.  `Trainer.fit`
     checks them for a fresh run before any image is read; a resumed run and a run's own
     config.yaml read by predict are not held to them: it may name a bare weight file that existed where it
     trained, or (a `fit()` on your own datasets written before presets were checked) a transforms name of its own."""
@@ -622,11 +623,12 @@ def check_names_to_train(cfg: Config) -> None:
         if value is None:
             continue
         if value == "imagenet":
-            from radvision.backbones import get_spec  # torch: only where weights are to be fetched anyway
+            from radvision.backbones import check_imagenet_offline, get_spec  # torch, only here
 
             if get_spec(name).source == "builtin":
                 raise RadvisionError(f"Config key 'model.pretrained' is 'imagenet', but {name} has no ImageNet "
                                      "weights; use model.pretrained=null or a local weight file.")
+            check_imagenet_offline(name)
         elif not is_weight_file(value):
             raise RadvisionError(f"Config key 'model.pretrained' value {value!r} is not 'imagenet', null or a weight "
                                  "file (a path, or a name ending .pth, .pt, .bin, .ckpt, .tar or .safetensors)"
@@ -665,7 +667,9 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Apply `dotted.key=value` overrides (value parsed by yaml.safe_load) to a plain config mapping."""
+    """Apply `dotted.key=value` overrides (value parsed by yaml.safe_load) to a plain config mapping, in order:
+    a later override of a key wins, so code can extend a list of base overrides (the command line, where a
+    key typed twice is more likely a slip, refuses it)."""
     out = dict(values)
     for item in overrides:
         parts, value = _parse_override(item)

@@ -200,6 +200,10 @@ def build_model(
     unknown = sorted(set(head_kwargs) - HEAD_OPTIONS)
     if unknown:
         raise RadvisionError(f"Unknown head option(s) {unknown}; valid options: {', '.join(sorted(HEAD_OPTIONS))}.")
+    for option, owner in (("hidden", "mlp"), ("fpn_channels", "fpn")):  # else ignored without a word
+        if option in head_kwargs and head != owner:
+            raise RadvisionError(f"Head option {option!r} belongs to head='{owner}'; the {head!r} head has no use "
+                                 f"for it: leave it out or use head='{owner}'.")
     several = len(names) > 1
     bbs = [create_backbone(n, pretrained=p, in_chans=in_chans, input_norm=input_norm, position=i if several else None)
            for i, (n, p) in enumerate(zip(names, pre, strict=True))]

@@ -248,8 +248,8 @@ def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.
 
     check_batching(batch_size, num_workers)  # before the run is loaded
     dev = resolve_device(device)
+    given, paths = input_rows(input, root=root, path_column=path_column)  # a bad input is named before the model is built
     model, cfg, class_names, thresholds = load_run(run_dir, device=dev, with_thresholds=with_labels)
-    given, paths = input_rows(input, root=root, path_column=path_column)
     loader = image_loader(ImageFiles(paths, image_transform(cfg)), batch_size, num_workers)
     probs = np.full((len(paths), len(class_names)), np.nan, dtype=np.float32)
     errors: list[str] = []

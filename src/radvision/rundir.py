@@ -81,8 +81,10 @@ def load_weights(model: Any, path: str | os.PathLike[str]) -> Any:
     except Exception as exc:  # safetensors' own error type: a truncated or foreign file
         raise RadvisionError(f"Weights file {str(p)!r} is not a readable safetensors file ({exc}); it may be "
                              "truncated: copy it again or retrain.") from None
+    from radvision.weights import without_cam_alias
+
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(without_cam_alias(state))
     except RuntimeError as exc:
         first = first_line(exc)
         raise RadvisionError(

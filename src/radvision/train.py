@@ -364,7 +364,7 @@ def build_model_from_config(cfg: Config, class_names: list[str],
 
     m = cfg.model
     head_kwargs: dict[str, Any] = {}
-    if m.hidden is not None:
+    if m.hidden is not None and m.head == "mlp":  # other heads have no hidden layers (load_config warns)
         head_kwargs["hidden"] = [m.hidden] if isinstance(m.hidden, int) else list(m.hidden)
     if m.dropout is not None:
         head_kwargs["dropout"] = m.dropout
@@ -559,6 +559,10 @@ class Trainer:
         _check_model_config(cfg, image_size=train_ds is None)
         if self.resume is None:  # a resumed run's own names were taken when it started
             check_names_to_train(cfg)
+        if train_ds is None and cfg.data.cache_dir:
+            from radvision.data.cache import check_cache_dir
+
+            check_cache_dir(cfg.data.cache_dir)
         use_cuda = cfg.runtime.device != "cpu" and torch.cuda.is_available()
         if cfg.runtime.device == "cuda" and not torch.cuda.is_available():
             raise RadvisionError("runtime.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'.")

@@ -22,7 +22,7 @@ from radvision.errors import RadvisionError, first_line
 logger = logging.getLogger(__name__)
 
 OFFLINE_ENV_VARS = ("RADVISION_OFFLINE", "HF_HUB_OFFLINE", "TORCH_HUB_OFFLINE")
-CAM_LAYER_ALIAS = "cam_layer"  # the attribute under which radvision's Backbone registers its Grad-CAM layer a second time
+CAM_LAYER_ALIAS = "cam_layer"  # where runs saved by earlier versions hold each backbone's Grad-CAM layer a second time
 # Below this share of its weight tensors found in a file, a backbone refuses it: a file for another
 # architecture (efficientnet into mobilenet) shares only a few generic names and would load "successfully".
 MIN_LOADED_FRACTION = 0.5
@@ -53,6 +53,18 @@ def how_to_supply(name: str) -> str:
         f"in Python), put the official file in {torch_hub_dir() / 'checkpoints'} (torchvision) or the Hugging Face "
         "cache (timm), or train from scratch with model.pretrained=null (pretrained=None)"
     )
+
+
+def without_cam_alias(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` without the copies of the Grad-CAM layer that runs saved by earlier versions hold under the alias
+    "cam_layer" (besides its own place under "model."): no part of a model to load, nor to report as ignored."""
+    return {k: v for k, v in state.items() if CAM_LAYER_ALIAS not in k.split(".")}
+
+
+def not_cached_error(name: str, where: str = "in the local caches") -> RadvisionError:
+    """The error for ImageNet weights of ``name`` that no cache holds while downloads are disabled."""
+    return RadvisionError(f"ImageNet weights for {name} are not {where} and downloads are disabled; "
+                          f"{how_to_supply(name.replace('/', '_'))}.")
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -184,9 +196,7 @@ def load_into(
     several places in the file that fit equally (see `align_keys`).
     """
     own = module.state_dict()
-    # a radvision run's file holds each backbone's Grad-CAM layer twice: in its place under "model." and under the
-    # alias "cam_layer"; the alias is no part of the backbone to load, nor one to report as ignored
-    state = {k: v for k, v in state.items() if CAM_LAYER_ALIAS not in k.split(".")}
+    state = without_cam_alias(state)
     aligned, outside = align_keys(state, own, prefer=prefer, source=source)
     matched = [k for k in aligned if k in own]
     if not matched:
@@ -246,21 +256,24 @@ def torchvision_imagenet_state(name: str, weights_enum: str) -> dict[str, torch.
     from torchvision.models import get_weight
 
     weights = get_weight(weights_enum)
-    cached = torch_hub_dir() / "checkpoints" / os.path.basename(weights.url)
+    cached = torchvision_cached_file(weights_enum)
     if cached.is_file():
         return torch.load(cached, map_location="cpu", weights_only=True)
     if offline():
-        raise RadvisionError(
-            f"ImageNet weights for {name} are not cached at {cached} and downloads are disabled; "
-            + how_to_supply(name)
-            + "."
-        )
+        raise not_cached_error(name, f"cached at {cached}")
     try:
         return weights.get_state_dict(progress=False, check_hash=False)
     except Exception as err:  # network errors come in many types
         raise RadvisionError(
             f"Could not download ImageNet weights for {name} ({type(err).__name__}); " + how_to_supply(name) + "."
         ) from err
+
+
+def torchvision_cached_file(weights_enum: str) -> Path:
+    """Where torchvision's hub cache keeps the file of a weights enum such as 'ResNet50_Weights.IMAGENET1K_V2'."""
+    from torchvision.models import get_weight
+
+    return torch_hub_dir() / "checkpoints" / os.path.basename(get_weight(weights_enum).url)
 
 
 def timm_pretrained_file(model_name: str) -> str | None:

@@ -1,4 +1,5 @@
 import json
+import re
 
 import networkx as nx
 import pytest
@@ -94,6 +95,15 @@ def test_compact_json_matches_the_stdlib(obj):
                                           "relations": [["modify", "1", "x"]]}}}, "a relation is"),
         ({"text": "a", "entities": {"1": {"label": "OBS-DP", "start_ix": 0, "end_ix": 0,
                                           "relations": [["causes", "1"]]}}}, "valid relations are"),
+        # ill-typed fields were taken as they came (an int text failed with AttributeError)
+        ({"text": 5, "entities": {}}, "'text' must be text, not int"),
+        ({"text": "a", "report": ["a"], "entities": {}}, "'report' must be text, not list"),
+        ({"text": "a", "entities": {}, "sections": [[0, 1]]}, "'sections' must be a dict"),
+        ({"text": "a", "entities": {}, "sentences": "0-1"}, "'sentences' must be a list"),
+        *[({"text": "a", "entities": {"1": {"label": "OBS-DP", "start_ix": 0, "end_ix": 0, key: value}}},
+           re.escape(f"Entity '1' has '{key}' {value!r}; it must be")) for key, value in
+          (("tokens", 5), ("char_start", "0"), ("char_end", True), ("section", 3), ("classes", "Edema"),
+           ("classes", [1]), ("modifier", "no"), ("assertion", None))],
     ],
 )
 def test_bad_radgraph(doc, message):

@@ -105,6 +105,39 @@ def test_label_corpus_dataframe_ids_and_jobs(labeler, sample):
     assert one[labeler.class_names].notna().any().all()  # the sample mentions every CheXpert class
 
 
+class _DeadPool:
+    """A ProcessPoolExecutor whose worker was killed: every result raises BrokenProcessPool."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        future = Future()
+        future.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+        return future
+
+    def shutdown(self, **kwargs):
+        pass
+
+
+def test_a_dead_worker_is_a_machine_error_exit_1_and_writes_nothing(sample, tmp_path, monkeypatch, capsys):
+    from radlabel.cli import main
+    from radlabel.errors import WorkerDiedError
+
+    monkeypatch.setattr(labeler_mod, "ProcessPoolExecutor", _DeadPool)
+    with pytest.raises(WorkerDiedError, match="A labeling worker process stopped unexpectedly"):
+        Labeler(progress=False).label_corpus(sample, text_column="report", jobs=2, batch_size=2)
+    sample.to_csv(tmp_path / "r.csv", index=False)
+    # exit 1 as for a full disk; 2 would say the input or the options were wrong
+    monkeypatch.setattr(labeler_mod, "BATCH_SIZE", 2)  # several batches, so the pool is used
+    assert main(["label", str(tmp_path / "r.csv"), "-o", str(tmp_path / "l.csv"), "--jobs", "2", "--no-progress"]) == 1
+    assert "worker process stopped unexpectedly" in capsys.readouterr().err
+    assert not (tmp_path / "l.csv").exists()
+
+
 def test_label_corpus_errors(labeler, sample):
     with pytest.raises(RadlabelError, match=r"'text'.*available columns: 'id', 'report'"):
         labeler.label_corpus(sample, text_column="text")
@@ -326,7 +359,7 @@ def test_dead_worker_is_a_clear_error_not_a_hang(tmp_path):
                       "Labeler(progress=False).label_corpus(pd.Series(['No edema.'] * 30), jobs=2, batch_size=5)\n")
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode != 0
-    assert "RadlabelError" in r.stderr and "__main__" in r.stderr
+    assert "WorkerDiedError" in r.stderr and "__main__" in r.stderr
 
 
 def test_parallel_run_builds_no_pipeline_in_the_main_process():

@@ -6,6 +6,15 @@ import pytest
 from PIL import Image
 
 
+@pytest.fixture
+def offline_caches(tmp_path, monkeypatch):
+    """Empty torch / Hugging Face caches and downloads forbidden: nothing may reach the network."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    return tmp_path
+
+
 def _make_images(root, n=32, size=32, seed=0, fractions=(0.5, 0.25, 0.25)):
     """Tiny PNGs whose labels are visible (brightness, a vertical stripe) + `labels.csv` with a split
     column cut by `fractions` (train, valid, test). Returns the CSV path."""

@@ -100,6 +100,11 @@ def test_bad_override_syntax():
         load_config(None, ["optim.lr"])
 
 
+def test_in_python_a_later_override_of_a_key_wins():
+    """So a list of base overrides can be extended (the CLI refuses a key typed twice)."""
+    assert load_config(None, ["optim.lr=0.1", "optim.epochs=2", " optim.lr =0.2"]).optim.lr == 0.2
+
+
 @pytest.mark.parametrize("override, message", [
     ("cycles.0.epochs=3", r"reaches inside 'cycles', which is a list.*cycles=\[\{epochs: 3\}"),
     ("data.classes.0=Mass", r"reaches inside 'data.classes', which is a list.*data.classes=\[\.\.\.\]"),

@@ -52,6 +52,14 @@ def test_head_errors():
             create_head("fpn", 8, 2, feature_channels=[8, 16], fpn_channels=bad)
 
 
+def test_a_head_option_of_another_head_is_refused_not_ignored():
+    with pytest.raises(RadvisionError, match="Head option 'hidden' belongs to head='mlp'; the 'linear' head"):
+        build_model("simple_cnn", 2, head="linear", hidden=[16])
+    with pytest.raises(RadvisionError, match="Head option 'fpn_channels' belongs to head='fpn'; the 'mlp' head"):
+        build_model("simple_cnn", 2, head="mlp", fpn_channels=64)
+    assert build_model("simple_cnn", 2, head="mlp", hidden=[16]).head[0].out_features == 16
+
+
 @pytest.mark.parametrize("head", ["linear", "mlp", "fpn"])
 def test_build_model_heads(head):
     kwargs = {"hidden": (32,)} if head == "mlp" else {}

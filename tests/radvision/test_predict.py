@@ -86,9 +86,10 @@ def test_bad_image_keeps_its_row(run_dir, tmp_path):
     assert set(out["Bright_label"].dropna()) <= {0.0, 1.0}
 
 
-def test_input_errors(run_dir, tmp_path):
-    with pytest.raises(RadvisionError, match="does not exist"):
+def test_input_errors(run_dir, tmp_path, caplog):
+    with caplog.at_level("INFO"), pytest.raises(RadvisionError, match="does not exist"):
         predict(run_dir, tmp_path / "missing.csv")
+    assert "built" not in caplog.text  # the input is named before the model is built (it was logged first)
     pd.DataFrame({"file": ["a.png"]}).to_csv(tmp_path / "x.csv", index=False)
     with pytest.raises(RadvisionError, match="no 'path' column"):
         input_paths(tmp_path / "x.csv")

@@ -893,6 +893,24 @@ def test_names_only_training_resolves_are_checked_before_any_image_is_read(tmp_p
         assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
 
 
+def test_offline_imagenet_and_a_bad_cache_folder_are_refused_before_any_data(tmp_path, data_csv, monkeypatch,
+                                                                              offline_caches):
+    _no_data(monkeypatch)
+    # downloads disabled and no cache holds the weights: said before the table is read, not after the cache build
+    for backbone, message in (("resnet18", r"ImageNet weights for resnet18 are not cached at .*resnet18"),
+                              ("timm/resnet18", "ImageNet weights for timm/resnet18 are not in the local caches")):
+        with pytest.raises(RadvisionError, match=message):
+            Trainer(tiny_config(tmp_path, data_csv, f"model.backbone={backbone}", "model.pretrained=imagenet")).fit()
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    for folder, message in ((tmp_path / "afile" / "cache", "is a file; give a folder path"),
+                            (tmp_path / "mine", r"is not a radvision image cache and holds other files \(notes.txt\)")):
+        with pytest.raises(RadvisionError, match=message):
+            Trainer(tiny_config(tmp_path, data_csv, f"data.cache_dir={folder}")).fit()
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_run_that_named_a_bare_weight_file_resumes_from_elsewhere(tmp_path, data_csv, monkeypatch):
     from radvision.backbones import create_backbone
 

@@ -187,6 +187,21 @@ def _try_open(cache_dir: Path, size: int, channels: int, fit: str, scaling: str)
     return cache
 
 
+def check_cache_dir(cache_dir: str | os.PathLike) -> Path:
+    """The resolved cache folder, or a RadvisionError when no cache can go there: a file on its path, or a
+    folder of other files. Cheap, so a run can say so before it reads its label table."""
+    cache_dir = Path(cache_dir).expanduser().resolve()
+    blocked = nearest_existing(cache_dir)
+    if blocked is not None and not blocked.is_dir():
+        raise RadvisionError(f"The cache folder (data.cache_dir) {str(cache_dir)!r} cannot be made: {str(blocked)!r} "
+                             "is a file; give a folder path.")
+    foreign = _foreign_files(cache_dir)
+    if foreign:  # a build writes images.npy, index.json and skipped.csv: never over files of the user's
+        raise RadvisionError(f"The cache folder (data.cache_dir) {str(cache_dir)!r} is not a radvision image cache "
+                             f"and holds other files ({some_names(foreign)}); give an empty or new folder.")
+    return cache_dir
+
+
 def build_cache(
     table: LabelTable,
     size: int,
@@ -213,15 +228,7 @@ def build_cache(
     check_choice(fit, FITS, "cache fit")
     if not isinstance(size, int) or size < 8:
         raise RadvisionError(f"Cache size must be an integer of at least 8 pixels, got {size!r}.")
-    cache_dir = Path(cache_dir).expanduser().resolve()
-    blocked = nearest_existing(cache_dir)
-    if blocked is not None and not blocked.is_dir():
-        raise RadvisionError(f"The cache folder (data.cache_dir) {str(cache_dir)!r} cannot be made: {str(blocked)!r} "
-                             "is a file; give a folder path.")
-    foreign = _foreign_files(cache_dir)
-    if foreign:  # a build writes images.npy, index.json and skipped.csv: never over files of the user's
-        raise RadvisionError(f"The cache folder (data.cache_dir) {str(cache_dir)!r} is not a radvision image cache "
-                             f"and holds other files ({some_names(foreign)}); give an empty or new folder.")
+    cache_dir = check_cache_dir(cache_dir)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
