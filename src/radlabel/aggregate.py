@@ -31,6 +31,8 @@ def aggregate(graph: ReportGraph, schema: Schema) -> dict[str, float]:
         value = LABEL_VALUE.get(e.label)
         if value is None:
             continue
+        if e.assertion == "caveat":  # "radiographs are insensitive for rib fractures": what the exam may miss
+            continue
         if e.assertion == "hypothetical":
             # "may represent atelectasis or pneumonia": no label, but not a normal report either (under the
             # CheXpert rule only when the alternatives are the schema's classes, which that labeler calls -1)

@@ -33,13 +33,16 @@ from radlabel.errors import RadlabelError
 from radlabel.mentions import DESCRIPTIVE, Mention, add_phrases, contracted, expand_phrase, non_overlapping
 
 __all__ = [
-    "PRESENT", "ABSENT", "UNCERTAIN", "HYPOTHETICAL", "Trigger", "ContextEngine", "load_context_rules",
+    "PRESENT", "ABSENT", "UNCERTAIN", "HYPOTHETICAL", "CAVEAT", "Trigger", "ContextEngine", "load_context_rules",
 ]
 
 PRESENT, ABSENT, UNCERTAIN, HYPOTHETICAL = "present", "absent", "uncertain", "hypothetical"
+# hypothetical by a limit of the exam ("radiographs are insensitive for rib fractures", "fractures may not be
+# demonstrated"): no value, and unlike a differential it does not keep the report from No Finding
+CAVEAT = "caveat"
 _CATEGORY_STATUS = {
     "negation": ABSENT, "uncertain": UNCERTAIN, "possible": UNCERTAIN, "speculative": HYPOTHETICAL,
-    "hypothetical": HYPOTHETICAL,
+    "hypothetical": HYPOTHETICAL, "limitation": HYPOTHETICAL,
 }
 _DIRECTIONS = ("pre", "post", "both")
 _CLAUSE_BREAK = frozenset({("clause_break",)})
@@ -197,7 +200,7 @@ class ContextEngine:
         out = []
         wpre, wpost, wboth = self.window["pre"], self.window["post"], self.window["both"]
         for mi, (m, sent) in enumerate(zip(mentions, sent_of, strict=True)):
-            best: tuple[int, int, str] | None = None  # (distance, side, status)
+            best: tuple[int, int, str, frozenset] | None = None  # (distance, side, status, trigger roles)
             weak = False  # the deciding trigger is a weak hedge ("may represent")
             nearest_alt = False  # the nearest trigger links alternatives ("versus")
             saw_alt = False  # an alternative link ("or") lies between the deciding trigger and the mention
@@ -225,14 +228,14 @@ class ContextEngine:
                 if status:
                     hedge = _has(t.roles, "possible", dirs) or _has(t.roles, "speculative", dirs)
                     if best is None:
-                        best, weak = (dist, 0, status), hedge
+                        best, weak = (dist, 0, status, t.roles), hedge
                         nearest_alt = ("alternative",) in t.roles
                     elif hedge and nearest_alt and best[2] == UNCERTAIN:
                         # "may represent infiltrate versus atelectasis": the weak hedge governs the list.
-                        best, weak, saw_alt = (dist, 0, status), True, True
+                        best, weak, saw_alt = (dist, 0, status, t.roles), True, True
                     if status == HYPOTHETICAL and not _has(t.roles, "speculative", dirs):
                         # "if there is concern for fracture": a hypothetical frame wins over nearer triggers.
-                        best, weak = (dist, 0, status), False
+                        best, weak = (dist, 0, status, t.roles), False
                         break
                 if ("terminate",) in t.roles or ("terminate_pre",) in t.roles or ("pseudo",) in t.roles:
                     framed = ("pseudo",) in t.roles
@@ -246,7 +249,7 @@ class ContextEngine:
                     saw_alt = saw_alt or best is None
                 i -= 1
             if best is not None and best[2] == HYPOTHETICAL:
-                out.append(HYPOTHETICAL)
+                out.append(_hypothetical(best[3]))
                 continue
             # Walk forwards: triggers starting at or after the mention end.
             j = bisect_left(starts, m.end)
@@ -288,7 +291,7 @@ class ContextEngine:
                     saw_alt = True  # "may represent infiltrate versus atelectasis": the hedge still governs
                     break
                 if status:
-                    best, weak = (dist, 1, status), _has(t.roles, "possible", dirs)
+                    best, weak = (dist, 1, status, t.roles), _has(t.roles, "possible", dirs)
                     # "atelectasis or infiltrate cannot be ruled out": the hedge covers the list before it.
                     saw_alt = saw_alt or alt_back
                     break
@@ -323,7 +326,7 @@ class ContextEngine:
                     inner = UNCERTAIN  # "atelectasis/pneumonia" is written for "atelectasis or pneumonia"
                 out.append(inner or PRESENT)
                 continue
-            out.append(best[2] if best else PRESENT)
+            out.append(PRESENT if best is None else _hypothetical(best[3]) if best[2] == HYPOTHETICAL else best[2])
         return out
 
     def _inner_status(self, doc: Doc, m: Mention) -> str | None:
@@ -645,10 +648,16 @@ _IN_POSITION = frozenset({"place", "good", "satisfactory", "standard", "appropri
 @cache
 def _status(roles: frozenset, directions: tuple[str, ...]) -> str | None:
     """The status a trigger gives in the allowed directions (hedges outrank negation)."""
-    for cat in ("speculative", "possible", "uncertain", "negation", "hypothetical"):
+    for cat in ("speculative", "possible", "uncertain", "negation", "hypothetical", "limitation"):
         if _has(roles, cat, directions):
             return _CATEGORY_STATUS[cat]
     return None
+
+
+@cache
+def _hypothetical(roles: frozenset) -> str:
+    """CAVEAT when the deciding trigger is a limit of the exam, else HYPOTHETICAL."""
+    return CAVEAT if _has(roles, "limitation", _DIRECTIONS) else HYPOTHETICAL
 
 
 @cache

@@ -55,8 +55,9 @@ class Entity:
     relations: list[tuple[str, str]] = field(default_factory=list)
     classes: tuple[str, ...] = ()
     modifier: bool = False
-    # present / absent / uncertain / hypothetical for observations ("" for anatomy); hypothetical
-    # mentions ("evaluate for pneumonia") are labelled OBS-U but never counted as labels.
+    # present / absent / uncertain / hypothetical / caveat for observations ("" for anatomy); hypothetical
+    # mentions ("evaluate for pneumonia") are labelled OBS-U but never counted as labels, nor are caveats
+    # ("radiographs are insensitive for rib fractures"), which also leave a normal report No Finding.
     assertion: str = ""
 
 

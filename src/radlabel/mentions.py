@@ -26,6 +26,7 @@ __all__ = ["Mention", "MentionMatcher", "expand_phrase", "load_lexicon", "non_ov
 
 RULES_DIR = Path(__file__).resolve().parent / "rules"
 MAX_EXPANSIONS = 20000
+_GLUED_GROUP = re.compile(r"[^\s(|]\(|\)[^\s)|?]")  # a letter against a group: "arter(y|ies)", "(a|b)c"
 
 # Kinds, strongest first: when spans of equal length overlap, the stronger kind is kept.
 OBSERVATION, ABSENT, OTHER, ANATOMY, MODIFIER = "observation", "absent", "other", "anatomy", "modifier"
@@ -54,6 +55,10 @@ def expand_phrase(pattern: str) -> list[str]:
     """
     if pattern.count("(") != pattern.count(")"):
         raise RadlabelError(f"Phrase pattern {pattern!r} has unbalanced parentheses.")
+    if _GLUED_GROUP.search(pattern):
+        # "underpenetrat(ion|ed)" expanded to "underpenetrat ion", a phrase no report has: groups hold whole words
+        raise RadlabelError(f"Phrase pattern {pattern!r} has a group joined to a word; groups hold whole words "
+                            "('(artery|arteries)', not 'arter(y|ies)').")
     pos = 0
 
     def seq() -> list[str]:

@@ -19,7 +19,7 @@ from spacy.symbols import ORTH
 
 from radlabel.aggregate import aggregate
 from radlabel.assertion import ABSENT as S_ABSENT
-from radlabel.assertion import HYPOTHETICAL, PRESENT, UNCERTAIN, ContextEngine
+from radlabel.assertion import CAVEAT, HYPOTHETICAL, PRESENT, UNCERTAIN, ContextEngine
 from radlabel.errors import RadlabelError
 from radlabel.graph import Entity, ReportGraph
 from radlabel.mentions import ABSENT, ANATOMY, MODIFIER, MentionMatcher
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 SECTION_NAMES = sorted(set(CANONICAL.values()) | {"preamble"})
 _ORTH_IDX = [ORTH, IDX]
-_STATUS_LABEL = {PRESENT: "OBS-DP", S_ABSENT: "OBS-DA", UNCERTAIN: "OBS-U", HYPOTHETICAL: "OBS-U"}
+_STATUS_LABEL = {PRESENT: "OBS-DP", S_ABSENT: "OBS-DA", UNCERTAIN: "OBS-U", HYPOTHETICAL: "OBS-U", CAVEAT: "OBS-U"}
 
 
 def _negated_suggestions(doc, mentions, msent, links, lsent, status: dict, absent: set) -> set[int]:

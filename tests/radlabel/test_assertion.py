@@ -53,6 +53,11 @@ def status(engine, text, word):
         ("Edema, or alternatively atypical infection", "infection", "hypothetical"),
         ("Atypical infection is another consideration", "infection", "hypothetical"),
         ("Pneumonia is less likely", "pneumonia", "hypothetical"),
+        # ... but what the exam may miss is a caveat, not a differential
+        ("Radiographs are insensitive for rib fractures", "fractures", "caveat"),
+        ("Nondisplaced fractures may not be demonstrated", "fractures", "caveat"),
+        ("Nondisplaced fractures may be radiographically occult", "fractures", "caveat"),
+        ("Fracture can not be excluded", "fracture", "uncertain"),
         # A list without a weak hedge keeps its findings; a negation over a list still negates.
         ("No consolidation, effusion, or pneumothorax", "pneumothorax", "absent"),
         # Strong hedges keep the finding: uncertain.

@@ -46,6 +46,11 @@ def test_expand_phrase_alternatives_optional_and_nested():
     for empty in ("()", "( | )", "(  )?"):  # a class mention that could never be found
         with pytest.raises(RadlabelError, match="stands for no phrase"):
             expand_phrase(empty)
+    # a group inside a word expanded to split words ("underpenetrat ion") that no report holds
+    for glued in ("underpenetrat(ion|ed)", "(a|b)c", "x(y)? z"):
+        with pytest.raises(RadlabelError, match="has a group joined to a word; groups hold whole words"):
+            expand_phrase(glued)
+    assert expand_phrase("((a|b) c|d)? e") == ["a c e", "b c e", "d e", "e"]
 
 
 def test_plural():

@@ -69,6 +69,18 @@ def value(pipe, text, cls):
         ("Healed left rib fractures.", "Fracture", 1.0),
         ("No displaced rib fracture. Nondisplaced fractures may be radiographically occult.", "Fracture", 0.0),
         ("No rib fracture is seen, although radiographs are insensitive for rib fractures.", "Fracture", 0.0),
+        # what the exam may miss is no finding of this report: a normal report stays No Finding
+        ("The lungs are clear. Nondisplaced rib fractures may not be demonstrated.", "No Finding", 1.0),
+        ("The lungs are clear. Nondisplaced rib fractures may not be demonstrated.", "Fracture", math.nan),
+        ("Lungs are clear. Radiographs are insensitive for rib fractures.", "No Finding", 1.0),
+        ("Lungs are clear. Pneumonia cannot be excluded.", "No Finding", math.nan),  # a hedge still blocks it
+        # a range between normal and enlarged: stated with "to", hedged with "or"
+        ("Heart size is upper limits normal or mildly enlarged.", "Cardiomegaly", -1.0),
+        ("The heart is at the upper limits of normal to mildly enlarged.", "Cardiomegaly", 1.0),
+        ("Heart size is normal to mildly enlarged.", "Cardiomegaly", 1.0),
+        ("Heart size is normal.", "Cardiomegaly", 0.0),
+        # "underpenetrat(ion|ed)" in the lexicon expanded to "underpenetrat ion", which no report has
+        ("Allowing for underpenetration, the lungs appear clear.", "No Finding", math.nan),
         # a differential or an alternative explanation named after the finding
         ("Pneumonia is in the differential.", "Pneumonia", math.nan),
         ("Pneumonia remains a possibility.", "Pneumonia", math.nan),
