@@ -97,8 +97,13 @@ def study_config(
 # ------------------------------------------------------------------------------------------------- image
 
 
-def study_tables(cfg: Any, policy: str) -> dict[str, Any]:
-    """train / valid (patient split of train.csv, train downsampled) and test (official valid.csv)."""
+def study_parts(cfg: Any) -> dict[str, Any]:
+    """train / valid (patient split of train.csv, train downsampled) and test (official valid.csv), with the
+    uncertain (-1) labels kept.
+
+    The split and the downsampling are drawn on these labels, an uncertain label counting as a finding, so
+    every policy of a `--policies` comparison trains, selects and tests on the same images (`with_policy`
+    then maps the labels)."""
     from radvision.data import downsample, patient_split, read_chexpert, require_train_and_valid
     from radvision.errors import RadvisionError
 
@@ -106,30 +111,58 @@ def study_tables(cfg: Any, policy: str) -> dict[str, Any]:
     if d.root is None:
         raise RadvisionError("data.root is not set; pass --data-root with the CheXpert-v1.0(-small) folder.")
     missing = "drop" if d.on_error == "skip" else "raise"
-    train_all = read_chexpert(
-        d.root, split="train", frontal_only=d.frontal_only, policy=policy, classes=d.classes, missing=missing,
-        unmentioned=d.unmentioned, csv=d.csv,  # data.csv replaces train.csv, as in `radvision train`
-    )
-    fractions = {k: v for k, v in d.split.items() if k in ("train", "valid")}
-    total = sum(fractions.values())
-    parts = patient_split(train_all, {k: v / total for k, v in fractions.items()}, cfg.runtime.seed)
-    require_train_and_valid(parts, f"Splitting train.csv's {len(train_all)} images by patient with data.split {d.split}")
+
+    def read(split: str, classes: Any, csv: Any = None) -> Any:
+        return read_chexpert(d.root, split=split, frontal_only=d.frontal_only, policy="U-MultiClass",
+                             classes=classes, missing=missing, unmentioned=d.unmentioned, csv=csv)
+
+    train_all = read("train", d.classes, d.csv)  # data.csv replaces train.csv, as in `radvision train`
+    split = train_valid_split(d.split)
+    parts = patient_split(train_all, split, cfg.runtime.seed)
+    require_train_and_valid(parts, f"Splitting train.csv's {len(train_all)} images by patient with data.split {split}")
     if d.downsample:
         parts["train"] = downsample(parts["train"], d.downsample, cfg.runtime.seed)
-    parts["test"] = read_chexpert(
-        d.root,
-        split="valid",
-        frontal_only=d.frontal_only,
-        policy=policy,
-        classes=train_all.classes,
-        missing=missing,
-        unmentioned=d.unmentioned,
-    )
+    parts["test"] = read("valid", train_all.classes)
     return parts
 
 
-def train_policy(cfg: Any, policy: str, run_dir: Path) -> dict[str, Any]:
-    """Train one run under an uncertainty policy; returns its test scores."""
+def with_policy(parts: dict[str, Any], policy: str) -> dict[str, Any]:
+    """`study_parts` tables with their uncertain labels mapped by an uncertainty policy."""
+    from radvision.data import LabelTable, apply_policy
+
+    out = {}
+    for name, table in parts.items():
+        frame = table.frame.copy()
+        frame[table.classes] = apply_policy(frame[table.classes], policy)
+        out[name] = LabelTable(frame, table.classes, table.root)
+    return out
+
+
+def study_tables(cfg: Any, policy: str) -> dict[str, Any]:
+    """train / valid / test tables of one uncertainty policy (`study_parts`, then `with_policy`)."""
+    return with_policy(study_parts(cfg), policy)
+
+
+def train_valid_split(split: dict[str, float]) -> dict[str, float]:
+    """train.csv's split into train and valid: data.split's train and valid fractions, scaled to sum to 1. The
+    official valid.csv is the test set, so a test fraction would only shrink the data: it is left out, with a
+    warning."""
+    if split.get("test"):
+        logger.warning("data.split asks for a test fraction of %s, but the official valid.csv is the test set "
+                       "here; train.csv is split into train and valid only", split["test"])
+    train, valid = split.get("train", 0.0), split.get("valid", 0.0)
+    total = train + valid
+    if total <= 0:
+        from radvision.errors import RadvisionError
+
+        raise RadvisionError(f"data.split {split} has no train or valid fraction; give both, e.g. "
+                             "data.split='{train: 0.875, valid: 0.125}'.")
+    return {"train": round(train / total, 6), "valid": round(valid / total, 6)}
+
+
+def train_policy(cfg: Any, policy: str, run_dir: Path, parts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train one run under an uncertainty policy (on `study_parts`, read here unless given); returns its test
+    scores."""
     from radvision.config import config_from_dict, config_to_dict
     from radvision.train import Trainer, make_datasets
 
@@ -141,7 +174,7 @@ def train_policy(cfg: Any, policy: str, run_dir: Path) -> dict[str, Any]:
         values["loss"]["name"] = "bce"
     values["output"]["run_dir"] = str(run_dir)
     cfg = config_from_dict(values)
-    parts = study_tables(cfg, policy)
+    parts = with_policy(parts if parts is not None else study_parts(cfg), policy)
     datasets = make_datasets(cfg, parts)
     run = Trainer(cfg).fit(datasets["train"], datasets["valid"], datasets.get("test"))
     result: dict[str, Any] = {
@@ -195,7 +228,8 @@ def report_statistics(
     )
     prevalence = stats.tables["prevalence"].set_index("class")
     binary = radlabel.to_binary(labels, policy=policy, classes=list(prevalence.index))
-    prevalence[f"positive_{policy}"] = binary[list(prevalence.index)].mean().to_numpy()
+    # over every report, as `prevalence` is (a report that could not be read has no labels: not positive)
+    prevalence[f"positive_{policy}"] = (binary[list(prevalence.index)] == 1).mean().to_numpy()
     radlabel.write_table(prevalence.reset_index(), out_dir / "prevalence.csv")
     errors = int((labels["error"].fillna("").astype(str) != "").sum())
     return {
@@ -291,6 +325,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise RadvisionError("data.root is not set; pass --data-root with the CheXpert-v1.0(-small) folder (or "
                              "data.root=...), or --smoke for the synthetic check.")
     policies = args.policies or [cfg.data.policy]
+    from radvision.train import check_training_config
+
+    cfg.data.split = train_valid_split(cfg.data.split)  # each run's config.yaml records the split it used
+    check_training_config(cfg)  # the names and the images before the reports: they stop in seconds
+    parts = study_parts(cfg)
     base = Path(cfg.output.run_dir)
     reports = None
     if args.reports:  # first: a wrong file or column stops in seconds, not after hours of image training
@@ -307,7 +346,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for policy in policies:
         # a folder per policy, also for one: RUN_DIR itself holds reports/ and study_summary.json, and a run
         # folder must hold nothing but its run
-        results.append(train_policy(cfg, policy, base / policy))
+        results.append(train_policy(cfg, policy, base / policy, parts))
     table = pd.DataFrame(results).set_index("policy")
     print(f"CheXpert image study ({'+'.join(np.atleast_1d(cfg.model.backbone))}, {cfg.data.image_size} px):")
     print(table.drop(columns=["run_dir"]).round(4).to_string())
@@ -328,6 +367,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from radvision.config import atomic_write_text
 
     base.mkdir(parents=True, exist_ok=True)
+    stale = [name for name in [*POLICY_CHOICES, "reports"] if (base / name).is_dir()
+             and name not in policies and not (name == "reports" and reports is not None)]
+    if stale:  # left by an earlier study in this folder; not removed: they may be someone's results
+        logger.warning("%s also holds %s from an earlier run, which this study_summary.json does not describe",
+                       base, ", ".join(f"{n}/" for n in stale))
     summary = {
         "runs": results,
         "reports": None
@@ -373,6 +417,11 @@ def main(argv: list[str] | None = None) -> int:
         if bad or not args.policies:
             p.error(f"argument --policies: {f'invalid choice: {bad[0]!r}' if bad else 'expected at least one policy'} "
                     f"(choose from {', '.join(POLICY_CHOICES)})")
+    if args.smoke and args.data_root:
+        p.error("--smoke trains on a synthetic CheXpert folder of its own; drop --data-root, or drop --smoke to "
+                "train on that folder")
+    if args.plots and not (args.reports or args.smoke):
+        p.error("--plots draws the report statistics; give --reports FILE as well")
     logging.basicConfig(
         level=logging.WARNING if args.smoke else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -383,7 +432,9 @@ def main(argv: list[str] | None = None) -> int:
             kept = args.run_dir is not None
             with tempfile.TemporaryDirectory(prefix="chexpert_smoke_") as tmp:
                 args.data_root = str(make_synthetic_chexpert(tmp))
-                args.reports = args.reports or str(make_synthetic_reports(Path(tmp) / "reports.csv"))
+                if not args.reports:  # the invented reports, keyed by their study ids
+                    args.reports = str(make_synthetic_reports(Path(tmp) / "reports.csv"))
+                    args.id_column = args.id_column or "study_id"
                 args.run_dir = args.run_dir or str(Path(tmp) / "runs")
                 args.policies = args.policies or ["U-Ones", "U-Zeros"]
                 run(args)

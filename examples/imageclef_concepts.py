@@ -281,6 +281,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the study as the parsed arguments say; returns vocabulary statistics and scores."""
     from radvision.config import atomic_write_text
     from radvision.data import patient_split, read_imageclef
+    from radvision.errors import RadvisionError
     from radvision.train import Trainer, make_datasets
 
     cfg = study_config(args.config, args.overrides, smoke=args.smoke, run_dir=args.run_dir)
@@ -320,6 +321,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     else:
         parts = patient_split(train_all, cfg.data.split, seed)
     datasets = make_datasets(cfg, parts)
+    if "test" in datasets and len(datasets["test"]) == 0:  # on_error=skip left none: say so before training
+        raise RadvisionError(f"No image of the validation concept file {str(layout['valid_concepts'])!r} could be "
+                             f"read from {str(layout['valid_images'])!r} (see the warning above); give the folder "
+                             "that holds them with --valid-images.")
     run_dir = Trainer(cfg).fit(datasets["train"], datasets["valid"], datasets.get("test"))
     scored = "test" if "test" in datasets else "valid"
     # without a test split the valid images (which chose the thresholds) are scored, and named so

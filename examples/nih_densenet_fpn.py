@@ -28,8 +28,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from radvision.atomic import atomic_write_text
 from radvision.errors import RadvisionError
 from radvision.metrics import noisy_or_score
+
+log = logging.getLogger(__name__)
 
 NO_FINDING = "No Finding"
 META_COLUMNS = {"path", "image", "patient_id", "age", "sex", "view", "split", "error", "Image Index",
@@ -37,6 +40,8 @@ META_COLUMNS = {"path", "image", "patient_id", "age", "sex", "view", "split", "e
 
 # The study setup as a config mapping (radvision.config dataclasses); `--smoke` shrinks it.
 STUDY = {
+    # splits as `radvision train` makes them: the official test list, and valid carved out of train_val by
+    # patient in the data.split train / valid ratio (default 8:1); without the lists, patients 80 / 10 / 10
     "data": {"dataset": "nih", "image_size": 224, "channels": 3, "transforms": "nih_study"},
     "model": {"backbone": "densenet121", "head": "fpn", "pretrained": "imagenet", "strategy": "full",
               "backbone_lr_mult": 1.0, "dropout": 0.0},
@@ -48,7 +53,7 @@ STUDY = {
     "output": {"run_dir": "runs/nih_densenet_fpn"},
 }
 SMOKE = {
-    "data": {"image_size": 64},
+    "data": {"dataset": "nih_sample", "image_size": 64},  # the sample bundled with radvision
     "model": {"pretrained": None},
     "optim": {"batch_size": 16, "epochs": 1},
     "runtime": {"channels_last": False, "progress": False},
@@ -129,7 +134,6 @@ def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str 
     p = read_csv_checked(pred) if isinstance(pred, (str, Path)) else pred.copy()
     if "path" not in p:
         raise RadvisionError("prediction table needs a 'path' column (as written by `radvision predict`)")
-    log = logging.getLogger(__name__)
     if "error" in p:
         failed = ~(p["error"].isna() | (p["error"].astype(str) == ""))
         if failed.any():
@@ -188,27 +192,30 @@ def score_predictions(pred: pd.DataFrame | str | Path, gold: pd.DataFrame | str 
 # ---------------------------------------------------------------------------------------------- training
 
 
-def study_tables(cfg: Any, smoke: bool = False, valid_fraction: float = 0.125) -> dict:
-    """train / valid (/ test) LabelTables from the config's data section (the bundled sample with `smoke`):
-    the official test list stays test; valid is patient-disjoint."""
-    from radvision.data import patient_split, read_nih
-    from radvision.sample import load_nih_sample
+def study_tables(cfg: Any) -> dict:
+    """train / valid (/ test) LabelTables from the config's data section, as `radvision train` makes them
+    (`radvision.train.split_tables`): the official test list stays test, valid is carved out of train_val by
+    patient with the `data.split` train / valid ratio (a sample table's `split` column is used as it is),
+    and `data.downsample` / `data.classes` apply, so the run's config.yaml reproduces the run."""
+    from radvision.train import split_tables
 
-    d, seed = cfg.data, cfg.runtime.seed
-    missing = "drop" if d.on_error == "skip" else "raise"
-    table = load_nih_sample(classes=d.classes) if smoke else read_nih(d.root, csv=d.csv, classes=d.classes,
-                                                                      missing=missing)
-    split = table.frame["split"] if "split" in table.frame else pd.Series(index=table.frame.index, dtype=object)
-    parts = {}
-    if (split == "valid").any():
-        parts = {name: table.subset(name) for name in ("train", "valid", "test") if (split == name).any()}
-    else:
-        if (split == "test").any():
-            parts["test"] = table.subset("test")
-            table = table.subset(split.ne("test").to_numpy())
-        inner = patient_split(table, {"train": 1 - valid_fraction, "valid": valid_fraction}, seed)
-        parts.update(train=inner["train"], valid=inner["valid"])
-    return parts
+    return split_tables(cfg)[0]
+
+
+def _warn_shared_patients(parts: dict) -> None:
+    """Warn when a patient has images in train and in the split that is scored or selects the epoch: the
+    NIH sample's own `split` column is image-level, so its valid figure partly rewards recognising a patient."""
+    if any("patient_id" not in t.frame for t in parts.values()):
+        return
+    train = set(parts["train"].frame["patient_id"].astype(str))
+    for name in ("valid", "test"):
+        if name in parts:
+            ids = parts[name].frame["patient_id"].astype(str)
+            shared = ids.isin(train)
+            if shared.any():
+                log.warning("%d of %d %s images come from %d patient(s) who also have train images (e.g. %s): "
+                            "that split is not patient-disjoint", int(shared.sum()), len(ids), name,
+                            ids[shared].nunique(), ids[shared].iloc[0])
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
@@ -222,15 +229,25 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     values["output"]["run_dir"] = args.run_dir or values["output"]["run_dir"]
     values["output"]["overwrite"] = True
     cfg = config_from_dict(apply_overrides(values, args.overrides))
-    parts = study_tables(cfg, smoke=args.smoke)
+    if cfg.data.dataset not in ("nih", "nih_sample"):  # its config.yaml would say it trained on something else
+        raise RadvisionError(f"This study trains on NIH ChestX-ray14, but the config's data.dataset is "
+                             f"{cfg.data.dataset!r}; leave data.dataset at 'nih' (or 'nih_sample', the bundled "
+                             "sample) and give the data folder as --root.")
+    parts = study_tables(cfg)
     if args.smoke:  # a few images per split keep the smoke run to seconds
         parts = {k: t.subset(np.arange(min(len(t), 48 if k == "train" else 24))) for k, t in parts.items()}
+    _warn_shared_patients(parts)
     datasets = make_datasets(cfg, parts)
     run_dir = Trainer(cfg).fit(datasets["train"], datasets["valid"], datasets.get("test"))
     scored = "test" if "test" in parts else "valid"
+    if scored == "valid":
+        log.warning("no test split (the table names no test image, or data.split holds no test fraction): the valid "
+                    "images that chose the epoch are scored, so the figure is not a held-out one")
     pred = predict(run_dir, parts[scored].frame[["path"]], batch_size=cfg.optim.batch_size)
     result = score_predictions(pred, parts[scored].frame, min_positives=args.min_positives)
-    print(f"run dir: {run_dir}")
+    scores = Path(run_dir) / "nih_scores.json"
+    atomic_write_text(scores, json.dumps({"split": scored, **result}, indent=1) + "\n")
+    print(f"run dir: {run_dir} (scores in {scores.name})")
     print(f"{scored} ({int(result['n_images'])} images): " + json.dumps({k: round(v, 4) for k, v in result.items()
                                                                           if k != "n_images"}))
     return result
@@ -270,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code(score, prog=None)
     if not args.smoke and not args.root:
         p.error("give --root NIH_FOLDER, or --smoke to run on the bundled sample")
+    if args.smoke and args.root:
+        p.error("--smoke trains on the sample bundled with radvision; drop --root, or drop --smoke to train on "
+                "that folder")
 
     def go() -> None:
         if args.smoke and not args.run_dir:  # a throw-away run directory

@@ -58,7 +58,7 @@ from radvision.rundir import (
 logger = logging.getLogger(__name__)
 
 __all__ = ["Trainer", "build_datasets", "build_loss", "build_optimizer", "build_train_loader", "check_resume_config",
-           "dataset_labels", "dataset_classes"]
+           "check_training_config", "dataset_labels", "dataset_classes"]
 
 
 # ------------------------------------------------------------------------------------------ data helpers
@@ -102,7 +102,7 @@ def build_datasets(cfg: Config) -> tuple[Dataset, Dataset, Dataset | None, list[
                                    fit=preset_fit(d.transforms), progress=cfg.runtime.progress)
 
     sets = make_datasets(cfg, parts, cache)
-    for needed in ("train", "valid"):  # on_error=skip may have emptied a split
+    for needed in ("train", "valid", *(["test"] if "test" in sets else [])):  # on_error=skip may have emptied one
         if len(sets.get(needed, ())) == 0:  # type: ignore[arg-type]
             raise RadvisionError(f"No readable {needed!r} image is left after skipping unreadable ones.")
     logger.info("Data: %d train, %d valid, %d test images, %d classes", len(sets["train"]), len(sets["valid"]),
@@ -190,7 +190,8 @@ def _warn_shared_images(parts: dict[str, Any]) -> None:
                            "patient id or drop the duplicates.", len(shared), name, shared[0], name)
 
 
-def _own_dataset_classes(cfg: Config, train_ds: Dataset, valid_ds: Dataset) -> list[str]:
+def _own_dataset_classes(cfg: Config, train_ds: Dataset, valid_ds: Dataset, test_ds: Dataset | None = None
+                         ) -> list[str]:
     """The class names of datasets handed to fit(), after checking that they fit the config: the model is
     built, and predict / explain later read images, from the config alone."""
     named = dataset_classes(train_ds)
@@ -203,6 +204,9 @@ def _own_dataset_classes(cfg: Config, train_ds: Dataset, valid_ds: Dataset) -> l
         raise RadvisionError("The datasets do not name their classes; set data.classes in the config.")
     if len(valid_ds) == 0:  # type: ignore[arg-type]
         raise RadvisionError("The valid dataset passed to fit() is empty; it chooses the epoch and the thresholds.")
+    if test_ds is not None and len(test_ds) == 0:  # type: ignore[arg-type]  # found only after training, before
+        raise RadvisionError("The test dataset passed to fit() is empty (no readable image left?); pass test_ds=None "
+                             "to train without test metrics.")
     item = train_ds[0]
     if not isinstance(item, tuple | list) or len(item) != 2:
         raise RadvisionError("fit() needs dataset items (image, labels); this dataset gives "
@@ -428,6 +432,14 @@ def build_loss(cfg: Config, class_names: list[str], y: np.ndarray, class_weights
                        alpha=cfg.loss.alpha, outputs_per_class=outputs_per_class(cfg))
 
 
+def check_training_config(cfg: Config, image_size: bool = True) -> None:
+    """What `Trainer.fit` checks of a fresh run's config before it reads any data: backbone names and the
+    image sizes they take, the head, `model.pretrained` (weights files; ImageNet weights in no cache while
+    downloads are disabled) and the transforms preset. For scripts that do slow work before training."""
+    _check_model_config(cfg, image_size=image_size)
+    check_names_to_train(cfg)
+
+
 def _check_model_config(cfg: Config, image_size: bool = True) -> None:
     """What the model section alone can get wrong: unknown backbones and (when the config's data are used)
     images smaller than a backbone accepts."""
@@ -576,7 +588,7 @@ class Trainer:
         if train_ds is None:
             train_ds, valid_ds, test_ds, class_names = build_datasets(cfg)
         else:
-            class_names = _own_dataset_classes(cfg, train_ds, valid_ds)
+            class_names = _own_dataset_classes(cfg, train_ds, valid_ds, test_ds)
         self.class_names = list(class_names)
         self._check_classes()
         y_train = dataset_labels(train_ds)

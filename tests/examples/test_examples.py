@@ -461,3 +461,120 @@ def test_nih_scores_any_finding_from_a_saved_reader_tables_no_finding_flag(nih):
     pred = pd.DataFrame({"path": gold["path"], **{c: rng.random(len(gold)) for c in classes}})
     assert "any_finding" in nih.score_predictions(pred, gold, min_positives=1)
 
+
+
+# -- review of 2026-11-24 (night): what the studies did with their inputs ----------------------------------
+
+
+def test_chexpert_policies_train_select_and_test_on_the_same_images(chexpert, tmp_path):
+    root = chexpert.make_synthetic_chexpert(tmp_path)
+    cfg = chexpert.study_config(smoke=True, data_root=root, overrides=["data.classes=null"])
+    tables = {p: chexpert.study_tables(cfg, p) for p in ("U-Ones", "U-Zeros", "U-Ignore", "U-MultiClass")}
+    for name in ("train", "valid", "test"):  # downsampling ran on U-Zeros' labels: fewer images than U-Ones
+        paths = {p: t[name].frame["path"].tolist() for p, t in tables.items()}
+        assert all(v == paths["U-Ones"] for v in paths.values()), name
+    assert (tables["U-MultiClass"]["train"].labels() == -1).any()  # ... and only the labels differ
+    assert not (tables["U-Zeros"]["train"].labels() == -1).any()
+
+
+def test_chexpert_checks_images_and_backbones_before_labelling_reports(chexpert, tmp_path, capsys, monkeypatch):
+    root = chexpert.make_synthetic_chexpert(tmp_path / "data")
+    reports = chexpert.make_synthetic_reports(tmp_path / "reports.csv")
+
+    def no_reports(*args, **kwargs):
+        raise AssertionError("the reports were labelled before the image side was checked")
+
+    monkeypatch.setattr(chexpert, "report_statistics", no_reports)
+    base = ["--data-root", str(root), "--reports", str(reports), "--run-dir", str(tmp_path / "r"),
+            "model.pretrained=null", "data.image_size=32"]
+    assert chexpert.main([*base, "model.backbone=[simple_cnn,nope]"]) == 2
+    assert "Unknown backbone 'nope'" in capsys.readouterr().err
+    first = pd.read_csv(root / "train.csv")["Path"].iloc[0]
+    (root.parent / first).unlink()
+    assert chexpert.main([*base, "model.backbone=simple_cnn"]) == 2
+    assert Path(first).name in capsys.readouterr().err
+
+
+def test_chexpert_a_test_fraction_is_said_and_the_split_used_recorded(chexpert, tmp_path, caplog):
+    assert chexpert.train_valid_split({"train": 0.5, "valid": 0.25}) == {"train": 0.666667, "valid": 0.333333}
+    with caplog.at_level("WARNING"):
+        split = chexpert.train_valid_split({"train": 0.5, "valid": 0.25, "test": 0.25})
+    assert split == {"train": 0.666667, "valid": 0.333333}
+    assert "asks for a test fraction of 0.25, but the official valid.csv is the test set" in caplog.text
+    with pytest.raises(RadvisionError, match="has no train or valid fraction"):
+        chexpert.train_valid_split({"test": 1.0})
+
+
+def test_nih_study_applies_the_data_keys_as_radvision_train_does(nih, tmp_path, capsys, caplog):
+    run = tmp_path / "run"
+    argv = ["--smoke", "--run-dir", str(run), "data.downsample={No Finding: 1.0}"]
+    with caplog.at_level("WARNING"):
+        assert nih.main(argv) == 0
+    assert "no test split" in caplog.text  # the valid images chose the epoch: not a held-out figure
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["data"]["dataset"] == "nih_sample" and cfg["data"]["downsample"] == {"No Finding": 1.0}
+    scores = json.loads((run / "nih_scores.json").read_text())
+    assert scores["split"] == "valid" and 0.0 <= scores["mean_auroc"] <= 1.0
+    from radvision.config import load_config
+
+    parts = nih.study_tables(load_config(run / "config.yaml"))
+    no_finding = parts["train"].frame["source_no_finding"] == 1
+    assert len(parts["train"]) > 0 and not no_finding.any()  # the downsample was applied (it was ignored)
+    assert nih.main(["--smoke", "data.dataset=chexpert"]) == 2
+    assert "This study trains on NIH ChestX-ray14, but the config's data.dataset is 'chexpert'" in \
+        capsys.readouterr().err
+
+
+def test_nih_study_warns_when_valid_patients_also_have_train_images(nih, caplog):
+    from radvision.sample import load_nih_sample
+
+    table = load_nih_sample()
+    parts = {"train": table.subset("train"), "valid": table.subset("valid")}
+    shared = set(parts["train"].frame["patient_id"].astype(str)) & set(parts["valid"].frame["patient_id"].astype(str))
+    with caplog.at_level("WARNING"):
+        nih._warn_shared_patients(parts)
+    assert ("not patient-disjoint" in caplog.text) == bool(shared)
+
+
+def test_imageclef_no_readable_test_image_stops_before_training(clef, tmp_path, monkeypatch, capsys):
+    from radvision.train import Trainer
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained although no test image could be read")
+
+    monkeypatch.setattr(Trainer, "fit", no_training)
+    root = clef.make_synthetic_imageclef(tmp_path / "data", n_train=16, n_valid=4)
+    args = _clef_args(clef, root, tmp_path / "run", ["data.on_error=skip"])
+    args.valid_concepts, args.valid_images = str(root / "valid_concepts.csv"), str(tmp_path / "nowhere")
+    args.train_concepts, args.train_images = str(root / "train_concepts.csv"), str(root / "train")
+    with pytest.raises(RadvisionError, match="No image of the validation concept file .* could be read from"):
+        clef.run(args)
+
+
+def test_smoke_modes_refuse_a_data_folder_they_would_ignore(chexpert, nih, capsys):
+    for main, flag in ((chexpert.main, "--data-root"), (nih.main, "--root")):
+        with pytest.raises(SystemExit):
+            main(["--smoke", flag, "/data/somewhere"])
+        assert "--smoke trains on" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        chexpert.main(["--data-root", "/data/somewhere", "--plots"])
+    assert "--plots draws the report statistics; give --reports FILE" in capsys.readouterr().err
+
+
+def test_chexpert_smoke_report_labels_keep_the_study_ids(chexpert, tmp_path):
+    assert chexpert.main(["--smoke", "--run-dir", str(tmp_path / "runs"), "--policies", "U-Ones"]) == 0
+    labels = pd.read_csv(tmp_path / "runs" / "reports" / "labels.csv")
+    assert labels.columns[0] == "study_id" and labels["study_id"].tolist()[:2] == ["s0", "s1"]
+    prevalence = pd.read_csv(tmp_path / "runs" / "reports" / "prevalence.csv").set_index("class")
+    no_uncertain = prevalence["uncertain"] == 0
+    # U-Ones changes nothing where no report is uncertain: the same share over the same reports
+    assert np.allclose(prevalence.loc[no_uncertain, "positive_U-Ones"], prevalence.loc[no_uncertain, "prevalence"])
+
+
+def test_chexpert_names_folders_of_an_earlier_study_it_does_not_describe(chexpert, tmp_path, caplog):
+    runs = tmp_path / "runs"
+    (runs / "U-Zeros").mkdir(parents=True)
+    (runs / "reports").mkdir()
+    with caplog.at_level("WARNING"):
+        assert chexpert.main(["--smoke", "--run-dir", str(runs), "--policies", "U-Ones"]) == 0
+    assert "also holds U-Zeros/ from an earlier run" in caplog.text  # reports/ is this run's (smoke labels some)

@@ -114,8 +114,8 @@ def test_score_a_split_warn_about_mixed_splits_and_refuse_nothing_to_score(examp
 def test_study_tables_follow_the_config_data_section(example):
     from radvision.config import config_from_dict
 
-    cfg = config_from_dict({"data": {"classes": ["Effusion", "Atelectasis"]}})
-    parts = example.study_tables(cfg, smoke=True)
+    cfg = config_from_dict({"data": {"dataset": "nih_sample", "classes": ["Effusion", "Atelectasis"]}})
+    parts = example.study_tables(cfg)
     assert parts["train"].classes == ["Effusion", "Atelectasis"]
 
 

@@ -222,6 +222,7 @@ def test_a_class_without_positives_in_a_split_is_named(tmp_path, data_csv, caplo
     ([], {"channels": 1}, "images of shape (1, 32, 32) but the config says (3, 32, 32)"),
     ([], {"return_meta": True}, "needs dataset items (image, labels)"),
     ([], {"empty_valid": True}, "valid dataset passed to fit() is empty"),
+    ([], {"empty_test": True}, "test dataset passed to fit() is empty"),  # was a torch.cat crash after training
     ([], {"policy": "U-MultiClass"}, "labels must be 1, 0 or blank"),
 ])
 def test_datasets_passed_to_fit_are_checked_against_the_config(tmp_path, make_images, extra, build, message):
@@ -237,8 +238,10 @@ def test_datasets_passed_to_fit_are_checked_against_the_config(tmp_path, make_im
     train = ImageDataset(table.subset("train"), tf, return_meta=meta)
     valid = ImageDataset(table.subset("valid").subset(np.zeros(4, bool)) if build.get("empty_valid")
                          else table.subset("valid"), tf)
+    test = ImageDataset(table.subset("test").subset(np.zeros(len(table.subset("test")), bool)), tf) \
+        if build.get("empty_test") else None
     with pytest.raises(RadvisionError) as err:
-        Trainer(tiny_config(tmp_path, csv, *extra)).fit(train, valid)
+        Trainer(tiny_config(tmp_path, csv, *extra)).fit(train, valid, test)
     assert message in str(err.value)
     assert not (tmp_path / "run").exists()
 

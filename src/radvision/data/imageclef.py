@@ -125,30 +125,33 @@ def roco_file_names(folder: str | os.PathLike) -> dict[str, str]:
 
 def _image_paths(image_dir: Path, ids: list[str], aliases: dict[str, str] | None = None
                  ) -> tuple[list[str], dict[str, list[str]]]:
-    """The image file of each id: the file named exactly the id, else the one whose stem is the id (or the
-    id's ROCO v1 alias); and the ids whose stem matches several files (``img1.jpg`` and ``img1.png``) -> those
-    file names. Such an id takes the alphabetically first file name."""
-    by_name: dict[str, str] = {}
+    """The image file of each id, found anywhere under ``image_dir`` (ImageCLEF 2020 ships one folder per
+    modality, DRAN ... DRXR): the file named exactly the id, else the one whose stem is the id (or the id's
+    ROCO v1 alias); and the ids that match several files (``img1.jpg`` and ``img1.png``, or one name in two
+    folders) -> those files, relative to ``image_dir``. Such an id takes the least deep, then alphabetically
+    first one."""
+    by_name: dict[str, list[str]] = {}
     by_stem: dict[str, list[str]] = {}
     if image_dir.is_dir():
-        with os.scandir(image_dir) as it:
-            for entry in it:
-                stem, ext = os.path.splitext(entry.name)
-                if ext.lower() in IMAGE_EXTENSIONS:
-                    by_name[entry.name] = os.path.abspath(entry.path)
-                    by_stem.setdefault(stem, []).append(entry.name)
+        for folder, subfolders, files in os.walk(image_dir):
+            subfolders[:] = [d for d in subfolders if not d.startswith((".", "__"))]  # .git, __MACOSX
+            rel = os.path.relpath(folder, image_dir)
+            for name in files:
+                stem, ext = os.path.splitext(name)
+                if ext.lower() in IMAGE_EXTENSIONS and not name.startswith("."):
+                    path = name if rel == "." else os.path.join(rel, name)
+                    by_name.setdefault(name, []).append(path)
+                    by_stem.setdefault(stem, []).append(path)
     aliases = aliases or {}
     ambiguous: dict[str, list[str]] = {}
 
     def find(key: str) -> str | None:
         if not key:
             return None
-        if key in by_name:
-            return by_name[key]
-        names = sorted(by_stem.get(key, ()))
-        if len(names) > 1:
-            ambiguous.setdefault(key, names)
-        return by_name[names[0]] if names else None
+        found = sorted(by_name.get(key) or by_stem.get(key, ()), key=lambda p: (p.count(os.sep), p))  # top first
+        if len(found) > 1:
+            ambiguous.setdefault(key, found)
+        return os.path.join(image_dir, found[0]) if found else None
 
     # ids may or may not carry the extension; unresolved ones default to <id>.jpg so the error names them
     paths = [find(i) or find(aliases.get(i, "")) or
@@ -204,8 +207,8 @@ def read_imageclef(
             paths, ambiguous = _image_paths(folder, ids, aliases)
     if ambiguous:
         shown = "; ".join(f"{k}: {', '.join(v)}" for k, v in list(ambiguous.items())[:3])
-        log.warning("%s: %d image id(s) match more than one file in %s (%s%s); each uses the alphabetically first "
-                    "file name. Remove the other copies, or write the ids with their extension, to choose.",
+        log.warning("%s: %d image id(s) match more than one file in %s (%s%s); each uses the least deep, then "
+                    "alphabetically first one. Remove the other copies, or write the ids with their extension, to choose.",
                     source, len(ambiguous), folder, shown, "; ..." if len(ambiguous) > 3 else "")
     frame.insert(0, "path", paths)
     frame["patient_id"] = table["id"].to_numpy()

@@ -139,14 +139,15 @@ def downsample(table: LabelTable, fractions: Mapping[str, float], seed: int = 0)
     labelled No Finding and nothing else, and 30 % of images whose single finding is Effusion; images
     with Effusion plus another finding are all kept. A "No Finding"-like key (see `NO_FINDING_NAMES`)
     that is not a class selects the rows the source marks as having no finding at all (the readers'
-    `source_no_finding` column), or without one, the rows negative (0, not unknown) for every class. Order is
-    preserved.
+    `source_no_finding` column), or without one, the rows negative (0, not unknown) for every class. An
+    uncertain label (-1, kept by U-MultiClass) counts as another finding, so such a table keeps the images
+    that U-Ones would. Order is preserved.
     """
     if not fractions:
         return table
     y = table.labels()
     positive = y == 1
-    n_pos = positive.sum(axis=1)
+    n_pos = (positive | (y == -1)).sum(axis=1)
     rng = np.random.default_rng(seed)
     drop = np.zeros(len(y), dtype=bool)
     for name, fraction in fractions.items():
@@ -165,7 +166,9 @@ def downsample(table: LabelTable, fractions: Mapping[str, float], seed: int = 0)
         else:
             # raises with a "did you mean"; "No Finding" is a choice whether or not it is a class
             no_finding = [] if NO_FINDING_NAMES[0] in table.classes else [NO_FINDING_NAMES[0]]
-            select_classes([*table.classes, *no_finding], [name], "downsample")
+            select_classes([*table.classes, *no_finding], [name],
+                           "downsample (a class data.classes leaves out: take it out of data.downsample, or set "
+                           "data.downsample=null)")
             continue
         n_drop = int(np.floor(float(fraction) * len(rows) + 0.5))  # half rounds up, not to even
         if n_drop:

@@ -193,3 +193,22 @@ def test_an_id_matching_two_files_takes_the_first_name_with_a_warning(tmp_path, 
     caplog.clear()
     assert Path(read_imageclef(tsv, images).frame["path"][0]).name == "ROCO_00001.png"
     assert "more than one file" not in caplog.text
+
+
+def test_images_in_modality_subfolders_are_found(tmp_path, helpers, caplog):
+    """ImageCLEF 2020 ships its images in one folder per modality (DRAN, DRCT, ... DRXR)."""
+    tsv, images = make_clef(tmp_path, helpers)
+    for i, modality in ((0, "DRCT"), (2, "DRXR")):
+        (images / modality).mkdir()
+        (images / f"ROCO_{i:05d}.jpg").rename(images / modality / f"ROCO_{i:05d}.jpg")
+    (images / ".hidden").mkdir()
+    helpers.save_gray(images / ".hidden" / "ROCO_00003.jpg", seed=5)  # not a copy to choose from
+    with caplog.at_level("WARNING"):
+        t = read_imageclef(tsv, images)
+    assert [Path(p).relative_to(images).as_posix() for p in t.frame["path"]] == [
+        "DRCT/ROCO_00000.jpg", "ROCO_00001.png", "DRXR/ROCO_00002.jpg", "ROCO_00003.jpg"]
+    assert "more than one file" not in caplog.text
+    helpers.save_gray(images / "DRAN" / "ROCO_00001.png", seed=7)  # one name in two folders: the top one, said
+    t = read_imageclef(tsv, images)
+    assert Path(t.frame["path"][1]) == images / "ROCO_00001.png"
+    assert "ROCO_00001: ROCO_00001.png, DRAN/ROCO_00001.png" in caplog.text

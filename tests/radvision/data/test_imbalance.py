@@ -84,12 +84,24 @@ def test_downsample_drops_only_single_positive_rows():
     assert same == downsample(t, {"No Finding": 0.5}, seed=7).frame["path"].tolist()
 
 
+def test_downsample_counts_an_uncertain_label_as_another_finding():
+    """With U-MultiClass labels (-1 kept), "Effusion 1, Mass -1" is no Effusion-only image: kept, as under U-Ones."""
+    frame = pd.DataFrame({"path": [f"/i/{i}.png" for i in range(4)], "patient_id": list("abcd"),
+                          "Effusion": [1.0, 1.0, 0.0, -1.0], "Mass": [-1.0, 0.0, -1.0, 0.0]})
+    t = LabelTable(frame, ["Effusion", "Mass"])
+    assert downsample(t, {"Effusion": 1.0}).frame["path"].tolist() == ["/i/0.png", "/i/2.png", "/i/3.png"]
+    assert downsample(t, {"No Finding": 1.0}).frame["path"].tolist() == t.frame["path"].tolist()  # none is normal
+
+
 def test_downsample_no_finding_without_column_and_errors():
     t = make().select(["Effusion", "Mass"])
     out = downsample(t, {"No Finding": 1.0})
     assert len(out) == 60
     with pytest.raises(RadvisionError, match="did you mean 'Effusion'"):
         downsample(t, {"Efusion": 0.3})
+    with pytest.raises(RadvisionError, match=r"'Atelectasis' for downsample \(a class data.classes leaves out: take "
+                                             r"it out of data.downsample, or set data.downsample=null\)"):
+        downsample(t, {"Atelectasis": 0.3})
     with pytest.raises(RadvisionError, match="did you mean 'No Finding'"):  # a choice, though not a class here
         downsample(t, {"No Findings": 0.9})
     with pytest.raises(RadvisionError, match="between 0 and 1"):
