@@ -2,7 +2,8 @@
 
 ``1`` present, ``0`` absent, ``-1`` uncertain, NaN not mentioned; positive beats uncertain beats
 absent. Hypothetical mentions ("evaluate for pneumonia", "may represent atelectasis or pneumonia")
-never count for their class. No Finding follows CheXpert: ``1`` only when no pathology class is
+never count for their class, nor do caveats, what the exam may miss ("radiographs are insensitive for rib
+fractures"), which do not keep a report from No Finding either. No Finding follows CheXpert: ``1`` only when no pathology class is
 present or uncertain (classes in ``no_finding_ignore``, e.g. Support Devices, excepted), no other
 finding outside the schema (granuloma, scoliosis, ...) is asserted and nothing is raised as a
 possibility; otherwise blank.

@@ -26,7 +26,7 @@ __all__ = ["Mention", "MentionMatcher", "expand_phrase", "load_lexicon", "non_ov
 
 RULES_DIR = Path(__file__).resolve().parent / "rules"
 MAX_EXPANSIONS = 20000
-_GLUED_GROUP = re.compile(r"[^\s(|]\(|\)[^\s)|?]")  # a letter against a group: "arter(y|ies)", "(a|b)c"
+_GLUED_GROUP = re.compile(r"[^\W_]\(|\)\??[^\W_]")  # a letter or digit against a group: "arter(y|ies)", "(a|b)c"
 
 # Kinds, strongest first: when spans of equal length overlap, the stronger kind is kept.
 OBSERVATION, ABSENT, OTHER, ANATOMY, MODIFIER = "observation", "absent", "other", "anatomy", "modifier"

@@ -194,6 +194,20 @@ class Backbone(nn.Module):
         # would hold its tensors twice (and plain safetensors save_file refuses shared tensors)
         return self.model.get_submodule(self.cam_layer_name)
 
+    @cam_layer.setter
+    def cam_layer(self, layer: nn.Module) -> None:
+        name = next((n for n, m in self.model.named_modules() if m is layer and n), None)
+        if name is None:
+            raise RadvisionError(f"cam_layer must be a layer inside backbone {self.name}'s model; set cam_layer_name "
+                                 "to its path instead (e.g. 'layer4' for a ResNet).")
+        self.cam_layer_name = name
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "cam_layer":  # nn.Module would register the layer as a second submodule, past the property
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     @property
     def cam_layers(self) -> list[nn.Module]:
         return [self.cam_layer]
@@ -257,6 +271,12 @@ class MultiBackbone(nn.Module):
     @property
     def cam_layer(self) -> nn.Module:
         return self.backbones[0].cam_layer
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "cam_layer":
+            raise RadvisionError("A MultiBackbone's Grad-CAM layers are its backbones'; set cam_layer on one of "
+                                 "its backbones (multi.backbones[i].cam_layer = layer).")
+        super().__setattr__(name, value)
 
     @property
     def cam_layers(self) -> list[nn.Module]:

@@ -186,11 +186,28 @@ def _model_digest(model: torch.nn.Module) -> str:
     models and copied run directories."""
     backbone = getattr(model, "backbone", model)
     h = hashlib.sha256(type(backbone).__qualname__.encode())
-    for name, tensor in backbone.state_dict().items():
+    for name, tensor in _digest_items(backbone):
         t = tensor.detach().cpu().contiguous().reshape(-1)
         h.update(f"{name}:{t.dtype}:{tuple(tensor.shape)};".encode())
         h.update(t.view(torch.uint8).numpy())  # raw bytes; a uint8 view also works for bfloat16
     return h.hexdigest()
+
+
+def _digest_items(backbone: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """The backbone's state dict laid out as caches were keyed until the Grad-CAM layer stopped being registered
+    twice: each Backbone's entries followed by that layer's tensors again under ``cam_layer.``, and a
+    MultiBackbone's first layer once more at the end, so the caches written then still match."""
+    from radvision.backbones import Backbone, MultiBackbone
+
+    def alias(b: torch.nn.Module, prefix: str) -> list[tuple[str, torch.Tensor]]:
+        return [(f"{prefix}cam_layer.{k}", v) for k, v in b.cam_layer.state_dict().items()]
+
+    if isinstance(backbone, MultiBackbone):
+        items = [(f"backbones.{i}.{k}", v) for i, b in enumerate(backbone.backbones) for k, v in _digest_items(b)]
+        return items + alias(backbone, "")
+    if isinstance(backbone, Backbone):
+        return [*backbone.state_dict().items(), *alias(backbone, "")]
+    return list(backbone.state_dict().items())
 
 
 def _input_settings(ds: Dataset, transform: Any) -> str | None:

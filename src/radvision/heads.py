@@ -201,7 +201,7 @@ def build_model(
     if unknown:
         raise RadvisionError(f"Unknown head option(s) {unknown}; valid options: {', '.join(sorted(HEAD_OPTIONS))}.")
     for option, owner in (("hidden", "mlp"), ("fpn_channels", "fpn")):  # else ignored without a word
-        if option in head_kwargs and head != owner:
+        if head_kwargs.get(option) is not None and head != owner:
             raise RadvisionError(f"Head option {option!r} belongs to head='{owner}'; the {head!r} head has no use "
                                  f"for it: leave it out or use head='{owner}'.")
     several = len(names) > 1

@@ -88,6 +88,15 @@ def run_thresholds(run_dir: str | os.PathLike[str], class_names: list[str]) -> n
     return read_thresholds(saved, class_names) if saved.is_file() else np.full(len(class_names), 0.5)
 
 
+def check_run_dir(run_dir: str | os.PathLike[str]) -> Path:
+    """The run folder as a Path, or a RadvisionError when it holds no run's config (cheap: checked first)."""
+    run = Path(run_dir)
+    if not (run / CONFIG_FILE).is_file():
+        raise RadvisionError(f"{str(run)!r} is not a run directory (it has no {CONFIG_FILE}); pass the folder "
+                             "that `radvision train` wrote.")
+    return run
+
+
 def load_run(run_dir: str | os.PathLike[str], device: str | torch.device | None = "cpu",
              with_thresholds: bool = True) -> tuple[torch.nn.Module, Config, list[str], np.ndarray | None]:
     """(model in eval mode, config, class names, thresholds) of a finished run; thresholds 0.5 if not chosen,
@@ -95,10 +104,7 @@ def load_run(run_dir: str | os.PathLike[str], device: str | torch.device | None 
     does not stop them)."""
     from radvision.train import build_model_from_config
 
-    run = Path(run_dir)
-    if not (run / CONFIG_FILE).is_file():
-        raise RadvisionError(f"{str(run)!r} is not a run directory (it has no {CONFIG_FILE}); pass the folder "
-                             "that `radvision train` wrote.")
+    run = check_run_dir(run_dir)
     cfg = load_run_config(run / CONFIG_FILE)
     class_names = list(cfg.data.classes or [])
     if not class_names:
@@ -248,7 +254,8 @@ def predict(run_dir: str | os.PathLike[str], input: str | os.PathLike[str] | pd.
 
     check_batching(batch_size, num_workers)  # before the run is loaded
     dev = resolve_device(device)
-    given, paths = input_rows(input, root=root, path_column=path_column)  # a bad input is named before the model is built
+    check_run_dir(run_dir)  # a wrong run folder is named before a long input is read ...
+    given, paths = input_rows(input, root=root, path_column=path_column)  # ... and a bad input before the model is built
     model, cfg, class_names, thresholds = load_run(run_dir, device=dev, with_thresholds=with_labels)
     loader = image_loader(ImageFiles(paths, image_transform(cfg)), batch_size, num_workers)
     probs = np.full((len(paths), len(class_names)), np.nan, dtype=np.float32)

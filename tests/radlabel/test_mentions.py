@@ -51,6 +51,11 @@ def test_expand_phrase_alternatives_optional_and_nested():
         with pytest.raises(RadlabelError, match="has a group joined to a word; groups hold whole words"):
             expand_phrase(glued)
     assert expand_phrase("((a|b) c|d)? e") == ["a c e", "b c e", "d e", "e"]
+    # punctuation beside a group is a token of its own: spaCy splits "heart's" into "heart 's"
+    assert expand_phrase("(heart|cardiac)'s size") == ["heart 's size", "cardiac 's size"]
+    assert expand_phrase("[(a|b)]") == ["[ a ]", "[ b ]"]
+    with pytest.raises(RadlabelError, match="joined to a word"):
+        expand_phrase("(a|b)?c")
 
 
 def test_plural():

@@ -154,8 +154,16 @@ def test_the_grad_cam_layer_is_held_once_and_older_files_with_its_alias_still_lo
     load_weights(build_model("simple_cnn", num_classes=2), tmp_path / "old.safetensors")  # strict, yet it loads
     with caplog.at_level("INFO"):
         create_backbone("simple_cnn", pretrained=tmp_path / "old.safetensors")
-    assert "loaded 24/24 backbone tensors" in caplog.text
-    assert "backbone.cam_layer" not in caplog.text  # was: "ignored 8 tensors ... (first: backbone.cam_layer.0.weight"
+    assert "backbone.cam_layer" not in caplog.text and "loaded 24/24 backbone tensors" in caplog.text
+    # setting the layer moves it (nn.Module would have registered it a second time, past the property)
+    model.backbone.cam_layer = model.backbone.model.blocks[2]
+    assert model.backbone.cam_layer_name == "blocks.2" and model.cam_layers()[0] is model.backbone.model.blocks[2]
+    assert not [k for k in model.state_dict() if "cam_layer" in k]
+    with pytest.raises(RadvisionError, match="cam_layer must be a layer inside backbone simple_cnn's model"):
+        model.backbone.cam_layer = torch.nn.Conv2d(1, 1, 1)
+    multi = build_model(["simple_cnn", "simple_cnn"], num_classes=2)
+    with pytest.raises(RadvisionError, match="set cam_layer on one of its backbones"):
+        multi.backbone.cam_layer = multi.backbone.backbones[0].model.blocks[2]
 
 
 def test_each_backbone_of_a_list_gets_its_own_weights_from_a_multi_backbone_runs_file(tmp_path, caplog):

@@ -258,3 +258,24 @@ def test_features_from_run_dir_use_its_transform(tmp_path, table, model):
     np.testing.assert_allclose(feats, direct, rtol=1e-5, atol=1e-6)
     other = _extract(model, table, transform=build_transforms("none", 32, train=False))
     assert not np.allclose(feats, other)
+
+
+@pytest.mark.parametrize(("backbone", "digest"), [  # computed with the code of d3c60b9, before the change
+    ("simple_cnn", "09b30f1c86a82cbc409d281445ad117c7d07726a9a4decff00979872534b8c4b"),
+    (["simple_cnn", "simple_cnn"], "9fcce791c18b13f800d7dc51207def810f26d2930daa08e39df28973cb9aa044"),
+])
+def test_caches_keyed_while_the_grad_cam_layer_was_registered_twice_still_match(backbone, digest):
+    """The key hashes the state dict as laid out then, so such caches are not rebuilt ("weights differ") or,
+    with the images gone, refused."""
+    import torch
+
+    from radvision.features import _model_digest
+
+    m = build_model(backbone, 2)
+    with torch.no_grad():
+        for i, t in enumerate([*m.parameters(), *m.buffers()]):  # each tensor once, values fixed
+            if t.is_floating_point():
+                t.copy_(torch.arange(t.numel(), dtype=t.dtype).reshape(t.shape) * 0.001 + i)
+            else:
+                t.fill_(i)
+    assert _model_digest(m) == digest

@@ -58,6 +58,7 @@ def test_a_head_option_of_another_head_is_refused_not_ignored():
     with pytest.raises(RadvisionError, match="Head option 'fpn_channels' belongs to head='fpn'; the 'mlp' head"):
         build_model("simple_cnn", 2, head="mlp", fpn_channels=64)
     assert build_model("simple_cnn", 2, head="mlp", hidden=[16]).head[0].out_features == 16
+    build_model("simple_cnn", 2, head="linear", hidden=None, fpn_channels=None)  # None: forwarded, not given
 
 
 @pytest.mark.parametrize("head", ["linear", "mlp", "fpn"])

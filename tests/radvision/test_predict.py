@@ -90,6 +90,8 @@ def test_input_errors(run_dir, tmp_path, caplog):
     with caplog.at_level("INFO"), pytest.raises(RadvisionError, match="does not exist"):
         predict(run_dir, tmp_path / "missing.csv")
     assert "built" not in caplog.text  # the input is named before the model is built (it was logged first)
+    with pytest.raises(RadvisionError, match="is not a run directory"):  # ... but a wrong run folder first of all
+        predict(tmp_path / "no_run", tmp_path / "missing.csv")
     pd.DataFrame({"file": ["a.png"]}).to_csv(tmp_path / "x.csv", index=False)
     with pytest.raises(RadvisionError, match="no 'path' column"):
         input_paths(tmp_path / "x.csv")

@@ -133,8 +133,12 @@ def _image_paths(image_dir: Path, ids: list[str], aliases: dict[str, str] | None
     by_name: dict[str, list[str]] = {}
     by_stem: dict[str, list[str]] = {}
     if image_dir.is_dir():
-        for folder, subfolders, files in os.walk(image_dir):
-            subfolders[:] = [d for d in subfolders if not d.startswith((".", "__"))]  # .git, __MACOSX
+        seen = {os.path.realpath(image_dir)}
+        for folder, subfolders, files in os.walk(image_dir, followlinks=True):
+            # .git, __MACOSX; a linked folder is followed once (a link back up would loop)
+            subfolders[:] = [d for d in subfolders if not d.startswith((".", "__"))
+                             and os.path.realpath(os.path.join(folder, d)) not in seen]
+            seen.update(os.path.realpath(os.path.join(folder, d)) for d in subfolders)
             rel = os.path.relpath(folder, image_dir)
             for name in files:
                 stem, ext = os.path.splitext(name)
@@ -208,7 +212,8 @@ def read_imageclef(
     if ambiguous:
         shown = "; ".join(f"{k}: {', '.join(v)}" for k, v in list(ambiguous.items())[:3])
         log.warning("%s: %d image id(s) match more than one file in %s (%s%s); each uses the least deep, then "
-                    "alphabetically first one. Remove the other copies, or write the ids with their extension, to choose.",
+                    "alphabetically first one. Remove the other copies, or write the ids with their extension "
+                    "(and subfolder: DRAN/ROCO_00001.png), to choose.",
                     source, len(ambiguous), folder, shown, "; ..." if len(ambiguous) > 3 else "")
     frame.insert(0, "path", paths)
     frame["patient_id"] = table["id"].to_numpy()
