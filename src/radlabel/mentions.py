@@ -220,6 +220,7 @@ class MentionMatcher:
                     for v in _variants(phrase, misspell, True):
                         unmentions.setdefault(v, set()).add(spec.name)
         add(OTHER, lex.get("other_findings") or (), None, True)
+        add(ABSENT, lex.get("absent_other_findings") or (), None, False)  # a schema's own absent phrase keeps its class
         add(ANATOMY, lex.get("anatomy") or (), None, True)
         add(MODIFIER, lex.get("modifiers") or (), None, False)
 

@@ -94,6 +94,13 @@ def value(pipe, text, cls):
          "Pneumothorax", 0.0),
         ("The heart, mediastinum, and hila are normal.", "Cardiomegaly", 0.0),
         ("Pleural effusion cannot be seen.", "Pleural Effusion", 0.0),  # a denial, not what the exam may miss
+        # probe of 157 full reports, 2026-11-24 night
+        ("Tortuous aorta. Cardiomediastinal silhouette is otherwise unremarkable.", "Enlarged Cardiomediastinum", 0.0),
+        ("Tortuous aorta. Cardiomediastinal silhouette is otherwise unremarkable.", "Cardiomegaly", 0.0),
+        ("Cardiomegaly. The cardiomediastinal silhouette is otherwise unremarkable.", "Cardiomegaly", 1.0),
+        ("Heart size is otherwise normal.", "Enlarged Cardiomediastinum", math.nan),  # the heart says nothing of it
+        ("Heart size and pulmonary vascularity appear within normal limits.", "Edema", 0.0),
+        ("Heart size and pulmonary vascularity appear within normal limits.", "Cardiomegaly", 0.0),
         ("The NG tube tip cannot be seen.", "Support Devices", 1.0),
         ("Heart size, mediastinal and hilar contours are normal.", "Cardiomegaly", 0.0),
         # "underpenetrat(ion|ed)" in the lexicon expanded to "underpenetrat ion", which no report has
@@ -703,6 +710,13 @@ def test_chestxray14_schema():
         ("Status post repair of hiatal hernia.", "Hernia", 0.0),
         # chestxray14 review, 2026-11-24
         ("Heart size and pulmonary vascularity appear within normal limits.", "Cardiomegaly", 0.0),
+        # probe of full reports, 2026-11-24 night: a removed device leaves none behind, so the report is normal
+        ("No pneumothorax after chest tube removal.", "No Finding", 1.0),
+        ("Status post pacemaker removal. Lungs are clear.", "No Finding", 1.0),
+        ("Small pneumothorax after chest tube removal.", "Pneumothorax", 1.0),
+        ("Chest tube in place.", "No Finding", math.nan),
+        ("Fibrotic change at the left base.", "Fibrosis", 1.0),
+        ("Tortuous aorta. Heart size is otherwise normal.", "Cardiomegaly", 0.0),
         ("Micronodules in the upper lobes.", "Nodule", 1.0),
         ("No consolidation, 2 cm nodule.", "Nodule", 1.0),  # a measurement starts a new item, as a size word
         ("No consolidation, 3 cm mass in the left upper lobe.", "Mass", 1.0),
