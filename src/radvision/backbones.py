@@ -175,10 +175,12 @@ class Backbone(nn.Module):
 
     def __init__(self, name: str, model: nn.Module, feature_modules: list[str], feature_channels: list[int],
                  cam_layer: str, num_features: int, min_size: int = 0, input_norm: nn.Module | None = None,
-                 fixed_size: int = 0) -> None:
+                 fixed_size: int = 0, maps_channels_last: bool = False) -> None:
         super().__init__()
         self.min_size = int(min_size)
         self.fixed_size = int(fixed_size)
+        # timm's Swin and kin give (B, H, W, C) maps at their stages; feature_maps and Grad-CAM turn them to (B, C, H, W)
+        self.maps_channels_last = bool(maps_channels_last)
         self.input_norm = input_norm if input_norm is not None else nn.Identity()
         self.name = name
         self.model = model
@@ -192,7 +194,11 @@ class Backbone(nn.Module):
     def cam_layer(self) -> nn.Module:
         # looked up, not stored: a module attribute would register the layer a second time, so the state dict
         # would hold its tensors twice (and plain safetensors save_file refuses shared tensors)
-        return self.model.get_submodule(self.cam_layer_name)
+        try:
+            return self.model.get_submodule(self.cam_layer_name)
+        except AttributeError:  # else nn.Module.__getattr__ would say the Backbone has no attribute cam_layer
+            raise RadvisionError(f"cam_layer_name {self.cam_layer_name!r} names no layer of backbone {self.name}'s "
+                                 "model; give a path from model.named_modules() (e.g. 'layer4').") from None
 
     @cam_layer.setter
     def cam_layer(self, layer: nn.Module) -> None:
@@ -245,6 +251,8 @@ class Backbone(nn.Module):
             for h in handles:
                 h.remove()
         maps = [captured[p] for p in self.feature_module_names]
+        if self.maps_channels_last:
+            maps = [m.permute(0, 3, 1, 2) if isinstance(m, Tensor) and m.ndim == 4 else m for m in maps]
         if any(not isinstance(m, Tensor) or m.ndim != 4 for m in maps):
             raise RadvisionError(
                 f"Backbone {self.name} does not produce 2-D feature maps at {self.feature_module_names}; "
@@ -492,7 +500,8 @@ def create_backbone(name: str, pretrained: str | Path | None = None, in_chans: i
                  in_chans)
     norm = InputNorm(spec.mean, spec.std, in_chans) if input_norm and _needs_input_norm(spec.mean, spec.std) else None
     return Backbone(name, model, list(spec.feature_modules), list(spec.feature_channels), spec.cam_layer,
-                    spec.num_features, min_size=spec.min_size, input_norm=norm, fixed_size=spec.fixed_size)
+                    spec.num_features, min_size=spec.min_size, input_norm=norm, fixed_size=spec.fixed_size,
+                    maps_channels_last=getattr(model, "output_fmt", "NCHW") == "NHWC")
 
 
 _BUILTINS: dict[str, Callable[..., nn.Module]] = {"SimpleCNN": SimpleCNN}

@@ -297,18 +297,15 @@ def _check_output(path: str, example: str, suffix: str = ".csv", inputs: dict[st
 def _cmd_features(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from radvision.data.images import stat_or_none
-    from radvision.features import extract_features
+    from radvision.features import computed_at, extract_features
 
-    before = stat_or_none(args.output)
+    before = computed_at(args.output)
     feats = extract_features(args.run_dir, args.input, args.output, batch_size=args.batch_size, device=args.device,
                              on_error="skip" if args.skip_errors else "raise", root=args.root,
                              overwrite=args.overwrite, progress=not (args.no_progress or args.quiet),
                              num_workers=args.workers, path_column=args.path_column)
     failed = int(np.isnan(feats).any(axis=1).sum()) if feats.size else 0
-    after = stat_or_none(args.output)
-    done = "reused from" if before is not None and after is not None and before.st_mtime_ns == after.st_mtime_ns \
-        else "written to"
+    done = "reused from" if before is not None and before == computed_at(args.output) else "written to"
     print(f"{feats.shape[0]} feature rows of width {feats.shape[1]} {done} {args.output}"
           + (f" ({failed} unreadable image{'s' if failed > 1 else ''} kept as NaN rows)" if failed else ""))
     return 0
@@ -318,7 +315,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from radvision.predict import explain_images
 
     # "--classes Effusion,Cardiomegaly" as well as "--classes Effusion Cardiomegaly"
-    classes = [c.strip() for arg in args.classes for c in arg.split(",") if c.strip()] if args.classes else None
+    classes = [c.strip() for arg in args.classes for c in arg.split(",") if c.strip()] if args.classes is not None \
+        else None  # "--classes ," names none: refused, not read as all
     written = explain_images(args.run_dir, args.images, args.output, classes=classes, method=args.method)
     print(f"{len(written)} overlays written to {args.output}")
     return 0

@@ -78,7 +78,8 @@ def gradcam(model: ImageClassifier, image_tensor: torch.Tensor,
     param = next(model.parameters())
     x = x.to(device=param.device, dtype=param.dtype)
     was_training = model.training
-    cam = getattr(pytorch_grad_cam, CAM_METHODS[method])(model=model, target_layers=model.cam_layers())  # eval mode
+    cam = getattr(pytorch_grad_cam, CAM_METHODS[method])(model=model, target_layers=model.cam_layers(),  # eval mode
+                                                         reshape_transform=_channels_first(model))
     cam.compute_input_gradient = True  # activations need gradients even when the backbone is frozen
     grid = None  # the cam layer's map size, to explain an empty map
     try:
@@ -86,7 +87,9 @@ def gradcam(model: ImageClassifier, image_tensor: torch.Tensor,
             maps = cam(input_tensor=x.repeat(len(idx), 1, 1, 1),
                        targets=[_PositiveTarget(model, i) for i in idx])
         acts = cam.activations_and_grads.activations
-        grid = tuple(acts[0].shape[-2:]) if acts and acts[0].ndim == 4 else None
+        if any(a.ndim != 4 for a in acts):  # token sequences (ViT): some methods would draw stripes without a word
+            raise ValueError(f"its output has shape {tuple(acts[0].shape)}")
+        grid = tuple(acts[0].shape[-2:]) if acts else None
     except (ValueError, IndexError) as err:  # grad-cam's way of saying the layer gives no 2-D maps
         raise RadvisionError(
             f"Grad-CAM needs 2-D feature maps at the backbone's cam layer, which {model.backbone.name} does not "
@@ -99,13 +102,26 @@ def gradcam(model: ImageClassifier, image_tensor: torch.Tensor,
     out = {model.class_names[i]: np.asarray(m, dtype=np.float32) for i, m in zip(idx, maps, strict=True)}
     empty = [name for name, m in out.items() if not np.any(m > 0)]
     if empty:  # no positive evidence at the cam layer: the overlay is the plain image, which looks like a bug
-        layer = getattr(model.backbone, "cam_layer_name", "the cam layer")
+        layer = getattr(model.backbone, "cam_layer_name", "the cam layers")
         why = (f"the map at {layer} is {grid[0]}x{grid[1]} for {tuple(x.shape[-2:])} input; a larger "
                "data.image_size gives it room" if grid is not None and grid[0] * grid[1] <= 1 else
                f"no positive gradient x activation at {layer}; common with tiny inputs or an untrained model, "
                "or a class found by the absence of features: --method layercam or gradcam++ may still show it")
         logger.warning("%s is empty for %s (%s): there is no heat to show", CAM_METHODS[method], ", ".join(empty), why)
     return out
+
+
+def _channels_first(model: torch.nn.Module):
+    """grad-cam's reshape_transform for backbones whose cam layers give (B, H, W, C) maps (timm's Swin), else None."""
+    backbone = model.backbone
+    members = getattr(backbone, "backbones", [backbone])
+    layouts = {bool(getattr(b, "maps_channels_last", False)) for b in members}
+    if layouts == {False}:
+        return None
+    if len(layouts) > 1:
+        raise RadvisionError(f"Grad-CAM over {backbone.name} would mix (B, C, H, W) and (B, H, W, C) maps; explain a "
+                             "run of one backbone.")
+    return lambda t: t.permute(0, 3, 1, 2) if t.ndim == 4 else t
 
 
 def _rgb_float(image) -> np.ndarray:

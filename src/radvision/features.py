@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from radvision.atomic import atomic_write, atomic_write_text
+from radvision.atomic import atomic_write, atomic_write_text, nearest_existing
 from radvision.errors import RadvisionError, first_line
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,10 @@ def _check_out(out_path: str | os.PathLike[str] | None) -> Path | None:
     p = Path(out_path)
     if p.suffix.lower() not in FORMATS:
         raise RadvisionError(f"Feature file {str(p)!r} must end in {' or '.join(FORMATS)}.")
+    blocked = nearest_existing(p)
+    if blocked is not None and (blocked == p and p.is_dir() or blocked != p and not blocked.is_dir()):
+        what = "is a folder" if blocked == p else f"lies under {str(blocked)!r}, a file"
+        raise RadvisionError(f"Feature file {str(p)!r} {what}; give a file path such as features.parquet.")
     return p
 
 
@@ -251,6 +256,14 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def computed_at(out: str | os.PathLike[str]) -> int | None:
+    """When the features in cache file `out` were computed (ns since the epoch, from its sidecar), or None: a
+    reuse keeps it, so a caller can tell a reused cache from a new one."""
+    meta = _read_meta(Path(out)) if Path(out).is_file() else None
+    value = meta.get("computed_ns") if meta else None
+    return value if isinstance(value, int) else None
+
+
 def _file_stamp(path: Path) -> dict[str, Any]:
     """Size, mtime and content digest of the feature file, kept in its sidecar: a feature file replaced by
     anything else (an older radvision, another run) no longer matches its key, while a copy (cp, rsync) does."""
@@ -346,7 +359,8 @@ def _write_cache(out: Path, feats: np.ndarray, paths: list[str] | None, errors: 
             frame.insert(0, "path", paths)
         frame["error"] = errors
         atomic_write(out, lambda tmp: frame.to_parquet(tmp, index=False))
-    meta = {"key": key, "file": _file_stamp(out), "errors": {str(i): e for i, e in enumerate(errors) if e}}
+    meta = {"key": key, "file": _file_stamp(out), "errors": {str(i): e for i, e in enumerate(errors) if e},
+            "computed_ns": time.time_ns()}  # kept when a reuse only respells the paths
     atomic_write_text(_meta_path(out), json.dumps(meta, indent=1) + "\n")
     logger.info("Wrote %s features to %s", feats.shape, out)
 

@@ -581,7 +581,10 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
         raise RadvisionError(f"Output {str(out_dir)!r} cannot be used: {str(blocked)!r} is a file; explain writes "
                              f"its overlays and overlays.csv into a folder (e.g. 'explain').")
     model, cfg, class_names, _ = load_run(run_dir, device="cpu", with_thresholds=False)
-    chosen = list(class_names if classes is None else classes)
+    chosen = list(class_names if classes is None else [classes] if isinstance(classes, str) else classes)
+    if not chosen:
+        raise RadvisionError(f"No class to explain was given; name one or more of {', '.join(class_names)}, or none "
+                             "for all.")
     for name in chosen:
         if name not in class_names:
             raise RadvisionError(f"Unknown class {name!r}{did_you_mean(name, class_names)}; the run's classes are "

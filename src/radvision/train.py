@@ -379,6 +379,18 @@ def build_model_from_config(cfg: Config, class_names: list[str],
     )
 
 
+def _check_feature_maps(model: torch.nn.Module, cfg: Config) -> None:
+    """The fpn head reads the backbone's multi-scale maps: a backbone without 2-D maps (a ViT's tokens) fails
+    at the first batch, after the run folder is made. One image of zeros says so before."""
+    size, chans = cfg.data.image_size, cfg.model.in_chans or cfg.data.channels
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval().backbone.feature_maps(torch.zeros(1, chans, size, size))
+    finally:
+        model.train(was_training)
+
+
 def build_optimizer(cfg: Config, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
     """Optimizer over the trainable parameters, the backbone at `lr * backbone_lr_mult`."""
     from radvision.finetune import param_groups
@@ -619,6 +631,8 @@ class Trainer:
         if progress.epoch > 0:
             load_weights(raw, self.run.file(MODEL_FILE))
             logger.info("Resuming %s after epoch %d", self.run.path, progress.epoch)
+        if cfg.model.head == "fpn":
+            _check_feature_maps(raw, cfg)
         if not self._overwrite_pending:  # only now: a model that cannot be built (a bad weight file) leaves no folder
             self.run.prepare(resume=self.resume is not None)
             self._write_config(keep_schedule=done)  # a resume that trains nothing keeps the recorded schedule

@@ -66,6 +66,12 @@ def test_predict_evaluate_explain(trained, tmp_path, capsys):
     assert len(list((tmp_path / "layercam").glob("*.png"))) == 2
     assert main(["-q", "explain", str(run), str(trained / "img" / "002.png"), "--method", "scorecam"]) == 2
     assert "Unknown CAM method 'scorecam'" in capsys.readouterr().err
+    assert main(["-q", "explain", str(run), str(trained / "img" / "002.png"), "--classes", ","]) == 2  # was: 0 written
+    assert "No class to explain was given; name one or more of Bright, Dark" in capsys.readouterr().err
+    from radvision.predict import explain_images
+
+    one = explain_images(run, [trained / "img" / "003.png"], tmp_path / "one", classes="Dark")  # was: class 'D'
+    assert [p.name for p in one] == ["003_Dark.png"]
     manifest = pd.read_csv(tmp_path / "cams" / "overlays.csv")  # which overlay is which input, and its probability
     assert manifest["overlay"].tolist() == ["001_Bright.png", "001_Dark.png"]
     assert manifest["image"].tolist() == [str(trained / "img" / "001.png")] * 2
@@ -267,6 +273,13 @@ def test_features_and_evaluate_one_split(trained, tmp_path, capsys):
     assert "16 feature rows of width 128 written to" in capsys.readouterr().out
     assert main(["-q", "features", str(run), str(trained / "img"), "-o", str(out)]) == 0
     assert "16 feature rows of width 128 reused from" in capsys.readouterr().out  # said "written" on a cache hit
+    # the same images spelt relative to another folder: the cache is reused, its paths respelt (a new file)
+    with pytest.MonkeyPatch.context() as m:
+        m.chdir(trained)
+        assert main(["-q", "features", str(run), "img", "-o", str(out)]) == 0
+    assert "16 feature rows of width 128 reused from" in capsys.readouterr().out
+    assert main(["-q", "features", str(run), str(trained / "img"), "-o", str(out), "--overwrite"]) == 0
+    assert "16 feature rows of width 128 written to" in capsys.readouterr().out
     table = pd.read_parquet(out)
     assert len(table) == 16 and table["path"].iloc[0].endswith("000.png")
     assert main(["-q", "features", str(run), str(trained / "img"), "-o", str(tmp_path / "f.csv")]) == 2

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from radvision.errors import RadvisionError
-from radvision.explain import gradcam, save_overlays
+from radvision.explain import CAM_METHODS, gradcam, save_overlays
 from radvision.finetune import apply_strategy
 from radvision.heads import build_model
 
@@ -163,3 +163,29 @@ def test_overlay_names_never_collide_within_a_call(tmp_path):
     clash = save_overlays(image, {"2": np.ones((6, 5))}, tmp_path, "x_a_b", taken=taken)
     assert [p.name for p in clash] == ["x_a_b_2_2.png"]  # x_a_b_2.png is taken
     assert len({p.name for p in first + later + clash}) == 5 == len(list(tmp_path.iterdir()))
+
+
+def test_token_backbones_are_refused_by_every_method_and_channels_last_maps_are_turned():
+    """A ViT's (B, N, C) tokens: layercam / hirescam / eigencam drew stripes without a word. Swin's stage
+    outputs are (B, H, W, C): read as 7 channels on a 7 x 768 grid, its maps were noise."""
+    from radvision.heads import build_model
+
+    vit = build_model("timm/vit_tiny_patch16_224", 2).eval()
+    for method in CAM_METHODS:
+        with pytest.raises(RadvisionError, match="Grad-CAM needs 2-D feature maps at the backbone's cam layer"):
+            gradcam(vit, torch.rand(3, 224, 224), method=method)
+    swin = build_model("timm/swin_tiny_patch4_window7_224", 2, head="fpn").eval()
+    assert swin.backbone.maps_channels_last
+    assert [tuple(m.shape[1:]) for m in swin.backbone.feature_maps(torch.rand(1, 3, 224, 224))][-1] == (768, 7, 7)
+    captured = {}
+    layer = swin.cam_layers()[0]
+    hook = layer.register_forward_hook(lambda m, i, o: captured.update(shape=tuple(o.shape)))  # returns None
+    try:
+        maps = gradcam(swin, torch.rand(3, 224, 224))
+    finally:
+        hook.remove()
+    assert captured["shape"] == (2, 7, 7, 768) and all(m.shape == (224, 224) for m in maps.values())
+    bb = swin.backbone
+    bb.cam_layer_name = "nope"
+    with pytest.raises(RadvisionError, match="cam_layer_name 'nope' names no layer of backbone"):
+        _ = bb.cam_layer

@@ -241,6 +241,11 @@ def test_a_blank_path_does_not_tie_the_cache_to_the_working_folder(tmp_path, tab
 def test_features_errors(tmp_path, table, model):
     with pytest.raises(RadvisionError, match=".npy or .parquet"):
         _extract(model, table, tmp_path / "x.csv", transform=lambda x: x)
+    (tmp_path / "d.parquet").mkdir()  # was found only after every image, naming a hidden temp file
+    (tmp_path / "afile").write_text("x")
+    for out, what in ((tmp_path / "d.parquet", "is a folder"), (tmp_path / "afile" / "f.npy", "lies under .*afile', a file")):
+        with pytest.raises(RadvisionError, match=f"Feature file .* {what}; give a file path"):
+            _extract(model, table, out, transform=lambda x: x)
     with pytest.raises(RadvisionError, match="needs a transform"):
         _extract(model, table)
     for bad in ([1, 2, 3], 5, {"path": "x"}):

@@ -914,6 +914,14 @@ def test_offline_imagenet_and_a_bad_cache_folder_are_refused_before_any_data(tmp
     assert not (tmp_path / "run").exists()
 
 
+def test_an_fpn_head_over_a_backbone_without_2d_maps_is_refused_before_the_run_folder(tmp_path, data_csv):
+    """A ViT's tokens failed at the first batch, leaving config.yaml and plots/ in a fresh folder."""
+    with pytest.raises(RadvisionError, match="does not produce 2-D feature maps .* the fpn head needs a convolutional"):
+        Trainer(tiny_config(tmp_path, data_csv, "model.backbone=timm/vit_tiny_patch16_224", "model.head=fpn",
+                            "data.image_size=224")).fit()
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_run_that_named_a_bare_weight_file_resumes_from_elsewhere(tmp_path, data_csv, monkeypatch):
     from radvision.backbones import create_backbone
 
