@@ -297,15 +297,21 @@ def _check_output(path: str, example: str, suffix: str = ".csv", inputs: dict[st
 def _cmd_features(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from radvision.data.images import stat_or_none
     from radvision.features import computed_at, extract_features
 
-    before = computed_at(args.output)
+    # when the features were computed (a cache of earlier versions records no time: its file's mtime then)
+    def stamp() -> object:
+        st = stat_or_none(args.output)
+        return computed_at(args.output) or (st.st_mtime_ns if st is not None else None)
+
+    before = stamp()
     feats = extract_features(args.run_dir, args.input, args.output, batch_size=args.batch_size, device=args.device,
                              on_error="skip" if args.skip_errors else "raise", root=args.root,
                              overwrite=args.overwrite, progress=not (args.no_progress or args.quiet),
                              num_workers=args.workers, path_column=args.path_column)
     failed = int(np.isnan(feats).any(axis=1).sum()) if feats.size else 0
-    done = "reused from" if before is not None and before == computed_at(args.output) else "written to"
+    done = "reused from" if before is not None and before == stamp() else "written to"
     print(f"{feats.shape[0]} feature rows of width {feats.shape[1]} {done} {args.output}"
           + (f" ({failed} unreadable image{'s' if failed > 1 else ''} kept as NaN rows)" if failed else ""))
     return 0

@@ -379,18 +379,6 @@ def build_model_from_config(cfg: Config, class_names: list[str],
     )
 
 
-def _check_feature_maps(model: torch.nn.Module, cfg: Config) -> None:
-    """The fpn head reads the backbone's multi-scale maps: a backbone without 2-D maps (a ViT's tokens) fails
-    at the first batch, after the run folder is made. One image of zeros says so before."""
-    size, chans = cfg.data.image_size, cfg.model.in_chans or cfg.data.channels
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval().backbone.feature_maps(torch.zeros(1, chans, size, size))
-    finally:
-        model.train(was_training)
-
-
 def build_optimizer(cfg: Config, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
     """Optimizer over the trainable parameters, the backbone at `lr * backbone_lr_mult`."""
     from radvision.finetune import param_groups
@@ -461,6 +449,7 @@ def _check_model_config(cfg: Config, image_size: bool = True) -> None:
     if cfg.model.head == "fpn" and len(names) > 1:
         raise RadvisionError(f"model.head 'fpn' works with one backbone, not {len(names)} ({', '.join(names)}); "
                              "use model.head linear or mlp for several.")
+    fpn_maps = cfg.model.head == "fpn"
     for name in names:
         spec = get_spec(name)
         size = cfg.data.image_size
@@ -473,6 +462,18 @@ def _check_model_config(cfg: Config, image_size: bool = True) -> None:
             pick = f", or pick a backbone that takes {size}x{size} images such as {' or '.join(others)}" if others else ""
             raise RadvisionError(f"Backbone {name} needs data.image_size of at least {spec.min_size}, got {size}; "
                                  f"raise data.image_size{pick}.")
+    if fpn_maps:  # a backbone without 2-D maps (a ViT's tokens) failed only at the first batch
+        _check_feature_maps(names[0], cfg)
+
+
+def _check_feature_maps(name: str, cfg: Config) -> None:
+    """The fpn head reads the backbone's multi-scale maps: one pass on the meta device (shapes only, no weights
+    nor memory) says whether there are any, before data are read."""
+    from radvision.backbones import create_backbone
+
+    size, chans = cfg.data.image_size, cfg.model.in_chans or cfg.data.channels
+    with torch.device("meta"):
+        create_backbone(name, in_chans=chans).eval().feature_maps(torch.zeros(1, chans, size, size))
 
 
 def build_train_loader(cfg: Config, train_ds: Dataset, y_train: np.ndarray, class_names: list[str] | None = None,
@@ -631,8 +632,6 @@ class Trainer:
         if progress.epoch > 0:
             load_weights(raw, self.run.file(MODEL_FILE))
             logger.info("Resuming %s after epoch %d", self.run.path, progress.epoch)
-        if cfg.model.head == "fpn":
-            _check_feature_maps(raw, cfg)
         if not self._overwrite_pending:  # only now: a model that cannot be built (a bad weight file) leaves no folder
             self.run.prepare(resume=self.resume is not None)
             self._write_config(keep_schedule=done)  # a resume that trains nothing keeps the recorded schedule

@@ -94,6 +94,14 @@ def value(pipe, text, cls):
          "Pneumothorax", 0.0),
         ("The heart, mediastinum, and hila are normal.", "Cardiomegaly", 0.0),
         ("Pleural effusion cannot be seen.", "Pleural Effusion", 0.0),  # a denial, not what the exam may miss
+        # ... but with more after it, what the film may not show: never present (review of d12657c)
+        ("Nondisplaced rib fractures cannot be seen radiographically.", "Fracture", math.nan),
+        ("A small pneumothorax cannot be seen on this supine radiograph.", "Pneumothorax", math.nan),
+        ("These findings may mimic pneumonia.", "Pneumonia", -1.0),  # a modal "mimic" hedges, "mimicking" denies
+        ("Bilateral opacities which can mimic pneumonia.", "Pneumonia", -1.0),
+        ("Non-infectious interstitial lung disease.", "Pneumonia", math.nan),
+        ("Post-infectious scarring in the right upper lobe.", "Pneumonia", math.nan),
+        ("Infectious disease consult recommended.", "Pneumonia", math.nan),
         # probe of 157 full reports, 2026-11-24 night
         ("Tortuous aorta. Cardiomediastinal silhouette is otherwise unremarkable.", "Enlarged Cardiomediastinum", 0.0),
         ("Tortuous aorta. Cardiomediastinal silhouette is otherwise unremarkable.", "Cardiomegaly", 0.0),

@@ -185,6 +185,11 @@ def test_token_backbones_are_refused_by_every_method_and_channels_last_maps_are_
     finally:
         hook.remove()
     assert captured["shape"] == (2, 7, 7, 768) and all(m.shape == (224, 224) for m in maps.values())
+    # what grad-cam weighs is the 7 x 7 grid of 768 channels (unturned, it read 7 channels on a 7 x 768 grid)
+    from radvision.explain import _channels_first
+
+    assert _channels_first(swin)(torch.zeros(1, 7, 7, 768)).shape == (1, 768, 7, 7)
+    assert _channels_first(build_model("simple_cnn", 2)) is None
     bb = swin.backbone
     bb.cam_layer_name = "nope"
     with pytest.raises(RadvisionError, match="cam_layer_name 'nope' names no layer of backbone"):

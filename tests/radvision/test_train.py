@@ -914,8 +914,9 @@ def test_offline_imagenet_and_a_bad_cache_folder_are_refused_before_any_data(tmp
     assert not (tmp_path / "run").exists()
 
 
-def test_an_fpn_head_over_a_backbone_without_2d_maps_is_refused_before_the_run_folder(tmp_path, data_csv):
+def test_an_fpn_head_over_a_backbone_without_2d_maps_is_refused_before_any_data(tmp_path, data_csv, monkeypatch):
     """A ViT's tokens failed at the first batch, leaving config.yaml and plots/ in a fresh folder."""
+    _no_data(monkeypatch)
     with pytest.raises(RadvisionError, match="does not produce 2-D feature maps .* the fpn head needs a convolutional"):
         Trainer(tiny_config(tmp_path, data_csv, "model.backbone=timm/vit_tiny_patch16_224", "model.head=fpn",
                             "data.image_size=224")).fit()

@@ -135,10 +135,13 @@ def _image_paths(image_dir: Path, ids: list[str], aliases: dict[str, str] | None
     if image_dir.is_dir():
         seen = {os.path.realpath(image_dir)}
         for folder, subfolders, files in os.walk(image_dir, followlinks=True):
-            # .git, __MACOSX; a linked folder is followed once (a link back up would loop)
-            subfolders[:] = [d for d in subfolders if not d.startswith((".", "__"))
-                             and os.path.realpath(os.path.join(folder, d)) not in seen]
-            seen.update(os.path.realpath(os.path.join(folder, d)) for d in subfolders)
+            kept = []  # not .git, __MACOSX; a folder reached twice (links) is walked once, and a link up never loops
+            for d in sorted(subfolders):  # sorted: which of two links is walked does not depend on the disk
+                real = os.path.realpath(os.path.join(folder, d))
+                if not d.startswith((".", "__")) and real not in seen:
+                    seen.add(real)
+                    kept.append(d)
+            subfolders[:] = kept
             rel = os.path.relpath(folder, image_dir)
             for name in files:
                 stem, ext = os.path.splitext(name)

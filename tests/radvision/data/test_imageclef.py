@@ -214,12 +214,15 @@ def test_images_in_modality_subfolders_are_found(tmp_path, helpers, caplog):
     assert "ROCO_00001: ROCO_00001.png, DRAN/ROCO_00001.png" in caplog.text
 
 
-def test_a_linked_modality_folder_is_followed_once(tmp_path, helpers):
+def test_a_linked_modality_folder_is_followed_once(tmp_path, helpers, caplog):
     tsv, images = make_clef(tmp_path, helpers)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (images / "ROCO_00002.jpg").rename(elsewhere / "ROCO_00002.jpg")
     (images / "DRXR").symlink_to(elsewhere, target_is_directory=True)
     (elsewhere / "up").symlink_to(images, target_is_directory=True)  # a link back up: no loop
-    t = read_imageclef(tsv, images)
+    (images / "ZZ").symlink_to(elsewhere, target_is_directory=True)  # the same folder twice: walked once, no warning
+    with caplog.at_level("WARNING"):
+        t = read_imageclef(tsv, images)
     assert Path(t.frame["path"][2]) == images / "DRXR" / "ROCO_00002.jpg" and Path(t.frame["path"][2]).is_file()
+    assert "more than one file" not in caplog.text
