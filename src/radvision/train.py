@@ -39,7 +39,7 @@ from radvision.config import (
 )
 from radvision.data.dataset import is_missing
 from radvision.data.table import SPLITS
-from radvision.errors import RadvisionError, did_you_mean
+from radvision.errors import RadvisionError, did_you_mean, first_line
 from radvision.resume import SCHEDULE_KEYS, Progress, check_resume_config
 from radvision.rundir import (
     BEST_FILE,
@@ -449,7 +449,6 @@ def _check_model_config(cfg: Config, image_size: bool = True) -> None:
     if cfg.model.head == "fpn" and len(names) > 1:
         raise RadvisionError(f"model.head 'fpn' works with one backbone, not {len(names)} ({', '.join(names)}); "
                              "use model.head linear or mlp for several.")
-    fpn_maps = cfg.model.head == "fpn"
     for name in names:
         spec = get_spec(name)
         size = cfg.data.image_size
@@ -462,7 +461,7 @@ def _check_model_config(cfg: Config, image_size: bool = True) -> None:
             pick = f", or pick a backbone that takes {size}x{size} images such as {' or '.join(others)}" if others else ""
             raise RadvisionError(f"Backbone {name} needs data.image_size of at least {spec.min_size}, got {size}; "
                                  f"raise data.image_size{pick}.")
-    if fpn_maps:  # a backbone without 2-D maps (a ViT's tokens) failed only at the first batch
+    if cfg.model.head == "fpn" and image_size:  # a backbone without 2-D maps (a ViT's tokens) failed at the first batch
         _check_feature_maps(names[0], cfg)
 
 
@@ -472,8 +471,13 @@ def _check_feature_maps(name: str, cfg: Config) -> None:
     from radvision.backbones import create_backbone
 
     size, chans = cfg.data.image_size, cfg.model.in_chans or cfg.data.channels
-    with torch.device("meta"):
-        create_backbone(name, in_chans=chans).eval().feature_maps(torch.zeros(1, chans, size, size))
+    try:
+        with torch.device("meta"):
+            create_backbone(name, in_chans=chans).eval().feature_maps(torch.zeros(1, chans, size, size))
+    except RadvisionError:
+        raise
+    except Exception as err:  # an operation without a meta kernel: the first batch will tell
+        logger.debug("fpn maps of %s not checked ahead (%s)", name, first_line(err))
 
 
 def build_train_loader(cfg: Config, train_ds: Dataset, y_train: np.ndarray, class_names: list[str] | None = None,
