@@ -401,11 +401,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--text-column", default="report", help="report text column (default report)")
     p.add_argument("--id-column", help="id column kept in the report labels")
     p.add_argument("--jobs", type=int, default=1, help="labeler worker processes")
-    p.add_argument("--plots", action="store_true", help="also write entity / verb / prevalence bar plots")
+    p.add_argument("--plots", action="store_true",
+                   help="also write entity / verb / prevalence bar plots (needs --reports, or --smoke)")
     p.add_argument(
         "--smoke",
         action="store_true",
-        help="seconds: synthetic CheXpert layout + invented reports, small backbones, 1 epoch",
+        help="seconds: synthetic CheXpert layout + invented reports, small backbones, 1 epoch (not with --data-root)",
     )
     from radvision.cli import exit_code, parse_with_overrides
 

@@ -12,6 +12,7 @@ misses, as they do in the official evaluation; the F1 over the kept vocabulary i
 Layout (`--data-root ROOT`, file names changeable with the flags below):
     ROOT/train_concepts.csv   ROOT/train/<ID>.jpg    tab-separated "ID<TAB>CUI;CUI;..." (ImageCLEF 2019-21)
     ROOT/valid_concepts.csv   ROOT/valid/<ID>.jpg    the official validation set, scored as the test set
+    (images may sit in subfolders: ImageCLEF 2020's one folder per modality, DRAN ... DRXR)
 
     python examples/imageclef_concepts.py --data-root /data/imageclef2020 --top-concepts 100
     python examples/imageclef_concepts.py --train-concepts T.csv --train-images T/ --valid-concepts V.csv \\

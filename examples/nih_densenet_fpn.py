@@ -203,8 +203,9 @@ def study_tables(cfg: Any) -> dict:
 
 
 def _warn_shared_patients(parts: dict) -> None:
-    """Warn when a patient has images in train and in the split that is scored or selects the epoch: the
-    NIH sample's own `split` column is image-level, so its valid figure partly rewards recognising a patient."""
+    """Warn when a patient has images in train and in the split that is scored or selects the epoch: the `split`
+    column of the 800-image sample in ../shared is image-level, so its valid figure partly rewards recognising a
+    patient (the sample bundled with radvision is patient-disjoint)."""
     if any("patient_id" not in t.frame for t in parts.values()):
         return
     train = set(parts["train"].frame["patient_id"].astype(str))
@@ -258,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.epochs=5")
     p.add_argument("--root", "--data-root", dest="root",  # --data-root as the other two studies spell it
                    help="NIH ChestX-ray14 folder (Data_Entry_2017*.csv, images*/, split lists)")
-    p.add_argument("--smoke", action="store_true", help="1 epoch at 64 px on a few bundled sample images")
+    p.add_argument("--smoke", action="store_true",
+                   help="1 epoch at 64 px on a few bundled sample images (not with --root)")
     p.add_argument("--run-dir", help="where the run is written (default runs/nih_densenet_fpn)")
     p.add_argument("--min-positives", type=int, default=None,
                    help="classes need this many positives to be scored (default 10; 2 with --smoke)")

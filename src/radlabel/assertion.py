@@ -1,4 +1,4 @@
-"""Stage 5: assertion status (present / absent / uncertain / hypothetical) with a ConText-style engine.
+"""Stage 5: assertion status (present / absent / uncertain / hypothetical / caveat), ConText-style.
 
 The trigger lexicon is data (``rules/context.yaml``). Triggers are found with one PhraseMatcher
 pass; then each observation looks outward from its own span, nearest trigger first, within the

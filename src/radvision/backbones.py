@@ -188,7 +188,7 @@ class Backbone(nn.Module):
         self.feature_channels = list(feature_channels)
         self.num_features = int(num_features)
         self.cam_layer_name = cam_layer
-        model.get_submodule(cam_layer)  # a wrong name fails here, not at the first Grad-CAM
+        _ = self.cam_layer  # a wrong name fails here (a RadvisionError), not at the first Grad-CAM
 
     @property
     def cam_layer(self) -> nn.Module:

@@ -194,3 +194,7 @@ def test_token_backbones_are_refused_by_every_method_and_channels_last_maps_are_
     bb.cam_layer_name = "nope"
     with pytest.raises(RadvisionError, match="cam_layer_name 'nope' names no layer of backbone"):
         _ = bb.cam_layer
+    from radvision.backbones import Backbone
+
+    with pytest.raises(RadvisionError, match="cam_layer_name 'layer9' names no layer"):  # was a torch AttributeError
+        Backbone("x", torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)), ["0"], [4], "layer9", 4)
