@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from radvision.atomic import atomic_write_csv
+from radvision.atomic import atomic_write_csv, nearest_existing
 from radvision.config import Config, load_run_config
 from radvision.data.table import META_COLUMNS as TABLE_META_COLUMNS
 from radvision.data.table import canonical_split, label_share, read_csv_checked, separator_hint
@@ -576,7 +576,7 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
     from radvision.explain import gradcam, overlay_name, place_cam, save_overlays
 
     out = Path(out_dir)
-    blocked = next((q for q in (out, *out.absolute().parents) if q.exists()), None)
+    blocked = nearest_existing(out.absolute())
     if blocked is not None and not blocked.is_dir():
         raise RadvisionError(f"Output {str(out_dir)!r} cannot be used: {str(blocked)!r} is a file; explain writes "
                              f"its overlays and overlays.csv into a folder (e.g. 'explain').")

@@ -528,12 +528,17 @@ def test_nih_study_applies_the_data_keys_as_radvision_train_does(nih, tmp_path, 
 def test_nih_study_warns_when_valid_patients_also_have_train_images(nih, caplog):
     from radvision.sample import load_nih_sample
 
-    table = load_nih_sample()
+    table = load_nih_sample()  # patient-disjoint: no warning
     parts = {"train": table.subset("train"), "valid": table.subset("valid")}
-    shared = set(parts["train"].frame["patient_id"].astype(str)) & set(parts["valid"].frame["patient_id"].astype(str))
     with caplog.at_level("WARNING"):
         nih._warn_shared_patients(parts)
-    assert ("not patient-disjoint" in caplog.text) == bool(shared)
+    assert "not patient-disjoint" not in caplog.text
+    valid = parts["valid"].frame.copy()  # two valid images of a patient who also has train images
+    valid.loc[valid.index[:2], "patient_id"] = parts["train"].frame["patient_id"].iloc[0]
+    parts["valid"] = type(parts["valid"])(valid, parts["valid"].classes, parts["valid"].root)
+    with caplog.at_level("WARNING"):
+        nih._warn_shared_patients(parts)
+    assert f"2 of {len(valid)} valid images come from 1 patient(s) who also have train images" in caplog.text
 
 
 def test_imageclef_no_readable_test_image_stops_before_training(clef, tmp_path, monkeypatch, capsys):
@@ -565,10 +570,19 @@ def test_chexpert_smoke_report_labels_keep_the_study_ids(chexpert, tmp_path):
     assert chexpert.main(["--smoke", "--run-dir", str(tmp_path / "runs"), "--policies", "U-Ones"]) == 0
     labels = pd.read_csv(tmp_path / "runs" / "reports" / "labels.csv")
     assert labels.columns[0] == "study_id" and labels["study_id"].tolist()[:2] == ["s0", "s1"]
-    prevalence = pd.read_csv(tmp_path / "runs" / "reports" / "prevalence.csv").set_index("class")
-    no_uncertain = prevalence["uncertain"] == 0
-    # U-Ones changes nothing where no report is uncertain: the same share over the same reports
-    assert np.allclose(prevalence.loc[no_uncertain, "positive_U-Ones"], prevalence.loc[no_uncertain, "prevalence"])
+
+
+def test_chexpert_policy_prevalence_counts_every_report_as_prevalence_does(chexpert, tmp_path):
+    """A report that could not be read has no labels: it was left out of the policy's share only, so
+    `positive_U-Ones` (2 of 3) disagreed with `prevalence` (2 of 4) where no report was uncertain."""
+    reports = tmp_path / "reports.csv"
+    pd.DataFrame({"id": [1, 2, 3, 4], "report": ["Small left pleural effusion.", "Large right pleural effusion.",
+                                                 "", "No effusion."]}).to_csv(reports, index=False)
+    out = chexpert.report_statistics(reports, tmp_path / "out", id_column="id", policy="U-Ones")
+    assert out["errors"] == 1
+    prevalence = out["prevalence"]
+    assert prevalence.loc["Pleural Effusion", "prevalence"] == pytest.approx(0.5)
+    assert prevalence.loc["Pleural Effusion", "positive_U-Ones"] == pytest.approx(0.5)
 
 
 def test_chexpert_names_folders_of_an_earlier_study_it_does_not_describe(chexpert, tmp_path, caplog):
