@@ -304,6 +304,9 @@ def _cmd_schemas(a: argparse.Namespace) -> int:
         other = "nor any other finding" if s.no_finding_rule == "strict" else "(other findings do not count)"
         print(f"  {s.no_finding}: 1 when no other class is present or uncertain{ignore}, {other}; "
               f"no_finding_rule {s.no_finding_rule}")
+    if s.other_findings_from:
+        print(f"  other findings also include the classes of {', '.join(s.other_findings_from)} this schema does not "
+              "name (other_findings_from)")
     return 0
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import orjson
 
 from radlabel.errors import RadlabelError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 # The stdlib fallback of compact_json, with the same output: compact, non-ASCII kept as is; graphs hold only
 # plain dicts and lists, so no cycle check is needed.
@@ -110,6 +112,8 @@ class ReportGraph:
         Attributes are plain text, numbers and booleans, so ``nx.write_graphml`` / ``write_gexf`` take the
         graph as it is: ``classes`` is one ``"; "``-joined string ("" for none), and a field that is None
         (no section, no offsets in imported RadGraph data) is left out."""
+        import networkx as nx  # only this conversion needs it; a corpus run's parent process never does
+
         g = nx.DiGraph()
         for e in self.entities:
             fields = dict(

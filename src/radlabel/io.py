@@ -52,6 +52,8 @@ codecs.register_error(_NOT_UTF8, _read_as_cp1252)
 def table_format(path: str | os.PathLike) -> str:
     """The format name for a path, from its extension; unknown extensions are a user error."""
     suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS and Path(path).is_dir():
+        raise RadlabelError(f"{str(path)!r} is a folder; give a file path ending in one of {', '.join(FORMATS)}.")
     if suffix not in FORMATS:
         raise RadlabelError(
             f"Unsupported file extension {suffix or '(none)'!r} for {str(path)!r}; "

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -42,8 +42,17 @@ from radlabel.io import (
     report_files,
     table_format,
 )
-from radlabel.pipeline import Pipeline, check_sections, get_pipeline, schema_cache_key
-from radlabel.schema import is_builtin_schema, list_schemas, load_schema, with_no_finding_rule
+from radlabel.schema import (
+    is_builtin_schema,
+    list_schemas,
+    load_schema,
+    schema_cache_key,
+    with_no_finding_rule,
+)
+from radlabel.sections import check_sections
+
+if TYPE_CHECKING:
+    from radlabel.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +74,8 @@ ERR_NO_WORDS = "no words in the labelled sections ({})"
 ERROR_COLUMN = "error"
 ROW_COLUMN = "row"
 
+# What R, SQL and spreadsheet exports write for a missing value: a report that is only this is missing, not normal.
+_MISSING_WORDS = frozenset({"na", "n/a", "#n/a", "nan", "<na>", "none", "null"})
 # Control characters other than whitespace, DEL and U+FFFD (what undecodable bytes become).
 _NOT_TEXT = re.compile("[\x00-\x08\x0e-\x1f\x7f\ufffd]")
 
@@ -78,6 +89,8 @@ def _check_text(value: Any, max_chars: int) -> tuple[str | None, str]:
     value = str(value)  # a str subclass (numpy's str_) is what spaCy's tokenizer refuses
     if not value.strip():
         return None, ERR_EMPTY
+    if len(value) <= 12 and value.strip().lower() in _MISSING_WORDS:
+        return None, ERR_MISSING
     head = value[:4096]
     # NUL bytes, many control characters or U+FFFD (undecodable bytes) mean a binary blob, not a report.
     if "\x00" in head or len(_NOT_TEXT.findall(head)) > 0.1 * len(head):
@@ -176,6 +189,8 @@ def _init_worker(schema: Any, sections: Any, max_chars: int) -> None:
     # Ctrl-C reaches the whole process group: the parent stops the run and shuts the pool down, so a
     # worker would only add its own KeyboardInterrupt traceback
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from radlabel.pipeline import get_pipeline
+
     _WORKER_PIPELINE = get_pipeline(schema, sections)
     _WORKER_MAX_CHARS = max_chars
 
@@ -187,11 +202,11 @@ def _work(task: tuple[list[Any], list[Any] | None, bool]) -> _Batch:
 
 def _mp_context():
     """Forkserver where available: forking the caller directly is unsafe once it runs threads
-    (tqdm's monitor, pyarrow, notebooks). The server preloads radlabel once, so each worker only
-    builds its Pipeline. Like any multiprocessing use, scripts need an `if __name__ == "__main__":` guard."""
+    (tqdm's monitor, pyarrow, notebooks). The server imports radlabel and spaCy once, so each worker only
+    builds its Pipeline (the parent itself never imports spaCy). Like any multiprocessing use, scripts need an `if __name__ == "__main__":` guard."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["radlabel.labeler"])
+        ctx.set_forkserver_preload(["radlabel.labeler", "radlabel.pipeline"])
         _start_forkserver_ignoring_ctrl_c()
         return ctx
     return multiprocessing.get_context("spawn")
@@ -261,6 +276,9 @@ class Labeler:
     @cached_property
     def pipeline(self) -> Pipeline:
         """This process's Pipeline, shared per (schema, sections): building it is the slow part."""
+        # imported here: with jobs > 1 the parent only reads and writes tables, and spaCy would cost it ~50 MB
+        from radlabel.pipeline import get_pipeline
+
         return get_pipeline(self._schema_arg, self._sections)
 
     # -- single report -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ lookup pass over the tokens (case-insensitive, ``attr="LOWER"``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -20,13 +21,12 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
 from radlabel.errors import RadlabelError
+from radlabel.phrases import expand_phrase
 from radlabel.schema import Schema
 
 __all__ = ["Mention", "MentionMatcher", "expand_phrase", "load_lexicon", "non_overlapping", "plural", "select_longest"]
 
 RULES_DIR = Path(__file__).resolve().parent / "rules"
-MAX_EXPANSIONS = 20000
-_GLUED_GROUP = re.compile(r"[^\W_]\(|\)\??[^\W_]")  # a letter or digit against a group: "arter(y|ies)", "(a|b)c"
 
 # Kinds, strongest first: when spans of equal length overlap, the stronger kind is kept.
 OBSERVATION, ABSENT, OTHER, ANATOMY, MODIFIER = "observation", "absent", "other", "anatomy", "modifier"
@@ -45,70 +45,6 @@ class Mention:
     end: int
     kind: str
     classes: tuple[str, ...] = ()
-
-
-def expand_phrase(pattern: str) -> list[str]:
-    """All phrases a pattern stands for: ``"(a|b) c (d)?"`` -> ``["a c d", "a c", "b c d", "b c"]``.
-
-    A word ending in ``?`` has an optional last letter: ``"signs?"`` -> ``["signs", "sign"]``.
-    Groups may nest: ``"fluid in the (pleural space|(minor|major)? fissure)"``.
-    """
-    if pattern.count("(") != pattern.count(")"):
-        raise RadlabelError(f"Phrase pattern {pattern!r} has unbalanced parentheses.")
-    if _GLUED_GROUP.search(pattern):
-        # "underpenetrat(ion|ed)" expanded to "underpenetrat ion", a phrase no report has: groups hold whole words
-        raise RadlabelError(f"Phrase pattern {pattern!r} has a group joined to a word; groups hold whole words "
-                            "('(artery|arteries)', not 'arter(y|ies)').")
-    pos = 0
-
-    def seq() -> list[str]:
-        # A sequence of words and groups up to "|" or ")" -> its expansions.
-        nonlocal pos
-        results = [""]
-        while pos < len(pattern) and pattern[pos] not in "|)":
-            ch = pattern[pos]
-            if ch.isspace():
-                pos += 1
-                continue
-            if ch == "(":
-                pos += 1
-                options = seq_alternatives()
-                if pos < len(pattern) and pattern[pos] == "?":
-                    pos += 1
-                    options = [*options, ""]
-            else:
-                j = pos
-                while j < len(pattern) and not pattern[j].isspace() and pattern[j] not in "()|":
-                    j += 1
-                word = pattern[pos:j]
-                # "signs?": a trailing "?" makes the word's last letter optional (a lone "?" is literal).
-                options = [word[:-1], word[:-2]] if len(word) > 2 and word[-1] == "?" else [word]
-                pos = j
-            results = [f"{r} {o}".strip() for r in results for o in options]
-            if len(results) > MAX_EXPANSIONS:
-                raise RadlabelError(
-                    f"Phrase pattern {pattern!r} expands to more than {MAX_EXPANSIONS} phrases; split it."
-                )
-        return results
-
-    def seq_alternatives() -> list[str]:
-        nonlocal pos
-        alts = seq()
-        while pos < len(pattern) and pattern[pos] == "|":
-            pos += 1
-            alts.extend(seq())
-        if pos >= len(pattern) or pattern[pos] != ")":
-            raise RadlabelError(f"Phrase pattern {pattern!r} has unbalanced parentheses.")
-        pos += 1
-        return alts
-
-    out = seq()
-    if pos != len(pattern):
-        raise RadlabelError(f"Phrase pattern {pattern!r} has a '|' or ')' outside a group.")
-    phrases = list(dict.fromkeys(" ".join(p.split()) for p in out if p.strip()))
-    if not phrases:  # "()" or "( | )": a class that could never be found
-        raise RadlabelError(f"Phrase pattern {pattern!r} stands for no phrase; give it at least one word.")
-    return phrases
 
 
 def plural(word: str) -> str | None:
@@ -195,64 +131,107 @@ def non_overlapping(spans: list, key) -> tuple[list, set[int]]:
 class MentionMatcher:
     """Compiles a schema + lexicon into one PhraseMatcher; calling it on a Doc gives mentions."""
 
-    def __init__(self, vocab: Vocab, schema: Schema, tokenizer, lexicon: dict | None = None):
+    def __init__(self, vocab: Vocab, schema: Schema, tokenizer, lexicon: dict | None = None,
+                 background: Sequence[Schema] = ()):
+        """`background`: schemas whose classes count as other findings here (see `Schema.other_findings_from`);
+        a phrase of the schema or the lexicon wins over the same phrase from them."""
         lex = load_lexicon() if lexicon is None else lexicon
         misspell = {str(k).lower(): [str(v).lower() for v in vs] for k, vs in (lex.get("misspellings") or {}).items()}
         # phrase -> (kind, classes); unmentions kept apart because they only subtract classes.
         phrases: dict[str, tuple[str, set[str]]] = {}
         unmentions: dict[str, set[str]] = {}
 
-        def add(kind: str, patterns, cls: str | None, add_plural: bool) -> None:
+        def add(into: dict, kind: str, patterns, cls: str | None, add_plural: bool) -> None:
             for pattern in patterns:
                 for phrase in expand_phrase(pattern):
                     for v in _variants(phrase, misspell, add_plural):
-                        old = phrases.get(v)
+                        old = into.get(v)
                         if old is None or _PRIORITY[kind] < _PRIORITY[old[0]]:
-                            phrases[v] = (kind, {cls} if cls else set())
+                            into[v] = (kind, {cls} if cls else set())
                         elif old[0] == kind and cls:
                             old[1].add(cls)
 
-        for spec in schema.classes:
-            add(OBSERVATION, spec.mentions, spec.name, True)
-            add(ABSENT, spec.absent_phrases, spec.name, False)
-            for pattern in spec.unmentions:
+        def add_unmentions(into: dict, patterns, cls: str) -> None:
+            for pattern in patterns:
                 for phrase in expand_phrase(pattern):
                     for v in _variants(phrase, misspell, True):
-                        unmentions.setdefault(v, set()).add(spec.name)
-        add(OTHER, lex.get("other_findings") or (), None, True)
-        add(ABSENT, lex.get("absent_other_findings") or (), None, False)  # a schema's own absent phrase keeps its class
-        add(ANATOMY, lex.get("anatomy") or (), None, True)
-        add(MODIFIER, lex.get("modifiers") or (), None, False)
+                        into.setdefault(v, set()).add(cls)
+
+        for spec in schema.classes:
+            add(phrases, OBSERVATION, spec.mentions, spec.name, True)
+            add(phrases, ABSENT, spec.absent_phrases, spec.name, False)
+            add_unmentions(unmentions, spec.unmentions, spec.name)
+        add(phrases, OTHER, lex.get("other_findings") or (), None, True)
+        add(phrases, ABSENT, lex.get("absent_other_findings") or (), None, False)  # a schema's own absent phrase keeps its class
+        add(phrases, ANATOMY, lex.get("anatomy") or (), None, True)
+        add(phrases, MODIFIER, lex.get("modifiers") or (), None, False)
+        # Background classes keep their own names ("chexpert:Cardiomegaly") only so that their unmentions subtract
+        # from them alone; __call__ turns what survives into classless other findings.
+        bg_phrases: dict[str, tuple[str, set[str]]] = {}
+        bg_unmentions: dict[str, set[str]] = {}
+        for other in background:
+            for spec in other.classes:
+                if spec.name in other.no_finding_ignore:  # devices do not make a study abnormal
+                    continue
+                tag = f"{other.name}:{spec.name}"
+                add(bg_phrases, OBSERVATION, spec.mentions, tag, True)
+                add(bg_phrases, ABSENT, spec.absent_phrases, tag, False)
+                add_unmentions(bg_unmentions, spec.unmentions, tag)
 
         self.matcher = PhraseMatcher(vocab, attr="LOWER")
-        self._keys: dict[int, tuple[str, tuple[str, ...]]] = {}
-        groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        # match id -> (kind, classes, from a background schema)
+        self._keys: dict[int, tuple[str, tuple[str, ...], bool]] = {}
+        groups: dict[tuple[str, tuple[str, ...], bool], list[str]] = {}
         for phrase, (kind, classes) in phrases.items():
-            groups.setdefault((kind, tuple(sorted(classes))), []).append(phrase)
+            groups.setdefault((kind, tuple(sorted(classes)), False), []).append(phrase)
         for phrase, classes in unmentions.items():
-            groups.setdefault(("unmention", tuple(sorted(classes))), []).append(phrase)
+            groups.setdefault(("unmention", tuple(sorted(classes)), False), []).append(phrase)
+        for phrase, (kind, classes) in bg_phrases.items():
+            if phrase not in phrases and phrase not in unmentions:
+                groups.setdefault((kind, tuple(sorted(classes)), True), []).append(phrase)
+        for phrase, classes in bg_unmentions.items():
+            if phrase not in phrases and phrase not in unmentions:
+                groups.setdefault(("unmention", tuple(sorted(classes)), True), []).append(phrase)
         order = {c.name: i for i, c in enumerate(schema.classes)}
-        for (kind, classes), plist in groups.items():
-            classes = tuple(sorted(classes, key=order.__getitem__))
-            key = f"{kind}|{'|'.join(classes)}"
+        for (kind, classes, bg), plist in groups.items():
+            if not bg:
+                classes = tuple(sorted(classes, key=order.__getitem__))
+            key = f"{'background ' if bg else ''}{kind}|{'|'.join(classes)}"
             mid = vocab.strings.add(key)
-            self._keys[mid] = (kind, classes)
+            self._keys[mid] = (kind, classes, bg)
             add_phrases(self.matcher, key, plist, tokenizer)
 
     def __call__(self, doc: Doc) -> list[Mention]:
         """Non-overlapping mentions in token order."""
         cands: list[Mention] = []
         unm: list[tuple[int, int, tuple[str, ...]]] = []
+        bg_cands: list[Mention] = []
+        bg_unm: list[tuple[int, int, tuple[str, ...]]] = []
         keys = self._keys
         for mid, s, e in self.matcher(doc):
-            kind, classes = keys[mid]
+            kind, classes, bg = keys[mid]
             if kind == "unmention":
-                unm.append((s, e, classes))
+                (bg_unm if bg else unm).append((s, e, classes))
             else:
-                cands.append(Mention(s, e, kind, classes))
+                (bg_cands if bg else cands).append(Mention(s, e, kind, classes))
         if unm:
             cands = _subtract(cands, unm)
+        if bg_cands:
+            cands.extend(_background_findings(bg_cands, bg_unm, cands))
         return select_longest(cands)
+
+
+def _background_findings(bg_cands: list[Mention], bg_unm: list, cands: list[Mention]) -> list[Mention]:
+    """Background mentions as classless other findings (or absent phrases), except where they overlap the schema's
+    own findings: "pleural effusion" from chexpert must not swallow a schema's own "effusion"."""
+    if bg_unm:
+        bg_cands = _subtract(bg_cands, bg_unm)
+    own = set()
+    for m in cands:
+        if m.kind in (OBSERVATION, ABSENT, OTHER):
+            own.update(range(m.start, m.end))
+    return [Mention(m.start, m.end, OTHER if m.kind == OBSERVATION else ABSENT)
+            for m in bg_cands if own.isdisjoint(range(m.start, m.end))]
 
 
 def _subtract(cands: list[Mention], unm: list[tuple[int, int, tuple[str, ...]]]) -> list[Mention]:

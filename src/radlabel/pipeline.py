@@ -5,13 +5,10 @@ graph -> labels. Everything that can be compiled (phrase matchers, regexes) is b
 
 from __future__ import annotations
 
-import difflib
 import logging
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import spacy
 from spacy.attrs import IDX
@@ -25,15 +22,14 @@ from radlabel.graph import Entity, ReportGraph
 from radlabel.mentions import ABSENT, ANATOMY, MODIFIER, MentionMatcher
 from radlabel.normalize import normalize
 from radlabel.relations import BARE_HEDGES, MODIFY, find_relations
-from radlabel.schema import Schema, is_builtin_schema, load_schema
-from radlabel.sections import CANONICAL, canonical_section, find_sections
+from radlabel.schema import Schema, load_schema, schema_cache_key
+from radlabel.sections import SECTION_NAMES, check_sections, find_sections
 from radlabel.sentences import split_sentences
 
 __all__ = ["Pipeline", "parse", "get_pipeline", "SECTION_NAMES"]
 
 log = logging.getLogger(__name__)
 
-SECTION_NAMES = sorted(set(CANONICAL.values()) | {"preamble"})
 _ORTH_IDX = [ORTH, IDX]
 _STATUS_LABEL = {PRESENT: "OBS-DP", S_ABSENT: "OBS-DA", UNCERTAIN: "OBS-U", HYPOTHETICAL: "OBS-U", CAVEAT: "OBS-U"}
 
@@ -110,38 +106,14 @@ def _with_case_variants(rules: dict) -> dict:
 def _mention_matcher(schema: Schema) -> MentionMatcher:
     # Compiling ~20k phrases is the slow part of a Pipeline; share it across section choices.
     nlp = _blank_nlp()
-    return MentionMatcher(nlp.vocab, schema, nlp.tokenizer)
+    background = tuple(load_schema(name) for name in schema.other_findings_from)
+    return MentionMatcher(nlp.vocab, schema, nlp.tokenizer, background=background)
 
 
 @lru_cache(maxsize=1)
 def _context_engine() -> ContextEngine:
     nlp = _blank_nlp()
     return ContextEngine(nlp.vocab, nlp.tokenizer)
-
-
-def check_sections(sections) -> tuple[str, ...] | None:
-    """The canonical section names (None for the whole text); RadlabelError on unknown ones."""
-    if sections is None or (isinstance(sections, str) and sections.strip().lower() == "all"):
-        return None
-    if isinstance(sections, str):
-        sections = [s for s in sections.split(",") if s.strip()]
-    if not isinstance(sections, Iterable):
-        raise RadlabelError(f"sections must be None, 'all' or a list of section names, not {type(sections).__name__}.")
-    out = []
-    for s in sections:
-        if not isinstance(s, str):
-            raise RadlabelError(f"Section names must be strings; got {s!r}.")
-        name = canonical_section(s)
-        if name not in SECTION_NAMES:
-            close = difflib.get_close_matches(name, SECTION_NAMES, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise RadlabelError(
-                f"Unknown section {s!r}; valid sections are {', '.join(SECTION_NAMES)} or 'all'.{hint}"
-            )
-        out.append(name)
-    if not out:
-        raise RadlabelError("sections is empty; give at least one section name, or None / 'all' for the whole text.")
-    return tuple(dict.fromkeys(out))
 
 
 class Pipeline:
@@ -287,19 +259,6 @@ def _tokens(texts: list[str]) -> tuple[list[str], list[int] | None]:
 @lru_cache(maxsize=16)
 def _cached(key, sections, schema) -> Pipeline:
     return Pipeline(schema, sections)
-
-
-def schema_cache_key(schema: Any) -> Any:
-    """What a schema argument is cached under: a YAML file's path with its size and modification time (an edited
-    file is another schema; keyed on its path alone, the old matchers labelled the new classes), else itself."""
-    if isinstance(schema, str | Path) and not is_builtin_schema(schema):
-        path = Path(schema).expanduser()
-        try:
-            st = path.stat()
-        except OSError:
-            return str(schema)  # loading it will say what is wrong
-        return str(path.resolve()), st.st_mtime_ns, st.st_size
-    return schema
 
 
 def get_pipeline(schema: str | Path | Schema = "chexpert", sections=("findings", "impression")) -> Pipeline:

@@ -28,11 +28,15 @@ from typing import Any
 import yaml
 
 from radlabel.errors import RadlabelError
+from radlabel.phrases import expand_phrase
 
 __all__ = ["ClassSpec", "Schema", "is_builtin_schema", "list_schemas", "load_schema", "schema_from_dict"]
 
 _BUILTIN_DIR = Path(__file__).resolve().parent / "schemas"
-_TOP_KEYS = {"name", "classes", "no_finding", "no_finding_ignore", "no_finding_rule", "description"}
+_TOP_KEYS = {"name", "classes", "no_finding", "no_finding_ignore", "no_finding_rule", "other_findings_from", "description"}
+# A schema file's own classes are rarely all the findings a report can assert: by default the built-in schemas'
+# findings that it does not name count as other findings (no class value, but not No Finding under "strict").
+DEFAULT_OTHER_FINDINGS_FROM = ("chexpert", "chestxray14")
 # What keeps a report from being No Finding: "strict", any finding, also one no class names (a hiatal hernia, a
 # granuloma, a differential), as curated corpora (IU X-ray's "normal") count it; "chexpert", only the schema's
 # classes present or uncertain, as the CheXpert labeler counts it.
@@ -60,6 +64,8 @@ class Schema:
     no_finding: str | None
     no_finding_ignore: tuple[str, ...]
     no_finding_rule: str = "strict"  # see NO_FINDING_RULES
+    #: built-in schemas whose classes (but those in their no_finding_ignore) are other findings here
+    other_findings_from: tuple[str, ...] = DEFAULT_OTHER_FINDINGS_FROM
 
     @property
     def class_names(self) -> list[str]:
@@ -156,8 +162,6 @@ def _strings(value: Any, key: str, source: str, required: bool = False, phrases:
     if required and not value:
         raise RadlabelError(f"Key {key!r} in schema {source} must list at least one phrase.")
     if phrases:  # a broken pattern is named with its key and file here, not later by the matcher
-        from radlabel.mentions import expand_phrase
-
         for v in value:
             try:
                 expand_phrase(v.strip())
@@ -257,7 +261,22 @@ def schema_from_dict(data: Any, source: str = "<dict>") -> Schema:
     rule = data.get("no_finding_rule", "strict")
     check_no_finding_rule(rule, f"Key 'no_finding_rule' in schema {source}")
     return Schema(name=name.strip(), classes=tuple(classes), no_finding=no_finding, no_finding_ignore=ignore,
-                  no_finding_rule=rule)
+                  no_finding_rule=rule, other_findings_from=_other_findings_from(data, source))
+
+
+def _other_findings_from(data: dict, source: str) -> tuple[str, ...]:
+    value = data.get("other_findings_from", list(DEFAULT_OTHER_FINDINGS_FROM))
+    if value is None:
+        return ()
+    valid = list_schemas()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RadlabelError(f"Key 'other_findings_from' in schema {source} must be a list of built-in schema names "
+                            f"({', '.join(valid)}), or [] for none.")
+    for v in value:
+        if v not in valid:
+            raise RadlabelError(f"Key 'other_findings_from' in schema {source} names {v!r}, which is not a built-in "
+                                f"schema; choose from {', '.join(valid)}, or [] for none.")
+    return tuple(dict.fromkeys(value))
 
 
 def check_no_finding_rule(rule: Any, what: str = "no_finding_rule") -> None:
@@ -277,3 +296,16 @@ def with_no_finding_rule(schema: Schema, rule: str | None) -> Schema:
         return schema
     check_no_finding_rule(rule, "no_finding")
     return dataclasses.replace(schema, no_finding_rule=rule)
+
+
+def schema_cache_key(schema: Any) -> Any:
+    """What a schema argument is cached under: a YAML file's path with its size and modification time (an edited
+    file is another schema; keyed on its path alone, the old matchers labelled the new classes), else itself."""
+    if isinstance(schema, str | Path) and not is_builtin_schema(schema):
+        path = Path(schema).expanduser()
+        try:
+            st = path.stat()
+        except OSError:
+            return str(schema)  # loading it will say what is wrong
+        return str(path.resolve()), st.st_mtime_ns, st.st_size
+    return schema

@@ -11,10 +11,15 @@ examination section is findings (its unheaded body).
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["CANONICAL", "Section", "find_sections", "canonical_section", "is_header_line", "starts_with_header"]
+from radlabel.errors import RadlabelError
+
+__all__ = ["CANONICAL", "SECTION_NAMES", "Section", "check_sections", "find_sections", "canonical_section", "is_header_line",
+           "starts_with_header"]
 
 # Header wording -> canonical section name.
 CANONICAL: dict[str, str] = {
@@ -151,3 +156,31 @@ def _body_start(text: str, start: int, end: int) -> int | None:
             return nl
         nl = line_end
     return None
+
+
+SECTION_NAMES = sorted(set(CANONICAL.values()) | {"preamble"})
+
+
+def check_sections(sections) -> tuple[str, ...] | None:
+    """The canonical section names (None for the whole text); RadlabelError on unknown ones."""
+    if sections is None or (isinstance(sections, str) and sections.strip().lower() == "all"):
+        return None
+    if isinstance(sections, str):
+        sections = [s for s in sections.split(",") if s.strip()]
+    if not isinstance(sections, Iterable):
+        raise RadlabelError(f"sections must be None, 'all' or a list of section names, not {type(sections).__name__}.")
+    out = []
+    for s in sections:
+        if not isinstance(s, str):
+            raise RadlabelError(f"Section names must be strings; got {s!r}.")
+        name = canonical_section(s)
+        if name not in SECTION_NAMES:
+            close = difflib.get_close_matches(name, SECTION_NAMES, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise RadlabelError(
+                f"Unknown section {s!r}; valid sections are {', '.join(SECTION_NAMES)} or 'all'.{hint}"
+            )
+        out.append(name)
+    if not out:
+        raise RadlabelError("sections is empty; give at least one section name, or None / 'all' for the whole text.")
+    return tuple(dict.fromkeys(out))

@@ -193,7 +193,14 @@ def test_schemas_command(capsys):
     out = capsys.readouterr().out
     assert "chexpert: 14 classes" in out and "chestxray14: 15 classes" in out
     assert main(["schemas", "chestxray14"]) == 0
-    assert "Pleural_Thickening" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Pleural_Thickening" in out and "other_findings_from" not in out
+
+
+def test_schemas_command_names_a_files_other_findings(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text("name: s\nno_finding: Normal\nclasses:\n  - name: A\n    mentions: [a]\n")
+    assert main(["schemas", str(tmp_path / "s.yaml")]) == 0
+    assert "other findings also include the classes of chexpert, chestxray14" in capsys.readouterr().out
 
 
 def test_console_entry_point_runs():

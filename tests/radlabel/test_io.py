@@ -336,6 +336,9 @@ def test_check_outputs_refuses_folders_inputs_and_shared_paths(tmp_path):
         check_outputs({"Output": tmp_path / "o.jsonl", "The graphs file": tmp_path / "o.jsonl"}, {"input": src})
     with pytest.raises(RadlabelError, match="is a folder"):
         check_outputs({"Output": tmp_path}, {"input": src})
+    # a folder without an extension is named as a folder, not as an unknown extension '(none)'
+    with pytest.raises(RadlabelError, match=r"is a folder; give a file path ending in one of \.csv"):
+        table_format(tmp_path)
     check_outputs({"Output": tmp_path / "o.csv", "The graphs file": None}, {"input": src})
 
 

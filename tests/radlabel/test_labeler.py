@@ -70,6 +70,15 @@ def test_bad_rows_never_vanish(labeler):
     assert df.loc[0, "Pleural Effusion"] == 1 and df.loc[8, "Pneumothorax"] == 1
 
 
+def test_a_report_that_is_only_a_missing_value_word_is_missing(labeler):
+    """R's write.csv writes NA, SQL exports NULL: those cells are missing reports, not normal studies."""
+    texts = ["NA", " null ", "None", "N/A", "#N/A", "NaN", "<NA>", "Nil.", "None seen."]
+    df = labeler.label_corpus(pd.Series(texts, dtype=object))
+    assert df["error"].tolist() == ["missing report"] * 7 + ["", ""]
+    assert df.loc[:6, labeler.class_names].isna().all().all()
+    assert df.loc[7:, "No Finding"].tolist() == [1.0, 1.0]
+
+
 def test_long_report_truncated_with_note():
     lab = Labeler(progress=False, max_chars=60)
     text = "Large right pneumothorax. " + "Normal. " * 50 + "Small left pleural effusion."
@@ -335,6 +344,23 @@ def test_labeling_does_not_import_torch():
                        env={k: v for k, v in os.environ.items() if k != "RADLABEL_SPACY_TORCH"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
+
+
+def test_parallel_parent_does_not_import_spacy(tmp_path):
+    """With jobs > 1 only the workers parse; spaCy and networkx in the parent would cost ~60 MB of the 1 GB
+    corpus budget."""
+    code = ("import sys, pandas as pd\n"
+            "from radlabel.labeler import Labeler\n"
+            "if __name__ == '__main__':\n"
+            "    df = pd.DataFrame({'report': ['No edema.', 'Small left effusion.'] * 3})\n"
+            f"    out = Labeler(progress=False).label_corpus(df, jobs=2, batch_size=2, graphs={str(tmp_path / 'g.jsonl')!r})\n"
+            "    print(len(out), out['Pleural Effusion'].tolist()[:2], "
+            "[m for m in ('spacy', 'networkx') if m in sys.modules])\n")
+    script = tmp_path / "run.py"
+    script.write_text(code)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "6 [nan, 1.0] []"
 
 
 def test_parallel_reader_stays_bounded(labeler):

@@ -1,8 +1,7 @@
 import pytest
 import spacy
 
-from radlabel.errors import RadlabelError
-from radlabel.mentions import Mention, MentionMatcher, add_phrases, expand_phrase, plural, select_longest
+from radlabel.mentions import Mention, MentionMatcher, add_phrases, plural, select_longest
 from radlabel.schema import load_schema, schema_from_dict
 
 LEXICON = {
@@ -31,31 +30,6 @@ def found():
         return [(doc[m.start : m.end].text, m.kind, m.classes) for m in matcher(doc)]
 
     return run
-
-
-def test_expand_phrase_alternatives_optional_and_nested():
-    assert expand_phrase("(a|b) c (d)?") == ["a c d", "a c", "b c d", "b c"]
-    assert expand_phrase("x (y|(p|q)? z)") == ["x y", "x p z", "x q z", "x z"]
-    # A trailing "?" makes the last letter optional; a lone "?" stays a literal token.
-    assert expand_phrase("no (evidence|signs?) of") == ["no evidence of", "no signs of", "no sign of"]
-    assert expand_phrase("?") == ["?"]
-    with pytest.raises(RadlabelError, match="unbalanced"):
-        expand_phrase("(a|b")
-    with pytest.raises(RadlabelError, match="expands to more than"):
-        expand_phrase(" ".join(["(a|b|c|d|e|f|g|h|i|j)"] * 5))
-    for empty in ("()", "( | )", "(  )?"):  # a class mention that could never be found
-        with pytest.raises(RadlabelError, match="stands for no phrase"):
-            expand_phrase(empty)
-    # a group inside a word expanded to split words ("underpenetrat ion") that no report holds
-    for glued in ("underpenetrat(ion|ed)", "(a|b)c", "x(y)? z"):
-        with pytest.raises(RadlabelError, match="has a group joined to a word; groups hold whole words"):
-            expand_phrase(glued)
-    assert expand_phrase("((a|b) c|d)? e") == ["a c e", "b c e", "d e", "e"]
-    # punctuation beside a group is a token of its own: spaCy splits "heart's" into "heart 's"
-    assert expand_phrase("(heart|cardiac)'s size") == ["heart 's size", "cardiac 's size"]
-    assert expand_phrase("[(a|b)]") == ["[ a ]", "[ b ]"]
-    with pytest.raises(RadlabelError, match="joined to a word"):
-        expand_phrase("(a|b)?c")
 
 
 def test_plural():
@@ -119,3 +93,28 @@ def test_the_matchers_stay_within_their_phrase_budget(monkeypatch):
     chexpert = mentions.MentionMatcher(nlp.vocab, load_schema("chexpert"), nlp.tokenizer)
     assert 30_000 < added[id(context.matcher)] < 50_000  # 48,571 on 2026-11-25 (48,040 on 2026-11-24)
     assert 50_000 < added[id(chexpert.matcher)] < 80_000  # 76,747 on 2026-11-25
+
+
+def test_background_classes_are_classless_findings_that_never_take_the_schemas_own():
+    nlp = spacy.blank("en")
+    background = schema_from_dict({
+        "name": "bg", "no_finding": "No Finding", "no_finding_ignore": ["Devices"], "other_findings_from": [],
+        "classes": [
+            {"name": "Heart", "mentions": ["cardiomegaly"], "absent_phrases": ["normal heart size"]},
+            {"name": "Fluid", "mentions": ["(loculated)? (pleural)? effusion"]},
+            {"name": "Lesion", "mentions": ["mass"], "unmentions": ["mass effect"]},
+            {"name": "Devices", "mentions": ["chest tube"]},
+        ],
+    })
+    matcher = MentionMatcher(nlp.vocab, SCHEMA, nlp.tokenizer, LEXICON, background=[background])
+
+    def run(text):
+        doc = nlp.make_doc(text)
+        return [(doc[m.start : m.end].text, m.kind, m.classes) for m in matcher(doc)]
+
+    assert run("cardiomegaly") == [("cardiomegaly", "other", ())]
+    assert run("normal heart size") == [("normal heart size", "absent", ())]
+    # the schema's own "effusion" is kept, not swallowed by the background's longer "loculated effusion"
+    assert run("loculated effusion") == [("effusion", "observation", ("Effusion",))]
+    assert run("mass effect") == []  # the background's own unmention
+    assert run("chest tube") == []  # a class the background ignores for No Finding is no finding here

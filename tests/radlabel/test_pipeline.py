@@ -631,6 +631,10 @@ def value(pipe, text, cls):
         ("Lungs clear. Vascular stent in the left subclavian vein.", "No Finding", math.nan),
         ("Lungs clear. No free intraperitoneal air.", "No Finding", 1.0),
         ("The mediastinum is not widened.", "No Finding", 1.0),
+        ("Increased lung markings bilaterally. No focal consolidation.", "No Finding", math.nan),
+        ("Honeycombing at the lung bases. No effusion.", "No Finding", math.nan),
+        ("Reticular pattern in both lower lungs. Heart size normal.", "No Finding", math.nan),
+        ("No increased lung markings.", "No Finding", 1.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
@@ -876,6 +880,22 @@ def test_user_schema_file_shared_phrase_and_no_no_finding(tmp_path):
     assert pipe.label("Small effusion.") == {"Fluid": 1.0, "Any Pleural": 1.0}
     out = pipe.label("No pleural fluid. Pleural thickening.")
     assert out == {"Fluid": 0.0, "Any Pleural": 1.0}
+
+
+def test_a_user_schema_counts_the_builtin_findings_it_does_not_name(tmp_path):
+    """Under the strict rule a narrow schema's No Finding still needs a normal report: "Cardiomegaly." was 1."""
+    text = "name: icu\nno_finding: No Finding\nclasses:\n  - name: Pneumothorax\n    mentions: [pneumothorax]\n"
+    (tmp_path / "icu.yaml").write_text(text)
+    (tmp_path / "icu_alone.yaml").write_text(text + "other_findings_from: []\n")
+    pipe, alone = Pipeline(tmp_path / "icu.yaml"), Pipeline(tmp_path / "icu_alone.yaml")
+    for report in ("Cardiomegaly.", "Right lower lobe pneumonia.", "Pulmonary edema.", "Left lower lobe atelectasis."):
+        assert math.isnan(pipe.label(report)["No Finding"]), report
+        assert alone.label(report)["No Finding"] == 1.0, report  # the schema's own classes only
+    assert pipe.label("No pneumothorax. Heart size is normal. No pneumonia.") == {"No Finding": 1.0, "Pneumothorax": 0.0}
+    both = pipe.label("Small left pneumothorax. Cardiomegaly.")
+    assert both["Pneumothorax"] == 1.0 and math.isnan(both["No Finding"])
+    entity = next(e for e in pipe.parse("Cardiomegaly.").entities if e.tokens == "Cardiomegaly")
+    assert entity.label == "OBS-DP" and entity.classes == ()
 
 
 def test_graph_records_sections_and_sentences(chex):

@@ -25,6 +25,18 @@ def test_builtin_schemas():
     assert chex.parent_of is chex.parent_of  # built once per schema
     assert load_schema("chestxray14").class_names == NIH
     assert load_schema(chex) is chex
+    assert chex.other_findings_from == load_schema("chestxray14").other_findings_from == ()
+
+
+def test_other_findings_from_defaults_to_the_builtins_and_is_checked():
+    base = {"name": "s", "classes": [{"name": "A", "mentions": ["a"]}]}
+    assert schema_from_dict(base).other_findings_from == ("chexpert", "chestxray14")
+    assert schema_from_dict({**base, "other_findings_from": []}).other_findings_from == ()
+    assert schema_from_dict({**base, "other_findings_from": ["chestxray14"]}).other_findings_from == ("chestxray14",)
+    with pytest.raises(RadlabelError, match="names 'chexpret', which is not a built-in schema; choose from chestxray14, chexpert"):
+        schema_from_dict({**base, "other_findings_from": ["chexpret"]}, source="s.yaml")
+    with pytest.raises(RadlabelError, match="must be a list of built-in schema names"):
+        schema_from_dict({**base, "other_findings_from": "chexpert"}, source="s.yaml")
 
 
 def test_unknown_name_suggests_close_match():
