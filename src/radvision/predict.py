@@ -456,6 +456,8 @@ def _scored_rows(left: pd.DataFrame, right: pd.DataFrame, classes: list[str], n_
     """Gold (`<class>_gold` columns) joined with predictions (`<class>` columns) on `path`: (y_true with
     -1 and blanks as NaN, y_prob, the joined rows), keeping only rows whose image was read."""
     merged = left.merge(right, on="path", how="inner")
+    if merged.empty:  # `predict images/` writes the paths as given; a gold table often has them absolute
+        merged = _merge_on_absolute_paths(left, right)
     if merged.empty:
         raise RadvisionError("No path in the prediction table matches a path in the gold table; check both 'path' "
                              f"columns (gold starts {left['path'].iloc[0]!r}, prediction {right['path'].iloc[0]!r}).")
@@ -485,6 +487,17 @@ def _scored_rows(left: pd.DataFrame, right: pd.DataFrame, classes: list[str], n_
                        int((~scored).sum()), merged["path"].iloc[int(np.flatnonzero(~scored)[0])])
         y_true, y_prob, merged = y_true[scored], y_prob[scored], merged[scored]
     return y_true, y_prob, merged
+
+
+def _merge_on_absolute_paths(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
+    """The join on each path made absolute from the current folder (text only, no file is looked at), keeping the
+    prediction's spelling; empty when that matches nothing either."""
+    keys = [t["path"].map(lambda p: os.path.abspath(os.path.expanduser(str(p)))) for t in (left, right)]
+    merged = left.drop(columns="path").assign(_abs=keys[0]).merge(right.assign(_abs=keys[1]), on="_abs", how="inner")
+    if not merged.empty:
+        logger.info("no path is spelled alike in both tables; %d rows matched once relative paths were taken from "
+                    "the current folder %s", len(merged), os.getcwd())
+    return merged.drop(columns="_abs")
 
 
 META_COLUMNS = {*TABLE_META_COLUMNS, "error"}  # a label table's columns that are never classes, and a status column
@@ -549,6 +562,8 @@ def _numeric(frame: pd.DataFrame, classes: list[str], what: str, allowed: tuple[
             values, blank = raw.to_numpy(dtype=float), raw.isna().to_numpy()
         else:  # text cells (object or pandas' string dtype): "" and whitespace are blanks
             text = raw.astype(str).str.strip()
+            lower = text.str.lower()  # True / False: what pandas writes for a bool label column, which trains
+            text = text.mask(lower == "true", "1").mask(lower == "false", "0")
             blank = raw.isna().to_numpy() | (text == "").to_numpy()
             values = pd.to_numeric(text.mask(blank), errors="coerce").to_numpy(dtype=float)
         bad = (np.isnan(values) & ~blank) | (

@@ -33,7 +33,8 @@ def _probs(y_prob) -> np.ndarray:
 
 def f1_optimal_thresholds(y_true, y_prob, min_precision: float | None = None,
                           class_names: Sequence[str] | None = None) -> np.ndarray:
-    """Per class, the threshold that maximises F1 on (y_true, y_prob) (NaN labels ignored).
+    """Per class, the threshold that maximises F1 on (y_true, y_prob) (NaN labels ignored), placed midway between
+    the lowest score it labels positive and the next lower score (0 below the lowest score).
 
     With ``min_precision`` only thresholds reaching that precision qualify; when none does, the
     most precise threshold is used and a warning logged.  Classes without both a positive and a
@@ -57,13 +58,14 @@ def f1_optimal_thresholds(y_true, y_prob, min_precision: float | None = None,
         precision, recall = precision[:-1], recall[:-1]  # the last point (recall 0) has no threshold
         f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
         ok = np.ones_like(f1, dtype=bool) if min_precision is None else precision >= min_precision
-        if ok.any():
-            best = int(np.argmax(np.where(ok, f1, -1.0)))
-        else:
-            best = int(np.lexsort((recall, precision))[-1])
+        best = int(np.argmax(np.where(ok, f1, -1.0))) if ok.any() else int(np.lexsort((recall, precision))[-1])
+        # midway to the next lower score rather than on the deciding image's own score: a last-bit change in
+        # that score (another batch size, another device) would flip its label and the run's valid figures
+        lower = s[s < thr[best]]
+        out[j] = float((thr[best] + (lower.max() if lower.size else 0.0)) / 2)
+        if not ok.any():
             logger.warning("%s never reaches precision %.2f; using its most precise threshold %.3f "
-                           "(precision %.3f)", names[j], min_precision, thr[best], precision[best])
-        out[j] = float(thr[best])
+                           "(precision %.3f)", names[j], min_precision, out[j], precision[best])
     if one_sided:
         logger.info("%s: no positive or no negative labels, so threshold %.2f is kept", ", ".join(one_sided),
                     DEFAULT_THRESHOLD)

@@ -207,22 +207,50 @@ def _own_dataset_classes(cfg: Config, train_ds: Dataset, valid_ds: Dataset, test
     if test_ds is not None and len(test_ds) == 0:  # type: ignore[arg-type]  # found only after training, before
         raise RadvisionError("The test dataset passed to fit() is empty (no readable image left?); pass test_ds=None "
                              "to train without test metrics.")
-    item = train_ds[0]
+    want = (cfg.model.in_chans, cfg.data.image_size, cfg.data.image_size)  # resolved by the Trainer
+    for split, ds in (("train", train_ds), ("valid", valid_ds), ("test", test_ds)):
+        if ds is None:
+            continue
+        own = dataset_classes(ds)
+        if split != "train" and named and own and own != named:
+            raise RadvisionError(f"The {split} dataset's classes {own} differ from the train dataset's {named}; "
+                                 "every split must have the same label columns in the same order (its labels would "
+                                 "be scored against the wrong classes).")
+        _check_dataset_item(ds, split, want, class_names)
+    return class_names
+
+
+def _check_dataset_item(ds: Dataset, split: str, want: tuple[int, int, int], class_names: list[str]) -> None:
+    """One item of a dataset given to fit(): an (image, labels) pair of the config's image shape and one label
+    per class."""
+    item = ds[0]
     if not isinstance(item, tuple | list) or len(item) != 2:
-        raise RadvisionError("fit() needs dataset items (image, labels); this dataset gives "
+        raise RadvisionError(f"fit() needs dataset items (image, labels); the {split} dataset gives "
                              f"{type(item).__name__} of {len(item) if isinstance(item, tuple | list) else 1} "
                              "(build ImageDataset without return_meta).")
     image, labels = item
     shape = tuple(getattr(image, "shape", ()))
-    want = (cfg.model.in_chans, cfg.data.image_size, cfg.data.image_size)  # resolved by the Trainer
     if len(shape) != 3 or shape != want:
-        raise RadvisionError(f"The datasets give images of shape {shape} but the config says {want} "
+        raise RadvisionError(f"The {split} dataset gives images of shape {shape} but the config says {want} "
                              "(model.in_chans / data.channels, data.image_size); set them to match, so that "
                              "predict and explain prepare images the way the model was trained.")
     if np.asarray(labels).size != len(class_names):
-        raise RadvisionError(f"The datasets give {np.asarray(labels).size} labels per image but there are "
+        raise RadvisionError(f"The {split} dataset gives {np.asarray(labels).size} labels per image but there are "
                              f"{len(class_names)} classes ({', '.join(class_names)}).")
-    return class_names
+
+
+def _check_split_labels(y: np.ndarray | None, split: str, class_names: list[str], uncertain: bool) -> None:
+    """A valid / test label table (when the dataset has one) holds 1 / 0 / blank (and -1 under U-MultiClass)."""
+    if y is None:
+        return
+    if y.ndim != 2 or y.shape[1] != len(class_names):
+        raise RadvisionError(f"The {split} labels have shape {y.shape} but there are {len(class_names)} classes.")
+    bad = ~np.isnan(y) & (y != 0) & (y != 1) & ((y != -1) | (not uncertain))
+    if bad.any():
+        row, col = (int(i[0]) for i in np.nonzero(bad))
+        allowed = "1, 0, -1 (uncertain) or blank" if uncertain else "1, 0 or blank"
+        raise RadvisionError(f"The {split} label {y[row, col]:g} for {class_names[col]!r} (row {row}) is not "
+                             f"{allowed}; apply the same uncertainty policy as for train.")
 
 
 def check_training_labels(y: np.ndarray, class_names: list[str], resuming: bool = False, uncertain: bool = False) -> None:
@@ -241,12 +269,13 @@ def check_training_labels(y: np.ndarray, class_names: list[str], resuming: bool 
     unknown = [c for c, known in zip(class_names, (~np.isnan(y)).sum(axis=0), strict=True) if known == 0]
     if len(y) and unknown:  # e.g. a report labeler's classes that no report of this corpus mentions
         known = [c for c in class_names if c not in unknown]
+        leave_out = f"Leave them out with data.classes (e.g. data.classes=[{', '.join(known)}]). " if known else ""
         message = (
             f"No training image has a label for {', '.join(map(repr, unknown[:5]))}"
             f"{f' (and {len(unknown) - 5} more)' if len(unknown) > 5 else ''}: every value is masked (blank under "
             "data.unmentioned=masked, or uncertain under policy U-Ignore), so the model would output noise for "
-            f"them. Leave them out with data.classes (e.g. data.classes=[{', '.join(known)}]), count blanks "
-            "as negatives with data.unmentioned=negative, or map uncertain labels with U-Zeros / U-Ones."
+            f"them. {leave_out}Count blanks as negatives with data.unmentioned=negative, or map uncertain labels "
+            "with U-Zeros / U-Ones."
         )
         if not resuming:
             raise RadvisionError(message)
@@ -602,6 +631,7 @@ class Trainer:
             raise RadvisionError(f"Nothing to train: {where}; set optim.epochs (or a cycle's epochs) to 1 or more.")
         if self.resume is None and self.run.has_run() and not cfg.output.overwrite:
             self.run.prepare(resume=False)  # raises: the directory already holds a run
+        own_datasets = train_ds is not None
         if train_ds is None:
             train_ds, valid_ds, test_ds, class_names = build_datasets(cfg)
         else:
@@ -613,6 +643,11 @@ class Trainer:
         check_training_labels(y_train, self.class_names,
                       resuming=self.resume is not None and not self._saved_state.get("labels_checked"),
                       uncertain=outputs_per_class(cfg) > 1)
+        if own_datasets:  # the readers' valid / test tables went through the same policy as train
+            for split, ds in (("valid", valid_ds), ("test", test_ds)):
+                if ds is not None:
+                    _check_split_labels(dataset_labels(ds, decode=False), split, self.class_names,
+                                        outputs_per_class(cfg) > 1)
         for split, ds in (("train", train_ds), ("valid", valid_ds), ("test", test_ds)):
             y = y_train if ds is train_ds else dataset_labels(ds, decode=False) if ds is not None else None
             if y is not None:

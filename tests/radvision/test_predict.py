@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -292,6 +293,17 @@ def test_evaluate_with_nothing_to_score_is_an_error(run_dir, tmp_path):
         evaluate_files(failed, gold)
 
 
+def test_evaluate_reads_true_false_gold_as_a_label_table_that_trains_does(run_dir, tmp_path):
+    gold = pd.read_csv(run_dir.parent / "labels.csv").drop(columns=["patient_id", "split"])
+    pred = gold.assign(Bright=np.linspace(0, 1, len(gold)), Stripe=0.5)
+    words = gold.astype({"Bright": bool, "Stripe": bool})  # pandas writes a bool column as True / False
+    words.to_csv(tmp_path / "gold.csv", index=False)
+    assert "True" in (tmp_path / "gold.csv").read_text()
+    summary, per_class = evaluate_files(pred, tmp_path / "gold.csv")
+    expected, _ = evaluate_files(pred, gold)
+    assert summary["mean_auroc"] == pytest.approx(expected["mean_auroc"])
+
+
 def test_evaluate_rejects_bad_tables(run_dir, tmp_path):
     gold = pd.read_csv(run_dir.parent / "labels.csv").drop(columns=["patient_id", "split"])
     pred = gold.assign(Bright=0.5, Stripe=0.5)
@@ -441,23 +453,24 @@ def test_fit_thresholds_files_chooses_f1_optimal_thresholds_on_a_calibration_set
                          "split": ["valid"] * 7 + ["test"]})
     out = tmp_path / "t.json"
     table = fit_thresholds_files(pred, gold, out)
-    assert load_thresholds(out) == {"A": 0.35, "B": 0.9}  # A: all five positives from 0.35 up; B: its one positive
+    # A: all five positives from 0.35 up, so midway to 0.3; B: its one positive 0.9, midway to 0.8
+    assert load_thresholds(out) == pytest.approx({"A": 0.325, "B": 0.85})
     assert table.set_index("class").loc["A", "f1"] == pytest.approx(1.0)
     # with a minimum precision the threshold rises until it is met; the split keeps only its rows
     fit_thresholds_files(pred.assign(A=[0.1, 0.2, 0.3, 0.35, 0.4, 0.6, 0.95, 0.9]), gold.assign(A=[0, 1, 0, 1, 1, 0, 1, 1]),
                          out, min_precision=1.0, split="valid")
-    assert load_thresholds(out)["A"] == pytest.approx(0.95)  # the last row (0.9) is test
+    assert load_thresholds(out)["A"] == pytest.approx((0.95 + 0.6) / 2)  # the last row (0.9) is test
     # replacing a run's own thresholds.json keeps the training cardinality it recorded
     save_thresholds(out, ["A", "B"], [0.5, 0.5], train_cardinality=1.25)
     fit_thresholds_files(pred, gold, out)
-    assert load_train_cardinality(out) == 1.25 and load_thresholds(out)["A"] == 0.35
+    assert load_train_cardinality(out) == 1.25 and load_thresholds(out)["A"] == pytest.approx(0.325)
     # a gold table labelling only some classes leaves the others' thresholds as they were
     fit_thresholds_files(pred, gold.drop(columns="B"), out)
-    assert load_thresholds(out) == {"B": 0.9, "A": 0.35} and load_train_cardinality(out) == 1.25
+    assert load_thresholds(out) == pytest.approx({"B": 0.85, "A": 0.325}) and load_train_cardinality(out) == 1.25
     save_thresholds(out, ["A", "B", "C"], [0.5, 0.25, 0.75])
     caplog.clear()
     fit_thresholds_files(pred, gold.drop(columns="B"), out)
-    assert load_thresholds(out) == {"B": 0.25, "C": 0.75, "A": 0.35}
+    assert load_thresholds(out) == pytest.approx({"B": 0.25, "C": 0.75, "A": 0.325})
     assert "the other 2 keep their thresholds: B, C" in caplog.text
     with pytest.raises(RadvisionError, match="share no class column"):
         fit_thresholds_files(pred[["path", "error"]], gold, out)
@@ -554,6 +567,23 @@ def test_path_column_names_the_image_column_of_an_input_or_gold_table(run_dir):
     assert summary["n_samples"] == 2
     with pytest.raises(RadvisionError, match="No path in the prediction table matches"):
         evaluate_files(out, gold)  # joined on the 'path' column, which names other files
+
+
+def test_evaluate_matches_relative_prediction_paths_to_an_absolute_gold(run_dir, monkeypatch, caplog):
+    """The README recipe: `predict RUN images/` writes relative paths, read_nih's gold table absolute ones."""
+    monkeypatch.chdir(run_dir.parent)
+    out = predict(run_dir, "img", device="cpu")
+    assert not Path(out["path"].iloc[0]).is_absolute()
+    gold = pd.DataFrame({"path": [str(Path("img", n).resolve()) for n in ("001.png", "003.png")],
+                         "Bright": [1, 0], "Stripe": [0, 1]})
+    with caplog.at_level("INFO", logger="radvision.predict"):
+        summary, _ = evaluate_files(out, gold)
+    assert summary["n_samples"] == 2
+    assert "2 rows matched once relative paths were taken from the current folder" in caplog.text
+    assert "match no gold row" in caplog.text  # the other predicted images, counted in the prediction's spelling
+    monkeypatch.chdir(run_dir.parent.parent)  # from elsewhere, the relative paths name other files
+    with pytest.raises(RadvisionError, match="No path in the prediction table matches"):
+        evaluate_files(out, gold)
 
 
 def test_evaluate_names_prediction_rows_the_gold_does_not_label(run_dir, caplog):

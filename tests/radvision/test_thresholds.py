@@ -161,8 +161,8 @@ def test_bad_probabilities_and_thresholds_are_named(caplog):
     with caplog.at_level("WARNING", logger="radvision.thresholds"):
         thr = f1_optimal_thresholds([[0], [1], [0], [1]], [[.9], [.8], [.7], [.2]], min_precision=0.9,
                                     class_names=["A"])
-    # the warning names the threshold it uses (0.2 reaches precision 0.5), not the precision
-    assert thr[0] == pytest.approx(0.2) and "most precise threshold 0.200 (precision 0.500)" in caplog.text
+    # the warning names the threshold it uses (every image positive, precision 0.5: below the lowest score 0.2)
+    assert thr[0] == pytest.approx(0.1) and "most precise threshold 0.100 (precision 0.500)" in caplog.text
     for bad in (np.nan, -3, 2, [0.5, np.nan]):
         with pytest.raises(RadvisionError, match="Thresholds must be probabilities between 0 and 1"):
             predict_labels(np.array([[0.2, 0.9]]), bad)
@@ -213,3 +213,15 @@ def test_a_thresholds_mapping_from_load_thresholds_is_taken_by_class_name(tmp_pa
     with pytest.raises(RadvisionError, match="thresholds_array"):
         decide(p, by_name)
     np.testing.assert_array_equal(thresholds_array(by_name, ["A", "B"]), [0.5, 0.3])
+
+
+def test_f1_optimal_thresholds_sit_between_scores_so_a_last_bit_change_keeps_the_labels():
+    """The threshold was the deciding positive's own score: predicting it again with another batch size gave a
+    score 1 ulp lower, which flipped it to negative and changed the run's valid F1."""
+    y = np.array([[1], [1], [0], [1], [0], [0]], dtype=float)
+    p = np.array([[0.9], [0.8], [0.7], [0.6192126870], [0.3], [0.1]])
+    thr = f1_optimal_thresholds(y, p)
+    assert thr[0] == pytest.approx((0.6192126870 + 0.3) / 2)
+    nudged = np.nextafter(p, 0, dtype=np.float32).astype(float)
+    assert (predict_labels(nudged, thr) == predict_labels(p, thr)).all()
+    assert predict_labels(p, thr)[:, 0].tolist() == [1, 1, 1, 1, 0, 0]

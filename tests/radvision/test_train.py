@@ -224,6 +224,11 @@ def test_a_class_without_positives_in_a_split_is_named(tmp_path, data_csv, caplo
     ([], {"empty_valid": True}, "valid dataset passed to fit() is empty"),
     ([], {"empty_test": True}, "test dataset passed to fit() is empty"),  # was a torch.cat crash after training
     ([], {"policy": "U-MultiClass"}, "labels must be 1, 0 or blank"),
+    # valid / test were not checked: reordered columns were scored against the wrong classes without a word
+    ([], {"valid_order": ["Stripe", "Bright"]},
+     "The valid dataset's classes ['Stripe', 'Bright'] differ from the train dataset's ['Bright', 'Stripe']"),
+    ([], {"valid_size": 40}, "The valid dataset gives images of shape (3, 40, 40) but the config says (3, 32, 32)"),
+    ([], {"policy": "U-MultiClass", "valid_uncertain": True}, "The valid label -1 for 'Bright'"),
 ])
 def test_datasets_passed_to_fit_are_checked_against_the_config(tmp_path, make_images, extra, build, message):
     from radvision.data import ImageDataset, build_transforms, read_csv_table
@@ -231,13 +236,20 @@ def test_datasets_passed_to_fit_are_checked_against_the_config(tmp_path, make_im
     csv = make_images(tmp_path / "d", n=16)
     frame = pd.read_csv(csv)
     frame.loc[0, "Bright"] = -1  # an uncertain train label: kept as -1 by U-MultiClass only
+    if build.get("valid_uncertain"):  # only valid keeps a -1: train is fine, so the valid table is what is named
+        frame.loc[0, "Bright"] = 0
+        frame.loc[frame.index[frame["split"] == "valid"][0], "Bright"] = -1
     frame.to_csv(csv, index=False)
     table = read_csv_table(csv, policy=build.get("policy", "U-Ignore"))
     tf = build_transforms("none", 32, train=False, channels=build.get("channels", 3))
     meta = build.get("return_meta", False)
     train = ImageDataset(table.subset("train"), tf, return_meta=meta)
-    valid = ImageDataset(table.subset("valid").subset(np.zeros(4, bool)) if build.get("empty_valid")
-                         else table.subset("valid"), tf)
+    valid_table = table.subset("valid")
+    if build.get("valid_order"):
+        frame[["path", *build["valid_order"], "patient_id", "split"]].to_csv(tmp_path / "reordered.csv", index=False)
+        valid_table = read_csv_table(tmp_path / "reordered.csv", root=csv.parent).subset("valid")
+    valid_tf = build_transforms("none", build["valid_size"], train=False) if build.get("valid_size") else tf
+    valid = ImageDataset(valid_table.subset(np.zeros(4, bool)) if build.get("empty_valid") else valid_table, valid_tf)
     test = ImageDataset(table.subset("test").subset(np.zeros(len(table.subset("test")), bool)), tf) \
         if build.get("empty_test") else None
     with pytest.raises(RadvisionError) as err:
@@ -803,6 +815,14 @@ def test_a_python_config_resumes_and_an_old_run_with_an_unlabelled_class_goes_on
     with pytest.raises(RadvisionError, match="No training image has a label for 'Stripe'"):
         Trainer(tiny_config(tmp_path, csv, "data.classes=[Bright, Stripe]", "optim.epochs=2"),
                 resume=tmp_path / "new").fit()
+
+
+def test_no_class_with_a_label_does_not_suggest_an_empty_class_list():
+    from radvision.train import check_training_labels
+
+    with pytest.raises(RadvisionError, match="No training image has a label for 'A', 'B'") as err:
+        check_training_labels(np.full((3, 2), np.nan), ["A", "B"])
+    assert "data.classes=[]" not in str(err.value) and "data.unmentioned=negative" in str(err.value)
 
 
 def test_a_tie_on_the_monitored_metric_goes_to_the_lower_valid_loss(tmp_path, data_csv, monkeypatch):

@@ -28,6 +28,7 @@ from radvision.data.table import (
     patient_ids,
     read_csv_checked,
     select_classes,
+    separator_hint,
 )
 from radvision.errors import RadvisionError
 
@@ -44,7 +45,7 @@ NO_FINDING = "No Finding"
 def _column(df: pd.DataFrame, name: str, what: str, csv: Path) -> str:
     if name in df.columns:
         return name
-    hint = did_you_mean(name, list(df.columns))
+    hint = did_you_mean(name, list(df.columns)) or separator_hint(df)
     raise RadvisionError(
         f"{csv.name} has no {what} column {name!r}{hint}; columns: {', '.join(map(str, df.columns))}."
     )
@@ -68,6 +69,15 @@ def _mask_labeler_errors(values: pd.DataFrame, read: pd.DataFrame, df: pd.DataFr
     values = values.copy()
     values.loc[failed] = np.nan
     return values
+
+
+_WORDED = {"yes", "no", "y", "n", "pos", "neg", "positive", "negative", "present", "absent", "true", "false"}
+
+
+def _worded(column: pd.Series) -> bool:
+    """Whether a column's filled cells are all yes / no style words."""
+    words = set(column.dropna().astype(str).str.strip().str.lower()) - {""}
+    return bool(words) and words <= _WORDED
 
 
 def read_csv_table(
@@ -109,6 +119,11 @@ def read_csv_table(
             raise RadvisionError(f"{csv.name} has no numeric label columns (other columns: {others}); choose them "
                                  "with data.classes (label_columns= in Python).")
         left_out = [c for c in others if c not in chosen]
+        # "yes" / "no" cells are a class written in words: say so out loud, not only at INFO
+        worded = [c for c in left_out if _worded(df[c])]
+        if worded:
+            log.warning("%s: the column(s) %s hold yes / no words and are not trained on; write them as 1 / 0 "
+                        "(blank when unknown) to make them classes", csv.name, ", ".join(worded))
         if left_out:
             log.info("%s: label columns %s; left out the non-numeric column(s) %s (choose with data.classes)",
                      csv.name, ", ".join(chosen), ", ".join(left_out))

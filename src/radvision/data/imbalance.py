@@ -167,8 +167,8 @@ def downsample(table: LabelTable, fractions: Mapping[str, float], seed: int = 0)
             # raises with a "did you mean"; "No Finding" is a choice whether or not it is a class
             no_finding = [] if NO_FINDING_NAMES[0] in table.classes else [NO_FINDING_NAMES[0]]
             select_classes([*table.classes, *no_finding], [name],
-                           "downsample (a class data.classes leaves out: take it out of data.downsample, or set "
-                           "data.downsample=null)")
+                           "downsample (not a class of this data, or one data.classes leaves out: take it out of "
+                           "data.downsample, or set data.downsample=null)")
             continue
         n_drop = int(np.floor(float(fraction) * len(rows) + 0.5))  # half rounds up, not to even
         if n_drop:

@@ -36,7 +36,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
-_SPLIT_SPELLINGS = {"validate": "valid", "validation": "valid", "val": "valid"}
+_SPLIT_SPELLINGS = {"validate": "valid", "validation": "valid", "val": "valid", "training": "train", "testing": "test"}
 #: Uncertainty policies (Irvin et al., CheXpert, AAAI 2019) for labels coded -1.
 POLICIES = ("U-Ignore", "U-Zeros", "U-Ones", "U-MultiClass")
 #: what a blank (not mentioned) label becomes: NaN, masked in the loss, or 0 as most CheXpert / MIMIC code has it
@@ -299,7 +299,8 @@ def _refuse_repeated_header(path: str | os.PathLike, kwargs: dict) -> None:
 
 def canonical_split(values: pd.Series) -> pd.Series:
     """Split names as every reader (and `evaluate --split`) reads them: trimmed, lower case, val / validate /
-    validation -> valid; missing stays NaN (object dtype, so comparisons give plain booleans)."""
+    validation -> valid, training -> train, testing -> test (as split folders are named); missing stays NaN
+    (object dtype, so comparisons give plain booleans)."""
     s = values.astype("string").str.strip().str.lower().replace(_SPLIT_SPELLINGS)
     return s.astype(object).where(s.notna(), np.nan)
 

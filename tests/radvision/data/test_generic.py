@@ -63,6 +63,13 @@ def test_a_stray_cell_in_a_label_column_is_named_and_text_columns_left_out_are_l
     with caplog.at_level("INFO"):
         assert read_csv_table(csv, path_column="file").classes == ["Effusion", "Mass"]
     assert "left out the non-numeric column(s) pid, note" in caplog.text
+    assert "yes / no words" not in caplog.text
+    frame = pd.read_csv(csv)
+    frame.assign(Nodule=["yes", "no", None]).to_csv(csv, index=False)
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # a class written in words was dropped with an INFO line only
+        assert read_csv_table(csv, path_column="file").classes == ["Effusion", "Mass"]
+    assert "the column(s) Nodule hold yes / no words and are not trained on" in caplog.text
     frame = pd.read_csv(csv)
     frame["Mass"] = ["0", "1?", "1"]  # a typo: the column was read as text and the class dropped without a word
     frame.to_csv(csv, index=False)
@@ -226,6 +233,19 @@ def test_system_folders_are_neither_classes_nor_splits(tmp_path, helpers):
     t = read_folder(tmp_path)
     assert t.classes == ["a", "b"]
     assert t.frame["split"].value_counts().to_dict() == {"train": 4, "valid": 2, "test": 2}
+
+
+def test_a_semicolon_csv_is_named_as_such(tmp_path, helpers):
+    csv = make_csv(tmp_path, helpers, sep=";")
+    with pytest.raises(RadvisionError, match="no path column 'file' \\(the file looks semicolon-separated"):
+        read_csv_table(csv, path_column="file")
+
+
+def test_a_split_column_takes_the_split_folder_spellings(tmp_path, helpers):
+    csv = make_csv(tmp_path, helpers)
+    frame = pd.read_csv(csv)
+    frame.assign(split=["Training", "validation", "testing"]).to_csv(csv, index=False)
+    assert read_csv_table(csv, path_column="file").frame["split"].tolist() == ["train", "valid", "test"]
 
 
 def test_split_folders_in_any_case_and_common_spellings(tmp_path, helpers):

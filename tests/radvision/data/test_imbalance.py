@@ -99,8 +99,9 @@ def test_downsample_no_finding_without_column_and_errors():
     assert len(out) == 60
     with pytest.raises(RadvisionError, match="did you mean 'Effusion'"):
         downsample(t, {"Efusion": 0.3})
-    with pytest.raises(RadvisionError, match=r"'Atelectasis' for downsample \(a class data.classes leaves out: take "
-                                             r"it out of data.downsample, or set data.downsample=null\)"):
+    with pytest.raises(RadvisionError, match=r"'Atelectasis' for downsample \(not a class of this data, or one "
+                                             r"data.classes leaves out: take it out of data.downsample, or set "
+                                             r"data.downsample=null\)"):
         downsample(t, {"Atelectasis": 0.3})
     with pytest.raises(RadvisionError, match="did you mean 'No Finding'"):  # a choice, though not a class here
         downsample(t, {"No Findings": 0.9})
