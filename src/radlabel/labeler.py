@@ -125,6 +125,44 @@ def _id_values(ids: Sequence[Any] | None) -> Any:
     return values
 
 
+def _id_hash(value: Any) -> int:
+    try:
+        return hash(value)
+    except TypeError:  # a JSON list or object as an id
+        return hash(repr(value))
+
+
+class _RepeatedIds:
+    """Notices ids that repeat across a whole corpus at 8 bytes a row: only their hashes are kept (a set of the ids
+    themselves would cost the parent ~70 MB per million rows)."""
+
+    def __init__(self) -> None:
+        self._hashes: list[np.ndarray] = []
+        self._rows: list[np.ndarray] = []
+        self._seen = 0
+
+    def add(self, ids: Sequence[Any]) -> None:
+        given = [i for i, v in enumerate(ids) if not (v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)))]
+        self._hashes.append(np.fromiter((_id_hash(ids[i]) for i in given), dtype=np.int64, count=len(given)))
+        self._rows.append(np.asarray(given, dtype=np.int64) + self._seen)
+        self._seen += len(ids)
+
+    def warn(self, id_column: str) -> None:
+        hashes = np.concatenate(self._hashes) if self._hashes else np.empty(0, np.int64)
+        if len(hashes) < 2:
+            return
+        rows = np.concatenate(self._rows)
+        order = np.argsort(hashes, kind="stable")  # equal ids in row order
+        repeat = np.zeros(len(hashes), bool)
+        repeat[order[1:]] = hashes[order[1:]] == hashes[order[:-1]]
+        if repeat.any():
+            later = int(np.flatnonzero(repeat)[0])  # positions are in row order
+            first = int(rows[order[np.searchsorted(hashes[order], hashes[later])]])  # its id's earliest row
+            logger.warning("%d row(s) repeat an earlier row's id in column %r (the first: rows %d and %d, counted "
+                           "from 0); each keeps its own labels, but a join on that column would pair them wrongly",
+                           int(repeat.sum()), id_column, first, int(rows[later]))
+
+
 @dataclass
 class _Batch:
     """Labels for a run of consecutive rows: (n, k) float values, errors, optional graph lines."""
@@ -381,6 +419,10 @@ class Labeler:
         if len(texts) <= batch_size:
             jobs = 1  # one batch: starting worker processes would cost more than it saves
         ids = ids_s.tolist() if ids_s is not None else None
+        if ids is not None:
+            repeated = _RepeatedIds()
+            repeated.add(ids)
+            repeated.warn(id_column)
         want_graphs = graphs is not None
         graph_ids = ids if ids is not None else [_json_id(i) for i in texts_s.index]
 
@@ -435,12 +477,15 @@ class Labeler:
         state = {"row": 0}
         # Per-chunk ids kept until that chunk's batches come back, in order.
         chunk_ids: deque = deque()
+        repeated = _RepeatedIds()
 
         def tasks():
             for chunk in chunks:
                 texts = chunk[text_column].tolist()
                 if id_column:
                     ids = chunk[id_column].tolist()
+                    if not folder:  # a folder's ids are its file paths
+                        repeated.add(ids)
                 else:
                     ids = list(range(state["row"], state["row"] + len(texts)))
                     state["row"] += len(texts)
@@ -470,6 +515,7 @@ class Labeler:
                 writer.write(self._output_frame(buffer, buffer_ids, out_id))
         if n_rows == 0:
             logger.warning("%s has no rows: %s holds only the header", input, output)
+        repeated.warn(id_column)
         logger.info("labeled %d reports (%d with an error note) -> %s", n_rows, n_errors, output)
         return {"rows": n_rows, "errors": n_errors, "output": str(output),
                 "graphs": str(graphs) if graphs is not None else None}

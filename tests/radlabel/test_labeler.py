@@ -114,6 +114,21 @@ def test_label_corpus_dataframe_ids_and_jobs(labeler, sample):
     assert one[labeler.class_names].notna().any().all()  # the sample mentions every CheXpert class
 
 
+def test_repeated_ids_are_warned_about_and_every_row_kept(labeler, tmp_path, caplog):
+    src = tmp_path / "dup.csv"
+    src.write_text("id,report\na,No edema.\nb,Edema.\nc,Effusion.\nb,Cardiomegaly.\n,x\n,y\na,z\n")
+    with caplog.at_level("WARNING", logger="radlabel.labeler"):
+        labeler.label_file(src, tmp_path / "out.csv", id_column="id", chunksize=2)  # across chunks too
+    assert "2 row(s) repeat an earlier row's id in column 'id' (the first: rows 1 and 3, counted from 0)" in caplog.text
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 7
+    caplog.clear()
+    frame = pd.DataFrame({"id": [[1], [2], [1]], "report": ["a", "b", "c"]})  # JSON lists as ids hash too
+    with caplog.at_level("WARNING", logger="radlabel.labeler"):
+        labeler.label_corpus(frame, id_column="id")
+        labeler.label_corpus(frame.assign(id=[1, 2, None]), id_column="id")  # blank ids are not repeats
+    assert caplog.text.count("repeat an earlier row's id") == 1 and "rows 0 and 2" in caplog.text
+
+
 class _DeadPool:
     """A ProcessPoolExecutor whose worker was killed: every result raises BrokenProcessPool."""
 
