@@ -89,7 +89,7 @@ def _check_text(value: Any, max_chars: int) -> tuple[str | None, str]:
     value = str(value)  # a str subclass (numpy's str_) is what spaCy's tokenizer refuses
     if not value.strip():
         return None, ERR_EMPTY
-    if len(value) <= 12 and value.strip().lower() in _MISSING_WORDS:
+    if len(value) <= 1000 and value.strip().lower() in _MISSING_WORDS:
         return None, ERR_MISSING
     head = value[:4096]
     # NUL bytes, many control characters or U+FFFD (undecodable bytes) mean a binary blob, not a report.

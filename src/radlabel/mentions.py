@@ -133,8 +133,9 @@ class MentionMatcher:
 
     def __init__(self, vocab: Vocab, schema: Schema, tokenizer, lexicon: dict | None = None,
                  background: Sequence[Schema] = ()):
-        """`background`: schemas whose classes count as other findings here (see `Schema.other_findings_from`);
-        a phrase of the schema or the lexicon wins over the same phrase from them."""
+        """`background`: schemas whose classes count as other findings here (see `Schema.other_findings_from`), but
+        the classes this schema names and those in their own `no_finding_ignore`; where a background mention
+        overlaps one of this schema's findings, the schema's wins."""
         lex = load_lexicon() if lexicon is None else lexicon
         misspell = {str(k).lower(): [str(v).lower() for v in vs] for k, vs in (lex.get("misspellings") or {}).items()}
         # phrase -> (kind, classes); unmentions kept apart because they only subtract classes.
@@ -169,9 +170,11 @@ class MentionMatcher:
         # from them alone; __call__ turns what survives into classless other findings.
         bg_phrases: dict[str, tuple[str, set[str]]] = {}
         bg_unmentions: dict[str, set[str]] = {}
+        own_names = {c.name for c in schema.classes} | {schema.no_finding}
         for other in background:
             for spec in other.classes:
-                if spec.name in other.no_finding_ignore:  # devices do not make a study abnormal
+                # devices do not make a study abnormal; a class the schema names is the schema's to define
+                if spec.name in other.no_finding_ignore or spec.name in own_names:
                     continue
                 tag = f"{other.name}:{spec.name}"
                 add(bg_phrases, OBSERVATION, spec.mentions, tag, True)
@@ -186,12 +189,13 @@ class MentionMatcher:
             groups.setdefault((kind, tuple(sorted(classes)), False), []).append(phrase)
         for phrase, classes in unmentions.items():
             groups.setdefault(("unmention", tuple(sorted(classes)), False), []).append(phrase)
+        # all of them, even a phrase the schema has too: what the schema's own unmentions take away from its class
+        # ("subsegmental atelectasis" is not my Collapse) is still a finding; __call__ drops a background mention
+        # only where one of the schema's own findings survives
         for phrase, (kind, classes) in bg_phrases.items():
-            if phrase not in phrases and phrase not in unmentions:
-                groups.setdefault((kind, tuple(sorted(classes)), True), []).append(phrase)
+            groups.setdefault((kind, tuple(sorted(classes)), True), []).append(phrase)
         for phrase, classes in bg_unmentions.items():
-            if phrase not in phrases and phrase not in unmentions:
-                groups.setdefault(("unmention", tuple(sorted(classes)), True), []).append(phrase)
+            groups.setdefault(("unmention", tuple(sorted(classes)), True), []).append(phrase)
         order = {c.name: i for i, c in enumerate(schema.classes)}
         for (kind, classes, bg), plist in groups.items():
             if not bg:

@@ -106,7 +106,9 @@ def _with_case_variants(rules: dict) -> dict:
 def _mention_matcher(schema: Schema) -> MentionMatcher:
     # Compiling ~20k phrases is the slow part of a Pipeline; share it across section choices.
     nlp = _blank_nlp()
-    background = tuple(load_schema(name) for name in schema.other_findings_from)
+    # class-less findings count only for a strict No Finding: otherwise they would cost ~110 MB for nothing
+    strict = schema.no_finding is not None and schema.no_finding_rule == "strict"
+    background = tuple(load_schema(name) for name in schema.other_findings_from) if strict else ()
     return MentionMatcher(nlp.vocab, schema, nlp.tokenizer, background=background)
 
 

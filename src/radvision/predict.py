@@ -491,8 +491,16 @@ def _scored_rows(left: pd.DataFrame, right: pd.DataFrame, classes: list[str], n_
 
 def _merge_on_absolute_paths(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
     """The join on each path made absolute from the current folder (text only, no file is looked at), keeping the
-    prediction's spelling; empty when that matches nothing either."""
+    prediction's spelling; empty when that matches nothing either. One image spelled two ways in a table
+    ("images/a.png", "./images/a.png") is refused: it would be scored twice."""
     keys = [t["path"].map(lambda p: os.path.abspath(os.path.expanduser(str(p)))) for t in (left, right)]
+    shared = set(keys[0]) & set(keys[1])
+    for key, table, what in ((keys[0], left, "gold"), (keys[1], right, "prediction")):
+        twice = key.duplicated(keep=False) & key.isin(shared)
+        if twice.any():
+            names = table["path"][key == key[twice].iloc[0]].tolist()
+            raise RadvisionError(f"The {what} table spells one image two ways ({names[0]!r} and {names[1]!r}); "
+                                 "list each image once, with its path written as in the other table.")
     merged = left.drop(columns="path").assign(_abs=keys[0]).merge(right.assign(_abs=keys[1]), on="_abs", how="inner")
     if not merged.empty:
         logger.info("no path is spelled alike in both tables; %d rows matched once relative paths were taken from "

@@ -62,7 +62,9 @@ def f1_optimal_thresholds(y_true, y_prob, min_precision: float | None = None,
         # midway to the next lower score rather than on the deciding image's own score: a last-bit change in
         # that score (another batch size, another device) would flip its label and the run's valid figures
         lower = s[s < thr[best]]
-        out[j] = float((thr[best] + (lower.max() if lower.size else 0.0)) / 2)
+        below = lower.max() if lower.size else 0.0
+        mid = (thr[best] + below) / 2
+        out[j] = float(mid if mid > below else thr[best])  # scores one ulp apart have no midpoint
         if not ok.any():
             logger.warning("%s never reaches precision %.2f; using its most precise threshold %.3f "
                            "(precision %.3f)", names[j], min_precision, out[j], precision[best])

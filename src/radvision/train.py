@@ -212,8 +212,8 @@ def _own_dataset_classes(cfg: Config, train_ds: Dataset, valid_ds: Dataset, test
         if ds is None:
             continue
         own = dataset_classes(ds)
-        if split != "train" and named and own and own != named:
-            raise RadvisionError(f"The {split} dataset's classes {own} differ from the train dataset's {named}; "
+        if split != "train" and own and own != class_names:
+            raise RadvisionError(f"The {split} dataset's classes {own} differ from the train dataset's {class_names}; "
                                  "every split must have the same label columns in the same order (its labels would "
                                  "be scored against the wrong classes).")
         _check_dataset_item(ds, split, want, class_names)

@@ -72,11 +72,11 @@ def test_bad_rows_never_vanish(labeler):
 
 def test_a_report_that_is_only_a_missing_value_word_is_missing(labeler):
     """R's write.csv writes NA, SQL exports NULL: those cells are missing reports, not normal studies."""
-    texts = ["NA", " null ", "None", "N/A", "#N/A", "NaN", "<NA>", "Nil.", "None seen."]
+    texts = ["NA", " null ", "None", "N/A", "#N/A", "NaN", "<NA>", "  NA" + " " * 30 + "\n\n", "Nil.", "None seen."]
     df = labeler.label_corpus(pd.Series(texts, dtype=object))
-    assert df["error"].tolist() == ["missing report"] * 7 + ["", ""]
-    assert df.loc[:6, labeler.class_names].isna().all().all()
-    assert df.loc[7:, "No Finding"].tolist() == [1.0, 1.0]
+    assert df["error"].tolist() == ["missing report"] * 8 + ["", ""]
+    assert df.loc[:7, labeler.class_names].isna().all().all()
+    assert df.loc[8:, "No Finding"].tolist() == [1.0, 1.0]
 
 
 def test_long_report_truncated_with_note():

@@ -104,6 +104,8 @@ def test_background_classes_are_classless_findings_that_never_take_the_schemas_o
             {"name": "Fluid", "mentions": ["(loculated)? (pleural)? effusion"]},
             {"name": "Lesion", "mentions": ["mass"], "unmentions": ["mass effect"]},
             {"name": "Devices", "mentions": ["chest tube"]},
+            {"name": "Pericardial", "mentions": ["pericardial effusion"]},
+            {"name": "Effusion", "mentions": ["hydrothorax"]},  # a class the schema names: the schema's to define
         ],
     })
     matcher = MentionMatcher(nlp.vocab, SCHEMA, nlp.tokenizer, LEXICON, background=[background])
@@ -118,3 +120,6 @@ def test_background_classes_are_classless_findings_that_never_take_the_schemas_o
     assert run("loculated effusion") == [("effusion", "observation", ("Effusion",))]
     assert run("mass effect") == []  # the background's own unmention
     assert run("chest tube") == []  # a class the background ignores for No Finding is no finding here
+    assert run("hydrothorax") == []
+    # the schema's own unmention takes "pericardial effusion" from its Effusion; it is still a finding
+    assert run("pericardial effusion") == [("pericardial effusion", "other", ())]

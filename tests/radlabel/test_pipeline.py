@@ -896,6 +896,13 @@ def test_a_user_schema_counts_the_builtin_findings_it_does_not_name(tmp_path):
     assert both["Pneumothorax"] == 1.0 and math.isnan(both["No Finding"])
     entity = next(e for e in pipe.parse("Cardiomegaly.").entities if e.tokens == "Cardiomegaly")
     assert entity.label == "OBS-DP" and entity.classes == ()
+    # a class the schema names is the schema's: "the heart is enlarged" is not its Cardiomegaly, and it is ignored
+    (tmp_path / "heart.yaml").write_text(text + "  - name: Cardiomegaly\n    mentions: [cardiomegaly]\n"
+                                         "no_finding_ignore: [Cardiomegaly]\n")
+    assert Pipeline(tmp_path / "heart.yaml").label("The heart is enlarged.")["No Finding"] == 1.0
+    # without a strict No Finding the built-in findings change nothing, so they are not even compiled
+    (tmp_path / "plain.yaml").write_text(text.replace("no_finding: No Finding\n", ""))
+    assert [e.tokens for e in Pipeline(tmp_path / "plain.yaml").parse("Cardiomegaly.").entities] == []
 
 
 def test_graph_records_sections_and_sentences(chex):

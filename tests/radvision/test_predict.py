@@ -584,6 +584,11 @@ def test_evaluate_matches_relative_prediction_paths_to_an_absolute_gold(run_dir,
     monkeypatch.chdir(run_dir.parent.parent)  # from elsewhere, the relative paths name other files
     with pytest.raises(RadvisionError, match="No path in the prediction table matches"):
         evaluate_files(out, gold)
+    monkeypatch.chdir(run_dir.parent)
+    one = out[out["path"].str.endswith("001.png")]
+    twice = pd.concat([out, one.assign(path="./" + one["path"].iloc[0])])  # one image, scored twice
+    with pytest.raises(RadvisionError, match=r"The prediction table spells one image two ways \('img/"):
+        evaluate_files(twice, gold)
 
 
 def test_evaluate_names_prediction_rows_the_gold_does_not_label(run_dir, caplog):

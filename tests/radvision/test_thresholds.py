@@ -225,3 +225,10 @@ def test_f1_optimal_thresholds_sit_between_scores_so_a_last_bit_change_keeps_the
     nudged = np.nextafter(p, 0, dtype=np.float32).astype(float)
     assert (predict_labels(nudged, thr) == predict_labels(p, thr)).all()
     assert predict_labels(p, thr)[:, 0].tolist() == [1, 1, 1, 1, 0, 0]
+
+
+def test_scores_one_ulp_apart_keep_the_threshold_on_the_positive():
+    a = 0.9127555772777217
+    b = np.nextafter(a, 0)  # (a + b) / 2 rounds to b, which would label the negative positive
+    thr = f1_optimal_thresholds([[1], [0]], [[a], [b]])
+    assert thr[0] == a and predict_labels([[a], [b]], thr)[:, 0].tolist() == [1, 0]

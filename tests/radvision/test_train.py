@@ -216,6 +216,19 @@ def test_a_class_without_positives_in_a_split_is_named(tmp_path, data_csv, caplo
     assert weights == pytest.approx([1.0, 1.0])  # Stripe gets the mean weight, not most of the loss
 
 
+class _Unnamed(torch.utils.data.Dataset):
+    """A dataset that knows no class names (no table, no `classes`)."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
 @pytest.mark.parametrize("extra, build, message", [
     (["data.classes=[Stripe,Bright]"], {}, "differs from the datasets' classes ['Bright', 'Stripe']"),
     (["data.image_size=48"], {}, "images of shape (3, 32, 32) but the config says (3, 48, 48)"),
@@ -228,6 +241,9 @@ def test_a_class_without_positives_in_a_split_is_named(tmp_path, data_csv, caplo
     ([], {"valid_order": ["Stripe", "Bright"]},
      "The valid dataset's classes ['Stripe', 'Bright'] differ from the train dataset's ['Bright', 'Stripe']"),
     ([], {"valid_size": 40}, "The valid dataset gives images of shape (3, 40, 40) but the config says (3, 32, 32)"),
+    # a train dataset that names no classes takes data.classes; the valid one must follow those
+    (["data.classes=[Bright,Stripe]"], {"valid_order": ["Stripe", "Bright"], "train_unnamed": True},
+     "The valid dataset's classes ['Stripe', 'Bright'] differ from the train dataset's ['Bright', 'Stripe']"),
     ([], {"policy": "U-MultiClass", "valid_uncertain": True}, "The valid label -1 for 'Bright'"),
 ])
 def test_datasets_passed_to_fit_are_checked_against_the_config(tmp_path, make_images, extra, build, message):
@@ -244,6 +260,8 @@ def test_datasets_passed_to_fit_are_checked_against_the_config(tmp_path, make_im
     tf = build_transforms("none", 32, train=False, channels=build.get("channels", 3))
     meta = build.get("return_meta", False)
     train = ImageDataset(table.subset("train"), tf, return_meta=meta)
+    if build.get("train_unnamed"):
+        train = _Unnamed(train)
     valid_table = table.subset("valid")
     if build.get("valid_order"):
         frame[["path", *build["valid_order"], "patient_id", "split"]].to_csv(tmp_path / "reordered.csv", index=False)
