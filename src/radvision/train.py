@@ -239,33 +239,38 @@ def _check_dataset_item(ds: Dataset, split: str, want: tuple[int, int, int], cla
                              f"{len(class_names)} classes ({', '.join(class_names)}).")
 
 
+def _bad_label(y: np.ndarray, class_names: list[str], what: str, uncertain: bool
+               ) -> tuple[float, str, int, str] | None:
+    """The first label that is not 1 / 0 / NaN (or -1 when `uncertain`): (value, class, row, what is allowed);
+    a table of the wrong width is an error naming `what` ("training", "valid" ...)."""
+    if y.ndim != 2 or y.shape[1] != len(class_names):
+        raise RadvisionError(f"The {what} labels have shape {y.shape} but there are {len(class_names)} classes.")
+    bad = ~np.isnan(y) & (y != 0) & (y != 1) & ((y != -1) | (not uncertain))
+    if not bad.any():
+        return None
+    row, col = (int(i[0]) for i in np.nonzero(bad))
+    return float(y[row, col]), class_names[col], row, "1, 0, -1 (uncertain) or blank" if uncertain else "1, 0 or blank"
+
+
 def _check_split_labels(y: np.ndarray | None, split: str, class_names: list[str], uncertain: bool) -> None:
     """A valid / test label table (when the dataset has one) holds 1 / 0 / blank (and -1 under U-MultiClass)."""
-    if y is None:
-        return
-    if y.ndim != 2 or y.shape[1] != len(class_names):
-        raise RadvisionError(f"The {split} labels have shape {y.shape} but there are {len(class_names)} classes.")
-    bad = ~np.isnan(y) & (y != 0) & (y != 1) & ((y != -1) | (not uncertain))
-    if bad.any():
-        row, col = (int(i[0]) for i in np.nonzero(bad))
-        allowed = "1, 0, -1 (uncertain) or blank" if uncertain else "1, 0 or blank"
-        raise RadvisionError(f"The {split} label {y[row, col]:g} for {class_names[col]!r} (row {row}) is not "
-                             f"{allowed}; apply the same uncertainty policy as for train.")
+    found = _bad_label(y, class_names, split, uncertain) if y is not None else None
+    if found:
+        value, name, row, allowed = found
+        raise RadvisionError(f"The {split} label {value:g} for {name!r} (row {row}) is not {allowed}; apply the same "
+                             "uncertainty policy as for train.")
 
 
 def check_training_labels(y: np.ndarray, class_names: list[str], resuming: bool = False, uncertain: bool = False) -> None:
     """Training targets are 1 / 0 / NaN, one column per class, and -1 (uncertain) too when `uncertain` (policy
     U-MultiClass, whose 3-way loss learns it).
     A class no training image labels is refused, or only warned about when resuming a run that trained so."""
-    if y.ndim != 2 or y.shape[1] != len(class_names):
-        raise RadvisionError(f"The training labels have shape {y.shape} but there are {len(class_names)} classes.")
-    bad = ~np.isnan(y) & (y != 0) & (y != 1) & ((y != -1) | (not uncertain))
-    if bad.any():
-        row, col = (int(i[0]) for i in np.nonzero(bad))
-        allowed = "1, 0, -1 (uncertain) or blank" if uncertain else "1, 0 or blank"
-        raise RadvisionError(f"Training label {y[row, col]:g} for {class_names[col]!r} (row {row}): labels must be "
-                             f"{allowed}; map uncertain (-1) labels with policy U-Ignore, U-Zeros or U-Ones, or "
-                             "learn them as a third state with U-MultiClass.")
+    found = _bad_label(y, class_names, "training", uncertain)
+    if found:
+        value, name, row, allowed = found
+        raise RadvisionError(f"Training label {value:g} for {name!r} (row {row}): labels must be {allowed}; map "
+                             "uncertain (-1) labels with policy U-Ignore, U-Zeros or U-Ones, or learn them as a third "
+                             "state with U-MultiClass.")
     unknown = [c for c, known in zip(class_names, (~np.isnan(y)).sum(axis=0), strict=True) if known == 0]
     if len(y) and unknown:  # e.g. a report labeler's classes that no report of this corpus mentions
         known = [c for c in class_names if c not in unknown]
