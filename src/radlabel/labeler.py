@@ -133,8 +133,8 @@ def _id_hash(value: Any) -> int:
 
 
 class _RepeatedIds:
-    """Notices ids that repeat across a whole corpus at 8 bytes a row: only their hashes are kept (a set of the ids
-    themselves would cost the parent ~70 MB per million rows)."""
+    """Notices ids that repeat across a whole corpus at 16 bytes a row: only their hashes and row numbers are kept
+    (a set of the ids themselves would cost the parent ~70 MB per million rows)."""
 
     def __init__(self) -> None:
         self._hashes: list[np.ndarray] = []
