@@ -62,7 +62,8 @@ def _at_least_one(value: str) -> int:
 
 def _add_schema(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schema", default="chexpert", metavar="NAME|FILE.yaml",
-                   help="built-in schema (chexpert, chestxray14; see `radlabel schemas`) or your own YAML file "
+                   help="built-in schema (chexpert, chestxray14; see `radlabel schemas`) or your own YAML file, whose "
+                        "strict No Finding also counts the built-in classes it does not name (its other_findings_from) "
                         "(default: %(default)s)")
 
 
