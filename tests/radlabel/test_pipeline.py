@@ -635,6 +635,8 @@ def value(pipe, text, cls):
         ("Honeycombing at the lung bases. No effusion.", "No Finding", math.nan),
         ("Reticular pattern in both lower lungs. Heart size normal.", "No Finding", math.nan),
         ("No increased lung markings.", "No Finding", 1.0),
+        ("Small left hydropneumothorax.", "Pleural Effusion", 1.0),  # fluid and air, as hemopneumothorax
+        ("Small left hydropneumothorax.", "Pneumothorax", 1.0),
     ],
 )
 def test_required_assertions(chex, text, cls, expected):
@@ -746,6 +748,8 @@ def test_chestxray14_schema():
         ("Right lower lobe opacity\u2026concerning for pneumonia.", "Pneumonia", -1.0),
         # chestxray14 review, 2026-11-24
         ("Trace fluid in the left pleural space.", "Effusion", 1.0),
+        ("Right hydropneumothorax.", "Effusion", 1.0),
+        ("Right hemopneumothorax.", "Pneumothorax", 1.0),
         ("Small amount of fluid in the right minor fissure.", "No Finding", math.nan),
         ("Small effusion, not seen on prior.", "Effusion", 1.0),
         ("Small left pneumothorax, not seen previously.", "Pneumothorax", 1.0),
