@@ -111,6 +111,9 @@ def _csv_encoding(path: Path) -> str:
 
 
 _JSONL_KEY_LINES = 1000
+#: key of ``DataFrame.attrs`` on the chunks of `iter_table` from a text file: how much of the file has been read
+#: by the end of the chunk (0-1), from which the rows of the whole file are estimated for a progress bar
+READ_FRACTION = "radlabel_read_fraction"
 
 
 def read_columns(path: str | os.PathLike) -> list[str]:
@@ -214,15 +217,18 @@ def _decoded_rows(path: Path, fmt: str, wanted: list[str] | None, n_columns: int
             # the end of the file; with more columns it is no row (pandas' default), as in a label table.
             one_column = n_columns == 1
             encoding = _csv_encoding(path)
-            reader = pd.read_csv(path, sep=sep, dtype=str, chunksize=chunksize, keep_default_na=False,
-                                 na_values=[""], encoding=encoding, encoding_errors=_NOT_UTF8,
-                                 skip_blank_lines=not one_column,
-                                 skiprows=_leading_blank_lines(path, encoding) if one_column else None)
-            with reader:
+            size = os.path.getsize(path)
+            # read through our own handle: its position says how far into the file a chunk ends (progress total)
+            with open(path, "rb") as fh, pd.read_csv(
+                    fh, sep=sep, dtype=str, chunksize=chunksize, keep_default_na=False, na_values=[""],
+                    encoding=encoding, encoding_errors=_NOT_UTF8, skip_blank_lines=not one_column,
+                    skiprows=_leading_blank_lines(path, encoding) if one_column else None) as reader:
                 for chunk in _without_trailing_blank_rows(reader, path) if one_column else reader:
                     if not isinstance(chunk.index, pd.RangeIndex):
                         raise _ragged(path, fmt, "Data row 1")
-                    yield chunk[wanted] if wanted else chunk
+                    chunk = chunk[wanted] if wanted else chunk
+                    chunk.attrs[READ_FRACTION] = fh.tell() / size if size else 1.0
+                    yield chunk
         elif fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -402,8 +408,10 @@ def _iter_jsonl(path: Path, wanted: list[str] | None, chunksize: int) -> Iterato
     # Parsed line by line (not pd.read_json) so values keep their JSON types and a bad line is
     # reported with its line number.
     rows: list[dict[str, Any]] = []
+    size, chars = os.path.getsize(path), 0  # characters read, about the bytes for a progress total
     with open(path, encoding="utf-8-sig", errors=_NOT_UTF8) as fh:  # -sig: a BOM (Windows editors) is not JSON
         for lineno, line in enumerate(fh, 1):
+            chars += len(line)
             if not line.strip():
                 continue
             try:
@@ -416,16 +424,18 @@ def _iter_jsonl(path: Path, wanted: list[str] | None, chunksize: int) -> Iterato
                 raise RadlabelError(f"Line {lineno} of {str(path)!r} is not a JSON object.")
             rows.append({k: obj.get(k) for k in wanted} if wanted else obj)
             if len(rows) >= chunksize:
-                yield _json_frame(rows, wanted)
+                yield _json_frame(rows, wanted, min(chars / size, 1.0))
                 rows = []
     if rows:
-        yield _json_frame(rows, wanted)
+        yield _json_frame(rows, wanted, 1.0)
 
 
-def _json_frame(rows: list[dict[str, Any]], wanted: list[str] | None) -> pd.DataFrame:
+def _json_frame(rows: list[dict[str, Any]], wanted: list[str] | None, fraction: float) -> pd.DataFrame:
     """Rows as parsed, each value kept as JSON typed it: pandas would turn integers beside a null into floats
     (id 7 -> 7.0, ids above 2**53 rounded)."""
-    return pd.DataFrame(rows, columns=wanted, dtype=object)
+    frame = pd.DataFrame(rows, columns=wanted, dtype=object)
+    frame.attrs[READ_FRACTION] = fraction
+    return frame
 
 
 def _without_lone_surrogates(obj: Any, path: Path, lineno: int) -> Any:

@@ -34,6 +34,7 @@ from radlabel.evaluate import label_values
 from radlabel.graph import compact_json
 from radlabel.io import (
     DEFAULT_CHUNKSIZE,
+    READ_FRACTION,
     AtomicWriter,
     check_outputs,
     iter_report_folder,
@@ -64,6 +65,9 @@ MAX_CHARS = 100_000
 BATCH_SIZE = 500
 REPEAT_CACHE_SIZE = 2048  # reports of at most REPEAT_CACHE_CHARS characters whose results are kept for repeats
 REPEAT_CACHE_CHARS = 2000
+# Text files this big get a progress total estimated from how far they have been read: in a smaller one pandas' read
+# buffer (256 kB) is a large part of the file, so the first estimates would be far off (and the run is short anyway).
+_ESTIMATE_MIN_BYTES = 4 * 2**20
 
 ERR_MISSING = "missing report"
 ERR_EMPTY = "empty report"
@@ -479,9 +483,17 @@ class Labeler:
         chunk_ids: deque = deque()
         repeated = _RepeatedIds()
 
+        estimate = total is None and os.path.getsize(input) >= _ESTIMATE_MIN_BYTES
+        read = {"rows": 0}
+
         def tasks():
             for chunk in chunks:
                 texts = chunk[text_column].tolist()
+                read["rows"] += len(texts)
+                fraction = chunk.attrs.get(READ_FRACTION)
+                if estimate and fraction:  # a text file: its rows are estimated from how far it has been read
+                    bar.total = max(round(read["rows"] / fraction), bar.n)
+                    bar.refresh()
                 if id_column:
                     ids = chunk[id_column].tolist()
                     if not folder:  # a folder's ids are its file paths
@@ -513,6 +525,8 @@ class Labeler:
                     buffer, buffer_ids = [], []
             if buffer or writer.rows == 0:
                 writer.write(self._output_frame(buffer, buffer_ids, out_id))
+            if estimate:
+                bar.total = n_rows
         if n_rows == 0:
             logger.warning("%s has no rows: %s holds only the header", input, output)
         repeated.warn(id_column)

@@ -129,6 +129,28 @@ def test_repeated_ids_are_warned_about_and_every_row_kept(labeler, tmp_path, cap
     assert caplog.text.count("repeat an earlier row's id") == 1 and "rows 0 and 2" in caplog.text
 
 
+def test_a_big_text_file_gets_an_estimated_progress_total(tmp_path, monkeypatch):
+    import radlabel.labeler as labeler_module
+    from tqdm import tqdm
+
+    totals = []
+
+    class Recording(tqdm):
+        def refresh(self, *args, **kwargs):
+            totals.append(self.total)
+            return super().refresh(*args, **kwargs)
+
+    monkeypatch.setattr(labeler_module, "tqdm", Recording)
+    monkeypatch.setattr(labeler_module, "_ESTIMATE_MIN_BYTES", 0)  # the test file is small
+    src = tmp_path / "big.csv"
+    pd.DataFrame({"report": ["No acute cardiopulmonary process. " * 20, "Small left effusion."] * 1500}).to_csv(
+        src, index=False)
+    Labeler(progress=True).label_file(src, tmp_path / "out.csv", chunksize=500)
+    estimates = [t for t in totals if t is not None]
+    assert estimates and estimates[-1] == 3000  # estimated while reading, exact at the end
+    assert any(500 <= t <= 6000 for t in estimates[:-1])
+
+
 class _DeadPool:
     """A ProcessPoolExecutor whose worker was killed: every result raises BrokenProcessPool."""
 
