@@ -130,8 +130,9 @@ def test_repeated_ids_are_warned_about_and_every_row_kept(labeler, tmp_path, cap
 
 
 def test_a_big_text_file_gets_an_estimated_progress_total(tmp_path, monkeypatch):
-    import radlabel.labeler as labeler_module
     from tqdm import tqdm
+
+    import radlabel.labeler as labeler_module
 
     totals = []
 
