@@ -114,6 +114,30 @@ _JSONL_KEY_LINES = 1000
 #: key of ``DataFrame.attrs`` on the chunks of `iter_table` from a text file: how much of the file has been read
 #: by the end of the chunk (0-1), from which the rows of the whole file are estimated for a progress bar
 READ_FRACTION = "radlabel_read_fraction"
+# Only a file this big gets an estimate: in a smaller one pandas' read buffer (256 kB) is a large part of the file, so
+# the first estimates would be far off (and the run is short anyway).
+ESTIMATE_MIN_BYTES = 4 * 2**20
+
+
+def parquet_rows(path: str | os.PathLike) -> int | None:
+    """Rows of a Parquet file from its metadata (cheap), for a progress total; None for other files."""
+    if table_format(path) == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except Exception:  # a progress total is only a nicety; reading the file will say what is wrong
+            return None
+    return None
+
+
+def estimated_rows(rows_read: int, chunk: pd.DataFrame, file_size: int) -> int | None:
+    """The rows of a whole text file estimated after a chunk of `iter_table` (for a progress total), or None when the
+    chunk does not say how far the file has been read or the file is too small to tell."""
+    fraction = chunk.attrs.get(READ_FRACTION)
+    if not fraction or file_size < ESTIMATE_MIN_BYTES:
+        return None
+    return round(rows_read / fraction)
 
 
 def read_columns(path: str | os.PathLike) -> list[str]:

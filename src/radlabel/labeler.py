@@ -34,12 +34,13 @@ from radlabel.evaluate import label_values
 from radlabel.graph import compact_json
 from radlabel.io import (
     DEFAULT_CHUNKSIZE,
-    READ_FRACTION,
     AtomicWriter,
     check_outputs,
+    estimated_rows,
     iter_report_folder,
     iter_table,
     missing_column_error,
+    parquet_rows,
     report_files,
     table_format,
 )
@@ -65,9 +66,6 @@ MAX_CHARS = 100_000
 BATCH_SIZE = 500
 REPEAT_CACHE_SIZE = 2048  # reports of at most REPEAT_CACHE_CHARS characters whose results are kept for repeats
 REPEAT_CACHE_CHARS = 2000
-# Text files this big get a progress total estimated from how far they have been read: in a smaller one pandas' read
-# buffer (256 kB) is a large part of the file, so the first estimates would be far off (and the run is short anyway).
-_ESTIMATE_MIN_BYTES = 4 * 2**20
 
 ERR_MISSING = "missing report"
 ERR_EMPTY = "empty report"
@@ -474,7 +472,7 @@ class Labeler:
             files = report_files(input)
             chunks, total = iter_report_folder(input, files, columns, chunksize), len(files)
         else:
-            chunks, total = iter_table(input, columns=columns, chunksize=chunksize), _row_count_hint(input)
+            chunks, total = iter_table(input, columns=columns, chunksize=chunksize), parquet_rows(input)
         out_id = id_column or ROW_COLUMN
         self._check_id_column(out_id)
         want_graphs = graphs is not None
@@ -483,16 +481,16 @@ class Labeler:
         chunk_ids: deque = deque()
         repeated = _RepeatedIds()
 
-        estimate = total is None and os.path.getsize(input) >= _ESTIMATE_MIN_BYTES
+        size = os.path.getsize(input) if total is None else 0  # a text file: its rows are estimated as it is read
         read = {"rows": 0}
 
         def tasks():
             for chunk in chunks:
                 texts = chunk[text_column].tolist()
                 read["rows"] += len(texts)
-                fraction = chunk.attrs.get(READ_FRACTION)
-                if estimate and fraction:  # a text file: its rows are estimated from how far it has been read
-                    bar.total = max(round(read["rows"] / fraction), bar.n)
+                estimate = estimated_rows(read["rows"], chunk, size)
+                if estimate is not None:
+                    bar.total = max(estimate, bar.n)
                     bar.refresh()
                 if id_column:
                     ids = chunk[id_column].tolist()
@@ -525,8 +523,7 @@ class Labeler:
                     buffer, buffer_ids = [], []
             if buffer or writer.rows == 0:
                 writer.write(self._output_frame(buffer, buffer_ids, out_id))
-            if estimate:
-                bar.total = n_rows
+            bar.total = n_rows
         if n_rows == 0:
             logger.warning("%s has no rows: %s holds only the header", input, output)
         repeated.warn(id_column)
@@ -558,18 +555,6 @@ class _NullContext:
 
 def _maybe_writer(path: str | os.PathLike | None):
     return AtomicWriter(path) if path is not None else _NullContext()
-
-
-def _row_count_hint(path: str | os.PathLike) -> int | None:
-    """Rows in a parquet file from its metadata (cheap); None for text formats (unknown total)."""
-    if table_format(path) == "parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            return pq.ParquetFile(path).metadata.num_rows
-        except Exception:  # progress total is only a nicety
-            return None
-    return None
 
 
 # -- module-level convenience API --------------------------------------------------------------

@@ -35,8 +35,10 @@ from radlabel.evaluate import label_values
 from radlabel.io import (
     atomic_write_text,
     check_folder_writable,
+    estimated_rows,
     iter_table,
     missing_column_error,
+    parquet_rows,
     read_label_table,
     write_table,
 )
@@ -260,19 +262,33 @@ def corpus_stats(input: str | os.PathLike | pd.DataFrame, text_column: str = "re
     if labels is not None and not isinstance(labels, pd.DataFrame):
         labels = read_label_table(labels)
     pipeline = get_pipeline(schema, "all")
+    size = 0  # of a text file, whose rows are estimated for the progress bar as it is read
     if isinstance(input, pd.DataFrame):
         if text_column not in input.columns:
             raise missing_column_error(text_column, list(input.columns), "the DataFrame")
         chunks: Iterable[pd.DataFrame] = (input[[text_column]],)
+        total = len(input)
     else:
         chunks = iter_table(input, columns=[text_column], chunksize=chunksize)
+        folder = Path(input).is_dir()
+        total = None if folder else parquet_rows(input)
+        if total is None and not folder:
+            size = os.path.getsize(input)
     entities: Counter = Counter()
     verbs: Counter = Counter()
     nps: Counter = Counter()
     sims: dict[str, list[float]] = {"noun_phrases": [], "verbs": [], "entities": []}
     n = n_text = n_entities = 0
-    with tqdm(unit="reports", disable=not progress, desc="stats") as bar:
+    if limit is not None and total is not None:
+        total = min(total, limit)
+    with tqdm(total=total, unit="reports", disable=not progress, desc="stats") as bar:
+        read = 0
         for chunk in chunks:
+            read += len(chunk)
+            estimate = estimated_rows(read, chunk, size)
+            if estimate is not None:
+                bar.total = max(min(estimate, limit) if limit is not None else estimate, bar.n)
+                bar.refresh()
             for raw in chunk[text_column].tolist():
                 if limit is not None and n >= limit:
                     break
@@ -300,6 +316,7 @@ def corpus_stats(input: str | os.PathLike | pd.DataFrame, text_column: str = "re
                         sims[kind].append(value)
             if limit is not None and n >= limit:
                 break
+        bar.total = n  # estimates and a limit end at what was read
     result = StatsResult()
     result.tables["entities"] = frequency_table(entities, ["entity", "label"])
     result.tables["verbs"] = frequency_table(verbs, ["verb"])

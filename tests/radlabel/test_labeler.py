@@ -142,7 +142,7 @@ def test_a_big_text_file_gets_an_estimated_progress_total(tmp_path, monkeypatch)
             return super().refresh(*args, **kwargs)
 
     monkeypatch.setattr(labeler_module, "tqdm", Recording)
-    monkeypatch.setattr(labeler_module, "_ESTIMATE_MIN_BYTES", 0)  # the test file is small
+    monkeypatch.setattr(radlabel.io, "ESTIMATE_MIN_BYTES", 0)  # the test file is small
     src = tmp_path / "big.csv"
     pd.DataFrame({"report": ["No acute cardiopulmonary process. " * 20, "Small left effusion."] * 1500}).to_csv(
         src, index=False)

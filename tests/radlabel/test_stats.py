@@ -84,6 +84,31 @@ def test_corpus_stats_limit_and_errors():
         corpus_stats(df, labels=pd.DataFrame({"x": [1]}))
 
 
+def test_the_progress_bar_has_a_total(tmp_path, monkeypatch):
+    """It had none, even for a DataFrame; a big text file gets one estimated as it is read."""
+    from tqdm import tqdm
+
+    import radlabel.io
+    import radlabel.stats as stats_module
+
+    totals = []
+
+    class Recording(tqdm):
+        def refresh(self, *args, **kwargs):
+            totals.append(self.total)
+            return super().refresh(*args, **kwargs)
+
+    monkeypatch.setattr(stats_module, "tqdm", Recording)
+    df = pd.DataFrame({"report": ["Small effusion.", "No pneumothorax."] * 300})
+    corpus_stats(df, progress=True, limit=500)
+    assert totals and set(totals) == {500}
+    totals.clear()
+    monkeypatch.setattr(radlabel.io, "ESTIMATE_MIN_BYTES", 0)  # the test file is small
+    df.to_csv(tmp_path / "r.csv", index=False)
+    corpus_stats(tmp_path / "r.csv", progress=True, chunksize=100)
+    assert totals and totals[-1] == 600 and None not in totals[1:]
+
+
 def test_a_limit_applies_to_the_labels_too_and_a_row_mismatch_is_warned(caplog):
     df = pd.DataFrame({"report": ["Small effusion.", "No pneumothorax.", "Pneumothorax."]})
     labels = pd.DataFrame({"Pneumothorax": [np.nan, 0, 1]})
