@@ -476,17 +476,16 @@ class Labeler:
         out_id = id_column or ROW_COLUMN
         self._check_id_column(out_id)
         want_graphs = graphs is not None
-        state = {"row": 0}
         # Per-chunk ids kept until that chunk's batches come back, in order.
         chunk_ids: deque = deque()
         repeated = _RepeatedIds()
-
         size = os.path.getsize(input) if total is None else 0  # a text file: its rows are estimated as it is read
         read = {"rows": 0}
 
         def tasks():
             for chunk in chunks:
                 texts = chunk[text_column].tolist()
+                first = read["rows"]
                 read["rows"] += len(texts)
                 estimate = estimated_rows(read["rows"], chunk, size)
                 if estimate is not None:
@@ -497,8 +496,7 @@ class Labeler:
                     if not folder:  # a folder's ids are its file paths
                         repeated.add(ids)
                 else:
-                    ids = list(range(state["row"], state["row"] + len(texts)))
-                    state["row"] += len(texts)
+                    ids = list(range(first, read["rows"]))
                 for start in range(0, len(texts), batch_size):
                     part_ids = ids[start:start + batch_size]
                     chunk_ids.append(part_ids)

@@ -129,19 +129,10 @@ def test_repeated_ids_are_warned_about_and_every_row_kept(labeler, tmp_path, cap
     assert caplog.text.count("repeat an earlier row's id") == 1 and "rows 0 and 2" in caplog.text
 
 
-def test_a_big_text_file_gets_an_estimated_progress_total(tmp_path, monkeypatch):
-    from tqdm import tqdm
-
+def test_a_big_text_file_gets_an_estimated_progress_total(tmp_path, monkeypatch, progress_totals):
     import radlabel.labeler as labeler_module
 
-    totals = []
-
-    class Recording(tqdm):
-        def refresh(self, *args, **kwargs):
-            totals.append(self.total)
-            return super().refresh(*args, **kwargs)
-
-    monkeypatch.setattr(labeler_module, "tqdm", Recording)
+    totals = progress_totals(labeler_module)
     monkeypatch.setattr(radlabel.io, "ESTIMATE_MIN_BYTES", 0)  # the test file is small
     src = tmp_path / "big.csv"
     pd.DataFrame({"report": ["No acute cardiopulmonary process. " * 20, "Small left effusion."] * 1500}).to_csv(

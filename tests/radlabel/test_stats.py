@@ -84,21 +84,12 @@ def test_corpus_stats_limit_and_errors():
         corpus_stats(df, labels=pd.DataFrame({"x": [1]}))
 
 
-def test_the_progress_bar_has_a_total(tmp_path, monkeypatch):
+def test_the_progress_bar_has_a_total(tmp_path, monkeypatch, progress_totals):
     """It had none, even for a DataFrame; a big text file gets one estimated as it is read."""
-    from tqdm import tqdm
-
     import radlabel.io
     import radlabel.stats as stats_module
 
-    totals = []
-
-    class Recording(tqdm):
-        def refresh(self, *args, **kwargs):
-            totals.append(self.total)
-            return super().refresh(*args, **kwargs)
-
-    monkeypatch.setattr(stats_module, "tqdm", Recording)
+    totals = progress_totals(stats_module)
     df = pd.DataFrame({"report": ["Small effusion.", "No pneumothorax."] * 300})
     corpus_stats(df, progress=True, limit=500)
     assert totals and set(totals) == {500}
