@@ -187,10 +187,12 @@ class ContextEngine:
 
     def assign(
         self, mentions: list[Mention], sent_of: list[int], triggers: list[Trigger], trig_sent: list[int],
-        doc: Doc | None = None,
+        doc: Doc | None = None, owned: frozenset[int] = frozenset(),
     ) -> list[str]:
         """Status of each mention; ``sent_of`` / ``trig_sent`` give each item's sentence number. With the
-        ``doc``, a trigger after the mention's own clause (a verb, then "and" or another finding) is not its."""
+        ``doc``, a trigger after the mention's own clause (a verb, then "and" or another finding) is not its.
+        ``owned`` holds the indices of triggers inside another finding's own phrase ("pulmonary vascularity
+        within normal limits"): they say nothing of a finding before them."""
         starts = [t.start for t in triggers]
         mstarts = [m.start for m in mentions]
         alt_starts: dict[int, list[int]] = {}  # per sentence, the "or"s: most findings have none near them
@@ -261,7 +263,7 @@ class ContextEngine:
                 if trig_sent[j] != sent:
                     break
                 dist = t.start - m.end
-                if dist > wpost or (best is not None and dist >= best[0]):
+                if dist > wpost or (best is not None and dist >= best[0]) or j in owned:
                     break
                 dirs = ("post",) if dist > wboth else ("post", "both")
                 status = _status(t.roles, dirs)

@@ -21,7 +21,7 @@ from radlabel.errors import RadlabelError
 from radlabel.graph import Entity, ReportGraph
 from radlabel.mentions import ABSENT, ANATOMY, MODIFIER, MentionMatcher
 from radlabel.normalize import normalize
-from radlabel.relations import BARE_HEDGES, MODIFY, find_relations
+from radlabel.relations import BARE_HEDGES, MODIFY, PLACE_MODIFIERS, find_relations
 from radlabel.schema import Schema, load_schema, schema_cache_key
 from radlabel.sections import SECTION_NAMES, check_sections, find_sections
 from radlabel.sentences import split_sentences
@@ -198,8 +198,11 @@ class Pipeline:
         triggers, tsent = in_sentences(found)
         links, lsent = in_sentences(found_links)
         obs_idx = [i for i, m in enumerate(mentions) if m.kind not in (ANATOMY, MODIFIER, ABSENT)]
+        # "cardiomegaly, pulmonary vascularity within normal limits": that trigger is the unmention's own
+        unmentions = [(m.start, m.end) for m in mentions if m.kind == ABSENT]
+        owned = frozenset(k for k, t in enumerate(triggers) if any(a <= t.start and t.end <= b for a, b in unmentions))
         statuses = self._context.assign([mentions[i] for i in obs_idx], [msent[i] for i in obs_idx], triggers, tsent,
-                                        doc)
+                                        doc, owned)
         status = dict(zip(obs_idx, statuses, strict=True))
         tokens, remap = _tokens(doc_tokens)
         absent = {i for i, st in status.items() if st == S_ABSENT} | {i for i, m in enumerate(mentions) if m.kind == ABSENT}
@@ -240,9 +243,12 @@ class Pipeline:
         for src, rel, tgt in rels:
             entity_of[src].relations.append((rel, ids[tgt]))
             if rel == MODIFY:
-                # A modifier shares the assertion of what it modifies ("no new effusion"); one of a place is
-                # anatomy ("the left seventh rib"), as RadGraph labels it.
-                entity_of[src].label = entity_of[tgt].label
+                # A modifier shares the assertion of what it modifies ("no new effusion"); a side or position
+                # of a place is anatomy ("the left seventh rib"), as RadGraph labels it, but "stable" of "stable
+                # cardiomediastinal silhouette" stays an observation.
+                target = entity_of[tgt].label
+                if target != "ANAT-DP" or entity_of[src].tokens.lower() in PLACE_MODIFIERS:
+                    entity_of[src].label = target
         return ReportGraph(text, tokens, entities, sections, graph_sentences)
 
 

@@ -43,6 +43,17 @@ BARE_HEDGES = frozenset({"likely", "probably", "possibly", "presumably"})  # a o
 _RANKING = BARE_HEDGES | {"less", "more", "most", "atypical"}  # "atelectasis or less likely pneumonia", "or atypical pneumonia"
 _WHOLE_LIST_LINKS = frozenset({"consistent", "compatible", "suggestive", "in", "findings"})  # "in keeping with"
 _HEDGE_GAP = _PLACE_WORDS | {",", "the", "of"}  # what may lie between a finding and a bare hedge that links it
+# The lexicon's laterality / position modifiers (its last `modifiers` line): on a place they are anatomy
+# ("the left seventh rib"); other modifiers stay observations ("stable cardiomediastinal silhouette").
+PLACE_MODIFIERS = frozenset(
+    "right left bilateral bilaterally unilateral lower upper middle basilar bibasilar biapical apical basal "
+    "peripheral central dependent posterior anterior lateral medial".split())
+# Nouns no mention covers that a modifier before them qualifies ("lateral view", "no significant change in",
+# "without acute cardiopulmonary findings"): such a modifier qualifies no finding.
+_OWN_HEADS = frozenset(
+    "view views projection projections radiograph radiographs film films image images study exam examination "
+    "change changes difference finding findings process abnormality abnormalities".split())
+_PHRASE_ENDS = frozenset("from since to with in of on at and or than compared the a an".split())
 
 
 def find_relations(
@@ -329,6 +340,8 @@ def _modified(mentions: list[Mention], sent_of: list[int], i: int, n: int, doc: 
     if doc is not None and nxt is not None and nxt.kind == ANATOMY and nxt.start == m.end + 1 \
             and _sides_joined(doc, m.end):
         return i + 1  # "right and left lower lobe opacities": a side of the place, not of the finding
+    if doc is not None and _heads_its_own_noun(doc, m.end, nxt.start if nxt is not None else len(doc)):
+        return None
     free = 0
     prev_end = m.end
     first_anatomy = None
@@ -357,6 +370,17 @@ def _modified(mentions: list[Mention], sent_of: list[int], i: int, n: int, doc: 
             break
         k -= 1
     return None
+
+
+def _heads_its_own_noun(doc: Doc, end: int, limit: int) -> bool:
+    """A modifier ending at ``end`` qualifies a noun of its own before the next mention (at ``limit``)."""
+    for k in range(end, min(limit, end + MODIFIER_GAP + 1)):
+        word = doc[k].lower_
+        if word in _OWN_HEADS:
+            return True
+        if not word.isalpha() or word in _PHRASE_ENDS:
+            return False  # "unchanged from the prior exam": the exam is not what is unchanged
+    return False
 
 
 def _place_of_the_finding_before(doc: Doc, m: Mention) -> bool:

@@ -58,6 +58,10 @@ def value(pipe, text, cls):
         ("The right pleural effusion seen on ___ has resolved.", "Pleural Effusion", 0.0),
         ("The pneumothorax seen on yesterday's study has resolved.", "Pneumothorax", 0.0),
         ("The pneumothorax seen yesterday has resolved.", "Pneumothorax", 0.0),
+        # a negation inside the next finding's own phrase is that finding's alone
+        ("Cardiomegaly, pulmonary vascularity within normal limits.", "Cardiomegaly", 1.0),
+        ("Heart size is enlarged, pulmonary vascularity within normal limits.", "Cardiomegaly", 1.0),
+        ("Cardiomegaly, pulmonary vascularity within normal limits.", "Edema", 0.0),
         ("The effusion seen on the radiograph of ___ has resolved.", "Pleural Effusion", 0.0),
         ("Small effusion seen on ___ is unchanged.", "Pleural Effusion", 1.0),
         ("Pneumothorax is not seen on today's exam.", "Pneumothorax", 0.0),  # the study at hand: a denial
@@ -686,6 +690,12 @@ def test_graph_example(chex):
 def test_a_place_modifier_is_anatomy_and_an_absent_finding_suggests_nothing(chex):
     rib = {e.tokens: e for e in chex.parse("No fracture of the left seventh rib.").entities}
     assert rib["left"].label == "ANAT-DP" and rib["fracture"].label == "OBS-DA"  # "left" was OBS-DP
+    # a modifier of a place that is no side or position is an observation about it, not anatomy
+    ents = {e.tokens: e for e in chex.parse("Stable cardiomediastinal silhouette.").entities}
+    assert ents["Stable"].label == "OBS-DP" and ents["cardiomediastinal silhouette"].label == "ANAT-DP"
+    assert ("modify", ents["cardiomediastinal silhouette"].id) in ents["Stable"].relations
+    ents = {e.tokens: e for e in chex.parse("Left midlung nodule.").entities}
+    assert ents["Left midlung"].label == "ANAT-DP" and ("located_at", ents["Left midlung"].id) in ents["nodule"].relations
     g = chex.parse("No pneumothorax, likely atelectasis at the left base.")
     assert not [r for e in g.entities for r in e.relations if r[0] == "suggestive_of"]
 

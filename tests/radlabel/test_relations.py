@@ -169,7 +169,10 @@ def test_no_duplicate_relations():
 
 
 @pytest.mark.parametrize("text", ["No acute findings.", "PA and lateral views of the chest were obtained.",
-                                  "Stable appearance of the chest."])
+                                  "Stable appearance of the chest.", "PA and lateral views the chest were obtained.",
+                                  "Emphysema without acute cardiopulmonary findings.",
+                                  "Lateral view curvilinear densities over the heart.",
+                                  "No significant change in pneumothorax."])
 def test_a_modifier_that_qualifies_nothing_is_no_entity(text):
     # alone it read as a present observation ("acute" OBS-DP in a normal report)
     g = parse(text)
@@ -204,3 +207,18 @@ def test_a_fronted_side_still_qualifies_the_finding_after_it():
 def test_atypical_for_is_no_modifier():
     g = parse("Appearance is atypical for pneumonia.")
     assert [e.tokens for e in g.entities if e.modifier] == []
+
+
+def test_a_modifier_before_a_comparison_still_qualifies_the_finding():
+    # "unchanged from comparison exam": the exam is where it is compared, not what is unchanged
+    ents = {e.tokens: e for e in parse("The left chest pacemaker is unchanged from comparison exam.").entities}
+    assert ("modify", ents["pacemaker"].id) in ents["unchanged"].relations
+
+
+def test_place_modifiers_are_the_lexicons_laterality_words():
+    from radlabel.mentions import load_lexicon
+    from radlabel.phrases import expand_phrase
+    from radlabel.relations import PLACE_MODIFIERS
+
+    line = next(p for p in load_lexicon()["modifiers"] if "bibasilar" in p)
+    assert set(expand_phrase(line)) == PLACE_MODIFIERS
