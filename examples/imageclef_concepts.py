@@ -127,23 +127,6 @@ def vocabulary_stats(table: Any) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------------- scoring
 
 
-def imageclef_f1(predicted: list[set[str]], gold: list[set[str]]) -> float:
-    """ImageCLEF concept-detection score: mean over images of 2|P & G| / (|P| + |G|) (1 if both empty)."""
-    from radvision.errors import RadvisionError
-
-    if len(predicted) != len(gold):
-        raise RadvisionError(
-            f"Got {len(predicted)} predicted and {len(gold)} gold concept sets; give one per image."
-        )
-    if not gold:
-        return float("nan")
-    scores = [
-        1.0 if not p and not g else 2 * len(p & g) / (len(p) + len(g))
-        for p, g in zip(predicted, gold, strict=True)
-    ]
-    return float(np.mean(scores))
-
-
 def predicted_concepts(labels: Any, classes: list[str]) -> list[set[str]]:
     """Concepts per image from `radvision predict --labels` output (its `<concept>_label` 0/1 columns, blank
     for an unreadable image, which predicts nothing)."""
@@ -164,6 +147,7 @@ def write_submission(path: Path, ids: list[str], concepts: list[set[str]]) -> Pa
 def score_run(run: Path, test: Any, cfg: Any, split: str = "test") -> dict[str, float]:
     """Predict the images of `split` with the finished run, score them the ImageCLEF way and write
     `<split>_submission.tsv`."""
+    from radvision.metrics import imageclef_f1
     from radvision.predict import predict
 
     classes = list(test.classes)

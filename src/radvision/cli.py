@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--thresholds", help="a run folder: label by the run's whole decision rule (thresholds, cardinality, "
                     "min_labels, top_k), as predict --labels does; or a thresholds.json: those thresholds alone "
                     "(default 0.5 for every class)")
+    _add_concepts(ev)
 
     th = sub.add_parser("thresholds", help="choose per-class F1-optimal thresholds on a labelled calibration set",
                         parents=[common])
@@ -98,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
                     "qualify (a class that never does gets its most precise threshold, with a warning)")
     th.add_argument("--split", help="use only the gold rows whose 'split' column has this value (e.g. valid)")
     _add_path_column(th, _JOIN_COLUMN_HELP)
+    _add_concepts(th)
 
     fe = sub.add_parser("features", help="pooled backbone features of a trained run, for fusion", parents=[common])
     _add_run_input(fe, "output .parquet (path, f0 ... f<N-1>, error) or .npy (the matrix alone, rows in input "
@@ -135,6 +137,15 @@ def _add_run_input(parser: argparse.ArgumentParser, output_help: str) -> None:
     _add_path_column(parser, "the input CSV's column naming each image (default: path; e.g. Path for CheXpert's "
                      "tables); the output calls it path")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar (so does -q)")
+
+
+def _add_concepts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concepts", action="store_true", help="GOLD is an ImageCLEF / ROCO concept file (an id and "
+                        "';'-separated CUIs per line, tab or comma): images are matched by file name without "
+                        "extension and every predicted concept is scored (an image that does not list it is a "
+                        "negative); evaluate adds imageclef_f1, the official score, where gold concepts outside "
+                        "the predicted vocabulary count as misses (a gold table with a 'concepts' column, as "
+                        "read_imageclef writes, is read this way without the flag)")
 
 
 def _add_path_column(parser: argparse.ArgumentParser, help: str) -> None:
@@ -249,7 +260,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.output is not None:
         _check_output(args.output, "per_class.csv", inputs={"predictions": args.pred, "gold": args.gold})
     summary, per_class = evaluate_files(args.pred, args.gold, thresholds=args.thresholds, split=args.split,
-                                        path_column=args.path_column)
+                                        path_column=args.path_column, concepts=args.concepts)
     for key, value in summary.items():
         print(f"{key}\t{value:.4f}")
     if args.output is not None:
@@ -262,7 +273,7 @@ def _cmd_thresholds(args: argparse.Namespace) -> int:
 
     _check_output(args.output, "thresholds.json", suffix=".json", inputs={"predictions": args.pred, "gold": args.gold})
     table = fit_thresholds_files(args.pred, args.gold, args.output, min_precision=args.min_precision,
-                                 split=args.split, path_column=args.path_column)
+                                 split=args.split, path_column=args.path_column, concepts=args.concepts)
     columns = ["class", "threshold", "precision", "recall", "f1", "support", "n"]
     print(table[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"thresholds of {len(table)} calibrated classes written to {args.output}")

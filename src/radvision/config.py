@@ -73,6 +73,7 @@ class DataConfig:
     # dataset imageclef only: drop concepts in fewer images than this, then keep the k most frequent (null: all)
     concept_min_frequency: int = 1
     concept_top_k: int | None = None
+    concept_sep: str | None = None  # the concept file's separator: "\t" / "tab", ","; null detects it
     # uncertain (-1) labels: U-Ones -> 1, U-Zeros -> 0, U-Ignore -> masked, U-MultiClass -> a third state: the
     # head gives 3 outputs (negative, positive, uncertain) per class, trained with a softmax cross-entropy
     policy: str = field(default="U-Ones", metadata=_choices(*POLICIES))
@@ -388,6 +389,11 @@ def _unknown_key(key: str, valid: list[str]) -> RadvisionError:
     synonyms = {k: v for k, v in _SYNONYMS.items() if v in valid}
     close += [synonyms[s] for s in difflib.get_close_matches(name, list(synonyms), n=1, cutoff=0.75)
               if synonyms[s] not in close]
+    close += [v for v in valid if v.endswith(f"_{name}") and v not in close]  # "top_k" -> "concept_top_k"
+    sections = typing.get_type_hints(Config)
+    close += [f"{section}.{name}" for section, tp in sections.items()  # the same key of another section
+              if dataclasses.is_dataclass(tp) and name in {f.name for f in dataclasses.fields(tp)}
+              and f"{section}.{name}" != key and "." in key]
     hint = f"did you mean {', '.join(close)}? " if close else ""
     return RadvisionError(f"Unknown config key {key!r}: {hint}valid keys are {', '.join(valid)}.")
 
@@ -499,9 +505,10 @@ def _check_consistency(cfg: Config, warn: bool = True) -> None:
     if warn and hidden and cfg.model.head != "mlp":
         logging.getLogger(__name__).warning("model.hidden is used by model.head mlp only; head %r ignores it",
                                             cfg.model.head)
-    if warn and cfg.data.dataset != "imageclef" and (cfg.data.concept_min_frequency != 1 or cfg.data.concept_top_k):
-        logging.getLogger(__name__).warning("data.concept_min_frequency / data.concept_top_k are read by data.dataset "
-                                            "imageclef only; dataset %r ignores them", cfg.data.dataset)
+    if warn and cfg.data.dataset != "imageclef" and (cfg.data.concept_min_frequency != 1 or cfg.data.concept_top_k
+                                                     or cfg.data.concept_sep):
+        logging.getLogger(__name__).warning("data.concept_min_frequency / data.concept_top_k / data.concept_sep are read "
+                                            "by data.dataset imageclef only; dataset %r ignores them", cfg.data.dataset)
     if warn and cfg.data.dataset != "csv" and (cfg.data.path_column != "path" or cfg.data.patient_column):
         logging.getLogger(__name__).warning("data.path_column / data.patient_column are read by data.dataset csv "
                                             "only; dataset %r ignores them", cfg.data.dataset)

@@ -321,3 +321,15 @@ def confusion_matrices(y_true, y_pred, class_names: Sequence[str]) -> dict[str, 
             continue
         out[name] = skm.confusion_matrix(y_true_a[m, j].astype(int), y_pred_a[m, j].astype(int), labels=[0, 1])
     return out
+
+
+def imageclef_f1(predicted: Sequence[set[str]], gold: Sequence[set[str]]) -> float:
+    """The ImageCLEF concept-detection score: the mean over images of 2|P & G| / (|P| + |G|) between each
+    image's predicted and gold concept sets (1 when both are empty). Unlike ``samples_f1`` over a model's
+    classes, gold concepts outside the vocabulary count as misses, as in the official evaluation."""
+    if len(predicted) != len(gold):
+        raise RadvisionError(f"Got {len(predicted)} predicted and {len(gold)} gold concept sets; give one per image.")
+    if not gold:
+        return float("nan")
+    return float(np.mean([1.0 if not p and not g else 2 * len(p & g) / (len(p) + len(g))
+                          for p, g in zip(predicted, gold, strict=True)]))

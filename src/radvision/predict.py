@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from radvision.atomic import atomic_write_csv, nearest_existing
 from radvision.config import Config, load_run_config
 from radvision.data.table import META_COLUMNS as TABLE_META_COLUMNS
 from radvision.data.table import canonical_split, label_share, read_csv_checked, separator_hint
-from radvision.errors import RadvisionError, closest, did_you_mean, first_line
+from radvision.errors import RadvisionError, closest, did_you_mean, first_line, some_names
 from radvision.rundir import CONFIG_FILE, MODEL_FILE, THRESHOLDS_FILE, load_weights
 
 logger = logging.getLogger(__name__)
@@ -309,16 +310,21 @@ predict_images = predict
 
 def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.PathLike[str] | pd.DataFrame,
                    thresholds: str | os.PathLike[str] | None = None, split: str | None = None,
-                   path_column: str = "path") -> tuple[dict[str, float], pd.DataFrame]:
+                   path_column: str = "path", concepts: bool = False) -> tuple[dict[str, float], pd.DataFrame]:
     """Score a prediction table against gold labels joined on `path`: (summary metrics, per-class table).
 
     `thresholds`: a thresholds.json (labels at those thresholds), or a run folder (labels by the run's whole
     decision rule, as `predict --labels` gives them); none: 0.5 for every class.  `split`: score only the gold
     rows whose `split` column holds it.  `path_column`: the column naming each image in a table that has it
-    (CheXpert's gold tables call it `Path`); a table without it is joined on its `path` column."""
-    from radvision.metrics import evaluate_predictions, per_class_metrics
+    (CheXpert's gold tables call it `Path`); a table without it is joined on its `path` column.
+    `concepts`: `gold` is an ImageCLEF / ROCO concept file (see `read_concepts`), matched to the predictions by
+    image id (the file name without its extension).  With a concept file, or a gold table with a `concepts`
+    column (`read_imageclef(...).frame`), every predicted concept is scored (1 where the image lists it, else
+    0) and the summary adds `imageclef_f1`, ImageCLEF's own score, where gold concepts outside the predicted
+    vocabulary count as misses."""
+    from radvision.metrics import binarize, evaluate_predictions, imageclef_f1, per_class_metrics
 
-    p, g, classes, pred_classes = _shared_classes(pred, gold, split, path_column)
+    p, g, classes, pred_classes = _shared_classes(pred, gold, split, path_column, concepts)
     y_gold = _numeric(g, classes, "gold", allowed=(0.0, 1.0, -1.0))
     run = Path(thresholds) if thresholds is not None and (Path(thresholds) / CONFIG_FILE).is_file() else None
     run_cfg = load_run_config(run / CONFIG_FILE) if run is not None else None
@@ -334,6 +340,8 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
     predicted = classes + [c for c in run_classes if c not in classes]
     y_pred = _numeric(p, predicted, "prediction", allowed=None)
     left = pd.DataFrame(y_gold, columns=[f"{c}_gold" for c in classes]).assign(path=g["path"].to_numpy())
+    if CONCEPTS in g:  # each image's whole concept list, for the official score
+        left[_GOLD_CONCEPTS] = g[CONCEPTS].to_numpy()
     right = pd.DataFrame(y_pred, columns=predicted).assign(path=p["path"].to_numpy())
     if run is not None:  # the rule (top_k, a cardinality shift) sees every predicted image, as predict --labels
         decided = decide_labels(run, run_cfg, right[run_classes].to_numpy(dtype=float), rule_thresholds)
@@ -350,6 +358,11 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
     summary = evaluate_predictions(y_true, y_prob, classes, thresholds=thr, y_pred=labels)
     summary = {k: float(v) for k, v in summary.items()
                if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
+    if _GOLD_CONCEPTS in merged:
+        decided = labels if labels is not None else binarize(y_prob, thr)
+        names = np.asarray(classes, dtype=object)
+        summary["imageclef_f1"] = imageclef_f1([set(names[row > 0]) for row in decided],
+                                               merged[_GOLD_CONCEPTS].map(concept_set).tolist())
     per_class = per_class_metrics(y_true, y_prob, classes, thresholds=thr, y_pred=labels)
     if not isinstance(per_class, pd.DataFrame):
         per_class = pd.DataFrame(per_class)
@@ -360,12 +373,12 @@ def evaluate_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.P
 
 def fit_thresholds_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.PathLike[str] | pd.DataFrame,
                          output: str | os.PathLike[str], *, min_precision: float | None = None,
-                         split: str | None = None, path_column: str = "path") -> pd.DataFrame:
+                         split: str | None = None, path_column: str = "path", concepts: bool = False) -> pd.DataFrame:
     """Choose per-class F1-optimal thresholds on a labelled calibration set (a prediction table and its gold
     labels, joined on `path` as `evaluate_files` joins them) and write them to `output` as a thresholds.json.
 
     `min_precision`: only thresholds reaching it qualify (see `f1_optimal_thresholds`); `split`: use only
-    the gold rows whose `split` column holds it; `path_column`: as for `evaluate_files`.  When `output` already holds thresholds (a run's own
+    the gold rows whose `split` column holds it; `path_column`, `concepts`: as for `evaluate_files`.  When `output` already holds thresholds (a run's own
     thresholds.json being replaced), classes the gold table does not label keep theirs, with a warning, and
     its `train_cardinality` is kept, so the run still loads and `thresholds.cardinality: train` still works;
     predicted classes the gold does not label and the file did not hold get 0.5 (a run's default).  Returns the
@@ -373,7 +386,7 @@ def fit_thresholds_files(pred: str | os.PathLike[str] | pd.DataFrame, gold: str 
     from radvision.metrics import per_class_metrics
     from radvision.thresholds import f1_optimal_thresholds, load_train_cardinality, save_thresholds
 
-    p, g, classes, pred_classes = _shared_classes(pred, gold, split, path_column)
+    p, g, classes, pred_classes = _shared_classes(pred, gold, split, path_column, concepts)
     left = pd.DataFrame(_numeric(g, classes, "gold", allowed=(0.0, 1.0, -1.0)),
                         columns=[f"{c}_gold" for c in classes]).assign(path=g["path"].to_numpy())
     right = pd.DataFrame(_numeric(p, classes, "prediction", allowed=None),
@@ -412,12 +425,28 @@ def _is_nih_table(frame: pd.DataFrame) -> bool:
 
 
 def _shared_classes(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.PathLike[str] | pd.DataFrame,
-                    split: str | None, path_column: str = "path"
+                    split: str | None, path_column: str = "path", concepts: bool = False
                     ) -> tuple[pd.DataFrame, pd.DataFrame, list[str], list[str]]:
     """The prediction and gold tables (gold cut to `split`), the class columns both have, and every predicted
-    class column; gold columns that look like labels but have no prediction are named in a warning."""
+    class column; gold columns that look like labels but have no prediction, and predicted classes the gold
+    does not label, are named in a warning.  A concept gold (`concepts`, or a `concepts` column) labels every
+    predicted concept."""
     p = _read_table(pred, "prediction", path_column)
-    g = _read_table(gold, "gold", path_column)
+    pred_classes = [c for c in p.columns if c not in META_COLUMNS and not str(c).endswith("_label")]
+    if concepts:
+        if split is not None:
+            raise RadvisionError(f"--split {split!r}: a concept file has no split column; pass the concept file of "
+                                 "that split (e.g. valid_concepts.csv).")
+        g = _concept_gold(gold, p)
+    else:
+        try:
+            g = _read_table(gold, "gold", path_column)
+        except RadvisionError as err:
+            if isinstance(gold, pd.DataFrame) or not _looks_like_concept_file(gold):
+                raise
+            raise RadvisionError(f"{err} {str(gold)!r} looks like an ImageCLEF / ROCO concept file (an id and "
+                                 "';'-separated CUIs per line): score against it with --concepts (concepts=True in "
+                                 "Python).") from None
     if split is not None:
         if "split" not in g:
             raise RadvisionError(f"--split {split!r}: the gold table has no 'split' column; columns are "
@@ -436,19 +465,97 @@ def _shared_classes(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.
     for table, what in ((p, "prediction"), (g, "gold")):
         if table.empty:
             raise RadvisionError(f"The {what} table has no rows with a path; there is nothing to score.")
-    gold_classes = [c for c in g.columns if c not in META_COLUMNS]
-    pred_classes = [c for c in p.columns if c not in META_COLUMNS and not str(c).endswith("_label")]
+    if CONCEPTS in g:
+        g = _label_every_concept(g, pred_classes)
+    gold_classes = [c for c in g.columns if c not in META_COLUMNS and c != CONCEPTS]
     classes = [c for c in gold_classes if c in pred_classes]
     if not classes:
         raise RadvisionError(
             f"Prediction and gold tables share no class column; gold classes are {', '.join(gold_classes)}, "
             f"predicted classes are {', '.join(pred_classes)}."
         )
-    for c in gold_classes:
-        if c not in classes and _label_like(g[c]):  # a subject / study / note column is not a class
-            logger.warning("gold column %r has no prediction column%s and is not scored", c,
-                           did_you_mean(c, pred_classes))
+    unpredicted = [c for c in gold_classes if c not in classes and _label_like(g[c])]  # not a study / note column
+    if len(unpredicted) == 1:
+        logger.warning("gold column %r has no prediction column%s and is not scored", unpredicted[0],
+                       did_you_mean(unpredicted[0], pred_classes))
+    elif unpredicted:  # one line: a concept vocabulary has thousands
+        logger.warning("%d gold columns have no prediction column and are not scored: %s", len(unpredicted),
+                       some_names(unpredicted, 5))
+    unlabelled = [c for c in pred_classes if c not in classes]
+    if unlabelled:  # their false alarms are not counted: micro and samples figures cover the shared classes only
+        hint = " (with an ImageCLEF / ROCO concept file as gold, --concepts scores every predicted concept)" if any(
+            _CUI.fullmatch(str(c)) for c in unlabelled) else ""
+        logger.warning("%d predicted class(es) have no gold column and are not scored: %s; micro and samples figures "
+                       "cover the %d shared class(es)%s", len(unlabelled), some_names(unlabelled, 5), len(classes),
+                       hint)
     return p, g, classes, pred_classes
+
+
+CONCEPTS = "concepts"  # a concept gold's column: each image's concepts, ';'-joined
+_GOLD_CONCEPTS = "_gold_concepts"
+
+
+def concept_set(cell: Any) -> set[str]:
+    """A ';'-joined concept cell as a set (empty for a blank cell)."""
+    return {c.strip() for c in cell.split(";") if c.strip()} if isinstance(cell, str) else set()
+
+
+def _looks_like_concept_file(path: str | os.PathLike[str]) -> bool:
+    """Whether the file reads as concept lines whose concepts are mostly UMLS CUIs ("C0040405")."""
+    from radvision.data.imageclef import read_concepts
+
+    try:
+        table = read_concepts(path)
+    except (RadvisionError, OSError):
+        return False
+    found = [c for cs in table[CONCEPTS] for c in cs]
+    return bool(found) and sum(bool(_CUI.fullmatch(c)) for c in found) >= len(found) / 2
+
+
+_CUI = re.compile(r"C\d{4,}")
+
+
+def _label_every_concept(g: pd.DataFrame, pred_classes: list[str]) -> pd.DataFrame:
+    """A concept gold with a 0/1 column for each predicted concept it lacks: an image that does not list a
+    concept is a negative for it (a held-out file lacks the concepts none of its images has)."""
+    sets = g[CONCEPTS].map(concept_set)
+    added = [c for c in pred_classes if c not in g]
+    if not added:
+        return g
+    logger.info("concept gold: %d predicted concept(s) have no column and are labelled from the concept lists",
+                len(added))
+    columns = pd.DataFrame({c: sets.map(lambda s, c=c: float(c in s)) for c in added}, index=g.index)
+    return pd.concat([g, columns], axis=1)
+
+
+def _concept_gold(gold: str | os.PathLike[str] | pd.DataFrame, p: pd.DataFrame) -> pd.DataFrame:
+    """A concept file (or `read_concepts`' table) as a gold table: `path` spelled as the prediction of the same
+    image id (file name without extension), else the id itself, and `concepts`."""
+    from radvision.data.imageclef import concept_id, read_concepts
+
+    if isinstance(gold, pd.DataFrame):
+        if not {"id", CONCEPTS} <= set(gold.columns):
+            raise RadvisionError("A concept gold table needs 'id' and 'concepts' columns (as read_concepts gives); "
+                                 f"columns are {', '.join(map(str, gold.columns))}.")
+        table = gold
+    else:
+        table = read_concepts(gold)
+    lists = table[CONCEPTS].map(lambda cs: ";".join(cs) if isinstance(cs, (list, tuple, set)) else cs)
+    ids = table["id"].astype(str).map(concept_id)
+    keys = p["path"].map(concept_id)
+    for key, names, what in ((ids, table["id"].astype(str), "concept file"), (keys, p["path"], "prediction table")):
+        twice = key.duplicated(keep=False)
+        if twice.any():
+            shown = names[key == key[twice].iloc[0]].tolist()
+            raise RadvisionError(f"The {what} names image id {key[twice].iloc[0]!r} twice ({shown[0]!r} and "
+                                 f"{shown[1]!r}); images are matched by file name without extension, so each "
+                                 "id must appear once.")
+    where = dict(zip(keys, p["path"], strict=True))
+    if not ids.isin(where).any():
+        raise RadvisionError(f"No image of the prediction table has an id of the concept file (ids start "
+                             f"{ids.iloc[0]!r}, prediction images start {keys.iloc[0]!r}); images are matched by "
+                             "file name without extension.")
+    return pd.DataFrame({"path": [where.get(k, k) for k in ids], CONCEPTS: lists.to_numpy()})
 
 
 def _scored_rows(left: pd.DataFrame, right: pd.DataFrame, classes: list[str], n_gold: int

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve
 
 from radvision.atomic import atomic_write_text
-from radvision.errors import RadvisionError
+from radvision.errors import RadvisionError, some_names
 from radvision.metrics import as_floats, as_thresholds, check_scores
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def f1_optimal_thresholds(y_true, y_prob, min_precision: float | None = None,
     y_true, y_prob, names = check_scores(y_true, y_prob, [str(c) for c in class_names])
     out = np.full(y_true.shape[1], DEFAULT_THRESHOLD)
     one_sided = []
+    imprecise = []  # "name threshold (precision)" of the classes that never reach min_precision
     for j in range(y_true.shape[1]):
         m = ~np.isnan(y_true[:, j])
         t, s = y_true[m, j].astype(int), y_prob[m, j]
@@ -66,11 +67,13 @@ def f1_optimal_thresholds(y_true, y_prob, min_precision: float | None = None,
         mid = (thr[best] + below) / 2
         out[j] = float(mid if mid > below else thr[best])  # scores one ulp apart have no midpoint
         if not ok.any():
-            logger.warning("%s never reaches precision %.2f; using its most precise threshold %.3f "
-                           "(precision %.3f)", names[j], min_precision, out[j], precision[best])
+            imprecise.append(f"{names[j]} {out[j]:.3f} (precision {precision[best]:.3f})")
+    if imprecise:  # one line: a concept vocabulary has thousands of classes
+        logger.warning("%d class(es) never reach precision %.2f and use their most precise threshold: %s",
+                       len(imprecise), min_precision, some_names(imprecise, 5))
     if one_sided:
-        logger.info("%s: no positive or no negative labels, so threshold %.2f is kept", ", ".join(one_sided),
-                    DEFAULT_THRESHOLD)
+        logger.info("%d class(es) have no positive or no negative labels, so threshold %.2f is kept: %s",
+                    len(one_sided), DEFAULT_THRESHOLD, some_names(one_sided, 5))
     return out
 
 

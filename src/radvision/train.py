@@ -387,7 +387,7 @@ def _read_table(cfg: Config) -> Any:
         if d.csv is None:
             raise RadvisionError("data.csv is not set; dataset 'imageclef' needs the concept file (data.csv).")
         return rvdata.read_imageclef(d.csv, d.root, top_k=d.concept_top_k, min_frequency=d.concept_min_frequency,
-                                     classes=d.classes, missing=missing)
+                                     classes=d.classes, missing=missing, sep=d.concept_sep)
     return rvdata.read_folder(d.root, classes=d.classes)
 
 

@@ -150,15 +150,6 @@ def test_imageclef_config_is_the_published_setup(clef):
     assert cfg.schedule.monitor == "samples_f1"
 
 
-def test_imageclef_f1_is_the_instance_average(clef):
-    assert clef.imageclef_f1([{"a", "b"}, set()], [{"a", "b"}, set()]) == 1.0  # both empty scores 1
-    assert clef.imageclef_f1([{"a", "b"}], [{"b", "c"}]) == pytest.approx(0.5)
-    assert clef.imageclef_f1([{"a"}, {"a"}], [set(), {"a"}]) == pytest.approx(0.5)  # a false alarm scores 0
-    assert clef.imageclef_f1([set()], [{"a"}]) == 0.0
-    with pytest.raises(RadvisionError, match="one per image"):
-        clef.imageclef_f1([set()], [set(), set()])
-
-
 def test_predicted_concepts_read_the_label_columns(clef):
     labels = pd.DataFrame({"C1_label": [1.0, 0.0, np.nan], "C2_label": [1.0, 0.0, np.nan], "C3_label": [0.0, 1.0, np.nan],
                            "C1": [0.9, 0.1, np.nan]})

@@ -499,3 +499,16 @@ def test_a_missing_config_is_the_only_required_argument_named(command, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "the following arguments are required: config" in err
     assert "key=value" not in err.splitlines()[-1]  # was: "required: config, key=value" (overrides are optional)
+
+
+def test_evaluate_and_thresholds_take_a_concept_file(tmp_path, capsys):
+    pred = tmp_path / "pred.csv"
+    pd.DataFrame({"path": ["valid/a.jpg", "valid/b.jpg"], "C0001": [0.9, 0.2], "C0002": [0.7, 0.1]}).to_csv(pred, index=False)
+    concepts = tmp_path / "valid_concepts.csv"
+    concepts.write_text("ID,CUIs\na,C0001;C0005\nb,\n")
+    assert main(["-q", "evaluate", str(pred), str(concepts), "--concepts"]) == 0
+    out = dict(line.split("\t") for line in capsys.readouterr().out.splitlines())
+    assert float(out["imageclef_f1"]) == pytest.approx((2 * 1 / 4 + 1.0) / 2)  # a: {1, 2} vs {1, 5}; b: {} vs {}
+    assert main(["-q", "thresholds", str(pred), str(concepts), "--concepts", "-o", str(tmp_path / "t.json")]) == 0
+    assert main(["-q", "evaluate", str(pred), str(concepts)]) == 2
+    assert "--concepts" in capsys.readouterr().err

@@ -355,6 +355,8 @@ def test_choice_hints_ignore_case():
 @pytest.mark.parametrize("override, suggestion", [
     ("optim.lerning_rate=1", "did you mean lr?"), ("optim.learning_rate=1", "did you mean lr?"),
     ("optim.num_epochs=3", "did you mean epochs?"), ("data.img_size=64", "did you mean image_size?"),
+    # a key's own tail, or the same key in another section
+    ("data.top_k=5", "did you mean concept_top_k, thresholds.top_k?"), ("optim.patience=3", "schedule.patience"),
 ])
 def test_keys_named_as_other_tools_name_them_get_a_suggestion(override, suggestion):
     with pytest.raises(RadvisionError, match=suggestion):

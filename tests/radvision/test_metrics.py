@@ -281,3 +281,15 @@ def test_a_class_with_positives_never_predicted_has_precision_zero_in_the_macro_
     assert out["micro_precision"] == pytest.approx(1.0)
     nothing = evaluate_predictions(t, np.zeros_like(p), ["A", "B"])
     assert nothing["micro_precision"] == 0.0 and nothing["macro_precision"] == 0.0
+
+
+def test_imageclef_f1_is_the_instance_average():
+    from radvision.metrics import imageclef_f1
+
+    assert imageclef_f1([{"a", "b"}, set()], [{"a", "b"}, set()]) == 1.0  # both empty scores 1
+    assert imageclef_f1([{"a", "b"}], [{"b", "c"}]) == pytest.approx(0.5)
+    assert imageclef_f1([{"a"}, {"a"}], [set(), {"a"}]) == pytest.approx(0.5)  # a false alarm scores 0
+    assert imageclef_f1([set()], [{"a"}]) == 0.0
+    assert math.isnan(imageclef_f1([], []))
+    with pytest.raises(RadvisionError, match="one per image"):
+        imageclef_f1([set()], [set(), set()])

@@ -599,3 +599,60 @@ def test_evaluate_names_prediction_rows_the_gold_does_not_label(run_dir, caplog)
         assert evaluate_files(pred, gold)[0]["n_samples"] == 2
     assert f"2 of 4 prediction rows match no gold row and are not scored (first: {str(img / '002.png')!r})" \
         in caplog.text  # was silent, while the reverse (gold without prediction) warned
+
+
+def _concept_case(tmp_path):
+    """Predictions for three images over three concepts, and their ImageCLEF concept file (tab, no header)."""
+    pred = pd.DataFrame({"path": ["imgs/DRAN/a.png", "imgs/b.jpg", "imgs/c.jpg"],
+                         "C0001": [0.9, 0.1, 0.1], "C0002": [0.1, 0.8, 0.1], "C0003": [0.7, 0.1, 0.6]})
+    concepts = tmp_path / "valid_concepts.csv"
+    # C0003 is predicted but in no image of this held-out file; C0009 is outside the model's vocabulary
+    concepts.write_text("a\tC0001;C0009\nb.jpg\tC0002\nc\t\n")
+    return pred, concepts
+
+
+def test_evaluate_against_a_concept_file_scores_every_predicted_concept(tmp_path, caplog):
+    pred, concepts = _concept_case(tmp_path)
+    summary, per_class = evaluate_files(pred, concepts, concepts=True)
+    # at 0.5: a -> {C0001, C0003} vs gold {C0001, C0009}; b -> {C0002} vs {C0002}; c -> {C0003} vs {}
+    assert summary["imageclef_f1"] == pytest.approx((2 * 1 / 4 + 1.0 + 0.0) / 3)
+    # the model's own vocabulary: a -> {C0001, C0003} vs {C0001}: C0003's false alarms count
+    assert summary["samples_f1"] == pytest.approx((2 * 1 / 3 + 1.0 + 0.0) / 3)
+    assert list(per_class["class"]) == ["C0001", "C0002", "C0003"]
+    # a gold table with a `concepts` column (read_imageclef(...).frame) is read the same way without the flag
+    gold = pd.DataFrame({"path": pred["path"], "C0001": [1.0, 0, 0], "concepts": ["C0001;C0009", "C0002", ""]})
+    with caplog.at_level("WARNING", logger="radvision.predict"):
+        again, _ = evaluate_files(pred, gold)
+    assert again["imageclef_f1"] == pytest.approx(summary["imageclef_f1"])
+    assert again["samples_f1"] == pytest.approx(summary["samples_f1"]) and "not scored" not in caplog.text
+    thresholds = tmp_path / "thr.json"
+    save_thresholds(thresholds, ["C0001", "C0002", "C0003"], [0.5, 0.5, 0.65])  # C0003 only for a
+    assert evaluate_files(pred, concepts, thresholds=thresholds, concepts=True)[0]["imageclef_f1"] == \
+        pytest.approx((2 * 1 / 4 + 1.0 + 1.0) / 3)
+
+
+def test_a_gold_table_without_a_predicted_class_says_it_is_not_scored(tmp_path, caplog):
+    pred, concepts = _concept_case(tmp_path)
+    gold = pd.DataFrame({"path": pred["path"], "C0001": [1.0, 0, 0], "C0002": [0, 1.0, 0]})
+    with caplog.at_level("WARNING", logger="radvision.predict"):
+        summary, _ = evaluate_files(pred, gold)
+    assert "1 predicted class(es) have no gold column and are not scored: C0003" in caplog.text
+    assert "--concepts" in caplog.text and "imageclef_f1" not in summary
+    with pytest.raises(RadvisionError, match="looks like an ImageCLEF / ROCO concept file.*--concepts"):
+        evaluate_files(pred, concepts)
+    with pytest.raises(RadvisionError, match="a concept file has no split column"):
+        evaluate_files(pred, concepts, concepts=True, split="valid")
+    with pytest.raises(RadvisionError, match="No image of the prediction table has an id of the concept file"):
+        evaluate_files(pred.assign(path=["x.png", "y.png", "z.png"]), concepts, concepts=True)
+    with pytest.raises(RadvisionError, match="names image id 'a' twice"):
+        evaluate_files(pred.assign(path=["imgs/a.png", "imgs/DRAN/a.png", "imgs/c.jpg"]), concepts, concepts=True)
+
+
+def test_fit_thresholds_on_a_concept_file(tmp_path):
+    from radvision.predict import fit_thresholds_files
+    from radvision.thresholds import load_thresholds
+
+    pred, concepts = _concept_case(tmp_path)
+    table = fit_thresholds_files(pred, concepts, tmp_path / "thr.json", concepts=True)
+    assert list(table["class"]) == ["C0001", "C0002", "C0003"]
+    assert set(load_thresholds(tmp_path / "thr.json")) == {"C0001", "C0002", "C0003"}

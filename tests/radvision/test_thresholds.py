@@ -120,10 +120,17 @@ def test_threshold_log_names_classes(caplog):
     p = np.array([[0.9, 0.1, 0.1], [0.2, 0.3, 0.1], [0.7, 0.2, 0.1]])
     with caplog.at_level("INFO", logger="radvision.thresholds"):
         f1_optimal_thresholds(y, p, class_names=["Effusion", "Rare", "Rarer"])
-    assert "Rare, Rarer: no positive or no negative labels, so threshold 0.50 is kept" in caplog.text
+    assert "2 class(es) have no positive or no negative labels, so threshold 0.50 is kept: Rare, Rarer" in caplog.text
     assert len(caplog.records) == 1  # one line, not one per class
     with pytest.raises(RadvisionError, match="1 class_names were given for 3 columns"):
         f1_optimal_thresholds(y, p, class_names=["Effusion"])
+    caplog.clear()
+    y = np.array([[1, 0, 1, 0, 1, 0, 1, 0]] * 2 + [[0, 1, 0, 1, 0, 1, 0, 1]] * 2, dtype=float)
+    p = np.array([[0.2] * 8, [0.9] * 8, [0.2] * 8, [0.9] * 8])  # every positive scores below every negative
+    with caplog.at_level("WARNING", logger="radvision.thresholds"):
+        f1_optimal_thresholds(y, p, min_precision=0.9, class_names=[f"C{j}" for j in range(8)])
+    assert len(caplog.records) == 1 and "8 class(es) never reach precision 0.90" in caplog.text
+    assert "C0 " in caplog.text and "and 3 more" in caplog.text  # the first five, then a count
 
 
 def test_decide_applies_the_whole_rule_in_order():
@@ -162,7 +169,7 @@ def test_bad_probabilities_and_thresholds_are_named(caplog):
         thr = f1_optimal_thresholds([[0], [1], [0], [1]], [[.9], [.8], [.7], [.2]], min_precision=0.9,
                                     class_names=["A"])
     # the warning names the threshold it uses (every image positive, precision 0.5: below the lowest score 0.2)
-    assert thr[0] == pytest.approx(0.1) and "most precise threshold 0.100 (precision 0.500)" in caplog.text
+    assert thr[0] == pytest.approx(0.1) and "most precise threshold: A 0.100 (precision 0.500)" in caplog.text
     for bad in (np.nan, -3, 2, [0.5, np.nan]):
         with pytest.raises(RadvisionError, match="Thresholds must be probabilities between 0 and 1"):
             predict_labels(np.array([[0.2, 0.9]]), bad)

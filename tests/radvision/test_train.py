@@ -990,6 +990,10 @@ def test_imageclef_concept_filters_are_config_keys(tmp_path):
         load_config(None, [*base, "data.concept_top_k=0"])
     with pytest.raises(RadvisionError, match="data.concept_min_frequency' must be 1 or more"):
         load_config(None, [*base, "data.concept_min_frequency=0"])
+    # the separator: detected by default (comma here), or set; a wrong one names the key to change
+    assert _read_table(load_config(None, [*base, "data.concept_sep=,"])).classes == ["C1", "C2", "C3", "C4"]
+    with pytest.raises(RadvisionError, match=r"gives no concepts with sep='\\t'.*data.concept_sep"):
+        _read_table(load_config(None, [*base, "data.concept_sep=tab"]))
 
 
 @pytest.mark.parametrize(("monitor", "mode"), [("hamming_loss", "min"), ("lrap", "max"), ("valid_loss", "min"),

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 from radvision.data.cache import ImageCache, build_cache
 from radvision.data.chexpert import CHEXPERT_CLASSES, CHEXPERT_COMPETITION, read_chexpert
 from radvision.data.generic import read_csv_table, read_folder
-from radvision.data.imageclef import label_cardinality, label_density, read_imageclef
+from radvision.data.imageclef import (
+    concept_id,
+    label_cardinality,
+    label_density,
+    read_concepts,
+    read_imageclef,
+)
 from radvision.data.images import check_image, load_image
 from radvision.data.imbalance import class_weights, downsample, pos_weight, sample_weights, weighted_sampler
 from radvision.data.mimic import read_mimic
@@ -56,6 +62,7 @@ __all__ = [
     "build_transforms",
     "check_image",
     "class_weights",
+    "concept_id",
     "downsample",
     "label_cardinality",
     "label_density",
@@ -66,6 +73,7 @@ __all__ = [
     "read_chexpert",
     "read_csv_table",
     "read_folder",
+    "read_concepts",
     "read_imageclef",
     "read_mimic",
     "read_nih",

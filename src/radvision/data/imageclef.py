@@ -15,6 +15,7 @@ import csv
 import io
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,7 +27,7 @@ from radvision.data.images import IMAGE_EXTENSIONS
 from radvision.data.table import LabelTable, check_files, finish_frame, select_classes
 from radvision.errors import RadvisionError
 
-__all__ = ["label_cardinality", "label_density", "read_concepts", "read_imageclef", "roco_file_names"]
+__all__ = ["concept_id", "label_cardinality", "label_density", "read_concepts", "read_imageclef", "roco_file_names"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def read_concepts(concepts_csv: str | os.PathLike, sep: str | None = None) -> pd
         sep = {"\\t": "\t", "tab": "\t", "comma": ","}.get(sep.lower(), sep)
         if len(sep) != 1:
             raise RadvisionError(f"Concept file separator {sep!r} must be one character: '\\t' (or 'tab') for "
-                                 "ImageCLEF 2019-2021 files, ',' for ROCOv2, or leave it out to detect it.")
+                                 "ImageCLEF 2019-2021 files, ',' for ROCOv2, or leave it out to detect it (data.concept_sep in a config).")
     try:  # utf-8-sig: a byte-order mark (Excel's UTF-8) must not become part of the first id
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
@@ -59,14 +60,15 @@ def read_concepts(concepts_csv: str | os.PathLike, sep: str | None = None) -> pd
     for i, row in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=sep)):
         if not row or not row[0].strip():
             continue
-        if first and row[0].strip().lower() in ("id", "image", "image_id", "imageid"):
+        if first and _is_header(row):
             first = False  # a header, also after blank lines
             continue
         first = False
         if len(row) > 2 and sep != "\t":
             raise RadvisionError(
                 f"{path.name} line {i + 1} has {len(row)} fields with sep={sep!r}; expected an id and "
-                "';'-separated concepts (a tab-separated file needs sep='\\t' or the default detection)."
+                "';'-separated concepts (a tab-separated file needs sep='\\t', data.concept_sep: tab in a config, or the "
+                "default detection)."
             )
         ids.append(row[0].strip())
         # every field after the id holds concepts: one ';'-joined field, or one CUI per field (ROCO)
@@ -79,9 +81,32 @@ def read_concepts(concepts_csv: str | os.PathLike, sep: str | None = None) -> pd
                                  "'ID<TAB>CUI;CUI' (ImageCLEF) or 'ID,CUI;CUI' (ROCOv2).")
         other = "\t" if sep == "," else ","  # e.g. sep="," on a tab-separated file: each line is read as one id
         raise RadvisionError(f"Concept file {path.name} gives no concepts with sep={sep!r}; if its lines are "
-                             f"'ID{'<TAB>' if other == chr(9) else ','}CUI;CUI', use sep={other!r}, or leave sep "
-                             "out to detect it.")
+                             f"'ID{'<TAB>' if other == chr(9) else ','}CUI;CUI', use sep={other!r} (data.concept_sep "
+                             "in a config), or leave sep out to detect it.")
+    joined = [c for cs in concepts for c in cs if _JOINED.search(c)]
+    if joined:  # "C1,C2" or "C1|C2" in one cell reads as one concept nobody has: the filters would keep it quietly
+        log.warning("%s: %d concept(s) hold a ',', '|' or space (first: %r); the concepts of an image are separated "
+                    "by ';' (ID<TAB>CUI;CUI), so each of these is read as one concept", path.name, len(joined), joined[0])
     return _one_row_per_id(pd.DataFrame({"id": ids, "concepts": concepts}), path)
+
+
+_HEADER_IDS = frozenset({"id", "ids", "image", "image_id", "imageid", "image id", "image_name", "filename", "file",
+                         "file_name", "name"})
+_HEADER_CONCEPTS = frozenset({"cui", "cuis", "concept", "concepts", "concept_ids", "labels"})
+_JOINED = re.compile(r"[,|\s]")
+
+
+def _is_header(row: list[str]) -> bool:
+    """A header row: its first cell names the id column or its second the concepts ("ID,CUIs", "filename<TAB>cuis")."""
+    return row[0].strip().lower() in _HEADER_IDS or (len(row) > 1 and row[1].strip().lower() in _HEADER_CONCEPTS)
+
+
+def concept_id(path: str) -> str:
+    """The concept-file id of an image path: its file name without an image extension ("train/DRAN/x.jpg" -> "x";
+    ImageCLEF ids are written with or without it)."""
+    name = os.path.basename(str(path).strip().rstrip("/\\"))
+    stem, ext = os.path.splitext(name)
+    return stem if ext.lower() in IMAGE_EXTENSIONS else name
 
 
 def _one_row_per_id(table: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -188,25 +213,8 @@ def read_imageclef(
     if top_k is not None and top_k < 1:
         raise RadvisionError(f"top_k must be a positive number of concepts, got {top_k}.")
     table = read_concepts(concepts_csv, sep)
-    counts = Counter(c for cs in table["concepts"] for c in set(cs))
-    ranked = sorted((c for c, n in counts.items() if n >= min_frequency), key=lambda c: (-counts[c], c))
-    if top_k is not None:
-        ranked = ranked[:top_k]
-    if not ranked:
-        raise RadvisionError(f"No concept occurs in at least {min_frequency} images of {concepts_csv}.")
-    _check_filtered(classes, ranked, counts, min_frequency, top_k, Path(concepts_csv).name)
-    chosen = select_classes(ranked, classes, f"concept file {Path(concepts_csv).name}")
-    col = {c: j for j, c in enumerate(chosen)}
-    y = np.zeros((len(table), len(chosen)), dtype=np.float32)
-    for i, cs in enumerate(table["concepts"]):
-        for c in cs:
-            j = col.get(c)
-            if j is not None:
-                y[i, j] = 1.0
     folder = Path(image_dir).expanduser().resolve()
-    frame = pd.DataFrame(y, columns=chosen)
     ids = table["id"].tolist()
-    source = f"concept file {Path(concepts_csv).name}"
     paths, ambiguous = _image_paths(folder, ids)
     if any(not os.path.isfile(p) for p in paths):  # ROCO v1: ids name no file; its name lists do
         aliases = roco_file_names(Path(concepts_csv).expanduser().resolve().parent)
@@ -217,11 +225,34 @@ def read_imageclef(
         log.warning("%s: %d image id(s) match more than one file in %s (%s%s); each uses the least deep, then "
                     "alphabetically first one. Remove the other copies, or write the ids with their extension "
                     "(and subfolder: DRAN/ROCO_00001.png), to choose.",
-                    source, len(ambiguous), folder, shown, "; ..." if len(ambiguous) > 3 else "")
-    frame.insert(0, "path", paths)
-    frame["patient_id"] = table["id"].to_numpy()
-    frame["concepts"] = table["concepts"].map(";".join).to_numpy()
-    frame = check_files(frame, missing, source)
+                    Path(concepts_csv).name, len(ambiguous), folder, shown, "; ..." if len(ambiguous) > 3 else "")
+    found = pd.DataFrame({"path": paths, "patient_id": table["id"].to_numpy(), "concepts": table["concepts"]})
+    # an image not found is named as <id>.jpg, but every extension and subfolder was searched
+    found = check_files(found, missing, f"concept file {Path(concepts_csv).name} (each id looked up with any image "
+                        f"extension, in every subfolder of {folder})").reset_index(drop=True)
+    # frequencies count the images kept: a dropped row (a header read as an id, a missing image) adds no concept
+    counts = Counter(c for cs in found["concepts"] for c in set(cs))
+    ranked = sorted((c for c, n in counts.items() if n >= min_frequency), key=lambda c: (-counts[c], c))
+    if top_k is not None:
+        ranked = ranked[:top_k]
+    if not ranked:
+        raise RadvisionError(f"No concept occurs in at least {min_frequency} images of {concepts_csv}.")
+    _check_filtered(classes, ranked, counts, min_frequency, top_k, Path(concepts_csv).name)
+    chosen = select_classes(ranked, classes, f"concept file {Path(concepts_csv).name}")
+    col = {c: j for j, c in enumerate(chosen)}
+    y = np.zeros((len(found), len(chosen)), dtype=np.float32)
+    for i, cs in enumerate(found["concepts"]):
+        for c in cs:
+            j = col.get(c)
+            if j is not None:
+                y[i, j] = 1.0
+    frame = pd.DataFrame(y, columns=chosen)
+    frame.insert(0, "path", found["path"].to_numpy())
+    frame["patient_id"] = found["patient_id"].to_numpy()
+    frame["concepts"] = found["concepts"].map(";".join).to_numpy()
+    if top_k is not None and top_k > len(counts):
+        log.info("concept_top_k=%d is more than the %d concepts of %s: every concept is kept", top_k, len(counts),
+                 Path(concepts_csv).name)
     log.info("ImageCLEF: %d images, %d concepts kept of %d (cardinality %.2f)", len(frame), len(chosen),
              len(counts), label_cardinality(y))
     return LabelTable(finish_frame(frame, chosen), chosen, folder)

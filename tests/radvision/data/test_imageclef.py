@@ -226,3 +226,34 @@ def test_a_linked_modality_folder_is_followed_once(tmp_path, helpers, caplog):
         t = read_imageclef(tsv, images)
     assert Path(t.frame["path"][2]) == images / "DRXR" / "ROCO_00002.jpg" and Path(t.frame["path"][2]).is_file()
     assert "more than one file" not in caplog.text
+
+
+@pytest.mark.parametrize("header", ["filename\tcuis", "Image ID\tCUIs", "name\tconcepts", "ROCO\tCUI"])
+def test_header_rows_are_recognised_by_either_column(tmp_path, header):
+    path = tmp_path / "c.tsv"
+    path.write_text(f"{header}\nROCO_00000\tC1;C2\n")
+    assert read_concepts(path)["id"].tolist() == ["ROCO_00000"]
+
+
+def test_concepts_joined_by_another_character_are_named(tmp_path, caplog):
+    path = tmp_path / "c.tsv"
+    path.write_text("a\tC1,C2\nb\tC3|C4\nc\tC5\n")
+    with caplog.at_level("WARNING", logger="radvision.data.imageclef"):
+        read_concepts(path, sep="\t")
+    assert "2 concept(s) hold a ',', '|' or space (first: 'C1,C2')" in caplog.text and "separated by ';'" in caplog.text
+
+
+def test_concept_frequencies_count_only_the_images_kept(tmp_path, helpers, caplog):
+    tsv, images = make_clef(tmp_path, helpers)
+    (images / "ROCO_00002.jpg").unlink()  # the only image with C0817096
+    t = read_imageclef(tsv, images, missing="drop")
+    assert t.classes == ["C0040405", "C0034579"] and len(t) == 3
+    with pytest.raises(RadvisionError, match=r"ROCO_00002.jpg .*each id looked up with any image extension"):
+        read_imageclef(tsv, images)
+
+
+def test_concept_id_is_the_file_name_without_an_image_extension():
+    from radvision.data import concept_id
+
+    assert concept_id("train/DRAN/ROCO_1.PNG") == "ROCO_1" and concept_id("ROCO_1") == "ROCO_1"
+    assert concept_id("synpic.100.dcm") == "synpic.100" and concept_id("a.b") == "a.b"
