@@ -294,7 +294,7 @@ _PLACING = frozenset({
 
 def _placing(doc: Doc, start: int, end: int) -> bool:
     """True when only the words of a placing predicate stand between two mentions."""
-    return all(doc[i].lower_ in _PLACING for i in range(start, min(end, len(doc))))
+    return all(doc[i].lower_ in _PLACING or _with_its_tip(doc, i) for i in range(start, min(end, len(doc))))
 
 
 def _fronted(mentions: list[Mention], sent_of: list[int], k: int, doc: Doc | None) -> bool:
@@ -317,11 +317,21 @@ def _crosses(doc: Doc | None, start: int, end: int, comma: bool = False) -> bool
         return False
     for i in range(start, end):
         w = doc[i].lower_
-        if _sides_joined(doc, i):
-            continue  # "at the right and left lung bases" is one place
+        if _sides_joined(doc, i) or _with_its_tip(doc, i):
+            continue  # "at the right and left lung bases" is one place; "catheter with tip in the SVC" one device
         if w in _JOINTS or (comma and w == ","):
             return True
     return False
+
+
+def _with_its_tip(doc: Doc, i: int) -> bool:
+    """True when token `i` is the "with" of "with (its / the) (distal) tip": the place that follows is the device's."""
+    if doc[i].lower_ != "with":
+        return False
+    words = [doc[k].lower_ for k in range(i + 1, min(i + 4, len(doc)))]
+    while words and words[0] in ("its", "the", "distal"):
+        words.pop(0)
+    return bool(words) and words[0] in ("tip", "tips")
 
 
 def _sides_joined(doc: Doc, i: int) -> bool:

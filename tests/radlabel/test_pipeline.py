@@ -932,3 +932,16 @@ def test_pipeline_pickles_by_rebuilding(chex):
     clone = pickle.loads(pickle.dumps(chex))
     assert clone.schema == chex.schema and clone.sections == chex.sections
     assert clone.label("Small effusion.")["Pleural Effusion"] == 1.0
+
+
+@pytest.mark.parametrize(("text", "word", "label"), [
+    # the cause of a limited study is there: "secondary to" / "due to" ends the hypothetical "evaluation of"
+    ("Limited evaluation of the thoracic spine secondary to osteopenia.", "osteopenia", "OBS-DP"),
+    ("Limited assessment of heart size due to overlying artifact.", "artifact", "OBS-DP"),
+    # ... but a hedged cause stays hedged
+    ("Maybe secondary to prominent mediastinal fat or tortuous aorta.", "tortuous", "OBS-U"),
+    ("Opacity, likely due to atelectasis.", "atelectasis", "OBS-U"),
+])
+def test_a_cause_after_secondary_to_keeps_its_own_assertion(chex, text, word, label):
+    ents = {e.tokens.split()[-1].lower(): e for e in chex.parse(text).entities}
+    assert ents[word].label == label

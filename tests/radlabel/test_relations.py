@@ -222,3 +222,13 @@ def test_place_modifiers_are_the_lexicons_laterality_words():
 
     line = next(p for p in load_lexicon()["modifiers"] if "bibasilar" in p)
     assert set(expand_phrase(line)) == PLACE_MODIFIERS
+
+
+@pytest.mark.parametrize("text", ["Right IJ catheter with tip in the SVC.",
+                                  "Left PICC with its tip at the cavoatrial junction."])
+def test_a_device_with_its_tip_somewhere_is_located_there(text):
+    ents = parse(text).entities
+    device = next(e for e in ents if e.label == "OBS-DP" and "Support Devices" in e.classes)
+    place = next(e for e in ents if e.label == "ANAT-DP")
+    assert ("located_at", place.id) in device.relations
+    assert parse("Effusion with atelectasis in the left lower lobe.").entities[0].relations == []  # "with" still joins
