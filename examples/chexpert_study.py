@@ -18,6 +18,8 @@ cardinality / density, the most frequent graph entities and verbs, FINDINGS-IMPR
     python examples/chexpert_study.py --data-root /data/CheXpert-v1.0-small --policies U-Ones U-Zeros \\
         --reports /data/chexpert_plus/reports.csv --text-column section_findings optim.epochs=5
     python examples/chexpert_study.py --smoke      # seconds: synthetic CheXpert layout, tiny backbones
+    python examples/chexpert_study.py --data-root /data/CheXpert-v1.0-small --policies U-Ones U-Zeros --resume
+                                                   # after an interruption: finish the runs, train the rest
 
 Any config key can be changed with `key=value` overrides (e.g. `model.pretrained=null data.image_size=320`).
 """
@@ -160,10 +162,13 @@ def train_valid_split(split: dict[str, float]) -> dict[str, float]:
     return {"train": round(train / total, 6), "valid": round(valid / total, 6)}
 
 
-def train_policy(cfg: Any, policy: str, run_dir: Path, parts: dict[str, Any] | None = None) -> dict[str, Any]:
+def train_policy(cfg: Any, policy: str, run_dir: Path, parts: dict[str, Any] | None = None,
+                 resume: bool = False) -> dict[str, Any]:
     """Train one run under an uncertainty policy (on `study_parts`, read here unless given); returns its test
-    scores."""
+    scores.  `resume`: a run already in `run_dir` goes on from its last finished epoch (a finished one trains
+    nothing and rewrites its outputs), as `radvision train --resume` does."""
     from radvision.config import config_from_dict, config_to_dict
+    from radvision.rundir import RunDir
     from radvision.train import Trainer, make_datasets
 
     values = config_to_dict(cfg)
@@ -176,7 +181,11 @@ def train_policy(cfg: Any, policy: str, run_dir: Path, parts: dict[str, Any] | N
     cfg = config_from_dict(values)
     parts = with_policy(parts if parts is not None else study_parts(cfg), policy)
     datasets = make_datasets(cfg, parts)
-    run = Trainer(cfg).fit(datasets["train"], datasets["valid"], datasets.get("test"))
+    going_on = resume and RunDir(run_dir).has_run()
+    if going_on:
+        logger.info("%s: going on with the run in %s", policy, run_dir)
+    trainer = Trainer(cfg, resume=run_dir) if going_on else Trainer(cfg)
+    run = trainer.fit(datasets["train"], datasets["valid"], datasets.get("test"))
     result: dict[str, Any] = {
         "policy": policy,
         "run_dir": str(run),
@@ -346,7 +355,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for policy in policies:
         # a folder per policy, also for one: RUN_DIR itself holds reports/ and study_summary.json, and a run
         # folder must hold nothing but its run
-        results.append(train_policy(cfg, policy, base / policy, parts))
+        results.append(train_policy(cfg, policy, base / policy, parts, resume=args.resume))
     table = pd.DataFrame(results).set_index("policy")
     print(f"CheXpert image study ({'+'.join(np.atleast_1d(cfg.model.backbone))}, {cfg.data.image_size} px):")
     print(table.drop(columns=["run_dir"]).round(4).to_string())
@@ -397,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
         help="uncertainty policies to train, one run each (default: data.policy of the config)",
     )
     p.add_argument("--run-dir", help="where runs are written (default output.run_dir of the config)")
+    p.add_argument("--resume", action="store_true", help="go on with the policies' runs already in the run "
+                   "folder: an interrupted one from its last finished epoch, a finished one trains nothing (its "
+                   "outputs are rewritten); a policy without a run starts afresh. Settings must not change")
     p.add_argument("--reports", help="report table (.csv/.tsv/.jsonl/.parquet) to label and describe")
     p.add_argument("--text-column", default="report", help="report text column (default report)")
     p.add_argument("--id-column", help="id column kept in the report labels")

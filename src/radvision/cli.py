@@ -110,13 +110,15 @@ def _parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("explain", help="Grad-CAM overlays per class", parents=[common])
     ex.add_argument("run_dir", help="run directory written by `radvision train`")
-    ex.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
+    ex.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders of images, or CSV tables with a "
+                    "'path' column (or the one --path-column names), as predict reads them")
     ex.add_argument("-o", "--output", default="explain", help="output folder for the PNG overlays and overlays.csv "
                     "(image, class, probability, overlay; default: explain)")
     ex.add_argument("--classes", nargs="+", help="classes to explain, separated by spaces or commas (default: all)")
     ex.add_argument("--method", default="gradcam", help="CAM method of the grad-cam package: gradcam (default), "
                     "gradcam++, layercam, hirescam, xgradcam, eigencam; layercam and gradcam++ still show a class "
                     "that Grad-CAM leaves empty")
+    _add_path_column(ex, "a CSV input's column naming each image (default: path; e.g. Path for CheXpert's tables)")
 
     sub.add_parser("models", help="list available backbones with their smallest and usual input sizes (pixels), "
                    "pooled feature width and ImageNet weights", parents=[common])
@@ -334,7 +336,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     # "--classes Effusion,Cardiomegaly" as well as "--classes Effusion Cardiomegaly"
     classes = [c.strip() for arg in args.classes for c in arg.split(",") if c.strip()] if args.classes is not None \
         else None  # "--classes ," names none: refused, not read as all
-    written = explain_images(args.run_dir, args.images, args.output, classes=classes, method=args.method)
+    written = explain_images(args.run_dir, args.images, args.output, classes=classes, method=args.method,
+                             path_column=args.path_column)
     print(f"{len(written)} overlays written to {args.output}")
     return 0
 

@@ -170,14 +170,19 @@ NO_FINDING = "No Finding"
 def any_finding(y_true, y_prob, class_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(truth, score) of "any finding vs none" per image.
 
-    Truth: some finding class (every class but "No Finding") is positive; NaN when a row has no positive
-    and some unknown finding label.  Score: 1 - P(No Finding) when the model has that output, else
-    `noisy_or_score` of the finding probabilities.
+    Truth: some finding class (every class but "No Finding") is positive; else the opposite of a known "No
+    Finding" label (CheXpert leaves most findings of a normal study blank, and its No Finding says what they
+    are); NaN when neither decides and some finding label is unknown.  Score: 1 - P(No Finding) when the
+    model has that output, else `noisy_or_score` of the finding probabilities.
     """
     y_true, y_prob, names = check_scores(y_true, y_prob, class_names)
     finding = np.array([n != NO_FINDING for n in names])
     t = y_true[:, finding]
-    truth = np.where((t == 1).any(axis=1), 1.0, np.where(np.isnan(t).any(axis=1), np.nan, 0.0))
+    undecided = np.where(np.isnan(t).any(axis=1), np.nan, 0.0)
+    if NO_FINDING in names:
+        no_finding = y_true[:, names.index(NO_FINDING)]
+        undecided = np.where(np.isnan(no_finding), undecided, 1.0 - no_finding)
+    truth = np.where((t == 1).any(axis=1), 1.0, undecided)
     if NO_FINDING in names and not finding.all():
         score = 1.0 - y_prob[:, names.index(NO_FINDING)]
     else:

@@ -190,7 +190,19 @@ def _cells(column: pd.Series) -> list[str]:
 
 
 def _under(root: str | os.PathLike[str] | None, paths: Any) -> list[str]:
-    return [s if not s or root is None or os.path.isabs(s) else str(Path(root) / s) for s in paths]
+    """Relative paths joined onto `root`; onto its parent instead when they start with the root's own folder name
+    and only there name files (CheXpert's "CheXpert-v1.0-small/valid/..." under root CheXpert-v1.0-small, as its
+    reader, and training's data.root, take it)."""
+    if root is None:
+        return list(paths)
+    base = Path(root)
+    relative = [s for s in paths if s and not os.path.isabs(s)][:20]
+    if relative and all(Path(s).parts[0] == base.name for s in relative) \
+            and not any((base / s).exists() for s in relative) and any((base.parent / s).exists() for s in relative):
+        logger.info("the relative paths start with the root's own folder %r: they are read from %s", base.name,
+                    base.parent)
+        base = base.parent
+    return [s if not s or os.path.isabs(s) else str(base / s) for s in paths]
 
 
 class ImageFiles(Dataset):
@@ -694,11 +706,17 @@ def _numeric(frame: pd.DataFrame, classes: list[str], what: str, allowed: tuple[
     return out
 
 
+def _is_table(path: str | os.PathLike[str]) -> bool:
+    """A CSV / TSV file of image paths, as `predict` takes (an image file is never one)."""
+    return Path(path).suffix.lower() in (".csv", ".tsv") and Path(path).is_file()
+
+
 def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.PathLike[str]],
                    out_dir: str | os.PathLike[str], classes: Sequence[str] | None = None,
-                   method: str = "gradcam") -> list[Path]:
+                   method: str = "gradcam", path_column: str = "path") -> list[Path]:
     """Grad-CAM overlays (PNG) per image and class, named `<image stem>_<class>.png` (`<stem>_2_<class>` when
-    that name is taken by an earlier image of the call); `images` may include folders.  A missing or unreadable
+    that name is taken by an earlier image of the call); `images` may include folders and CSV tables (their
+    `path_column`, relative to the table's folder, as `predict` reads them).  A missing or unreadable
     image is logged and skipped, as `predict` keeps going; none readable is an error.  `out_dir/overlays.csv` lists
     this call's overlays (image as given, class, the model's probability, overlay file).  Returns the files written."""
     from radvision.data import load_image
@@ -719,7 +737,8 @@ def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.Pa
         if name not in class_names:
             raise RadvisionError(f"Unknown class {name!r}{did_you_mean(name, class_names)}; the run's classes are "
                                  f"{', '.join(class_names)}.")
-    files = [f for image in images for f in (input_paths(image) if Path(image).is_dir() else [str(image)])]
+    files = [f for image in images for f in (
+        input_paths(image, path_column=path_column) if Path(image).is_dir() or _is_table(image) else [str(image)])]
     transform = image_transform(cfg)
     fit = preset_fit(cfg.data.transforms)
     written: list[Path] = []

@@ -37,6 +37,9 @@ class Progress:
     # run that may have trained such a class, which a resume then lets go on with a warning
     labels_checked: bool | None = None
     finished: bool = False
+    # True once the finished run's thresholds, test metrics and plots are written too (False: interrupted while
+    # writing them, which --resume completes; None in states written before it existed)
+    outputs_written: bool | None = None
 
     def to_dict(self, monitor: str, mode: str, classes: list[str]) -> dict[str, Any]:
         return {**self.__dict__, "monitor": monitor, "mode": mode, "classes": classes}

@@ -56,6 +56,9 @@ from radvision.rundir import (
 )
 
 logger = logging.getLogger(__name__)
+# monitors computed over the images whose labels are all known (radvision.metrics' example-based metrics)
+_PER_IMAGE_MONITORS = frozenset({"samples_f1", "f1_samples", "samples_precision", "samples_recall", "exact_match",
+                                 "hamming_loss", "jaccard_samples", "lrap", "label_ranking_loss", "coverage_error"})
 
 __all__ = ["Trainer", "build_datasets", "build_loss", "build_optimizer", "build_train_loader", "check_resume_config",
            "check_training_config", "dataset_labels", "dataset_classes"]
@@ -394,6 +397,18 @@ def _read_table(cfg: Config) -> Any:
 # ------------------------------------------------------------------------------------- model / optimizer
 
 
+def _check_batch_norm_batches(model: torch.nn.Module, cfg: Config, cycles: list) -> None:
+    """A BatchNorm layer that trains needs two or more images per batch (torch fails mid-epoch on one); a
+    backbone frozen in every cycle keeps its BatchNorm statistics fixed, so only the head's count then."""
+    if cfg.optim.batch_size >= 2:
+        return
+    frozen = all(c.strategy == "frozen" for c in cycles)
+    trained = model.head if frozen and hasattr(model, "head") else model
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in trained.modules()):
+        raise RadvisionError(f"optim.batch_size is {cfg.optim.batch_size}, but the model's BatchNorm layers need at "
+                             "least 2 images per training batch; set optim.batch_size to 2 or more.")
+
+
 def build_model_from_config(cfg: Config, class_names: list[str],
                             pretrained: str | list[str | None] | None = None) -> torch.nn.Module:
     """The ImageClassifier a config describes (`pretrained`, used in place of model.pretrained, is None to
@@ -676,6 +691,7 @@ class Trainer:
         if progress.epoch > 0:
             load_weights(raw, self.run.file(MODEL_FILE))
             logger.info("Resuming %s after epoch %d", self.run.path, progress.epoch)
+        _check_batch_norm_batches(raw, cfg, cycles)
         if not self._overwrite_pending:  # only now: a model that cannot be built (a bad weight file) leaves no folder
             self.run.prepare(resume=self.resume is not None)
             self._write_config(keep_schedule=done)  # a resume that trains nothing keeps the recorded schedule
@@ -719,11 +735,14 @@ class Trainer:
         if acc.is_main_process:
             # its own tag: the last epoch's staged files keep theirs until trainer_state.json is rewritten
             staged = [save_weights(raw, self.run.staged(MODEL_FILE, f"{progress.epoch}-final")).name]
-            progress.finished = True
+            progress.finished, progress.outputs_written = True, False
             self._save_state(progress, staged)
             self.run.promote(staged)
         self._finish(valid_loader, test_ds)
         self._write_skipped_list({"train": train_ds, "valid": valid_ds, "test": test_ds})
+        if acc.is_main_process:  # the state now says the folder is complete, and names no staged file
+            progress.outputs_written = True
+            self._save_state(progress)
         acc.wait_for_everyone()
         logger.info("Run finished: %s", self.run.path)
         return self.run.path
@@ -1012,6 +1031,15 @@ class Trainer:
         if self.config.schedule.monitor in LOSS_MONITORS:
             logger.warning("The valid loss is undefined: the valid split has no known label; such epochs count "
                            "neither as better nor as worse for early stopping and the best epoch.")
+            return
+        if self.config.schedule.monitor in _PER_IMAGE_MONITORS and not (
+                self.config.schedule.monitor_min_positives or self.config.schedule.monitor_include_any):
+            logger.warning("%s is undefined on the valid split: it scores images whose labels are all known, and "
+                           "no valid image has every label known (blank labels are masked under data.unmentioned="
+                           "masked; CheXpert and MIMIC-CXR leave most cells blank). data.unmentioned=negative reads "
+                           "blanks as 0, or monitor a per-class figure (mean_auroc, macro_f1). Such epochs count "
+                           "neither as better nor as worse for early stopping and the best epoch.",
+                           self.config.schedule.monitor)
             return
         logger.warning("%s is undefined on the valid split (no class there has both positive and negative "
                        "labels, or none has enough positives); such epochs count neither as better nor as worse "

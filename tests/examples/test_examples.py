@@ -583,3 +583,20 @@ def test_chexpert_names_folders_of_an_earlier_study_it_does_not_describe(chexper
     with caplog.at_level("WARNING"):
         assert chexpert.main(["--smoke", "--run-dir", str(runs), "--policies", "U-Ones"]) == 0
     assert "also holds U-Zeros/ from an earlier run" in caplog.text  # reports/ is this run's (smoke labels some)
+
+
+def test_chexpert_study_resume_goes_on_with_the_runs_in_the_folder(chexpert, tmp_path, caplog):
+    root = chexpert.make_synthetic_chexpert(tmp_path / "data")
+    cfg = chexpert.study_config(smoke=True, data_root=root, run_dir=tmp_path / "runs")
+    cfg.data.split = chexpert.train_valid_split(cfg.data.split)
+    parts = chexpert.study_parts(cfg)
+    run_dir = tmp_path / "runs" / "U-Ones"
+    first = chexpert.train_policy(cfg, "U-Ones", run_dir, parts)
+    metrics = (run_dir / "metrics.csv").read_text()
+    with caplog.at_level("INFO"):
+        again = chexpert.train_policy(cfg, "U-Ones", run_dir, parts, resume=True)
+    assert "going on with the run" in caplog.text and "Nothing left to train" in caplog.text
+    assert (run_dir / "metrics.csv").read_text() == metrics  # the finished epoch was not trained again
+    assert again["test_mean_auroc"] == pytest.approx(first["test_mean_auroc"])
+    fresh = chexpert.train_policy(cfg, "U-Zeros", tmp_path / "runs" / "U-Zeros", parts, resume=True)
+    assert Path(fresh["run_dir"], "model.safetensors").is_file()  # no run there yet: it starts

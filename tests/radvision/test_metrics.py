@@ -199,6 +199,18 @@ def test_any_finding_noisy_or_and_no_finding_output():
     assert out["auroc_any_finding"] == pytest.approx(skm.roc_auc_score([1, 0, 1, 0], 1 - p_nf[:, 1]))
 
 
+
+def test_any_finding_reads_a_known_no_finding_where_finding_labels_are_blank():
+    # CheXpert: a normal study leaves its findings blank and says No Finding 1; a study with only an uncertain
+    # (masked) finding says No Finding 0
+    y = np.array([[np.nan, np.nan, 1], [1, np.nan, 0], [np.nan, np.nan, 0], [np.nan, np.nan, np.nan],
+                  [0, 0, np.nan]], dtype=float)
+    p = np.full((5, 3), 0.5)
+    truth, _ = any_finding(y, p, ["a", "b", "No Finding"])
+    np.testing.assert_array_equal(truth[[0, 1, 2, 4]], [0, 1, 1, 0])
+    assert math.isnan(truth[3])
+
+
 def test_monitored_mean_keeps_classes_with_enough_positives():
     rng = np.random.default_rng(1)
     y = (rng.random((40, 3)) < [0.5, 0.5, 0.0]).astype(float)

@@ -76,6 +76,21 @@ def test_root_sets_where_relative_csv_paths_start(run_dir, tmp_path):
     assert (out["error"] == "").all()
 
 
+def test_paths_that_start_with_the_roots_own_name_are_read_from_its_parent(tmp_path):
+    # CheXpert's valid.csv sits in CheXpert-v1.0-small/ and writes "CheXpert-v1.0-small/valid/..."
+    root = tmp_path / "CheXpert-v1.0-small"
+    (root / "valid").mkdir(parents=True)
+    Image.new("L", (8, 8)).save(root / "valid" / "a.jpg")
+    pd.DataFrame({"Path": ["CheXpert-v1.0-small/valid/a.jpg"]}).to_csv(root / "valid.csv", index=False)
+    expected = [str(root / "valid" / "a.jpg")]
+    assert input_paths(root / "valid.csv", path_column="Path") == expected
+    assert input_paths(root / "valid.csv", path_column="Path", root=root) == expected
+    assert input_paths(root / "valid.csv", path_column="Path", root=tmp_path) == expected
+    # a path that exists under the root itself keeps the root
+    (root / "CheXpert-v1.0-small").mkdir()
+    assert input_paths(["CheXpert-v1.0-small"], root=root) == [str(root / "CheXpert-v1.0-small")]
+
+
 def test_bad_image_keeps_its_row(run_dir, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
@@ -126,6 +141,16 @@ def test_explain_writes_overlays(run_dir, tmp_path):
     assert len(written) == 1 and written[0].is_file()
     with pytest.raises(RadvisionError, match="did you mean 'Stripe'"):
         explain_images(run_dir, [image], tmp_path / "cams", classes=["Strip"])
+
+
+def test_explain_reads_the_image_column_of_a_table_as_predict_does(run_dir, tmp_path):
+    table = run_dir.parent / "explain_these.csv"  # beside the images: its relative paths start there
+    pd.DataFrame({"Path": ["img/001.png", "img/003.png"]}).to_csv(table, index=False)
+    written = explain_images(run_dir, [table], tmp_path / "cams", classes=["Bright"], path_column="Path")
+    assert [p.name for p in written] == ["001_Bright.png", "003_Bright.png"]
+    manifest = pd.read_csv(tmp_path / "cams" / "overlays.csv")
+    assert manifest["image"].tolist() == [str(run_dir.parent / "img" / n) for n in ("001.png", "003.png")]
+    table.unlink()
 
 
 @pytest.mark.parametrize("out", ["gold.csv", "gold.csv/cams"])

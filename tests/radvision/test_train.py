@@ -40,6 +40,7 @@ def test_fit_writes_complete_run_dir(tmp_path, data_csv):
     assert resolved.data.classes == CLASSES
     state = json.loads((run / "trainer_state.json").read_text())
     assert state["epoch"] == 2 and state["finished"] is True
+    assert state["outputs_written"] is True and state["staged"] == []  # no checkpoint left to promote
     summary = pd.read_csv(run / "test_metrics.csv").set_index("metric")["value"]
     assert "mean_auroc" in summary.index
     assert not [p for p in run.rglob("*.tmp")]
@@ -603,6 +604,16 @@ def test_an_undefined_monitor_neither_stops_training_nor_picks_a_best_epoch(tmp_
     assert "keeps the last epoch's weights" in caplog.text
 
 
+
+def test_a_per_image_monitor_with_no_fully_labelled_valid_image_names_the_blanks(tmp_path, make_images, caplog):
+    csv = make_images(tmp_path / "d", n=16)
+    frame = pd.read_csv(csv)
+    frame.loc[frame["split"] == "valid", "Stripe"] = np.nan  # masked blanks: no valid row is complete
+    frame.to_csv(csv, index=False)
+    Trainer(tiny_config(tmp_path, csv, "optim.epochs=2", "schedule.monitor=samples_f1")).fit()
+    assert "no valid image has every label known" in caplog.text and "data.unmentioned=negative" in caplog.text
+
+
 @pytest.mark.parametrize("cache", [False, True])
 def test_skipped_images_are_listed_in_the_run_folder(tmp_path, make_images, cache):
     csv = make_images(tmp_path / "d", n=16)
@@ -1092,3 +1103,28 @@ def test_an_image_listed_twice_is_named(tmp_path, caplog):
     pd.DataFrame(rows + [rows[3]]).to_csv(tmp_path / "t.csv", index=False)
     split_tables(load_config(None, ["data.dataset=csv", f"data.csv={tmp_path / 't.csv'}"]))
     assert "the csv label table lists 1 image file(s) more than once (first: " in caplog.text  # was silent
+
+
+def test_a_batch_of_one_image_with_batch_norm_is_refused_before_the_run_folder(tmp_path, data_csv):
+    with pytest.raises(RadvisionError, match="optim.batch_size is 1, but the model's BatchNorm layers need at least 2"):
+        Trainer(tiny_config(tmp_path, data_csv, "optim.batch_size=1")).fit()
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_interruption_while_writing_the_outputs_is_recorded_and_resume_completes_them(tmp_path, data_csv,
+                                                                                          monkeypatch):
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    cfg = tiny_config(tmp_path, data_csv)
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "_finish", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            Trainer(cfg).fit()
+    run = tmp_path / "run"
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["finished"] is True and state["outputs_written"] is False
+    assert not (run / "test_metrics.csv").exists()
+    Trainer(cfg, resume=run).fit()
+    assert json.loads((run / "trainer_state.json").read_text())["outputs_written"] is True
+    assert (run / "test_metrics.csv").is_file() and len(pd.read_csv(run / "metrics.csv")) == 1

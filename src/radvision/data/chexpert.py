@@ -23,6 +23,7 @@ from radvision.data.table import (
     apply_policy,
     check_choice,
     check_files,
+    check_label_cells,
     finish_frame,
     named_file,
     normalize_sex,
@@ -105,9 +106,10 @@ _INFO_COLUMNS = {"Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", "_split"}
 
 def check_class_columns(part: pd.DataFrame, path: Path, dataset: str = "CheXpert",
                         info_columns: Collection[str] = _INFO_COLUMNS) -> None:
-    """A CheXpert class missing from a label file (CheXpert's, or MIMIC-CXR's, which has the same classes) is an
+    """Every label cell of a CheXpert-style file must be 1, 0, -1 or blank (`check_label_cells`). A CheXpert class missing from a label file (CheXpert's, or MIMIC-CXR's, which has the same classes) is an
     error when another column looks like a renamed copy of it ("Effusion" for "Pleural Effusion": training
     would silently lose the class, and No Finding would be derived without it), else a warning."""
+    check_label_cells(part[[c for c in CHEXPERT_CLASSES if c in part.columns]], path.name)
     missing = [c for c in CHEXPERT_CLASSES if c not in part.columns and c != "No Finding"]
     if not missing:
         return
@@ -148,7 +150,9 @@ def read_chexpert(
     third state; the loss must handle it). Blanks ("not mentioned") stay NaN under every policy
     (``unmentioned="masked"``) or become 0 (``"negative"``, as most published CheXpert code has it),
     except No Finding, which is derived from the other labels (see `derive_no_finding`).
-    ``frontal_only`` keeps frontal views. The policy and the frontal filter apply to every file read.
+    ``frontal_only`` keeps frontal views. The policy and the frontal filter apply to every file read. These
+    Python defaults (frontal only, U-Ignore) are the conservative reading; a config's defaults differ
+    (``data.frontal_only: false``, ``data.policy: U-Ones``), so pass both when comparing the two.
     ``missing``: "raise" | "drop" | "ignore" for absent image files.
     ``csv`` replaces the file of ``split`` (with ``split=None``, train.csv; e.g. a relabelled train.csv).
     """

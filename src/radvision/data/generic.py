@@ -20,6 +20,7 @@ from radvision.data.table import (
     apply_policy,
     canonical_split,
     check_files,
+    check_label_cells,
     did_you_mean,
     finish_frame,
     label_share,
@@ -129,18 +130,8 @@ def read_csv_table(
                      csv.name, ", ".join(chosen), ", ".join(left_out))
     else:
         chosen = select_classes([c for c in df.columns if c not in reserved], label_columns, csv.name)
-    raw = df[chosen]
-    coerced = raw.apply(pd.to_numeric, errors="coerce")
-    bad = (coerced.notna() & ~coerced.isin([-1.0, 0.0, 1.0])) | (coerced.isna() & raw.notna())
-    if bad.to_numpy().any():
-        col = coerced.columns[bad.any(axis=0).to_numpy()][0]
-        row = int(np.flatnonzero(bad[col].to_numpy())[0])
-        cell = raw[col].iloc[row]
-        shown = repr(cell) if isinstance(cell, str) else str(cell)  # 2, not np.int64(2)
-        raise RadvisionError(
-            f"Label column {col!r} in {csv.name} holds {shown} (data row {row + 1}); labels are "
-            "1, 0, -1 or blank. Is it a label column? (choose label columns with data.classes)"
-        )
+    coerced = check_label_cells(df[chosen], csv.name, hint=" Is it a label column? (choose label columns with "
+                                "data.classes)")
     if NO_FINDING in coerced and unmentioned == "masked":
         # The chosen label columns count, and CheXpert's findings whether chosen or not (a finding left out of
         # data.classes is still not "No Finding"); other unchosen columns may be 0 / 1 flags (portable, say).

@@ -85,6 +85,22 @@ def select_classes(available: Sequence[str], classes: Iterable[str] | None, sour
     return chosen
 
 
+def check_label_cells(raw: pd.DataFrame, source: str, hint: str = "") -> pd.DataFrame:
+    """The label columns of a table as read (`raw`) as numbers, refusing a cell that is neither blank nor 1,
+    0 or -1 ("1?", "Positive", 2) with its column, value and data row named: coerced, it would be read as a
+    blank and train as "not mentioned" without a word."""
+    coerced = raw.apply(pd.to_numeric, errors="coerce")
+    bad = (coerced.notna() & ~coerced.isin([-1.0, 0.0, 1.0])) | (coerced.isna() & raw.notna())
+    if bad.to_numpy().any():
+        col = coerced.columns[bad.any(axis=0).to_numpy()][0]
+        row = int(np.flatnonzero(bad[col].to_numpy())[0])
+        cell = raw[col].iloc[row]
+        shown = repr(cell) if isinstance(cell, str) else str(cell)  # 2, not np.int64(2)
+        raise RadvisionError(f"Label column {col!r} in {source} holds {shown} (data row {row + 1}); labels are "
+                             f"1, 0, -1 or blank.{hint}")
+    return coerced
+
+
 def apply_policy(values: pd.DataFrame, policy: str, unmentioned: str = "masked") -> pd.DataFrame:
     """Map uncertain labels (-1) following an uncertainty policy, and blanks following ``unmentioned``.
 

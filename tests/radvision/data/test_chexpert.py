@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +206,15 @@ def test_a_renamed_class_column_is_an_error_and_a_missing_one_a_warning(tmp_path
     with caplog.at_level("WARNING"):
         t = read_chexpert(root)
     assert "Pleural Effusion" not in t.classes and "lacks the class column(s) 'Pleural Effusion'" in caplog.text
+
+
+@pytest.mark.parametrize(("cell", "shown"), [("1?", "'1?'"), ("Positive", "'Positive'"), (2, "2.0")])
+def test_a_label_cell_that_is_no_label_is_refused_with_its_file_and_row(tmp_path, helpers, cell, shown):
+    # coerced, "1?" was read as a blank: that study's Edema trained as "not mentioned" without a word
+    root = make_chexpert(tmp_path, helpers)
+    table = pd.read_csv(root / "train.csv")
+    table["Edema"] = table["Edema"].astype(object)
+    table.loc[2, "Edema"] = cell
+    table.to_csv(root / "train.csv", index=False)
+    with pytest.raises(RadvisionError, match=re.escape(f"Label column 'Edema' in train.csv holds {shown} (data row 3)")):
+        read_chexpert(root)
