@@ -263,8 +263,11 @@ class ContextEngine:
                 if trig_sent[j] != sent:
                     break
                 dist = t.start - m.end
-                if dist > wpost or (best is not None and dist >= best[0]) or j in owned:
+                if dist > wpost or (best is not None and dist >= best[0]):
                     break
+                if j in owned:  # "cardiomegaly, pulmonary vascularity within normal limits": the unmention's own
+                    j += 1
+                    continue
                 dirs = ("post",) if dist > wboth else ("post", "both")
                 status = _status(t.roles, dirs)
                 if status and past_break and nxt is not None and nxt < t.start and not (

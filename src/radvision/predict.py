@@ -196,12 +196,13 @@ def _under(root: str | os.PathLike[str] | None, paths: Any) -> list[str]:
     if root is None:
         return list(paths)
     base = Path(root)
+    named = base.resolve()  # "." has no name of its own
     relative = [s for s in paths if s and not os.path.isabs(s)][:20]
-    if relative and all(Path(s).parts[0] == base.name for s in relative) \
-            and not any((base / s).exists() for s in relative) and any((base.parent / s).exists() for s in relative):
-        logger.info("the relative paths start with the root's own folder %r: they are read from %s", base.name,
-                    base.parent)
-        base = base.parent
+    if relative and all(Path(s).parts[0] == named.name for s in relative) \
+            and not any((base / s).exists() for s in relative) and any((named.parent / s).exists() for s in relative):
+        logger.info("the relative paths start with the root's own folder %r: they are read from %s", named.name,
+                    named.parent)
+        base = named.parent
     return [s if not s or os.path.isabs(s) else str(base / s) for s in paths]
 
 
@@ -445,6 +446,8 @@ def _shared_classes(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.
     predicted concept."""
     p = _read_table(pred, "prediction", path_column)
     pred_classes = [c for c in p.columns if c not in META_COLUMNS and not str(c).endswith("_label")]
+    if concepts and _has_concepts_column(gold):  # read_imageclef's own table: read as a gold table (below)
+        concepts = False
     if concepts:
         if split is not None:
             raise RadvisionError(f"--split {split!r}: a concept file has no split column; pass the concept file of "
@@ -510,6 +513,17 @@ _GOLD_CONCEPTS = "_gold_concepts"
 def concept_set(cell: Any) -> set[str]:
     """A ';'-joined concept cell as a set (empty for a blank cell)."""
     return {c.strip() for c in cell.split(";") if c.strip()} if isinstance(cell, str) else set()
+
+
+def _has_concepts_column(gold: str | os.PathLike[str] | pd.DataFrame) -> bool:
+    """A gold table with `path` and `concepts` columns (as `read_imageclef(...).frame` writes), not a concept file."""
+    if isinstance(gold, pd.DataFrame):
+        return {"path", CONCEPTS} <= set(map(str, gold.columns))
+    try:
+        header = pd.read_csv(gold, nrows=0, sep=",")
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        return False
+    return {"path", CONCEPTS} <= {str(c).strip() for c in header.columns}
 
 
 def _looks_like_concept_file(path: str | os.PathLike[str]) -> bool:
@@ -707,8 +721,8 @@ def _numeric(frame: pd.DataFrame, classes: list[str], what: str, allowed: tuple[
 
 
 def _is_table(path: str | os.PathLike[str]) -> bool:
-    """A CSV / TSV file of image paths, as `predict` takes (an image file is never one)."""
-    return Path(path).suffix.lower() in (".csv", ".tsv") and Path(path).is_file()
+    """A CSV file of image paths, as `predict` takes (an image file is never one)."""
+    return Path(path).suffix.lower() == ".csv" and Path(path).is_file()
 
 
 def explain_images(run_dir: str | os.PathLike[str], images: Sequence[str | os.PathLike[str]],

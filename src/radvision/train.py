@@ -398,15 +398,33 @@ def _read_table(cfg: Config) -> Any:
 
 
 def _check_batch_norm_batches(model: torch.nn.Module, cfg: Config, cycles: list) -> None:
-    """A BatchNorm layer that trains needs two or more images per batch (torch fails mid-epoch on one); a
-    backbone frozen in every cycle keeps its BatchNorm statistics fixed, so only the head's count then."""
+    """With one image per batch, a BatchNorm layer that sees one value per channel (a 1 x 1 map, or a BatchNorm1d
+    head) fails in torch mid-epoch: try one such batch now (BatchNorm statistics restored), so the error comes
+    before the run folder is written. A backbone frozen in every cycle keeps its BatchNorm layers in eval mode."""
     if cfg.optim.batch_size >= 2:
         return
-    frozen = all(c.strategy == "frozen" for c in cycles)
-    trained = model.head if frozen and hasattr(model, "head") else model
-    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in trained.modules()):
-        raise RadvisionError(f"optim.batch_size is {cfg.optim.batch_size}, but the model's BatchNorm layers need at "
-                             "least 2 images per training batch; set optim.batch_size to 2 or more.")
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
+    was_training = model.training
+    model.train()
+    if all(c.strategy == "frozen" for c in cycles) and hasattr(model, "backbone"):
+        model.backbone.eval()
+    size = cfg.data.image_size
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, cfg.model.in_chans, size, size))
+    except ValueError as err:
+        if "Expected more than 1 value per channel" not in str(err):
+            raise
+        raise RadvisionError(f"optim.batch_size is 1, but at {size} px a BatchNorm layer of the model sees one value "
+                             "per channel, which torch cannot train on; set optim.batch_size to 2 or more (or a "
+                             "larger data.image_size).") from None
+    finally:
+        for m, state in zip(norms, saved, strict=True):
+            m.load_state_dict(state)
+        model.train(was_training)
 
 
 def build_model_from_config(cfg: Config, class_names: list[str],
@@ -682,7 +700,8 @@ class Trainer:
         set_seed(cfg.runtime.seed)
 
         progress = self._load_progress()
-        progress.finished = False  # set again once this call has trained every epoch it was asked for
+        # set again once this call has trained every epoch it was asked for (and written its outputs)
+        progress.finished, progress.outputs_written = False, False
         cycles = cfg.resolved_cycles()
         start_cycle, start_epoch = self._start_point(progress, cycles)
         done = self.resume is not None and start_cycle >= len(cycles)

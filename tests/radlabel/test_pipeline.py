@@ -62,6 +62,13 @@ def value(pipe, text, cls):
         ("Cardiomegaly, pulmonary vascularity within normal limits.", "Cardiomegaly", 1.0),
         ("Heart size is enlarged, pulmonary vascularity within normal limits.", "Cardiomegaly", 1.0),
         ("Cardiomegaly, pulmonary vascularity within normal limits.", "Edema", 0.0),
+        # ... but a trigger after it still reaches back over it
+        ("Right pleural effusion, heart size within normal limits, has resolved.", "Pleural Effusion", 0.0),
+        ("Edema, pulmonary vascularity within normal limits, is unlikely.", "Edema", 0.0),
+        # a cause after "due to" / "secondary to" keeps the negation or hedge before it
+        ("No consolidation due to pneumonia.", "Pneumonia", 0.0),
+        ("Concern for edema due to volume overload.", "Edema", -1.0),
+        ("Questionable opacity secondary to atelectasis.", "Atelectasis", -1.0),
         ("The effusion seen on the radiograph of ___ has resolved.", "Pleural Effusion", 0.0),
         ("Small effusion seen on ___ is unchanged.", "Pleural Effusion", 1.0),
         ("Pneumothorax is not seen on today's exam.", "Pneumothorax", 0.0),  # the study at hand: a denial
@@ -935,13 +942,10 @@ def test_pipeline_pickles_by_rebuilding(chex):
 
 
 @pytest.mark.parametrize(("text", "word", "label"), [
-    # the cause of a limited study is there: "secondary to" / "due to" ends the hypothetical "evaluation of"
-    ("Limited evaluation of the thoracic spine secondary to osteopenia.", "osteopenia", "OBS-DP"),
-    ("Limited assessment of heart size due to overlying artifact.", "artifact", "OBS-DP"),
-    # ... but a hedged cause stays hedged
+    # a hedged cause stays hedged ("maybe secondary to" as "likely secondary to")
     ("Maybe secondary to prominent mediastinal fat or tortuous aorta.", "tortuous", "OBS-U"),
     ("Opacity, likely due to atelectasis.", "atelectasis", "OBS-U"),
 ])
-def test_a_cause_after_secondary_to_keeps_its_own_assertion(chex, text, word, label):
+def test_a_hedged_cause_stays_hedged(chex, text, word, label):
     ents = {e.tokens.split()[-1].lower(): e for e in chex.parse(text).entities}
     assert ents[word].label == label

@@ -76,7 +76,7 @@ def test_root_sets_where_relative_csv_paths_start(run_dir, tmp_path):
     assert (out["error"] == "").all()
 
 
-def test_paths_that_start_with_the_roots_own_name_are_read_from_its_parent(tmp_path):
+def test_paths_that_start_with_the_roots_own_name_are_read_from_its_parent(tmp_path, monkeypatch):
     # CheXpert's valid.csv sits in CheXpert-v1.0-small/ and writes "CheXpert-v1.0-small/valid/..."
     root = tmp_path / "CheXpert-v1.0-small"
     (root / "valid").mkdir(parents=True)
@@ -86,6 +86,10 @@ def test_paths_that_start_with_the_roots_own_name_are_read_from_its_parent(tmp_p
     assert input_paths(root / "valid.csv", path_column="Path") == expected
     assert input_paths(root / "valid.csv", path_column="Path", root=root) == expected
     assert input_paths(root / "valid.csv", path_column="Path", root=tmp_path) == expected
+    # a relative root ("." in the dataset folder) has the folder's name too
+    monkeypatch.chdir(root)
+    assert [str(Path(p).resolve()) for p in input_paths("valid.csv", path_column="Path")] == expected
+    assert [str(Path(p).resolve()) for p in input_paths("valid.csv", path_column="Path", root=".")] == expected
     # a path that exists under the root itself keeps the root
     (root / "CheXpert-v1.0-small").mkdir()
     assert input_paths(["CheXpert-v1.0-small"], root=root) == [str(root / "CheXpert-v1.0-small")]
@@ -671,6 +675,15 @@ def test_a_gold_table_without_a_predicted_class_says_it_is_not_scored(tmp_path, 
         evaluate_files(pred.assign(path=["x.png", "y.png", "z.png"]), concepts, concepts=True)
     with pytest.raises(RadvisionError, match="names image id 'a' twice"):
         evaluate_files(pred.assign(path=["imgs/a.png", "imgs/DRAN/a.png", "imgs/c.jpg"]), concepts, concepts=True)
+    # Windows-style prediction paths name the same ids
+    windows = evaluate_files(pred.assign(path=[r"imgs\DRAN\a.png", r"imgs\b.jpg", r"imgs\c.jpg"]), concepts,
+                             concepts=True)[0]
+    assert windows["imageclef_f1"] == pytest.approx(evaluate_files(pred, concepts, concepts=True)[0]["imageclef_f1"])
+    # --concepts given with read_imageclef's own table (path + concepts columns) reads it as that table
+    table = tmp_path / "frame.csv"
+    pd.DataFrame({"path": pred["path"], "C0001": [1.0, 0, 0], "concepts": ["C0001;C0009", "C0002", ""]}).to_csv(
+        table, index=False)
+    assert evaluate_files(pred, table, concepts=True)[0]["imageclef_f1"] == pytest.approx((2 * 1 / 4 + 1.0 + 0.0) / 3)
 
 
 def test_fit_thresholds_on_a_concept_file(tmp_path):

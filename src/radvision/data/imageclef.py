@@ -104,7 +104,7 @@ def _is_header(row: list[str]) -> bool:
 def concept_id(path: str) -> str:
     """The concept-file id of an image path: its file name without an image extension ("train/DRAN/x.jpg" -> "x";
     ImageCLEF ids are written with or without it)."""
-    name = os.path.basename(str(path).strip().rstrip("/\\"))
+    name = str(path).strip().replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]  # a Windows path too
     stem, ext = os.path.splitext(name)
     return stem if ext.lower() in IMAGE_EXTENSIONS else name
 

@@ -257,3 +257,4 @@ def test_concept_id_is_the_file_name_without_an_image_extension():
 
     assert concept_id("train/DRAN/ROCO_1.PNG") == "ROCO_1" and concept_id("ROCO_1") == "ROCO_1"
     assert concept_id("synpic.100.dcm") == "synpic.100" and concept_id("a.b") == "a.b"
+    assert concept_id("valid\\DRAN\\ROCO_1.jpg") == "ROCO_1"  # a Windows path
