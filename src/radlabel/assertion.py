@@ -92,7 +92,8 @@ class ContextEngine:
         def add(patterns, role: tuple) -> None:
             for pattern in patterns or ():
                 for phrase in expand_phrase(pattern):
-                    for variant in {v for p in _shorthands(phrase.lower()) for v in (p, contracted(p))}:
+                    for variant in {b for p in _shorthands(phrase.lower()) for v in (p, contracted(p))
+                                    for b in (v, _british(v))}:
                         roles.setdefault(variant, set()).add(role)
 
         for cat in _CATEGORY_STATUS:
@@ -215,6 +216,8 @@ class ContextEngine:
                 if trig_sent[i] != sent:
                     break
                 if t.end > m.start:  # overlaps the mention: not a trigger for it
+                    if t.start < m.start and (("terminate",) in t.roles or ("terminate_pre",) in t.roles):
+                        break  # but a scope still ends there: "no PTX post right subclavian line placement"
                     i -= 1
                     continue
                 dist = m.start - t.end
@@ -546,6 +549,14 @@ def _goes_on(doc: Doc, i: int) -> bool:
 
 _GOES_ON = _CLAUSE_VERBS | {"may", "might", "could", "can", "likely", "probably", "possibly", "appears", "appear"}
 _ADVERBS = frozenset({"now", "also", "since", "then", "still"})
+
+
+_IZE = re.compile(r"(?<=[a-z]{3})iz(e|es|ed|ing|ation|ations)\b")
+
+
+def _british(phrase: str) -> str:
+    """The British spelling of a trigger's -ize words ("not visualized" -> "not visualised", "characterization")."""
+    return _IZE.sub(r"is\1", phrase)
 
 
 def _longest_first(found: list[Trigger]) -> tuple[list[Trigger], set[int]]:

@@ -146,8 +146,9 @@ def _add_concepts(parser: argparse.ArgumentParser) -> None:
                         "';'-separated CUIs per line, tab or comma): images are matched by file name without "
                         "extension and every predicted concept is scored (an image that does not list it is a "
                         "negative); evaluate adds imageclef_f1, the official score, where gold concepts outside "
-                        "the predicted vocabulary count as misses (a gold table with a 'concepts' column, as "
-                        "read_imageclef writes, is read this way without the flag)")
+                        "the predicted vocabulary count as misses (a gold table with 'path' and 'concepts' columns, as "
+                        "read_imageclef writes, is scored this way too: joined on path without the flag, by image "
+                        "id with it)")
 
 
 def _add_path_column(parser: argparse.ArgumentParser, help: str) -> None:

@@ -196,7 +196,8 @@ def _under(root: str | os.PathLike[str] | None, paths: Any) -> list[str]:
     if root is None:
         return list(paths)
     base = Path(root)
-    named = base.resolve()  # "." has no name of its own
+    # the folder's name as written (a linked dataset folder keeps its own); "." and ".." have none of their own
+    named = base if base.name not in ("", "..") else base.resolve()
     relative = [s for s in paths if s and not os.path.isabs(s)][:20]
     if relative and all(Path(s).parts[0] == named.name for s in relative) \
             and not any((base / s).exists() for s in relative) and any((named.parent / s).exists() for s in relative):
@@ -446,8 +447,9 @@ def _shared_classes(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.
     predicted concept."""
     p = _read_table(pred, "prediction", path_column)
     pred_classes = [c for c in p.columns if c not in META_COLUMNS and not str(c).endswith("_label")]
-    if concepts and _has_concepts_column(gold):  # read_imageclef's own table: read as a gold table (below)
-        concepts = False
+    if concepts and _has_concepts_column(gold):  # read_imageclef's own table: its images matched by id, as a file's
+        table = gold if isinstance(gold, pd.DataFrame) else read_csv_checked(gold, **TEXT_CELLS)
+        gold = pd.DataFrame({"id": table["path"].astype(str), CONCEPTS: table[CONCEPTS]})
     if concepts:
         if split is not None:
             raise RadvisionError(f"--split {split!r}: a concept file has no split column; pass the concept file of "

@@ -91,7 +91,9 @@ def test_the_matchers_stay_within_their_phrase_budget(monkeypatch):
     nlp = _blank_nlp()
     context = assertion.ContextEngine(nlp.vocab, nlp.tokenizer)
     chexpert = mentions.MentionMatcher(nlp.vocab, load_schema("chexpert"), nlp.tokenizer)
-    assert 30_000 < added[id(context.matcher)] < 50_000  # 48,571 on 2026-11-25 (48,040 on 2026-11-24)
+    # 52,601 on 2026-11-25 with the British "-ised" trigger spellings (48,571 before): --memory 1000000 gave 941 MB
+    # RSS summed (933 MB before)
+    assert 30_000 < added[id(context.matcher)] < 55_000
     assert 50_000 < added[id(chexpert.matcher)] < 80_000  # 76,747 on 2026-11-25
 
 

@@ -69,6 +69,18 @@ def value(pipe, text, cls):
         ("No consolidation due to pneumonia.", "Pneumonia", 0.0),
         ("Concern for edema due to volume overload.", "Edema", -1.0),
         ("Questionable opacity secondary to atelectasis.", "Atelectasis", -1.0),
+        # British -ise spellings of the triggers
+        ("Right upper lobe opacity is no longer visualised.", "Lung Opacity", 0.0),
+        ("Pneumothorax is not visualised.", "Pneumothorax", 0.0),
+        # "post" before a device or procedure ends a negation, also where the device's phrase starts with a side
+        ("No PTX post right subclavian line placement.", "Support Devices", 1.0),
+        ("No pneumothorax post chest drain insertion.", "Support Devices", 1.0),
+        ("No post-operative pneumothorax.", "Pneumothorax", 0.0),
+        ("No post procedural pneumothorax.", "Pneumothorax", 0.0),
+        # absent before, so new now
+        ("Small left effusion, not present previously.", "Pleural Effusion", 1.0),
+        ("Small left effusion, absent on the prior study.", "Pleural Effusion", 1.0),
+        ("Small left effusion, not evident on the prior study.", "Pleural Effusion", 1.0),
         ("The effusion seen on the radiograph of ___ has resolved.", "Pleural Effusion", 0.0),
         ("Small effusion seen on ___ is unchanged.", "Pleural Effusion", 1.0),
         ("Pneumothorax is not seen on today's exam.", "Pneumothorax", 0.0),  # the study at hand: a denial

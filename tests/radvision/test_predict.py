@@ -90,6 +90,13 @@ def test_paths_that_start_with_the_roots_own_name_are_read_from_its_parent(tmp_p
     monkeypatch.chdir(root)
     assert [str(Path(p).resolve()) for p in input_paths("valid.csv", path_column="Path")] == expected
     assert [str(Path(p).resolve()) for p in input_paths("valid.csv", path_column="Path", root=".")] == expected
+    # a linked dataset folder keeps the name it is reached by
+    store = tmp_path / "store" / "cx"
+    shutil.copytree(root, store)
+    (tmp_path / "mnt").mkdir()
+    (tmp_path / "mnt" / "CheXpert-v1.0-small").symlink_to(store)
+    linked = tmp_path / "mnt" / "CheXpert-v1.0-small"
+    assert input_paths(linked / "valid.csv", path_column="Path") == [str(linked / "valid" / "a.jpg")]
     # a path that exists under the root itself keeps the root
     (root / "CheXpert-v1.0-small").mkdir()
     assert input_paths(["CheXpert-v1.0-small"], root=root) == [str(root / "CheXpert-v1.0-small")]
@@ -682,6 +689,10 @@ def test_a_gold_table_without_a_predicted_class_says_it_is_not_scored(tmp_path, 
     # --concepts given with read_imageclef's own table (path + concepts columns) reads it as that table
     table = tmp_path / "frame.csv"
     pd.DataFrame({"path": pred["path"], "C0001": [1.0, 0, 0], "concepts": ["C0001;C0009", "C0002", ""]}).to_csv(
+        table, index=False)
+    assert evaluate_files(pred, table, concepts=True)[0]["imageclef_f1"] == pytest.approx((2 * 1 / 4 + 1.0 + 0.0) / 3)
+    # ... matching its images by id, as a concept file's, so other spellings of the paths (or bare ids) match too
+    pd.DataFrame({"path": ["/data/a.png", "b", "train/c.jpg"], "concepts": ["C0001;C0009", "C0002", ""]}).to_csv(
         table, index=False)
     assert evaluate_files(pred, table, concepts=True)[0]["imageclef_f1"] == pytest.approx((2 * 1 / 4 + 1.0 + 0.0) / 3)
 
