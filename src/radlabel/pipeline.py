@@ -200,8 +200,11 @@ class Pipeline:
         obs_idx = [i for i, m in enumerate(mentions) if m.kind not in (ANATOMY, MODIFIER, ABSENT)]
         # "cardiomegaly, pulmonary vascularity within normal limits": that trigger is the unmention's own
         unmentions = [(m.start, m.end) for m in mentions if m.kind == ABSENT]
-        owned = frozenset(k for k, t in enumerate(triggers) if any(a <= t.start and t.end <= b for a, b in unmentions)
-                          ) if unmentions else frozenset()
+        owned: frozenset[int] = frozenset()
+        if unmentions:  # triggers are in start order: each unmention's lie in one slice of them
+            starts = [t.start for t in triggers]
+            owned = frozenset(k for a, b in unmentions for k in range(bisect_left(starts, a), bisect_left(starts, b))
+                              if triggers[k].end <= b)
         statuses = self._context.assign([mentions[i] for i in obs_idx], [msent[i] for i in obs_idx], triggers, tsent,
                                         doc, owned)
         status = dict(zip(obs_idx, statuses, strict=True))
