@@ -90,6 +90,7 @@ def concept_table(
     the `concepts` column for the official score.
     """
     from radvision.data import LabelTable, read_imageclef
+    from radvision.data.imageclef import concept_set
     from radvision.data.table import finish_frame
 
     full = read_imageclef(concepts_csv, image_dir, sep=sep, missing=missing)
@@ -100,16 +101,10 @@ def concept_table(
     return LabelTable(finish_frame(frame, classes), classes, full.root)
 
 
-def concept_set(cell: Any) -> set[str]:
-    """The ';'-joined concept cell of a table as a set (empty for a blank cell)."""
-    if not isinstance(cell, str):
-        return set()
-    return {c for c in cell.split(";") if c}
-
-
 def vocabulary_stats(table: Any) -> dict[str, float]:
     """Label cardinality / density over all concepts of the file and over the kept vocabulary."""
     from radvision.data import label_cardinality, label_density
+    from radvision.data.imageclef import concept_set
 
     sets = table.frame["concepts"].map(concept_set)
     all_concepts = Counter(c for s in sets for c in s)
@@ -147,6 +142,7 @@ def write_submission(path: Path, ids: list[str], concepts: list[set[str]]) -> Pa
 def score_run(run: Path, test: Any, cfg: Any, split: str = "test") -> dict[str, float]:
     """Predict the images of `split` with the finished run, score them the ImageCLEF way and write
     `<split>_submission.tsv`."""
+    from radvision.data.imageclef import concept_set
     from radvision.metrics import imageclef_f1
     from radvision.predict import predict
 

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from radvision.atomic import atomic_write_csv, nearest_existing
 from radvision.config import Config, load_run_config
+from radvision.data.imageclef import concept_set
 from radvision.data.table import META_COLUMNS as TABLE_META_COLUMNS
 from radvision.data.table import canonical_split, label_share, read_csv_checked, separator_hint
 from radvision.errors import RadvisionError, closest, did_you_mean, first_line, some_names
@@ -510,11 +511,6 @@ def _shared_classes(pred: str | os.PathLike[str] | pd.DataFrame, gold: str | os.
 
 CONCEPTS = "concepts"  # a concept gold's column: each image's concepts, ';'-joined
 _GOLD_CONCEPTS = "_gold_concepts"
-
-
-def concept_set(cell: Any) -> set[str]:
-    """A ';'-joined concept cell as a set (empty for a blank cell)."""
-    return {c.strip() for c in cell.split(";") if c.strip()} if isinstance(cell, str) else set()
 
 
 def _has_concepts_column(gold: str | os.PathLike[str] | pd.DataFrame) -> bool:

@@ -27,7 +27,7 @@ from radvision.data.images import IMAGE_EXTENSIONS
 from radvision.data.table import LabelTable, check_files, finish_frame, select_classes
 from radvision.errors import RadvisionError
 
-__all__ = ["concept_id", "label_cardinality", "label_density", "read_concepts", "read_imageclef", "roco_file_names"]
+__all__ = ["concept_id", "concept_set", "label_cardinality", "label_density", "read_concepts", "read_imageclef", "roco_file_names"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,11 @@ _JOINED = re.compile(r"[,|\s]")
 def _is_header(row: list[str]) -> bool:
     """A header row: its first cell names the id column or its second the concepts ("ID,CUIs", "filename<TAB>cuis")."""
     return row[0].strip().lower() in _HEADER_IDS or (len(row) > 1 and row[1].strip().lower() in _HEADER_CONCEPTS)
+
+
+def concept_set(cell: object) -> set[str]:
+    """A ';'-joined concept cell (a LabelTable's `concepts` column) as a set; empty for a blank cell."""
+    return {c.strip() for c in cell.split(";") if c.strip()} if isinstance(cell, str) else set()
 
 
 def concept_id(path: str) -> str:
