@@ -77,6 +77,12 @@ def value(pipe, text, cls):
         ("No pneumothorax post chest drain insertion.", "Support Devices", 1.0),
         ("No post-operative pneumothorax.", "Pneumothorax", 0.0),
         ("No post procedural pneumothorax.", "Pneumothorax", 0.0),
+        # a device named as a cause is there; a finding named as one keeps the negation
+        ("No pneumothorax due to chest tube placement.", "Support Devices", 1.0),
+        ("Limited evaluation due to overlying pacemaker.", "Support Devices", 1.0),
+        ("Free of pneumothorax due to the pleural catheter.", "Support Devices", 1.0),
+        ("No pleural effusion due to the heart failure.", "Edema", 0.0),
+        ("No atelectasis due to pleural effusion.", "Pleural Effusion", 0.0),
         # absent before, so new now
         ("Small left effusion, not present previously.", "Pleural Effusion", 1.0),
         ("Small left effusion, absent on the prior study.", "Pleural Effusion", 1.0),
