@@ -83,6 +83,11 @@ def value(pipe, text, cls):
         ("Free of pneumothorax due to the pleural catheter.", "Support Devices", 1.0),
         ("No pleural effusion due to the heart failure.", "Edema", 0.0),
         ("No atelectasis due to pleural effusion.", "Pleural Effusion", 0.0),
+        # other findings: not No Finding, and no class
+        ("Mild loss of height of the T11 vertebral body.", "No Finding", math.nan),
+        ("Prominent aortic knob.", "No Finding", math.nan),
+        ("The aortic knob is enlarged.", "No Finding", math.nan),
+        ("Calcified pleura at the left base.", "Pleural Other", 1.0),
         # absent before, so new now
         ("Small left effusion, not present previously.", "Pleural Effusion", 1.0),
         ("Small left effusion, absent on the prior study.", "Pleural Effusion", 1.0),
