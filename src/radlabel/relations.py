@@ -350,9 +350,10 @@ def _modified(mentions: list[Mention], sent_of: list[int], i: int, n: int, doc: 
     if doc is not None and nxt is not None and nxt.kind == ANATOMY and nxt.start == m.end + 1 \
             and _sides_joined(doc, m.end):
         return i + 1  # "right and left lower lobe opacities": a side of the place, not of the finding
-    limit = nxt.start if nxt is not None else len(doc) if doc is not None else m.end
-    if doc is not None and limit > m.end and _heads_its_own_noun(doc, m.end, limit):  # most modifiers touch theirs
-        return None
+    if doc is not None:
+        limit = nxt.start if nxt is not None else len(doc)
+        if limit > m.end and _heads_its_own_noun(doc, m.end, limit):  # most modifiers touch their mention
+            return None
     free = 0
     prev_end = m.end
     first_anatomy = None

@@ -259,12 +259,15 @@ def monitored_mean(y_true, y_prob, class_names: Sequence[str], metric: str = "au
     return _nanmean(terms)
 
 
+# computed over the rows whose labels are all known (see the module docstring)
+EXAMPLE_BASED_METRICS = ("samples_f1", "samples_precision", "samples_recall", "exact_match", "hamming_loss",
+                         "jaccard_samples", "jaccard_macro", "lrap", "label_ranking_loss", "coverage_error",
+                         "label_cardinality_true", "label_cardinality_pred")
+
+
 def _example_based(t: np.ndarray, p: np.ndarray, s: np.ndarray) -> dict:
-    keys = ("samples_f1", "samples_precision", "samples_recall", "exact_match", "hamming_loss",
-            "jaccard_samples", "jaccard_macro", "lrap", "label_ranking_loss", "coverage_error",
-            "label_cardinality_true", "label_cardinality_pred")
     if len(t) == 0:
-        return dict.fromkeys(keys, float("nan"))
+        return dict.fromkeys(EXAMPLE_BASED_METRICS, float("nan"))
     ts, ps = _multilabel(t), _multilabel(p)
     # A row with no true and no predicted label is a perfect answer (the ImageCLEF rule: F1 1, and so
     # precision, recall and Jaccard 1); otherwise an empty side scores 0, so predicting nothing is not

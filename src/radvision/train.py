@@ -56,9 +56,6 @@ from radvision.rundir import (
 )
 
 logger = logging.getLogger(__name__)
-# monitors computed over the images whose labels are all known (radvision.metrics' example-based metrics)
-_PER_IMAGE_MONITORS = frozenset({"samples_f1", "f1_samples", "samples_precision", "samples_recall", "exact_match",
-                                 "hamming_loss", "jaccard_samples", "lrap", "label_ranking_loss", "coverage_error"})
 
 __all__ = ["Trainer", "build_datasets", "build_loss", "build_optimizer", "build_train_loader", "check_resume_config",
            "check_training_config", "dataset_labels", "dataset_classes"]
@@ -1051,7 +1048,10 @@ class Trainer:
             logger.warning("The valid loss is undefined: the valid split has no known label; such epochs count "
                            "neither as better nor as worse for early stopping and the best epoch.")
             return
-        if self.config.schedule.monitor in _PER_IMAGE_MONITORS and not (
+        from radvision.metrics import EXAMPLE_BASED_METRICS
+
+        monitor = self.config.schedule.monitor
+        if _METRIC_ALIASES.get(monitor, monitor) in EXAMPLE_BASED_METRICS and not (
                 self.config.schedule.monitor_min_positives or self.config.schedule.monitor_include_any):
             logger.warning("%s is undefined on the valid split: it scores images whose labels are all known, and "
                            "no valid image has every label known (blank labels are masked under data.unmentioned="
